@@ -1,0 +1,45 @@
+"""Exact search with numpy BLAS: one matrix product per query (or per block of queries)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+from annbench.adapter import Adapter
+from annbench.distances import normalized
+
+
+class BruteForce(Adapter):
+    metrics = ("euclidean", "angular", "ip")
+    libraries = ("numpy",)
+
+    def __init__(self, metric: str, threads: int = 1) -> None:
+        super().__init__(metric, threads)
+
+    def fit(self, X: np.ndarray) -> None:
+        self._x = normalized(X) if self.metric == "angular" else np.ascontiguousarray(X, dtype=np.float32)
+        # Larger score = nearer: <q,x> for ip/angular, <q,x> - |x|^2/2 for euclidean.
+        self._half_sq = 0.5 * np.einsum("ij,ij->i", self._x, self._x) if self.metric == "euclidean" else None
+
+    def _scores(self, Q: np.ndarray) -> np.ndarray:
+        s = Q @ self._x.T
+        return s - self._half_sq if self._half_sq is not None else s
+
+    def _top(self, scores: np.ndarray, k: int) -> np.ndarray:
+        k = min(k, scores.shape[-1])
+        part = np.argpartition(-scores, k - 1, axis=-1)[..., :k]
+        order = np.argsort(-np.take_along_axis(scores, part, axis=-1), axis=-1, kind="stable")
+        return np.take_along_axis(part, order, axis=-1)
+
+    def query(self, q: np.ndarray, k: int) -> np.ndarray:
+        return self._top(self._scores(q), k)
+
+    def batch_query(self, Q: np.ndarray, k: int) -> np.ndarray:
+        block = max(1, 50_000_000 // len(self._x))
+        return np.concatenate([self._top(self._scores(Q[s:s + block]), k) for s in range(0, len(Q), block)])
+
+    def index_size_bytes(self) -> int:
+        buf = io.BytesIO()
+        np.save(buf, self._x)
+        return buf.tell()

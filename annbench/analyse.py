@@ -1,0 +1,82 @@
+"""Stored results → tables: one row per run, Pareto frontiers."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from annbench.store import ResultStore, read_attrs
+
+log = logging.getLogger(__name__)
+
+#: Metrics where a larger value is better; every other numeric metric is better smaller.
+HIGHER_IS_BETTER = frozenset({"recall", "id_recall", "eps_recall_0.01", "eps_recall_0.1", "qps", "qps_median",
+                              "knn_accuracy", "knn_accuracy_exact"})
+
+#: The summary columns, in order (more columns follow them in the DataFrame).
+SUMMARY_COLUMNS = ["algorithm", "build_params", "query_params", "k", "batch", "status", "recall", "id_recall",
+                   "qps", "p50_ms", "p99_ms", "build_s", "index_bytes"]
+
+
+def higher_is_better(metric: str) -> bool:
+    return metric in HIGHER_IS_BETTER
+
+
+def results_frame(results_dir: str | Path, dataset: str | None = None) -> pd.DataFrame:
+    """One row per stored run (``dataset=None``: every dataset), every metric, parameter and
+    provenance field as a column; each build/query parameter also as ``build.<name>`` /
+    ``query.<name>``. Unreadable files are skipped with a warning."""
+    rows = []
+    for path in ResultStore(results_dir).paths(dataset):
+        try:
+            attrs = read_attrs(path)
+        except (OSError, KeyError, ValueError) as e:
+            log.warning("skipping unreadable result %s (%s)", path, e)
+            continue
+        attrs["path"] = str(path)
+        for part in ("build", "query"):
+            for name, value in json.loads(attrs.get(f"{part}_params", "{}")).items():
+                attrs[f"{part}.{name}"] = value
+        rows.append(attrs)
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return pd.DataFrame(columns=SUMMARY_COLUMNS)
+    rest = [c for c in frame.columns if c not in SUMMARY_COLUMNS]
+    for c in SUMMARY_COLUMNS:
+        if c not in frame:
+            frame[c] = np.nan
+    return frame[SUMMARY_COLUMNS + rest].sort_values(["algorithm", "build_params", "query_params"],
+                                                    ignore_index=True)
+
+
+def pareto_mask(x: np.ndarray, y: np.ndarray, x_higher: bool = True, y_higher: bool = True) -> np.ndarray:
+    """Points no other point dominates (at least as good on both axes, better on one).
+
+    Of exact duplicates on the frontier, the first is kept. NaN points are never optimal.
+    """
+    xs = np.asarray(x, dtype=float) * (1 if x_higher else -1)
+    ys = np.asarray(y, dtype=float) * (1 if y_higher else -1)
+    keep = np.zeros(len(xs), dtype=bool)
+    valid = np.flatnonzero(~(np.isnan(xs) | np.isnan(ys)))
+    order = valid[np.lexsort((-ys[valid], -xs[valid]))]  # best x first, then best y
+    best_y = -np.inf
+    for i in order:
+        if ys[i] > best_y:
+            keep[i] = True
+            best_y = ys[i]
+    return keep
+
+
+def pareto_frame(frame: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
+    """Per algorithm (and batch mode), its Pareto-optimal rows for ``x`` against ``y``, sorted by ``x``."""
+    ok = frame[frame["status"] == "ok"] if "status" in frame else frame
+    parts = []
+    for _, group in ok.groupby(["algorithm", "batch"], sort=True):
+        mask = pareto_mask(group[x].to_numpy(float), group[y].to_numpy(float), higher_is_better(x),
+                           higher_is_better(y))
+        parts.append(group[mask].sort_values(x))
+    return pd.concat(parts, ignore_index=True) if parts else ok.iloc[0:0]

@@ -1,0 +1,68 @@
+"""Finding adapters by algorithm name.
+
+Algorithm ``faiss-ivf`` lives in ``faiss_ivf.py`` in the first folder of the adapter
+search path (see :func:`annbench.paths.algorithm_dirs`) that has it; the file defines
+exactly one :class:`~annbench.adapter.Adapter` subclass. Files whose names start with
+``_`` are helpers shared by adapters (import them as ``from ._faiss import ...``).
+The folders are mounted as the package ``annbench_algorithms``, so adapters never
+shadow or import each other by accident.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import sys
+import types
+from pathlib import Path
+
+from annbench.adapter import Adapter
+from annbench.errors import UserError
+
+PACKAGE = "annbench_algorithms"
+
+
+class AdapterUnavailable(UserError):
+    """The adapter exists but its library failed to import."""
+
+
+def module_name(algorithm: str) -> str:
+    return algorithm.replace("-", "_")
+
+
+def _mount(dirs: list[Path]) -> None:
+    paths = [str(Path(d).resolve()) for d in dirs]
+    pkg = sys.modules.get(PACKAGE)
+    if pkg is None:
+        pkg = types.ModuleType(PACKAGE)
+        pkg.__path__ = []  # type: ignore[attr-defined]
+        sys.modules[PACKAGE] = pkg
+    if list(pkg.__path__) != paths:  # type: ignore[attr-defined]
+        pkg.__path__[:] = paths  # type: ignore[attr-defined]
+        importlib.invalidate_caches()
+
+
+def adapter_file(algorithm: str, dirs: list[Path]) -> Path | None:
+    for d in dirs:
+        f = Path(d) / f"{module_name(algorithm)}.py"
+        if f.is_file():
+            return f
+    return None
+
+
+def load_adapter(algorithm: str, dirs: list[Path]) -> type[Adapter]:
+    """The adapter class of ``algorithm``; :class:`AdapterUnavailable` if its library fails to import."""
+    if adapter_file(algorithm, dirs) is None:
+        raise UserError(f"algorithm {algorithm!r} has no adapter file {module_name(algorithm)}.py in "
+                        f"{', '.join(str(d) for d in dirs)}")
+    _mount(dirs)
+    try:
+        module = importlib.import_module(f"{PACKAGE}.{module_name(algorithm)}")
+    except Exception as e:  # ImportError, OSError from a shared library, ...
+        raise AdapterUnavailable(f"algorithm {algorithm!r} is unavailable: {type(e).__name__}: {e}") from None
+    classes = [c for _, c in inspect.getmembers(module, inspect.isclass)
+               if issubclass(c, Adapter) and c.__module__ == module.__name__ and not inspect.isabstract(c)]
+    if len(classes) != 1:
+        raise UserError(f"adapter file {module.__file__} must define exactly one Adapter subclass, "
+                        f"found {len(classes)}")
+    return classes[0]

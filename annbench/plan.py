@@ -1,0 +1,107 @@
+"""config → plan: which indexes to build with which parameters, and which query settings to run.
+
+Pure: reads configs and imports adapters to validate against them, runs nothing.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from annbench.config import AlgorithmConfig, all_configs, check_against, find_config, load_config
+from annbench.discovery import AdapterUnavailable, adapter_file, load_adapter
+from annbench.errors import UserError
+from annbench.results import Params
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    k: int = 10
+    runs: int = 3
+    batch: bool = False
+    threads: int = 1
+    force: bool = False
+
+
+@dataclass(frozen=True)
+class BuildSetting:
+    """One index to build, and the query settings to run on it."""
+
+    algorithm: str
+    build_params: Params
+    query_settings: tuple[Params, ...]
+
+
+@dataclass(frozen=True)
+class Plan:
+    dataset: str
+    dataset_path: Path
+    metric: str
+    options: RunOptions
+    builds: tuple[BuildSetting, ...]
+    adapter_dirs: tuple[Path, ...]
+    #: Algorithms that were asked for (or found) but whose library does not import: name → error.
+    unavailable: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def n_runs(self) -> int:
+        return sum(len(b.query_settings) for b in self.builds)
+
+
+def _checked_config(algorithm: str, config_dirs: list[Path], adapter_dirs: list[Path]) -> AlgorithmConfig:
+    path = find_config(algorithm, config_dirs)
+    if path is None:
+        known = sorted(set(all_configs(config_dirs)))
+        close = difflib.get_close_matches(algorithm, known, n=3, cutoff=0.5)
+        hint = f"did you mean {', '.join(close)}?" if close else f"valid: {', '.join(known)}"
+        raise UserError(f"unknown algorithm {algorithm!r} (no {algorithm}.yml in "
+                        f"{', '.join(str(d) for d in config_dirs)}); {hint}")
+    config = load_config(path)
+    if config.algorithm != algorithm:
+        raise UserError(f"config {config.where('algorithm')}: 'algorithm' is {config.algorithm!r} but the "
+                        f"file is named {path.name}; they must agree")
+    if adapter_file(algorithm, adapter_dirs) is None:
+        raise UserError(f"config {path} names algorithm {algorithm!r} but there is no adapter "
+                        f"{algorithm.replace('-', '_')}.py in {', '.join(str(d) for d in adapter_dirs)}")
+    return config
+
+
+def make_plan(dataset: str, dataset_path: Path, metric: str, algorithms: list[str] | None, preset: str,
+              options: RunOptions, config_dirs: list[Path], adapter_dirs: list[Path]) -> Plan:
+    """Build the plan. With ``algorithms=None`` every algorithm with a grid is considered and
+    the ones that cannot run here (metric, preset, import) are left out with a log line;
+    algorithms named explicitly must run, or the plan fails with the reason."""
+    explicit = algorithms is not None
+    names = algorithms if explicit else sorted(all_configs(config_dirs))
+    builds: list[BuildSetting] = []
+    unavailable: dict[str, str] = {}
+    for name in names:
+        config = _checked_config(name, config_dirs, adapter_dirs)
+        if metric not in config.metrics:
+            msg = (f"algorithm {name!r} has no grid for distance {metric!r} (config {config.path} lists "
+                   f"{', '.join(config.metrics)})")
+            if explicit:
+                raise UserError(msg)
+            log.info("skipping: %s", msg)
+            continue
+        if preset not in config.groups:
+            msg = f"config {config.path} has no group {preset!r}; valid: {', '.join(config.groups)}"
+            if explicit:
+                raise UserError(msg)
+            log.info("skipping %s: %s", name, msg)
+            continue
+        try:
+            adapter = load_adapter(name, adapter_dirs)
+        except AdapterUnavailable as e:
+            unavailable[name] = str(e)
+            (log.error if explicit else log.warning)("%s", e)
+            continue
+        check_against(config, adapter)
+        group = config.groups[preset]
+        queries = tuple(group.query_settings())
+        builds += [BuildSetting(name, b, queries) for b in group.build_settings()]
+    return Plan(dataset, dataset_path, metric, options, tuple(builds), tuple(adapter_dirs), unavailable)

@@ -1,0 +1,104 @@
+"""The results folder: one HDF5 file per run, written atomically, read back as attrs or arrays.
+
+Layout: ``<root>/<dataset>/<k>/<algorithm>[-batch]/<params>.<hash>.hdf5`` holding the
+datasets ``neighbors``, ``distances``, ``latencies_ns`` and ``pass_times_ns`` and every
+metric and provenance field as attrs (mappings as JSON strings).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from annbench.results import STATUS_OK, RunKey, RunResult, canonical
+
+log = logging.getLogger(__name__)
+
+ARRAYS = ("neighbors", "distances", "latencies_ns", "pass_times_ns")
+
+
+class ResultStore:
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def run_dir(self, dataset: str, k: int, algorithm: str, batch: bool) -> Path:
+        return self.root / dataset / str(k) / f"{algorithm}{'-batch' if batch else ''}"
+
+    def path_for(self, key: RunKey) -> Path:
+        return self.run_dir(key.dataset, key.k, key.algorithm, key.batch) / key.file_name()
+
+    def finished(self, key: RunKey) -> bool:
+        """A readable result with status ``ok`` exists. A corrupt file counts as missing (warned)."""
+        path = self.path_for(key)
+        if not path.is_file():
+            return False
+        try:
+            return read_attrs(path).get("status") == STATUS_OK
+        except (OSError, KeyError, ValueError) as e:
+            log.warning("result %s is unreadable (%s); it will be run again", path, e)
+            return False
+
+    def write(self, result: RunResult) -> Path:
+        """Write atomically and durably: temporary file, fsync, rename, fsync of the folder."""
+        path = self.path_for(result.key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            with h5py.File(tmp, "w") as f:
+                for name, value in result_attrs(result).items():
+                    f.attrs[name] = value
+                for name in ARRAYS:
+                    a = getattr(result, name)
+                    if a is not None:
+                        f.create_dataset(name, data=a)
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        return path
+
+    def paths(self, dataset: str | None = None) -> Iterator[Path]:
+        base = self.root / dataset if dataset else self.root
+        if base.is_dir():
+            yield from sorted(p for p in base.rglob("*.hdf5") if not p.name.startswith("."))
+
+
+def result_attrs(result: RunResult) -> dict[str, Any]:
+    k = result.key
+    attrs: dict[str, Any] = {
+        "dataset": k.dataset, "k": k.k, "algorithm": k.algorithm, "batch": k.batch, "threads": k.threads,
+        "build_params": canonical(k.build_params), "query_params": canonical(k.query_params),
+        "status": result.status, "error": result.error,
+    }
+    for name, value in {**result.attrs, **result.metrics}.items():
+        attrs[name] = json.dumps(value, sort_keys=True) if isinstance(value, (dict, list, tuple)) else value
+    return attrs
+
+
+def read_attrs(path: str | Path) -> dict[str, Any]:
+    with h5py.File(path, "r") as f:
+        out = {n: (v.decode() if isinstance(v, bytes) else v) for n, v in f.attrs.items()}
+    for n, v in out.items():
+        if isinstance(v, np.generic):
+            out[n] = v.item()
+    if "status" not in out:
+        raise KeyError("no 'status' attr: not an annbench result")
+    return out
+
+
+def read_arrays(path: str | Path) -> dict[str, np.ndarray]:
+    with h5py.File(path, "r") as f:
+        return {n: f[n][()] for n in ARRAYS if n in f}

@@ -14,6 +14,7 @@ class SklearnTree(Adapter):
     """Exact search in a scikit-learn ``KDTree`` / ``BallTree``; angular via unit-norm copies."""
 
     metrics = ("euclidean", "angular")
+    exact = True
     libraries = ("scikit-learn",)
     tree_class_name = ""
 

@@ -12,6 +12,7 @@ from annbench.distances import normalized
 
 class BruteForce(Adapter):
     metrics = ("euclidean", "angular", "ip")
+    exact = True
     libraries = ("numpy",)
 
     def __init__(self, metric: str, threads: int = 1) -> None:

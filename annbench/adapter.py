@@ -38,6 +38,8 @@ class Adapter(abc.ABC):
     metrics: ClassVar[tuple[str, ...]] = ("euclidean", "angular")
     #: Distribution names whose versions are recorded in each result's provenance.
     libraries: ClassVar[tuple[str, ...]] = ()
+    #: True for exact methods (recall 1.0 is expected of them).
+    exact: ClassVar[bool] = False
 
     def __init__(self, metric: str, threads: int = 1) -> None:
         self.metric = metric

@@ -11,6 +11,8 @@ from collections.abc import Callable
 def setup_logging(verbosity: int) -> None:
     level = logging.WARNING if verbosity < 0 else logging.INFO if verbosity == 0 else logging.DEBUG
     logging.basicConfig(level=level, format="%(levelname).1s %(message)s", stream=sys.stderr, force=True)
+    for noisy in ("faiss", "matplotlib", "numba", "PIL"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 
 def positive_int(text: str) -> int:

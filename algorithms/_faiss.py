@@ -1,0 +1,115 @@
+"""Shared by the faiss adapters: one index built from a faiss factory string, searched with faiss's own API.
+
+Angular search uses unit-norm copies of the train rows and inner product. Queries are passed as
+given: for one query, the ranking by inner product does not depend on the query's norm.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from annbench.adapter import Adapter
+from annbench.distances import normalized
+
+#: Seed of faiss's k-means (coarse quantizer); faiss's PQ codebooks use their own fixed default.
+SEED = 1234
+
+
+def positive(**params: int) -> None:
+    """Raise a ValueError naming the first parameter that is not an int >= 1."""
+    for name, value in params.items():
+        if value < 1:
+            raise ValueError(f"{name}={value}; valid: an int >= 1")
+
+
+class FaissAdapter(Adapter):
+    """Base of the faiss adapters: subclasses give the factory string and set their parameters."""
+
+    metrics = ("euclidean", "angular", "ip")
+    libraries = ("faiss-cpu",)
+
+    def factory(self, d: int) -> str:
+        """The ``faiss.index_factory`` description of the index for ``d``-dimensional data."""
+        raise NotImplementedError
+
+    def configure(self, index: Any) -> None:
+        """Set build-time fields of the index before training and adding (hook)."""
+
+    def fit(self, X: np.ndarray) -> None:
+        import faiss
+
+        faiss.omp_set_num_threads(self.threads)
+        x = normalized(X) if self.metric == "angular" else np.ascontiguousarray(X, dtype=np.float32)
+        metric = faiss.METRIC_L2 if self.metric == "euclidean" else faiss.METRIC_INNER_PRODUCT
+        self.index = faiss.index_factory(x.shape[1], self.factory(x.shape[1]), metric)
+        ivf = faiss.try_extract_index_ivf(self.index)
+        if ivf is not None:
+            ivf.cp.seed = SEED
+        self.configure(self.index)
+        self.index.train(x)
+        self.index.add(x)
+        self._search = self.index.search
+
+    def query(self, q: np.ndarray, k: int) -> np.ndarray:
+        return self._search(q[None, :], k)[1][0]
+
+    def batch_query(self, Q: np.ndarray, k: int) -> np.ndarray:
+        return self._search(Q, k)[1]
+
+    def index_size_bytes(self) -> int:
+        import faiss
+
+        return int(faiss.serialize_index(self.index).nbytes)
+
+
+class FaissIVFAdapter(FaissAdapter):
+    """IVF indexes: ``nprobe`` per query setting; counters from ``faiss.cvar.indexIVF_stats``."""
+
+    def set_query_params(self, nprobe: int = 1) -> None:
+        import faiss
+
+        positive(nprobe=nprobe)
+        faiss.extract_index_ivf(self.index).nprobe = nprobe
+        faiss.cvar.indexIVF_stats.reset()
+
+    def stats(self) -> dict[str, float]:
+        """Codes scanned in the inverted lists per query, averaged over every pass since the setting
+        was applied (the search is deterministic, so this is also the last pass's mean)."""
+        import faiss
+
+        s = faiss.cvar.indexIVF_stats
+        return {"ndis_per_query": s.ndis / s.nq} if s.nq else {}
+
+
+class FaissPQAdapter(FaissIVFAdapter):
+    """IVF with product quantization, exact re-ranking of ``k * k_factor`` candidates (``IndexRefineFlat``).
+
+    ``M`` sub-quantizers need not divide the dimension: the vectors are zero-padded
+    (faiss ``Pad``), which changes no distance. The index keeps the full vectors for the
+    re-ranking, so its size includes them.
+    """
+
+    nbits = 8
+    suffix = "np"  # no polysemous training (slow, and only useful for Hamming filtering, unused here)
+
+    def __init__(self, metric: str, nlist: int = 1024, M: int = 16, threads: int = 1) -> None:
+        super().__init__(metric, threads)
+        positive(nlist=nlist, M=M)
+        self.nlist, self.M = nlist, M
+
+    def factory(self, d: int) -> str:
+        if self.M > d:
+            raise ValueError(f"M={self.M} exceeds the dimension {d}; valid: 1..{d}")
+        padded = -(-d // self.M) * self.M
+        pad = f"Pad{padded}," if padded != d else ""
+        return f"{pad}IVF{self.nlist},PQ{self.M}x{self.nbits}{self.suffix},RFlat"
+
+    def set_query_params(self, nprobe: int = 1, k_factor: int = 0) -> None:
+        """``k_factor = 0``: PQ distances only; ``>= 1``: re-rank ``k * k_factor`` candidates exactly."""
+        super().set_query_params(nprobe)
+        if k_factor < 0:
+            raise ValueError(f"k_factor={k_factor}; valid: 0 (no re-ranking) or an int >= 1")
+        self.index.k_factor = max(k_factor, 1)
+        self._search = self.index.search if k_factor else self.index.base_index.search

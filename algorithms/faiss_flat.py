@@ -1,0 +1,13 @@
+"""faiss ``IndexFlat``: exact search (L2, or inner product on unit-norm copies for angular)."""
+
+from ._faiss import FaissAdapter
+
+
+class FaissFlat(FaissAdapter):
+    exact = True
+
+    def __init__(self, metric: str, threads: int = 1) -> None:
+        super().__init__(metric, threads)
+
+    def factory(self, d: int) -> str:
+        return "Flat"

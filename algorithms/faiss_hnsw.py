@@ -1,0 +1,34 @@
+"""faiss ``IndexHNSWFlat``: a hierarchical navigable small-world graph over the full vectors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._faiss import FaissAdapter, positive
+
+
+class FaissHNSW(FaissAdapter):
+    def __init__(self, metric: str, M: int = 16, efConstruction: int = 200, threads: int = 1) -> None:
+        super().__init__(metric, threads)
+        positive(M=M, efConstruction=efConstruction)
+        self.M, self.efConstruction = M, efConstruction
+
+    def factory(self, d: int) -> str:
+        return f"HNSW{self.M},Flat"
+
+    def configure(self, index: Any) -> None:
+        index.hnsw.efConstruction = self.efConstruction
+
+    def set_query_params(self, efSearch: int = 16) -> None:
+        import faiss
+
+        positive(efSearch=efSearch)
+        self.index.hnsw.efSearch = efSearch
+        faiss.cvar.hnsw_stats.reset()
+
+    def stats(self) -> dict[str, float]:
+        """Distance computations and graph hops per query since the setting was applied."""
+        import faiss
+
+        s = faiss.cvar.hnsw_stats
+        return {"ndis_per_query": s.ndis / s.n1, "hops_per_query": s.nhops / s.n1} if s.n1 else {}

@@ -1,0 +1,10 @@
+"""faiss ``IndexIVFPQ`` (``M`` sub-quantizers of ``nbits`` bits) under ``IndexRefineFlat`` (re-ranking)."""
+
+from ._faiss import FaissPQAdapter, positive
+
+
+class FaissIVFPQ(FaissPQAdapter):
+    def __init__(self, metric: str, nlist: int = 1024, M: int = 16, nbits: int = 8, threads: int = 1) -> None:
+        super().__init__(metric, nlist, M, threads)
+        positive(nbits=nbits)
+        self.nbits = nbits

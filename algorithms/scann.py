@@ -1,0 +1,68 @@
+"""ScaNN: a k-means tree of ``num_leaves`` partitions, anisotropic-quantized (AH) scoring, exact re-ranking.
+
+Parameters are ScaNN's own (``scann.scann_ops_pybind.builder``):
+``num_leaves`` partitions (``tree``); ``training_sample_size`` points to train them on (None: all);
+``dimensions_per_block`` dimensions per 4-bit AH code (``score_ah``; fewer = finer codes, more memory);
+``anisotropic_quantization_threshold`` (``score_ah``; None = off; ScaNN applies it to dot-product
+scoring, i.e. angular and ip, and ignores it for euclidean); at query time ``num_leaves_to_search``
+partitions are scored and the best ``reorder`` candidates (at least k) re-ranked exactly.
+Angular: unit-norm copies, dot product, spherical partitions.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import numpy as np
+
+from annbench.adapter import Adapter
+from annbench.distances import normalized
+
+
+class Scann(Adapter):
+    metrics = ("euclidean", "angular", "ip")
+    libraries = ("scann",)
+
+    def __init__(self, metric: str, num_leaves: int = 1000, dimensions_per_block: int = 2,
+                 anisotropic_quantization_threshold: float | None = None, training_sample_size: int | None = None,
+                 threads: int = 1) -> None:
+        super().__init__(metric, threads)
+        for name, value in (("num_leaves", num_leaves), ("dimensions_per_block", dimensions_per_block),
+                            ("training_sample_size", training_sample_size or 1)):
+            if value < 1:
+                raise ValueError(f"{name}={value}; valid: an int >= 1")
+        self.num_leaves, self.dimensions_per_block = num_leaves, dimensions_per_block
+        self.avq = np.nan if anisotropic_quantization_threshold is None else anisotropic_quantization_threshold
+        self.training_sample_size = training_sample_size
+
+    def fit(self, X: np.ndarray) -> None:
+        import scann
+
+        x = normalized(X) if self.metric == "angular" else np.ascontiguousarray(X, dtype=np.float32)
+        distance = "squared_l2" if self.metric == "euclidean" else "dot_product"
+        sample = min(len(x), self.training_sample_size or len(x))
+        builder = (scann.scann_ops_pybind.builder(x, 10, distance)
+                   .tree(self.num_leaves, 1, training_sample_size=sample, spherical=self.metric == "angular",
+                         quantize_centroids=True)
+                   .score_ah(self.dimensions_per_block, anisotropic_quantization_threshold=self.avq)
+                   .reorder(100))
+        self.searcher = builder.set_n_training_threads(self.threads).build()
+        self.searcher.set_num_threads(self.threads)
+
+    def set_query_params(self, num_leaves_to_search: int = 1, reorder: int = 100) -> None:
+        if num_leaves_to_search < 1 or reorder < 1:
+            raise ValueError(f"num_leaves_to_search={num_leaves_to_search}, reorder={reorder}; valid: ints >= 1")
+        self.leaves, self.reorder = num_leaves_to_search, reorder
+
+    def query(self, q: np.ndarray, k: int) -> np.ndarray:
+        return self.searcher.search(q, k, max(k, self.reorder), self.leaves)[0]
+
+    def batch_query(self, Q: np.ndarray, k: int) -> np.ndarray:
+        search = self.searcher.search_batched if self.threads == 1 else self.searcher.search_batched_parallel
+        return search(Q, k, max(k, self.reorder), self.leaves)[0]
+
+    def index_size_bytes(self) -> int:
+        with tempfile.TemporaryDirectory() as d:
+            self.searcher.serialize(d)
+            return sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d))

@@ -6,7 +6,9 @@ Parameters are ScaNN's own (``scann.scann_ops_pybind.builder``):
 ``anisotropic_quantization_threshold`` (``score_ah``; None = off; ScaNN applies it to dot-product
 scoring, i.e. angular and ip, and ignores it for euclidean); at query time ``num_leaves_to_search``
 partitions are scored and the best ``reorder`` candidates (at least k) re-ranked exactly.
-Angular: unit-norm copies, dot product, spherical partitions.
+Angular: unit-norm copies, dot product, spherical partitions. ScaNN takes no seed; its default random
+centre initialisation differs between builds, so k-means++ initialisation (``random_init=False``)
+is used, which makes builds deterministic.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ class Scann(Adapter):
         sample = min(len(x), self.training_sample_size or len(x))
         builder = (scann.scann_ops_pybind.builder(x, 10, distance)
                    .tree(self.num_leaves, 1, training_sample_size=sample, spherical=self.metric == "angular",
-                         quantize_centroids=True)
+                         quantize_centroids=True, random_init=False)
                    .score_ah(self.dimensions_per_block, anisotropic_quantization_threshold=self.avq)
                    .reorder(100))
         self.searcher = builder.set_n_training_threads(self.threads).build()

@@ -1,0 +1,88 @@
+"""faiss and ScaNN adapters: what the generic contract in test_backends.py does not cover."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from annbench.discovery import load_adapter
+from annbench.paths import ALGORITHMS_DIR
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1200, 18)).astype(np.float32)  # 18 = no divisor of the M values below
+    x.setflags(write=False)
+    return x[:1000], x[1000:]
+
+
+def _adapter(name: str, metric: str = "euclidean", **build):
+    return load_adapter(name, [ALGORITHMS_DIR])(metric, threads=1, **build)
+
+
+@pytest.mark.parametrize("name", ["faiss-ivfpq", "faiss-ivfpqfs"])
+def test_pq_pads_when_M_does_not_divide_the_dimension(name, data) -> None:
+    train, test = data
+    a = _adapter(name, nlist=8, M=4)
+    a.fit(train)
+    a.set_query_params(nprobe=8, k_factor=50)  # re-ranking 500 of 1000 points: near exact
+    ids = a.batch_query(test, 10)
+    exact = np.argsort(((test[:, None, :] - train[None]) ** 2).sum(-1), axis=1)[:, :10]
+    assert np.mean([len(set(r) & set(e)) / 10 for r, e in zip(ids, exact)]) > 0.9
+
+
+def test_pq_rejects_M_above_the_dimension(data) -> None:
+    with pytest.raises(ValueError, match="M=32 exceeds the dimension 18"):
+        _adapter("faiss-ivfpq", nlist=8, M=32).fit(data[0])
+
+
+def test_ivf_counters_follow_nprobe(data) -> None:
+    train, test = data
+    a = _adapter("faiss-ivf", nlist=16)
+    a.fit(train)
+    scanned = []
+    for nprobe in (1, 4, 16):
+        a.set_query_params(nprobe=nprobe)
+        a.batch_query(test, 10)
+        a.batch_query(test, 10)  # two passes: the per-query mean is unchanged
+        scanned.append(a.stats()["ndis_per_query"])
+    assert scanned[0] < scanned[1] < scanned[2] == len(train)
+
+
+def test_hnsw_counters(data) -> None:
+    train, test = data
+    a = _adapter("faiss-hnsw", M=8, efConstruction=40)
+    a.fit(train)
+    a.set_query_params(efSearch=10)
+    for q in test:
+        a.query(q, 10)
+    low = a.stats()
+    a.set_query_params(efSearch=100)
+    a.batch_query(test, 10)
+    assert 0 < low["ndis_per_query"] < a.stats()["ndis_per_query"] <= len(train)
+    assert low["hops_per_query"] > 0
+
+
+@pytest.mark.parametrize(("name", "build", "query"), [
+    ("faiss-ivfpq", {"nlist": 8, "M": 6}, {"nprobe": 2, "k_factor": 0}),
+    ("faiss-hnsw", {"M": 8, "efConstruction": 40}, {"efSearch": 10}),
+    ("scann", {"num_leaves": 20}, {"num_leaves_to_search": 2, "reorder": 20}),
+])
+def test_builds_are_deterministic(name, build, query, data) -> None:
+    train, test = data
+    answers = []
+    for _ in range(2):
+        a = _adapter(name, "angular", **build)
+        a.fit(train)
+        a.set_query_params(**query)
+        answers.append(np.asarray(a.batch_query(test, 10)))
+    np.testing.assert_array_equal(*answers)
+
+
+def test_scann_reorder_below_k_still_returns_k(data) -> None:
+    train, test = data
+    a = _adapter("scann", "ip", num_leaves=20)
+    a.fit(train)
+    a.set_query_params(num_leaves_to_search=20, reorder=1)
+    assert len(a.query(test[0], 10)) == 10

@@ -6,17 +6,20 @@ the same parameters (single-query mode, k = 10, one thread):
 
 * harness: the adapter loaded by algorithm name, built with the build setting, each ``--ef`` applied
   with ``set_query_params`` and timed by the harness's own single-query loop
-  (``annbench.measure.single_query_passes``, which ``execute`` uses), QPS as ``evaluate.speed``
-  reports it (queries / fastest pass);
+  (``annbench.measure.single_query_passes``, which ``execute`` uses: a clock read around every
+  query, the answers kept);
 * tight loop: an index built directly with the library and the same parameters, then a bare
-  ``for q in queries: search(q)`` loop.
+  ``for q in queries: search(q)`` loop (faiss's 1×d query rows shaped before timing).
 
-The machine is shared, so the two alternate, pass by pass, for ``--rounds`` rounds (each with its
-own warm-up), and the fastest pass of each counts. Ratio = harness QPS / tight-loop QPS. The
-answers are compared too (same ids = same index and parameters). Euclidean datasets only.
+The machine may be shared, so whole passes would compare different moments of load: the queries
+are cut into chunks of ``--chunk``, and for each chunk the harness loop and the tight loop alternate
+(each with its own warm-up) for ``--rounds`` rounds; each side's time is the sum over chunks of its
+fastest pass of that chunk. Ratio = harness QPS / tight-loop QPS. The answers of the two are
+compared too (same ids = same index and parameters). Euclidean datasets only.
 
     python benchmarks/fidelity.py [--dataset random-s-100-euclidean] [--M 16]
-                                  [--ef-construction 100] [--ef 10 40 160] [--rounds 15]
+                                  [--ef-construction 100] [--ef 10 40 160] [--queries 2000]
+                                  [--chunk 10] [--rounds 15]
 """
 
 from __future__ import annotations
@@ -25,7 +28,6 @@ import argparse
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -39,7 +41,6 @@ import numpy as np  # noqa: E402
 from annbench import paths  # noqa: E402
 from annbench.datasets.registry import load  # noqa: E402
 from annbench.discovery import adapter_file, load_adapter  # noqa: E402
-from annbench.evaluate import speed  # noqa: E402
 from annbench.measure import single_query_passes  # noqa: E402
 from annbench.threads import limited_threads  # noqa: E402
 
@@ -101,22 +102,24 @@ def main() -> None:
     p.add_argument("--ef-construction", type=int, default=100)
     p.add_argument("--ef", type=int, nargs="+", default=[10, 40, 160])
     p.add_argument("--rounds", type=int, default=15, help="alternations of harness and tight-loop passes")
+    p.add_argument("--chunk", type=int, default=10, help="queries per alternated pass")
+    p.add_argument("--queries", type=int, default=2000, help="first N test queries (default 2000)")
     p.add_argument("--algorithm", nargs="+", default=list(LIBRARIES), choices=list(LIBRARIES))
     args = p.parse_args()
     dataset = load(args.dataset, args.data_dir or paths.default_data_dir())
     if dataset.distance != "euclidean":
         raise SystemExit(f"fidelity.py compares euclidean searches; {dataset.name} is {dataset.distance}")
     train = np.ascontiguousarray(dataset.train)
-    n = len(dataset.test)
+    queries = dataset.test[:args.queries]
+    n = len(queries)
     print(f"dataset {dataset.name} ({len(train)} x {train.shape[1]}, {n} queries); k={K}, single-query, 1 thread, "
-          f"M={args.M}, ef_construction={args.ef_construction}; fastest of {args.rounds} alternated passes each")
+          f"M={args.M}, ef_construction={args.ef_construction}; chunks of {args.chunk}, fastest of {args.rounds} alternated passes each")
     print(f"{'algorithm':<11} {'ef':>4} {'harness QPS':>12} {'tight QPS':>10} {'ratio':>6} same ids")
     for algorithm in args.algorithm:
         make, build, qname, two_d = LIBRARIES[algorithm]
         if adapter_file(algorithm, paths.algorithm_dirs()) is None:
             print(f"{algorithm:<11} no adapter algorithms/{algorithm.replace('-', '_')}.py here yet: not measured")
             continue
-        queries = dataset.test
         rows = [q[None, :] if two_d else q for q in np.ascontiguousarray(queries)]
         with_ef = make(train, args.M, args.ef_construction)
         with limited_threads(1):  # as execute() runs every build setting
@@ -126,14 +129,19 @@ def main() -> None:
             for ef in args.ef:
                 adapter.set_query_params(**{qname: ef})
                 search = with_ef(ef)
-                harness_ns, tight_ns = [], []
-                for _ in range(args.rounds):
-                    m = single_query_passes(adapter, queries, K, runs=1)
-                    harness_ns.append(int(m.pass_times_ns[0]))
-                    t, ids = tight_pass(search, rows)
-                    tight_ns.append(t)
-                qps, tight_qps = speed(replace(m, pass_times_ns=np.asarray(harness_ns)), n)["qps"], n * 1e9 / min(tight_ns)
-                same = np.array_equal(m.neighbors, ids.astype(np.int64))
+                harness_ns = tight_ns = 0
+                same = True
+                for start in range(0, n, args.chunk):
+                    chunk = slice(start, start + args.chunk)
+                    h, t = [], []
+                    for _ in range(args.rounds):
+                        m = single_query_passes(adapter, queries[chunk], K, runs=1)
+                        h.append(int(m.pass_times_ns[0]))
+                        elapsed, ids = tight_pass(search, rows[chunk])
+                        t.append(elapsed)
+                    harness_ns, tight_ns = harness_ns + min(h), tight_ns + min(t)
+                    same &= np.array_equal(m.neighbors, ids.astype(np.int64))
+                qps, tight_qps = n * 1e9 / harness_ns, n * 1e9 / tight_ns
                 print(f"{algorithm:<11} {ef:>4} {qps:>12.0f} {tight_qps:>10.0f} {qps / tight_qps:>6.3f} "
                       f"{'yes' if same else 'no'}", flush=True)
 

@@ -280,3 +280,37 @@ def test_corrupt_dataset_fails_before_any_child(faulty, data_dir: Path, results_
     [line] = r.err.strip().splitlines()
     assert line.startswith(f"error: dataset file {bad}: ")
     assert not results_dir.exists()  # no child ran: no log, no result
+
+
+def test_run_task_isolated_directly(data_dir: Path, tmp_path: Path) -> None:
+    """The executor-independent entry point: a picklable task in, an outcome out."""
+    import pickle
+    import uuid
+
+    from annbench.datasets.format import load_dataset
+    from annbench.isolation import run_task_isolated
+    from annbench.paths import ALGORITHMS_DIR
+    from annbench.plan import BuildSetting, RunOptions
+    from annbench.results import RunKey
+    from annbench.task import Limits, Task
+
+    path = data_dir / f"{DATASET}.hdf5"
+    checksum = load_dataset(path).checksum
+    key = RunKey(DATASET, 10, "bruteforce", False, {}, {}, 1)
+    task = Task(uuid.uuid4().hex, DATASET, path, "sha256:not-this-file", RunOptions(runs=1),
+                BuildSetting("bruteforce", {}, ({},)), (key,), (ALGORITHMS_DIR,), tmp_path / "results")
+    assert pickle.loads(pickle.dumps(task)) == task
+    log = tmp_path / "logs" / "child.log"
+    outcome = run_task_isolated(task, Limits(timeout_s=60, cpus=(0,)), log)
+    assert outcome.reason == "exit" and outcome.exit_code == 1 and outcome.log_path == log
+    stored = read_attrs(ResultStore(tmp_path / "results").path_for(key))
+    assert stored["status"] == "error" and "changed since the sweep started" in stored["error"]
+    assert stored["task_id"] == task.task_id and stored["log_path"] == str(log)
+
+    good = Task(uuid.uuid4().hex, DATASET, path, checksum, RunOptions(runs=1), task.setting, (key,),
+                task.adapter_dirs, task.results_root)
+    outcome = run_task_isolated(good, Limits(timeout_s=60, cpus=(0,)), log)
+    assert outcome.ok and outcome.exit_code == 0 and outcome.peak_rss_bytes > 0
+    stored = read_attrs(ResultStore(tmp_path / "results").path_for(key))
+    assert stored["status"] == "ok" and stored["task_id"] == good.task_id and stored["recall"] == 1.0
+    assert "dataset" in log.read_text() and "opened" in log.read_text()

@@ -36,7 +36,7 @@ def _matrix(path: str | Path, what: str) -> tuple[np.ndarray, np.ndarray | None]
 def _check_unique(keys: np.ndarray, origin: str | Path) -> None:
     uniq, first, counts = np.unique(keys.astype(str), return_index=True, return_counts=True)
     if (counts > 1).any():
-        dup = uniq[np.flatnonzero(counts > 1)[0]]
+        dup = str(uniq[np.flatnonzero(counts > 1)[0]])
         rows = np.flatnonzero(keys.astype(str) == dup)[:2]
         raise UserError(f"file {origin}: duplicate key {dup!r} (rows {rows[0]} and {rows[1]}); valid: unique keys")
 

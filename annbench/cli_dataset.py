@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from annbench import paths
-from annbench.cli import guarded, positive_int, setup_logging
+from annbench.cli import Parser, guarded, positive_int, setup_logging
 from annbench.errors import UserError
 
 
@@ -57,8 +56,8 @@ def describe(path: Path, name: str | None = None, how: str | None = None) -> str
     return "\n".join(f"{k:<13} {v}" for k, v in rows)
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="dataset.py", description="Manage benchmark datasets.")
+def parser() -> Parser:
+    p = Parser(prog="dataset.py", description="Manage benchmark datasets.")
     p.add_argument("--data-dir", type=Path, default=None,
                    help=f"dataset folder (default ${paths.ENV_DATA_DIR} or ./datasets)")
     p.add_argument("-v", "--verbose", action="count", default=0)

@@ -7,7 +7,6 @@ import hashlib
 import http.server
 import socket
 import threading
-from pathlib import Path
 
 import h5py
 import numpy as np
@@ -17,7 +16,7 @@ from annbench.datasets import upstream
 from annbench.datasets.download import DownloadError, download
 from annbench.datasets.format import load_dataset, write_dataset
 from annbench.datasets.registry import prepare
-from annbench.datasets.spec import DatasetSpec, RawData, Upstream
+from annbench.datasets.spec import DatasetSpec, Upstream
 from annbench.groundtruth import exact_knn
 
 PAYLOAD = np.random.default_rng(0).integers(0, 256, 300_000, dtype=np.uint8).tobytes()

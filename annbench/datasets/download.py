@@ -5,6 +5,7 @@ the partial file; an interrupted transfer keeps it so the next attempt resumes.
 
 from __future__ import annotations
 
+import http.client
 import logging
 import os
 import re
@@ -96,7 +97,7 @@ def download(url: str, dest: str | Path, checksums: dict[str, str] | None = None
             break
         except DownloadError:
             raise
-        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as e:
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
             last = e
             if not part.exists() or part.stat().st_size == 0:
                 break  # nothing arrived: the server is unreachable, retrying will not help

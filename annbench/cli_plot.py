@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from annbench import paths
-from annbench.cli import guarded, positive_int, setup_logging
+from annbench.cli import Parser, guarded, positive_int, setup_logging
 from annbench.errors import UserError
 from annbench.plotting import DEFAULT_VIEW, SCALES, VIEWS, View
 from annbench.tables import FORMATS
@@ -21,8 +21,8 @@ PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 TABLE_SUFFIXES = {".md": "md", ".csv": "csv", ".txt": "text", ".json": "json", ".tex": "latex"}
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="plot.py", description="Plot and tabulate stored benchmark results.")
+def parser() -> Parser:
+    p = Parser(prog="plot.py", description="Plot and tabulate stored benchmark results.")
     p.add_argument("--dataset", help="comma-separated dataset names (default: every dataset in the results folder)")
     p.add_argument("--results", type=Path, default=None,
                    help=f"results folder (default ${paths.ENV_RESULTS_DIR} or ./results)")

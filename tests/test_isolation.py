@@ -116,18 +116,25 @@ def _assert_healthy(rows) -> None:
         assert rows[name]["recall"] == 1.0
 
 
+def _failing_sweep(dirs, data_dir: Path, results_dir: Path, fault: str, reason: str, *extra: object):
+    """A sweep of bruteforce and faulty with ``fault: [none, <fault>]``: the healthy runs finish and
+    the faulty one is stored as an error with ``reason``; returns the CLI result and its row."""
+    _grid(dirs[1], f"{{fault: [none, {fault}]}}")
+    r = _sweep(dirs, data_dir, results_dir, *extra)
+    assert r.code == 1, r.err
+    _, rows = _by_fault(results_dir)
+    _assert_healthy(rows)
+    bad = rows[fault]
+    assert bad["status"] == "error" and bad["reason"] == reason, (bad["reason"], bad["error"])
+    assert np.isnan(bad["recall"]) and np.isnan(bad["qps"])
+    return r, bad
+
+
 @pytest.mark.parametrize(("fault", "signal_name"), [("segfault", "SIGSEGV"), ("abort", "SIGABRT")])
 def test_crash_is_recorded_with_its_signal(fault: str, signal_name: str, faulty, data_dir: Path,
                                            results_dir: Path) -> None:
-    _grid(faulty[1], f"{{fault: [none, {fault}]}}")
-    r = _sweep(faulty, data_dir, results_dir, "--parallelism", 2)
-    assert r.code == 1, r.err
-    frame, rows = _by_fault(results_dir)
-    _assert_healthy(rows)
-    bad = rows[fault]
-    assert bad["status"] == "error" and bad["reason"] == "signal"
+    r, bad = _failing_sweep(faulty, data_dir, results_dir, fault, "signal")
     assert signal_name in bad["error"]
-    assert np.isnan(bad["recall"])
     log = Path(bad["log_path"])
     assert log.is_file() and "Fatal Python error" in log.read_text()  # faulthandler's report of the child
     assert "Fatal Python error" in bad["traceback"]
@@ -135,15 +142,11 @@ def test_crash_is_recorded_with_its_signal(fault: str, signal_name: str, faulty,
 
 
 def test_infinite_loop_hits_the_timeout(faulty, data_dir: Path, results_dir: Path) -> None:
-    _grid(faulty[1], "{fault: [none, hang]}")
     start = time.monotonic()
-    r = _sweep(faulty, data_dir, results_dir, "--timeout", 4, "--parallelism", 2)
-    assert r.code == 1, r.err
+    _, bad = _failing_sweep(faulty, data_dir, results_dir, "hang", "timeout", "--timeout", 4, "--parallelism", 2)
     assert time.monotonic() - start < 30
-    _, rows = _by_fault(results_dir)
-    _assert_healthy(rows)
-    assert rows["hang"]["reason"] == "timeout" and "timeout" in rows["hang"]["error"]
-    text = Path(rows["hang"]["log_path"]).read_text()
+    assert "timeout: still running after 4 s" in bad["error"]
+    text = Path(bad["log_path"]).read_text()
     assert "in fit" in text  # the stacks the child dumped before it was killed
 
 
@@ -170,16 +173,9 @@ def test_memory_blow_up_hits_the_cap(faulty, data_dir: Path, results_dir: Path) 
 ])
 def test_bad_adapter_behaviour_is_recorded(fault: str, expected: str, faulty, data_dir: Path,
                                            results_dir: Path) -> None:
-    _grid(faulty[1], f"{{fault: [none, {fault}]}}")
-    r = _sweep(faulty, data_dir, results_dir)
-    assert r.code == 1, r.err
-    _, rows = _by_fault(results_dir)
-    _assert_healthy(rows)
-    bad = rows[fault]
-    assert bad["status"] == "error" and bad["reason"] == "exception"
+    _, bad = _failing_sweep(faulty, data_dir, results_dir, fault, "exception")
     assert expected in bad["error"]
     assert "faulty.py" in bad["traceback"] or fault in ("shape", "duplicates", "nan")
-    assert np.isnan(bad["recall"]) and np.isnan(bad["qps"])
     listed = call(run_main, "--dataset", DATASET, "--results", results_dir, "--list-failures")
     assert listed.code == 0 and expected in listed.out and bad["log_path"] in listed.out
     assert "1 failed runs" in listed.out

@@ -45,10 +45,7 @@ def larger_dataset() -> str:
 
 
 def child_cost(name: str, data_dir: Path, repeats: int) -> None:
-    try:
-        _, path = resolve(name, data_dir, SHARED_DATA if SHARED_DATA.is_dir() else None)
-    except TypeError:  # a registry without the source_dir argument
-        _, path = resolve(name, data_dir)
+    _, path = resolve(name, data_dir, SHARED_DATA if SHARED_DATA.is_dir() else None)
     t0 = time.perf_counter()
     dataset = load_dataset(path, name=name)
     in_process = time.perf_counter() - t0

@@ -46,14 +46,14 @@ class Usearch(Adapter):
 
     def batch_query(self, Q: np.ndarray, k: int) -> np.ndarray:
         matches = self._index.search(Q, k, threads=self.threads)
-        self._stats = {"computed_distances": float(matches.computed_distances),
-                       "visited_members": float(matches.visited_members)}
+        self._stats = {"ndis_per_query": matches.computed_distances / len(Q),
+                       "visited_per_query": matches.visited_members / len(Q)}
         ids = matches.keys.astype(np.int64)
         ids[np.arange(k)[None, :] >= matches.counts[:, None]] = -1
         return ids
 
     def stats(self) -> dict[str, float]:
-        """Distance computations and visited graph nodes of the last batch (batch mode only)."""
+        """Distance computations and visited graph nodes per query of the last batch (batch mode only)."""
         return dict(self._stats)
 
     def index_size_bytes(self) -> int:

@@ -4,12 +4,15 @@
 ``--algorithms-dir`` makes it shadow the real adapter under the same name, parameters and
 grid, so a gate run sees exactly the injected change. Used by the gate's tests and benchmark.
 
-Slowdown: after each ``query`` / ``batch_query`` call that used ``t`` of CPU time, the wrapper
-busy-waits until it has used another ``(factor - 1) * t`` (a spin on ``time.thread_time_ns``,
-precise to about a microsecond, unlike ``sleep``), so the library's work is multiplied by
-``factor`` on any machine. CPU time, not wall time: on a loaded machine a wall-clock spin
-overshoots whenever the process is preempted inside it. Recall loss: the
-last ``drop`` ids of every answer are replaced by ``-1``.
+Slowdown by ``factor``: the wrapper makes the library do ``factor`` times its own work, by
+answering each query once and then repeating the library call on a share ``factor - 1`` of the
+queries (spread evenly: a running total decides which; the repeated call answers the query of
+64 calls before, whose work is no longer in the caches), or, for ``batch_query``, on that share
+of the batch's rows. The pass time grows by ``factor`` in expectation with the library's own mix
+of computation and memory traffic. (Sleeping is too coarse for ~100 µs queries, and spinning on
+a clock was measured here to overshoot by 20-100 %: ``thread_time`` is a system call that
+pollutes the caches, and wall-clock spins overshoot whenever the process is preempted.)
+Recall loss: the last ``drop`` ids of every answer are replaced by ``-1``.
 """
 
 from __future__ import annotations
@@ -21,10 +24,10 @@ from annbench.errors import UserError
 
 TEMPLATE = '''"""Injected by annbench.inject: {algorithm} x{factor} slower, last {drop} ids dropped."""
 
+import collections
 import importlib.util
 import inspect
 import sys
-import time
 
 import numpy as np
 
@@ -40,13 +43,6 @@ _EXTRA = {factor!r} - 1.0
 _DROP = {drop!r}
 
 
-def _spin_after(start):
-    clock = time.thread_time_ns
-    end = clock() + int((clock() - start) * _EXTRA)
-    while clock() < end:
-        pass
-
-
 def _dropped(ids):
     if not _DROP:
         return ids
@@ -56,16 +52,27 @@ def _dropped(ids):
 
 
 class Injected(_Inner):
+    _owed = 0.0
+    _seen = None
+
     def query(self, q, k):
-        start = time.thread_time_ns()
         ids = super().query(q, k)
-        _spin_after(start)
+        if self._seen is None:
+            self._seen = collections.deque(maxlen=64)
+        self._seen.append(q)
+        self._owed += _EXTRA
+        while self._owed >= 1.0:
+            self._owed -= 1.0
+            super().query(self._seen[0], k)  # an older query: its answer is no longer in the caches
         return _dropped(ids)
 
     def batch_query(self, Q, k):
-        start = time.thread_time_ns()
         ids = super().batch_query(Q, k)
-        _spin_after(start)
+        extra = _EXTRA
+        while extra > 0:
+            rows = min(len(Q), max(1, round(extra * len(Q))))
+            super().batch_query(Q[:rows], k)
+            extra -= 1.0
         return _dropped(ids)
 '''
 

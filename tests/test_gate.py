@@ -219,3 +219,17 @@ def test_bad_baseline_is_a_one_line_error(tmp_path: Path, content: str, expected
 def test_suite_option_differing_from_baseline_is_an_error(baseline: Path, data_dir: Path):
     r = call(main, "--baseline", baseline, "--data-dir", data_dir, "-k", "5")
     assert r.code == 2 and "differs from the baseline's k=10" in r.err
+
+
+def test_readme_workflow_is_the_shipped_workflow_and_runs_the_gate():
+    import yaml
+
+    from tests.conftest import REPO
+
+    readme = (REPO / "README.md").read_text()
+    shipped = (REPO / ".github" / "workflows" / "annbench-gate.yml").read_text()
+    assert f"```yaml\n{shipped}```" in readme
+    steps = yaml.safe_load(shipped)["jobs"]["gate"]["steps"]
+    script = "\n".join(s.get("run", "") for s in steps)
+    assert "gate.py --save-baseline" in script and "gate.py --baseline" in script
+    assert "--markdown" in script and "GITHUB_STEP_SUMMARY" in script and "gh pr comment" in script

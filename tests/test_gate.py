@@ -24,7 +24,7 @@ from annbench.paths import ALGORITHMS_DIR
 from tests.conftest import call
 
 DATASET = "random-xs-20-euclidean"
-SUITE = ("--dataset", DATASET, "--algorithm", "kdtree", "--rounds", "3", "--runs", "3", "-q")
+SUITE = ("--dataset", DATASET, "--algorithm", "kdtree", "--rounds", "4", "--runs", "3", "-q")
 
 
 # ---------------------------------------------------------------- synthetic sessions (pure)
@@ -139,7 +139,7 @@ def test_baseline_has_provenance_and_every_pass(baseline: Path):
     assert doc["provenance"]["dataset_checksum"] and doc["provenance"]["cpu_model"]
     (s,) = doc["settings"]
     assert s["algorithm"] == "kdtree" and "scikit-learn" in s["provenance"]["library_versions"]
-    assert len(s["rounds"]) == 3 and all(len(r["pass_times_ns"]) == 3 for r in s["rounds"])
+    assert len(s["rounds"]) == 4 and all(len(r["pass_times_ns"]) == 3 for r in s["rounds"])
     assert all(len(r["reference_pass_times_ns"]) == 6 for r in s["rounds"])  # two bracketing runs of 3 passes
     assert read_baseline(baseline).settings[0].recall() == 1.0
 

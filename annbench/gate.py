@@ -118,10 +118,6 @@ class Comparison:
     ratio_low: float | None = None
     ratio_high: float | None = None
 
-    @property
-    def failed(self) -> bool:
-        return self.verdict == REGRESSION
-
 
 def round_log_times(rounds: list[Round]) -> np.ndarray:
     """Per round, ``x_r = log(median(setting pass times) / median(reference pass times))``."""

@@ -164,7 +164,8 @@ def test_injected_2x_slowdown_fails(baseline: Path, data_dir: Path, tmp_path: Pa
 
 def test_lowered_recall_fails(baseline: Path, data_dir: Path, tmp_path: Path):
     write_wrapper(tmp_path / "algos", "kdtree", [ALGORITHMS_DIR], drop=1)  # k=10: recall 1.0 -> 0.9
-    code, out, root, _ = _compare(baseline, data_dir, tmp_path, "--algorithms-dir", tmp_path / "algos")
+    code, out, root, _ = _compare(baseline, data_dir, tmp_path, "--algorithms-dir", tmp_path / "algos",
+                                  "--rounds", "2")  # recall needs no interval: fewer rounds suffice
     assert code == 1, out
     failure = _case(root, "kdtree").find("failure")
     assert failure is not None and "recall down 0.1000" in failure.get("message")

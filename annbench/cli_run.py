@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from annbench import paths
-from annbench.cli import Parser, guarded, positive_int, setup_logging
+from annbench.cli import Parser, guarded, memory_size, positive_int, positive_seconds, setup_logging
 from annbench.errors import UserError
 
 log = logging.getLogger("annbench.run")
 
 DEFAULT_DATASET = "random-xs-20-euclidean"
+DEFAULT_TIMEOUT_S = 7200.0
 
 
 def parser() -> Parser:
@@ -26,6 +29,14 @@ def parser() -> Parser:
     p.add_argument("--threads", type=positive_int, default=1, help="library threads (default 1)")
     p.add_argument("--preset", default="quick", help="grid group of each config to run (default quick)")
     p.add_argument("--force", action="store_true", help="re-run runs whose results are stored")
+    p.add_argument("--timeout", type=positive_seconds, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
+                   help=f"wall time allowed to each build setting's child (default {DEFAULT_TIMEOUT_S:g})")
+    p.add_argument("--memory-limit", type=memory_size, default=None, metavar="SIZE",
+                   help="resident memory allowed to each child, e.g. 4G (default: available memory / parallelism)")
+    p.add_argument("--parallelism", type=positive_int, default=1, metavar="N",
+                   help="children at once, each pinned to its own cores (default 1; N × threads <= cores)")
+    p.add_argument("--list-failures", action="store_true",
+                   help="list the dataset's failed runs with their reason and log file, then exit")
     p.add_argument("--results", type=Path, default=None,
                    help=f"results folder (default ${paths.ENV_RESULTS_DIR} or ./results)")
     p.add_argument("--data-dir", type=Path, default=None,
@@ -35,7 +46,15 @@ def parser() -> Parser:
     p.add_argument("--configs-dir", type=Path, action="append", default=[],
                    help=f"extra grid folder searched first (also ${paths.ENV_CONFIGS_PATH})")
     p.add_argument("--list-algorithms", action="store_true", help="list algorithms and whether they import")
-    p.add_argument("--list-datasets", action="store_true", help="list registered datasets")
+    p.add_argument("--list-datasets", action="store_true",
+                   help="list datasets: size, dimension, distance, local or not, how each is obtained")
+    p.add_argument("--prepare", action="store_true", help="only get or build --dataset and describe it")
+    p.add_argument("--source-dir", type=Path, default=None,
+                   help=f"folder of upstream dataset files for offline builds (also ${paths.ENV_SOURCE_DIR})")
+    p.add_argument("--max-train", type=positive_int, default=None,
+                   help="quick subset: first N train rows (cached as <dataset>-train<N>, ground truth recomputed)")
+    p.add_argument("--max-test", type=positive_int, default=None,
+                   help="quick subset: first M queries (cached as <dataset>-test<M>)")
     p.add_argument("--no-plot", action="store_true", help="do not write the Pareto plot")
     p.add_argument("-v", "--verbose", action="count", default=0)
     p.add_argument("-q", "--quiet", action="store_true")
@@ -59,13 +78,26 @@ def list_algorithms(config_dirs: list[Path], adapter_dirs: list[Path]) -> int:
 
 
 def list_datasets(data_dir: Path) -> int:
-    from annbench.datasets.registry import dataset_path, registry
+    from annbench.cli_dataset import catalogue
 
-    print(f"{'name':<32} {'train':>9} {'test':>7} {'dim':>5} {'distance':<10} {'local':<6} origin")
-    for spec in registry().values():
-        here = "yes" if dataset_path(spec.name, data_dir).is_file() else "no"
-        print(f"{spec.name:<32} {spec.n_train:>9} {spec.n_test:>7} {spec.dimension:>5} {spec.distance:<10} "
-              f"{here:<6} {spec.origin}")
+    print(catalogue(data_dir))
+    return 0
+
+
+def list_failures(results_dir: Path, dataset_arg: str) -> int:
+    from annbench.analyse import results_frame
+
+    dataset = Path(dataset_arg).stem if Path(dataset_arg).suffix in (".hdf5", ".h5") else dataset_arg
+    frame = results_frame(results_dir, dataset)
+    failed = frame[frame["status"] != "ok"] if len(frame) else frame
+    if not len(failed):
+        print(f"no failed runs for dataset {dataset} in {results_dir}")
+        return 0
+    for _, row in failed.iterrows():
+        mode = "-batch" if row["batch"] else ""
+        print(f"k={row['k']} {row['algorithm']}{mode} build={row['build_params']} query={row['query_params']}\n"
+              f"    reason: {row.get('error', '')}\n    log:    {row.get('log_path', '') or '-'}")
+    print(f"{len(failed)} failed runs (they are re-run by the next run.py invocation)")
     return 0
 
 
@@ -74,6 +106,27 @@ def summary_text(frame) -> str:  # noqa: ANN001 - a pandas DataFrame
             "build_s", "index_bytes"]
     view = frame[cols].copy()
     return view.to_string(index=False, float_format=lambda v: f"{v:.4g}", max_colwidth=40)
+
+
+@contextlib.contextmanager
+def progress_bar(total: int, disable: bool = False) -> Iterator[Callable[..., None]]:
+    """A tqdm bar over the sweep's runs (done / failed / remaining, elapsed, estimate); yields the
+    per-task callback of :func:`annbench.execute.execute`. Log lines go above the bar."""
+    from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    counts = {"ok": 0, "failed": 0}
+    with tqdm(total=total, unit="run", desc="sweep", file=sys.stderr, disable=disable or total == 0,
+              dynamic_ncols=True) as bar, logging_redirect_tqdm():
+        def on_task(task, outcome, recorded) -> None:  # noqa: ANN001
+            failed = sum(r.status != "ok" for r in recorded)
+            counts["ok"] += len(recorded) - failed
+            counts["failed"] += failed
+            bar.set_postfix(done=counts["ok"], failed=counts["failed"], left=total - bar.n - len(recorded),
+                            refresh=False)
+            bar.update(len(recorded))
+
+        yield on_task
 
 
 @guarded
@@ -88,14 +141,28 @@ def main(argv: list[str] | None = None) -> int:
         return list_algorithms(config_dirs, adapter_dirs)
     if args.list_datasets:
         return list_datasets(data_dir)
+    if args.prepare:
+        from annbench.cli_dataset import describe
+        from annbench.datasets.registry import prepare
+
+        prepared = prepare(args.dataset, data_dir, args.source_dir, max_train=args.max_train, max_test=args.max_test)
+        print(describe(prepared.path, prepared.name, prepared.how))
+        return 0
+    if args.list_failures:
+        return list_failures(results_dir, args.dataset)
+    if args.batch and args.parallelism > 1:
+        raise UserError(f"--parallelism {args.parallelism} with --batch: batch mode runs one child at a time on the "
+                        f"--threads cores; valid: --parallelism 1 (give --threads N for more cores)")
 
     from annbench.analyse import results_frame
     from annbench.datasets.registry import load
-    from annbench.execute import execute
+    from annbench.execute import execute, make_tasks
+    from annbench.isolation import available_memory, core_slots
     from annbench.plan import RunOptions, make_plan
     from annbench.store import ResultStore
+    from annbench.task import Limits
 
-    dataset = load(args.dataset, data_dir)
+    dataset = load(args.dataset, data_dir, args.source_dir, max_train=args.max_train, max_test=args.max_test)
     if args.k > dataset.ground_truth_k:
         raise UserError(f"-k {args.k} exceeds the {dataset.ground_truth_k} neighbours stored in "
                         f"{dataset.path}; valid: 1..{dataset.ground_truth_k}")
@@ -109,8 +176,18 @@ def main(argv: list[str] | None = None) -> int:
                      config_dirs, adapter_dirs)
     if not plan.builds and not plan.unavailable:
         raise UserError(f"nothing to run: no algorithm has a {args.preset!r} grid for distance {dataset.distance!r}")
+    core_slots(args.parallelism, args.threads)  # fails early when they do not fit
+    memory = args.memory_limit
+    if memory is None and (free := available_memory()) is not None:
+        memory = free // args.parallelism
+    limits = Limits(timeout_s=args.timeout, memory_bytes=memory)
+    log.info("each child: timeout %g s, memory limit %s, %d at once", args.timeout,
+             f"{memory / 2**30:.2f} GiB" if memory else "none", args.parallelism)
     store = ResultStore(results_dir)
-    results = execute(plan, dataset, store)
+    store.remove_stale_temporaries(dataset.name)
+    tasks = make_tasks(plan, dataset, store)
+    with progress_bar(sum(len(t.keys) for t in tasks), disable=args.quiet) as on_task:
+        results = execute(plan, dataset, store, limits, args.parallelism, on_task, tasks)
 
     frame = results_frame(results_dir, dataset.name)
     frame = frame[(frame["k"] == args.k) & (frame["batch"] == args.batch)]
@@ -124,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
                          x_scale="linear", y_scale="log")
         print(f"plot: {out}")
     failed = [r for r in results if r.status != "ok"]
+    for r in failed:
+        print(f"failed: {r.key.label()}: {r.error} (log: {r.attrs.get('log_path') or '-'})")
     print(f"{len(results) - len(failed)} runs done, {len(failed)} failed, "
           f"{plan.n_runs - len(results)} already stored; results in {store.root}")
     for name, error in plan.unavailable.items():

@@ -5,8 +5,8 @@ Every algorithm with a grid for the dataset's distance (or those given by ``--al
 ``--preset`` grid on ``--dataset`` via plan → execute → analyse, into a results folder in a
 temporary directory. Per algorithm the table shows the highest QPS among its runs with recall >=
 ``--min-recall``, that run's parameters, and the best recall it reached at all. The first
-``--queries`` test queries are used (with their ground-truth rows): the exact tree methods take
-tens of milliseconds per query on 100-d data, so all 10,000 of random-s would take hours.
+``--queries`` test queries are used (the registry's subset dataset, ``0`` = all): the exact tree
+methods take tens of milliseconds per query on 100-d data, so all 10,000 of random-s take hours.
 
     python benchmarks/backend_qps.py [--dataset random-s-100-euclidean] [--preset quick]
                                      [--algorithm A,B] [--runs 3] [--queries 1000]
@@ -18,7 +18,6 @@ import argparse
 import logging
 import sys
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -59,17 +58,14 @@ def main() -> None:
     p.add_argument("--algorithm", help="comma-separated algorithms (default: every one with a grid)")
     p.add_argument("--preset", default="quick")
     p.add_argument("--runs", type=int, default=3)
-    p.add_argument("--queries", type=int, default=1000, help="first N test queries (default 1000)")
+    p.add_argument("--queries", type=int, default=1000, help="first N test queries (default 1000; 0 = all)")
     p.add_argument("--min-recall", type=float, default=0.9)
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname).1s %(message)s")
     for noisy in ("faiss", "matplotlib", "numba"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
-    full = load(args.dataset, args.data_dir or paths.default_data_dir())
-    part = slice(0, args.queries)
-    dataset = replace(full, test=full.test[part], neighbors=full.neighbors[part], distances=full.distances[part],
-                      test_labels=None if full.test_labels is None else full.test_labels[part])
+    dataset = load(args.dataset, args.data_dir or paths.default_data_dir(), max_test=args.queries or None)
     algorithms = args.algorithm.split(",") if args.algorithm else None
     options = RunOptions(k=10, runs=args.runs, batch=False, threads=1)
     plan = make_plan(dataset.name, dataset.path, dataset.distance, algorithms, args.preset, options,
@@ -77,8 +73,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         execute(plan, dataset, ResultStore(tmp))
         frame = results_frame(tmp, dataset.name)
-    print(f"dataset {dataset.name} ({len(dataset.train)} x {dataset.train.shape[1]}, {dataset.distance}, first "
-          f"{len(dataset.test)} of {len(full.test)} queries); k=10, single-query, 1 thread, preset {args.preset}, "
+    print(f"dataset {dataset.name} ({len(dataset.train)} x {dataset.train.shape[1]}, {dataset.distance}, "
+          f"{len(dataset.test)} queries); k=10, single-query, 1 thread, preset {args.preset}, "
           f"best of {args.runs} passes")
     header = ("algorithm", f"QPS@recall>={args.min_recall}", "recall", "parameters of that run", "best recall")
     rows = [header, *qps_table(frame, args.min_recall)]

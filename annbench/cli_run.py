@@ -73,6 +73,7 @@ def list_datasets(data_dir: Path) -> int:
 def summary_text(frame) -> str:  # noqa: ANN001 - a pandas DataFrame
     cols = ["algorithm", "build_params", "query_params", "status", "recall", "qps", "p50_ms", "p99_ms",
             "build_s", "index_bytes"]
+    cols += [c for c in ("knn_accuracy", "knn_accuracy_exact") if c in frame and frame[c].notna().any()]
     view = frame[cols].copy()
     return view.to_string(index=False, float_format=lambda v: f"{v:.4g}", max_colwidth=40)
 

@@ -80,7 +80,8 @@ def _unknown(name: str, known: list[str]) -> UserError:
 
 
 def resolve(name_or_path: str, data_dir: Path, source_dir: Path | None = None) -> tuple[str, Path]:
-    """``(dataset name, file path)`` for a registered name or a dataset file path.
+    """``(dataset name, file path)`` for a registered name, the name of a file in ``data_dir``
+    (``<name>.hdf5``, e.g. an encoded dataset) or a dataset file path.
 
     A registered dataset missing from ``data_dir`` is built there first.
     """
@@ -92,9 +93,11 @@ def resolve(name_or_path: str, data_dir: Path, source_dir: Path | None = None) -
     specs = registry()
     if "/" in name_or_path or "\\" in name_or_path or name_or_path in ("", ".", ".."):
         raise UserError(f"dataset name {name_or_path!r} is not a registered name nor an existing file")
-    if name_or_path not in specs:
-        raise _unknown(name_or_path, list(specs))
     path = dataset_path(name_or_path, data_dir)
+    if name_or_path not in specs:
+        if path.is_file():  # made here by a command (e.g. encode.py), not registered
+            return name_or_path, path
+        raise _unknown(name_or_path, list(specs))
     if not path.is_file():
         spec = specs[name_or_path]
         log.info("building %s in %s (%s)", spec.name, data_dir, spec.origin)

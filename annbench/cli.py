@@ -6,6 +6,14 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable
+from typing import NoReturn
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line (and exit code 2), like every user error."""
+
+    def error(self, message: str) -> NoReturn:  # type: ignore[override]
+        self.exit(2, f"error: {self.prog}: {message} (see --help)\n")
 
 
 def setup_logging(verbosity: int) -> None:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from pathlib import Path
 
 from annbench import paths
-from annbench.cli import guarded, positive_int, setup_logging
+from annbench.cli import Parser, guarded, positive_int, setup_logging
 from annbench.errors import UserError
 from annbench.plotting import SCALES_X, SCALES_Y
 
@@ -18,8 +17,8 @@ TABLE_FORMATS = ("csv", "text")
 PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="plot.py", description="Plot and tabulate stored benchmark results.")
+def parser() -> Parser:
+    p = Parser(prog="plot.py", description="Plot and tabulate stored benchmark results.")
     p.add_argument("--dataset", help="dataset name (default: the only one in the results folder)")
     p.add_argument("--results", type=Path, default=None,
                    help=f"results folder (default ${paths.ENV_RESULTS_DIR} or ./results)")

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from pathlib import Path
 
 from annbench import paths
-from annbench.cli import guarded, positive_int, setup_logging
+from annbench.cli import Parser, guarded, positive_int, setup_logging
 from annbench.errors import UserError
 
 log = logging.getLogger("annbench.run")
@@ -16,8 +15,8 @@ log = logging.getLogger("annbench.run")
 DEFAULT_DATASET = "random-xs-20-euclidean"
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="run.py", description="Benchmark ANN algorithms on a dataset.")
+def parser() -> Parser:
+    p = Parser(prog="run.py", description="Benchmark ANN algorithms on a dataset.")
     p.add_argument("--dataset", default=DEFAULT_DATASET,
                    help=f"registered name or path of a dataset .hdf5 file (default: {DEFAULT_DATASET})")
     p.add_argument("--algorithm", help="comma-separated algorithms (default: every installed one)")

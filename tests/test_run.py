@@ -1,0 +1,193 @@
+"""End to end through run.py's main, in-process: exactness, resume, --force, bad input."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from annbench.analyse import results_frame
+from annbench.cli_run import main as run_main
+from annbench.store import ResultStore, read_arrays, read_attrs
+from conftest import call
+
+
+def _snapshot(results: Path) -> dict[str, str]:
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(results.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("k", [1, 10, 100])
+def test_exact_methods_have_recall_one(k: int, data_dir: Path, results_dir: Path) -> None:
+    r = call(run_main, "--dataset", "random-xs-20-euclidean", "--algorithm", "bruteforce,kdtree", "-k", k,
+             "--runs", 1, "--data-dir", data_dir, "--results", results_dir, "--no-plot")
+    assert r.code == 0, r.err
+    frame = results_frame(results_dir)
+    assert sorted(frame["algorithm"]) == ["bruteforce", "kdtree"]
+    assert (frame["status"] == "ok").all()
+    assert (frame["recall"] == 1.0).all() and (frame["id_recall"] == 1.0).all()
+    assert (frame["k"] == k).all() and np.allclose(frame["rel"], 1.0)
+
+
+def test_result_file_holds_one_pass_and_provenance(data_dir: Path, results_dir: Path) -> None:
+    r = call(run_main, "--dataset", "random-xs-20-euclidean", "--algorithm", "kdtree", "--runs", 3,
+             "--data-dir", data_dir, "--results", results_dir, "--no-plot")
+    assert r.code == 0, r.err
+    [path] = ResultStore(results_dir).paths()
+    assert path.parent == results_dir / "random-xs-20-euclidean" / "10" / "kdtree"
+    attrs, arrays = read_attrs(path), read_arrays(path)
+    assert arrays["neighbors"].shape == (1000, 10) and arrays["distances"].shape == (1000, 10)
+    assert arrays["latencies_ns"].shape == (1000,) and arrays["pass_times_ns"].shape == (3,)
+    best = int(np.argmin(arrays["pass_times_ns"]))
+    assert attrs["best_pass"] == best
+    assert attrs["qps"] == pytest.approx(1000 / (arrays["pass_times_ns"][best] * 1e-9))
+    assert attrs["qps_median"] <= attrs["qps"]
+    for key in ("dataset_checksum", "cpu_model", "library_versions", "annbench_version", "annbench_commit",
+                "timestamp", "build_params", "query_params", "threads", "runs", "mode", "build_s",
+                "index_bytes", "build_peak_rss_bytes", "p50_ms", "p95_ms", "p99_ms", "p99.9_ms"):
+        assert key in attrs, key
+    assert attrs["dataset_checksum"].startswith("sha256:")
+    assert "scikit-learn" in attrs["library_versions"]
+    assert attrs["mode"] == "single" and attrs["index_bytes"] > 0
+
+
+def test_batch_mode_has_no_invented_latencies(data_dir: Path, results_dir: Path) -> None:
+    r = call(run_main, "--dataset", "random-xs-20-euclidean", "--algorithm", "bruteforce", "--batch",
+             "--runs", 2, "--data-dir", data_dir, "--results", results_dir, "--no-plot")
+    assert r.code == 0, r.err
+    [path] = ResultStore(results_dir).paths()
+    assert path.parent.name == "bruteforce-batch"
+    attrs = read_attrs(path)
+    assert attrs["mode"] == "batch" and attrs["recall"] == 1.0
+    assert np.isnan(attrs["p50_ms"]) and "latencies_ns" not in read_arrays(path)
+
+
+def test_resume_skips_finished_runs_and_force_redoes_them(data_dir: Path, results_dir: Path) -> None:
+    args = ("--dataset", "random-xs-20-euclidean", "--algorithm", "kdtree,balltree", "--runs", 1,
+            "--data-dir", data_dir, "--results", results_dir, "--no-plot")
+    assert call(run_main, *args).code == 0
+    first = _snapshot(results_dir)
+    stamps = {p: read_attrs(p)["timestamp"] for p in ResultStore(results_dir).paths()}
+    again = call(run_main, *args)
+    assert again.code == 0 and "0 runs done" in again.out and "2 already stored" in again.out
+    assert _snapshot(results_dir) == first
+    forced = call(run_main, *args, "--force")
+    assert forced.code == 0 and "2 runs done" in forced.out
+    assert _snapshot(results_dir) != first
+    assert set(stamps) == set(ResultStore(results_dir).paths())
+
+
+def _write_config(folder: Path, name: str, text: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.yml"
+    path.write_text(text)
+    return path
+
+
+BAD_CONFIGS = {
+    "malformed": ("algorithm: kdtree\nmetrics: [euclidean\ngroups: {}\n", "malformed YAML"),
+    "unknown-param": ("algorithm: kdtree\nmetrics: [euclidean]\ngroups:\n  quick:\n    build:\n"
+                      "      leaf_sise: [10]\n", "kdtree.yml:6: kdtree takes no build parameter 'leaf_sise'; valid: leaf_size"),
+    "empty-list": ("algorithm: kdtree\nmetrics: [euclidean]\ngroups:\n  quick:\n    build: {leaf_size: []}\n",
+                   "kdtree.yml:5: parameter 'leaf_size' has an empty list"),
+    "wrong-type": ("algorithm: kdtree\nmetrics: [euclidean]\ngroups:\n  quick:\n    build:\n      leaf_size: [10, ten]\n",
+                   "kdtree.yml:6: build parameter 'leaf_size' = 'ten' has the wrong type; valid: int"),
+    "unknown-metric": ("algorithm: kdtree\nmetrics:\n  - euclidean\n  - hamming\ngroups: {quick: {}}\n",
+                       "kdtree.yml:4: unknown metric 'hamming'; valid: euclidean, angular, ip"),
+    "unknown-key": ("algorithm: kdtree\nmetrics: [euclidean]\ngroup: {quick: {}}\n",
+                    "kdtree.yml:3: unknown key 'group'; valid: algorithm, metrics, groups"),
+}
+
+
+@pytest.fixture
+def finished(data_dir: Path, results_dir: Path) -> dict[str, str]:
+    """A finished result that bad input must leave untouched."""
+    assert call(run_main, "--dataset", "random-xs-20-euclidean", "--algorithm", "bruteforce", "--runs", 1,
+                "--data-dir", data_dir, "--results", results_dir, "--no-plot").code == 0
+    return _snapshot(results_dir)
+
+
+def _assert_user_error(r, expected: str) -> None:
+    assert r.code == 2, (r.code, r.err)
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.err
+    assert expected in lines[0], lines[0]
+    assert "Traceback" not in r.err
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CONFIGS))
+def test_bad_config_is_a_one_line_error(case: str, tmp_path: Path, data_dir: Path, results_dir: Path,
+                                        finished: dict[str, str]) -> None:
+    text, expected = BAD_CONFIGS[case]
+    configs = tmp_path / "configs"
+    _write_config(configs, "kdtree", text)
+    r = call(run_main, "--dataset", "random-xs-20-euclidean", "--algorithm", "kdtree", "--configs-dir", configs,
+             "--data-dir", data_dir, "--results", results_dir, "--force", "--no-plot")
+    _assert_user_error(r, expected)
+    assert _snapshot(results_dir) == finished
+
+
+def test_bad_command_lines_are_one_line_errors(tmp_path: Path, data_dir: Path, results_dir: Path,
+                                               finished: dict[str, str]) -> None:
+    common = ("--data-dir", data_dir, "--results", results_dir, "--force", "--no-plot")
+    _assert_user_error(call(run_main, "--algorithm", "kdtre", *common), "unknown algorithm 'kdtre'")
+    _assert_user_error(call(run_main, "--algorithm", "kdtre", *common), "did you mean kdtree")
+    _assert_user_error(call(run_main, "--dataset", "random-xs-20-euclidian", *common),
+                       "did you mean random-xs-20-euclidean")
+    _assert_user_error(call(run_main, "--dataset", "a/b", *common), "'a/b'")
+    _assert_user_error(call(run_main, "-k", "101", "--algorithm", "bruteforce", *common),
+                       "-k 101 exceeds the 100 neighbours stored")
+    _assert_user_error(call(run_main, "--algorithm", "kdtree", "--preset", "huge", *common),
+                       "has no group 'huge'; valid: quick, full")
+    bad = tmp_path / "bad.hdf5"
+    with h5py.File(bad, "w") as f:
+        f.attrs["distance"] = "euclidean"
+        f["train"] = np.zeros((50, 4), dtype=np.float32)
+        f["test"] = np.zeros((5, 3), dtype=np.float32)
+        f["neighbors"] = np.zeros((5, 10), dtype=np.int32)
+        f["distances"] = np.zeros((5, 10), dtype=np.float32)
+    _assert_user_error(call(run_main, "--dataset", bad, *common), "train has dimension 4 but test has 3")
+    not_hdf5 = tmp_path / "junk.hdf5"
+    not_hdf5.write_bytes(b"not an hdf5 file")
+    _assert_user_error(call(run_main, "--dataset", not_hdf5, *common), "not a readable HDF5 file")
+    assert _snapshot(results_dir) == finished
+
+
+def test_adapter_receives_read_only_arrays_and_errors_are_recorded(tmp_path: Path, data_dir: Path,
+                                                                   results_dir: Path) -> None:
+    algos, configs = tmp_path / "algorithms", tmp_path / "configs"
+    algos.mkdir()
+    (algos / "scribbler.py").write_text(
+        "import numpy as np\nfrom annbench.adapter import Adapter\n\n"
+        "class Scribbler(Adapter):\n"
+        "    def fit(self, X):\n        X[0, 0] = 1.0\n"
+        "    def query(self, q, k):\n        return np.arange(k)\n")
+    (algos / "duplicator.py").write_text(
+        "import numpy as np\nfrom annbench.adapter import Adapter\n\n"
+        "class Duplicator(Adapter):\n"
+        "    def fit(self, X):\n        pass\n"
+        "    def query(self, q, k):\n        return np.zeros(k, dtype=int)\n")
+    for name in ("scribbler", "duplicator"):
+        _write_config(configs, name, f"algorithm: {name}\nmetrics: [euclidean]\ngroups: {{quick: {{}}, full: {{}}}}\n")
+    r = call(run_main, "--dataset", "random-xs-20-euclidean", "--algorithm", "scribbler,duplicator,bruteforce",
+             "--runs", 1, "--algorithms-dir", algos, "--configs-dir", configs, "--data-dir", data_dir,
+             "--results", results_dir, "--no-plot")
+    assert r.code == 1  # some runs failed; the sweep went on
+    frame = results_frame(results_dir).set_index("algorithm")
+    assert frame.loc["bruteforce", "status"] == "ok"
+    assert frame.loc["scribbler", "status"] == "error"
+    assert "read-only" in frame.loc["scribbler", "error"]
+    assert frame.loc["duplicator", "status"] == "error"
+    assert "same id twice" in frame.loc["duplicator", "error"]
+    assert np.isnan(frame.loc["duplicator", "recall"])  # never counted
+
+
+def test_default_run_writes_summary_and_plot(data_dir: Path, results_dir: Path) -> None:
+    r = call(run_main, "--algorithm", "bruteforce,balltree", "--runs", 1, "--data-dir", data_dir,
+             "--results", results_dir)
+    assert r.code == 0, r.err
+    assert "bruteforce" in r.out and "balltree" in r.out and "recall" in r.out
+    png = results_dir / "random-xs-20-euclidean" / "10" / "recall-qps.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

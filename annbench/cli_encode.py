@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 
 from annbench import paths
-from annbench.cli import guarded, positive_int, setup_logging
+from annbench.cli import Parser, guarded, positive_int, setup_logging
 from annbench.encode import MODELS
 from annbench.encoders.base import EncoderSettings
 
@@ -38,9 +38,9 @@ def positive_float(text: str) -> float:
     return value
 
 
-def parser() -> argparse.ArgumentParser:
+def parser() -> Parser:
     d = EncoderSettings("mlp", 1)
-    p = argparse.ArgumentParser(prog="encode.py", description=__doc__)
+    p = Parser(prog="encode.py", description=__doc__)
     p.add_argument("--from", dest="source", required=True, help="labelled dataset: registered name or .hdf5 path")
     p.add_argument("--model", choices=tuple(MODELS), default="mlp",
                    help="mlp (scikit-learn) or cnn (PyTorch, the torch extra); default mlp")

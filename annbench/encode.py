@@ -41,10 +41,14 @@ class EncodeOutcome:
     reused: bool = False
 
 
+def encoded_prefix(source: str) -> str:
+    """What every encoding of ``source`` is named with: ``fashion-mnist-784-euclidean`` → ``fashion-mnist-encoded-``."""
+    return re.sub(r"-\d+-(euclidean|angular|ip)$", "", source) + "-encoded-"
+
+
 def encoded_name(source: str, model: str, dim: int, distance: str) -> str:
     """``fashion-mnist-784-euclidean`` → ``fashion-mnist-encoded-mlp-64-euclidean``."""
-    base = re.sub(r"-\d+-(euclidean|angular|ip)$", "", source)
-    return f"{base}-encoded-{model}-{dim}-{distance}"
+    return f"{encoded_prefix(source)}{model}-{dim}-{distance}"
 
 
 def _trainer(model: str) -> Any:

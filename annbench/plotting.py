@@ -55,3 +55,44 @@ def plot_metric_pair(frame: pd.DataFrame, x: str, y: str, output: str | Path, ti
     finally:
         plt.close(fig)
     return output
+
+
+#: Panels of the side-by-side comparison: (column, label, log scale).
+COMPARISON_PANELS = (("qps_at_recall", "QPS at recall ≥ {r:g}", True), ("build_s", "build time (s)", True),
+                     ("index_bytes", "index size (bytes)", True), ("knn_accuracy", "kNN accuracy", False))
+
+
+def plot_comparison(table: pd.DataFrame, output: str | Path, title: str, min_recall: float) -> Path:
+    """Grouped bars: one panel per metric, one group per algorithm, one bar per dataset (raw first)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    datasets = list(dict.fromkeys(table["dataset"]))
+    algorithms = sorted(table["algorithm"].unique())
+    colours = matplotlib.colormaps["viridis"](np.linspace(0.0, 0.9, max(1, len(datasets))))
+    width = 0.8 / max(1, len(datasets))
+    fig, axes = plt.subplots(1, len(COMPARISON_PANELS), figsize=(5 * len(COMPARISON_PANELS), 4.5))
+    try:
+        for ax, (column, label, log_scale) in zip(axes, COMPARISON_PANELS):
+            for i, (name, colour) in enumerate(zip(datasets, colours)):
+                part = table[table["dataset"] == name].set_index("algorithm").reindex(algorithms)
+                ax.bar(np.arange(len(algorithms)) + (i - (len(datasets) - 1) / 2) * width,
+                       part[column].to_numpy(float), width, color=colour, label=name)
+            ax.set_xticks(np.arange(len(algorithms)), algorithms, rotation=30, ha="right")
+            ax.set_title(label.format(r=min_recall))
+            if log_scale:
+                ax.set_yscale("log")
+            ax.grid(True, axis="y", alpha=0.3)
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="lower center", ncol=min(4, len(datasets)), fontsize="small",
+                   bbox_to_anchor=(0.5, -0.12 - 0.05 * ((len(datasets) - 1) // 4)))
+        fig.suptitle(title)
+        output = Path(output)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(output, bbox_inches="tight")
+    finally:
+        plt.close(fig)
+    return output

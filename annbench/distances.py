@@ -13,8 +13,8 @@ import numpy as np
 
 METRICS = ("euclidean", "angular", "ip")
 
-#: Rows gathered at once when recomputing distances (bounds memory to ~block*k*d*8 bytes).
-_GATHER_BLOCK = 512
+#: Gathered candidate values per block (~4 MB of float32): small blocks stay in cache.
+_GATHER_VALUES = 1_000_000
 
 
 def check_metric(metric: str) -> str:
@@ -30,28 +30,36 @@ def normalized(x: np.ndarray) -> np.ndarray:
     return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
 
 
-def distances_to_ids(queries: np.ndarray, train: np.ndarray, ids: np.ndarray, metric: str) -> np.ndarray:
-    """Exact distances (float64) from each query to the train points it lists.
+def _sum64(a: np.ndarray) -> np.ndarray:
+    """Sum over the last axis in float64 (pairwise summation of float32 terms)."""
+    return a.sum(axis=-1, dtype=np.float64)
 
-    ``ids`` is ``(nq, k)``; entries ``< 0`` are padding and get ``+inf``.
-    Computed from differences, not from the ``|q|^2 - 2<q,x> + |x|^2`` expansion,
-    so that near-zero distances are exact.
+
+def distances_to_ids(queries: np.ndarray, train: np.ndarray, ids: np.ndarray, metric: str) -> np.ndarray:
+    """Distances (float64) from each query to the train points it lists.
+
+    ``ids`` is ``(nq, k)``; entries ``< 0`` are padding and get ``+inf``. Computed from
+    element-wise differences / products of the float32 vectors summed in float64, never
+    from the ``|q|^2 - 2<q,x> + |x|^2`` expansion, so near-zero distances are exact and
+    the result agrees with a float64 computation to ~1e-7 relative.
     """
     check_metric(metric)
     ids = np.asarray(ids)
     out = np.full(ids.shape, np.inf, dtype=np.float64)
-    for start in range(0, len(ids), _GATHER_BLOCK):
-        block = ids[start:start + _GATHER_BLOCK]
-        valid = block >= 0
-        points = np.asarray(train[np.where(valid, block, 0)], dtype=np.float64)  # (b, k, d)
-        q = np.asarray(queries[start:start + _GATHER_BLOCK], dtype=np.float64)[:, None, :]
+    block = max(1, _GATHER_VALUES // max(1, ids.shape[1] * train.shape[1]))
+    for start in range(0, len(ids), block):
+        rows = ids[start:start + block]
+        valid = rows >= 0
+        points = train[np.where(valid, rows, 0)]  # (b, k, d) float32
+        q = np.asarray(queries[start:start + block], dtype=np.float32)[:, None, :]
         if metric == "euclidean":
-            d = np.sqrt(np.einsum("bkd,bkd->bk", points - q, points - q))
+            diff = points - q
+            d = np.sqrt(_sum64(np.square(diff, out=diff)))
         elif metric == "ip":
-            d = -np.einsum("bkd,bkd->bk", points, q)
+            d = -_sum64(points * q)
         else:
-            dots = np.einsum("bkd,bkd->bk", points, q)
-            norms = np.linalg.norm(points, axis=-1) * np.linalg.norm(q, axis=-1)
+            dots = _sum64(points * q)
+            norms = np.sqrt(_sum64(np.square(points)) * _sum64(np.square(q)))
             d = 1.0 - np.divide(dots, norms, out=np.zeros_like(dots), where=norms > 0)
-        out[start:start + len(block)] = np.where(valid, d, np.inf)
+        out[start:start + len(rows)] = np.where(valid, d, np.inf)
     return out

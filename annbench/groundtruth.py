@@ -2,7 +2,7 @@
 
 Candidates come from a blocked brute-force search (faiss ``IndexFlat*`` when faiss is
 importable, otherwise numpy BLAS + ``argpartition``), over-fetched by a margin; their
-distances are then recomputed exactly (float64, from differences) and re-ranked by
+distances are then recomputed exactly (from differences, summed in float64) and re-ranked by
 ``(distance, id)``, so stored distances are exact and ties are broken by the smaller id.
 """
 
@@ -22,7 +22,7 @@ QUERY_BLOCK = 2048
 
 
 def _margin(k: int) -> int:
-    return k + max(8, k // 4)
+    return k + max(4, k // 16)
 
 
 def _numpy_candidates(train: np.ndarray, test: np.ndarray, metric: str, kc: int) -> np.ndarray:

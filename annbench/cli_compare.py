@@ -7,9 +7,8 @@ from pathlib import Path
 
 from annbench import paths
 from annbench.cli import Parser, guarded, positive_int, setup_logging
+from annbench.cli_plot import PLOT_SUFFIXES
 from annbench.errors import UserError
-
-PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 
 
 def unit_interval(text: str) -> float:

@@ -22,6 +22,13 @@ def style(algorithm: str) -> tuple[tuple[float, float, float, float], str]:
     return matplotlib.colormaps["tab20"](h % 20), MARKERS[(h // 20) % len(MARKERS)]
 
 
+def _save(fig, output: str | Path) -> Path:  # noqa: ANN001 - a matplotlib Figure
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(output, bbox_inches="tight")
+    return output
+
+
 def plot_metric_pair(frame: pd.DataFrame, x: str, y: str, output: str | Path, title: str,
                      x_scale: str = "linear", y_scale: str = "log", all_points: bool = False) -> Path:
     """One line per algorithm through its Pareto-optimal points (all points with ``all_points``)."""
@@ -49,12 +56,9 @@ def plot_metric_pair(frame: pd.DataFrame, x: str, y: str, output: str | Path, ti
         ax.grid(True, which="both", alpha=0.3)
         if len(front):
             ax.legend(loc="best", fontsize="small")
-        output = Path(output)
-        output.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(output, bbox_inches="tight")
+        return _save(fig, output)
     finally:
         plt.close(fig)
-    return output
 
 
 #: Panels of the side-by-side comparison: (column, label, log scale).
@@ -90,9 +94,6 @@ def plot_comparison(table: pd.DataFrame, output: str | Path, title: str, min_rec
         fig.legend(handles, labels, loc="lower center", ncol=min(4, len(datasets)), fontsize="small",
                    bbox_to_anchor=(0.5, -0.12 - 0.05 * ((len(datasets) - 1) // 4)))
         fig.suptitle(title)
-        output = Path(output)
-        output.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(output, bbox_inches="tight")
+        return _save(fig, output)
     finally:
         plt.close(fig)
-    return output

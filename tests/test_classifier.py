@@ -84,6 +84,10 @@ def test_params_clone_and_set_params(labelled) -> None:
     assert clf.fit(train, y_train).adapter_.leaf_size == 8
     scores = cross_val_score(ANNClassifier(algorithm="kdtree", k=5, leaf_size=30), train, y_train, cv=3)
     assert scores.shape == (3,) and scores.min() > 0.5
+    from sklearn.model_selection import GridSearchCV
+
+    search = GridSearchCV(ANNClassifier(algorithm="kdtree", leaf_size=30), {"k": [1, 15], "leaf_size": [5, 40]}, cv=3)
+    assert set(search.fit(train, y_train).best_params_) == {"k", "leaf_size"}
 
 
 def test_build_and_query_params_reach_the_adapter(labelled, tmp_path) -> None:

@@ -68,8 +68,8 @@ def _identity(settings: EncoderSettings, source: Dataset) -> dict[str, Any]:
             "encoder_width": settings.dim}
 
 
-def _reusable(path: Path, identity: dict[str, Any]) -> dict[str, Any] | None:
-    """The attrs of an existing encoding made the same way; a different one is an error."""
+def _reusable(path: Path, identity: dict[str, Any]) -> dict[str, Any]:
+    """The attrs of an existing encoding made the same way; one made differently is an error."""
     existing = {k: v.item() if isinstance(v, np.generic) else v for k, v in load_dataset(path).attrs.items()}
     differing = [k for k in IDENTITY_ATTRS if existing.get(k) != identity[k]]
     if differing:
@@ -94,10 +94,9 @@ def encode(source: Dataset, settings: EncoderSettings, distance: str, data_dir: 
     identity = _identity(settings, source)
     if path.is_file() and not force:
         attrs = _reusable(path, identity)
-        if attrs is not None:
-            log.info("%s: already encoded with the same settings in %s", name, path)
-            return EncodeOutcome(name, path, float(attrs["encoder_test_accuracy"]),
-                                 float(attrs["encoder_training_s"]), float(attrs["encoder_encoding_s"]), reused=True)
+        log.info("%s: already encoded with the same settings in %s", name, path)
+        return EncodeOutcome(name, path, float(attrs["encoder_test_accuracy"]), float(attrs["encoder_training_s"]),
+                             float(attrs["encoder_encoding_s"]), reused=True)
     data = TrainingData.from_arrays(source.train, source.train_labels, source.test, source.test_labels)
     from annbench.threads import limited_threads
 

@@ -9,13 +9,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from annbench.store import ResultStore, read_attrs
+from annbench.store import ResultStore, read_arrays, read_attrs
 
 log = logging.getLogger(__name__)
 
 #: Metrics where a larger value is better; every other numeric metric is better smaller.
 HIGHER_IS_BETTER = frozenset({"recall", "id_recall", "eps_recall_0.01", "eps_recall_0.1", "qps", "qps_median",
                               "knn_accuracy", "knn_accuracy_exact"})
+
+#: Recall levels of the operating-point table.
+OPERATING_RECALLS = (0.5, 0.8, 0.9, 0.95, 0.99)
+
+#: Columns of the operating-point table after ``algorithm, batch, min_<quality>``.
+OPERATING_COLUMNS = ["build_params", "query_params", "build_s", "index_bytes"]
+
+#: JSON attrs spread into one column per entry: ``library_versions`` → ``version.<lib>``, ``stats`` → ``stats.<name>``.
+_SPREAD = {"library_versions": "version", "stats": "stats", "build_params": "build", "query_params": "query"}
 
 #: The summary columns, in order (more columns follow them in the DataFrame).
 SUMMARY_COLUMNS = ["algorithm", "build_params", "query_params", "k", "batch", "status", "recall", "id_recall",
@@ -29,7 +38,9 @@ def higher_is_better(metric: str) -> bool:
 def results_frame(results_dir: str | Path, dataset: str | None = None) -> pd.DataFrame:
     """One row per stored run (``dataset=None``: every dataset), every metric, parameter and
     provenance field as a column; each build/query parameter also as ``build.<name>`` /
-    ``query.<name>``. Unreadable files are skipped with a warning."""
+    ``query.<name>``, each library version as ``version.<lib>``, each adapter statistic as
+    ``stats.<name>``; ``qps_slowest`` = n_queries / slowest kept pass time (the lower end of
+    the QPS spread, ``qps`` being the fastest pass). Unreadable files are skipped with a warning."""
     rows = []
     for path in ResultStore(results_dir).paths(dataset):
         try:
@@ -38,9 +49,15 @@ def results_frame(results_dir: str | Path, dataset: str | None = None) -> pd.Dat
             log.warning("skipping unreadable result %s (%s)", path, e)
             continue
         attrs["path"] = str(path)
-        for part in ("build", "query"):
-            for name, value in json.loads(attrs.get(f"{part}_params", "{}")).items():
-                attrs[f"{part}.{name}"] = value
+        for attr, prefix in _SPREAD.items():
+            try:
+                spread = json.loads(attrs.get(attr) or "{}")
+            except (TypeError, ValueError):
+                spread = {}
+            for name, value in (spread.items() if isinstance(spread, dict) else ()):
+                attrs[f"{prefix}.{name}"] = value
+        if attrs.get("pass_time_max_s") and attrs.get("n_queries"):
+            attrs["qps_slowest"] = attrs["n_queries"] / attrs["pass_time_max_s"]
         rows.append(attrs)
     frame = pd.DataFrame(rows)
     if frame.empty:
@@ -80,3 +97,34 @@ def pareto_frame(frame: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
                            higher_is_better(y))
         parts.append(group[mask].sort_values(x))
     return pd.concat(parts, ignore_index=True) if parts else ok.iloc[0:0]
+
+
+def operating_points(frame: pd.DataFrame, levels: tuple[float, ...] = OPERATING_RECALLS, quality: str = "recall",
+                     speed: str = "qps", columns: tuple[str, ...] | list[str] = tuple(OPERATING_COLUMNS)) -> pd.DataFrame:
+    """Per algorithm (and batch mode) and level r: the successful run with the best ``speed`` among
+    those with ``quality >= r``, with its ``columns`` (default: parameters, build time and index size).
+
+    A level no run of the algorithm reaches gives a row with empty values. ``frame`` should
+    hold one dataset and one k (as :func:`results_frame` filtered by the caller).
+    """
+    level_col = f"min_{quality}"
+    cols = ["algorithm", "batch", level_col, quality, speed, *columns]
+    ok = frame[frame["status"] == "ok"] if "status" in frame else frame
+    rows = []
+    for (algorithm, batch), group in ok.groupby(["algorithm", "batch"], sort=True):
+        for r in levels:
+            reached = group[group[quality] >= r]
+            best = reached.loc[reached[speed].idxmax()] if len(reached) else None
+            row = {"algorithm": algorithm, "batch": bool(batch), level_col: r}
+            for c in cols[3:]:
+                row[c] = best[c] if best is not None and c in best else np.nan
+            rows.append(row)
+    return pd.DataFrame(rows, columns=cols)
+
+
+def pass_qps(path: str | Path, n_queries: int) -> np.ndarray:
+    """QPS of every kept timed pass of one stored run (``n_queries / pass time``), in pass order."""
+    times = read_arrays(path).get("pass_times_ns")
+    if times is None or len(times) == 0:
+        return np.empty(0)
+    return n_queries / (np.asarray(times, dtype=np.float64) * 1e-9)

@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     setup_logging(args.verbose)
     from annbench.analyse import results_frame
-    from annbench.compare import operating_points, related_datasets
+    from annbench.compare import related_datasets, side_by_side
 
     results_dir = args.results or paths.default_results_dir()
     frame = results_frame(results_dir)
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     frame = frame[(frame["k"] == args.k) & (frame["batch"] == args.batch)]
     if args.output is not None and args.output.suffix not in PLOT_SUFFIXES:
         raise UserError(f"--output {args.output}: unsupported file type; valid: {', '.join(PLOT_SUFFIXES)}")
-    table = operating_points(frame, datasets, args.min_recall, args.data_dir or paths.default_data_dir())
+    table = side_by_side(frame, datasets, args.min_recall, args.data_dir or paths.default_data_dir())
     if table.empty:
         raise UserError(f"no finished runs with k={args.k}{' in batch mode' if args.batch else ''} for "
                         f"{', '.join(datasets)} in {results_dir}")

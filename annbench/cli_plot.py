@@ -1,38 +1,239 @@
-"""``python plot.py``: Pareto plots and tables from stored results."""
+"""``python plot.py``: Pareto plots, tables, an HTML report and pictures of neighbours from stored results."""
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 from pathlib import Path
 
+import pandas as pd
+
 from annbench import paths
 from annbench.cli import Parser, guarded, positive_int, setup_logging
 from annbench.errors import UserError
-from annbench.plotting import SCALES_X, SCALES_Y
+from annbench.plotting import DEFAULT_VIEW, SCALES, VIEWS, View
+from annbench.tables import FORMATS
 
 log = logging.getLogger("annbench.plot")
 
-TABLE_FORMATS = ("csv", "text")
 PLOT_SUFFIXES = (".png", ".svg", ".pdf")
+TABLE_SUFFIXES = {".md": "md", ".csv": "csv", ".txt": "text", ".json": "json", ".tex": "latex"}
 
 
 def parser() -> Parser:
     p = Parser(prog="plot.py", description="Plot and tabulate stored benchmark results.")
-    p.add_argument("--dataset", help="dataset name (default: the only one in the results folder)")
+    p.add_argument("--dataset", help="comma-separated dataset names (default: every dataset in the results folder)")
     p.add_argument("--results", type=Path, default=None,
                    help=f"results folder (default ${paths.ENV_RESULTS_DIR} or ./results)")
-    p.add_argument("-k", "--count", dest="k", type=positive_int, default=None, help="k of the runs (default: 10 if present)")
+    p.add_argument("-k", "--count", dest="k", type=positive_int, default=None,
+                   help="k of the runs (plots: default 10 if present, else the smallest; tables: every k)")
     p.add_argument("--batch", action="store_true", help="batch-mode runs instead of single-query runs")
-    p.add_argument("-x", default="recall", help="metric on the x axis (default recall)")
-    p.add_argument("-y", default="qps", help="metric on the y axis (default qps)")
-    p.add_argument("--x-scale", choices=SCALES_X, default="linear")
-    p.add_argument("--y-scale", choices=SCALES_Y, default="log")
-    p.add_argument("--output", type=Path, help="image file: .png, .svg or .pdf")
-    p.add_argument("--all", action="store_true", help="draw every run, not only Pareto-optimal ones")
-    p.add_argument("--table", choices=TABLE_FORMATS, help="print every run as a table instead of plotting")
+    p.add_argument("--algorithm", help="comma-separated algorithms to keep (default: all)")
+    g = p.add_argument_group("plots")
+    g.add_argument("--view", default=None,
+                   help=f"comma-separated views, or 'all': {', '.join(VIEWS)} (default {DEFAULT_VIEW})")
+    g.add_argument("-x", default=None, help="metric on the x axis (a custom view; default recall)")
+    g.add_argument("-y", default=None, help="metric on the y axis (a custom view; default qps)")
+    g.add_argument("--x-scale", choices=SCALES, default=None, help="default: the view's (linear)")
+    g.add_argument("--y-scale", choices=SCALES, default=None, help="default: the view's (log)")
+    g.add_argument("--all", action="store_true", help="draw every run, not only Pareto-optimal ones")
+    g.add_argument("--annotate", action="store_true", help="label points with their parameters")
+    g.add_argument("--grid", action="store_true", help="several datasets: one figure with a panel each")
+    g.add_argument("--output", type=Path, help="image file: .png, .svg or .pdf (several figures: used as a "
+                                               "pattern, -<dataset>-<view> added before the suffix)")
+    t = p.add_argument_group("tables and exports (printed on stdout)")
+    t.add_argument("--table", choices=FORMATS, help="every run, one row each (csv/json: every column)")
+    t.add_argument("--columns", help="comma-separated columns for --table (default: csv/json every column, "
+                                     "else the summary columns)")
+    t.add_argument("--operating-points", choices=FORMATS, metavar="FORMAT",
+                   help=f"best QPS at recall >= 0.5/0.8/0.9/0.95/0.99 per algorithm; one of {', '.join(FORMATS)}")
+    r = p.add_argument_group("report and neighbours")
+    r.add_argument("--report", type=Path, metavar="DIR", help="write a static HTML report into DIR")
+    r.add_argument("--neighbours", type=Path, metavar="FILE",
+                   help="image datasets: a figure (.png/.svg/.pdf); datasets with keys: a table "
+                        f"({', '.join(TABLE_SUFFIXES)})")
+    r.add_argument("--data-dir", type=Path, default=None,
+                   help=f"dataset folder for neighbours (default ${paths.ENV_DATA_DIR} or ./datasets)")
+    r.add_argument("--queries", type=positive_int, default=4, help="queries shown in neighbour pictures (default 4)")
+    r.add_argument("--at-recall", type=float, default=0.9,
+                   help="neighbours: per algorithm its fastest run with at least this recall (default 0.9)")
     p.add_argument("-v", "--verbose", action="count", default=0)
     return p
+
+
+def _names(text: str | None) -> list[str]:
+    return [n.strip() for n in (text or "").split(",") if n.strip()]
+
+
+def select(frame: pd.DataFrame, args: argparse.Namespace, results_dir: Path) -> pd.DataFrame:
+    """Filter by --dataset and --algorithm, naming the valid choices on a miss."""
+    datasets = sorted(frame["dataset"].unique())
+    wanted = _names(args.dataset)
+    for d in wanted:
+        if d not in datasets:
+            raise UserError(f"no results for dataset {d!r} in {results_dir}; valid: {', '.join(datasets)}")
+    if wanted:
+        frame = frame[frame["dataset"].isin(wanted)]
+    algorithms = _names(args.algorithm)
+    known = sorted(frame["algorithm"].unique())
+    for a in algorithms:
+        if a not in known:
+            raise UserError(f"no results for algorithm {a!r}; valid: {', '.join(known)}")
+    frame = frame[frame["algorithm"].isin(algorithms)] if algorithms else frame
+    from annbench.analyse import SUMMARY_COLUMNS
+
+    empty = [c for c in frame.columns if c not in SUMMARY_COLUMNS and frame[c].isna().all()]
+    return frame.drop(columns=empty)  # parameters of algorithms or datasets filtered out
+
+
+def one_k(frame: pd.DataFrame, dataset: str, k: int | None, batch: bool) -> tuple[int, pd.DataFrame]:
+    """The runs of one dataset at one k (default 10 if present) and mode."""
+    part = frame[frame["dataset"] == dataset]
+    ks = sorted(int(v) for v in part["k"].unique())
+    chosen = k or (10 if 10 in ks else ks[0])
+    if chosen not in ks:
+        raise UserError(f"no results for k={chosen} on {dataset}; valid: {', '.join(map(str, ks))}")
+    part = part[(part["k"] == chosen) & (part["batch"] == batch)]
+    if part.empty:
+        raise UserError(f"no {'batch' if batch else 'single-query'}-mode runs for {dataset} at k={chosen}; "
+                        f"{'drop' if batch else 'add'} --batch")
+    return chosen, part
+
+
+def views(args: argparse.Namespace, frame: pd.DataFrame) -> list[View]:
+    """The views asked for; ``all`` keeps only those whose metrics these results have."""
+    if args.x or args.y:
+        if args.view:
+            raise UserError("give either --view or -x/-y, not both")
+        x, y = args.x or "recall", args.y or "qps"
+        chosen = [View(f"{x}-{y}", x, y)]
+    else:
+        names = _names(args.view) or [DEFAULT_VIEW]
+        if names == ["all"]:
+            names = [n for n, v in VIEWS.items() if _has_metrics(frame, v)]
+        for n in names:
+            if n not in VIEWS:
+                raise UserError(f"unknown view {n!r}; valid: {', '.join(VIEWS)}, all (or -x/-y for any pair)")
+        chosen = [VIEWS[n] for n in names]
+    return [View(v.name, v.x, v.y, args.x_scale or v.x_scale, args.y_scale or v.y_scale) for v in chosen]
+
+
+def _has_metrics(frame: pd.DataFrame, view: View) -> bool:
+    return all(a in frame.columns and pd.to_numeric(frame[a], errors="coerce").notna().any() for a in (view.x, view.y))
+
+
+def _check_metrics(frame: pd.DataFrame, view: View) -> None:
+    for axis in (view.x, view.y):
+        if axis not in frame.columns or pd.to_numeric(frame[axis], errors="coerce").isna().all():
+            numeric = sorted(c for c in frame.columns if frame[c].dtype.kind in "fiu")
+            extra = " (kNN accuracy exists only for datasets with labels)" if axis.startswith("knn") else ""
+            raise UserError(f"metric {axis!r} is not in these results{extra}; valid: {', '.join(numeric)}")
+
+
+def _output(args: argparse.Namespace, results_dir: Path, dataset: str | None, k: int, view: View,
+            several: bool) -> Path:
+    suffix = "-batch" if args.batch else ""
+    if args.output is None:
+        folder = results_dir / dataset / str(k) if dataset else results_dir
+        return folder / f"{view.x}-{view.y}{suffix}.png"
+    if not several:
+        return args.output
+    tag = "-".join(p for p in (dataset, view.name) if p)
+    return args.output.with_name(f"{args.output.stem}-{tag}{args.output.suffix}")
+
+
+def plot(frame: pd.DataFrame, args: argparse.Namespace, results_dir: Path) -> list[Path]:
+    from annbench.plotting import plot_panels
+
+    if args.output is not None and args.output.suffix.lower() not in PLOT_SUFFIXES:
+        raise UserError(f"--output {args.output}: unsupported file type; valid: {', '.join(PLOT_SUFFIXES)}")
+    datasets = sorted(frame["dataset"].unique())
+    parts = {d: one_k(frame, d, args.k, args.batch) for d in datasets}
+    chosen = views(args, pd.concat([part for _, part in parts.values()]))
+    for view in chosen:
+        for _, part in parts.values():
+            _check_metrics(part, view)
+    mode = ", batch" if args.batch else ""
+    written = []
+    for view in chosen:
+        options = dict(x_scale=view.x_scale, y_scale=view.y_scale, all_points=args.all, annotate=args.annotate)
+        if args.grid and len(datasets) > 1:
+            panels = [(f"{d} (k={k}{mode})", part) for d, (k, part) in parts.items()]
+            out = _output(args, results_dir, None, 0, view, len(chosen) > 1)
+            written.append(plot_panels(panels, view.x, view.y, out, **options))
+            continue
+        for d, (k, part) in parts.items():
+            out = _output(args, results_dir, d, k, view, len(chosen) * len(datasets) > 1)
+            written.append(plot_panels([(f"{d} (k={k}{mode})", part)], view.x, view.y, out, **options))
+    return written
+
+
+def all_runs_table(frame: pd.DataFrame, args: argparse.Namespace) -> pd.DataFrame:
+    from annbench.analyse import SUMMARY_COLUMNS
+
+    if args.k:
+        frame = frame[frame["k"] == args.k]
+    if args.batch:
+        frame = frame[frame["batch"]]
+    if args.columns:
+        cols = _names(args.columns)
+        for c in cols:
+            if c not in frame.columns:
+                raise UserError(f"--columns: unknown column {c!r}; valid: {', '.join(frame.columns)}")
+    elif args.table in ("csv", "json"):
+        cols = list(frame.columns)
+    else:
+        cols = ["dataset", *SUMMARY_COLUMNS, *(["knn_accuracy"] if "knn_accuracy" in frame else [])]
+    return frame[cols]
+
+
+def operating_table(frame: pd.DataFrame, args: argparse.Namespace) -> pd.DataFrame:
+    from annbench.analyse import operating_points
+
+    parts = []
+    for d in sorted(frame["dataset"].unique()):
+        k, part = one_k(frame, d, args.k, args.batch)
+        points = operating_points(part)
+        points.insert(0, "k", k)
+        points.insert(0, "dataset", d)
+        parts.append(points)
+    return pd.concat(parts, ignore_index=True)
+
+
+def neighbours(frame: pd.DataFrame, args: argparse.Namespace) -> Path:
+    from annbench.neighbours import choose_runs, image_shape, load_selections, neighbour_figure, neighbour_table
+    from annbench.report import load_local_dataset
+    from annbench.tables import render
+
+    datasets = sorted(frame["dataset"].unique())
+    if len(datasets) != 1:
+        raise UserError(f"--neighbours needs one dataset; choose with --dataset: {', '.join(datasets)}")
+    k, part = one_k(frame, datasets[0], args.k, args.batch)
+    data_dir = args.data_dir or paths.default_data_dir()
+    dataset = load_local_dataset(datasets[0], data_dir, part)
+    if dataset is None:
+        raise UserError(f"--neighbours: no dataset file {datasets[0]}.hdf5 in {data_dir} with the checksum of the "
+                        f"runs; give --data-dir")
+    ok = part[part["status"] == "ok"]
+    if ok.empty:
+        raise UserError(f"--neighbours: no successful runs for {datasets[0]} at k={k}")
+    selections = load_selections(choose_runs(ok, args.at_recall))
+    suffix = args.neighbours.suffix.lower()
+    if image_shape(dataset) is not None:
+        if suffix not in PLOT_SUFFIXES:
+            raise UserError(f"--neighbours {args.neighbours}: {dataset.name} is an image dataset; valid file "
+                            f"types: {', '.join(PLOT_SUFFIXES)}")
+        return neighbour_figure(dataset, selections, args.neighbours, n_queries=args.queries)
+    if dataset.keys is None:
+        raise UserError(f"--neighbours: {dataset.name} has neither images (labels and a square dimension) nor keys")
+    if suffix not in TABLE_SUFFIXES:
+        raise UserError(f"--neighbours {args.neighbours}: {dataset.name} has keys, so the output is a table; "
+                        f"valid file types: {', '.join(TABLE_SUFFIXES)}")
+    args.neighbours.parent.mkdir(parents=True, exist_ok=True)
+    table = neighbour_table(dataset, selections, n_queries=args.queries)
+    args.neighbours.write_text(render(table, TABLE_SUFFIXES[suffix]), encoding="utf-8")
+    return args.neighbours
 
 
 @guarded
@@ -40,42 +241,29 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     setup_logging(args.verbose)
     from annbench.analyse import results_frame
+    from annbench.tables import render
 
     results_dir = args.results or paths.default_results_dir()
     frame = results_frame(results_dir)
     if frame.empty:
-        raise UserError(f"no results in {results_dir}; run `python run.py` first (or give --results DIR)")
-    datasets = sorted(frame["dataset"].unique())
-    dataset = args.dataset
-    if dataset is None:
-        if len(datasets) > 1:
-            raise UserError(f"results folder {results_dir} holds several datasets; choose one with --dataset: "
-                            f"{', '.join(datasets)}")
-        dataset = datasets[0]
-    if dataset not in datasets:
-        raise UserError(f"no results for dataset {dataset!r} in {results_dir}; valid: {', '.join(datasets)}")
-    frame = frame[frame["dataset"] == dataset]
-    ks = sorted(int(k) for k in frame["k"].unique())
-    k = args.k or (10 if 10 in ks else ks[0])
-    if k not in ks:
-        raise UserError(f"no results for k={k} on {dataset}; valid: {', '.join(map(str, ks))}")
-    frame = frame[(frame["k"] == k) & (frame["batch"] == args.batch)]
+        where = "does not exist" if not Path(results_dir).exists() else "holds no result files"
+        raise UserError(f"results folder {results_dir} {where}; run `python run.py` first (or give --results DIR)")
+    frame = select(frame, args, results_dir)
+    if not 0.0 <= args.at_recall <= 1.0:
+        raise UserError(f"--at-recall {args.at_recall}: valid: a number in [0, 1]")
+    exports = args.table or args.operating_points or args.report or args.neighbours
     if args.table:
-        if args.table == "csv":
-            frame.to_csv(sys.stdout, index=False)
-        else:
-            print(frame.to_string(index=False))
-        return 0
-    for axis in (args.x, args.y):
-        if axis not in frame.columns or not frame[axis].dtype.kind in "fiu":
-            numeric = sorted(c for c in frame.columns if frame[c].dtype.kind in "fiu")
-            raise UserError(f"unknown metric {axis!r}; valid: {', '.join(numeric)}")
-    output = args.output or Path(results_dir) / dataset / str(k) / f"{args.x}-{args.y}{'-batch' if args.batch else ''}.png"
-    if Path(output).suffix not in PLOT_SUFFIXES:
-        raise UserError(f"--output {output}: unsupported file type; valid: {', '.join(PLOT_SUFFIXES)}")
-    from annbench.plotting import plot_metric_pair
+        sys.stdout.write(render(all_runs_table(frame, args), args.table))
+    if args.operating_points:
+        sys.stdout.write(render(operating_table(frame, args), args.operating_points))
+    if args.report:
+        from annbench.report import write_report
 
-    plot_metric_pair(frame, args.x, args.y, output, f"{dataset} (k={k}{', batch' if args.batch else ''})",
-                     args.x_scale, args.y_scale, args.all)
-    print(f"plot: {output}")
+        index = write_report(frame, args.report, args.data_dir or paths.default_data_dir(), n_queries=args.queries)
+        print(f"report: {index}")
+    if args.neighbours:
+        print(f"neighbours: {neighbours(frame, args)}")
+    if not exports:
+        for path in plot(frame, args, Path(results_dir)):
+            print(f"plot: {path}")
     return 0

@@ -1,9 +1,10 @@
 """A raw dataset and its encodings side by side: one operating point per dataset and algorithm.
 
 The operating point of an algorithm on a dataset is its fastest stored run that reaches
-``recall >= min_recall``; the table reports that run's QPS, build time, index size and
-kNN accuracy, next to the best recall the algorithm reached at all (so a missing point
-says how far it fell short) and the dataset's exact kNN accuracy.
+``recall >= min_recall`` (:func:`annbench.analyse.operating_points`); the table reports that
+run's QPS, build time, index size and kNN accuracy, next to the best recall the algorithm
+reached at all (so a missing point says how far it fell short), the dataset's dimension,
+its exact kNN accuracy and, for an encoding, the network's own test accuracy.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
+from annbench.analyse import OPERATING_COLUMNS, operating_points
 from annbench.encode import encoded_prefix
 
 #: Columns of the comparison table, in order.
@@ -43,23 +45,21 @@ def dataset_facts(name: str, data_dir: Path | None) -> dict[str, float]:
                 "net_accuracy": float(f.attrs.get("encoder_test_accuracy", np.nan))}
 
 
-def operating_points(frame: pd.DataFrame, datasets: list[str], min_recall: float = 0.9,
-                     data_dir: Path | None = None) -> pd.DataFrame:
-    """One row per (dataset, algorithm) of ``frame`` (a :func:`annbench.analyse.results_frame`,
-    one k and mode), datasets in the given order: the run with the highest QPS among those with
-    ``recall >= min_recall`` (NaN columns when none reaches it)."""
+def side_by_side(frame: pd.DataFrame, datasets: list[str], min_recall: float = 0.9,
+                 data_dir: Path | None = None) -> pd.DataFrame:
+    """One row per (dataset, algorithm) of ``frame`` (a :func:`annbench.analyse.results_frame`
+    of one k and one mode), datasets in the given order, at the operating point ``min_recall``
+    (NaN columns where no run reaches it)."""
     ok = frame[frame["status"] == "ok"]
-    rows = []
+    parts = []
     for name in datasets:
-        facts = dataset_facts(name, data_dir)
-        for algorithm, runs in ok[ok["dataset"] == name].groupby("algorithm", sort=True):
-            good = runs[runs["recall"] >= min_recall]
-            best = good.loc[good["qps"].idxmax()] if len(good) else None
-            row = {"dataset": name, **facts, "algorithm": algorithm, "best_recall": runs["recall"].max(),
-                   "knn_accuracy_exact": runs.get("knn_accuracy_exact", pd.Series([np.nan])).iloc[0]}
-            for column, source in (("qps_at_recall", "qps"), ("recall", "recall"), ("build_s", "build_s"),
-                                   ("index_bytes", "index_bytes"), ("knn_accuracy", "knn_accuracy"),
-                                   ("build_params", "build_params"), ("query_params", "query_params")):
-                row[column] = best[source] if best is not None and source in best else np.nan
-            rows.append(row)
-    return pd.DataFrame(rows, columns=COLUMNS)
+        runs = ok[ok["dataset"] == name]
+        if runs.empty:
+            continue
+        points = operating_points(runs, (min_recall,), columns=[*OPERATING_COLUMNS, "knn_accuracy"])
+        by_algorithm = runs.groupby("algorithm")
+        points["best_recall"] = points["algorithm"].map(by_algorithm["recall"].max())
+        exact = by_algorithm["knn_accuracy_exact"].first() if "knn_accuracy_exact" in runs else None
+        points["knn_accuracy_exact"] = points["algorithm"].map(exact) if exact is not None else np.nan
+        parts.append(points.rename(columns={"qps": "qps_at_recall"}).assign(dataset=name, **dataset_facts(name, data_dir)))
+    return pd.concat(parts, ignore_index=True)[COLUMNS] if parts else pd.DataFrame(columns=COLUMNS)

@@ -33,7 +33,7 @@ import numpy as np  # noqa: E402
 
 from annbench import paths  # noqa: E402
 from annbench.analyse import results_frame  # noqa: E402
-from annbench.compare import operating_points  # noqa: E402
+from annbench.compare import side_by_side  # noqa: E402
 from annbench.datasets.format import Dataset  # noqa: E402
 from annbench.datasets.registry import load  # noqa: E402
 from annbench.discovery import AdapterUnavailable, load_adapter  # noqa: E402
@@ -131,7 +131,7 @@ def main() -> None:
             start = time.perf_counter()
             execute(plan, sub, store)
             print(f"  {ds.name}: {plan.n_runs} runs in {time.perf_counter() - start:.0f} s", flush=True)
-        table = operating_points(results_frame(results), [d.name for d in datasets], 0.9, data_dir)
+        table = side_by_side(results_frame(results), [d.name for d in datasets], 0.9, data_dir)
     print()
     print(table.drop(columns=["build_params", "query_params", "net_accuracy", "index_bytes"]).to_string(
         index=False, float_format=lambda v: f"{v:.4g}"))

@@ -7,12 +7,12 @@ import shutil
 import numpy as np
 import pandas as pd
 
-from annbench.compare import operating_points, related_datasets
+from annbench.compare import related_datasets, side_by_side
 from tests.conftest import call
 
 
 def _run(dataset: str, algorithm: str, recall: float, qps: float, build_s: float, knn: float) -> dict:
-    return {"dataset": dataset, "algorithm": algorithm, "status": "ok", "recall": recall, "qps": qps,
+    return {"dataset": dataset, "algorithm": algorithm, "batch": False, "status": "ok", "recall": recall, "qps": qps,
             "build_s": build_s, "index_bytes": int(build_s * 1000), "knn_accuracy": knn, "knn_accuracy_exact": 0.9,
             "build_params": f'{{"b":{build_s}}}', "query_params": f'{{"q":{qps}}}'}
 
@@ -26,7 +26,7 @@ def test_operating_point_is_the_fastest_run_reaching_the_recall() -> None:
         _run("enc", "a", 0.95, 700.0, 0.5, 0.88),
         {**_run("enc", "a", 0.99, 9000.0, 0.5, 0.9), "status": "error"},  # errors never count
     ])
-    t = operating_points(frame, ["enc", "raw"], 0.9)
+    t = side_by_side(frame, ["enc", "raw"], 0.9)
     assert list(zip(t["dataset"], t["algorithm"])) == [("enc", "a"), ("raw", "a"), ("raw", "b")]
     raw_a = t.iloc[1]
     assert (raw_a["qps_at_recall"], raw_a["recall"], raw_a["build_s"], raw_a["knn_accuracy"]) == (500.0, 0.92, 2.0, 0.80)
@@ -34,7 +34,7 @@ def test_operating_point_is_the_fastest_run_reaching_the_recall() -> None:
     raw_b = t.iloc[2]
     assert np.isnan(raw_b["qps_at_recall"]) and np.isnan(raw_b["knn_accuracy"]) and raw_b["best_recall"] == 0.80
     assert t.iloc[0]["qps_at_recall"] == 700.0
-    assert operating_points(frame, ["raw"], 0.96).iloc[0]["qps_at_recall"] == 300.0
+    assert side_by_side(frame, ["raw"], 0.96).iloc[0]["qps_at_recall"] == 300.0
 
 
 def test_related_datasets_are_the_raw_one_and_its_encodings_in_natural_order() -> None:

@@ -35,7 +35,15 @@ def parser() -> Parser:
     p.add_argument("--configs-dir", type=Path, action="append", default=[],
                    help=f"extra grid folder searched first (also ${paths.ENV_CONFIGS_PATH})")
     p.add_argument("--list-algorithms", action="store_true", help="list algorithms and whether they import")
-    p.add_argument("--list-datasets", action="store_true", help="list registered datasets")
+    p.add_argument("--list-datasets", action="store_true",
+                   help="list datasets: size, dimension, distance, local or not, how each is obtained")
+    p.add_argument("--prepare", action="store_true", help="only get or build --dataset and describe it")
+    p.add_argument("--source-dir", type=Path, default=None,
+                   help=f"folder of upstream dataset files for offline builds (also ${paths.ENV_SOURCE_DIR})")
+    p.add_argument("--max-train", type=positive_int, default=None,
+                   help="quick subset: first N train rows (cached as <dataset>-train<N>, ground truth recomputed)")
+    p.add_argument("--max-test", type=positive_int, default=None,
+                   help="quick subset: first M queries (cached as <dataset>-test<M>)")
     p.add_argument("--no-plot", action="store_true", help="do not write the Pareto plot")
     p.add_argument("-v", "--verbose", action="count", default=0)
     p.add_argument("-q", "--quiet", action="store_true")
@@ -59,13 +67,9 @@ def list_algorithms(config_dirs: list[Path], adapter_dirs: list[Path]) -> int:
 
 
 def list_datasets(data_dir: Path) -> int:
-    from annbench.datasets.registry import dataset_path, registry
+    from annbench.cli_dataset import catalogue
 
-    print(f"{'name':<32} {'train':>9} {'test':>7} {'dim':>5} {'distance':<10} {'local':<6} origin")
-    for spec in registry().values():
-        here = "yes" if dataset_path(spec.name, data_dir).is_file() else "no"
-        print(f"{spec.name:<32} {spec.n_train:>9} {spec.n_test:>7} {spec.dimension:>5} {spec.distance:<10} "
-              f"{here:<6} {spec.origin}")
+    print(catalogue(data_dir))
     return 0
 
 
@@ -89,6 +93,13 @@ def main(argv: list[str] | None = None) -> int:
         return list_algorithms(config_dirs, adapter_dirs)
     if args.list_datasets:
         return list_datasets(data_dir)
+    if args.prepare:
+        from annbench.cli_dataset import describe
+        from annbench.datasets.registry import prepare
+
+        prepared = prepare(args.dataset, data_dir, args.source_dir, max_train=args.max_train, max_test=args.max_test)
+        print(describe(prepared.path, prepared.name, prepared.how))
+        return 0
 
     from annbench.analyse import results_frame
     from annbench.datasets.registry import load
@@ -96,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     from annbench.plan import RunOptions, make_plan
     from annbench.store import ResultStore
 
-    dataset = load(args.dataset, data_dir)
+    dataset = load(args.dataset, data_dir, args.source_dir, max_train=args.max_train, max_test=args.max_test)
     if args.k > dataset.ground_truth_k:
         raise UserError(f"-k {args.k} exceeds the {dataset.ground_truth_k} neighbours stored in "
                         f"{dataset.path}; valid: 1..{dataset.ground_truth_k}")

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from annbench.datasets.format import Dataset, load_dataset
-from annbench.datasets.registry import RawData, dataset_path, materialize
+from annbench.datasets.registry import dataset_path, materialize
+from annbench.datasets.spec import RawData
 from annbench.encoders.base import EncoderSettings, TrainingData
 from annbench.errors import UserError
 

@@ -17,11 +17,18 @@ ENV_DATA_DIR = "ANNBENCH_DATA_DIR"
 ENV_RESULTS_DIR = "ANNBENCH_RESULTS_DIR"
 ENV_ALGORITHMS_PATH = "ANNBENCH_ALGORITHMS_PATH"
 ENV_CONFIGS_PATH = "ANNBENCH_CONFIGS_PATH"
+ENV_SOURCE_DIR = "ANNBENCH_SOURCE_DIR"
 
 
 def default_data_dir() -> Path:
     """``$ANNBENCH_DATA_DIR`` or ``datasets/`` in the current folder."""
     return Path(os.environ.get(ENV_DATA_DIR) or "datasets")
+
+
+def default_source_dir() -> Path | None:
+    """``$ANNBENCH_SOURCE_DIR``: a local mirror of datasets' upstream files, or None."""
+    value = os.environ.get(ENV_SOURCE_DIR)
+    return Path(value) if value else None
 
 
 def default_results_dir() -> Path:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from annbench.datasets.registry import DatasetSpec, RawData
+from annbench.datasets.spec import DatasetSpec, RawData
 
 
 def random_blobs(n_samples: int, n_dims: int, centers: int, distance: str) -> RawData:
@@ -36,7 +36,7 @@ def _random_spec(size: str, n: int, d: int, centers: int, distance: str) -> Data
     return DatasetSpec(
         name=f"random-{size}-{d}-{distance}", distance=distance, dimension=d,
         n_train=n - n // 10, n_test=n // 10, origin="generated (make_blobs), no download",
-        build=lambda source_dir: random_blobs(n, d, centers, distance))
+        build=lambda inputs: random_blobs(n, d, centers, distance))
 
 
 BUILTIN_SPECS: tuple[DatasetSpec, ...] = (
@@ -46,5 +46,5 @@ BUILTIN_SPECS: tuple[DatasetSpec, ...] = (
     _random_spec("s", 100_000, 100, 1_000, "angular"),
     DatasetSpec(name="digits-64-euclidean", distance="euclidean", dimension=64, n_train=1617, n_test=180,
                 origin="scikit-learn's bundled digits, no download", labels=True,
-                build=lambda source_dir: digits()),
+                build=lambda inputs: digits()),
 )

@@ -3,7 +3,7 @@
 Fields (ann-benchmarks): ``train`` (n×d float32), ``test`` (q×d float32), ``neighbors``
 (q×100 int32), ``distances`` (q×100 float32); attrs ``distance``, ``point_type``
 (``float``), ``dimension``, ``type`` (``dense``). Our optional extras: ``train_labels``,
-``test_labels``, ``keys`` and provenance attrs (``source``, ``checksum``,
+``test_labels``, ``keys`` (one string per train row, e.g. GloVe's words), ``test_keys`` and provenance attrs (``source``, ``checksum``,
 ``builder_version``, ...).
 """
 
@@ -42,6 +42,7 @@ class Dataset:
     train_labels: np.ndarray | None = None
     test_labels: np.ndarray | None = None
     keys: np.ndarray | None = None
+    test_keys: np.ndarray | None = None
     attrs: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -88,6 +89,10 @@ def _check_finite(path: Path, key: str, a: np.ndarray) -> None:
         raise _fail(path, f"field '{key}' contains NaN or inf")
 
 
+def _strings(values: np.ndarray) -> np.ndarray:
+    return np.array([v.decode() if isinstance(v, bytes) else str(v) for v in values], dtype=object)
+
+
 def load_dataset(path: str | Path, name: str | None = None) -> Dataset:
     """Read and validate a dataset file; any defect is a one-line :class:`UserError`."""
     path = Path(path)
@@ -109,6 +114,7 @@ def load_dataset(path: str | Path, name: str | None = None) -> Dataset:
             train_labels = _read(f, path, "train_labels", required=False)
             test_labels = _read(f, path, "test_labels", required=False)
             keys = _read(f, path, "keys", required=False)
+            test_keys = _read(f, path, "test_keys", required=False)
         except OSError as e:
             raise _fail(path, f"unreadable data ({e})") from None
 
@@ -138,10 +144,11 @@ def load_dataset(path: str | Path, name: str | None = None) -> Dataset:
     for key, labels, n in (("train_labels", train_labels, len(train)), ("test_labels", test_labels, len(test))):
         if labels is not None and labels.shape != (n,):
             raise _fail(path, f"field '{key}' has shape {labels.shape}, expected ({n},)")
-    if keys is not None:
-        if keys.shape != (len(train),):
-            raise _fail(path, f"field 'keys' has shape {keys.shape}, expected ({len(train)},)")
-        keys = np.array([k.decode() if isinstance(k, bytes) else str(k) for k in keys], dtype=object)
+    for key, values, n in (("keys", keys, len(train)), ("test_keys", test_keys, len(test))):
+        if values is not None and values.shape != (n,):
+            raise _fail(path, f"field '{key}' has shape {values.shape}, expected ({n},)")
+    keys = None if keys is None else _strings(keys)
+    test_keys = None if test_keys is None else _strings(test_keys)
 
     checksum = attrs.get("checksum") or content_checksum(train, test, distance)
     return Dataset(
@@ -152,14 +159,15 @@ def load_dataset(path: str | Path, name: str | None = None) -> Dataset:
         checksum=checksum,
         train_labels=None if train_labels is None else _read_only(train_labels),
         test_labels=None if test_labels is None else _read_only(test_labels),
-        keys=keys, attrs=attrs,
+        keys=keys, test_keys=test_keys, attrs=attrs,
     )
 
 
 def write_dataset(path: str | Path, *, train: np.ndarray, test: np.ndarray, distance: str,
                   neighbors: np.ndarray, distances: np.ndarray,
                   train_labels: np.ndarray | None = None, test_labels: np.ndarray | None = None,
-                  keys: np.ndarray | list[str] | None = None, attrs: dict[str, Any] | None = None) -> Path:
+                  keys: np.ndarray | list[str] | None = None, test_keys: np.ndarray | list[str] | None = None,
+                  attrs: dict[str, Any] | None = None) -> Path:
     """Write a dataset file atomically (temporary file in the same folder, fsync, rename).
 
     Names, dtypes and attrs are exactly ann-benchmarks' so its tools can read the file.
@@ -187,8 +195,9 @@ def write_dataset(path: str | Path, *, train: np.ndarray, test: np.ndarray, dist
                 f.create_dataset("train_labels", data=np.asarray(train_labels))
             if test_labels is not None:
                 f.create_dataset("test_labels", data=np.asarray(test_labels))
-            if keys is not None:
-                f.create_dataset("keys", data=[str(k) for k in keys], dtype=h5py.string_dtype())
+            for field_name, values in (("keys", keys), ("test_keys", test_keys)):
+                if values is not None:
+                    f.create_dataset(field_name, data=[str(k) for k in values], dtype=h5py.string_dtype())
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)

@@ -1,63 +1,70 @@
 """Datasets by name: what each is, whether it is here, and how to get it.
 
-``resolve`` turns a ``--dataset`` argument (a registered name or a file path) into a
-file on disk, building a registered dataset the first time it is asked for.
+``prepare`` turns a ``--dataset`` argument (a registered name, a dataset made with
+``dataset.py create``, a quick-subset name, or a file path) into a file on disk, trying
+in order: (1) the data folder; (2) the source folder (``--source-dir`` or
+``$ANNBENCH_SOURCE_DIR``): a copy of the published HDF5 or the upstream files; (3) the
+HDF5 ann-benchmarks publishes; (4) the upstream files, downloaded, then built.
 """
 
 from __future__ import annotations
 
 import difflib
 import logging
+import os
+import re
+import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
 
-import numpy as np
+import h5py
 
+from annbench import paths
+from annbench.datasets.checksums import CHECKSUMS
+from annbench.datasets.download import DownloadError, download
 from annbench.datasets.format import GROUND_TRUTH_K, Dataset, load_dataset, write_dataset
+from annbench.datasets.sources import fetch, locate, provenance
+from annbench.datasets.spec import DatasetSpec, Inputs, RawData, Upstream, check_name
 from annbench.errors import UserError
 from annbench.groundtruth import exact_knn
 
 log = logging.getLogger(__name__)
 
+__all__ = ["DatasetSpec", "Prepared", "RawData", "Upstream", "dataset_path", "load", "local_datasets", "materialize",
+           "prepare", "registry", "resolve", "subset_name"]
 
-@dataclass
-class RawData:
-    """What a builder produces before ground truth: the split vectors and extras."""
-
-    train: np.ndarray
-    test: np.ndarray
-    distance: str
-    train_labels: np.ndarray | None = None
-    test_labels: np.ndarray | None = None
-    keys: np.ndarray | list[str] | None = None
-    attrs: dict[str, Any] = field(default_factory=dict)
+#: Where downloaded upstream files and extracted archive members are kept, inside the data folder.
+CACHE_FOLDER = ".sources"
+#: ``<base>-train<N>`` and/or ``-test<M>``: the first N train / M test rows of ``<base>``.
+SUBSET = re.compile(r"(?P<base>.+?)(?:-train(?P<n>\d+))?(?:-test(?P<q>\d+))?")
 
 
 @dataclass(frozen=True)
-class DatasetSpec:
-    """A registered dataset. ``build(source_dir)`` returns its :class:`RawData`."""
+class Prepared:
+    """A dataset file on disk and how it got there."""
 
     name: str
-    distance: str
-    dimension: int
-    n_train: int
-    n_test: int
-    origin: str
-    build: Callable[[Path | None], RawData]
-    labels: bool = False
+    path: Path
+    how: str
 
 
 def registry() -> dict[str, DatasetSpec]:
-    """Every registered dataset by name."""
+    """Every registered dataset by name: the built-ins, then the real datasets."""
     from annbench.datasets.builtin import BUILTIN_SPECS
+    from annbench.datasets.upstream import UPSTREAM_SPECS
 
-    return {s.name: s for s in BUILTIN_SPECS}
+    return {s.name: s for s in (*BUILTIN_SPECS, *UPSTREAM_SPECS)}
 
 
 def dataset_path(name: str, data_dir: Path) -> Path:
     return Path(data_dir) / f"{name}.hdf5"
+
+
+def local_datasets(data_dir: Path) -> dict[str, Path]:
+    """Dataset files in the data folder, by name."""
+    d = Path(data_dir)
+    return {p.stem: p for p in sorted(d.glob("*.hdf5"))} if d.is_dir() else {}
 
 
 def materialize(raw: RawData, path: Path, name: str) -> Path:
@@ -70,42 +77,159 @@ def materialize(raw: RawData, path: Path, name: str) -> Path:
              time.perf_counter() - t0)
     return write_dataset(path, train=raw.train, test=raw.test, distance=raw.distance, neighbors=ids,
                          distances=dists, train_labels=raw.train_labels, test_labels=raw.test_labels,
-                         keys=raw.keys, attrs={"name": name, **raw.attrs})
+                         keys=raw.keys, test_keys=raw.test_keys, attrs={"name": name, **raw.attrs})
+
+
+def subset_name(base: str, max_train: int | None = None, max_test: int | None = None) -> str:
+    return base + (f"-train{max_train}" if max_train else "") + (f"-test{max_test}" if max_test else "")
 
 
 def _unknown(name: str, known: list[str]) -> UserError:
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(close)}?" if close else f"; valid: {', '.join(sorted(known))}"
-    return UserError(f"unknown dataset {name!r} (not a registered name nor an existing .hdf5 file){hint}")
+    return UserError(f"unknown dataset {name!r} (not a registered name, a dataset in the data folder nor an "
+                     f"existing .hdf5 file){hint}")
 
 
-def resolve(name_or_path: str, data_dir: Path, source_dir: Path | None = None) -> tuple[str, Path]:
-    """``(dataset name, file path)`` for a registered name, the name of a file in ``data_dir``
-    (``<name>.hdf5``, e.g. an encoded dataset) or a dataset file path.
+def _offline_hint(spec: DatasetSpec) -> str:
+    files = ", ".join(f"{u.folder}/{u.name}" for u in spec.upstream)
+    notes = "".join(f"; {u.note}" for u in spec.upstream if u.note)
+    return (f"to build it offline, put its upstream files ({files}) in a folder DIR (as DIR/<folder>/<file> or "
+            f"DIR/<file>) and pass --source-dir DIR or set ${paths.ENV_SOURCE_DIR}{notes}")
 
-    A registered dataset missing from ``data_dir`` is built there first.
-    """
+
+def _build(spec: DatasetSpec, found: dict[str, Path], path: Path, how: str) -> Prepared:
+    log.info("building %s (%s)", spec.name, how)
+    raw = spec.build(Inputs(found, how))
+    raw.attrs = {**raw.attrs, "obtained": how, "inputs": provenance(found)}
+    materialize(raw, path, spec.name)
+    return Prepared(spec.name, path, how)
+
+
+def _install(tmp: Path, path: Path, how: str, name: str) -> Prepared:
+    """Validate a ready-made dataset file ``tmp``, note how it was obtained, rename it into place.
+    ``tmp`` is removed whatever happens."""
+    try:
+        load_dataset(tmp, name=name)
+        with h5py.File(tmp, "r+") as f:
+            f.attrs["obtained"] = how
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return Prepared(name, path, how)
+
+
+def _prebuilt(spec: DatasetSpec, path: Path) -> Prepared:
+    assert spec.prebuilt_url
+    download_to = path.with_name(f".{path.name}.download")
+    download(spec.prebuilt_url, download_to, CHECKSUMS.get(f"ann-benchmarks/{spec.name}.hdf5"))
+    return _install(download_to, path, f"downloaded ann-benchmarks' prebuilt {spec.prebuilt_url}", spec.name)
+
+
+def obtain(spec: DatasetSpec, data_dir: Path, source_dir: Path | None) -> Prepared:
+    """Get a registered dataset that is not in the data folder yet (sources 2-4)."""
+    path = dataset_path(spec.name, data_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not spec.upstream:
+        return _build(spec, {}, path, spec.origin)
+    cache = Path(data_dir) / CACHE_FOLDER
+    dirs = [source_dir] if source_dir else []
+    notes = []
+    if source_dir is not None:
+        if not source_dir.is_dir():
+            raise UserError(f"source folder {source_dir} does not exist; valid: a folder holding upstream files")
+        copy = source_dir / f"{spec.name}.hdf5"
+        if copy.is_file():
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            shutil.copyfile(copy, tmp)
+            return _install(tmp, path, f"copied from {copy}", spec.name)
+    found, missing = locate(spec, dirs, cache)
+    if not missing:
+        where = f"source folder {source_dir}" if source_dir and any(
+            str(p).startswith(str(source_dir)) for p in found.values()) else f"cached upstream files in {cache}"
+        return _build(spec, found, path, f"built from {where}")
+    if source_dir is not None:
+        notes.append(f"{source_dir} lacks {', '.join(u.name for u in missing)}")
+    if spec.prebuilt_url:
+        try:
+            return _prebuilt(spec, path)
+        except DownloadError as e:
+            notes.append(str(e))
+    try:
+        for up in missing:
+            fetch(up, cache)
+    except DownloadError as e:
+        notes.append(str(e))
+        raise UserError(f"dataset {spec.name} is not in {data_dir} and could not be obtained: {'; '.join(notes)}; "
+                        f"{_offline_hint(spec)}") from None
+    found, missing = locate(spec, dirs, cache)
+    return _build(spec, found, path, "built from downloaded upstream files " + ", ".join(u.name for u in spec.upstream))
+
+
+def _subset(parent: Prepared, name: str, path: Path, max_train: int | None, max_test: int | None) -> Prepared:
+    ds = load_dataset(parent.path, name=parent.name)
+    n, q = max_train or len(ds.train), max_test or len(ds.test)
+    for flag, value, total, what in (("--max-train", n, len(ds.train), "train"), ("--max-test", q, len(ds.test), "test")):
+        if value > total:
+            raise UserError(f"{flag} {value} exceeds the {total} {what} points of {parent.name}; valid: 1..{total}")
+    if n < GROUND_TRUTH_K:
+        raise UserError(f"--max-train {n} is too small; valid: {GROUND_TRUTH_K}..{len(ds.train)} "
+                        f"(ground truth keeps {GROUND_TRUTH_K} neighbours)")
+    cut = lambda a, m: None if a is None else a[:m]  # noqa: E731
+    raw = RawData(train=ds.train[:n], test=ds.test[:q], distance=ds.distance,
+                  train_labels=cut(ds.train_labels, n), test_labels=cut(ds.test_labels, q),
+                  keys=cut(ds.keys, n), test_keys=cut(ds.test_keys, q),
+                  attrs={"source": f"first {n} train and {q} test rows of {parent.name} ({ds.checksum}); "
+                                   f"ground truth recomputed", "parent": parent.name, "parent_checksum": ds.checksum,
+                         "obtained": f"subset of {parent.path}"})
+    materialize(raw, path, name)
+    return Prepared(name, path, f"subset of {parent.name}: {n} train, {q} test, ground truth recomputed")
+
+
+def prepare(name_or_path: str, data_dir: Path, source_dir: Path | None = None, *,
+            max_train: int | None = None, max_test: int | None = None) -> Prepared:
+    """The dataset file for ``name_or_path``, obtained (or built) first when missing."""
+    data_dir = Path(data_dir)
+    if source_dir is None:
+        source_dir = paths.default_source_dir()
     candidate = Path(name_or_path)
     if candidate.suffix in (".hdf5", ".h5") or candidate.is_file():
         if not candidate.is_file():
             raise UserError(f"dataset file {candidate} does not exist")
-        return candidate.stem, candidate
+        parent = Prepared(candidate.stem, candidate, f"file {candidate}")
+        if not (max_train or max_test):
+            return parent
+        name = subset_name(candidate.stem, max_train, max_test)
+        path = dataset_path(name, data_dir)
+        return Prepared(name, path, f"already in {data_dir}") if path.is_file() else \
+            _subset(parent, name, path, max_train, max_test)
+    if any(sep in name_or_path for sep in ("/", "\\", os.sep)):
+        raise UserError(f"dataset {name_or_path!r} is not an existing file and a dataset name has no path "
+                        f"separators; valid: a registered name (see --list-datasets) or a dataset .hdf5 path")
+    check_name(name_or_path)
     specs = registry()
-    if "/" in name_or_path or "\\" in name_or_path or name_or_path in ("", ".", ".."):
-        raise UserError(f"dataset name {name_or_path!r} is not a registered name nor an existing file")
-    path = dataset_path(name_or_path, data_dir)
-    if name_or_path not in specs:
-        if path.is_file():  # made here by a command (e.g. encode.py), not registered
-            return name_or_path, path
-        raise _unknown(name_or_path, list(specs))
-    if not path.is_file():
-        spec = specs[name_or_path]
-        log.info("building %s in %s (%s)", spec.name, data_dir, spec.origin)
-        materialize(spec.build(source_dir), path, spec.name)
-    return name_or_path, path
+    name = subset_name(name_or_path, max_train, max_test)
+    path = dataset_path(name, data_dir)
+    if path.is_file():
+        return Prepared(name, path, f"already in {data_dir}")
+    if name in specs:
+        return obtain(specs[name], data_dir, source_dir)
+    m = SUBSET.fullmatch(name)
+    if m and (m["n"] or m["q"]) and (m["base"] in specs or dataset_path(m["base"], data_dir).is_file()):
+        parent = prepare(m["base"], data_dir, source_dir)
+        return _subset(parent, name, path, int(m["n"]) if m["n"] else None, int(m["q"]) if m["q"] else None)
+    raise _unknown(name_or_path, list(dict.fromkeys([*specs, *local_datasets(data_dir)])))
 
 
-def load(name_or_path: str, data_dir: Path, source_dir: Path | None = None) -> Dataset:
+def resolve(name_or_path: str, data_dir: Path, source_dir: Path | None = None, *,
+            max_train: int | None = None, max_test: int | None = None) -> tuple[str, Path]:
+    """``(dataset name, file path)`` for a registered name or a dataset file path (see :func:`prepare`)."""
+    p = prepare(name_or_path, data_dir, source_dir, max_train=max_train, max_test=max_test)
+    return p.name, p.path
+
+
+def load(name_or_path: str, data_dir: Path, source_dir: Path | None = None, *,
+         max_train: int | None = None, max_test: int | None = None) -> Dataset:
     """Resolve, then load and validate."""
-    name, path = resolve(name_or_path, data_dir, source_dir)
+    name, path = resolve(name_or_path, data_dir, source_dir, max_train=max_train, max_test=max_test)
     return load_dataset(path, name=name)

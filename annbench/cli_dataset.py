@@ -1,0 +1,149 @@
+"""``python dataset.py``: list, prepare, describe, remove and create datasets; look up nearest keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from annbench import paths
+from annbench.cli import Parser, guarded, positive_int, setup_logging
+from annbench.errors import UserError
+
+
+def _size(n_bytes: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n_bytes < 1024 or unit == "GB":
+            return f"{n_bytes:.0f} {unit}" if unit == "B" else f"{n_bytes:.1f} {unit}"
+        n_bytes /= 1024
+    return ""
+
+
+def catalogue(data_dir: Path) -> str:
+    """One line per registered dataset (then every other dataset file in the data folder):
+    size, dimension, distance, whether it is here, and how it would be obtained."""
+    from annbench.datasets.registry import local_datasets, registry
+
+    local = local_datasets(data_dir)
+    lines = [f"{'name':<32} {'train':>9} {'test':>6} {'dim':>4} {'distance':<9} {'size':>9} {'local':<5} how"]
+    for spec in registry().values():
+        path = local.pop(spec.name, None)
+        size = path.stat().st_size if path else (spec.n_train + spec.n_test) * spec.dimension * 4
+        lines.append(f"{spec.name:<32} {spec.n_train:>9} {spec.n_test:>6} {spec.dimension:>4} {spec.distance:<9} "
+                     f"{('' if path else '~') + _size(size):>9} {'yes' if path else 'no':<5} {spec.how()}")
+    for name, path in local.items():
+        lines.append(f"{name:<32} {'':>9} {'':>6} {'':>4} {'':<9} {_size(path.stat().st_size):>9} {'yes':<5} "
+                     f"local file (see: dataset.py describe {name})")
+    return "\n".join(lines)
+
+
+def describe(path: Path, name: str | None = None, how: str | None = None) -> str:
+    """A short description of a dataset file: shape, distance, labels, keys, checksum, origin."""
+    import numpy as np
+
+    from annbench.datasets.format import load_dataset
+
+    ds = load_dataset(path, name=name)
+    labels = "none"
+    if ds.train_labels is not None:
+        labels = f"{len(np.unique(ds.train_labels))} classes (train_labels" + \
+                 (", test_labels)" if ds.test_labels is not None else ")")
+    keys = "none" if ds.keys is None else f"{len(ds.keys)} (e.g. {', '.join(map(str, ds.keys[:3]))})"
+    rows = [("dataset", ds.name), ("file", f"{ds.path} ({_size(ds.path.stat().st_size)})"),
+            ("train", f"{ds.train.shape[0]} x {ds.train.shape[1]}"), ("test", f"{ds.test.shape[0]} x {ds.test.shape[1]}"),
+            ("distance", ds.distance), ("ground truth", f"top-{ds.ground_truth_k}"), ("labels", labels),
+            ("keys", keys), ("checksum", ds.checksum),
+            ("obtained", how or str(ds.attrs.get("obtained", "unknown (no provenance attrs)"))),
+            ("source", str(ds.attrs.get("source", "unknown")))]
+    return "\n".join(f"{k:<13} {v}" for k, v in rows)
+
+
+def parser() -> Parser:
+    p = Parser(prog="dataset.py", description="Manage benchmark datasets.")
+    p.add_argument("--data-dir", type=Path, default=None,
+                   help=f"dataset folder (default ${paths.ENV_DATA_DIR} or ./datasets)")
+    p.add_argument("-v", "--verbose", action="count", default=0)
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="registered and local datasets")
+    for cmd, text in (("prepare", "get or build a dataset (sources: data folder, --source-dir, "
+                                  "ann-benchmarks HDF5, upstream download)"),
+                      ("describe", "shape, distance, labels, keys, checksum, origin of a dataset")):
+        s = sub.add_parser(cmd, help=text)
+        s.add_argument("dataset", help="registered name, local dataset name, or .hdf5 path")
+        s.add_argument("--source-dir", type=Path, default=None,
+                       help=f"folder of upstream files for offline builds (also ${paths.ENV_SOURCE_DIR})")
+        s.add_argument("--max-train", type=positive_int, default=None, help="first N train rows only (cached)")
+        s.add_argument("--max-test", type=positive_int, default=None, help="first M test rows only (cached)")
+    s = sub.add_parser("remove", help="delete dataset files from the data folder")
+    s.add_argument("names", nargs="+")
+    s = sub.add_parser("create", help="a dataset from your own embeddings (any supported format)")
+    s.add_argument("--from", dest="source", required=True, help="vectors: idx, fvecs/ivecs/bvecs, GloVe or "
+                   "word2vec text, word2vec .bin, .npy, .npz[:NAME], .csv")
+    s.add_argument("--name", required=True)
+    s.add_argument("--distance", required=True, help="euclidean, angular or ip")
+    g = s.add_mutually_exclusive_group(required=True)
+    g.add_argument("--test-size", type=positive_int, help="hold out N random rows as queries (random_state=1)")
+    g.add_argument("--queries", help="query vectors file (same formats)")
+    s.add_argument("--labels", help="one label per vector: text lines, .npy or idx")
+    s.add_argument("--keys", help="one key per vector: text lines or .npy (GloVe/word2vec files carry their own)")
+    s.add_argument("--force", action="store_true", help="overwrite an existing dataset of that name")
+    s = sub.add_parser("lookup", help="nearest keys of a key (e.g. a word on glove-*)")
+    s.add_argument("dataset")
+    s.add_argument("key")
+    s.add_argument("-k", type=positive_int, default=10)
+    s.add_argument("--algorithm", help="use this algorithm instead of the exact neighbours")
+    s.add_argument("--build", help="build parameters NAME=VALUE,... for --algorithm")
+    s.add_argument("--query", help="query parameters NAME=VALUE,... for --algorithm")
+    s.add_argument("--algorithms-dir", type=Path, action="append", default=[])
+    return p
+
+
+@guarded
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    setup_logging(args.verbose)
+    data_dir = args.data_dir or paths.default_data_dir()
+    from annbench.datasets import registry
+
+    if args.command == "list":
+        print(catalogue(data_dir))
+    elif args.command in ("prepare", "describe"):
+        if args.command == "describe" and not (args.max_train or args.max_test):
+            p = Path(args.dataset)
+            local = p if p.suffix in (".hdf5", ".h5") else registry.dataset_path(args.dataset, data_dir)
+            if not local.is_file():
+                raise UserError(f"dataset {args.dataset} is not in {data_dir}; get it with: dataset.py prepare "
+                                f"{args.dataset}")
+            print(describe(local, local.stem))
+            return 0
+        prepared = registry.prepare(args.dataset, data_dir, args.source_dir,
+                                    max_train=args.max_train, max_test=args.max_test)
+        print(describe(prepared.path, prepared.name, prepared.how))
+    elif args.command == "remove":
+        for name in args.names:
+            if "/" in name or "\\" in name:
+                raise UserError(f"dataset name {name!r} has path separators; valid: a name listed by dataset.py list")
+            path = registry.dataset_path(name, data_dir)
+            if not path.is_file():
+                raise UserError(f"dataset {name} is not in {data_dir}; nothing removed")
+        for name in args.names:
+            registry.dataset_path(name, data_dir).unlink()
+            print(f"removed {registry.dataset_path(name, data_dir)}")
+    elif args.command == "create":
+        from annbench.datasets.user import create
+
+        prepared = create(args.source, args.name, args.distance, data_dir, test_size=args.test_size,
+                          queries=args.queries, labels=args.labels, keys=args.keys, force=args.force)
+        print(describe(prepared.path, prepared.name, prepared.how))
+    elif args.command == "lookup":
+        from annbench.datasets.user import nearest_keys, parse_params
+
+        dataset = registry.load(args.dataset, data_dir)
+        if (args.build or args.query) and not args.algorithm:
+            raise UserError("--build/--query need --algorithm")
+        dirs = paths.algorithm_dirs(args.algorithms_dir)
+        found = nearest_keys(dataset, args.key, args.k, args.algorithm, parse_params(args.build, "--build"),
+                             parse_params(args.query, "--query"), dirs)
+        how = args.algorithm or "exact"
+        print(f"nearest keys of {args.key!r} in {dataset.name} ({dataset.distance}, {how}):")
+        for rank, (key, dist) in enumerate(found, 1):
+            print(f"{rank:>3}  {key:<24} {dist:.4f}")
+    return 0

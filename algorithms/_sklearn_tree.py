@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 
 import numpy as np
+import sklearn.neighbors  # here, not in fit: a fresh child would otherwise time the import as build time
 
 from annbench.adapter import Adapter
 from annbench.distances import normalized
@@ -25,8 +26,6 @@ class SklearnTree(Adapter):
         self.leaf_size = leaf_size
 
     def fit(self, X: np.ndarray) -> None:
-        import sklearn.neighbors
-
         data = normalized(X) if self.metric == "angular" else X
         self._tree = getattr(sklearn.neighbors, self.tree_class_name)(data, leaf_size=self.leaf_size)
 

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from annbench import paths
-from annbench.cli import Parser, guarded, positive_int, setup_logging
+from annbench.cli import Parser, guarded, memory_size, positive_int, positive_seconds, setup_logging
 from annbench.errors import UserError
 
 log = logging.getLogger("annbench.run")
 
 DEFAULT_DATASET = "random-xs-20-euclidean"
+DEFAULT_TIMEOUT_S = 7200.0
 
 
 def parser() -> Parser:
@@ -26,6 +29,14 @@ def parser() -> Parser:
     p.add_argument("--threads", type=positive_int, default=1, help="library threads (default 1)")
     p.add_argument("--preset", default="quick", help="grid group of each config to run (default quick)")
     p.add_argument("--force", action="store_true", help="re-run runs whose results are stored")
+    p.add_argument("--timeout", type=positive_seconds, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
+                   help=f"wall time allowed to each build setting's child (default {DEFAULT_TIMEOUT_S:g})")
+    p.add_argument("--memory-limit", type=memory_size, default=None, metavar="SIZE",
+                   help="resident memory allowed to each child, e.g. 4G (default: available memory / parallelism)")
+    p.add_argument("--parallelism", type=positive_int, default=1, metavar="N",
+                   help="children at once, each pinned to its own cores (default 1; N × threads <= cores)")
+    p.add_argument("--list-failures", action="store_true",
+                   help="list the dataset's failed runs with their reason and log file, then exit")
     p.add_argument("--results", type=Path, default=None,
                    help=f"results folder (default ${paths.ENV_RESULTS_DIR} or ./results)")
     p.add_argument("--data-dir", type=Path, default=None,
@@ -73,12 +84,50 @@ def list_datasets(data_dir: Path) -> int:
     return 0
 
 
+def list_failures(results_dir: Path, dataset_arg: str) -> int:
+    from annbench.analyse import results_frame
+
+    dataset = Path(dataset_arg).stem if Path(dataset_arg).suffix in (".hdf5", ".h5") else dataset_arg
+    frame = results_frame(results_dir, dataset)
+    failed = frame[frame["status"] != "ok"] if len(frame) else frame
+    if not len(failed):
+        print(f"no failed runs for dataset {dataset} in {results_dir}")
+        return 0
+    for _, row in failed.iterrows():
+        mode = "-batch" if row["batch"] else ""
+        print(f"k={row['k']} {row['algorithm']}{mode} build={row['build_params']} query={row['query_params']}\n"
+              f"    reason: {row.get('error', '')}\n    log:    {row.get('log_path', '') or '-'}")
+    print(f"{len(failed)} failed runs (they are re-run by the next run.py invocation)")
+    return 0
+
+
 def summary_text(frame) -> str:  # noqa: ANN001 - a pandas DataFrame
     cols = ["algorithm", "build_params", "query_params", "status", "recall", "qps", "p50_ms", "p99_ms",
             "build_s", "index_bytes"]
     cols += [c for c in ("knn_accuracy", "knn_accuracy_exact") if c in frame and frame[c].notna().any()]
     view = frame[cols].copy()
     return view.to_string(index=False, float_format=lambda v: f"{v:.4g}", max_colwidth=40)
+
+
+@contextlib.contextmanager
+def progress_bar(total: int, disable: bool = False) -> Iterator[Callable[..., None]]:
+    """A tqdm bar over the sweep's runs (done / failed / remaining, elapsed, estimate); yields the
+    per-task callback of :func:`annbench.execute.execute`. Log lines go above the bar."""
+    from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    counts = {"ok": 0, "failed": 0}
+    with tqdm(total=total, unit="run", desc="sweep", file=sys.stderr, disable=disable or total == 0,
+              dynamic_ncols=True) as bar, logging_redirect_tqdm():
+        def on_task(task, outcome, recorded) -> None:  # noqa: ANN001
+            failed = sum(r.status != "ok" for r in recorded)
+            counts["ok"] += len(recorded) - failed
+            counts["failed"] += failed
+            bar.set_postfix(done=counts["ok"], failed=counts["failed"], left=total - bar.n - len(recorded),
+                            refresh=False)
+            bar.update(len(recorded))
+
+        yield on_task
 
 
 @guarded
@@ -100,12 +149,19 @@ def main(argv: list[str] | None = None) -> int:
         prepared = prepare(args.dataset, data_dir, args.source_dir, max_train=args.max_train, max_test=args.max_test)
         print(describe(prepared.path, prepared.name, prepared.how))
         return 0
+    if args.list_failures:
+        return list_failures(results_dir, args.dataset)
+    if args.batch and args.parallelism > 1:
+        raise UserError(f"--parallelism {args.parallelism} with --batch: batch mode runs one child at a time on the "
+                        f"--threads cores; valid: --parallelism 1 (give --threads N for more cores)")
 
     from annbench.analyse import results_frame
     from annbench.datasets.registry import load
-    from annbench.execute import execute
+    from annbench.execute import execute, make_tasks
+    from annbench.isolation import available_memory, core_slots
     from annbench.plan import RunOptions, make_plan
     from annbench.store import ResultStore
+    from annbench.task import Limits
 
     dataset = load(args.dataset, data_dir, args.source_dir, max_train=args.max_train, max_test=args.max_test)
     if args.k > dataset.ground_truth_k:
@@ -121,8 +177,18 @@ def main(argv: list[str] | None = None) -> int:
                      config_dirs, adapter_dirs)
     if not plan.builds and not plan.unavailable:
         raise UserError(f"nothing to run: no algorithm has a {args.preset!r} grid for distance {dataset.distance!r}")
+    core_slots(args.parallelism, args.threads)  # fails early when they do not fit
+    memory = args.memory_limit
+    if memory is None and (free := available_memory()) is not None:
+        memory = free // args.parallelism
+    limits = Limits(timeout_s=args.timeout, memory_bytes=memory)
+    log.info("each child: timeout %g s, memory limit %s, %d at once", args.timeout,
+             f"{memory / 2**30:.2f} GiB" if memory else "none", args.parallelism)
     store = ResultStore(results_dir)
-    results = execute(plan, dataset, store)
+    store.remove_stale_temporaries(dataset.name)
+    tasks = make_tasks(plan, dataset, store)
+    with progress_bar(sum(len(t.keys) for t in tasks), disable=args.quiet) as on_task:
+        results = execute(plan, dataset, store, limits, args.parallelism, on_task, tasks)
 
     frame = results_frame(results_dir, dataset.name)
     frame = frame[(frame["k"] == args.k) & (frame["batch"] == args.batch)]
@@ -136,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
                          x_scale="linear", y_scale="log")
         print(f"plot: {out}")
     failed = [r for r in results if r.status != "ok"]
+    for r in failed:
+        print(f"failed: {r.key.label()}: {r.error} (log: {r.attrs.get('log_path') or '-'})")
     print(f"{len(results) - len(failed)} runs done, {len(failed)} failed, "
           f"{plan.n_runs - len(results)} already stored; results in {store.root}")
     for name, error in plan.unavailable.items():

@@ -1,22 +1,35 @@
 """plan → measurements → stored results. Orchestration only: timing lives in
-:mod:`annbench.measure`, scoring in :mod:`annbench.evaluate`, files in :mod:`annbench.store`."""
+:mod:`annbench.measure`, scoring in :mod:`annbench.evaluate`, files in :mod:`annbench.store`,
+child processes in :mod:`annbench.isolation`.
+
+Every build setting runs in its own child process (:func:`execute`); the child's body is
+:func:`run_build_setting`. Runs the child stored carry the task's id; every run of the task
+without such a result afterwards is stored by the parent as an error with the child's reason.
+"""
 
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 import traceback
+import uuid
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from pathlib import Path
 from typing import Any
 
 from annbench import provenance
 from annbench.datasets.format import Dataset
 from annbench.discovery import load_adapter
 from annbench.evaluate import quality, speed
+from annbench.isolation import core_slots, run_task_isolated
 from annbench.measure import batch_passes, peak_memory_growth, single_query_passes
 from annbench.plan import BuildSetting, Plan
 from annbench.results import STATUS_ERROR, STATUS_OK, RunKey, RunResult
 from annbench.store import ResultStore
+from annbench.task import Limits, Task, TaskOutcome
 from annbench.threads import limited_threads
 
 log = logging.getLogger(__name__)
@@ -36,20 +49,21 @@ def pending_keys(plan: Plan, setting: BuildSetting, store: ResultStore) -> list[
 def _error(key: RunKey, stage: str, exc: BaseException, attrs: dict[str, Any]) -> RunResult:
     message = f"{stage}: {type(exc).__name__}: {exc}"
     return RunResult(key, STATUS_ERROR, error=" ".join(message.split()),
-                     attrs={**attrs, "traceback": traceback.format_exc()})
+                     attrs={**attrs, "reason": "exception", "traceback": traceback.format_exc()})
 
 
 def run_build_setting(plan: Plan, dataset: Dataset, setting: BuildSetting, store: ResultStore,
-                      keys: list[RunKey]) -> list[RunResult]:
-    """Build one index, run the query settings of ``keys`` on it, store each result as it completes.
+                      keys: list[RunKey], extra_attrs: dict[str, Any] | None = None) -> list[RunResult]:
+    """Build one index, run the query settings of ``keys`` on it, store each result as it completes,
+    in this process (the body of an isolated child: see :mod:`annbench.worker`).
 
     An exception inside the adapter (or an invalid answer) makes the affected runs errors;
-    they are stored with their reason and the sweep goes on.
+    they are stored with their reason and the sweep goes on. ``extra_attrs`` go into every result.
     """
     o = plan.options
     adapter_cls = load_adapter(setting.algorithm, list(plan.adapter_dirs))
     attrs: dict[str, Any] = {
-        "dataset_checksum": dataset.checksum, "distance": dataset.distance, "runs": o.runs,
+        **(extra_attrs or {}), "dataset_checksum": dataset.checksum, "distance": dataset.distance, "runs": o.runs,
         "n_queries": len(dataset.test), "n_train": len(dataset.train), "mode": "batch" if o.batch else "single",
         "library_versions": provenance.library_versions(adapter_cls.libraries), **provenance.machine(),
     }
@@ -96,16 +110,94 @@ def run_build_setting(plan: Plan, dataset: Dataset, setting: BuildSetting, store
     return results
 
 
-def execute(plan: Plan, dataset: Dataset, store: ResultStore) -> list[RunResult]:
-    """Run every pending build setting of the plan in this process, in order."""
-    results: list[RunResult] = []
+
+
+def make_tasks(plan: Plan, dataset: Dataset, store: ResultStore) -> list[Task]:
+    """One task per build setting with runs still to do (absolute paths: the child may run elsewhere)."""
+    tasks = []
     for i, setting in enumerate(plan.builds, 1):
         keys = pending_keys(plan, setting, store)
         if not keys:
             log.info("[%d/%d] %s %s: all %d runs already stored, skipped", i, len(plan.builds), setting.algorithm,
                      setting.build_params, len(setting.query_settings))
             continue
-        log.info("[%d/%d] %s %s: building, then %d query settings", i, len(plan.builds), setting.algorithm,
-                 setting.build_params, len(keys))
-        results += run_build_setting(plan, dataset, setting, store, keys)
+        tasks.append(Task(uuid.uuid4().hex, plan.dataset, Path(dataset.path).resolve(), dataset.checksum,
+                          plan.options, setting, tuple(keys), tuple(Path(d).resolve() for d in plan.adapter_dirs),
+                          store.root.resolve()))
+    return tasks
+
+
+def log_path(store: ResultStore, task: Task) -> Path:
+    """``<results>/<dataset>/<k>/logs/<algorithm>[-batch]/<build params>.<hash>.log``."""
+    o = task.options
+    return store.log_dir(task.dataset, o.k, task.setting.algorithm, o.batch) / task.log_name()
+
+
+def record_outcome(task: Task, outcome: TaskOutcome, store: ResultStore) -> list[RunResult]:
+    """The task's runs as stored: those the child finished as it stored them (arrays left on
+    disk), every other one stored now as an error with the child's reason and log."""
+    results = []
+    for key in task.keys:
+        attrs = store.attrs_of(key)
+        if attrs is not None and attrs.get("task_id") == task.task_id:
+            metrics = {m: attrs[m] for m in ("recall", "qps") if m in attrs}
+            results.append(RunResult(key, attrs["status"], error=attrs.get("error", ""), metrics=metrics, attrs=attrs))
+            continue
+        message = outcome.message if not outcome.ok else "the child ended without storing this run"
+        result = RunResult(key, STATUS_ERROR, error=message, attrs={
+            "task_id": task.task_id, "reason": outcome.reason, "log_path": str(outcome.log_path),
+            "exit_code": -1 if outcome.exit_code is None else outcome.exit_code, "elapsed_s": outcome.elapsed_s,
+            "peak_rss_bytes": outcome.peak_rss_bytes, "traceback": outcome.log_tail,
+            "dataset_checksum": task.dataset_checksum, "timestamp": provenance.timestamp(), **provenance.machine()})
+        store.write(result)
+        log.error("%s: %s (log: %s)", key.label(), message, outcome.log_path)
+        results.append(result)
+    return results
+
+
+TaskCallback = Callable[[Task, TaskOutcome, list[RunResult]], None]
+
+
+def execute(plan: Plan, dataset: Dataset, store: ResultStore, limits: Limits | None = None, parallelism: int = 1,
+            on_task: TaskCallback | None = None, tasks: list[Task] | None = None) -> list[RunResult]:
+    """Run every pending build setting of the plan, each in a fresh child process, up to
+    ``parallelism`` at once, each child pinned to its own ``plan.options.threads`` cores.
+
+    ``on_task`` is called in this thread after each task with the runs it recorded. A failing
+    child never stops the sweep; an interrupt (Ctrl-C) kills the running children and re-raises.
+    """
+    limits = limits or Limits()
+    slots: queue.Queue[tuple[int, ...]] = queue.Queue()
+    for cores in core_slots(parallelism, plan.options.threads):
+        slots.put(cores)
+    store.remove_stale_temporaries(plan.dataset)
+    todo = make_tasks(plan, dataset, store) if tasks is None else tasks
+    cancel = threading.Event()
+
+    def run(task: Task) -> TaskOutcome:
+        cores = slots.get()
+        try:
+            log.info("%s: starting on cores %s, %d runs", task.label(), ",".join(map(str, cores)), len(task.keys))
+            pinned = Limits(limits.timeout_s, limits.memory_bytes, limits.cpus or cores)
+            return run_task_isolated(task, pinned, log_path(store, task), cancel)
+        finally:
+            slots.put(cores)
+
+    results: list[RunResult] = []
+    with ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="annbench-task") as pool:
+        running: dict[Future[TaskOutcome], Task] = {pool.submit(run, t): t for t in todo}
+        try:
+            while running:
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    task = running.pop(future)
+                    recorded = record_outcome(task, future.result(), store)
+                    results += recorded
+                    if on_task is not None:
+                        on_task(task, future.result(), recorded)
+        except BaseException:
+            cancel.set()
+            for future in running:
+                future.cancel()
+            raise
     return results

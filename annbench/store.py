@@ -31,6 +31,26 @@ class ResultStore:
     def run_dir(self, dataset: str, k: int, algorithm: str, batch: bool) -> Path:
         return self.root / dataset / str(k) / f"{algorithm}{'-batch' if batch else ''}"
 
+    def log_dir(self, dataset: str, k: int, algorithm: str, batch: bool) -> Path:
+        """Where the child logs of one algorithm live: ``<dataset>/<k>/logs/<algorithm>[-batch]``."""
+        return self.root / dataset / str(k) / "logs" / f"{algorithm}{'-batch' if batch else ''}"
+
+    def remove_stale_temporaries(self, dataset: str | None = None) -> int:
+        """Delete temporary files left by writers that no longer run (a killed sweep); their count."""
+        base = self.root / dataset if dataset else self.root
+        removed = 0
+        for tmp in base.rglob(".*.tmp") if base.is_dir() else ():
+            try:
+                pid = int(tmp.name.rsplit(".", 2)[-2])
+            except (ValueError, IndexError):
+                continue
+            if not _alive(pid):
+                tmp.unlink(missing_ok=True)
+                removed += 1
+        if removed:
+            log.info("removed %d temporary files left by an interrupted sweep in %s", removed, base)
+        return removed
+
     def path_for(self, key: RunKey) -> Path:
         return self.run_dir(key.dataset, key.k, key.algorithm, key.batch) / key.file_name()
 
@@ -44,6 +64,13 @@ class ResultStore:
         except (OSError, KeyError, ValueError) as e:
             log.warning("result %s is unreadable (%s); it will be run again", path, e)
             return False
+
+    def attrs_of(self, key: RunKey) -> dict[str, Any] | None:
+        """The stored attrs of ``key``'s result; None when missing or unreadable."""
+        try:
+            return read_attrs(self.path_for(key))
+        except (OSError, KeyError, ValueError):
+            return None
 
     def write(self, result: RunResult) -> Path:
         """Write atomically and durably: temporary file, fsync, rename, fsync of the folder."""
@@ -74,6 +101,16 @@ class ResultStore:
         base = self.root / dataset if dataset else self.root
         if base.is_dir():
             yield from sorted(p for p in base.rglob("*.hdf5") if not p.name.startswith("."))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def result_attrs(result: RunResult) -> dict[str, Any]:

@@ -1,0 +1,120 @@
+"""The child side of isolation: ``python -m annbench.worker`` runs one :class:`~annbench.task.Task`.
+
+The parent (:func:`annbench.isolation.run_task_isolated`) starts it with its stdout and
+stderr going to the build setting's log file and the pickled task on stdin. Before anything
+heavy is imported the child pins itself to its cores, caps its address space, asks the kernel
+to kill it when the parent dies, and turns on :mod:`faulthandler` (a crash or a hang leaves
+the Python stack in the log). Then it opens the dataset file itself, checks its checksum
+against the parent's, builds the index and stores every run as it completes: each result
+carries the task's id, which is how the parent learns what finished, even after a crash.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import faulthandler
+import logging
+import os
+import pickle
+import resource
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("annbench.worker")
+
+#: Signal the parent sends before killing a child that ran out of time: dump the stacks to the log.
+DUMP_SIGNAL = signal.SIGUSR1
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Linux: SIGKILL this process when the parent dies (a killed sweep leaves no orphan running)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent_pid:  # the parent died before the request took effect
+        os._exit(70)
+
+
+def apply_limits(parent_pid: int | None, cpus: list[int] | None, address_space: int | None) -> None:
+    """Pin to ``cpus``, cap the address space (RLIMIT_AS), follow the parent's death, dump stacks on demand."""
+    faulthandler.enable(all_threads=True)
+    faulthandler.register(DUMP_SIGNAL, all_threads=True)
+    if parent_pid is not None:
+        _die_with_parent(parent_pid)
+    if cpus and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, cpus)
+    if address_space is not None:
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        limit = address_space if hard == resource.RLIM_INFINITY else min(address_space, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
+def run_task(task: Any, log_path: Path | None = None) -> list[Any]:
+    """Open the dataset, build the index, run and store the task's runs (in this process).
+
+    Anything that stops the build setting as a whole (an adapter that fails to import, a
+    dataset file changed since the parent checked it) is stored as an error for every run of
+    the task, with its traceback, and re-raised.
+    """
+    from annbench.datasets.format import load_dataset
+    from annbench.execute import run_build_setting
+    from annbench.plan import Plan
+    from annbench.results import STATUS_ERROR, RunResult
+    from annbench.store import ResultStore
+
+    store = ResultStore(task.results_root)
+    extra = {"task_id": task.task_id, "log_path": str(log_path or "")}
+    try:
+        start = time.perf_counter()
+        dataset = load_dataset(task.dataset_path, name=task.dataset)
+        if dataset.checksum != task.dataset_checksum:
+            raise RuntimeError(f"dataset file {task.dataset_path} changed since the sweep started (checksum "
+                               f"{dataset.checksum}, expected {task.dataset_checksum})")
+        log.info("dataset %s opened in %.3f s", task.dataset_path, time.perf_counter() - start)
+        if not task.keys:
+            return []
+        plan = Plan(task.dataset, task.dataset_path, dataset.distance, task.options, (task.setting,),
+                    task.adapter_dirs)
+        return run_build_setting(plan, dataset, task.setting, store, list(task.keys), extra_attrs=extra)
+    except Exception as e:
+        message = " ".join(f"setup: {type(e).__name__}: {e}".split())
+        for key in task.keys:
+            if (store.attrs_of(key) or {}).get("task_id") == task.task_id:
+                continue  # stored by this attempt before the failure
+            store.write(RunResult(key, STATUS_ERROR, error=message,
+                                  attrs={**extra, "reason": "exception", "traceback": traceback.format_exc()}))
+        raise
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m annbench.worker", description=__doc__)
+    p.add_argument("--parent", type=int, help="pid of the parent: die with it")
+    p.add_argument("--cpus", help="comma-separated cores to pin to")
+    p.add_argument("--address-space", type=int, help="RLIMIT_AS in bytes")
+    p.add_argument("--log", type=Path, help="this child's log file (recorded in its results)")
+    args = p.parse_args(argv)
+    apply_limits(args.parent, [int(c) for c in args.cpus.split(",")] if args.cpus else None, args.address_space)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname).1s %(name)s: %(message)s",
+                        stream=sys.stderr, force=True)
+    started = time.perf_counter()
+    task = pickle.loads(sys.stdin.buffer.read())  # imports annbench (and numpy) here, after the limits
+    log.info("worker pid %d for %s: %d runs, cpus %s, imports %.3f s", os.getpid(), task.label(),
+             len(task.keys), sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else "-",
+             time.perf_counter() - started)
+    run_task(task, args.log)
+    return 0
+
+
+if __name__ == "__main__":
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # every result is already fsynced: skip the interpreter's teardown

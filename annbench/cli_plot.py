@@ -151,19 +151,22 @@ def plot(frame: pd.DataFrame, args: argparse.Namespace, results_dir: Path) -> li
     datasets = sorted(frame["dataset"].unique())
     parts = {d: one_k(frame, d, args.k, args.batch) for d in datasets}
     chosen = views(args, pd.concat([part for _, part in parts.values()]))
+    every = _names(args.view) == ["all"]  # 'all': a dataset lacking a view's metric (kNN: no labels) skips it
     for view in chosen:
         for _, part in parts.values():
-            _check_metrics(part, view)
+            if not every:
+                _check_metrics(part, view)
     mode = ", batch" if args.batch else ""
     written = []
     for view in chosen:
         options = dict(x_scale=view.x_scale, y_scale=view.y_scale, all_points=args.all, annotate=args.annotate)
+        having = {d: kp for d, kp in parts.items() if not every or _has_metrics(kp[1], view)}
         if args.grid and len(datasets) > 1:
-            panels = [(f"{d} (k={k}{mode})", part) for d, (k, part) in parts.items()]
+            panels = [(f"{d} (k={k}{mode})", part) for d, (k, part) in having.items()]
             out = _output(args, results_dir, None, 0, view, len(chosen) > 1)
             written.append(plot_panels(panels, view.x, view.y, out, **options))
             continue
-        for d, (k, part) in parts.items():
+        for d, (k, part) in having.items():
             out = _output(args, results_dir, d, k, view, len(chosen) * len(datasets) > 1)
             written.append(plot_panels([(f"{d} (k={k}{mode})", part)], view.x, view.y, out, **options))
     return written

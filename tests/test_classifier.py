@@ -123,3 +123,13 @@ def test_needs_fit_first(labelled) -> None:
 
     with pytest.raises(NotFittedError):
         ANNClassifier().predict(labelled[2])
+
+
+def test_annoy_backend_splits_build_and_query_params(labelled) -> None:
+    train, y_train, test, y_test = labelled
+    clf = ANNClassifier(algorithm="annoy", k=5, n_trees=20, search_k=4000).fit(train, y_train)
+    assert (clf.adapter_.n_trees, clf.adapter_.search_k) == (20, 4000)
+    exact = KNeighborsClassifier(n_neighbors=5, algorithm="brute").fit(train, y_train)
+    agree = np.mean(clf.predict(test) == exact.predict(test))
+    assert agree >= 0.95, f"annoy (n_trees=20, search_k=4000) agrees with exact 5-NN on {agree:.3f} of queries"
+    assert abs(clf.score(test, y_test) - exact.score(test, y_test)) <= 0.05

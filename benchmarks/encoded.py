@@ -6,7 +6,8 @@ For a labelled dataset (default Fashion-MNIST, built from ``../shared/data``) an
 test accuracy, the exact 10-NN accuracy (full test split), the encoding time (training +
 feature extraction + ground truth), then per algorithm the QPS at recall >= 0.9 (fastest
 run of the quick grid reaching it, single-query mode, on the first ``--queries`` test
-points), its build time and its kNN accuracy, as ``compare.py`` tabulates them.
+points: the registry's ``-test<N>`` subset), its build time and its kNN accuracy, as
+``compare.py`` tabulates them.
 
     python benchmarks/encoded.py [--source fashion-mnist-784-euclidean] [--widths 32,128]
         [--models mlp,cnn] [--algorithms A,B] [--queries 1000] [--data-dir DIR]
@@ -15,7 +16,6 @@ points), its build time and its kNN accuracy, as ``compare.py`` tabulates them.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
 import tempfile
@@ -62,12 +62,6 @@ def available_algorithms(distance: str) -> list[str]:
             continue
         out.append(name)
     return out
-
-
-def first_queries(ds: Dataset, n: int) -> Dataset:
-    """The same dataset with only its first ``n`` test points (and their ground truth and labels)."""
-    return dataclasses.replace(ds, test=ds.test[:n], neighbors=ds.neighbors[:n], distances=ds.distances[:n],
-                               test_labels=None if ds.test_labels is None else ds.test_labels[:n])
 
 
 def main() -> None:
@@ -124,14 +118,18 @@ def main() -> None:
           f"queries): {', '.join(algorithms)}")
     with tempfile.TemporaryDirectory() as results:
         store = ResultStore(results)
+        names = []
         for ds in datasets:
-            sub = first_queries(ds, args.queries)
-            plan = make_plan(ds.name, ds.path, ds.distance, algorithms, "quick", RunOptions(k=K, runs=args.runs),
+            # the registry's query subset (first --queries test points, ground truth recomputed), as a file:
+            # the runner's isolated workers open the dataset file themselves
+            sub = load(ds.name, data_dir, max_test=args.queries) if args.queries < len(ds.test) else ds
+            plan = make_plan(sub.name, sub.path, sub.distance, algorithms, "quick", RunOptions(k=K, runs=args.runs),
                              paths.config_dirs(), paths.algorithm_dirs())
             start = time.perf_counter()
             execute(plan, sub, store)
-            print(f"  {ds.name}: {plan.n_runs} runs in {time.perf_counter() - start:.0f} s", flush=True)
-        table = side_by_side(results_frame(results), [d.name for d in datasets], 0.9, data_dir)
+            print(f"  {sub.name}: {plan.n_runs} runs in {time.perf_counter() - start:.0f} s", flush=True)
+            names.append(sub.name)
+        table = side_by_side(results_frame(results), names, 0.9, data_dir)
     print()
     print(table.drop(columns=["build_params", "query_params", "net_accuracy", "index_bytes"]).to_string(
         index=False, float_format=lambda v: f"{v:.4g}"))

@@ -141,24 +141,25 @@ def install(task: Task, remote: RemoteResult, store: ResultStore) -> TaskOutcome
     return dataclasses.replace(remote.outcome, log_path=local_log)
 
 
-def _hostname(client: Any, address_host: str) -> str:
-    """The host name (as provenance records it) of the workers at IP/host ``address_host``."""
+def worker_hostnames(client: Any) -> dict[str, str]:
+    """Host name (as provenance records it) by the address host (IP) of each connected worker."""
     import socket
     from urllib.parse import urlsplit
 
-    with contextlib.suppress(Exception):
-        for address, name in client.run(socket.gethostname, on_error="ignore").items():
-            if urlsplit(address).hostname == address_host:
-                return name
-    return address_host
+    try:
+        names = client.run(socket.gethostname, on_error="ignore")
+    except Exception as e:  # a worker going away during the call
+        log.debug("could not ask the workers their host names: %s", e)
+        return {}
+    return {urlsplit(address).hostname or address: name for address, name in names.items()}
 
 
-def failed_on_worker(task: Task, error: BaseException, store: ResultStore, client: Any,
+def failed_on_worker(task: Task, error: BaseException, store: ResultStore, hostnames: dict[str, str],
                      killed: bool) -> tuple[TaskOutcome, dict[str, str]]:
     """The outcome of a task that brought nothing back: its workers died (``KilledWorker``), or
     the worker could not run it (``error``); the reason also goes into its local log."""
     last = getattr(error, "last_worker", None)
-    host = _hostname(client, last.host) if last is not None else "unknown"
+    host = hostnames.get(last.host, last.host) if last is not None else "unknown"
     if killed:
         message = (f"worker lost: the Dask worker running this build setting died {ALLOWED_FAILURES + 1} times "
                    f"(last {getattr(last, 'address', 'unknown')}); the child's log stayed on the worker")
@@ -191,6 +192,7 @@ def execute_dask(plan: Plan, dataset: Dataset, store: ResultStore, client: Any, 
     pending = deque(make_tasks(plan, dataset, store) if tasks is None else tasks)
     stop = distributed.Event(f"annbench-stop-{uuid.uuid4().hex}", client=client)
     here = provenance.machine()
+    hostnames = worker_hostnames(client)
     running: dict[Any, Task] = {}
     results: list[RunResult] = []
     try:
@@ -219,10 +221,9 @@ def execute_dask(plan: Plan, dataset: Dataset, store: ResultStore, client: Any, 
                     if machine.get("annbench_commit") != here["annbench_commit"]:
                         log.warning("%s ran on %s with annbench %s (here: %s)", task.label(), machine.get("host"),
                                     machine.get("annbench_commit"), here["annbench_commit"])
-                except KilledWorker as e:
-                    outcome, machine = failed_on_worker(task, e, store, client, killed=True)
-                except Exception as e:  # e.g. annbench missing or different on the worker
-                    outcome, machine = failed_on_worker(task, e, store, client, killed=False)
+                except Exception as e:  # KilledWorker; or annbench missing or different on the worker
+                    hostnames |= worker_hostnames(client)
+                    outcome, machine = failed_on_worker(task, e, store, hostnames, isinstance(e, KilledWorker))
                 recorded = record_outcome(task, outcome, store, machine)
                 results += recorded
                 if on_task is not None:

@@ -32,7 +32,7 @@ from annbench.plan import Plan
 from annbench.remote import RemoteOptions, RemoteResult, run_remote
 from annbench.results import RunResult
 from annbench.store import ResultStore
-from annbench.task import ENDED_WORKER, Limits, Task, TaskOutcome
+from annbench.task import ENDED_START, ENDED_WORKER, Limits, Task, TaskOutcome
 
 log = logging.getLogger(__name__)
 
@@ -105,9 +105,27 @@ def dask_client(scheduler: str | None, workers: int, threads: int, timeout_s: fl
                                 f"(tcp://HOST:8786), its scheduler file, or no --scheduler for a local cluster") \
                     from None
             stack.enter_context(client)
+            _check_annbench(client, where)
             _set_allowed_failures(client)
         log.info("Dask scheduler %s: %d benchmark slots", where, _wait_for_slots(client, threads, timeout_s, where))
         yield client
+
+
+def _check_annbench(client: Any, where: str) -> None:
+    """The scheduler (it unpickles the tasks) and every worker must import annbench."""
+    def version(dask_scheduler: Any = None) -> str:  # sent by value: runs even where annbench is missing
+        try:
+            import annbench
+        except ImportError as e:
+            return f"missing: {e}"
+        return annbench.__version__
+
+    found = {"the scheduler": client.run_on_scheduler(version)}
+    found.update({f"worker {address}": v for address, v in client.run(version, on_error="return").items()})
+    missing = [who for who, v in found.items() if not isinstance(v, str) or v.startswith("missing")]
+    if missing:
+        raise UserError(f"annbench does not import on {', '.join(missing)} of the Dask cluster {where}; valid: "
+                        f"annbench installed (`{INSTALL_HINT}` in a checkout) wherever the scheduler and workers run")
 
 
 def _set_allowed_failures(client: Any) -> None:

@@ -189,6 +189,11 @@ def _watch(stop: StopFlag | None) -> Iterator[threading.Event]:
 
     watcher = threading.Thread(target=poll, name="annbench-stop-watch", daemon=True)
     if stop is not None:
+        try:  # first look from the calling thread: a Dask Event binds to the task's worker client here
+            if stop.is_set():
+                cancel.set()
+        except Exception as e:
+            log.debug("stop flag unreadable: %s", e)
         watcher.start()
     try:
         yield cancel

@@ -78,7 +78,7 @@ def _relative_results(results: Path) -> set[str]:
 
 def test_local_cluster_gives_the_local_executors_results(data_dir: Path, tmp_path: Path) -> None:
     common = ("--dataset", DATASET, "--algorithm", QUICK, "--runs", 1, "--data-dir", data_dir, "--no-plot", "-q")
-    local = call(run_main, *common, "--results", tmp_path / "local")
+    local = call(run_main, *common, "--results", tmp_path / "local", "--parallelism", 2)
     assert local.code == 0, local.err
     remote = call(run_main, *common, "--results", tmp_path / "dask", "--executor", "dask", "--parallelism", 2)
     assert remote.code == 0, remote.err

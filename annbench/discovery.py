@@ -52,12 +52,17 @@ def adapter_file(algorithm: str, dirs: list[Path]) -> Path | None:
 
 def load_adapter(algorithm: str, dirs: list[Path]) -> type[Adapter]:
     """The adapter class of ``algorithm``; :class:`AdapterUnavailable` if its library fails to import."""
-    if adapter_file(algorithm, dirs) is None:
+    path = adapter_file(algorithm, dirs)
+    if path is None:
         raise UserError(f"algorithm {algorithm!r} has no adapter file {module_name(algorithm)}.py in "
                         f"{', '.join(str(d) for d in dirs)}")
     _mount(dirs)
+    name = f"{PACKAGE}.{module_name(algorithm)}"
+    cached = sys.modules.get(name)
+    if cached is not None and Path(getattr(cached, "__file__", "") or "").resolve() != path.resolve():
+        del sys.modules[name]  # loaded from another folder of an earlier search path: load this one
     try:
-        module = importlib.import_module(f"{PACKAGE}.{module_name(algorithm)}")
+        module = importlib.import_module(name)
     except Exception as e:  # ImportError, OSError from a shared library, ...
         raise AdapterUnavailable(f"algorithm {algorithm!r} is unavailable: {type(e).__name__}: {e}") from None
     classes = [c for _, c in inspect.getmembers(module, inspect.isclass)

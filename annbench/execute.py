@@ -81,6 +81,7 @@ def run_build_setting(plan: Plan, dataset: Dataset, setting: BuildSetting, store
     with limited_threads(o.threads):
         try:
             adapter = adapter_cls(dataset.distance, threads=o.threads, **setting.build_params)
+            adapter.warm_up(dataset.train)
             with peak_memory_growth() as memory:
                 start = time.perf_counter_ns()
                 adapter.fit(dataset.train)

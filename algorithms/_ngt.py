@@ -1,0 +1,69 @@
+"""Shared by the NGT graph adapters (``ngt-panng``, ``ngt-onng``).
+
+NGT builds on disk: an ANNG is created in a temporary folder, then NGT's own graph
+optimizer rewrites it (path adjustment for PANNG; degree adjustment plus path adjustment
+for ONNG) into the index that is searched. The folder lives as long as the adapter.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import numpy as np
+import ngtpy
+
+from annbench.adapter import Adapter
+
+DISTANCES = {"euclidean": "L2", "angular": "Normalized Cosine", "ip": "Inner Product"}
+
+
+class NgtGraph(Adapter):
+    metrics = ("euclidean", "angular", "ip")
+    libraries = ("ngt",)
+    #: (outgoing, incoming) edges for NGT's degree adjustment; (0, 0) skips it (PANNG).
+    degrees = (0, 0)
+    edge_size_for_creation = 10
+    edge_size_for_search = 40
+
+    def _check(self, **values: int) -> None:
+        for name, value in values.items():
+            if value < 1:
+                raise ValueError(f"{name}={value}; valid: an int >= 1")
+
+    def fit(self, X: np.ndarray) -> None:
+        self._dir = tempfile.TemporaryDirectory(prefix="annbench-ngt-")
+        anng, self._path = os.path.join(self._dir.name, "anng"), os.path.join(self._dir.name, "index")
+        ngtpy.create(anng, X.shape[1], edge_size_for_creation=self.edge_size_for_creation,
+                     edge_size_for_search=self.edge_size_for_search, distance_type=DISTANCES[self.metric])
+        index = ngtpy.Index(anng, log_disabled=True)
+        index.batch_insert(X, num_threads=self.threads)  # converts to its own float64 buffer first
+        index.save()
+        index.close()
+        optimizer = ngtpy.Optimizer(num_of_outgoings=self.degrees[0], num_of_incomings=self.degrees[1],
+                                    log_disabled=True)
+        # Only the graph rewrite: the optional timing-based tuning steps take minutes and are not the method.
+        optimizer.set_processing_modes(shortcut_reduction=True, search_parameter_optimization=False,
+                                       prefetch_parameter_optimization=False, accuracy_table_generation=False)
+        optimizer.execute(anng, self._path)
+        self._index = ngtpy.Index(self._path, read_only=True, log_disabled=True)
+
+    def set_query_params(self, epsilon: float = 0.1, edge_size: int = -1) -> None:
+        """``epsilon``: search-range coefficient (ann-benchmarks' value minus 1); ``edge_size``:
+        edges followed per node, 0 = all, -1 = the index's edge_size_for_search."""
+        if edge_size < -1:
+            raise ValueError(f"edge_size={edge_size}; valid: -1 (index default), 0 (all edges) or an int >= 1")
+        if not -1.0 < epsilon:
+            raise ValueError(f"epsilon={epsilon}; valid: a float > -1")
+        self._index.set(epsilon=epsilon, edge_size=edge_size)
+
+    def query(self, q: np.ndarray, k: int) -> np.ndarray:
+        return self._index.search(q, k, with_distance=False)
+
+    def batch_query(self, Q: np.ndarray, k: int) -> np.ndarray:
+        results = ngtpy.BatchResults()
+        self._index.batch_search(Q, results, k, with_distance=False)
+        return results.get_ids()
+
+    def index_size_bytes(self) -> int:
+        return sum(os.path.getsize(os.path.join(self._path, f)) for f in os.listdir(self._path))

@@ -1,0 +1,53 @@
+"""Shared by the NMSLIB adapters (``nmslib-hnsw``, ``nmslib-swgraph``)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Any
+
+import numpy as np
+import nmslib
+
+from annbench.adapter import Adapter
+
+#: NMSLIB spaces: cosine and negative dot product are native, no normalised copies needed.
+SPACES = {"euclidean": "l2", "angular": "cosinesimil", "ip": "negdotprod"}
+
+
+class NmslibAdapter(Adapter):
+    """One NMSLIB method; subclasses name it and map their build parameters to its options."""
+
+    metrics = ("euclidean", "angular", "ip")
+    libraries = ("nmslib-metabrainz",)
+    method = ""
+    #: Whether saveIndex must also write the vectors (HNSW's optimised index already holds them).
+    save_data = True
+
+    def _build_options(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def fit(self, X: np.ndarray) -> None:
+        self._index = nmslib.init(method=self.method, space=SPACES[self.metric])
+        self._index.addDataPointBatch(X)
+        self._index.createIndex({**self._build_options(), "indexThreadQty": self.threads}, print_progress=False)
+
+    def set_query_params(self, efSearch: int = 10) -> None:
+        """``efSearch``: size of the candidate list kept while walking the graph."""
+        if efSearch < 1:
+            raise ValueError(f"efSearch={efSearch}; valid: an int >= 1")
+        self._index.setQueryTimeParams({"efSearch": efSearch})
+
+    def query(self, q: np.ndarray, k: int) -> np.ndarray:
+        return self._index.knnQuery(q, k)[0]
+
+    def batch_query(self, Q: np.ndarray, k: int) -> np.ndarray:
+        out = np.full((len(Q), k), -1, dtype=np.int64)
+        for i, (ids, _) in enumerate(self._index.knnQueryBatch(Q, k, num_threads=self.threads)):
+            out[i, :len(ids)] = ids
+        return out
+
+    def index_size_bytes(self) -> int:
+        with tempfile.TemporaryDirectory(prefix="annbench-nmslib-") as d:
+            self._index.saveIndex(os.path.join(d, "index"), save_data=self.save_data)
+            return sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d))

@@ -1,0 +1,53 @@
+"""hnswlib: the reference implementation of HNSW graphs."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import numpy as np
+import hnswlib
+
+from annbench.adapter import Adapter
+
+#: hnswlib's spaces; ``cosine`` normalises internal copies of the vectors and queries.
+SPACES = {"euclidean": "l2", "angular": "cosine", "ip": "ip"}
+
+
+class Hnswlib(Adapter):
+    metrics = ("euclidean", "angular", "ip")
+    libraries = ("hnswlib",)
+
+    def __init__(self, metric: str, M: int = 16, ef_construction: int = 200, random_seed: int = 100,
+                 threads: int = 1) -> None:
+        super().__init__(metric, threads)
+        if M < 2:
+            raise ValueError(f"M={M}; valid: an int >= 2")
+        if ef_construction < 1:
+            raise ValueError(f"ef_construction={ef_construction}; valid: an int >= 1")
+        self.M, self.ef_construction, self.random_seed = M, ef_construction, random_seed
+
+    def fit(self, X: np.ndarray) -> None:
+        self._index = hnswlib.Index(space=SPACES[self.metric], dim=X.shape[1])
+        self._index.init_index(max_elements=len(X), ef_construction=self.ef_construction, M=self.M,
+                               random_seed=self.random_seed)
+        self._index.set_num_threads(self.threads)
+        self._index.add_items(X, np.arange(len(X)), num_threads=self.threads)
+
+    def set_query_params(self, ef: int = 10) -> None:
+        """``ef``: size of the dynamic candidate list (hnswlib searches with max(ef, k))."""
+        if ef < 1:
+            raise ValueError(f"ef={ef}; valid: an int >= 1")
+        self._index.set_ef(ef)
+
+    def query(self, q: np.ndarray, k: int) -> np.ndarray:
+        return self._index.knn_query(q, k, num_threads=1)[0][0]
+
+    def batch_query(self, Q: np.ndarray, k: int) -> np.ndarray:
+        return self._index.knn_query(Q, k, num_threads=self.threads)[0]
+
+    def index_size_bytes(self) -> int:
+        with tempfile.TemporaryDirectory(prefix="annbench-hnswlib-") as d:
+            path = os.path.join(d, "index.bin")
+            self._index.save_index(path)
+            return os.path.getsize(path)

@@ -1,0 +1,13 @@
+"""NGT's PANNG: an ANNG (graph built by incremental insertion) with path adjustment."""
+
+from __future__ import annotations
+
+from ._ngt import NgtGraph
+
+
+class NgtPanng(NgtGraph):
+    def __init__(self, metric: str, edge_size_for_creation: int = 10, edge_size_for_search: int = 40,
+                 threads: int = 1) -> None:
+        super().__init__(metric, threads)
+        self._check(edge_size_for_creation=edge_size_for_creation, edge_size_for_search=edge_size_for_search)
+        self.edge_size_for_creation, self.edge_size_for_search = edge_size_for_creation, edge_size_for_search

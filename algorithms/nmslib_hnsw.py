@@ -1,0 +1,26 @@
+"""NMSLIB's HNSW (hierarchical navigable small world graph)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from ._nmslib import NmslibAdapter
+
+
+class NmslibHnsw(NmslibAdapter):
+    method = "hnsw"
+    save_data = False
+
+    def __init__(self, metric: str, M: int = 16, efConstruction: int = 200, post: Literal[0, 1, 2] = 0,
+                 threads: int = 1) -> None:
+        super().__init__(metric, threads)
+        if M < 2:
+            raise ValueError(f"M={M}; valid: an int >= 2")
+        if efConstruction < 1:
+            raise ValueError(f"efConstruction={efConstruction}; valid: an int >= 1")
+        if post not in (0, 1, 2):
+            raise ValueError(f"post={post!r}; valid: 0, 1, 2")
+        self.M, self.efConstruction, self.post = M, efConstruction, post
+
+    def _build_options(self) -> dict[str, Any]:
+        return {"M": self.M, "efConstruction": self.efConstruction, "post": self.post}

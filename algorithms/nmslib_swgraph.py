@@ -1,0 +1,22 @@
+"""NMSLIB's SW-graph (navigable small world graph, single layer)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._nmslib import NmslibAdapter
+
+
+class NmslibSwgraph(NmslibAdapter):
+    method = "sw-graph"
+
+    def __init__(self, metric: str, NN: int = 10, efConstruction: int = 100, threads: int = 1) -> None:
+        super().__init__(metric, threads)
+        if NN < 1:
+            raise ValueError(f"NN={NN}; valid: an int >= 1")
+        if efConstruction < 1:
+            raise ValueError(f"efConstruction={efConstruction}; valid: an int >= 1")
+        self.NN, self.efConstruction = NN, efConstruction
+
+    def _build_options(self) -> dict[str, Any]:
+        return {"NN": self.NN, "efConstruction": self.efConstruction}

@@ -1,0 +1,59 @@
+"""USearch: an HNSW implementation with optional f16 / i8 storage of the vectors."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from usearch.index import Index
+
+from annbench.adapter import Adapter
+
+METRICS = {"euclidean": "l2sq", "angular": "cos", "ip": "ip"}
+
+
+class Usearch(Adapter):
+    metrics = ("euclidean", "angular", "ip")
+    libraries = ("usearch",)
+
+    def __init__(self, metric: str, connectivity: int = 16, expansion_add: int = 128,
+                 dtype: Literal["f32", "f16", "bf16", "i8"] = "f32", threads: int = 1) -> None:
+        super().__init__(metric, threads)
+        if connectivity < 2:
+            raise ValueError(f"connectivity={connectivity}; valid: an int >= 2")
+        if expansion_add < 1:
+            raise ValueError(f"expansion_add={expansion_add}; valid: an int >= 1")
+        if dtype not in ("f32", "f16", "bf16", "i8"):
+            raise ValueError(f"dtype={dtype!r}; valid: 'f32', 'f16', 'bf16', 'i8'")
+        self.connectivity, self.expansion_add, self.dtype = connectivity, expansion_add, dtype
+        self._stats: dict[str, float] = {}
+
+    def fit(self, X: np.ndarray) -> None:
+        self._index = Index(ndim=X.shape[1], metric=METRICS[self.metric], dtype=self.dtype,
+                            connectivity=self.connectivity, expansion_add=self.expansion_add)
+        self._index.add(np.arange(len(X), dtype=np.uint64), X, threads=self.threads)
+
+    def set_query_params(self, expansion_search: int = 64) -> None:
+        """``expansion_search``: size of the candidate list kept while walking the graph."""
+        if expansion_search < 1:
+            raise ValueError(f"expansion_search={expansion_search}; valid: an int >= 1")
+        self._index.expansion_search = expansion_search
+        self._stats = {}
+
+    def query(self, q: np.ndarray, k: int) -> np.ndarray:
+        return self._index.search(q, k, threads=1).keys.astype(np.int64)
+
+    def batch_query(self, Q: np.ndarray, k: int) -> np.ndarray:
+        matches = self._index.search(Q, k, threads=self.threads)
+        self._stats = {"ndis_per_query": matches.computed_distances / len(Q),
+                       "visited_per_query": matches.visited_members / len(Q)}
+        ids = matches.keys.astype(np.int64)
+        ids[np.arange(k)[None, :] >= matches.counts[:, None]] = -1
+        return ids
+
+    def stats(self) -> dict[str, float]:
+        """Distance computations and visited graph nodes per query of the last batch (batch mode only)."""
+        return dict(self._stats)
+
+    def index_size_bytes(self) -> int:
+        return len(self._index.save())

@@ -1,0 +1,79 @@
+"""Adapter-specific checks for annoy, NMSLIB, NGT, hnswlib, PyNNDescent and usearch
+(the generic contract is in test_backends.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from annbench.discovery import load_adapter
+from annbench.paths import ALGORITHMS_DIR
+
+BAD_BUILD = [
+    ("annoy", {"n_trees": 0}, "n_trees=0"),
+    ("nmslib-hnsw", {"M": 1}, "M=1"),
+    ("nmslib-hnsw", {"post": 3}, "post=3"),
+    ("nmslib-swgraph", {"NN": 0}, "NN=0"),
+    ("ngt-panng", {"edge_size_for_creation": 0}, "edge_size_for_creation=0"),
+    ("ngt-onng", {"num_of_incomings": -5}, "num_of_incomings=-5"),
+    ("hnswlib", {"ef_construction": 0}, "ef_construction=0"),
+    ("pynndescent", {"diversify_prob": 1.5}, "diversify_prob=1.5"),
+    ("usearch", {"dtype": "f64"}, "dtype='f64'"),
+]
+
+
+@pytest.mark.parametrize(("algorithm", "params", "named"), BAD_BUILD)
+def test_constructor_rejects_bad_values_with_what_is_valid(algorithm: str, params: dict, named: str) -> None:
+    cls = load_adapter(algorithm, [ALGORITHMS_DIR])
+    with pytest.raises(ValueError, match="valid: ") as e:
+        cls("euclidean", threads=1, **params)
+    assert named in str(e.value)
+
+
+@pytest.fixture(scope="module")
+def small() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(3)
+    return rng.standard_normal((600, 8)).astype(np.float32), rng.standard_normal((50, 8)).astype(np.float32)
+
+
+@pytest.mark.parametrize(("algorithm", "params"), [("annoy", {"n_trees": 5}),
+                                                   ("hnswlib", {"M": 8, "ef_construction": 20})])
+def test_seeded_builds_repeat_exactly(algorithm: str, params: dict, small) -> None:
+    train, test = small
+    cls = load_adapter(algorithm, [ALGORITHMS_DIR])
+    answers = []
+    for _ in range(2):
+        a = cls("euclidean", threads=1, **params)
+        a.fit(train)
+        a.set_query_params()
+        answers.append(a.batch_query(test, 10))
+    np.testing.assert_array_equal(answers[0], answers[1])
+
+
+def test_ngt_query_settings_reach_batch_search(small) -> None:
+    """NGT's batch call takes no epsilon: the one set by set_query_params must apply to it."""
+    train, test = small
+    a = load_adapter("ngt-panng", [ALGORITHMS_DIR])("euclidean", threads=1)
+    a.fit(train)
+    out = {}
+    for eps in (-0.9, 0.5):
+        a.set_query_params(epsilon=eps)
+        out[eps] = (a.batch_query(test, 10), np.stack([a.query(q, 10) for q in test]))
+    np.testing.assert_array_equal(*out[0.5])
+    np.testing.assert_array_equal(*out[-0.9])
+    assert not np.array_equal(out[-0.9][0], out[0.5][0])
+
+
+def test_usearch_reports_its_counters_in_batch_mode(small) -> None:
+    train, test = small
+    a = load_adapter("usearch", [ALGORITHMS_DIR])("euclidean", threads=1)
+    a.fit(train)
+    a.set_query_params(expansion_search=16)
+    assert a.stats() == {}
+    a.batch_query(test, 10)
+    low = a.stats()
+    a.set_query_params(expansion_search=128)
+    a.batch_query(test, 10)
+    high = a.stats()
+    assert 0 < low["ndis_per_query"] < high["ndis_per_query"] <= len(train)
+    assert low["visited_per_query"] > 0

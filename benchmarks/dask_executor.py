@@ -9,7 +9,7 @@
    random-xs-20-euclidean, 3 timed passes): wall time with ``--parallelism 2`` vs a two-worker
    ``LocalCluster``, and the latter with the cluster's start and close included.
 
-Usage: ``python benchmarks/dask_executor.py [--data-dir DIR] [--tasks 8] [--rounds 3]``. The machine is shared:
+Usage: ``python benchmarks/dask_executor.py [--data-dir DIR] [--tasks 8] [--rounds 3] [--no-sweep]``. The machine is shared:
 the load average is printed with the figures; each measurement alternates the two executors.
 """
 
@@ -109,10 +109,12 @@ def main() -> None:
     p.add_argument("--data-dir", type=Path, default=paths.default_data_dir())
     p.add_argument("--tasks", type=int, default=8)
     p.add_argument("--rounds", type=int, default=3, help="alternating local/dask rounds of the overhead figure")
+    p.add_argument("--no-sweep", action="store_true", help="only the per-task overhead (the sweep takes minutes)")
     args = p.parse_args()
     print(f"cores: {len(os.sched_getaffinity(0))}, load average before: {load_average()}")
     overhead(args.data_dir, args.tasks, args.rounds)
-    quick_sweep(args.data_dir)
+    if not args.no_sweep:
+        quick_sweep(args.data_dir)
     print(f"load average after: {load_average()}")
 
 

@@ -38,11 +38,13 @@ import h5py
 from annbench import paths, provenance
 from annbench.isolation import available_cores, available_memory, run_task_isolated
 from annbench.results import RunResult
-from annbench.store import ResultStore, read_result
+from annbench.store import ResultStore, process_alive, read_result
 from annbench.task import ENDED_START, Limits, Task, TaskOutcome
 
 log = logging.getLogger(__name__)
 
+#: Name prefix of the temporary folder a shipping task's child stores into.
+SCRATCH_PREFIX = "annbench-task-"
 #: Seconds between two attempts to claim cores, and between two looks at the stop flag.
 CLAIM_POLL_S = 0.05
 STOP_POLL_S = 1.0
@@ -201,6 +203,14 @@ def _watch(stop: StopFlag | None) -> Iterator[threading.Event]:
         done.set()
 
 
+def remove_dead_scratch() -> None:
+    """Delete the temporary result folders of worker processes that died mid-task (``<tmp>/annbench-task-<pid>-*``)."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*-*"):
+        pid = folder.name[len(SCRATCH_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and folder.is_dir() and not process_alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def _failed(task: Task, log_path: Path, message: str, machine: dict[str, str]) -> RemoteResult:
     return RemoteResult(TaskOutcome(task.task_id, ENDED_START, message, log_path), machine)
 
@@ -216,7 +226,9 @@ def run_remote(task: Task, limits: Limits, options: RemoteOptions, log_relpath: 
     """
     machine = provenance.machine()
     threads = task.options.threads
-    scratch = Path(tempfile.mkdtemp(prefix="annbench-task-")) if options.ship_results else None
+    if options.ship_results:
+        remove_dead_scratch()
+    scratch = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-")) if options.ship_results else None
     root = scratch if scratch is not None else task.results_root
     log_path = root / log_relpath
     try:

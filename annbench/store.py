@@ -44,7 +44,7 @@ class ResultStore:
                 pid = int(tmp.name.rsplit(".", 2)[-2])
             except (ValueError, IndexError):
                 continue
-            if not _alive(pid):
+            if not process_alive(pid):
                 tmp.unlink(missing_ok=True)
                 removed += 1
         if removed:
@@ -103,7 +103,7 @@ class ResultStore:
             yield from sorted(p for p in base.rglob("*.hdf5") if not p.name.startswith("."))
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

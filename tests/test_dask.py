@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -159,6 +160,7 @@ def test_killed_worker_task_is_rerun_and_nothing_is_lost(cluster, slow, data_dir
     assert len(attempts) == 2 and int(attempts[1].read_text()) != worker_pid  # rerun by another worker process
     frame = _ok_frame(tmp_path / "results")                     # nothing lost: every run stored and ok
     assert sorted(frame["build.delay"]) == [0.0, 0.2, 4.0] and (frame["recall"] == 1.0).all()
+    assert not list(Path(tempfile.gettempdir()).glob(f"annbench-task-{worker_pid}-*"))  # its scratch folder removed
 
 
 def test_task_whose_worker_always_dies_is_retried_once_then_failed(cluster, slow, data_dir: Path,

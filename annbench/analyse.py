@@ -99,6 +99,16 @@ def pareto_frame(frame: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else ok.iloc[0:0]
 
 
+def hosts_per_curve(frame: pd.DataFrame) -> dict[tuple[str, bool], list[str]]:
+    """Per curve (algorithm and batch mode), the hosts its successful runs were measured on, sorted.
+    Results without a ``host`` column give no entry."""
+    ok = frame[frame["status"] == "ok"] if "status" in frame else frame
+    if "host" not in ok or ok.empty:
+        return {}
+    return {(str(a), bool(b)): sorted(str(h) for h in group["host"].dropna().unique())
+            for (a, b), group in ok.groupby(["algorithm", "batch"], sort=True)}
+
+
 def operating_points(frame: pd.DataFrame, levels: tuple[float, ...] = OPERATING_RECALLS, quality: str = "recall",
                      speed: str = "qps", columns: tuple[str, ...] | list[str] = tuple(OPERATING_COLUMNS)) -> pd.DataFrame:
     """Per algorithm (and batch mode) and level r: the successful run with the best ``speed`` among

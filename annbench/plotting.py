@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from annbench.analyse import pareto_frame
+from annbench.analyse import hosts_per_curve, pareto_frame
 
 log = logging.getLogger(__name__)
 
@@ -108,11 +108,22 @@ def _spread(points: pd.DataFrame, metric: str) -> np.ndarray | None:
     return np.vstack([below, np.zeros_like(below)]) if below.any() else None
 
 
+def warn_mixed_hosts(frame: pd.DataFrame) -> None:
+    """Warn about every curve whose runs were measured on more than one host: its timings come
+    from machines of possibly different speed, so its shape (and its Pareto front) mean little."""
+    for (algorithm, batch), hosts in hosts_per_curve(frame).items():
+        if len(hosts) > 1:
+            log.warning("the curve of %s%s mixes runs measured on %d hosts (%s): timings from machines of "
+                        "different speed are not comparable; plot one host at a time (plot.py --host NAME)",
+                        algorithm, " (batch)" if batch else "", len(hosts), ", ".join(hosts))
+
+
 def draw(ax, frame: pd.DataFrame, x: str, y: str, *, all_points: bool = False, annotate: bool = False,  # noqa: ANN001
          x_scale: str = "linear", y_scale: str = "log") -> int:
     """Draw ``frame``'s successful runs on ``ax``; returns the number of lines drawn."""
     ok = frame[frame["status"] == "ok"] if "status" in frame else frame
     ok = ok[_usable(ok, x, x_scale) & _usable(ok, y, y_scale)]
+    warn_mixed_hosts(ok)
     front = pareto_frame(ok, x, y) if len(ok) else ok
     lines = 0
     for (algorithm, batch), line in front.groupby(["algorithm", "batch"], sort=True):

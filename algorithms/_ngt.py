@@ -11,6 +11,7 @@ import os
 import tempfile
 
 import numpy as np
+import ngtpy
 
 from annbench.adapter import Adapter
 
@@ -31,8 +32,6 @@ class NgtGraph(Adapter):
                 raise ValueError(f"{name}={value}; valid: an int >= 1")
 
     def fit(self, X: np.ndarray) -> None:
-        import ngtpy
-
         self._dir = tempfile.TemporaryDirectory(prefix="annbench-ngt-")
         anng, self._path = os.path.join(self._dir.name, "anng"), os.path.join(self._dir.name, "index")
         ngtpy.create(anng, X.shape[1], edge_size_for_creation=self.edge_size_for_creation,
@@ -62,8 +61,6 @@ class NgtGraph(Adapter):
         return self._index.search(q, k, with_distance=False)
 
     def batch_query(self, Q: np.ndarray, k: int) -> np.ndarray:
-        import ngtpy
-
         results = ngtpy.BatchResults()
         self._index.batch_search(Q, results, k, with_distance=False)
         return results.get_ids()

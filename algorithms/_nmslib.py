@@ -7,6 +7,7 @@ import tempfile
 from typing import Any
 
 import numpy as np
+import nmslib
 
 from annbench.adapter import Adapter
 
@@ -27,8 +28,6 @@ class NmslibAdapter(Adapter):
         raise NotImplementedError
 
     def fit(self, X: np.ndarray) -> None:
-        import nmslib
-
         self._index = nmslib.init(method=self.method, space=SPACES[self.metric])
         self._index.addDataPointBatch(X)
         self._index.createIndex({**self._build_options(), "indexThreadQty": self.threads}, print_progress=False)

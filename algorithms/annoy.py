@@ -6,6 +6,7 @@ import os
 import tempfile
 
 import numpy as np
+from annoy import AnnoyIndex
 
 from annbench.adapter import Adapter
 
@@ -24,8 +25,6 @@ class Annoy(Adapter):
         self.search_k = -1
 
     def fit(self, X: np.ndarray) -> None:
-        from annoy import AnnoyIndex
-
         self._index = AnnoyIndex(X.shape[1], _METRICS[self.metric])
         self._index.set_seed(self.seed)
         for i, x in enumerate(X):

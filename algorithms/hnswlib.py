@@ -6,6 +6,7 @@ import os
 import tempfile
 
 import numpy as np
+import hnswlib
 
 from annbench.adapter import Adapter
 
@@ -27,8 +28,6 @@ class Hnswlib(Adapter):
         self.M, self.ef_construction, self.random_seed = M, ef_construction, random_seed
 
     def fit(self, X: np.ndarray) -> None:
-        import hnswlib
-
         self._index = hnswlib.Index(space=SPACES[self.metric], dim=X.shape[1])
         self._index.init_index(max_elements=len(X), ef_construction=self.ef_construction, M=self.M,
                                random_seed=self.random_seed)

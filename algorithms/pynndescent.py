@@ -6,6 +6,8 @@ import pickle
 
 import numpy as np
 
+from pynndescent import NNDescent
+
 from annbench.adapter import Adapter
 
 #: PyNNDescent's dense ``cosine`` works on unit-normalised internal copies. Its ``dot``
@@ -33,15 +35,23 @@ class Pynndescent(Adapter):
         self.diversify_prob, self.leaf_size, self.random_state = diversify_prob, leaf_size, random_state
         self.epsilon = 0.1
 
-    def fit(self, X: np.ndarray) -> None:
-        from pynndescent import NNDescent
+    def _build(self, X: np.ndarray) -> NNDescent:
+        index = NNDescent(X, metric=METRICS[self.metric], n_neighbors=min(self.n_neighbors, len(X) - 1),
+                          pruning_degree_multiplier=self.pruning_degree_multiplier,
+                          diversify_prob=self.diversify_prob, leaf_size=self.leaf_size,
+                          random_state=self.random_state, n_jobs=self.threads,
+                          parallel_batch_queries=self.threads > 1)
+        index.prepare()  # builds the search graph and compiles the search now, not on query 1
+        return index
 
-        self._index = NNDescent(X, metric=METRICS[self.metric], n_neighbors=self.n_neighbors,
-                                pruning_degree_multiplier=self.pruning_degree_multiplier,
-                                diversify_prob=self.diversify_prob, leaf_size=self.leaf_size,
-                                random_state=self.random_state, n_jobs=self.threads,
-                                parallel_batch_queries=self.threads > 1)
-        self._index.prepare()  # builds the search graph and compiles the search (numba) now, not on query 1
+    def warm_up(self, X: np.ndarray) -> None:
+        """numba compiles PyNNDescent's code on its first use in a process (tens of seconds):
+        build and query a throw-away index of a few hundred points so that no build time counts it."""
+        small = X[:min(len(X), 400)]
+        self._build(small).query(small[:2], k=2)
+
+    def fit(self, X: np.ndarray) -> None:
+        self._index = self._build(X)
 
     def set_query_params(self, epsilon: float = 0.1) -> None:
         """``epsilon``: how far past the current k-th distance the search keeps exploring."""

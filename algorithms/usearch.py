@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
+from usearch.index import Index
 
 from annbench.adapter import Adapter
 
@@ -28,8 +29,6 @@ class Usearch(Adapter):
         self._stats: dict[str, float] = {}
 
     def fit(self, X: np.ndarray) -> None:
-        from usearch.index import Index
-
         self._index = Index(ndim=X.shape[1], metric=METRICS[self.metric], dtype=self.dtype,
                             connectivity=self.connectivity, expansion_add=self.expansion_add)
         self._index.add(np.arange(len(X), dtype=np.uint64), X, threads=self.threads)

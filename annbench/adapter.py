@@ -45,6 +45,10 @@ class Adapter(abc.ABC):
         self.metric = metric
         self.threads = threads
 
+    def warm_up(self, X: np.ndarray) -> None:
+        """Untimed one-off work that is not part of building this index (e.g. JIT compilation),
+        run before the timed ``fit``. Must not build the index itself. Default: nothing."""
+
     @abc.abstractmethod
     def fit(self, X: np.ndarray) -> None:
         """Build the index over the rows of ``X`` (n×d float32, read-only)."""

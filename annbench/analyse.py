@@ -99,16 +99,26 @@ def pareto_frame(frame: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else ok.iloc[0:0]
 
 
+def hosts_per_curve(frame: pd.DataFrame) -> dict[tuple[str, bool], list[str]]:
+    """Per curve (algorithm and batch mode), the hosts its successful runs were measured on, sorted.
+    Results without a ``host`` column give no entry."""
+    ok = frame[frame["status"] == "ok"] if "status" in frame else frame
+    if "host" not in ok or ok.empty:
+        return {}
+    return {(str(a), bool(b)): sorted(str(h) for h in group["host"].dropna().unique())
+            for (a, b), group in ok.groupby(["algorithm", "batch"], sort=True)}
+
+
 def operating_points(frame: pd.DataFrame, levels: tuple[float, ...] = OPERATING_RECALLS, quality: str = "recall",
-                     speed: str = "qps") -> pd.DataFrame:
+                     speed: str = "qps", columns: tuple[str, ...] | list[str] = tuple(OPERATING_COLUMNS)) -> pd.DataFrame:
     """Per algorithm (and batch mode) and level r: the successful run with the best ``speed`` among
-    those with ``quality >= r``, with its parameters, build time and index size.
+    those with ``quality >= r``, with its ``columns`` (default: parameters, build time and index size).
 
     A level no run of the algorithm reaches gives a row with empty values. ``frame`` should
     hold one dataset and one k (as :func:`results_frame` filtered by the caller).
     """
     level_col = f"min_{quality}"
-    cols = ["algorithm", "batch", level_col, quality, speed, *OPERATING_COLUMNS]
+    cols = ["algorithm", "batch", level_col, quality, speed, *columns]
     ok = frame[frame["status"] == "ok"] if "status" in frame else frame
     rows = []
     for (algorithm, batch), group in ok.groupby(["algorithm", "batch"], sort=True):

@@ -19,7 +19,7 @@ class Parser(argparse.ArgumentParser):
 def setup_logging(verbosity: int) -> None:
     level = logging.WARNING if verbosity < 0 else logging.INFO if verbosity == 0 else logging.DEBUG
     logging.basicConfig(level=level, format="%(levelname).1s %(message)s", stream=sys.stderr, force=True)
-    for noisy in ("faiss", "matplotlib", "numba", "PIL"):
+    for noisy in ("faiss", "matplotlib", "numba", "PIL", "distributed", "tornado"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 

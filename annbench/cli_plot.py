@@ -30,6 +30,8 @@ def parser() -> Parser:
                    help="k of the runs (plots: default 10 if present, else the smallest; tables: every k)")
     p.add_argument("--batch", action="store_true", help="batch-mode runs instead of single-query runs")
     p.add_argument("--algorithm", help="comma-separated algorithms to keep (default: all)")
+    p.add_argument("--host", help="comma-separated hosts to keep: the machines that measured the runs "
+                                  "(default: all; a curve mixing hosts is warned about)")
     g = p.add_argument_group("plots")
     g.add_argument("--view", default=None,
                    help=f"comma-separated views, or 'all': {', '.join(VIEWS)} (default {DEFAULT_VIEW})")
@@ -48,6 +50,8 @@ def parser() -> Parser:
                                      "else the summary columns)")
     t.add_argument("--operating-points", choices=FORMATS, metavar="FORMAT",
                    help=f"best QPS at recall >= 0.5/0.8/0.9/0.95/0.99 per algorithm; one of {', '.join(FORMATS)}")
+    t.add_argument("--by-host", action="store_true",
+                   help="group tables by the host that measured the runs (operating points: per host)")
     r = p.add_argument_group("report and neighbours")
     r.add_argument("--report", type=Path, metavar="DIR", help="write a static HTML report into DIR")
     r.add_argument("--neighbours", type=Path, metavar="FILE",
@@ -81,6 +85,13 @@ def select(frame: pd.DataFrame, args: argparse.Namespace, results_dir: Path) -> 
         if a not in known:
             raise UserError(f"no results for algorithm {a!r}; valid: {', '.join(known)}")
     frame = frame[frame["algorithm"].isin(algorithms)] if algorithms else frame
+    hosts = _names(args.host)
+    if hosts:
+        known = sorted(str(h) for h in frame["host"].dropna().unique()) if "host" in frame else []
+        for h in hosts:
+            if h not in known:
+                raise UserError(f"no results measured on host {h!r}; valid: {', '.join(known) or 'none recorded'}")
+        frame = frame[frame["host"].isin(hosts)]
     from annbench.analyse import SUMMARY_COLUMNS
 
     empty = [c for c in frame.columns if c not in SUMMARY_COLUMNS and frame[c].isna().all()]
@@ -151,19 +162,22 @@ def plot(frame: pd.DataFrame, args: argparse.Namespace, results_dir: Path) -> li
     datasets = sorted(frame["dataset"].unique())
     parts = {d: one_k(frame, d, args.k, args.batch) for d in datasets}
     chosen = views(args, pd.concat([part for _, part in parts.values()]))
+    every = _names(args.view) == ["all"]  # 'all': a dataset lacking a view's metric (kNN: no labels) skips it
     for view in chosen:
         for _, part in parts.values():
-            _check_metrics(part, view)
+            if not every:
+                _check_metrics(part, view)
     mode = ", batch" if args.batch else ""
     written = []
     for view in chosen:
         options = dict(x_scale=view.x_scale, y_scale=view.y_scale, all_points=args.all, annotate=args.annotate)
+        having = {d: kp for d, kp in parts.items() if not every or _has_metrics(kp[1], view)}
         if args.grid and len(datasets) > 1:
-            panels = [(f"{d} (k={k}{mode})", part) for d, (k, part) in parts.items()]
+            panels = [(f"{d} (k={k}{mode})", part) for d, (k, part) in having.items()]
             out = _output(args, results_dir, None, 0, view, len(chosen) > 1)
             written.append(plot_panels(panels, view.x, view.y, out, **options))
             continue
-        for d, (k, part) in parts.items():
+        for d, (k, part) in having.items():
             out = _output(args, results_dir, d, k, view, len(chosen) * len(datasets) > 1)
             written.append(plot_panels([(f"{d} (k={k}{mode})", part)], view.x, view.y, out, **options))
     return written
@@ -185,19 +199,34 @@ def all_runs_table(frame: pd.DataFrame, args: argparse.Namespace) -> pd.DataFram
         cols = list(frame.columns)
     else:
         cols = ["dataset", *SUMMARY_COLUMNS, *(["knn_accuracy"] if "knn_accuracy" in frame else [])]
+    if args.by_host:
+        _need_host(frame)
+        cols = ["host", *(c for c in cols if c != "host")]
+        frame = frame.sort_values("host", kind="stable")
     return frame[cols]
+
+
+def _need_host(frame: pd.DataFrame) -> None:
+    if "host" not in frame or frame["host"].isna().all():
+        raise UserError("--by-host: these results record no host; valid: results stored by this version of run.py")
 
 
 def operating_table(frame: pd.DataFrame, args: argparse.Namespace) -> pd.DataFrame:
     from annbench.analyse import operating_points
 
+    if args.by_host:
+        _need_host(frame)
     parts = []
     for d in sorted(frame["dataset"].unique()):
         k, part = one_k(frame, d, args.k, args.batch)
-        points = operating_points(part)
-        points.insert(0, "k", k)
-        points.insert(0, "dataset", d)
-        parts.append(points)
+        groups = part.groupby("host", sort=True) if args.by_host else [(None, part)]
+        for host, runs in groups:
+            points = operating_points(runs)
+            if args.by_host:
+                points.insert(0, "host", host)
+            points.insert(0, "k", k)
+            points.insert(0, "dataset", d)
+            parts.append(points)
     return pd.concat(parts, ignore_index=True)
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import logging
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from annbench import paths
 from annbench.cli import Parser, guarded, memory_size, positive_int, positive_seconds, setup_logging
@@ -16,6 +18,8 @@ log = logging.getLogger("annbench.run")
 
 DEFAULT_DATASET = "random-xs-20-euclidean"
 DEFAULT_TIMEOUT_S = 7200.0
+EXECUTORS = ("local", "dask")
+DASK_TIMEOUT_S = 30.0
 
 
 def parser() -> Parser:
@@ -35,6 +39,21 @@ def parser() -> Parser:
                    help="resident memory allowed to each child, e.g. 4G (default: available memory / parallelism)")
     p.add_argument("--parallelism", type=positive_int, default=1, metavar="N",
                    help="children at once, each pinned to its own cores (default 1; N × threads <= cores)")
+    d = p.add_argument_group("executor (see README: Sweeps across machines on Dask)")
+    d.add_argument("--executor", choices=EXECUTORS, default="local",
+                   help="local: children of this process; dask: tasks on a Dask cluster (default local)")
+    d.add_argument("--scheduler", metavar="ADDRESS",
+                   help="dask: scheduler address (tcp://HOST:8786) or scheduler file (.json); default Dask's "
+                        "config (scheduler-address, $DASK_SCHEDULER_ADDRESS), else a LocalCluster of "
+                        "--parallelism worker processes")
+    d.add_argument("--dask-results", choices=("ship", "shared"), default=None,
+                   help="dask: ship = results travel back and are stored here (default); shared = workers store "
+                        "them into --results, which they see at the same path")
+    d.add_argument("--dask-data-dir", type=Path, default=None, metavar="DIR",
+                   help="dask: where a worker that does not see the dataset file gets or builds it from the "
+                        f"registry (default: the worker's ${paths.ENV_DATA_DIR} or ./datasets)")
+    d.add_argument("--dask-timeout", type=positive_seconds, default=None, metavar="SECONDS",
+                   help=f"dask: to reach the scheduler and see a worker (default {DASK_TIMEOUT_S:g})")
     p.add_argument("--list-failures", action="store_true",
                    help="list the dataset's failed runs with their reason and log file, then exit")
     p.add_argument("--results", type=Path, default=None,
@@ -104,6 +123,10 @@ def list_failures(results_dir: Path, dataset_arg: str) -> int:
 def summary_text(frame) -> str:  # noqa: ANN001 - a pandas DataFrame
     cols = ["algorithm", "build_params", "query_params", "status", "recall", "qps", "p50_ms", "p99_ms",
             "build_s", "index_bytes"]
+    cols += [c for c in ("knn_accuracy", "knn_accuracy_exact") if c in frame and frame[c].notna().any()]
+    if "host" in frame and frame["host"].nunique() > 1:  # measured on several machines: say which
+        cols.insert(0, "host")
+        frame = frame.sort_values(["host", "algorithm", "build_params", "query_params"], kind="stable")
     view = frame[cols].copy()
     return view.to_string(index=False, float_format=lambda v: f"{v:.4g}", max_colwidth=40)
 
@@ -153,7 +176,36 @@ def main(argv: list[str] | None = None) -> int:
     if args.batch and args.parallelism > 1:
         raise UserError(f"--parallelism {args.parallelism} with --batch: batch mode runs one child at a time on the "
                         f"--threads cores; valid: --parallelism 1 (give --threads N for more cores)")
+    check_executor(args)
+    with contextlib.ExitStack() as stack:
+        client = None
+        if args.executor == "dask":  # connect first: an unreachable scheduler fails before anything runs
+            from annbench.dask_executor import dask_client
 
+            if args.scheduler is None:
+                from annbench.isolation import core_slots
+
+                core_slots(args.parallelism, args.threads)  # the local cluster's workers must fit
+            client = stack.enter_context(dask_client(args.scheduler, args.parallelism, args.threads,
+                                                     args.dask_timeout or DASK_TIMEOUT_S))
+        return sweep(args, data_dir, results_dir, adapter_dirs, config_dirs, client)
+
+
+def check_executor(args: argparse.Namespace) -> None:
+    """Options that only the Dask executor takes, and what it leaves to the cluster."""
+    if args.executor == "local":
+        for option, value in (("--scheduler", args.scheduler), ("--dask-results", args.dask_results),
+                              ("--dask-data-dir", args.dask_data_dir), ("--dask-timeout", args.dask_timeout)):
+            if value is not None:
+                raise UserError(f"{option} applies to the Dask executor; valid: add --executor dask, or drop {option}")
+    elif args.scheduler is not None and args.parallelism > 1:
+        raise UserError(f"--parallelism {args.parallelism} with --scheduler: the cluster's workers set how many "
+                        f"benchmarks run at once (their 'benchmark' resource); valid: drop --parallelism")
+
+
+def sweep(args: argparse.Namespace, data_dir: Path, results_dir: Path, adapter_dirs: list[Path],
+          config_dirs: list[Path], client: Any) -> int:
+    """Plan the sweep, run it (locally, or on the cluster of ``client``), summarise and plot."""
     from annbench.analyse import results_frame
     from annbench.datasets.registry import load
     from annbench.execute import execute, make_tasks
@@ -176,18 +228,28 @@ def main(argv: list[str] | None = None) -> int:
                      config_dirs, adapter_dirs)
     if not plan.builds and not plan.unavailable:
         raise UserError(f"nothing to run: no algorithm has a {args.preset!r} grid for distance {dataset.distance!r}")
-    core_slots(args.parallelism, args.threads)  # fails early when they do not fit
     memory = args.memory_limit
-    if memory is None and (free := available_memory()) is not None:
-        memory = free // args.parallelism
+    if client is None:
+        core_slots(args.parallelism, args.threads)  # fails early when they do not fit
+        if memory is None and (free := available_memory()) is not None:
+            memory = free // args.parallelism
     limits = Limits(timeout_s=args.timeout, memory_bytes=memory)
-    log.info("each child: timeout %g s, memory limit %s, %d at once", args.timeout,
-             f"{memory / 2**30:.2f} GiB" if memory else "none", args.parallelism)
+    log.info("each child: timeout %g s, memory limit %s, %s", args.timeout,
+             f"{memory / 2**30:.2f} GiB" if memory else "each worker's share" if client else "none",
+             f"{args.parallelism} at once" if client is None else "on the Dask cluster")
     store = ResultStore(results_dir)
     store.remove_stale_temporaries(dataset.name)
     tasks = make_tasks(plan, dataset, store)
     with progress_bar(sum(len(t.keys) for t in tasks), disable=args.quiet) as on_task:
-        results = execute(plan, dataset, store, limits, args.parallelism, on_task, tasks)
+        if client is None:
+            results = execute(plan, dataset, store, limits, args.parallelism, on_task, tasks)
+        else:
+            from annbench.dask_executor import execute_dask
+            from annbench.remote import RemoteOptions
+
+            remote = RemoteOptions(ship_results=args.dask_results != "shared", data_dir=args.dask_data_dir,
+                                   source_dir=args.source_dir)
+            results = execute_dask(plan, dataset, store, client, limits, remote, on_task, tasks)
 
     frame = results_frame(results_dir, dataset.name)
     frame = frame[(frame["k"] == args.k) & (frame["batch"] == args.batch)]

@@ -36,8 +36,18 @@ def quality(dataset: Dataset, neighbors: np.ndarray, k: int) -> tuple[dict[str, 
         "id_recall": float(M.id_recall(neighbors, true_ids, true_d, k).mean()),
         **{f"eps_recall_{e:g}": float(M.epsilon_recall(found_d, true_d, k, e).mean()) for e in EPSILONS},
         "rel": M.relative_error(found_d, true_d, k),
+        **classification(dataset, neighbors, k),
     }
     return out, found_d
+
+
+def classification(dataset: Dataset, neighbors: np.ndarray, k: int) -> dict[str, float]:
+    """``knn_accuracy`` of the returned neighbours and ``knn_accuracy_exact`` of the true ones,
+    for datasets with ``train_labels`` and ``test_labels`` (none otherwise)."""
+    if dataset.train_labels is None or dataset.test_labels is None:
+        return {}
+    return {"knn_accuracy": M.knn_accuracy(neighbors, dataset.train_labels, dataset.test_labels, k),
+            "knn_accuracy_exact": M.knn_accuracy(dataset.neighbors, dataset.train_labels, dataset.test_labels, k)}
 
 
 def speed(m: PassMeasurement, n_queries: int) -> dict[str, float]:

@@ -81,6 +81,7 @@ def run_build_setting(plan: Plan, dataset: Dataset, setting: BuildSetting, store
     with limited_threads(o.threads):
         try:
             adapter = adapter_cls(dataset.distance, threads=o.threads, **setting.build_params)
+            adapter.warm_up(dataset.train)
             with peak_memory_growth() as memory:
                 start = time.perf_counter_ns()
                 adapter.fit(dataset.train)
@@ -133,9 +134,14 @@ def log_path(store: ResultStore, task: Task) -> Path:
     return store.log_dir(task.dataset, o.k, task.setting.algorithm, o.batch) / task.log_name()
 
 
-def record_outcome(task: Task, outcome: TaskOutcome, store: ResultStore) -> list[RunResult]:
+def record_outcome(task: Task, outcome: TaskOutcome, store: ResultStore,
+                   machine: dict[str, str] | None = None) -> list[RunResult]:
     """The task's runs as stored: those the child finished as it stored them (arrays left on
-    disk), every other one stored now as an error with the child's reason and log."""
+    disk), every other one stored now as an error with the child's reason and log.
+
+    ``machine``: provenance of the host the child ran on (default: this one's), recorded with
+    those errors."""
+    machine = provenance.machine() if machine is None else machine
     results = []
     for key in task.keys:
         attrs = store.attrs_of(key)
@@ -148,7 +154,7 @@ def record_outcome(task: Task, outcome: TaskOutcome, store: ResultStore) -> list
             "task_id": task.task_id, "reason": outcome.reason, "log_path": str(outcome.log_path),
             "exit_code": -1 if outcome.exit_code is None else outcome.exit_code, "elapsed_s": outcome.elapsed_s,
             "peak_rss_bytes": outcome.peak_rss_bytes, "traceback": outcome.log_tail,
-            "dataset_checksum": task.dataset_checksum, "timestamp": provenance.timestamp(), **provenance.machine()})
+            "dataset_checksum": task.dataset_checksum, "timestamp": provenance.timestamp(), **machine})
         store.write(result)
         log.error("%s: %s (log: %s)", key.label(), message, outcome.log_path)
         results.append(result)

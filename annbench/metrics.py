@@ -88,3 +88,31 @@ def latency_percentiles_ms(latencies_ns: np.ndarray | None,
         return dict.fromkeys(names, float("nan"))
     values = np.percentile(np.asarray(latencies_ns, dtype=np.float64), percentiles) * 1e-6
     return {n: float(v) for n, v in zip(names, values)}
+
+
+def knn_votes(ids: np.ndarray, train_classes: np.ndarray, n_classes: int) -> np.ndarray:
+    """Vote counts ``(nq, n_classes)``: ``votes[q, c] = |{j : ids[q, j] >= 0, train_classes[ids[q, j]] = c}|``.
+
+    ``train_classes`` holds each train point's class index in ``[0, n_classes)``; padding ``-1`` casts no vote.
+    """
+    ids = np.asarray(ids)
+    valid = ids >= 0
+    cls = np.asarray(train_classes)[np.where(valid, ids, 0)]
+    rows = np.broadcast_to(np.arange(len(ids))[:, None], ids.shape)
+    flat = (rows * n_classes + cls)[valid]
+    return np.bincount(flat, minlength=len(ids) * n_classes).reshape(len(ids), n_classes)
+
+
+def knn_accuracy(ids: np.ndarray, train_labels: np.ndarray, test_labels: np.ndarray, k: int) -> float:
+    """Accuracy of a uniform k-NN majority vote over the returned neighbours' train labels.
+
+    scikit-learn's ``KNeighborsClassifier(weights="uniform")`` rule: with ``C`` the sorted
+    distinct train labels, ``pred[q] = C[argmax_c votes[q, c]]`` over the first ``k`` ids
+    (see :func:`knn_votes`; a tie goes to the smallest label; padding ``-1`` casts no vote;
+    a query with no neighbour at all counts as wrong);
+    ``knn_accuracy = |{q : pred[q] = test_labels[q]}| / nq``.
+    """
+    classes, train_classes = np.unique(np.asarray(train_labels), return_inverse=True)
+    votes = knn_votes(np.asarray(ids)[:, :k], train_classes.ravel(), len(classes))
+    correct = (classes[votes.argmax(axis=1)] == np.asarray(test_labels)) & (votes.max(axis=1) > 0)
+    return float(np.count_nonzero(correct)) / len(correct)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from annbench.analyse import pareto_frame
+from annbench.analyse import hosts_per_curve, pareto_frame
 
 log = logging.getLogger(__name__)
 
@@ -108,11 +108,22 @@ def _spread(points: pd.DataFrame, metric: str) -> np.ndarray | None:
     return np.vstack([below, np.zeros_like(below)]) if below.any() else None
 
 
+def warn_mixed_hosts(frame: pd.DataFrame) -> None:
+    """Warn about every curve whose runs were measured on more than one host: its timings come
+    from machines of possibly different speed, so its shape (and its Pareto front) mean little."""
+    for (algorithm, batch), hosts in hosts_per_curve(frame).items():
+        if len(hosts) > 1:
+            log.warning("the curve of %s%s mixes runs measured on %d hosts (%s): timings from machines of "
+                        "different speed are not comparable; plot one host at a time (plot.py --host NAME)",
+                        algorithm, " (batch)" if batch else "", len(hosts), ", ".join(hosts))
+
+
 def draw(ax, frame: pd.DataFrame, x: str, y: str, *, all_points: bool = False, annotate: bool = False,  # noqa: ANN001
          x_scale: str = "linear", y_scale: str = "log") -> int:
     """Draw ``frame``'s successful runs on ``ax``; returns the number of lines drawn."""
     ok = frame[frame["status"] == "ok"] if "status" in frame else frame
     ok = ok[_usable(ok, x, x_scale) & _usable(ok, y, y_scale)]
+    warn_mixed_hosts(ok)
     front = pareto_frame(ok, x, y) if len(ok) else ok
     lines = 0
     for (algorithm, batch), line in front.groupby(["algorithm", "batch"], sort=True):
@@ -176,17 +187,21 @@ def plot_panels(panels: Sequence[tuple[str, pd.DataFrame]], x: str, y: str, outp
                            ncol=min(4, len(handles)), fontsize="small")
         if title:
             fig.suptitle(plain_text(title))
-        output = Path(output)
-        output.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(output, bbox_inches="tight", metadata=_metadata(output.suffix))
+        return _save(fig, output)
     finally:
         plt.close(fig)
-    return output
 
 
 def _metadata(suffix: str) -> dict[str, str | None]:
     # No creation date: the same results give the same file.
     return {".svg": {"Date": None}, ".pdf": {"CreationDate": None}}.get(suffix.lower(), {})
+
+
+def _save(fig, output: str | Path) -> Path:  # noqa: ANN001 - a matplotlib Figure
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(output, bbox_inches="tight", metadata=_metadata(output.suffix))
+    return output
 
 
 def plot_metric_pair(frame: pd.DataFrame, x: str, y: str, output: str | Path, title: str,
@@ -195,3 +210,44 @@ def plot_metric_pair(frame: pd.DataFrame, x: str, y: str, output: str | Path, ti
     """One line per algorithm through its Pareto-optimal points (all points with ``all_points``)."""
     return plot_panels([(title, frame)], x, y, output, x_scale=x_scale, y_scale=y_scale, all_points=all_points,
                        annotate=annotate)
+
+
+#: Panels of the raw-vs-encoded comparison: (column, title, log scale).
+COMPARISON_PANELS = (("qps_at_recall", "QPS at recall ≥ {r:g}", True), ("build_s", "build time (s)", True),
+                     ("index_bytes", "index size (bytes)", True), ("knn_accuracy", "kNN accuracy", False))
+
+
+def plot_comparison(table: pd.DataFrame, output: str | Path, title: str, min_recall: float) -> Path:
+    """Grouped bars (:func:`annbench.compare.side_by_side` table): one panel per metric, one group
+    per algorithm, one bar per dataset (raw first)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    datasets = list(dict.fromkeys(table["dataset"]))
+    algorithms = sorted(table["algorithm"].unique())
+    colours = matplotlib.colormaps["viridis"](np.linspace(0.0, 0.9, max(1, len(datasets))))
+    width = 0.8 / max(1, len(datasets))
+    fig, axes = plt.subplots(1, len(COMPARISON_PANELS), figsize=(5 * len(COMPARISON_PANELS), 4.5),
+                             layout="constrained")
+    try:
+        for ax, (column, label, log_scale) in zip(axes, COMPARISON_PANELS):
+            for i, (name, colour) in enumerate(zip(datasets, colours)):
+                part = table[table["dataset"] == name].set_index("algorithm").reindex(algorithms)
+                values = part[column].to_numpy(float)
+                if column == "index_bytes":
+                    values = np.where(values >= 0, values, np.nan)  # -1: the library cannot serialise
+                ax.bar(np.arange(len(algorithms)) + (i - (len(datasets) - 1) / 2) * width, values, width,
+                       color=colour, label=plain_text(name))
+            ax.set_xticks(np.arange(len(algorithms)), [plain_text(a) for a in algorithms], rotation=30, ha="right")
+            ax.set_title(label.format(r=min_recall))
+            if log_scale:
+                ax.set_yscale("log")
+            ax.grid(True, axis="y", alpha=0.3)
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside lower center", ncol=min(4, len(datasets)), fontsize="small")
+        fig.suptitle(plain_text(title))
+        return _save(fig, output)
+    finally:
+        plt.close(fig)

@@ -44,7 +44,7 @@ class ResultStore:
                 pid = int(tmp.name.rsplit(".", 2)[-2])
             except (ValueError, IndexError):
                 continue
-            if not _alive(pid):
+            if not process_alive(pid):
                 tmp.unlink(missing_ok=True)
                 removed += 1
         if removed:
@@ -103,7 +103,7 @@ class ResultStore:
             yield from sorted(p for p in base.rglob("*.hdf5") if not p.name.startswith("."))
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -139,3 +139,16 @@ def read_attrs(path: str | Path) -> dict[str, Any]:
 def read_arrays(path: str | Path) -> dict[str, np.ndarray]:
     with h5py.File(path, "r") as f:
         return {n: f[n][()] for n in ARRAYS if n in f}
+
+
+#: Attrs :func:`result_attrs` derives from the key, status and error (not kept in ``RunResult.attrs``).
+_KEY_ATTRS = ("dataset", "k", "algorithm", "batch", "threads", "build_params", "query_params", "status", "error")
+
+
+def read_result(path: str | Path, key: RunKey) -> RunResult:
+    """The stored result of ``key`` at ``path`` as a :class:`RunResult` that :meth:`ResultStore.write`
+    writes back unchanged (metrics stay among the attrs; mappings stay JSON strings)."""
+    attrs = read_attrs(path)
+    status, error = attrs["status"], attrs.get("error", "")
+    rest = {n: v for n, v in attrs.items() if n not in _KEY_ATTRS}
+    return RunResult(key, status, error=error, attrs=rest, **read_arrays(path))

@@ -21,6 +21,7 @@ ENDED_SIGNAL = "signal"      # killed by a signal it did not ask for (segfault, 
 ENDED_TIMEOUT = "timeout"    # ran past Limits.timeout_s; killed by the parent
 ENDED_MEMORY = "memory"      # resident memory above Limits.memory_bytes; killed by the parent
 ENDED_START = "start"        # the child could not be started
+ENDED_WORKER = "worker"      # the (Dask) worker running the child died, on every attempt
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from annbench.baseline import read_baseline, session_from_json, session_to_json
 from annbench.cli_gate import main
 from annbench.gate import Round, Session, SettingRecord, Tolerances
 from annbench.inject import write_wrapper
+from annbench.isolation import available_cores
 from annbench.paths import ALGORITHMS_DIR
 from tests.conftest import call
 
@@ -172,11 +175,17 @@ def test_lowered_recall_fails(baseline: Path, data_dir: Path, tmp_path: Path):
 
 
 def test_uniformly_2x_slower_machine_passes(baseline: Path, data_dir: Path, tmp_path: Path):
-    for name in ("kdtree", "bruteforce"):  # bruteforce is the reference
-        write_wrapper(tmp_path / "algos", name, [ALGORITHMS_DIR], factor=2.0)
-    code, out, root, _ = _compare(baseline, data_dir, tmp_path, "--algorithms-dir", tmp_path / "algos")
+    # A busier machine, slowing the reference and every algorithm alike: a CPU hog shares the one
+    # core the benchmark children are pinned to, so the scheduler gives them about half of it.
+    core = available_cores()[0]
+    hog = subprocess.Popen([sys.executable, "-c", f"import os\nos.sched_setaffinity(0, {{{core}}})\nwhile True: pass"])
+    try:
+        code, out, root, _ = _compare(baseline, data_dir, tmp_path)
+    finally:
+        hog.kill()
+        hog.wait()
     factor = float(re.search(r"machine factor \(reference QPS now / then\): ([\d.]+)", out).group(1))
-    assert factor < 0.75, out  # the machine really was slower...
+    assert factor < 0.85, out  # the machine really was slower (~0.5 when nothing else runs)...
     assert code == 0, out      # ...and that is not a regression
     assert root.get("failures") == "0"
 

@@ -196,7 +196,9 @@ def test_cli_views_scales_grid_annotate(bench: Path, tmp_path: Path) -> None:
     r = call(plot_main, "--results", bench, "--view", "all", "--output", tmp_path / "v.svg")
     assert r.code == 0, r.err
     made = sorted(p.name for p in tmp_path.glob("v-*.svg"))
-    assert len(made) == 8 and "v-random-xs-20-euclidean-recall-p99.svg" in made  # 2 datasets × 4 views
+    # 2 datasets × 4 views, plus knn-qps for the labelled digits only (random-xs has no labels)
+    assert len(made) == 9 and "v-random-xs-20-euclidean-recall-p99.svg" in made
+    assert "v-digits-64-euclidean-knn-qps.svg" in made and "v-random-xs-20-euclidean-knn-qps.svg" not in made
     for p in tmp_path.glob("v-*.svg"):
         _valid_image(p)
     r = call(plot_main, "--results", bench, "--grid", "--all", "--annotate", "--output", tmp_path / "g.pdf")

@@ -191,3 +191,23 @@ def test_default_run_writes_summary_and_plot(data_dir: Path, results_dir: Path) 
     assert "bruteforce" in r.out and "balltree" in r.out and "recall" in r.out
     png = results_dir / "random-xs-20-euclidean" / "10" / "recall-qps.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_warm_up_runs_before_the_timed_build_and_is_not_counted(tmp_path: Path, data_dir: Path,
+                                                                results_dir: Path) -> None:
+    algos, configs = tmp_path / "algorithms", tmp_path / "configs"
+    algos.mkdir()
+    (algos / "slow_jit.py").write_text(
+        "import time\nimport numpy as np\nfrom annbench.adapter import Adapter\n\n"
+        "class SlowJit(Adapter):\n"
+        "    warmed = False\n"
+        "    def warm_up(self, X):\n        time.sleep(2.0)\n        self.warmed = True\n"
+        "    def fit(self, X):\n        assert self.warmed, 'fit before warm_up'\n"
+        "    def query(self, q, k):\n        return np.arange(k)\n")
+    _write_config(configs, "slow-jit", "algorithm: slow-jit\nmetrics: [euclidean]\ngroups: {quick: {}, full: {}}\n")
+    r = call(run_main, "--dataset", "random-xs-20-euclidean", "--algorithm", "slow-jit", "--runs", 1,
+             "--algorithms-dir", algos, "--configs-dir", configs, "--data-dir", data_dir,
+             "--results", results_dir, "--no-plot")
+    assert r.code == 0, r.err
+    [row] = results_frame(results_dir).to_dict("records")
+    assert row["status"] == "ok" and row["build_s"] < 1.0

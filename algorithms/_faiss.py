@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import faiss
 
 from annbench.adapter import Adapter
 from annbench.distances import normalized
@@ -38,8 +39,6 @@ class FaissAdapter(Adapter):
         """Set build-time fields of the index before training and adding (hook)."""
 
     def fit(self, X: np.ndarray) -> None:
-        import faiss
-
         faiss.omp_set_num_threads(self.threads)
         x = normalized(X) if self.metric == "angular" else np.ascontiguousarray(X, dtype=np.float32)
         metric = faiss.METRIC_L2 if self.metric == "euclidean" else faiss.METRIC_INNER_PRODUCT
@@ -59,8 +58,6 @@ class FaissAdapter(Adapter):
         return self._search(Q, k)[1]
 
     def index_size_bytes(self) -> int:
-        import faiss
-
         return int(faiss.serialize_index(self.index).nbytes)
 
 
@@ -68,8 +65,6 @@ class FaissIVFAdapter(FaissAdapter):
     """IVF indexes: ``nprobe`` per query setting; counters from ``faiss.cvar.indexIVF_stats``."""
 
     def set_query_params(self, nprobe: int = 1) -> None:
-        import faiss
-
         positive(nprobe=nprobe)
         faiss.extract_index_ivf(self.index).nprobe = nprobe
         faiss.cvar.indexIVF_stats.reset()
@@ -77,8 +72,6 @@ class FaissIVFAdapter(FaissAdapter):
     def stats(self) -> dict[str, float]:
         """Codes scanned in the inverted lists per query, averaged over every pass since the setting
         was applied (the search is deterministic, so this is also the last pass's mean)."""
-        import faiss
-
         s = faiss.cvar.indexIVF_stats
         return {"ndis_per_query": s.ndis / s.nq} if s.nq else {}
 

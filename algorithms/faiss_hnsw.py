@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import faiss
+
 from ._faiss import FaissAdapter, positive
 
 
@@ -20,15 +22,11 @@ class FaissHNSW(FaissAdapter):
         index.hnsw.efConstruction = self.efConstruction
 
     def set_query_params(self, efSearch: int = 16) -> None:
-        import faiss
-
         positive(efSearch=efSearch)
         self.index.hnsw.efSearch = efSearch
         faiss.cvar.hnsw_stats.reset()
 
     def stats(self) -> dict[str, float]:
         """Distance computations and graph hops per query since the setting was applied."""
-        import faiss
-
         s = faiss.cvar.hnsw_stats
         return {"ndis_per_query": s.ndis / s.n1, "hops_per_query": s.nhops / s.n1} if s.n1 else {}

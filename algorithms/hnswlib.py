@@ -41,7 +41,7 @@ class Hnswlib(Adapter):
         self._index.set_ef(ef)
 
     def query(self, q: np.ndarray, k: int) -> np.ndarray:
-        return self._index.knn_query(q, k, num_threads=1)[0][0]
+        return self._index.knn_query(q, k)[0]  # (1, k) labels; the index runs on self.threads
 
     def batch_query(self, Q: np.ndarray, k: int) -> np.ndarray:
         return self._index.knn_query(Q, k, num_threads=self.threads)[0]

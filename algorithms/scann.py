@@ -17,6 +17,7 @@ import os
 import tempfile
 
 import numpy as np
+import scann
 
 from annbench.adapter import Adapter
 from annbench.distances import normalized
@@ -39,8 +40,6 @@ class Scann(Adapter):
         self.training_sample_size = training_sample_size
 
     def fit(self, X: np.ndarray) -> None:
-        import scann
-
         x = normalized(X) if self.metric == "angular" else np.ascontiguousarray(X, dtype=np.float32)
         distance = "squared_l2" if self.metric == "euclidean" else "dot_product"
         sample = min(len(x), self.training_sample_size or len(x))

@@ -36,6 +36,8 @@ class PassMeasurement:
 
 def _as_ids(result: object, k: int, where: str) -> np.ndarray:
     ids = np.asarray(result)
+    if ids.ndim == 2 and ids.shape[0] == 1:  # one query's row of a (1, k) answer
+        ids = ids[0]
     if ids.ndim != 1 or len(ids) > k:
         raise ResultError(f"{where} returned shape {ids.shape}, expected at most {k} ids")
     if len(ids) and not np.issubdtype(ids.dtype, np.integer):

@@ -19,7 +19,16 @@ class Parser(argparse.ArgumentParser):
 def setup_logging(verbosity: int) -> None:
     level = logging.WARNING if verbosity < 0 else logging.INFO if verbosity == 0 else logging.DEBUG
     logging.basicConfig(level=level, format="%(levelname).1s %(message)s", stream=sys.stderr, force=True)
-    for noisy in ("faiss", "matplotlib", "numba", "PIL", "distributed", "tornado"):
+    quiet_library_loggers(level)
+
+
+#: Libraries that log chatter at INFO (faiss's loader, nmslib's factory registrations, ...).
+NOISY_LOGGERS = ("faiss", "matplotlib", "numba", "PIL", "distributed", "tornado", "nmslib")
+
+
+def quiet_library_loggers(level: int = logging.INFO) -> None:
+    """Keep the libraries' own loggers at WARNING (or ``level`` if that is stricter)."""
+    for noisy in NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 

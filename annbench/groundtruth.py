@@ -69,6 +69,7 @@ def exact_knn(train: np.ndarray, test: np.ndarray, metric: str, k: int = 100,
     if k > len(train):
         raise ValueError(f"k={k} exceeds the {len(train)} train points")
     kc = min(len(train), _margin(k))
+    threads = threads or os.cpu_count() or 1
     if backend == "auto":
         try:
             import faiss  # noqa: F401
@@ -76,10 +77,10 @@ def exact_knn(train: np.ndarray, test: np.ndarray, metric: str, k: int = 100,
         except ImportError:
             backend = "numpy"
     if backend == "faiss":
-        candidates = _faiss_candidates(train, test, metric, kc, threads or os.cpu_count() or 1)
+        candidates = _faiss_candidates(train, test, metric, kc, threads)
     else:
         candidates = _numpy_candidates(train, test, metric, kc)
-    dist = distances_to_ids(test, train, candidates, metric)
+    dist = distances_to_ids(test, train, candidates, metric, threads=threads)
     dist[candidates < 0] = np.inf
     order = np.lexsort((candidates, dist), axis=-1)[:, :k]  # by distance, then id
     ids = np.take_along_axis(candidates, order, axis=1).astype(np.int32)

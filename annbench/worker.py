@@ -104,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     apply_limits(args.parent, [int(c) for c in args.cpus.split(",")] if args.cpus else None, args.address_space)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname).1s %(name)s: %(message)s",
                         stream=sys.stderr, force=True)
+    from annbench.cli import quiet_library_loggers
+
+    quiet_library_loggers()
     started = time.perf_counter()
     task = pickle.loads(sys.stdin.buffer.read())  # imports annbench (and numpy) here, after the limits
     log.info("worker pid %d for %s: %d runs, cpus %s, imports %.3f s", os.getpid(), task.label(),

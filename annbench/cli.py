@@ -61,13 +61,14 @@ def memory_size(text: str) -> int:
     return value
 
 
-def positive_seconds(text: str) -> float:
+def positive_float(text: str) -> float:
+    """A finite number > 0 (seconds, rates, ...)."""
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number; valid: seconds > 0") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text} is out of range; valid: seconds > 0")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number; valid: a number > 0") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is out of range; valid: a finite number > 0")
     return value
 
 

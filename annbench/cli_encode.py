@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 
 from annbench import paths
-from annbench.cli import Parser, guarded, positive_int, setup_logging
+from annbench.cli import Parser, guarded, positive_float, positive_int, setup_logging
 from annbench.encode import MODELS
 from annbench.encoders.base import EncoderSettings
 
@@ -26,16 +26,6 @@ def widths(text: str) -> list[int]:
     if not values or min(values) < 1 or len(set(values)) != len(values):
         raise argparse.ArgumentTypeError(f"{text!r}: valid widths are distinct integers >= 1, e.g. 16,32,64")
     return values
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number; valid: a number > 0") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{value} is out of range; valid: a number > 0")
-    return value
 
 
 def parser() -> Parser:

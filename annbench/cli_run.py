@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from annbench import paths
-from annbench.cli import Parser, guarded, memory_size, positive_int, positive_seconds, setup_logging
+from annbench.cli import Parser, guarded, memory_size, positive_float, positive_int, setup_logging
 from annbench.errors import UserError
 
 log = logging.getLogger("annbench.run")
@@ -33,7 +33,7 @@ def parser() -> Parser:
     p.add_argument("--threads", type=positive_int, default=1, help="library threads (default 1)")
     p.add_argument("--preset", default="quick", help="grid group of each config to run (default quick)")
     p.add_argument("--force", action="store_true", help="re-run runs whose results are stored")
-    p.add_argument("--timeout", type=positive_seconds, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
+    p.add_argument("--timeout", type=positive_float, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
                    help=f"wall time allowed to each build setting's child (default {DEFAULT_TIMEOUT_S:g})")
     p.add_argument("--memory-limit", type=memory_size, default=None, metavar="SIZE",
                    help="resident memory allowed to each child, e.g. 4G (default: available memory / parallelism)")
@@ -52,7 +52,7 @@ def parser() -> Parser:
     d.add_argument("--dask-data-dir", type=Path, default=None, metavar="DIR",
                    help="dask: where a worker that does not see the dataset file gets or builds it from the "
                         f"registry (default: the worker's ${paths.ENV_DATA_DIR} or ./datasets)")
-    d.add_argument("--dask-timeout", type=positive_seconds, default=None, metavar="SECONDS",
+    d.add_argument("--dask-timeout", type=positive_float, default=None, metavar="SECONDS",
                    help=f"dask: to reach the scheduler and see a worker (default {DASK_TIMEOUT_S:g})")
     p.add_argument("--list-failures", action="store_true",
                    help="list the dataset's failed runs with their reason and log file, then exit")

@@ -111,8 +111,6 @@ def run_build_setting(plan: Plan, dataset: Dataset, setting: BuildSetting, store
     return results
 
 
-
-
 def make_tasks(plan: Plan, dataset: Dataset, store: ResultStore) -> list[Task]:
     """One task per build setting with runs still to do (absolute paths: the child may run elsewhere)."""
     tasks = []

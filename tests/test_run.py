@@ -101,6 +101,17 @@ BAD_CONFIGS = {
 }
 
 
+def _adapters(tmp_path: Path, sources: dict[str, str]) -> tuple[Path, Path]:
+    """A folder of adapters (algorithm name → file body) and one of their one-setting grids."""
+    algos, configs = tmp_path / "algorithms", tmp_path / "configs"
+    algos.mkdir()
+    for name, body in sources.items():
+        (algos / f"{name.replace('-', '_')}.py").write_text(
+            "import time\nimport numpy as np\nfrom annbench.adapter import Adapter\n\n" + body)
+        _write_config(configs, name, f"algorithm: {name}\nmetrics: [euclidean]\ngroups: {{quick: {{}}, full: {{}}}}\n")
+    return algos, configs
+
+
 @pytest.fixture
 def finished(data_dir: Path, results_dir: Path) -> dict[str, str]:
     """A finished result that bad input must leave untouched."""
@@ -157,20 +168,14 @@ def test_bad_command_lines_are_one_line_errors(tmp_path: Path, data_dir: Path, r
 
 def test_adapter_receives_read_only_arrays_and_errors_are_recorded(tmp_path: Path, data_dir: Path,
                                                                    results_dir: Path) -> None:
-    algos, configs = tmp_path / "algorithms", tmp_path / "configs"
-    algos.mkdir()
-    (algos / "scribbler.py").write_text(
-        "import numpy as np\nfrom annbench.adapter import Adapter\n\n"
-        "class Scribbler(Adapter):\n"
-        "    def fit(self, X):\n        X[0, 0] = 1.0\n"
-        "    def query(self, q, k):\n        return np.arange(k)\n")
-    (algos / "duplicator.py").write_text(
-        "import numpy as np\nfrom annbench.adapter import Adapter\n\n"
-        "class Duplicator(Adapter):\n"
-        "    def fit(self, X):\n        pass\n"
-        "    def query(self, q, k):\n        return np.zeros(k, dtype=int)\n")
-    for name in ("scribbler", "duplicator"):
-        _write_config(configs, name, f"algorithm: {name}\nmetrics: [euclidean]\ngroups: {{quick: {{}}, full: {{}}}}\n")
+    algos, configs = _adapters(tmp_path, {
+        "scribbler": "class Scribbler(Adapter):\n"
+                     "    def fit(self, X):\n        X[0, 0] = 1.0\n"
+                     "    def query(self, q, k):\n        return np.arange(k)\n",
+        "duplicator": "class Duplicator(Adapter):\n"
+                      "    def fit(self, X):\n        pass\n"
+                      "    def query(self, q, k):\n        return np.zeros(k, dtype=int)\n",
+    })
     r = call(run_main, "--dataset", "random-xs-20-euclidean", "--algorithm", "scribbler,duplicator,bruteforce",
              "--runs", 1, "--algorithms-dir", algos, "--configs-dir", configs, "--data-dir", data_dir,
              "--results", results_dir, "--no-plot")
@@ -195,16 +200,13 @@ def test_default_run_writes_summary_and_plot(data_dir: Path, results_dir: Path) 
 
 def test_warm_up_runs_before_the_timed_build_and_is_not_counted(tmp_path: Path, data_dir: Path,
                                                                 results_dir: Path) -> None:
-    algos, configs = tmp_path / "algorithms", tmp_path / "configs"
-    algos.mkdir()
-    (algos / "slow_jit.py").write_text(
-        "import time\nimport numpy as np\nfrom annbench.adapter import Adapter\n\n"
-        "class SlowJit(Adapter):\n"
-        "    warmed = False\n"
-        "    def warm_up(self, X):\n        time.sleep(2.0)\n        self.warmed = True\n"
-        "    def fit(self, X):\n        assert self.warmed, 'fit before warm_up'\n"
-        "    def query(self, q, k):\n        return np.arange(k)\n")
-    _write_config(configs, "slow-jit", "algorithm: slow-jit\nmetrics: [euclidean]\ngroups: {quick: {}, full: {}}\n")
+    algos, configs = _adapters(tmp_path, {
+        "slow-jit": "class SlowJit(Adapter):\n"
+                    "    warmed = False\n"
+                    "    def warm_up(self, X):\n        time.sleep(2.0)\n        self.warmed = True\n"
+                    "    def fit(self, X):\n        assert self.warmed, 'fit before warm_up'\n"
+                    "    def query(self, q, k):\n        return np.arange(k)\n",
+    })
     r = call(run_main, "--dataset", "random-xs-20-euclidean", "--algorithm", "slow-jit", "--runs", 1,
              "--algorithms-dir", algos, "--configs-dir", configs, "--data-dir", data_dir,
              "--results", results_dir, "--no-plot")

@@ -1,8 +1,8 @@
-"""Shared by the NGT graph adapters (``ngt-panng``, ``ngt-onng``).
+"""Shared by the NGT graph adapters (``ngt-panng``, ``ngt-onng``, ``ngt-qg``).
 
 NGT builds on disk: an ANNG is created in a temporary folder, then NGT's own graph
 optimizer rewrites it (path adjustment for PANNG; degree adjustment plus path adjustment
-for ONNG) into the index that is searched. The folder lives as long as the adapter.
+for ONNG and QG) into the index that is searched. The folder lives as long as the adapter.
 """
 
 from __future__ import annotations
@@ -32,6 +32,11 @@ class NgtGraph(Adapter):
                 raise ValueError(f"{name}={value}; valid: an int >= 1")
 
     def fit(self, X: np.ndarray) -> None:
+        self._build_graph(X)
+        self._index = ngtpy.Index(self._path, read_only=True, log_disabled=True)
+
+    def _build_graph(self, X: np.ndarray) -> None:
+        """Write the optimised graph index to ``self._path``."""
         self._dir = tempfile.TemporaryDirectory(prefix="annbench-ngt-")
         anng, self._path = os.path.join(self._dir.name, "anng"), os.path.join(self._dir.name, "index")
         ngtpy.create(anng, X.shape[1], edge_size_for_creation=self.edge_size_for_creation,
@@ -46,7 +51,6 @@ class NgtGraph(Adapter):
         optimizer.set_processing_modes(shortcut_reduction=True, search_parameter_optimization=False,
                                        prefetch_parameter_optimization=False, accuracy_table_generation=False)
         optimizer.execute(anng, self._path)
-        self._index = ngtpy.Index(self._path, read_only=True, log_disabled=True)
 
     def set_query_params(self, epsilon: float = 0.1, edge_size: int = -1) -> None:
         """``epsilon``: search-range coefficient (ann-benchmarks' value minus 1); ``edge_size``:
@@ -66,4 +70,4 @@ class NgtGraph(Adapter):
         return results.get_ids()
 
     def index_size_bytes(self) -> int:
-        return sum(os.path.getsize(os.path.join(self._path, f)) for f in os.listdir(self._path))
+        return sum(os.path.getsize(os.path.join(top, f)) for top, _, files in os.walk(self._path) for f in files)

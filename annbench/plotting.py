@@ -2,7 +2,8 @@
 
 A *view* is a named metric pair with default scales; any other pair can be drawn too.
 Each algorithm (and batch mode) is one line through its Pareto-optimal points, in a colour
-and marker derived from its name, so the same algorithm looks the same in every figure.
+and marker derived from its name, so the same algorithm looks the same in every figure, except
+that no two algorithms of one figure share a colour (see :func:`styles`).
 Where a run kept several timed passes, QPS carries its spread: the line goes through the
 fastest pass (``qps``), a bar and a shaded band reach down to the slowest one (``qps_slowest``).
 """
@@ -14,7 +15,7 @@ import json
 import logging
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,12 +54,37 @@ VIEWS: dict[str, View] = {v.name: v for v in (
 DEFAULT_VIEW = "recall-qps"
 
 
+def _name_hash(algorithm: str) -> int:
+    return int(hashlib.md5(algorithm.encode()).hexdigest(), 16)
+
+
 def style(algorithm: str) -> tuple[tuple[float, float, float, float], str]:
-    """The colour and marker of an algorithm: derived from its name, so stable across plots."""
+    """The colour and marker an algorithm prefers: derived from its name, so stable across plots."""
     import matplotlib
 
-    h = int(hashlib.md5(algorithm.encode()).hexdigest(), 16)
+    h = _name_hash(algorithm)
     return matplotlib.colormaps["tab20"](h % 20), MARKERS[(h // 20) % len(MARKERS)]
+
+
+def styles(algorithms: Iterable[str]) -> dict[str, tuple[tuple[float, float, float, float], str]]:
+    """Colour and marker of each algorithm in one figure. Each keeps the colour of :func:`style`
+    unless an algorithm before it (sorted by name) holds it; then it takes the next of the 20
+    colours nobody in the figure prefers, so up to 20 algorithms never share a colour."""
+    import matplotlib
+
+    names = sorted(set(algorithms))
+    want = {name: _name_hash(name) % 20 for name in names}
+    slots: dict[str, int] = {}
+    for name in names:
+        if want[name] not in slots.values():
+            slots[name] = want[name]
+    free = [i for i in range(20) if i not in slots.values()]
+    for name in names:
+        if name not in slots and free:
+            slots[name] = min(free, key=lambda i: (i - want[name]) % 20)  # the next free one after its own
+            free.remove(slots[name])
+        slots.setdefault(name, want[name])  # more than 20 algorithms: markers still tell them apart
+    return {n: (matplotlib.colormaps["tab20"](slots[n]), style(n)[1]) for n in names}
 
 
 def plain_text(text: str) -> str:
@@ -119,15 +145,17 @@ def warn_mixed_hosts(frame: pd.DataFrame) -> None:
 
 
 def draw(ax, frame: pd.DataFrame, x: str, y: str, *, all_points: bool = False, annotate: bool = False,  # noqa: ANN001
-         x_scale: str = "linear", y_scale: str = "log") -> int:
-    """Draw ``frame``'s successful runs on ``ax``; returns the number of lines drawn."""
+         x_scale: str = "linear", y_scale: str = "log", palette: dict | None = None) -> int:
+    """Draw ``frame``'s successful runs on ``ax``; returns the number of lines drawn. ``palette``:
+    :func:`styles` of every algorithm in the figure (default: of those in ``frame``)."""
     ok = frame[frame["status"] == "ok"] if "status" in frame else frame
     ok = ok[_usable(ok, x, x_scale) & _usable(ok, y, y_scale)]
     warn_mixed_hosts(ok)
     front = pareto_frame(ok, x, y) if len(ok) else ok
+    palette = palette or styles(frame["algorithm"].astype(str))
     lines = 0
     for (algorithm, batch), line in front.groupby(["algorithm", "batch"], sort=True):
-        colour, marker = style(str(algorithm))
+        colour, marker = palette[str(algorithm)]
         label = plain_text(f"{algorithm}{' (batch)' if batch else ''}")
         if all_points:
             pts = ok[(ok["algorithm"] == algorithm) & (ok["batch"] == batch)]
@@ -172,8 +200,10 @@ def plot_panels(panels: Sequence[tuple[str, pd.DataFrame]], x: str, y: str, outp
                              squeeze=False, layout="constrained")
     try:
         handles: dict[str, object] = {}
+        palette = styles(a for _, frame in panels for a in frame["algorithm"].astype(str))
         for ax, (panel_title, frame) in zip(axes.flat, panels):
-            draw(ax, frame, x, y, all_points=all_points, annotate=annotate, x_scale=x_scale, y_scale=y_scale)
+            draw(ax, frame, x, y, all_points=all_points, annotate=annotate, x_scale=x_scale, y_scale=y_scale,
+                 palette=palette)
             ax.set_title(plain_text(panel_title))
             for h, label in zip(*ax.get_legend_handles_labels()):
                 handles.setdefault(label, h)

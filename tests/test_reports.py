@@ -238,6 +238,20 @@ def test_qps_error_bars_span_the_kept_passes(bench: Path) -> None:
     assert len({style(a) for a in ("bruteforce", "kdtree", "balltree")}) == 3
 
 
+def test_no_two_algorithms_of_a_figure_share_a_colour() -> None:
+    from annbench.config import all_configs
+    from annbench.paths import CONFIGS_DIR
+    from annbench.plotting import style, styles
+
+    shipped = sorted(all_configs([CONFIGS_DIR]))
+    assert len({style(a)[0] for a in shipped}) < len(shipped)  # their names alone would clash
+    palette = styles(shipped)
+    assert len({colour for colour, _ in palette.values()}) == len(shipped)
+    kept = [a for a in shipped if palette[a] == style(a)]
+    assert len(kept) == len({style(a)[0] for a in shipped})  # one of each clashing set keeps its own
+    assert styles(["kdtree"])["kdtree"] == style("kdtree")
+
+
 # -- neighbours ------------------------------------------------------------------------------------------
 def test_neighbour_marks_follow_recall(data_dir: Path, bench: Path, tmp_path: Path) -> None:
     from annbench.distances import distances_to_ids

@@ -18,6 +18,13 @@ from annbench.adapter import Adapter
 DISTANCES = {"euclidean": "L2", "angular": "Normalized Cosine", "ip": "Inner Product"}
 
 
+def check_epsilon(epsilon: float) -> float:
+    """NGT's search-range coefficient: the range is (1 + epsilon) × the current k-th distance."""
+    if not -1.0 < epsilon:
+        raise ValueError(f"epsilon={epsilon}; valid: a float > -1")
+    return epsilon
+
+
 class NgtGraph(Adapter):
     metrics = ("euclidean", "angular", "ip")
     libraries = ("ngt",)
@@ -57,9 +64,7 @@ class NgtGraph(Adapter):
         edges followed per node, 0 = all, -1 = the index's edge_size_for_search."""
         if edge_size < -1:
             raise ValueError(f"edge_size={edge_size}; valid: -1 (index default), 0 (all edges) or an int >= 1")
-        if not -1.0 < epsilon:
-            raise ValueError(f"epsilon={epsilon}; valid: a float > -1")
-        self._index.set(epsilon=epsilon, edge_size=edge_size)
+        self._index.set(epsilon=check_epsilon(epsilon), edge_size=edge_size)
 
     def query(self, q: np.ndarray, k: int) -> np.ndarray:
         return self._index.search(q, k, with_distance=False)

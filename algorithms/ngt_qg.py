@@ -19,7 +19,7 @@ import ngtpy
 
 from annbench.adapter import Adapter
 
-from ._ngt import NgtGraph
+from ._ngt import NgtGraph, check_epsilon
 
 
 class _QuantizationParameters(ctypes.Structure):
@@ -75,11 +75,9 @@ class NgtQg(NgtGraph):
     def set_query_params(self, epsilon: float = 0.1, result_expansion: float = 2.0) -> None:
         """``epsilon``: search-range coefficient (ann-benchmarks' value minus 1); ``result_expansion``:
         k × this many candidates found on quantized distances are re-ranked exactly (< 1: no re-ranking)."""
-        if not -1.0 < epsilon:
-            raise ValueError(f"epsilon={epsilon}; valid: a float > -1")
         if result_expansion < 0:
             raise ValueError(f"result_expansion={result_expansion}; valid: a float >= 0")
-        self._index.set(epsilon=epsilon, result_expansion=result_expansion)
+        self._index.set(epsilon=check_epsilon(epsilon), result_expansion=result_expansion)
 
     def query(self, q: np.ndarray, k: int) -> np.ndarray:
         return self._index.search(q, k)

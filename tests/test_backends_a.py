@@ -52,20 +52,26 @@ def test_seeded_builds_repeat_exactly(algorithm: str, params: dict, small) -> No
     np.testing.assert_array_equal(answers[0], answers[1])
 
 
+def _recall(ids: np.ndarray, train: np.ndarray, test: np.ndarray) -> float:
+    """Recall@10 of ``ids`` against brute-force euclidean neighbours."""
+    exact = np.argsort(((test[:, None, :] - train[None]) ** 2).sum(-1), axis=1)[:, :10]
+    return float(np.mean([len(set(r) & set(e)) / 10 for r, e in zip(ids, exact)]))
+
+
 def test_ngt_query_settings_reach_batch_search(small) -> None:
     """NGT's batch call takes no epsilon: the one set by set_query_params must apply to it."""
     train, test = small
     a = load_adapter("ngt-panng", [ALGORITHMS_DIR])("euclidean", threads=1)
     a.fit(train)
-    out = {}
+    batch, single = {}, {}
     for eps in (-0.9, 0.5):
         a.set_query_params(epsilon=eps)
-        out[eps] = (a.batch_query(test, 10), np.stack([a.query(q, 10) for q in test]))
-    np.testing.assert_array_equal(*out[0.5])
-    # At so narrow a range ngt 2.3.12's batch call seeds a few queries differently from its single
-    # call, but it must search with that range: it agrees with the single call at -0.9, not at 0.5.
-    batch_narrow = out[-0.9][0]
-    assert (batch_narrow == out[-0.9][1]).mean() > 0.8 > (batch_narrow == out[0.5][1]).mean()
+        batch[eps] = _recall(a.batch_query(test, 10), train, test)
+        single[eps] = _recall(np.stack([a.query(q, 10) for q in test]), train, test)
+    # ngt 2.3.12's batch call picks its seed nodes differently from its single call, so the ids
+    # may differ at a narrow range; the recall each reaches must follow the epsilon set.
+    assert batch[0.5] == single[0.5] == 1.0
+    assert batch[-0.9] < 0.5 and abs(batch[-0.9] - single[-0.9]) < 0.1
 
 
 def test_usearch_reports_its_counters_in_batch_mode(small) -> None:
@@ -100,12 +106,11 @@ def test_ngt_qg_build_settings_reach_the_quantizer(small) -> None:
 
 def test_ngt_qg_result_expansion_re_ranks_exactly(small) -> None:
     a, train, test = _qg(small)
-    exact = np.argsort(((test[:, None, :] - train[None]) ** 2).sum(-1), axis=1)[:, :10]
     recall = {}
     for expansion in (0.0, 8.0):
         a.set_query_params(epsilon=0.1, result_expansion=expansion)
         ids = a.batch_query(test, 10)
-        recall[expansion] = np.mean([len(set(r) & set(e)) / 10 for r, e in zip(ids, exact)])
+        recall[expansion] = _recall(ids, train, test)
         if expansion >= 1:  # re-ranked answers come nearest first by exact distance
             d = ((test[:, None, :] - train[ids]) ** 2).sum(-1)
             assert (np.diff(d, axis=1) >= -1e-4).all()

@@ -6,7 +6,11 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable
-from typing import NoReturn
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class Parser(argparse.ArgumentParser):
@@ -70,6 +74,35 @@ def positive_float(text: str) -> float:
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"{text} is out of range; valid: a finite number > 0")
     return value
+
+
+def recall_level(text: str) -> float:
+    """A recall threshold: a number in [0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number; valid: a number in [0, 1]") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{value} is out of range; valid: a number in [0, 1]")
+    return value
+
+
+def names(text: str | None) -> list[str]:
+    """``"a, b,,c"`` → ``["a", "b", "c"]``: a comma-separated list option, blanks dropped."""
+    return [n.strip() for n in (text or "").split(",") if n.strip()]
+
+
+def stored_results(results_dir: str | Path) -> pd.DataFrame:
+    """Every stored run in ``results_dir`` (see :func:`annbench.analyse.results_frame`); a missing
+    or empty folder is a :class:`UserError` saying so."""
+    from annbench.analyse import results_frame
+    from annbench.errors import UserError
+
+    frame = results_frame(results_dir)
+    if frame.empty:
+        where = "does not exist" if not Path(results_dir).exists() else "holds no result files"
+        raise UserError(f"results folder {results_dir} {where}; run `python run.py` first (or give --results DIR)")
+    return frame
 
 
 def guarded(main: Callable[[list[str] | None], int]) -> Callable[[list[str] | None], int]:

@@ -6,21 +6,9 @@ import sys
 from pathlib import Path
 
 from annbench import paths
-from annbench.cli import Parser, guarded, positive_int, setup_logging
+from annbench.cli import Parser, guarded, names, positive_int, recall_level, setup_logging, stored_results
 from annbench.cli_plot import PLOT_SUFFIXES
 from annbench.errors import UserError
-
-
-def unit_interval(text: str) -> float:
-    import argparse
-
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number; valid: a number in (0, 1]") from None
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"{value} is out of range; valid: a number in (0, 1]")
-    return value
 
 
 def parser() -> Parser:
@@ -33,7 +21,7 @@ def parser() -> Parser:
                    help=f"dataset folder, for dimensions and network accuracies (default ${paths.ENV_DATA_DIR} or ./datasets)")
     p.add_argument("-k", "--count", dest="k", type=positive_int, default=10, help="k of the runs (default 10)")
     p.add_argument("--batch", action="store_true", help="batch-mode runs instead of single-query runs")
-    p.add_argument("--min-recall", type=unit_interval, default=0.9, help="recall of the operating point (default 0.9)")
+    p.add_argument("--min-recall", type=recall_level, default=0.9, help="recall of the operating point (default 0.9)")
     p.add_argument("--table", choices=("text", "csv"), default="text", help="table format (default text)")
     p.add_argument("--output", type=Path, help="also draw the bar chart to this .png, .svg or .pdf file")
     p.add_argument("-v", "--verbose", action="count", default=0)
@@ -44,16 +32,15 @@ def parser() -> Parser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     setup_logging(args.verbose)
-    from annbench.analyse import results_frame
     from annbench.compare import related_datasets, side_by_side
 
     results_dir = args.results or paths.default_results_dir()
-    frame = results_frame(results_dir)
-    available = sorted(frame["dataset"].unique()) if "dataset" in frame else []
-    extra = [d.strip() for d in args.extra.split(",") if d.strip()]
+    frame = stored_results(results_dir)
+    available = sorted(frame["dataset"].unique())
+    extra = names(args.extra)
     for name in [args.dataset, *extra]:
         if name not in available:
-            raise UserError(f"no results for dataset {name!r} in {results_dir}; valid: {', '.join(available) or '(none)'}")
+            raise UserError(f"no results for dataset {name!r} in {results_dir}; valid: {', '.join(available)}")
     datasets = list(dict.fromkeys([*related_datasets(args.dataset, available), *extra]))
     frame = frame[(frame["k"] == args.k) & (frame["batch"] == args.batch)]
     if args.output is not None and args.output.suffix not in PLOT_SUFFIXES:

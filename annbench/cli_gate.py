@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from annbench import paths
-from annbench.cli import guarded, positive_int, setup_logging
+from annbench.cli import guarded, names, positive_int, setup_logging
 from annbench.errors import UserError
 
 log = logging.getLogger("annbench.gate")
@@ -97,7 +97,7 @@ def suite_from(args: argparse.Namespace, baseline_suite: dict | None):  # noqa: 
 
     algorithms = None
     if args.algorithm is not None:
-        algorithms = tuple(a.strip() for a in args.algorithm.split(",") if a.strip())
+        algorithms = tuple(names(args.algorithm))
         if not algorithms:
             raise UserError("--algorithm is empty; give one or more names (see run.py --list-algorithms)")
     if baseline_suite is None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from annbench import paths
-from annbench.cli import Parser, guarded, positive_int, setup_logging
+from annbench.cli import Parser, guarded, names, positive_int, recall_level, setup_logging, stored_results
 from annbench.errors import UserError
 from annbench.plotting import DEFAULT_VIEW, SCALES, VIEWS, View
 from annbench.tables import FORMATS
@@ -60,32 +60,28 @@ def parser() -> Parser:
     r.add_argument("--data-dir", type=Path, default=None,
                    help=f"dataset folder for neighbours (default ${paths.ENV_DATA_DIR} or ./datasets)")
     r.add_argument("--queries", type=positive_int, default=4, help="queries shown in neighbour pictures (default 4)")
-    r.add_argument("--at-recall", type=float, default=0.9,
+    r.add_argument("--at-recall", type=recall_level, default=0.9,
                    help="neighbours: per algorithm its fastest run with at least this recall (default 0.9)")
     p.add_argument("-v", "--verbose", action="count", default=0)
     return p
 
 
-def _names(text: str | None) -> list[str]:
-    return [n.strip() for n in (text or "").split(",") if n.strip()]
-
-
 def select(frame: pd.DataFrame, args: argparse.Namespace, results_dir: Path) -> pd.DataFrame:
     """Filter by --dataset and --algorithm, naming the valid choices on a miss."""
     datasets = sorted(frame["dataset"].unique())
-    wanted = _names(args.dataset)
+    wanted = names(args.dataset)
     for d in wanted:
         if d not in datasets:
             raise UserError(f"no results for dataset {d!r} in {results_dir}; valid: {', '.join(datasets)}")
     if wanted:
         frame = frame[frame["dataset"].isin(wanted)]
-    algorithms = _names(args.algorithm)
+    algorithms = names(args.algorithm)
     known = sorted(frame["algorithm"].unique())
     for a in algorithms:
         if a not in known:
             raise UserError(f"no results for algorithm {a!r}; valid: {', '.join(known)}")
     frame = frame[frame["algorithm"].isin(algorithms)] if algorithms else frame
-    hosts = _names(args.host)
+    hosts = names(args.host)
     if hosts:
         known = sorted(str(h) for h in frame["host"].dropna().unique()) if "host" in frame else []
         for h in hosts:
@@ -120,13 +116,13 @@ def views(args: argparse.Namespace, frame: pd.DataFrame) -> list[View]:
         x, y = args.x or "recall", args.y or "qps"
         chosen = [View(f"{x}-{y}", x, y)]
     else:
-        names = _names(args.view) or [DEFAULT_VIEW]
-        if names == ["all"]:
-            names = [n for n, v in VIEWS.items() if _has_metrics(frame, v)]
-        for n in names:
+        wanted = names(args.view) or [DEFAULT_VIEW]
+        if wanted == ["all"]:
+            wanted = [n for n, v in VIEWS.items() if _has_metrics(frame, v)]
+        for n in wanted:
             if n not in VIEWS:
                 raise UserError(f"unknown view {n!r}; valid: {', '.join(VIEWS)}, all (or -x/-y for any pair)")
-        chosen = [VIEWS[n] for n in names]
+        chosen = [VIEWS[n] for n in wanted]
     return [View(v.name, v.x, v.y, args.x_scale or v.x_scale, args.y_scale or v.y_scale) for v in chosen]
 
 
@@ -162,7 +158,7 @@ def plot(frame: pd.DataFrame, args: argparse.Namespace, results_dir: Path) -> li
     datasets = sorted(frame["dataset"].unique())
     parts = {d: one_k(frame, d, args.k, args.batch) for d in datasets}
     chosen = views(args, pd.concat([part for _, part in parts.values()]))
-    every = _names(args.view) == ["all"]  # 'all': a dataset lacking a view's metric (kNN: no labels) skips it
+    every = names(args.view) == ["all"]  # 'all': a dataset lacking a view's metric (kNN: no labels) skips it
     for view in chosen:
         for _, part in parts.values():
             if not every:
@@ -191,7 +187,7 @@ def all_runs_table(frame: pd.DataFrame, args: argparse.Namespace) -> pd.DataFram
     if args.batch:
         frame = frame[frame["batch"]]
     if args.columns:
-        cols = _names(args.columns)
+        cols = names(args.columns)
         for c in cols:
             if c not in frame.columns:
                 raise UserError(f"--columns: unknown column {c!r}; valid: {', '.join(frame.columns)}")
@@ -269,17 +265,10 @@ def neighbours(frame: pd.DataFrame, args: argparse.Namespace) -> Path:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     setup_logging(args.verbose)
-    from annbench.analyse import results_frame
     from annbench.tables import render
 
     results_dir = args.results or paths.default_results_dir()
-    frame = results_frame(results_dir)
-    if frame.empty:
-        where = "does not exist" if not Path(results_dir).exists() else "holds no result files"
-        raise UserError(f"results folder {results_dir} {where}; run `python run.py` first (or give --results DIR)")
-    frame = select(frame, args, results_dir)
-    if not 0.0 <= args.at_recall <= 1.0:
-        raise UserError(f"--at-recall {args.at_recall}: valid: a number in [0, 1]")
+    frame = select(stored_results(results_dir), args, results_dir)
     exports = args.table or args.operating_points or args.report or args.neighbours
     if args.table:
         sys.stdout.write(render(all_runs_table(frame, args), args.table))

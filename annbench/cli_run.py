@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from annbench import paths
-from annbench.cli import Parser, guarded, memory_size, positive_float, positive_int, setup_logging
+from annbench.cli import Parser, guarded, memory_size, names, positive_float, positive_int, setup_logging
 from annbench.errors import UserError
 
 log = logging.getLogger("annbench.run")
@@ -220,7 +220,7 @@ def sweep(args: argparse.Namespace, data_dir: Path, results_dir: Path, adapter_d
                         f"{dataset.path}; valid: 1..{dataset.ground_truth_k}")
     if args.k > len(dataset.train):
         raise UserError(f"-k {args.k} exceeds the {len(dataset.train)} train points of {dataset.path}")
-    algorithms = [a.strip() for a in args.algorithm.split(",") if a.strip()] if args.algorithm else None
+    algorithms = names(args.algorithm) if args.algorithm else None
     if algorithms is not None and not algorithms:
         raise UserError("--algorithm is empty; give one or more names (see --list-algorithms)")
     options = RunOptions(k=args.k, runs=args.runs, batch=args.batch, threads=args.threads, force=args.force)

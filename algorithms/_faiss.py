@@ -11,18 +11,11 @@ from typing import Any
 import numpy as np
 import faiss
 
-from annbench.adapter import Adapter
+from annbench.adapter import Adapter, at_least
 from annbench.distances import normalized
 
 #: Seed of faiss's k-means (coarse quantizer); faiss's PQ codebooks use their own fixed default.
 SEED = 1234
-
-
-def positive(**params: int) -> None:
-    """Raise a ValueError naming the first parameter that is not an int >= 1."""
-    for name, value in params.items():
-        if value < 1:
-            raise ValueError(f"{name}={value}; valid: an int >= 1")
 
 
 class FaissAdapter(Adapter):
@@ -65,7 +58,7 @@ class FaissIVFAdapter(FaissAdapter):
     """IVF indexes: ``nprobe`` per query setting; counters from ``faiss.cvar.indexIVF_stats``."""
 
     def set_query_params(self, nprobe: int = 1) -> None:
-        positive(nprobe=nprobe)
+        at_least(1, nprobe=nprobe)
         faiss.extract_index_ivf(self.index).nprobe = nprobe
         faiss.cvar.indexIVF_stats.reset()
 
@@ -89,7 +82,7 @@ class FaissPQAdapter(FaissIVFAdapter):
 
     def __init__(self, metric: str, nlist: int = 1024, M: int = 16, threads: int = 1) -> None:
         super().__init__(metric, threads)
-        positive(nlist=nlist, M=M)
+        at_least(1, nlist=nlist, M=M)
         self.nlist, self.M = nlist, M
 
     def factory(self, d: int) -> str:

@@ -33,11 +33,6 @@ class NgtGraph(Adapter):
     edge_size_for_creation = 10
     edge_size_for_search = 40
 
-    def _check(self, **values: int) -> None:
-        for name, value in values.items():
-            if value < 1:
-                raise ValueError(f"{name}={value}; valid: an int >= 1")
-
     def fit(self, X: np.ndarray) -> None:
         self._build_graph(X)
         self._index = ngtpy.Index(self._path, read_only=True, log_disabled=True)

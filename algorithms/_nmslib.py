@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import nmslib
 
-from annbench.adapter import Adapter
+from annbench.adapter import Adapter, at_least
 
 #: NMSLIB spaces: cosine and negative dot product are native, no normalised copies needed.
 SPACES = {"euclidean": "l2", "angular": "cosinesimil", "ip": "negdotprod"}
@@ -34,8 +34,7 @@ class NmslibAdapter(Adapter):
 
     def set_query_params(self, efSearch: int = 10) -> None:
         """``efSearch``: size of the candidate list kept while walking the graph."""
-        if efSearch < 1:
-            raise ValueError(f"efSearch={efSearch}; valid: an int >= 1")
+        at_least(1, efSearch=efSearch)
         self._index.setQueryTimeParams({"efSearch": efSearch})
 
     def query(self, q: np.ndarray, k: int) -> np.ndarray:

@@ -7,7 +7,7 @@ import pickle
 import numpy as np
 import sklearn.neighbors  # here, not in fit: a fresh child would otherwise time the import as build time
 
-from annbench.adapter import Adapter
+from annbench.adapter import Adapter, at_least
 from annbench.distances import normalized
 
 
@@ -21,8 +21,7 @@ class SklearnTree(Adapter):
 
     def __init__(self, metric: str, leaf_size: int = 40, threads: int = 1) -> None:
         super().__init__(metric, threads)
-        if leaf_size < 1:
-            raise ValueError(f"leaf_size={leaf_size}; valid: an int >= 1")
+        at_least(1, leaf_size=leaf_size)
         self.leaf_size = leaf_size
 
     def fit(self, X: np.ndarray) -> None:

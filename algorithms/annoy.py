@@ -8,7 +8,7 @@ import tempfile
 import numpy as np
 from annoy import AnnoyIndex
 
-from annbench.adapter import Adapter
+from annbench.adapter import Adapter, at_least
 
 _METRICS = {"euclidean": "euclidean", "angular": "angular", "ip": "dot"}
 
@@ -19,8 +19,7 @@ class Annoy(Adapter):
 
     def __init__(self, metric: str, n_trees: int = 100, seed: int = 1, threads: int = 1) -> None:
         super().__init__(metric, threads)
-        if n_trees < 1:
-            raise ValueError(f"n_trees={n_trees}; valid: an int >= 1")
+        at_least(1, n_trees=n_trees)
         self.n_trees, self.seed = n_trees, seed
         self.search_k = -1
 

@@ -6,13 +6,15 @@ from typing import Any
 
 import faiss
 
-from ._faiss import FaissAdapter, positive
+from annbench.adapter import at_least
+
+from ._faiss import FaissAdapter
 
 
 class FaissHNSW(FaissAdapter):
     def __init__(self, metric: str, M: int = 16, efConstruction: int = 200, threads: int = 1) -> None:
         super().__init__(metric, threads)
-        positive(M=M, efConstruction=efConstruction)
+        at_least(1, M=M, efConstruction=efConstruction)
         self.M, self.efConstruction = M, efConstruction
 
     def factory(self, d: int) -> str:
@@ -22,7 +24,7 @@ class FaissHNSW(FaissAdapter):
         index.hnsw.efConstruction = self.efConstruction
 
     def set_query_params(self, efSearch: int = 16) -> None:
-        positive(efSearch=efSearch)
+        at_least(1, efSearch=efSearch)
         self.index.hnsw.efSearch = efSearch
         faiss.cvar.hnsw_stats.reset()
 

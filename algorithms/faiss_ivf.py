@@ -1,12 +1,14 @@
 """faiss ``IndexIVFFlat``: k-means into ``nlist`` lists; a query scans the ``nprobe`` nearest lists."""
 
-from ._faiss import FaissIVFAdapter, positive
+from annbench.adapter import at_least
+
+from ._faiss import FaissIVFAdapter
 
 
 class FaissIVF(FaissIVFAdapter):
     def __init__(self, metric: str, nlist: int = 1024, threads: int = 1) -> None:
         super().__init__(metric, threads)
-        positive(nlist=nlist)
+        at_least(1, nlist=nlist)
         self.nlist = nlist
 
     def factory(self, d: int) -> str:

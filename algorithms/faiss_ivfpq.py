@@ -1,10 +1,12 @@
 """faiss ``IndexIVFPQ`` (``M`` sub-quantizers of ``nbits`` bits) under ``IndexRefineFlat`` (re-ranking)."""
 
-from ._faiss import FaissPQAdapter, positive
+from annbench.adapter import at_least
+
+from ._faiss import FaissPQAdapter
 
 
 class FaissIVFPQ(FaissPQAdapter):
     def __init__(self, metric: str, nlist: int = 1024, M: int = 16, nbits: int = 8, threads: int = 1) -> None:
         super().__init__(metric, nlist, M, threads)
-        positive(nbits=nbits)
+        at_least(1, nbits=nbits)
         self.nbits = nbits

@@ -8,7 +8,7 @@ import tempfile
 import numpy as np
 import hnswlib
 
-from annbench.adapter import Adapter
+from annbench.adapter import Adapter, at_least
 
 #: hnswlib's spaces; ``cosine`` normalises internal copies of the vectors and queries.
 SPACES = {"euclidean": "l2", "angular": "cosine", "ip": "ip"}
@@ -21,10 +21,8 @@ class Hnswlib(Adapter):
     def __init__(self, metric: str, M: int = 16, ef_construction: int = 200, random_seed: int = 100,
                  threads: int = 1) -> None:
         super().__init__(metric, threads)
-        if M < 2:
-            raise ValueError(f"M={M}; valid: an int >= 2")
-        if ef_construction < 1:
-            raise ValueError(f"ef_construction={ef_construction}; valid: an int >= 1")
+        at_least(2, M=M)
+        at_least(1, ef_construction=ef_construction)
         self.M, self.ef_construction, self.random_seed = M, ef_construction, random_seed
 
     def fit(self, X: np.ndarray) -> None:
@@ -36,8 +34,7 @@ class Hnswlib(Adapter):
 
     def set_query_params(self, ef: int = 10) -> None:
         """``ef``: size of the dynamic candidate list (hnswlib searches with max(ef, k))."""
-        if ef < 1:
-            raise ValueError(f"ef={ef}; valid: an int >= 1")
+        at_least(1, ef=ef)
         self._index.set_ef(ef)
 
     def query(self, q: np.ndarray, k: int) -> np.ndarray:

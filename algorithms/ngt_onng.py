@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from annbench.adapter import at_least
+
 from ._ngt import NgtGraph
 
 
@@ -9,7 +11,7 @@ class NgtOnng(NgtGraph):
     def __init__(self, metric: str, edge_size_for_creation: int = 100, num_of_outgoings: int = 10,
                  num_of_incomings: int = 120, edge_size_for_search: int = 40, threads: int = 1) -> None:
         super().__init__(metric, threads)
-        self._check(edge_size_for_creation=edge_size_for_creation, num_of_outgoings=num_of_outgoings,
-                    num_of_incomings=num_of_incomings, edge_size_for_search=edge_size_for_search)
+        at_least(1, edge_size_for_creation=edge_size_for_creation, num_of_outgoings=num_of_outgoings,
+                 num_of_incomings=num_of_incomings, edge_size_for_search=edge_size_for_search)
         self.edge_size_for_creation, self.edge_size_for_search = edge_size_for_creation, edge_size_for_search
         self.degrees = (num_of_outgoings, num_of_incomings)

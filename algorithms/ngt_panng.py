@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from annbench.adapter import at_least
+
 from ._ngt import NgtGraph
 
 
@@ -9,5 +11,5 @@ class NgtPanng(NgtGraph):
     def __init__(self, metric: str, edge_size_for_creation: int = 10, edge_size_for_search: int = 40,
                  threads: int = 1) -> None:
         super().__init__(metric, threads)
-        self._check(edge_size_for_creation=edge_size_for_creation, edge_size_for_search=edge_size_for_search)
+        at_least(1, edge_size_for_creation=edge_size_for_creation, edge_size_for_search=edge_size_for_search)
         self.edge_size_for_creation, self.edge_size_for_search = edge_size_for_creation, edge_size_for_search

@@ -17,7 +17,7 @@ import os
 import numpy as np
 import ngtpy
 
-from annbench.adapter import Adapter
+from annbench.adapter import Adapter, at_least
 
 from ._ngt import NgtGraph, check_epsilon
 
@@ -51,8 +51,8 @@ class NgtQg(NgtGraph):
                  num_of_incomings: int = 120, max_number_of_edges: int = 128, dimension_of_subvector: int = 0,
                  threads: int = 1) -> None:
         super().__init__(metric, threads)
-        self._check(edge_size_for_creation=edge_size_for_creation, num_of_outgoings=num_of_outgoings,
-                    num_of_incomings=num_of_incomings, max_number_of_edges=max_number_of_edges)
+        at_least(1, edge_size_for_creation=edge_size_for_creation, num_of_outgoings=num_of_outgoings,
+                 num_of_incomings=num_of_incomings, max_number_of_edges=max_number_of_edges)
         if dimension_of_subvector < 0:
             raise ValueError(f"dimension_of_subvector={dimension_of_subvector}; valid: 0 (NGT's choice) or an "
                              "int >= 1 dividing the dimension NGT pads to")

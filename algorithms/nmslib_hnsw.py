@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from annbench.adapter import at_least
+
 from ._nmslib import NmslibAdapter
 
 
@@ -14,10 +16,8 @@ class NmslibHnsw(NmslibAdapter):
     def __init__(self, metric: str, M: int = 16, efConstruction: int = 200, post: Literal[0, 1, 2] = 0,
                  threads: int = 1) -> None:
         super().__init__(metric, threads)
-        if M < 2:
-            raise ValueError(f"M={M}; valid: an int >= 2")
-        if efConstruction < 1:
-            raise ValueError(f"efConstruction={efConstruction}; valid: an int >= 1")
+        at_least(2, M=M)
+        at_least(1, efConstruction=efConstruction)
         if post not in (0, 1, 2):
             raise ValueError(f"post={post!r}; valid: 0, 1, 2")
         self.M, self.efConstruction, self.post = M, efConstruction, post

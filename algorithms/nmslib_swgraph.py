@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from annbench.adapter import at_least
+
 from ._nmslib import NmslibAdapter
 
 
@@ -12,10 +14,7 @@ class NmslibSwgraph(NmslibAdapter):
 
     def __init__(self, metric: str, NN: int = 10, efConstruction: int = 100, threads: int = 1) -> None:
         super().__init__(metric, threads)
-        if NN < 1:
-            raise ValueError(f"NN={NN}; valid: an int >= 1")
-        if efConstruction < 1:
-            raise ValueError(f"efConstruction={efConstruction}; valid: an int >= 1")
+        at_least(1, NN=NN, efConstruction=efConstruction)
         self.NN, self.efConstruction = NN, efConstruction
 
     def _build_options(self) -> dict[str, Any]:

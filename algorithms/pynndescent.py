@@ -8,7 +8,7 @@ import numpy as np
 
 from pynndescent import NNDescent
 
-from annbench.adapter import Adapter
+from annbench.adapter import Adapter, at_least
 
 #: PyNNDescent's dense ``cosine`` works on unit-normalised internal copies. Its ``dot``
 #: normalises too (it is cosine, not inner product), so ``ip`` is not offered.
@@ -23,8 +23,7 @@ class Pynndescent(Adapter):
                  diversify_prob: float = 1.0, leaf_size: int | None = None, random_state: int = 42,
                  threads: int = 1) -> None:
         super().__init__(metric, threads)
-        if n_neighbors < 2:
-            raise ValueError(f"n_neighbors={n_neighbors}; valid: an int >= 2")
+        at_least(2, n_neighbors=n_neighbors)
         if pruning_degree_multiplier <= 0:
             raise ValueError(f"pruning_degree_multiplier={pruning_degree_multiplier}; valid: a float > 0")
         if not 0.0 <= diversify_prob <= 1.0:

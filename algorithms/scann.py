@@ -19,7 +19,7 @@ import tempfile
 import numpy as np
 import scann
 
-from annbench.adapter import Adapter
+from annbench.adapter import Adapter, at_least
 from annbench.distances import normalized
 
 
@@ -31,10 +31,8 @@ class Scann(Adapter):
                  anisotropic_quantization_threshold: float | None = None, training_sample_size: int | None = None,
                  threads: int = 1) -> None:
         super().__init__(metric, threads)
-        for name, value in (("num_leaves", num_leaves), ("dimensions_per_block", dimensions_per_block),
-                            ("training_sample_size", training_sample_size or 1)):
-            if value < 1:
-                raise ValueError(f"{name}={value}; valid: an int >= 1")
+        at_least(1, num_leaves=num_leaves, dimensions_per_block=dimensions_per_block,
+                 training_sample_size=training_sample_size or 1)  # None (or 0): every point
         self.num_leaves, self.dimensions_per_block = num_leaves, dimensions_per_block
         self.avq = np.nan if anisotropic_quantization_threshold is None else anisotropic_quantization_threshold
         self.training_sample_size = training_sample_size

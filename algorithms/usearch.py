@@ -7,7 +7,7 @@ from typing import Literal
 import numpy as np
 from usearch.index import Index
 
-from annbench.adapter import Adapter
+from annbench.adapter import Adapter, at_least
 
 METRICS = {"euclidean": "l2sq", "angular": "cos", "ip": "ip"}
 
@@ -19,10 +19,8 @@ class Usearch(Adapter):
     def __init__(self, metric: str, connectivity: int = 16, expansion_add: int = 128,
                  dtype: Literal["f32", "f16", "bf16", "i8"] = "f32", threads: int = 1) -> None:
         super().__init__(metric, threads)
-        if connectivity < 2:
-            raise ValueError(f"connectivity={connectivity}; valid: an int >= 2")
-        if expansion_add < 1:
-            raise ValueError(f"expansion_add={expansion_add}; valid: an int >= 1")
+        at_least(2, connectivity=connectivity)
+        at_least(1, expansion_add=expansion_add)
         if dtype not in ("f32", "f16", "bf16", "i8"):
             raise ValueError(f"dtype={dtype!r}; valid: 'f32', 'f16', 'bf16', 'i8'")
         self.connectivity, self.expansion_add, self.dtype = connectivity, expansion_add, dtype
@@ -35,8 +33,7 @@ class Usearch(Adapter):
 
     def set_query_params(self, expansion_search: int = 64) -> None:
         """``expansion_search``: size of the candidate list kept while walking the graph."""
-        if expansion_search < 1:
-            raise ValueError(f"expansion_search={expansion_search}; valid: an int >= 1")
+        at_least(1, expansion_search=expansion_search)
         self._index.expansion_search = expansion_search
         self._stats = {}
 

@@ -31,6 +31,13 @@ import numpy as np
 RESERVED = ("self", "metric", "threads")
 
 
+def at_least(minimum: int, **params: int) -> None:
+    """Raise a ValueError naming the first of ``params`` below ``minimum``, and what is valid."""
+    for name, value in params.items():
+        if value < minimum:
+            raise ValueError(f"{name}={value}; valid: an int >= {minimum}")
+
+
 class Adapter(abc.ABC):
     """Base class of every backend adapter."""
 

@@ -104,13 +104,20 @@ class ResultStore:
 
 
 def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs. A zombie (dead, not yet reaped by its parent) does not:
+    a killed worker's files must be removable before its parent gets round to waiting for it."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]  # the field after "(command name)"
+    except (OSError, IndexError):
+        return True  # no /proc here: trust kill(pid, 0)
+    return state not in ("Z", "X")
 
 
 def result_attrs(result: RunResult) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import pytest
 
 from annbench.analyse import results_frame
 from annbench.cli_run import main as run_main
-from annbench.store import ResultStore, read_arrays, read_attrs
+from annbench.store import ResultStore, process_alive, read_arrays, read_attrs
 from conftest import REPO, call
 
 DATASET = "random-xs-20-euclidean"
@@ -247,6 +247,22 @@ def test_sigkill_mid_sweep_then_resume(faulty, data_dir: Path, tmp_path: Path) -
     assert {p: after[p] for p in finished} == finished  # earlier results untouched, not recomputed
     assert f"{5 - len(finished)} runs done, 0 failed, {len(finished)} already stored" in again.stdout
     assert not [p for p in results.rglob("*.tmp")]
+
+
+def test_a_killed_process_not_yet_reaped_counts_as_dead() -> None:
+    """Files named after a killed worker are cleaned up even before its parent reaps it."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        assert process_alive(proc.pid)
+        os.kill(proc.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while process_alive(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not process_alive(proc.pid)
+        assert proc.poll() is not None  # only now reaped (it was a zombie until here)
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def test_corrupt_result_file_is_rerun_with_a_warning(faulty, data_dir: Path, results_dir: Path) -> None:

@@ -175,12 +175,16 @@ def test_lowered_recall_fails(baseline: Path, data_dir: Path, tmp_path: Path):
 
 
 def test_uniformly_2x_slower_machine_passes(baseline: Path, data_dir: Path, tmp_path: Path):
-    # A busier machine, slowing the reference and every algorithm alike: a CPU hog shares the one
-    # core the benchmark children are pinned to, so the scheduler gives them about half of it.
+    # A busier machine, slowing the reference and every algorithm about alike: a CPU hog shares the
+    # one core the benchmark children are pinned to, so the scheduler gives them about half of it.
+    # Not exactly alike: sharing a core costs kdtree more than the reference (probably because
+    # its tree walk depends more on the caches and branch predictors the hog disturbs): in 6 runs
+    # here, kdtree's normalised QPS came out 3.5 % to 16 % lower. The tolerance is widened to 30 % for that. The raw drop is
+    # ~50 %, so without the reference normalisation this test fails.
     core = available_cores()[0]
     hog = subprocess.Popen([sys.executable, "-c", f"import os\nos.sched_setaffinity(0, {{{core}}})\nwhile True: pass"])
     try:
-        code, out, root, _ = _compare(baseline, data_dir, tmp_path)
+        code, out, root, _ = _compare(baseline, data_dir, tmp_path, "--qps-tolerance", "0.3")
     finally:
         hog.kill()
         hog.wait()

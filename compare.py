@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""A raw dataset and its encodings side by side: ``python compare.py --help``."""
+"""A raw dataset and its encodings side by side: ``python compare.py --help`` (the same as ``annbench compare``)."""
 
 import sys
 
-from annbench.cli_compare import main
+from annbench.__main__ import main
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main(["compare", *sys.argv[1:]]))

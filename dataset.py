@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""Manage datasets: ``python dataset.py --help`` (list, prepare, describe, remove, create, lookup)."""
+"""Manage datasets: ``python dataset.py --help`` (the same as ``annbench dataset``)."""
 
 import sys
 
-if __name__ == "__main__":
-    from annbench.cli_dataset import main
+from annbench.__main__ import main
 
-    sys.exit(main(sys.argv[1:]))
+if __name__ == "__main__":
+    sys.exit(main(["dataset", *sys.argv[1:]]))

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""Encode a labelled dataset with a trained network's penultimate layer: ``python encode.py --help``."""
+"""Encode a labelled dataset with a trained network's penultimate layer: ``python encode.py --help`` (the same as ``annbench encode``)."""
 
 import sys
 
-from annbench.cli_encode import main
+from annbench.__main__ import main
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main(["encode", *sys.argv[1:]]))

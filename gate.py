@@ -1,12 +1,9 @@
 #!/usr/bin/env python3
-"""CI regression gate: ``python gate.py --help`` (see README, "Regression gate")."""
+"""CI regression gate (see README, "Regression gate"): ``python gate.py --help`` (the same as ``annbench gate``)."""
 
 import sys
 
-from annbench.threads import pin_environment
+from annbench.__main__ import main
 
 if __name__ == "__main__":
-    from annbench.cli_gate import main, threads_for
-
-    pin_environment(threads_for(sys.argv[1:]))  # before numpy and the libraries load their thread pools
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main(["gate", *sys.argv[1:]]))

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""Plot and tabulate results: ``python plot.py --help``."""
+"""Plot and tabulate results: ``python plot.py --help`` (the same as ``annbench plot``)."""
 
 import sys
 
-from annbench.cli_plot import main
+from annbench.__main__ import main
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main(["plot", *sys.argv[1:]]))

@@ -105,13 +105,13 @@ def stored_results(results_dir: str | Path) -> pd.DataFrame:
     return frame
 
 
-def guarded(main: Callable[[list[str] | None], int]) -> Callable[[list[str] | None], int]:
+def guarded(main: Callable[..., int]) -> Callable[..., int]:
     """Run ``main``; a :class:`UserError` becomes one line on stderr and exit code 2."""
     from annbench.errors import UserError
 
-    def wrapper(argv: list[str] | None = None) -> int:
+    def wrapper(argv: list[str] | None = None, **kwargs: str) -> int:
         try:
-            return main(argv)
+            return main(argv, **kwargs)
         except UserError as e:
             print(f"error: {e}", file=sys.stderr)
             return UserError.exit_code

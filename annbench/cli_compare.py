@@ -11,8 +11,8 @@ from annbench.cli_plot import PLOT_SUFFIXES
 from annbench.errors import UserError
 
 
-def parser() -> Parser:
-    p = Parser(prog="compare.py", description=__doc__)
+def parser(prog: str = "compare.py") -> Parser:
+    p = Parser(prog=prog, description=__doc__)
     p.add_argument("--dataset", required=True, help="the raw dataset; its encodings in the results are found by name")
     p.add_argument("--with", dest="extra", default="", help="more datasets to put beside it, comma-separated")
     p.add_argument("--results", type=Path, default=None,
@@ -29,8 +29,8 @@ def parser() -> Parser:
 
 
 @guarded
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "compare.py") -> int:
+    args = parser(prog).parse_args(argv)
     setup_logging(args.verbose)
     from annbench.compare import related_datasets, side_by_side
 

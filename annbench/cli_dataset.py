@@ -56,8 +56,8 @@ def describe(path: Path, name: str | None = None, how: str | None = None) -> str
     return "\n".join(f"{k:<13} {v}" for k, v in rows)
 
 
-def parser() -> Parser:
-    p = Parser(prog="dataset.py", description="Manage benchmark datasets.")
+def parser(prog: str = "dataset.py") -> Parser:
+    p = Parser(prog=prog, description="Manage benchmark datasets.")
     p.add_argument("--data-dir", type=Path, default=None,
                    help=f"dataset folder (default ${paths.ENV_DATA_DIR} or ./datasets)")
     p.add_argument("-v", "--verbose", action="count", default=0)
@@ -97,8 +97,8 @@ def parser() -> Parser:
 
 
 @guarded
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "dataset.py") -> int:
+    args = parser(prog).parse_args(argv)
     setup_logging(args.verbose)
     data_dir = args.data_dir or paths.default_data_dir()
     from annbench.datasets import registry

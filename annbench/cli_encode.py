@@ -28,9 +28,9 @@ def widths(text: str) -> list[int]:
     return values
 
 
-def parser() -> Parser:
+def parser(prog: str = "encode.py") -> Parser:
     d = EncoderSettings("mlp", 1)
-    p = Parser(prog="encode.py", description=__doc__)
+    p = Parser(prog=prog, description=__doc__)
     p.add_argument("--from", dest="source", required=True, help="labelled dataset: registered name or .hdf5 path")
     p.add_argument("--model", choices=tuple(MODELS), default="mlp",
                    help="mlp (scikit-learn) or cnn (PyTorch, the torch extra); default mlp")
@@ -55,8 +55,8 @@ def parser() -> Parser:
 
 
 @guarded
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "encode.py") -> int:
+    args = parser(prog).parse_args(argv)
     setup_logging(-1 if args.quiet else args.verbose)
     from annbench.datasets.registry import load
     from annbench.encode import encode

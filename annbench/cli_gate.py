@@ -39,9 +39,9 @@ def at_least_two(text: str) -> int:
     return value
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(prog: str = "gate.py") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="gate.py", description="Regression gate: measure a suite with a reference run for machine "
+        prog=prog, description="Regression gate: measure a suite with a reference run for machine "
         "normalisation; save it as a baseline and/or compare it with one (exit 1 on a regression).")
     g = p.add_argument_group("what to do")
     g.add_argument("--save-baseline", type=Path, metavar="FILE", help="write this session as a baseline (JSON)")
@@ -119,8 +119,8 @@ def suite_from(args: argparse.Namespace, baseline_suite: dict | None):  # noqa: 
 
 
 @guarded
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "gate.py") -> int:
+    args = parser(prog).parse_args(argv)
     setup_logging(-1 if args.quiet else args.verbose)
     if args.save_baseline is None and args.baseline is None:
         raise UserError("nothing to do: give --save-baseline FILE, --baseline FILE, or both")

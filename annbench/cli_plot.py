@@ -21,8 +21,8 @@ PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 TABLE_SUFFIXES = {".md": "md", ".csv": "csv", ".txt": "text", ".json": "json", ".tex": "latex"}
 
 
-def parser() -> Parser:
-    p = Parser(prog="plot.py", description="Plot and tabulate stored benchmark results.")
+def parser(prog: str = "plot.py") -> Parser:
+    p = Parser(prog=prog, description="Plot and tabulate stored benchmark results.")
     p.add_argument("--dataset", help="comma-separated dataset names (default: every dataset in the results folder)")
     p.add_argument("--results", type=Path, default=None,
                    help=f"results folder (default ${paths.ENV_RESULTS_DIR} or ./results)")
@@ -262,8 +262,8 @@ def neighbours(frame: pd.DataFrame, args: argparse.Namespace) -> Path:
 
 
 @guarded
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "plot.py") -> int:
+    args = parser(prog).parse_args(argv)
     setup_logging(args.verbose)
     from annbench.tables import render
 

@@ -22,8 +22,8 @@ EXECUTORS = ("local", "dask")
 DASK_TIMEOUT_S = 30.0
 
 
-def parser() -> Parser:
-    p = Parser(prog="run.py", description="Benchmark ANN algorithms on a dataset.")
+def parser(prog: str = "run.py") -> Parser:
+    p = Parser(prog=prog, description="Benchmark ANN algorithms on a dataset.")
     p.add_argument("--dataset", default=DEFAULT_DATASET,
                    help=f"registered name or path of a dataset .hdf5 file (default: {DEFAULT_DATASET})")
     p.add_argument("--algorithm", help="comma-separated algorithms (default: every installed one)")
@@ -153,8 +153,8 @@ def progress_bar(total: int, disable: bool = False) -> Iterator[Callable[..., No
 
 
 @guarded
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "run.py") -> int:
+    args = parser(prog).parse_args(argv)
     setup_logging(-1 if args.quiet else args.verbose)
     data_dir = args.data_dir or paths.default_data_dir()
     results_dir = args.results or paths.default_results_dir()

@@ -42,6 +42,21 @@ def _mount(dirs: list[Path]) -> None:
         importlib.invalidate_caches()
 
 
+def install_hint(missing_module: str) -> str:
+    """``"; install it with: pip install 'annbench[faiss]'"`` for a missing backend library: the extra of
+    this installation of annbench whose name the module's top-level name starts with (``faiss`` for
+    ``faiss``, ``ngt`` for ``ngtpy``); empty where annbench is not installed or no extra fits."""
+    from importlib import metadata
+
+    top = missing_module.split(".")[0].lower()
+    try:
+        extras = metadata.metadata("annbench").get_all("Provides-Extra") or []
+    except metadata.PackageNotFoundError:
+        return ""
+    fitting = sorted((e for e in extras if top.startswith(e.lower())), key=len, reverse=True)
+    return f"; install it with: pip install 'annbench[{fitting[0]}]'" if fitting else ""
+
+
 def adapter_file(algorithm: str, dirs: list[Path]) -> Path | None:
     for d in dirs:
         f = Path(d) / f"{module_name(algorithm)}.py"
@@ -64,7 +79,8 @@ def load_adapter(algorithm: str, dirs: list[Path]) -> type[Adapter]:
     try:
         module = importlib.import_module(name)
     except Exception as e:  # ImportError, OSError from a shared library, ...
-        raise AdapterUnavailable(f"algorithm {algorithm!r} is unavailable: {type(e).__name__}: {e}") from None
+        hint = install_hint(e.name) if isinstance(e, ModuleNotFoundError) and e.name else ""
+        raise AdapterUnavailable(f"algorithm {algorithm!r} is unavailable: {type(e).__name__}: {e}{hint}") from None
     classes = [c for _, c in inspect.getmembers(module, inspect.isclass)
                if issubclass(c, Adapter) and c.__module__ == module.__name__ and not inspect.isabstract(c)]
     if len(classes) != 1:

@@ -5,13 +5,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-#: The checkout: the folder that holds ``annbench/``, ``algorithms/`` and ``configs/``.
+#: The folder that holds the imported ``annbench`` package: a checkout's root, or ``site-packages``
+#: of an installation. Child processes get it first on their path, so they import this same annbench.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
+#: The shipped backends: package data of annbench, found the same way from a checkout or a wheel.
+BACKENDS_DIR = Path(__file__).resolve().parent / "backends"
 #: Adapters shipped with annbench (plain files, loaded by path; see annbench.discovery).
-ALGORITHMS_DIR = PROJECT_ROOT / "algorithms"
+ALGORITHMS_DIR = BACKENDS_DIR / "algorithms"
 #: Parameter grids shipped with annbench, one YAML file per algorithm.
-CONFIGS_DIR = PROJECT_ROOT / "configs"
+CONFIGS_DIR = BACKENDS_DIR / "configs"
 
 ENV_DATA_DIR = "ANNBENCH_DATA_DIR"
 ENV_RESULTS_DIR = "ANNBENCH_RESULTS_DIR"

@@ -24,3 +24,15 @@ def limited_threads(threads: int) -> Iterator[None]:
 
     with threadpool_limits(limits=threads):
         yield
+
+
+def threads_in_argv(argv: list[str]) -> int:
+    """The ``--threads N`` (or ``--threads=N``) of a command line, 1 when absent or not a number.
+
+    For pinning the thread variables before numpy loads; the command's own parser checks the value."""
+    for i, a in enumerate(argv):
+        if a == "--threads" and i + 1 < len(argv) and argv[i + 1].isdigit():
+            return max(1, int(argv[i + 1]))
+        if a.startswith("--threads=") and a.split("=", 1)[1].isdigit():
+            return max(1, int(a.split("=", 1)[1]))
+    return 1

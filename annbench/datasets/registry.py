@@ -52,9 +52,10 @@ class Prepared:
 def registry() -> dict[str, DatasetSpec]:
     """Every registered dataset by name: the built-ins, then the real datasets."""
     from annbench.datasets.builtin import BUILTIN_SPECS
+    from annbench.datasets.surnames import SURNAMES_SPECS
     from annbench.datasets.upstream import UPSTREAM_SPECS
 
-    return {s.name: s for s in (*BUILTIN_SPECS, *UPSTREAM_SPECS)}
+    return {s.name: s for s in (*BUILTIN_SPECS, *UPSTREAM_SPECS, *SURNAMES_SPECS)}
 
 
 def dataset_path(name: str, data_dir: Path) -> Path:

@@ -30,6 +30,8 @@ MODELS = {"mlp": ("annbench.encoders.mlp", None), "cnn": ("annbench.encoders.cnn
           "gru": ("annbench.encoders.gru", "torch")}
 #: Models that read the rows' keys (strings) rather than their vectors.
 SEQUENCE_MODELS = ("gru",)
+#: k of the exact k-NN accuracies stored in an encoding's attrs.
+KNN_KS = (5, 10)
 #: Attrs that must agree for an existing encoded file to count as the same encoding.
 IDENTITY_ATTRS = ("source_checksum", "encoder_model", "encoder_width", "encoder_epochs", "encoder_seed",
                   "encoder_hidden", "encoder_batch_size", "encoder_learning_rate", "encoder_conv_width")
@@ -89,6 +91,17 @@ def _reusable(path: Path, identity: dict[str, Any]) -> dict[str, Any]:
     return existing
 
 
+def exact_knn_accuracies(train: np.ndarray, test: np.ndarray, distance: str, train_labels: np.ndarray,
+                         test_labels: np.ndarray, ks: tuple[int, ...] = KNN_KS) -> dict[str, float]:
+    """``knn_accuracy_exact_k<k>``: the accuracy of an exact k-NN vote (:func:`annbench.metrics.knn_accuracy`)
+    of the test rows among the train rows, for each k of ``ks``."""
+    from annbench.groundtruth import exact_knn
+    from annbench.metrics import knn_accuracy
+
+    ids = exact_knn(train, test, distance, min(max(ks), len(train)))[0]
+    return {f"knn_accuracy_exact_k{k}": knn_accuracy(ids, train_labels, test_labels, k) for k in ks}
+
+
 def encode(source: Dataset, settings: EncoderSettings, distance: str, data_dir: Path, force: bool = False,
            progress: bool = True) -> EncodeOutcome:
     """Train ``settings.model`` on ``source``'s train split and write the encoded dataset to ``data_dir``.
@@ -135,6 +148,7 @@ def encode(source: Dataset, settings: EncoderSettings, distance: str, data_dir: 
         "encoder_library": f"{trained.library} {version}", "encoder_training_s": trained.training_s,
         "encoder_encoding_s": encoding_s, "encoder_test_accuracy": trained.test_accuracy,
         **{k: source.attrs[k] for k in ("label_names",) if k in source.attrs},
+        **exact_knn_accuracies(train_x, test_x, distance, source.train_labels, source.test_labels),
     }
     saved = encoder_path(path)
     saved.unlink(missing_ok=True)  # never leave another network's file beside the new features

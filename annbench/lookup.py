@@ -45,8 +45,7 @@ log = logging.getLogger(__name__)
 #: The metadata file of a saved index, inside its folder.
 META_FILE = "index.json"
 #: Adapters shipped with a save/load hook (for messages; :func:`annbench.adapter.saveable` decides).
-SAVEABLE = ("annoy", "hnswlib", "faiss-flat", "faiss-ivf", "faiss-hnsw", "faiss-ivfpq", "usearch", "nmslib-hnsw",
-            "nmslib-swgraph")
+SAVEABLE = ("annoy", "hnswlib", "faiss-flat", "faiss-ivf", "faiss-hnsw", "faiss-ivfpq", "usearch", "nmslib-hnsw")
 #: ``+`` or ``-`` between two terms, with spaces around it (keys may contain hyphens).
 _OPERATOR = re.compile(r"\s+([+-])\s+")
 
@@ -292,8 +291,8 @@ class Lookup:
             return [(1, expression)]
         text, first = re.sub(r"\s*\+\s*", " + ", expression.strip()), 1
         if text.startswith("-"):
-            first, text = -1, text[1:].strip()
-        parts = _OPERATOR.split(text)
+            first, text = -1, text[1:]
+        parts = _OPERATOR.split(f" {text} ")
         names = [p.strip() for p in parts[0::2]]
         if not any(names):
             raise UserError(f"query {expression!r} is empty; valid: a key or an expression such as 'king - man + woman'")

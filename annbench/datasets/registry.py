@@ -182,7 +182,8 @@ def _subset(parent: Prepared, name: str, path: Path, max_train: int | None, max_
                   keys=cut(ds.keys, n), test_keys=cut(ds.test_keys, q),
                   attrs={"source": f"first {n} train and {q} test rows of {parent.name} ({ds.checksum}); "
                                    f"ground truth recomputed", "parent": parent.name, "parent_checksum": ds.checksum,
-                         "obtained": f"subset of {parent.path}"})
+                         "obtained": f"subset of {parent.path}",
+                         **{k: ds.attrs[k] for k in ("label_names",) if k in ds.attrs}})
     materialize(raw, path, name)
     return Prepared(name, path, f"subset of {parent.name}: {n} train, {q} test, ground truth recomputed")
 

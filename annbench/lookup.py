@@ -26,6 +26,7 @@ import os
 import re
 import shutil
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -204,12 +205,13 @@ class Answer:
                 "neighbours": [asdict(n) for n in self.neighbours]}
 
 
-def majority(labels: np.ndarray) -> int | None:
+def majority(labels: np.ndarray) -> Any:
     """The most frequent of ``labels`` (a tie goes to the smallest, as ``knn_accuracy``); None if empty."""
-    if not len(labels):
+    counts = Counter(np.asarray(labels).tolist())
+    if not counts:
         return None
-    values, counts = np.unique(labels, return_counts=True)
-    return values[int(np.argmax(counts))]
+    most = max(counts.values())
+    return min(v for v, c in counts.items() if c == most)
 
 
 class Lookup:
@@ -238,6 +240,7 @@ class Lookup:
         names = ds.attrs.get("label_names")
         self._label_names = json.loads(names) if isinstance(names, str) else None
         self._encoder = None
+        self._train_label_texts: np.ndarray | None = None
         self.index: Adapter | None = None
         self.how = "exact"
         if algorithm is not None:
@@ -258,10 +261,13 @@ class Lookup:
     # ----- queries -----
 
     def _label(self, row: int) -> str | None:
-        if self.dataset.train_labels is None:
-            return None
-        value = self.dataset.train_labels[row]
-        return self._label_text(value)
+        if self._train_label_texts is None:
+            labels = self.dataset.train_labels
+            if labels is None:
+                return None
+            values, inverse = np.unique(labels, return_inverse=True)
+            self._train_label_texts = np.array([self._label_text(v) for v in values], dtype=object)[inverse.ravel()]
+        return self._train_label_texts[row]
 
     def _label_text(self, value: Any) -> str:
         if self._label_names is not None and np.issubdtype(type(value), np.integer) and 0 <= value < len(self._label_names):
@@ -345,10 +351,11 @@ class Lookup:
         want = min(n, k + len(exclude))
         q = np.ascontiguousarray(vector, dtype=np.float32)
         if self.index is None:
-            ids = exact_knn(self.dataset.train, q[None], self.dataset.distance, want)[0][0]
+            ids = exact_knn(self.dataset.train, q[None], self.dataset.distance, want, threads=1)[0][0]
         else:
             ids = np.asarray(self.index.query(q, want), dtype=np.int64).ravel()
-        ids = ids[(ids >= 0) & ~np.isin(ids, np.asarray(exclude, dtype=np.int64))][:k]
+        skip = set(exclude)
+        ids = np.array([i for i in ids.tolist() if i >= 0 and i not in skip][:k], dtype=np.int64)
         dists = distances_to_ids(q[None], self.dataset.train, ids[None], self.dataset.distance)[0]
         order = np.argsort(dists, kind="stable")
         return ids[order], dists[order]

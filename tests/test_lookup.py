@@ -237,6 +237,13 @@ def test_bad_input_is_one_line_and_exit_2(glove_dir, args, message) -> None:
     assert r.out == ""
 
 
+def test_majority_label_ties_go_to_the_smallest_label() -> None:
+    from annbench.lookup import majority
+
+    assert majority(np.array([3, 1, 3, 1, 2])) == 1 and majority(np.array([2, 2, 1])) == 2
+    assert majority(np.array([], dtype=np.int64)) is None
+
+
 def test_lookup_cli_output_lists_rank_key_distance(glove_dir) -> None:
     r = call(dataset_main, "--data-dir", glove_dir, "lookup", "glove-small", "king - man + woman", "-k", "3")
     assert r.code == 0, r.err

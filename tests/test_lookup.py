@@ -142,8 +142,12 @@ def test_a_saved_annoy_index_is_used_and_memory_mapped(surnames_dir) -> None:
         assert saved.nearest(key, 10).keys == exact.nearest(key, 10).keys
     r = call(dataset_main, "--data-dir", surnames_dir, "lookup", ENCODED, ds.test_keys[0], "-k", "3")
     assert r.code == 0 and "(saved index)" in r.out.splitlines()[0] and "majority label of the 3" in r.out
-    with open(f"/proc/self/maps") as maps:  # annoy maps its file instead of reading it
+    with open("/proc/self/maps") as maps:  # annoy maps its file instead of reading it
         assert str(folder / "index.ann") in maps.read()
+    # --query overrides the saved query parameters; the saved ones stay in index.json
+    low = Lookup(ENCODED, surnames_dir, query={"search_k": 10})
+    assert low.how == "annoy n_trees=20,search_k=10 (saved index)" and low.index.search_k == 10
+    assert json.loads((folder / "index.json").read_text())["query"] == {"search_k": 20000}
 
 
 def test_a_saved_index_for_another_checksum_is_refused(surnames_dir, tmp_path) -> None:

@@ -219,3 +219,13 @@ def test_the_real_encoding_beats_the_majority_class_clearly(surnames) -> None:
     majority = np.bincount(surnames.test_labels).max() / len(surnames.test_labels)
     assert knn_accuracy(ids, surnames.train_labels, surnames.test_labels, 10) >= 0.65 > majority + 0.15
     assert trained.test_accuracy >= 0.50
+
+
+def test_compare_lists_the_ngram_baselines_beside_raw_and_the_encodings() -> None:
+    from annbench.compare import related_datasets
+
+    available = ["surnames-encoded-gru-64-euclidean", "surnames-ngram-256-angular", "glove-small",
+                 "surnames-encoded-gru-32-euclidean", "surnames-ngram-64-angular"]
+    assert related_datasets("surnames", available) == [
+        "surnames", "surnames-ngram-64-angular", "surnames-ngram-256-angular", "surnames-encoded-gru-32-euclidean",
+        "surnames-encoded-gru-64-euclidean"]

@@ -23,6 +23,7 @@ from __future__ import annotations
 import abc
 import inspect
 import typing
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -86,6 +87,21 @@ class Adapter(abc.ABC):
     def stats(self) -> dict[str, float]:
         """Library counters of the last query pass (e.g. distance computations)."""
         return {}
+
+    def save(self, folder: Path) -> None:
+        """Write the built index into the existing ``folder`` in the library's own format.
+        Adapters whose library serializes override this and :meth:`load`."""
+        raise NotImplementedError(f"{type(self).__name__} cannot save its index")
+
+    def load(self, folder: Path, dimension: int) -> None:
+        """Instead of ``fit``: open the index :meth:`save` wrote into ``folder`` (memory-mapped where the
+        library can), on an adapter made with the same build parameters; then ``set_query_params``."""
+        raise NotImplementedError(f"{type(self).__name__} cannot load a saved index")
+
+
+def saveable(cls: type[Adapter]) -> bool:
+    """Whether the adapter class can save and load its index (:meth:`Adapter.save` / :meth:`Adapter.load`)."""
+    return cls.save is not Adapter.save and cls.load is not Adapter.load
 
 
 def _params(function: Any, skip: tuple[str, ...]) -> dict[str, inspect.Parameter]:

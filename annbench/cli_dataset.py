@@ -1,4 +1,5 @@
-"""``python dataset.py``: list, prepare, describe, remove and create datasets; look up nearest keys."""
+"""``python dataset.py``: list, prepare, describe, remove and create datasets; save a lookup index; look up
+nearest neighbours."""
 
 from __future__ import annotations
 
@@ -85,14 +86,9 @@ def parser(prog: str = "dataset.py") -> Parser:
     s.add_argument("--labels", help="one label per vector: text lines, .npy or idx")
     s.add_argument("--keys", help="one key per vector: text lines or .npy (GloVe/word2vec files carry their own)")
     s.add_argument("--force", action="store_true", help="overwrite an existing dataset of that name")
-    s = sub.add_parser("lookup", help="nearest keys of a key (e.g. a word on glove-*)")
-    s.add_argument("dataset")
-    s.add_argument("key")
-    s.add_argument("-k", type=positive_int, default=10)
-    s.add_argument("--algorithm", help="use this algorithm instead of the exact neighbours")
-    s.add_argument("--build", help="build parameters NAME=VALUE,... for --algorithm")
-    s.add_argument("--query", help="query parameters NAME=VALUE,... for --algorithm")
-    s.add_argument("--algorithms-dir", type=Path, action="append", default=[])
+    from annbench.cli_lookup import add_parsers
+
+    add_parsers(sub)  # index, lookup
     return p
 
 
@@ -127,23 +123,18 @@ def main(argv: list[str] | None = None, prog: str = "dataset.py") -> int:
         for name in args.names:
             registry.dataset_path(name, data_dir).unlink()
             print(f"removed {registry.dataset_path(name, data_dir)}")
+            from annbench.cli_lookup import remove_companions
+
+            for path in remove_companions(registry.dataset_path(name, data_dir)):
+                print(f"removed {path}")
     elif args.command == "create":
         from annbench.datasets.user import create
 
         prepared = create(args.source, args.name, args.distance, data_dir, test_size=args.test_size,
                           queries=args.queries, labels=args.labels, keys=args.keys, force=args.force)
         print(describe(prepared.path, prepared.name, prepared.how))
-    elif args.command == "lookup":
-        from annbench.datasets.user import nearest_keys, parse_params
+    elif args.command in ("index", "lookup"):
+        from annbench.cli_lookup import run
 
-        dataset = registry.load(args.dataset, data_dir)
-        if (args.build or args.query) and not args.algorithm:
-            raise UserError("--build/--query need --algorithm")
-        dirs = paths.algorithm_dirs(args.algorithms_dir)
-        found = nearest_keys(dataset, args.key, args.k, args.algorithm, parse_params(args.build, "--build"),
-                             parse_params(args.query, "--query"), dirs)
-        how = args.algorithm or "exact"
-        print(f"nearest keys of {args.key!r} in {dataset.name} ({dataset.distance}, {how}):")
-        for rank, (key, dist) in enumerate(found, 1):
-            print(f"{rank:>3}  {key:<24} {dist:.4f}")
+        run(args, data_dir)
     return 0

@@ -10,11 +10,21 @@ from pathlib import Path
 from annbench import paths
 from annbench.cli import Parser, guarded, positive_float, positive_int, setup_logging
 from annbench.encode import MODELS
-from annbench.encoders.base import EncoderSettings
+from annbench.encoders.base import GRU_HIDDEN, EncoderSettings
 
 log = logging.getLogger("annbench.encode")
 
 DISTANCES = ("euclidean", "angular", "ip")
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}; valid: an integer >= 0")
+    return value
 
 
 def widths(text: str) -> list[int]:
@@ -33,14 +43,19 @@ def parser(prog: str = "encode.py") -> Parser:
     p = Parser(prog=prog, description=__doc__)
     p.add_argument("--from", dest="source", required=True, help="labelled dataset: registered name or .hdf5 path")
     p.add_argument("--model", choices=tuple(MODELS), default="mlp",
-                   help="mlp (scikit-learn) or cnn (PyTorch, the torch extra); default mlp")
+                   help="mlp (scikit-learn), cnn or gru (PyTorch, the torch extra; gru reads the keys: strings "
+                        "such as surnames); default mlp")
     p.add_argument("--dim", type=widths, required=True, help="penultimate width(s), comma-separated: 16,32,64,128")
     p.add_argument("--epochs", type=positive_int, default=d.epochs, help=f"training epochs (default {d.epochs})")
     p.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
     p.add_argument("--distance", choices=DISTANCES, default="euclidean",
                    help="distance of the encoded dataset (default euclidean)")
-    p.add_argument("--hidden", type=positive_int, default=d.hidden,
-                   help=f"width of the hidden layer before the penultimate one (default {d.hidden})")
+    p.add_argument("--hidden", type=positive_int, default=None,
+                   help=f"width of the hidden layer before the penultimate one (default {d.hidden}); for gru the "
+                        f"channels of its convolution (default {GRU_HIDDEN})")
+    p.add_argument("--conv-width", type=non_negative_int, default=d.conv_width,
+                   help=f"gru only: width of the causal 1-D convolution before the GRU, 0 = none "
+                        f"(default {d.conv_width})")
     p.add_argument("--batch-size", type=positive_int, default=d.batch_size, help=f"default {d.batch_size}")
     p.add_argument("--learning-rate", type=positive_float, default=d.learning_rate, help=f"default {d.learning_rate:g}")
     p.add_argument("--threads", type=positive_int, default=d.threads, help=f"training threads (default {d.threads})")
@@ -64,8 +79,9 @@ def main(argv: list[str] | None = None, prog: str = "encode.py") -> int:
     data_dir = args.data_dir or paths.default_data_dir()
     source = load(args.source, data_dir, args.source_dir)
     for i, dim in enumerate(args.dim):
-        settings = EncoderSettings(args.model, dim, args.epochs, args.seed, args.hidden, args.batch_size,
-                                   args.learning_rate, args.threads)
+        hidden = args.hidden or (GRU_HIDDEN if args.model == "gru" else EncoderSettings.hidden)
+        settings = EncoderSettings(args.model, dim, args.epochs, args.seed, hidden, args.batch_size,
+                                   args.learning_rate, args.threads, args.conv_width)
         o = encode(source, settings, args.distance, data_dir, force=args.force, progress=not args.no_progress)
         if i == 0:
             print(f"{'dataset':<44} {'dim':>5} {'net_acc':>8} {'train_s':>8} {'encode_s':>8}  file")

@@ -29,10 +29,11 @@ def _natural(name: str) -> list[object]:
 
 
 def related_datasets(raw: str, available: list[str]) -> list[str]:
-    """``raw`` first, then its encodings among ``available`` (names starting with its encoded prefix),
+    """``raw`` first, then its raw baselines among ``available`` (``<raw>-ngram-*``, e.g. the surnames'
+    character n-gram counts), then its encodings (names starting with its encoded prefix), each group
     in natural order (``mlp-8`` before ``mlp-32``)."""
-    prefix = encoded_prefix(raw)
-    return [raw, *sorted((d for d in available if d.startswith(prefix)), key=_natural)]
+    groups = [f"{raw}-ngram-", encoded_prefix(raw)]
+    return [raw, *(d for prefix in groups for d in sorted((d for d in available if d.startswith(prefix)), key=_natural))]
 
 
 def dataset_facts(name: str, data_dir: Path | None) -> dict[str, float]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +11,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_DATA = REPO.parent / "shared" / "data"
+#: The shared upstream files beside the checkout; $ANNBENCH_SHARED_DATA for a checkout elsewhere (a git worktree).
+SHARED_DATA = Path(os.environ.get("ANNBENCH_SHARED_DATA") or REPO.parent / "shared" / "data")
 
 
 @dataclass

@@ -49,6 +49,10 @@ CHECKSUMS: dict[str, dict[str, str]] = {
     # the first 2,446 lines of Stanford's glove.6B.50d.txt (the shared test subset)
     "glove-subset/glove.6B.50d.first2446.txt": {
         "sha256": "32c1e8ca4bd3ce8342c62693937bf7b4015970de6fbcdd6a4f0b727fb03f0ad3"},
+    # the PyTorch NLP tutorial's surnames (checksums of ../shared/data/README.md)
+    "surnames/surnames.csv": {
+        "md5": "a234d1082982b6f291e29c2c94046e97",
+        "sha256": "e61a6a7e8e1f0bf07b2c13020c53eabf4ee8ff6ea3606f68967946bcf5b54624"},
 }
 
 _CHUNK = 1 << 20

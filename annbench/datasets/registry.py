@@ -52,9 +52,10 @@ class Prepared:
 def registry() -> dict[str, DatasetSpec]:
     """Every registered dataset by name: the built-ins, then the real datasets."""
     from annbench.datasets.builtin import BUILTIN_SPECS
+    from annbench.datasets.surnames import SURNAMES_SPECS
     from annbench.datasets.upstream import UPSTREAM_SPECS
 
-    return {s.name: s for s in (*BUILTIN_SPECS, *UPSTREAM_SPECS)}
+    return {s.name: s for s in (*BUILTIN_SPECS, *UPSTREAM_SPECS, *SURNAMES_SPECS)}
 
 
 def dataset_path(name: str, data_dir: Path) -> Path:
@@ -181,7 +182,8 @@ def _subset(parent: Prepared, name: str, path: Path, max_train: int | None, max_
                   keys=cut(ds.keys, n), test_keys=cut(ds.test_keys, q),
                   attrs={"source": f"first {n} train and {q} test rows of {parent.name} ({ds.checksum}); "
                                    f"ground truth recomputed", "parent": parent.name, "parent_checksum": ds.checksum,
-                         "obtained": f"subset of {parent.path}"})
+                         "obtained": f"subset of {parent.path}",
+                         **{k: ds.attrs[k] for k in ("label_names",) if k in ds.attrs}})
     materialize(raw, path, name)
     return Prepared(name, path, f"subset of {parent.name}: {n} train, {q} test, ground truth recomputed")
 

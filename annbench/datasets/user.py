@@ -1,21 +1,19 @@
-"""User embeddings: a dataset file from any supported vector file, and nearest keys by key."""
+"""User embeddings: a dataset file from any supported vector file (lookups: :mod:`annbench.lookup`)."""
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from annbench.datasets.checksums import file_digests
-from annbench.datasets.format import GROUND_TRUTH_K, Dataset
+from annbench.datasets.format import GROUND_TRUTH_K
 from annbench.datasets.readers import read_keys, read_labels, read_vectors
 from annbench.datasets.registry import Prepared, dataset_path, materialize, registry
 from annbench.datasets.spec import RawData, check_name
-from annbench.distances import METRICS, distances_to_ids
+from annbench.distances import METRICS
 from annbench.errors import UserError
-from annbench.groundtruth import exact_knn
 
 
 def _matrix(path: str | Path, what: str) -> tuple[np.ndarray, np.ndarray | None]:
@@ -107,52 +105,3 @@ def parse_params(text: str | None, what: str) -> dict[str, Any]:
         k, v = item.split("=", 1)
         out[k.strip()] = yaml.safe_load(v)
     return out
-
-
-def keyed_vectors(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
-    """Every vector that has a key (train rows, then test rows when the test keys are stored)."""
-    if dataset.keys is None:
-        raise UserError(f"dataset {dataset.name} has no keys; valid: a dataset with keys (glove-*, or one made "
-                        f"with 'create --keys' or from a GloVe/word2vec file)")
-    if dataset.test_keys is None:
-        return dataset.train, dataset.keys
-    return np.concatenate([dataset.train, dataset.test]), np.concatenate([dataset.keys, dataset.test_keys])
-
-
-def nearest_keys(dataset: Dataset, key: str, k: int = 10, algorithm: str | None = None,
-                 build: dict[str, Any] | None = None, query: dict[str, Any] | None = None,
-                 adapter_dirs: list[Path] | None = None) -> list[tuple[str, float]]:
-    """The ``k`` nearest keys of ``key`` (itself excluded) among all keyed vectors, with their
-    distances: exact, or by one algorithm setting (``algorithm`` built with ``build`` and queried
-    with ``query`` parameters over the same vectors)."""
-    vectors, keys = keyed_vectors(dataset)
-    hits = np.flatnonzero(keys == key)
-    if not len(hits):
-        close = difflib.get_close_matches(key, list(keys[:200_000]), n=3, cutoff=0.6)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise UserError(f"key {key!r} is not in dataset {dataset.name}{hint}")
-    own = int(hits[0])
-    vector = vectors[own]
-    want = min(k + 1, len(vectors))
-    if algorithm is None:
-        ids = exact_knn(vectors, vector[None], dataset.distance, want)[0][0]
-    else:
-        from annbench.adapter import build_parameters, query_parameters
-        from annbench.discovery import load_adapter
-        from annbench.paths import algorithm_dirs
-
-        cls = load_adapter(algorithm, adapter_dirs or algorithm_dirs())
-        if dataset.distance not in cls.metrics:
-            raise UserError(f"{algorithm} does not support distance {dataset.distance!r}; valid: {', '.join(cls.metrics)}")
-        for given, valid, what in ((build or {}, build_parameters(cls), "build"),
-                                   (query or {}, query_parameters(cls), "query")):
-            for p in given:
-                if p not in valid:
-                    raise UserError(f"{algorithm} takes no {what} parameter {p!r}; valid: {', '.join(valid) or 'none'}")
-        index = cls(dataset.distance, **(build or {}))
-        index.fit(vectors)
-        index.set_query_params(**(query or {}))
-        ids = np.asarray(index.query(vector, want)).ravel()
-    ids = np.array([i for i in ids if i >= 0 and i != own][:k], dtype=np.int64)
-    dists = distances_to_ids(vector[None], vectors, ids[None], dataset.distance)[0]
-    return [(str(keys[i]), float(d)) for i, d in zip(ids, dists)]

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+
+#: The gru model's convolution channels (``hidden``) when none are given.
+GRU_HIDDEN = 64
 
 
 @dataclass(frozen=True)
@@ -21,21 +26,26 @@ class EncoderSettings:
     batch_size: int = 200
     learning_rate: float = 1e-3
     threads: int = 1
+    #: Sequence models only: width of the 1-D convolution before the recurrent layer (0 = none).
+    conv_width: int = 3
 
 
 @dataclass(frozen=True)
 class TrainingData:
-    """Standardised inputs and class indices ``0..n_classes-1`` (``classes[i]`` is the label of index ``i``)."""
+    """Standardised inputs and class indices ``0..n_classes-1`` (``classes[i]`` is the label of index ``i``);
+    ``texts_train`` / ``texts_test``: the rows' keys (the strings a sequence model reads), where given."""
 
     x_train: np.ndarray
     y_train: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
     classes: np.ndarray
+    texts_train: tuple[str, ...] | None = None
+    texts_test: tuple[str, ...] | None = None
 
     @classmethod
     def from_arrays(cls, train: np.ndarray, train_labels: np.ndarray, test: np.ndarray,
-                    test_labels: np.ndarray) -> TrainingData:
+                    test_labels: np.ndarray, train_keys: Any = None, test_keys: Any = None) -> TrainingData:
         """Inputs standardised with the train split's overall mean and standard deviation
         (one scalar each, so images keep their structure): ``x' = (x - mean) / std``."""
         mean = float(np.mean(train, dtype=np.float64))
@@ -45,7 +55,9 @@ class TrainingData:
         known = (y_test < len(classes)) & (classes[np.minimum(y_test, len(classes) - 1)] == np.asarray(test_labels))
         y_test = np.where(known, y_test, -1)  # a test label absent from train can never be predicted
         return cls(((np.asarray(train, np.float32) - mean) / std).astype(np.float32), y_train.ravel(),
-                   ((np.asarray(test, np.float32) - mean) / std).astype(np.float32), y_test, classes)
+                   ((np.asarray(test, np.float32) - mean) / std).astype(np.float32), y_test, classes,
+                   None if train_keys is None else tuple(map(str, train_keys)),
+                   None if test_keys is None else tuple(map(str, test_keys)))
 
 
 @dataclass(frozen=True)
@@ -58,3 +70,9 @@ class TrainedEncoder:
     test_accuracy: float
     features: Callable[[np.ndarray], np.ndarray]
     model: Any = None
+
+
+def encoder_path(dataset_file: str | Path) -> Path:
+    """Where the trained encoder of a dataset file is saved: ``NAME.encoder.safetensors`` beside ``NAME.hdf5``."""
+    dataset_file = Path(dataset_file)
+    return dataset_file.with_name(f"{dataset_file.stem}.encoder.safetensors")

@@ -2,28 +2,22 @@
 conv3×3(16)–pool2–conv3×3(32)–pool2–fc(hidden)–fc(dim)–fc(classes), ReLU after each hidden layer.
 
 Inputs are square single-channel images (``d = side²``, side ≥ 4). Deterministic for a
-seed: ``torch.manual_seed``, a seeded shuffling generator, deterministic algorithms and a
-fixed thread count (all restored afterwards).
+seed and thread count (:mod:`annbench.encoders.torch_loop`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
-import time
-from collections.abc import Iterator
 
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from annbench.encoders.base import EncoderSettings, TrainedEncoder, TrainingData
+from annbench.encoders.torch_loop import batched, deterministic, fit
 from annbench.errors import UserError
 
 CHANNELS = (16, 32)
-#: Rows per forward pass when computing features.
-INFERENCE_BATCH = 2048
 
 
 def image_side(dimension: int) -> int:
@@ -53,56 +47,17 @@ class ConvNet(nn.Module):
         return self.head(self.penultimate(x))
 
 
-@contextlib.contextmanager
-def deterministic(seed: int, threads: int) -> Iterator[None]:
-    """Seeded, deterministic, ``threads``-threaded torch for the duration; previous state restored."""
-    previous = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(), torch.random.get_rng_state())
-    torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(True)
-    torch.manual_seed(seed)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous[0])
-        torch.use_deterministic_algorithms(previous[1])
-        torch.random.set_rng_state(previous[2])
-
-
-def _batched(model: ConvNet, fn, x: np.ndarray) -> np.ndarray:  # noqa: ANN001 - a bound method of model
-    model.eval()
-    with torch.no_grad():
-        parts = [fn(torch.from_numpy(np.ascontiguousarray(x[s:s + INFERENCE_BATCH], dtype=np.float32))).numpy()
-                 for s in range(0, len(x), INFERENCE_BATCH)]
-    return np.concatenate(parts)
-
-
 def train(data: TrainingData, settings: EncoderSettings, progress: bool = True) -> TrainedEncoder:
     side = image_side(data.x_train.shape[1])
     with deterministic(settings.seed, settings.threads):
         model = ConvNet(side, settings.hidden, settings.dim, len(data.classes))
-        optimizer = torch.optim.Adam(model.parameters(), lr=settings.learning_rate)
-        loss_fn = nn.CrossEntropyLoss()
         x, y = torch.from_numpy(data.x_train), torch.from_numpy(data.y_train.astype(np.int64))
-        shuffler = torch.Generator().manual_seed(settings.seed)
-        start = time.perf_counter()
-        with tqdm(range(settings.epochs), desc=f"cnn dim={settings.dim}", unit="epoch", disable=not progress) as bar:
-            for _ in bar:
-                model.train()
-                order, total = torch.randperm(len(x), generator=shuffler), 0.0
-                for s in range(0, len(x), settings.batch_size):
-                    idx = order[s:s + settings.batch_size]
-                    optimizer.zero_grad()
-                    loss = loss_fn(model(x[idx]), y[idx])
-                    loss.backward()
-                    optimizer.step()
-                    total += loss.item() * len(idx)
-                bar.set_postfix(loss=f"{total / len(x):.4f}")
-        training_s = time.perf_counter() - start
-        accuracy = float(np.mean(_batched(model, model.forward, data.x_test).argmax(axis=1) == data.y_test))
+        training_s = fit(model, lambda idx: model(x[idx]), y, settings, nn.CrossEntropyLoss(), progress)
+        accuracy = float(np.mean(batched(model, model.forward, data.x_test).argmax(axis=1) == data.y_test))
 
     def features(inputs: np.ndarray) -> np.ndarray:
         with deterministic(settings.seed, settings.threads):
-            return _batched(model, model.penultimate, inputs).astype(np.float32)
+            return batched(model, model.penultimate, np.asarray(inputs, dtype=np.float32)).astype(np.float32)
 
     c1, c2 = CHANNELS
     return TrainedEncoder(

@@ -6,6 +6,7 @@ given: for one query, the ranking by inner product does not depend on the query'
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -52,6 +53,15 @@ class FaissAdapter(Adapter):
 
     def index_size_bytes(self) -> int:
         return int(faiss.serialize_index(self.index).nbytes)
+
+    # Saved index (dataset.py index): faiss's own file (write_index / read_index), read into memory.
+    def save(self, folder: Path) -> None:
+        faiss.write_index(self.index, str(Path(folder) / "index.faiss"))
+
+    def load(self, folder: Path, dimension: int) -> None:
+        faiss.omp_set_num_threads(self.threads)
+        self.index = faiss.read_index(str(Path(folder) / "index.faiss"))
+        self._search = self.index.search
 
 
 class FaissIVFAdapter(FaissAdapter):

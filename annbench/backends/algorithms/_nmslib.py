@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -50,3 +51,11 @@ class NmslibAdapter(Adapter):
         with tempfile.TemporaryDirectory(prefix="annbench-nmslib-") as d:
             self._index.saveIndex(os.path.join(d, "index"), save_data=self.save_data)
             return sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d))
+
+    # Saved index (dataset.py index): NMSLIB's own files (the index, and its data where needed).
+    def save(self, folder: Path) -> None:
+        self._index.saveIndex(str(Path(folder) / "index"), save_data=self.save_data)
+
+    def load(self, folder: Path, dimension: int) -> None:
+        self._index = nmslib.init(method=self.method, space=SPACES[self.metric])
+        self._index.loadIndex(str(Path(folder) / "index"), load_data=self.save_data)

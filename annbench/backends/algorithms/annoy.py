@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from pathlib import Path
 
 import numpy as np
 from annoy import AnnoyIndex
@@ -47,3 +48,11 @@ class Annoy(Adapter):
         path = os.path.join(self._dir.name, "index.ann")
         self._index.save(path, prefault=False)
         return os.path.getsize(path)
+
+    # Saved index (dataset.py index): Annoy's own file, memory-mapped on load.
+    def save(self, folder: Path) -> None:
+        self._index.save(str(Path(folder) / "index.ann"), prefault=False)
+
+    def load(self, folder: Path, dimension: int) -> None:
+        self._index = AnnoyIndex(dimension, _METRICS[self.metric])
+        self._index.load(str(Path(folder) / "index.ann"), prefault=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from pathlib import Path
 
 import numpy as np
 import hnswlib
@@ -48,3 +49,12 @@ class Hnswlib(Adapter):
             path = os.path.join(d, "index.bin")
             self._index.save_index(path)
             return os.path.getsize(path)
+
+    # Saved index (dataset.py index): hnswlib's own file, read into memory on load.
+    def save(self, folder: Path) -> None:
+        self._index.save_index(str(Path(folder) / "index.bin"))
+
+    def load(self, folder: Path, dimension: int) -> None:
+        self._index = hnswlib.Index(space=SPACES[self.metric], dim=dimension)
+        self._index.load_index(str(Path(folder) / "index.bin"))
+        self._index.set_num_threads(self.threads)

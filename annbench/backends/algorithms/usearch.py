@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -54,3 +55,10 @@ class Usearch(Adapter):
 
     def index_size_bytes(self) -> int:
         return len(self._index.save())
+
+    # Saved index (dataset.py index): USearch's own file, memory-mapped (a view) on load.
+    def save(self, folder: Path) -> None:
+        self._index.save(str(Path(folder) / "index.usearch"))
+
+    def load(self, folder: Path, dimension: int) -> None:
+        self._index = Index.restore(str(Path(folder) / "index.usearch"), view=True)

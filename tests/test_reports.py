@@ -4,6 +4,7 @@ the HTML report (checked in headless Chromium), neighbour pictures, escaping, ba
 from __future__ import annotations
 
 import html.parser
+import io
 import json
 import re
 import shutil
@@ -22,6 +23,7 @@ from annbench.execute import execute
 from annbench.plan import RunOptions, make_plan
 from annbench.results import RunKey, RunResult
 from annbench.store import ResultStore, read_arrays, read_attrs
+from annbench.tables import cell
 from chromium_cdp import Chromium
 from conftest import call
 
@@ -150,17 +152,34 @@ def _check_latex(text: str, n_cols: int) -> None:
         cells = re.split(r"(?<!\\)&", body)
         assert len(cells) == n_cols, line
         for c in cells:
+            c = re.sub(r"^\s*\\textbf\{(.*)\}\s*$", r"\1", c)  # a best cell, in bold
             stripped = c.replace(r"\textbackslash{}", "").replace(r"\textasciitilde{}", "") \
                 .replace(r"\textasciicircum{}", "").replace(r"\textless{}", "").replace(r"\textgreater{}", "") \
                 .replace(r"\textbar{}", "")
             assert not unescaped.search(stripped), f"unescaped special character in {c!r}"
 
 
+def _tabulars(text: str) -> list[str]:
+    """The ``tabular`` environments of a LaTeX output (captions are ``%`` comment lines)."""
+    body = "\n".join(line for line in text.splitlines() if not line.startswith("%"))
+    return [r"\begin{tabular}" + part.split(r"\end{tabular}")[0] + r"\end{tabular}"
+            for part in body.split(r"\begin{tabular}")[1:]]
+
+
 def test_latex_tables_well_formed(bench: Path) -> None:
     r = call(plot_main, "--results", bench, "--dataset", "random-xs-20-euclidean", "--operating-points", "latex")
     assert r.code == 0, r.err
-    _check_latex(r.out, 11)
+    pivot, params = _tabulars(r.out)
+    _check_latex(pivot, 1 + len(OPERATING_RECALLS))  # algorithm, one column per recall level
+    _check_latex(params, 3)                          # algorithm, cells, parameters
+    assert r"\textbf{" in pivot and r.out.startswith("% dataset=random-xs-20-euclidean, k=10")
     assert EVIL not in r.out and r"\textless{}script\textgreater{}" in r.out
+    r = call(plot_main, "--results", bench, "--dataset", "random-xs-20-euclidean", "--operating-points", "latex",
+             "--layout", "long")
+    _check_latex(r.out, 11)
+    r = call(plot_main, "--results", bench, "--ranks", "latex")
+    assert r.code == 0, r.err
+    _check_latex(_tabulars(r.out)[0], 4 + 2 * 2)  # level, algorithm, mean rank, reached, (rank, rel) × 2 datasets
     r = call(plot_main, "--results", bench, "--table", "latex", "--columns", "algorithm,build_params,error,recall")
     _check_latex(r.out, 4)
     from annbench.tables import to_latex
@@ -171,11 +190,24 @@ def test_latex_tables_well_formed(bench: Path) -> None:
 
 def test_markdown_and_text_tables(bench: Path) -> None:
     r = call(plot_main, "--results", bench, "--dataset", "digits-64-euclidean", "--operating-points", "md")
-    lines = r.out.strip().splitlines()
-    assert lines[0].startswith("| dataset | k | algorithm |") and set(lines[1]) <= set("|-:")
+    caption, table, params_caption, params = r.out.strip().split("\n\n")
+    assert caption.startswith("**dataset=digits-64-euclidean, k=10: best qps") and "parameters" in params_caption
+    assert params.startswith("| algorithm | cells | params |") and "leaf_size=" in params
+    lines = table.splitlines()
+    assert lines[0] == "| algorithm | " + " | ".join(f"recall>={v:g}" for v in OPERATING_RECALLS) + " |"
+    assert set(lines[1]) <= set("|-:") and len(lines) == 2 + 3  # one row per algorithm
     assert all(line.count("|") == lines[0].count("|") for line in lines)
+    frame = results_frame(bench, "digits-64-euclidean")
+    ok = frame[frame["status"] == "ok"]
+    best = ok[ok["recall"] >= 0.9]["qps"].max()  # the column's best is bold
+    assert f"**{cell(best)}**" in lines[2 + sorted(ok["algorithm"].unique()).index(
+        ok.loc[ok[ok["recall"] >= 0.9]["qps"].idxmax(), "algorithm"])]
     r = call(plot_main, "--results", bench, "--operating-points", "text")
-    assert r.code == 0 and "min_recall" in r.out and "kdtree" in r.out
+    assert r.code == 0 and "recall>=0.99" in r.out and "kdtree" in r.out and "parameters" in r.out
+    r = call(plot_main, "--results", bench, "--ranks", "csv")
+    ranks = pd.read_csv(io.StringIO(r.out))
+    assert {"mean rank", "reached", "digits-64-euclidean rank", "random-xs-20-euclidean rel"} <= set(ranks.columns)
+    assert len(ranks) == len(OPERATING_RECALLS) * results_frame(bench)["algorithm"].nunique()
 
 
 # -- views ----------------------------------------------------------------------------------------------
@@ -238,17 +270,24 @@ def test_qps_error_bars_span_the_kept_passes(bench: Path) -> None:
     assert len({style(a) for a in ("bruteforce", "kdtree", "balltree")}) == 3
 
 
-def test_no_two_algorithms_of_a_figure_share_a_colour() -> None:
+def test_no_two_algorithms_of_a_figure_share_a_colour_and_marker() -> None:
     from annbench.config import all_configs
     from annbench.paths import CONFIGS_DIR
-    from annbench.plotting import style, styles
+    from annbench.plotting import PALETTE, dashes, style, styles
 
     shipped = sorted(all_configs([CONFIGS_DIR]))
-    assert len({style(a)[0] for a in shipped}) < len(shipped)  # their names alone would clash
+    assert len(shipped) > len(PALETTE)
+    assert len({style(a) for a in shipped}) < len(shipped)  # their names alone would clash
     palette = styles(shipped)
-    assert len({colour for colour, _ in palette.values()}) == len(shipped)
-    kept = [a for a in shipped if palette[a] == style(a)]
-    assert len(kept) == len({style(a)[0] for a in shipped})  # one of each clashing set keeps its own
+    assert len(set(palette.values())) == len(shipped)  # every colour and marker pair once
+    uses = pd.Series([colour for colour, _ in palette.values()]).value_counts()
+    assert len(uses) == len(PALETTE) and uses.max() - uses.min() <= 1  # colours shared as evenly as can be
+    lines = dashes(palette)
+    assert len({(palette[a][0], lines[a]) for a in shipped}) == len(shipped)  # same colour: other dashes
+    first = shipped[:len(PALETTE)]  # up to 10 algorithms: never a shared colour
+    assert len({colour for colour, _ in styles(first).values()}) == len(first)
+    kept = [a for a in first if styles(first)[a][0] == style(a)[0]]
+    assert len(kept) == len({style(a)[0] for a in first})  # one of each clashing set keeps its own
     assert styles(["kdtree"])["kdtree"] == style("kdtree")
 
 

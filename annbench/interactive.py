@@ -50,6 +50,12 @@ def plotly_js() -> str:
     return get_plotlyjs()
 
 
+def plotly_text(text: str) -> str:
+    """``text`` as Plotly shows it literally: ``&``, ``<`` and ``>`` as entities (Plotly reads a
+    little HTML in labels and decodes exactly these; quotes need nothing)."""
+    return html.escape(text, quote=False)
+
+
 def _hex(rgba: tuple[float, ...]) -> str:
     return "#" + "".join(f"{round(c * 255):02x}" for c in rgba[:3])
 
@@ -81,7 +87,7 @@ def hover_text(run: pd.Series) -> str:
     def get(name: str) -> Any:
         return run[name] if name in run else None
 
-    esc = html.escape
+    esc = plotly_text
     build, query = params_label(get("build_params") or "{}", "{}"), params_label("{}", get("query_params") or "{}")
     lines = [f"<b>{esc(curve_label(str(run['algorithm']), bool(run.get('batch', False))))}</b>",
              f"build: {esc(build)}", f"query: {esc(query)}",
@@ -136,7 +142,7 @@ def chart_spec(frame: pd.DataFrame) -> dict[str, Any]:
         first = keys.index(label)
         algorithm, batch = str(ok["algorithm"][first]), bool(ok["batch"][first])
         colour, marker = palette[algorithm]
-        curves.append({"name": html.escape(label), "color": _hex(colour), "symbol": SYMBOLS[marker],
+        curves.append({"name": plotly_text(label), "color": _hex(colour), "symbol": SYMBOLS[marker],
                        "dash": "dash" if batch else DASH[lines[algorithm]],
                        "runs": [i for i, k in enumerate(keys) if k == label]})
     fronts: dict[str, dict[str, list[int]]] = {}
@@ -145,7 +151,7 @@ def chart_spec(frame: pd.DataFrame) -> dict[str, Any]:
         for my in ys:
             usable = ok[np.isfinite(_column(ok, mx)) & np.isfinite(_column(ok, my))]
             front = pareto_frame(usable, mx, my) if len(usable) else usable
-            fronts[f"{mx}|{my}"] = {html.escape(c): [int(i) for i in part["_row"]]
+            fronts[f"{mx}|{my}"] = {plotly_text(c): [int(i) for i in part["_row"]]
                                     for c, part in front.groupby("_curve", sort=True)}
     metrics = {m: {"label": LABELS.get(m, m), "higher": higher_is_better(m),
                    "scales": ["nines", "linear"] if m in xs else ["log", "linear"]} for m in (*xs, *ys)}
@@ -171,7 +177,7 @@ def chart_html(chart_id: str, spec_id: str, x: str, y: str, title: str, all_runs
     link = (f'<figcaption>Static figure: <a href="{html.escape(static_href)}">'
             f'{html.escape(static_href.rsplit("/", 1)[-1])}</a></figcaption>' if static_href else "")
     attrs = " ".join(f'data-{k}="{html.escape(str(v), quote=True)}"' for k, v in
-                     (("spec", spec_id), ("x", x), ("y", y), ("all", "1" if all_runs else ""), ("title", html.escape(title))))
+                     (("spec", spec_id), ("x", x), ("y", y), ("all", "1" if all_runs else ""), ("title", plotly_text(title))))
     return (f'<figure class="chart" id="{html.escape(chart_id)}" {attrs}>'
             f'<div class="controls"></div><div class="plot"></div>{link}</figure>')
 

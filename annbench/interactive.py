@@ -230,7 +230,7 @@ CHART_JS = r"""// annbench report charts: draws every <figure class="chart"> fro
   }
 
   function layout(spec, state) {
-    return {title: {text: state.title, font: {size: 14}}, xaxis: axis(spec, state.x, state.xScale),
+    return {title: {text: state.title, font: {size: 13}, x: 0.01, xanchor: "left"}, xaxis: axis(spec, state.x, state.xScale),
       yaxis: axis(spec, state.y, state.yScale), hovermode: "closest", margin: {t: 40, r: 10, b: 50, l: 60},
       legend: {x: 1.02, y: 1, xanchor: "left", font: {size: 11}, tracegroupgap: 1}, plot_bgcolor: "white",
       height: 500,

@@ -217,7 +217,7 @@ class Writer:
             body.append(interactive.chart_html(f"{spec_id}-chart", spec_id, "recall", "qps",
                                                f"{algorithm} on {name} (k={k}, {mode}): every run", all_runs=True,
                                                static_href=rel))
-        body.append("<h2>Sweep</h2>\n" + to_html(sweep))
+        body.append('<h2>Sweep</h2>\n<div class="wide">' + to_html(sweep) + "</div>")
         failed = runs[runs["status"] != "ok"]
         for _, r in failed.iterrows():
             body.append(f'<details><summary class="err">{html.escape(cell(r.get("build_params")))} '

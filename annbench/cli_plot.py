@@ -316,6 +316,10 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.verbose)
     from annbench.tables import render
 
+    if args.self_contained and not args.report:
+        raise UserError("--self-contained is an option of --report DIR; add --report or drop it")
+    if args.layout and not args.operating_points:
+        raise UserError("--layout is an option of --operating-points FORMAT; add it or drop --layout")
     results_dir = args.results or paths.default_results_dir()
     frame = select(stored_results(results_dir), args, results_dir)
     exports = args.table or args.operating_points or args.ranks or args.report or args.neighbours

@@ -549,6 +549,9 @@ def test_unknown_dataset_algorithm_and_bad_output(bench: Path, tmp_path: Path) -
     assert r.code == 2 and "digits-64-euclidean" in r.err
     r = call(plot_main, "--results", bench, "--algorithm", "nope")
     assert r.code == 2 and "kdtree" in r.err
+    for extra in (["--self-contained"], ["--layout", "long"]):
+        r = call(plot_main, "--results", bench, *extra)
+        assert r.code == 2 and extra[0] in r.err and len(r.err.strip().splitlines()) == 1, r.err
     r = call(plot_main, "--results", bench, "--output", tmp_path / "x.gif")
     assert r.code == 2 and ".svg" in r.err
     r = call(plot_main, "--results", bench, "--dataset", "random-xs-20-euclidean", "--neighbours",

@@ -12,7 +12,7 @@ import pandas as pd
 from annbench import paths
 from annbench.cli import Parser, guarded, names, positive_int, recall_level, setup_logging, stored_results
 from annbench.errors import UserError
-from annbench.plotting import DEFAULT_VIEW, SCALES, VIEWS, View
+from annbench.plotting import DEFAULT_VIEW, SCALES, SIZES, VIEWS, View, default_scale
 from annbench.tables import FORMATS
 
 log = logging.getLogger("annbench.plot")
@@ -37,8 +37,15 @@ def parser(prog: str = "plot.py") -> Parser:
                    help=f"comma-separated views, or 'all': {', '.join(VIEWS)} (default {DEFAULT_VIEW})")
     g.add_argument("-x", default=None, help="metric on the x axis (a custom view; default recall)")
     g.add_argument("-y", default=None, help="metric on the y axis (a custom view; default qps)")
-    g.add_argument("--x-scale", choices=SCALES, default=None, help="default: the view's (linear)")
-    g.add_argument("--y-scale", choices=SCALES, default=None, help="default: the view's (log)")
+    g.add_argument("--x-scale", choices=SCALES, default=None,
+                   help="default: the view's (nines for recall and kNN accuracy: 0.9, 0.99, 0.999 evenly spaced; "
+                        "log otherwise); logit is ann-benchmarks' choice")
+    g.add_argument("--y-scale", choices=SCALES, default=None, help="default: the view's (log for QPS, times, sizes)")
+    g.add_argument("--size", choices=list(SIZES), default="screen",
+                   help="figure size and fonts: screen (default), or single / double for one / two columns of a "
+                        "paper (3.5 / 7.16 inches wide)")
+    g.add_argument("--bands", action="store_true",
+                   help="shade the QPS spread (slowest to fastest pass) under each line, besides the error bars")
     g.add_argument("--all", action="store_true", help="draw every run, not only Pareto-optimal ones")
     g.add_argument("--annotate", action="store_true", help="label points with their parameters")
     g.add_argument("--grid", action="store_true", help="several datasets: one figure with a panel each")
@@ -49,11 +56,23 @@ def parser(prog: str = "plot.py") -> Parser:
     t.add_argument("--columns", help="comma-separated columns for --table (default: csv/json every column, "
                                      "else the summary columns)")
     t.add_argument("--operating-points", choices=FORMATS, metavar="FORMAT",
-                   help=f"best QPS at recall >= 0.5/0.8/0.9/0.95/0.99 per algorithm; one of {', '.join(FORMATS)}")
+                   help="best QPS at recall >= 0.5/0.8/0.9/0.95/0.99: one row per algorithm, one column per "
+                        "recall level, the best of each column bold, then the parameters of each cell; "
+                        f"one of {', '.join(FORMATS)}")
+    t.add_argument("--layout", choices=("wide", "long"), default=None,
+                   help="--operating-points: wide = one row per algorithm, one QPS column per level (then the "
+                        "parameters); long = one row per algorithm and level with parameters, build time and "
+                        "index size (default: wide for text/md/latex, long for csv/json)")
+    t.add_argument("--ranks", choices=FORMATS, metavar="FORMAT",
+                   help="across datasets: per recall level each algorithm's rank by best QPS on every dataset, "
+                        "its QPS relative to the fastest there and its mean rank")
     t.add_argument("--by-host", action="store_true",
                    help="group tables by the host that measured the runs (operating points: per host)")
     r = p.add_argument_group("report and neighbours")
-    r.add_argument("--report", type=Path, metavar="DIR", help="write a static HTML report into DIR")
+    r.add_argument("--report", type=Path, metavar="DIR",
+                   help="write the HTML report into DIR: interactive charts (Plotly, offline), tables, static SVGs")
+    r.add_argument("--self-contained", action="store_true",
+                   help="--report: every page carries its scripts (Plotly, ~5 MB), styles and images inside it")
     r.add_argument("--neighbours", type=Path, metavar="FILE",
                    help="image datasets: a figure (.png/.svg/.pdf); datasets with keys: a table "
                         f"({', '.join(TABLE_SUFFIXES)})")
@@ -114,7 +133,7 @@ def views(args: argparse.Namespace, frame: pd.DataFrame) -> list[View]:
         if args.view:
             raise UserError("give either --view or -x/-y, not both")
         x, y = args.x or "recall", args.y or "qps"
-        chosen = [View(f"{x}-{y}", x, y)]
+        chosen = [View(f"{x}-{y}", x, y, default_scale(x), default_scale(y))]
     else:
         wanted = names(args.view) or [DEFAULT_VIEW]
         if wanted == ["all"]:
@@ -166,7 +185,8 @@ def plot(frame: pd.DataFrame, args: argparse.Namespace, results_dir: Path) -> li
     mode = ", batch" if args.batch else ""
     written = []
     for view in chosen:
-        options = dict(x_scale=view.x_scale, y_scale=view.y_scale, all_points=args.all, annotate=args.annotate)
+        options = dict(x_scale=view.x_scale, y_scale=view.y_scale, all_points=args.all, annotate=args.annotate,
+                       size=args.size, bands=args.bands)
         having = {d: kp for d, kp in parts.items() if not every or _has_metrics(kp[1], view)}
         if args.grid and len(datasets) > 1:
             panels = [(f"{d} (k={k}{mode})", part) for d, (k, part) in having.items()]
@@ -207,23 +227,52 @@ def _need_host(frame: pd.DataFrame) -> None:
         raise UserError("--by-host: these results record no host; valid: results stored by this version of run.py")
 
 
-def operating_table(frame: pd.DataFrame, args: argparse.Namespace) -> pd.DataFrame:
-    from annbench.analyse import operating_points
-
+def _operating_groups(frame: pd.DataFrame, args: argparse.Namespace) -> list[tuple[dict, pd.DataFrame]]:
+    """The runs behind each operating-point table: per dataset at one k, per host with --by-host."""
     if args.by_host:
         _need_host(frame)
-    parts = []
+    groups = []
     for d in sorted(frame["dataset"].unique()):
         k, part = one_k(frame, d, args.k, args.batch)
-        groups = part.groupby("host", sort=True) if args.by_host else [(None, part)]
-        for host, runs in groups:
-            points = operating_points(runs)
-            if args.by_host:
-                points.insert(0, "host", host)
-            points.insert(0, "k", k)
-            points.insert(0, "dataset", d)
-            parts.append(points)
+        for host, runs in (part.groupby("host", sort=True) if args.by_host else [(None, part)]):
+            groups.append(({"dataset": d, "k": k, **({"host": host} if args.by_host else {})}, runs))
+    return groups
+
+
+def operating_table(frame: pd.DataFrame, args: argparse.Namespace) -> pd.DataFrame:
+    """--layout long: one row per dataset, k, (host,) algorithm and recall level."""
+    from annbench.analyse import operating_points
+
+    parts = []
+    for keys, runs in _operating_groups(frame, args):
+        points = operating_points(runs)
+        for i, (name, value) in enumerate(keys.items()):
+            points.insert(i, name, value)
+        parts.append(points)
     return pd.concat(parts, ignore_index=True)
+
+
+def operating_tables(frame: pd.DataFrame, args: argparse.Namespace) -> list:
+    """The pivoted tables, one per dataset (and host): key columns lead in CSV/JSON."""
+    from annbench.summaries import operating_pivot
+    from annbench.tables import Table
+
+    tables = []
+    for keys, runs in _operating_groups(frame, args):
+        t = operating_pivot(runs)
+        where = ", ".join(f"{n}={v}" for n, v in keys.items())
+        tables.append(Table(t.values, bold=t.bold, notes=t.notes, keys=t.keys, context=tuple(keys.items()),
+                            caption=f"{where}{' (batch)' if args.batch else ''}: {t.caption}",
+                            notes_caption=f"{where}: {t.notes_caption}", notes_suffix=t.notes_suffix))
+    return tables
+
+
+def ranks_table(frame: pd.DataFrame, args: argparse.Namespace):  # noqa: ANN201 - a tables.Table
+    """Ranks across every selected dataset, each at its k (default 10 if present)."""
+    from annbench.summaries import dataset_ranks
+
+    parts = [one_k(frame, d, args.k, args.batch)[1] for d in sorted(frame["dataset"].unique())]
+    return dataset_ranks(pd.concat(parts, ignore_index=True))
 
 
 def neighbours(frame: pd.DataFrame, args: argparse.Namespace) -> Path:
@@ -267,17 +316,31 @@ def main(argv: list[str] | None = None, prog: str = "plot.py") -> int:
     setup_logging(args.verbose)
     from annbench.tables import render
 
+    if args.self_contained and not args.report:
+        raise UserError("--self-contained is an option of --report DIR; add --report or drop it")
+    if args.layout and not args.operating_points:
+        raise UserError("--layout is an option of --operating-points FORMAT; add it or drop --layout")
     results_dir = args.results or paths.default_results_dir()
     frame = select(stored_results(results_dir), args, results_dir)
-    exports = args.table or args.operating_points or args.report or args.neighbours
+    exports = args.table or args.operating_points or args.ranks or args.report or args.neighbours
     if args.table:
         sys.stdout.write(render(all_runs_table(frame, args), args.table))
-    if args.operating_points:
+    if args.operating_points and (args.layout or ("long" if args.operating_points in ("csv", "json") else "wide")) \
+            == "long":
         sys.stdout.write(render(operating_table(frame, args), args.operating_points))
+    elif args.operating_points:
+        from annbench.tables import render_tables
+
+        sys.stdout.write(render_tables(operating_tables(frame, args), args.operating_points))
+    if args.ranks:
+        from annbench.tables import render_tables
+
+        sys.stdout.write(render_tables([ranks_table(frame, args)], args.ranks))
     if args.report:
         from annbench.report import write_report
 
-        index = write_report(frame, args.report, args.data_dir or paths.default_data_dir(), n_queries=args.queries)
+        index = write_report(frame, args.report, args.data_dir or paths.default_data_dir(), n_queries=args.queries,
+                             self_contained=args.self_contained)
         print(f"report: {index}")
     if args.neighbours:
         print(f"neighbours: {neighbours(frame, args)}")

@@ -256,11 +256,11 @@ def sweep(args: argparse.Namespace, data_dir: Path, results_dir: Path, adapter_d
     if len(frame):
         print(summary_text(frame))
     if not args.no_plot and len(frame):
-        from annbench.plotting import plot_metric_pair
+        from annbench.plotting import VIEWS, plot_metric_pair
 
         out = store.root / dataset.name / str(args.k) / f"recall-qps{'-batch' if args.batch else ''}.png"
         plot_metric_pair(frame, "recall", "qps", out, f"{dataset.name} (k={args.k}{', batch' if args.batch else ''})",
-                         x_scale="linear", y_scale="log")
+                         x_scale=VIEWS["recall-qps"].x_scale, y_scale=VIEWS["recall-qps"].y_scale)
         print(f"plot: {out}")
     failed = [r for r in results if r.status != "ok"]
     for r in failed:

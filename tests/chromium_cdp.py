@@ -114,37 +114,80 @@ class Chromium:
     # -- what the tests use ------------------------------------------------------------------------
     def visit(self, url: str, screenshot: Path | None = None) -> dict[str, Any]:
         """Load ``url``; return its console errors, image and table counts (and save a full-page screenshot)."""
-        target = self._send("Target.createTarget", url="about:blank")["targetId"]
-        session = self._send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
-        self.events = []
-        for domain in ("Page", "Runtime", "Log"):
-            self._send(f"{domain}.enable", session)
-        self._send("Emulation.setDeviceMetricsOverride", session, width=1280, height=1000, deviceScaleFactor=1,
-                   mobile=False)
-        self._send("Page.navigate", session, url=url)
-        self._wait_event("Page.loadEventFired", session)
+        tab = open_tab(self, url)
         check = ("JSON.stringify({images: Array.from(document.images).map(i => ({src: i.getAttribute('src'), "
                  "ok: i.complete && i.naturalWidth > 0})), tables: document.querySelectorAll('table').length, "
                  "rows: document.querySelectorAll('tbody tr').length, scripts: document.scripts.length, "
                  "title: document.title, text: document.body.innerText})")
-        value = self._send("Runtime.evaluate", session, expression=check, returnByValue=True)["result"]["value"]
-        page = json.loads(value)
+        page = json.loads(tab.evaluate(check))
         if screenshot is not None:
-            size = self._send("Page.getLayoutMetrics", session)["cssContentSize"]
-            clip = {"x": 0, "y": 0, "width": size["width"], "height": min(size["height"], 8000), "scale": 1}
-            shot = self._send("Page.captureScreenshot", session, format="png", clip=clip, captureBeyondViewport=True)
-            screenshot.write_bytes(base64.b64decode(shot["data"]))
-        errors = []
-        for e in self.events:
-            if e.get("sessionId") != session:
-                continue
+            tab.screenshot(screenshot)
+        page["errors"] = tab.errors()
+        page["requests"] = tab.requests()
+        tab.close()
+        return page
+
+class Tab:
+    """One open page of a :class:`Chromium`: evaluate script in it, screenshot it, and see its
+    console errors and every network request it made (:meth:`Chromium.open`)."""
+
+    def __init__(self, browser: Chromium, target: str, session: str) -> None:
+        self.browser, self.target, self.session = browser, target, session
+
+    def evaluate(self, expression: str, await_promise: bool = False) -> Any:
+        """The value of ``expression`` (JSON-serialisable) in the page; a thrown error raises."""
+        reply = self.browser._send("Runtime.evaluate", self.session, expression=expression, returnByValue=True,
+                                   awaitPromise=await_promise)
+        if "exceptionDetails" in reply:
+            raise RuntimeError(f"{expression[:80]}: {reply['exceptionDetails']}")
+        return reply["result"].get("value")
+
+    def mouse(self, kind: str, x: float, y: float) -> None:
+        """A real mouse event at page coordinates (``mouseMoved``, ``mousePressed``, ``mouseReleased``)."""
+        extra = {"button": "left", "clickCount": 1} if kind != "mouseMoved" else {}
+        self.browser._send("Input.dispatchMouseEvent", self.session, type=kind, x=x, y=y, **extra)
+
+    def screenshot(self, path: Path) -> None:
+        size = self.browser._send("Page.getLayoutMetrics", self.session)["cssContentSize"]
+        clip = {"x": 0, "y": 0, "width": size["width"], "height": min(size["height"], 8000), "scale": 1}
+        shot = self.browser._send("Page.captureScreenshot", self.session, format="png", clip=clip,
+                                  captureBeyondViewport=True)
+        path.write_bytes(base64.b64decode(shot["data"]))
+
+    def _mine(self) -> list[dict[str, Any]]:
+        return [e for e in self.browser.events if e.get("sessionId") == self.session]
+
+    def errors(self) -> list[str]:
+        """Uncaught exceptions, console.error/assert calls and error log entries so far."""
+        out = []
+        for e in self._mine():
             p = e.get("params", {})
             if e.get("method") == "Runtime.exceptionThrown":
-                errors.append(str(p.get("exceptionDetails", {}).get("text")))
+                out.append(str(p.get("exceptionDetails", {}).get("exception", {}).get("description")
+                               or p.get("exceptionDetails", {}).get("text")))
             elif e.get("method") == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert"):
-                errors.append(" ".join(str(a.get("value", a.get("description"))) for a in p.get("args", [])))
+                out.append(" ".join(str(a.get("value", a.get("description"))) for a in p.get("args", [])))
             elif e.get("method") == "Log.entryAdded" and p.get("entry", {}).get("level") == "error":
-                errors.append(f"{p['entry'].get('text')} {p['entry'].get('url', '')}")
-        self._send("Target.closeTarget", targetId=target)
-        page["errors"] = errors
-        return page
+                out.append(f"{p['entry'].get('text')} {p['entry'].get('url', '')}")
+        return out
+
+    def requests(self) -> list[str]:
+        """The URL of every request the page made (documents, scripts, images, fonts, fetches)."""
+        return [e["params"]["request"]["url"] for e in self._mine() if e.get("method") == "Network.requestWillBeSent"]
+
+    def close(self) -> None:
+        self.browser._send("Target.closeTarget", targetId=self.target)
+
+
+def open_tab(browser: Chromium, url: str, width: int = 1280, height: int = 1000) -> Tab:
+    """Load ``url`` in a new tab of ``browser`` with the network, console and log watched."""
+    target = browser._send("Target.createTarget", url="about:blank")["targetId"]
+    session = browser._send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+    browser.events = []
+    for domain in ("Page", "Runtime", "Log", "Network"):
+        browser._send(f"{domain}.enable", session)
+    browser._send("Emulation.setDeviceMetricsOverride", session, width=width, height=height, deviceScaleFactor=1,
+                  mobile=False)
+    browser._send("Page.navigate", session, url=url)
+    browser._wait_event("Page.loadEventFired", session)
+    return Tab(browser, target, session)

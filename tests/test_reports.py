@@ -4,6 +4,7 @@ the HTML report (checked in headless Chromium), neighbour pictures, escaping, ba
 from __future__ import annotations
 
 import html.parser
+import io
 import json
 import re
 import shutil
@@ -22,6 +23,7 @@ from annbench.execute import execute
 from annbench.plan import RunOptions, make_plan
 from annbench.results import RunKey, RunResult
 from annbench.store import ResultStore, read_arrays, read_attrs
+from annbench.tables import cell
 from chromium_cdp import Chromium
 from conftest import call
 
@@ -150,17 +152,34 @@ def _check_latex(text: str, n_cols: int) -> None:
         cells = re.split(r"(?<!\\)&", body)
         assert len(cells) == n_cols, line
         for c in cells:
+            c = re.sub(r"^\s*\\textbf\{(.*)\}\s*$", r"\1", c)  # a best cell, in bold
             stripped = c.replace(r"\textbackslash{}", "").replace(r"\textasciitilde{}", "") \
                 .replace(r"\textasciicircum{}", "").replace(r"\textless{}", "").replace(r"\textgreater{}", "") \
                 .replace(r"\textbar{}", "")
             assert not unescaped.search(stripped), f"unescaped special character in {c!r}"
 
 
+def _tabulars(text: str) -> list[str]:
+    """The ``tabular`` environments of a LaTeX output (captions are ``%`` comment lines)."""
+    body = "\n".join(line for line in text.splitlines() if not line.startswith("%"))
+    return [r"\begin{tabular}" + part.split(r"\end{tabular}")[0] + r"\end{tabular}"
+            for part in body.split(r"\begin{tabular}")[1:]]
+
+
 def test_latex_tables_well_formed(bench: Path) -> None:
     r = call(plot_main, "--results", bench, "--dataset", "random-xs-20-euclidean", "--operating-points", "latex")
     assert r.code == 0, r.err
-    _check_latex(r.out, 11)
+    pivot, params = _tabulars(r.out)
+    _check_latex(pivot, 1 + len(OPERATING_RECALLS))  # algorithm, one column per recall level
+    _check_latex(params, 3)                          # algorithm, cells, parameters
+    assert r"\textbf{" in pivot and r.out.startswith("% dataset=random-xs-20-euclidean, k=10")
     assert EVIL not in r.out and r"\textless{}script\textgreater{}" in r.out
+    r = call(plot_main, "--results", bench, "--dataset", "random-xs-20-euclidean", "--operating-points", "latex",
+             "--layout", "long")
+    _check_latex(r.out, 11)
+    r = call(plot_main, "--results", bench, "--ranks", "latex")
+    assert r.code == 0, r.err
+    _check_latex(_tabulars(r.out)[0], 4 + 2 * 2)  # level, algorithm, mean rank, reached, (rank, rel) × 2 datasets
     r = call(plot_main, "--results", bench, "--table", "latex", "--columns", "algorithm,build_params,error,recall")
     _check_latex(r.out, 4)
     from annbench.tables import to_latex
@@ -171,11 +190,26 @@ def test_latex_tables_well_formed(bench: Path) -> None:
 
 def test_markdown_and_text_tables(bench: Path) -> None:
     r = call(plot_main, "--results", bench, "--dataset", "digits-64-euclidean", "--operating-points", "md")
-    lines = r.out.strip().splitlines()
-    assert lines[0].startswith("| dataset | k | algorithm |") and set(lines[1]) <= set("|-:")
+    caption, table, params_caption, params = r.out.strip().split("\n\n")
+    assert caption.startswith("**dataset=digits-64-euclidean, k=10: best qps") and "parameters" in params_caption
+    assert params.startswith("| algorithm | cells | params |") and "leaf_size=" in params
+    lines = table.splitlines()
+    assert lines[0] == "| algorithm | " + " | ".join(f"recall>={v:g}" for v in OPERATING_RECALLS) + " |"
+    assert set(lines[1]) <= set("|-:") and len(lines) == 2 + 3  # one row per algorithm
     assert all(line.count("|") == lines[0].count("|") for line in lines)
+    frame = results_frame(bench, "digits-64-euclidean")
+    ok = frame[frame["status"] == "ok"]
+    best = ok[ok["recall"] >= 0.9]["qps"].max()  # the column's best is bold
+    assert f"**{cell(best)}**" in lines[2 + sorted(ok["algorithm"].unique()).index(
+        ok.loc[ok[ok["recall"] >= 0.9]["qps"].idxmax(), "algorithm"])]
     r = call(plot_main, "--results", bench, "--operating-points", "text")
-    assert r.code == 0 and "min_recall" in r.out and "kdtree" in r.out
+    assert r.code == 0 and "recall>=0.99" in r.out and "kdtree" in r.out and "parameters" in r.out
+    r = call(plot_main, "--results", bench, "--ranks", "csv")
+    ranks = pd.read_csv(io.StringIO(r.out))
+    assert {"mean rank", "reached", "digits-64-euclidean rank", "random-xs-20-euclidean rel"} <= set(ranks.columns)
+    every = results_frame(bench)
+    ranked = every[every["status"] == "ok"]["algorithm"].nunique()  # "broken" never succeeded: no rank
+    assert len(ranks) == len(OPERATING_RECALLS) * ranked and "broken" not in set(ranks["algorithm"])
 
 
 # -- views ----------------------------------------------------------------------------------------------
@@ -238,17 +272,24 @@ def test_qps_error_bars_span_the_kept_passes(bench: Path) -> None:
     assert len({style(a) for a in ("bruteforce", "kdtree", "balltree")}) == 3
 
 
-def test_no_two_algorithms_of_a_figure_share_a_colour() -> None:
+def test_no_two_algorithms_of_a_figure_share_a_colour_and_marker() -> None:
     from annbench.config import all_configs
     from annbench.paths import CONFIGS_DIR
-    from annbench.plotting import style, styles
+    from annbench.plotting import PALETTE, dashes, style, styles
 
     shipped = sorted(all_configs([CONFIGS_DIR]))
-    assert len({style(a)[0] for a in shipped}) < len(shipped)  # their names alone would clash
+    assert len(shipped) > len(PALETTE)
+    assert len({style(a) for a in shipped}) < len(shipped)  # their names alone would clash
     palette = styles(shipped)
-    assert len({colour for colour, _ in palette.values()}) == len(shipped)
-    kept = [a for a in shipped if palette[a] == style(a)]
-    assert len(kept) == len({style(a)[0] for a in shipped})  # one of each clashing set keeps its own
+    assert len(set(palette.values())) == len(shipped)  # every colour and marker pair once
+    uses = pd.Series([colour for colour, _ in palette.values()]).value_counts()
+    assert len(uses) == len(PALETTE) and uses.max() - uses.min() <= 1  # colours shared as evenly as can be
+    lines = dashes(palette)
+    assert len({(palette[a][0], lines[a]) for a in shipped}) == len(shipped)  # same colour: other dashes
+    first = shipped[:len(PALETTE)]  # up to 10 algorithms: never a shared colour
+    assert len({colour for colour, _ in styles(first).values()}) == len(first)
+    kept = [a for a in first if styles(first)[a][0] == style(a)[0]]
+    assert len(kept) == len({style(a)[0] for a in first})  # one of each clashing set keeps its own
     assert styles(["kdtree"])["kdtree"] == style("kdtree")
 
 
@@ -308,6 +349,12 @@ class _Tags(html.parser.HTMLParser):
         self.tags.append((tag, dict(attrs)))
 
 
+SCRIPT_SRC = {"plotly.min.js", "charts.js"}
+ALLOWED_TAGS = {"html", "head", "meta", "title", "link", "body", "nav", "a", "h1", "h2", "h3", "p", "div", "figure",
+                "figcaption", "img", "table", "caption", "thead", "tbody", "tr", "th", "td", "details", "summary",
+                "pre", "strong", "em", "script", "style"}
+
+
 def test_report_escapes_and_loads_in_chromium(bench: Path, data_dir: Path, tmp_path: Path) -> None:
     site = tmp_path / "site"
     r = call(plot_main, "--results", bench, "--report", site, "--data-dir", data_dir)
@@ -315,16 +362,22 @@ def test_report_escapes_and_loads_in_chromium(bench: Path, data_dir: Path, tmp_p
     pages = sorted(site.rglob("*.html"))
     ds_pages = {p.parent.name: p for p in pages if p.name == "index.html" and p.parent != site}
     assert set(ds_pages) == {"random-xs-20-euclidean", "digits-64-euclidean"}
+    assert (site / "plotly.min.js").stat().st_size > 1_000_000 and (site / "charts.js").is_file()  # copied once
+    assert not list(site.glob("*/plotly.min.js"))
     for p in [*pages, *site.rglob("*.svg")]:
         text = p.read_text(encoding="utf-8")
-        assert "<script" not in text.lower() and "<img src=x" not in text, f"unescaped markup in {p}"
-        if p.suffix == ".html":
-            parser = _Tags()
-            parser.feed(text)
-            assert {t for t, _ in parser.tags} <= {"html", "head", "meta", "title", "link", "body", "nav", "a", "h1",
-                                                   "h2", "h3", "p", "div", "figure", "img", "table", "thead",
-                                                   "tbody", "tr", "th", "td", "details", "summary", "pre"}, p
-            assert not [a for _, attrs in parser.tags for a in attrs if a.startswith("on")], p
+        assert "<script>alert" not in text and "<img src=x" not in text and "<b>no answer" not in text, p
+        if p.suffix == ".svg":
+            assert "<script" not in text.lower(), p
+            continue
+        parser = _Tags()
+        parser.feed(text)
+        assert {t for t, _ in parser.tags} <= ALLOWED_TAGS, p
+        assert not [a for _, attrs in parser.tags for a in attrs if a.startswith("on")], p
+        for tag, attrs in parser.tags:  # the only scripts: the two local files and JSON data blocks
+            if tag == "script":
+                assert attrs.get("type") == "application/json" or attrs.get("src", "").split("/")[-1] in SCRIPT_SRC, attrs
+                assert not attrs.get("src", "").startswith(("http:", "https:", "//")), attrs
     evil_page = [p for p in pages if "script" in p.name]
     assert len(evil_page) == 1 and "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&#x27;q" in evil_page[0].read_text()
     xs = ds_pages["random-xs-20-euclidean"].read_text()
@@ -335,22 +388,149 @@ def test_report_escapes_and_loads_in_chromium(bench: Path, data_dir: Path, tmp_p
     binary = shutil.which("chromium") or shutil.which("chromium-browser")
     assert binary, "chromium is not installed: apt-get install chromium (.ci/run installs it)"
     bad = tmp_path / "control.html"
-    bad.write_text('<!DOCTYPE html><title>c</title><img src="missing.png"><script>console.error("x")</script>')
+    bad.write_text('<!DOCTYPE html><title>c</title><img src="missing.png"><script>console.error("x")</script>'
+                   '<link rel="stylesheet" href="https://example.invalid/x.css">')
     with Chromium(tmp_path / "profile") as browser:
         control = browser.visit(bad.as_uri())
-        assert len(control["errors"]) == 2 and not control["images"][0]["ok"]  # the checks can see failures
+        assert len(control["errors"]) >= 2 and not control["images"][0]["ok"]  # the checks can see failures
+        assert "https://example.invalid/x.css" in control["requests"]           # and a network request
         shot = tmp_path / "report-screenshot.png"
         for page in (site / "index.html", ds_pages["digits-64-euclidean"], ds_pages["random-xs-20-euclidean"],
                      evil_page[0]):
             seen = browser.visit(page.as_uri(), screenshot=shot if page == ds_pages["digits-64-euclidean"] else None)
             assert seen["errors"] == [], (page, seen["errors"])
-            assert seen["scripts"] == 0 and seen["tables"] >= 2 and seen["rows"] >= 3, page
+            assert all(u.startswith("file://") for u in seen["requests"]), (page, seen["requests"])  # no network
+            assert seen["tables"] >= 2 and seen["rows"] >= 3, page
             assert all(i["ok"] for i in seen["images"]), (page, seen["images"])
-            if page != site / "index.html":
-                assert seen["images"], f"no images on {page}"
         assert EVIL in seen["text"] and seen["title"].startswith(EVIL)  # shown as text, never run
     _valid_image(shot)
     assert shot.stat().st_size > 20_000  # a rendered page, not a blank one
+
+
+CHARTS = """JSON.stringify(Array.from(document.querySelectorAll('figure.chart')).map(f => {
+  const gd = f.querySelector('.plot');
+  return {id: f.id, pareto: gd.data.filter(t => t.meta.role === 'pareto').map(t => t.name),
+          all: gd.data.filter(t => t.meta.role === 'all').map(t => t.visible),
+          legend: gd.querySelector('.legend').textContent, x: gd._fullLayout.xaxis.title.text,
+          y: gd._fullLayout.yaxis.title.text, ytype: gd._fullLayout.yaxis.type};
+}))"""
+
+
+def _point(tab, chart: str, name: str, role: str = "pareto", point: int = 0) -> tuple[float, float]:  # noqa: ANN001
+    """Viewport pixel position of a point of the named trace (scrolled into view)."""
+    return tuple(tab.evaluate(f"""(() => {{
+      const gd = document.querySelector('#{chart} .plot');
+      gd.scrollIntoView();
+      const t = gd.data.find(t => t.meta.role === '{role}' && t.name === {json.dumps(name)});
+      const fl = gd._fullLayout, r = gd.getBoundingClientRect();
+      return [r.left + fl._size.l + fl.xaxis.d2p(t.x[{point}]), r.top + fl._size.t + fl.yaxis.d2p(t.y[{point}])];
+    }})()"""))
+
+
+def _hover_text(tab, chart: str) -> str:  # noqa: ANN001
+    return tab.evaluate(f"document.querySelector('#{chart} .plot .hoverlayer').textContent")
+
+
+def _wait(tab, ms: int = 400) -> None:  # noqa: ANN001
+    tab.evaluate(f"new Promise(r => setTimeout(r, {ms}))", await_promise=True)
+
+
+def test_interactive_charts_in_chromium(bench: Path, tmp_path: Path) -> None:
+    from annbench.analyse import pareto_frame
+    from annbench.interactive import plotly_text
+    from annbench.plotting import params_label
+    from chromium_cdp import open_tab
+
+    site = tmp_path / "site"
+    assert call(plot_main, "--results", bench, "--report", site).code == 0
+    frame = results_frame(bench)
+    with Chromium(tmp_path / "profile") as browser:
+        for dataset in ("digits-64-euclidean", "random-xs-20-euclidean"):
+            tab = open_tab(browser, (site / dataset / "index.html").as_uri())
+            _wait(tab)
+            assert tab.errors() == [] and all(u.startswith("file://") for u in tab.requests()), tab.requests()
+            ok = frame[(frame["dataset"] == dataset) & (frame["status"] == "ok")]
+            names = sorted(plotly_text(a) for a in ok["algorithm"].unique())
+            charts = json.loads(tab.evaluate(CHARTS))
+            views = ["recall-qps", "recall-build", "recall-size", "recall-p99"] + \
+                (["knn-qps"] if dataset == "digits-64-euclidean" else [])  # kNN accuracy: labelled data only
+            assert [c["id"] for c in charts] == [f"k10-single-{v}" for v in views]
+            for c in charts:  # one Pareto trace per algorithm, all runs hidden until asked
+                assert sorted(c["pareto"]) == names and c["all"] == [False] * len(names), c
+            assert charts[0]["y"] == "queries per second" and charts[0]["ytype"] == "log"
+            assert "log scale of 1 − recall" in charts[0]["x"]
+            if dataset == "random-xs-20-euclidean":
+                assert EVIL in charts[0]["legend"]  # the hostile name shown as text in the legend
+                hover_on = EVIL
+            else:
+                hover_on = "kdtree"
+            # the hover label of the first Pareto point shows that run's parameters and metrics: reached
+            # by a real mouse on digits; through Plotly.Fx.hover for the hostile copy, which sits exactly
+            # on the kdtree run it was copied from
+            runs = ok[ok["algorithm"] == hover_on]
+            first = pareto_frame(runs, "recall", "qps").iloc[0]
+            if hover_on == "kdtree":
+                tab.mouse("mouseMoved", *_point(tab, charts[0]["id"], plotly_text(hover_on)))
+            else:
+                tab.evaluate(f"""(() => {{ const gd = document.querySelector('#{charts[0]["id"]} .plot');
+                    const i = gd.data.findIndex(t => t.meta.role === 'pareto' && t.name === {json.dumps(plotly_text(EVIL))});
+                    Plotly.Fx.hover(gd, [{{curveNumber: i, pointNumber: 0}}]); }})()""")
+            _wait(tab, 200)
+            text = _hover_text(tab, charts[0]["id"])
+            assert hover_on in text and f"build: {params_label(first['build_params'], '{}')}" in text, text
+            assert f"query: {params_label('{}', first['query_params'])}" in text, text
+            assert f"recall: {cell(first['recall'])}" in text and f"QPS: {cell(first['qps'])}" in text, text
+            assert "p99" in text and "build time" in text and "index" in text, text
+            if dataset == "random-xs-20-euclidean":
+                assert 'name="a" & <b>' in text and "q=it's" in text  # parameters shown literally
+                _wait(tab, 100)
+                assert tab.evaluate("typeof window.alert === 'function' && !document.querySelector('b b')")
+                tab.screenshot(tmp_path / "interactive.png")
+                _valid_image(tmp_path / "interactive.png")
+                tab.close()
+                continue
+            # the selectors: y metric, then all runs; a legend click hides an algorithm
+            tab.evaluate("""(() => { const s = document.querySelectorAll('#k10-single-recall-qps select')[2];
+                s.value = 'build_s'; s.dispatchEvent(new Event('change')); })()""")
+            after = json.loads(tab.evaluate(CHARTS))[0]
+            assert after["y"] == "build time (s)" and sorted(after["pareto"]) == names
+            tab.evaluate("document.querySelector('#k10-single-recall-qps input[type=checkbox]').click()")
+            assert json.loads(tab.evaluate(CHARTS))[0]["all"] == [True] * len(names)
+            box = tab.evaluate("""(() => { const gd = document.querySelector('#k10-single-recall-qps .plot');
+                const item = Array.from(gd.querySelectorAll('.legend .traces'))
+                    .find(e => e.textContent === 'kdtree');
+                const r = item.getBoundingClientRect(); return [r.left + 10, r.top + r.height / 2]; })()""")
+            tab.mouse("mousePressed", *box)
+            tab.mouse("mouseReleased", *box)
+            _wait(tab, 700)  # Plotly waits out a possible double click
+            states = tab.evaluate("""(() => { const gd = document.querySelector('#k10-single-recall-qps .plot');
+                return gd.data.map(t => [t.name, t.meta.role, t.visible]); })()""")
+            assert {tuple(s) for s in states if s[0] == "kdtree"} == {("kdtree", "pareto", "legendonly"),
+                                                                    ("kdtree", "all", "legendonly")}
+            assert all(s[2] is True for s in states if s[0] != "kdtree")
+            assert tab.errors() == []
+            tab.close()
+
+
+def test_self_contained_page_works_alone(bench: Path, tmp_path: Path) -> None:
+    from chromium_cdp import open_tab
+
+    site = tmp_path / "site"
+    r = call(plot_main, "--results", bench, "--dataset", "digits-64-euclidean", "--report", site, "--self-contained")
+    assert r.code == 0, r.err
+    assert not (site / "plotly.min.js").exists() and not (site / "style.css").exists()
+    alone = tmp_path / "mailed" / "digits.html"
+    alone.parent.mkdir()
+    shutil.copy(site / "digits-64-euclidean" / "index.html", alone)  # nothing beside it
+    with Chromium(tmp_path / "profile") as browser:
+        tab = open_tab(browser, alone.as_uri())
+        _wait(tab)
+        assert tab.errors() == []
+        assert [u for u in tab.requests() if not u.startswith("data:")] == [alone.as_uri()]  # only itself
+        charts = json.loads(tab.evaluate(CHARTS))
+        assert len(charts) == 5 and all(len(c["pareto"]) == 3 for c in charts)
+        assert tab.evaluate("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
+        tab.close()
 
 
 # -- bad input ------------------------------------------------------------------------------------------------
@@ -369,6 +549,9 @@ def test_unknown_dataset_algorithm_and_bad_output(bench: Path, tmp_path: Path) -
     assert r.code == 2 and "digits-64-euclidean" in r.err
     r = call(plot_main, "--results", bench, "--algorithm", "nope")
     assert r.code == 2 and "kdtree" in r.err
+    for extra in (["--self-contained"], ["--layout", "long"]):
+        r = call(plot_main, "--results", bench, *extra)
+        assert r.code == 2 and extra[0] in r.err and len(r.err.strip().splitlines()) == 1, r.err
     r = call(plot_main, "--results", bench, "--output", tmp_path / "x.gif")
     assert r.code == 2 and ".svg" in r.err
     r = call(plot_main, "--results", bench, "--dataset", "random-xs-20-euclidean", "--neighbours",

@@ -180,7 +180,7 @@ def plot(frame: pd.DataFrame, args: argparse.Namespace, results_dir: Path) -> li
 
 
 def all_runs_table(frame: pd.DataFrame, args: argparse.Namespace) -> pd.DataFrame:
-    from annbench.analyse import SUMMARY_COLUMNS
+    from annbench.analyse import SUMMARY_COLUMNS, has_notes
 
     if args.k:
         frame = frame[frame["k"] == args.k]
@@ -194,7 +194,8 @@ def all_runs_table(frame: pd.DataFrame, args: argparse.Namespace) -> pd.DataFram
     elif args.table in ("csv", "json"):
         cols = list(frame.columns)
     else:
-        cols = ["dataset", *SUMMARY_COLUMNS, *(["knn_accuracy"] if "knn_accuracy" in frame else [])]
+        cols = ["dataset", *SUMMARY_COLUMNS, *(["knn_accuracy"] if "knn_accuracy" in frame else []),
+                *(["note"] if has_notes(frame) else [])]
     if args.by_host:
         _need_host(frame)
         cols = ["host", *(c for c in cols if c != "host")]
@@ -208,7 +209,7 @@ def _need_host(frame: pd.DataFrame) -> None:
 
 
 def operating_table(frame: pd.DataFrame, args: argparse.Namespace) -> pd.DataFrame:
-    from annbench.analyse import operating_points
+    from annbench.analyse import note_algorithms, operating_points
 
     if args.by_host:
         _need_host(frame)
@@ -217,7 +218,7 @@ def operating_table(frame: pd.DataFrame, args: argparse.Namespace) -> pd.DataFra
         k, part = one_k(frame, d, args.k, args.batch)
         groups = part.groupby("host", sort=True) if args.by_host else [(None, part)]
         for host, runs in groups:
-            points = operating_points(runs)
+            points = note_algorithms(operating_points(runs), runs)
             if args.by_host:
                 points.insert(0, "host", host)
             points.insert(0, "k", k)
@@ -269,6 +270,9 @@ def main(argv: list[str] | None = None) -> int:
 
     results_dir = args.results or paths.default_results_dir()
     frame = select(stored_results(results_dir), args, results_dir)
+    from annbench.analyse import warn_mixed_checksums
+
+    warn_mixed_checksums(frame)  # before any curve or table mixes them
     exports = args.table or args.operating_points or args.report or args.neighbours
     if args.table:
         sys.stdout.write(render(all_runs_table(frame, args), args.table))

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from annbench import provenance
-from annbench.analyse import operating_points, pass_qps
+from annbench.analyse import note_algorithms, operating_points, pass_qps, trust_warnings
 from annbench.errors import UserError
 from annbench.plotting import VIEWS, plot_metric_pair
 from annbench.tables import cell, to_html
@@ -36,7 +36,8 @@ img{max-width:100%;border:1px solid #eee}.plots{display:grid;grid-template-colum
 """
 
 SWEEP_COLUMNS = ["build_params", "query_params", "status", "recall", "id_recall", "knn_accuracy", "qps",
-                 "qps_median", "qps_slowest", "p50_ms", "p99_ms", "build_s", "index_bytes", "build_peak_rss_bytes"]
+                 "qps_median", "qps_slowest", "p50_ms", "p99_ms", "build_s", "index_bytes", "build_peak_rss_bytes",
+                 "note"]
 PROVENANCE_FIELDS = ["dataset_checksum", "cpu_model", "host", "platform", "python", "annbench_version",
                      "annbench_commit", "threads", "runs", "n_queries", "n_train"]
 
@@ -101,7 +102,7 @@ class _Writer:
         frame.to_csv(self.out / d / "runs.csv", index=False)
         body = [f'<p>{len(frame)} runs ({int((frame["status"] == "ok").sum())} ok, '
                 f'{int((frame["status"] != "ok").sum())} failed). Every run with every column: '
-                f'<a href="runs.csv">runs.csv</a>.</p>']
+                f'<a href="runs.csv">runs.csv</a>.</p>', *warnings_html(frame)]
         for (k, batch), part in frame.groupby(["k", "batch"], sort=True):
             body.append(self.section(name, d, int(k), bool(batch), part))
         body.append("<h2>Provenance</h2>\n" + to_html(provenance_table(frame)))
@@ -127,7 +128,7 @@ class _Writer:
                    else "<p>No successful runs to plot.</p>")
         if len(ok):
             out.append("<h3>Operating points: best QPS at recall ≥ r</h3>")
-            out.append(to_html(operating_points(ok)))
+            out.append(to_html(note_algorithms(operating_points(ok), ok)))
         out.append("<h3>Algorithms</h3>")
         summary, links = [], []
         for algorithm, runs in frame.groupby("algorithm", sort=True):
@@ -138,7 +139,7 @@ class _Writer:
                             "best recall": good["recall"].max() if len(good) else np.nan,
                             "best qps": good["qps"].max() if len(good) else np.nan})
             links.append(page)
-        out.append(to_html(pd.DataFrame(summary), links={"algorithm": links}))
+        out.append(to_html(note_algorithms(pd.DataFrame(summary), frame), links={"algorithm": links}))
         failed = frame[frame["status"] != "ok"]
         out.append(f"<h3>Failed runs ({len(failed)})</h3>")
         out.append(to_html(_columns(failed, ["algorithm", "build_params", "query_params", "error", "timestamp"]))
@@ -187,6 +188,11 @@ class _Writer:
             return ("<h3>Neighbours (fastest run at recall ≥ 0.9 per algorithm; ✗ = wrong)</h3>\n"
                     + to_html(neighbour_table(dataset, selections, n_queries=self.n_queries)))
         return ""
+
+
+def warnings_html(frame: pd.DataFrame) -> list[str]:
+    """Paragraphs (class ``err``) for what makes a dataset's numbers suspect (:func:`annbench.analyse.trust_warnings`)."""
+    return [f'<p class="err">Warning: {html.escape(line)}</p>' for line in trust_warnings(frame)]
 
 
 def load_local_dataset(name: str, data_dir: Path | None, frame: pd.DataFrame):  # noqa: ANN201 - Dataset | None

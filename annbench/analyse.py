@@ -40,7 +40,8 @@ def results_frame(results_dir: str | Path, dataset: str | None = None) -> pd.Dat
     provenance field as a column; each build/query parameter also as ``build.<name>`` /
     ``query.<name>``, each library version as ``version.<lib>``, each adapter statistic as
     ``stats.<name>``; ``qps_slowest`` = n_queries / slowest kept pass time (the lower end of
-    the QPS spread, ``qps`` being the fastest pass). Unreadable files are skipped with a warning."""
+    the QPS spread, ``qps`` being the fastest pass); ``note`` (only when some run is flagged
+    ``exact_violation``). Unreadable files are skipped with a warning."""
     rows = []
     for path in ResultStore(results_dir).paths(dataset):
         try:
@@ -62,6 +63,7 @@ def results_frame(results_dir: str | Path, dataset: str | None = None) -> pd.Dat
     frame = pd.DataFrame(rows)
     if frame.empty:
         return pd.DataFrame(columns=SUMMARY_COLUMNS)
+    frame = add_notes(frame)
     rest = [c for c in frame.columns if c not in SUMMARY_COLUMNS]
     for c in SUMMARY_COLUMNS:
         if c not in frame:
@@ -107,6 +109,88 @@ def hosts_per_curve(frame: pd.DataFrame) -> dict[tuple[str, bool], list[str]]:
         return {}
     return {(str(a), bool(b)): sorted(str(h) for h in group["host"].dropna().unique())
             for (a, b), group in ok.groupby(["algorithm", "batch"], sort=True)}
+
+
+#: The ``note`` of a run whose adapter says ``exact = True`` but which scored recall < 1.0.
+EXACT_VIOLATION_NOTE = "exact method, recall < 1"
+
+
+def add_notes(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with a ``note`` column marking each run flagged ``exact_violation`` (only when one is)."""
+    if "exact_violation" not in frame or not (flagged := _flagged(frame)).any():
+        return frame
+    return frame.assign(note=np.where(flagged, EXACT_VIOLATION_NOTE, ""))
+
+
+def has_notes(frame: pd.DataFrame) -> bool:
+    """Whether any run in ``frame`` has a non-empty ``note`` (so a table should show that column)."""
+    return "note" in frame and bool((frame["note"].fillna("") != "").any())
+
+
+def _flagged(frame: pd.DataFrame) -> pd.Series:
+    return frame["exact_violation"].map(lambda v: v is True).astype(bool)  # missing (NaN) = not flagged
+
+
+def exact_violations(frame: pd.DataFrame) -> dict[str, int]:
+    """Per algorithm, how many of its runs in ``frame`` are flagged ``exact_violation``."""
+    if "exact_violation" not in frame:
+        return {}
+    return {str(a): int(n) for a, n in frame[_flagged(frame)].groupby("algorithm").size().items()}
+
+
+def note_algorithms(table: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
+    """A per-algorithm ``table`` (operating points, summaries) with a ``note`` column marking the
+    algorithms with a flagged run in ``frame`` (unchanged when none is)."""
+    flagged = exact_violations(frame)
+    if not flagged or "algorithm" not in table:
+        return table
+    return table.assign(note=[EXACT_VIOLATION_NOTE if str(a) in flagged else "" for a in table["algorithm"]])
+
+
+def mixed_checksums(frame: pd.DataFrame) -> dict[str, dict[str, list[str]]]:
+    """Per dataset whose successful runs were measured on more than one version of its file (content
+    checksum): checksum → the algorithms with runs on it. Datasets measured on one file give no entry."""
+    ok = frame[frame["status"] == "ok"] if "status" in frame else frame
+    if "dataset_checksum" not in ok or ok.empty:
+        return {}
+    out = {}
+    for dataset, runs in ok.dropna(subset=["dataset_checksum"]).groupby("dataset", sort=True):
+        if runs["dataset_checksum"].nunique() > 1:
+            out[str(dataset)] = {str(c): sorted(str(a) for a in part["algorithm"].unique())
+                                 for c, part in runs.groupby("dataset_checksum", sort=True)}
+    return out
+
+
+def mixed_checksum_messages(frame: pd.DataFrame) -> list[str]:
+    """One sentence per dataset whose runs in ``frame`` were measured on different contents of its
+    file (:func:`mixed_checksums`): their numbers are not comparable in one curve or table."""
+    messages = []
+    for dataset, by_checksum in mixed_checksums(frame).items():
+        versions = "; ".join(f"{c[:13]}… ({', '.join(a)})" for c, a in by_checksum.items())
+        messages.append(f"dataset {dataset}: these runs were measured on {len(by_checksum)} different contents of its "
+                        f"file ({versions}), so their numbers are not comparable; run.py --dataset {dataset} re-runs "
+                        f"every run not measured on the file as it is now")
+    return messages
+
+
+def trust_warnings(frame: pd.DataFrame) -> list[str]:
+    """What makes the numbers in ``frame`` suspect, one sentence each: an exact method (adapter with
+    ``exact = True``) that scored recall < 1.0, per dataset and algorithm; runs of one dataset
+    measured on different contents of its file (:func:`mixed_checksum_messages`)."""
+    lines = []
+    for dataset, runs in frame.groupby("dataset", sort=True) if "dataset" in frame else ():
+        for algorithm, n in exact_violations(runs).items():
+            lines.append(f"{algorithm} says it is exact (exact = True) but scored recall < 1.0 in {n} run"
+                         f"{'s' * (n > 1)} on {dataset} (note: {EXACT_VIOLATION_NOTE!r}): its library or adapter "
+                         f"returned wrong neighbours, or the ground truth is wrong (check: dataset.py verify "
+                         f"{dataset} --all)")
+    return lines + mixed_checksum_messages(frame)
+
+
+def warn_mixed_checksums(frame: pd.DataFrame) -> None:
+    """Log :func:`mixed_checksum_messages` as warnings (as a curve mixing hosts is warned about)."""
+    for message in mixed_checksum_messages(frame):
+        log.warning("%s", message)
 
 
 def operating_points(frame: pd.DataFrame, levels: tuple[float, ...] = OPERATING_RECALLS, quality: str = "recall",

@@ -7,14 +7,21 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
     import pandas as pd
 
 
 class Parser(argparse.ArgumentParser):
-    """An argument parser whose usage errors are one line (and exit code 2), like every user error."""
+    """An argument parser whose usage errors are one line (and exit code 2), like every user error.
+
+    Abbreviated options are refused (``allow_abbrev=False``): ``--thread 2`` is an error, never
+    silently ``--threads 2`` (run.py pins threads from the exact spelling before parsing)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:  # type: ignore[override]
         self.exit(2, f"error: {self.prog}: {message} (see --help)\n")

@@ -43,6 +43,9 @@ def main(argv: list[str] | None = None, prog: str = "compare.py") -> int:
             raise UserError(f"no results for dataset {name!r} in {results_dir}; valid: {', '.join(available)}")
     datasets = list(dict.fromkeys([*related_datasets(args.dataset, available), *extra]))
     frame = frame[(frame["k"] == args.k) & (frame["batch"] == args.batch)]
+    from annbench.analyse import warn_mixed_checksums
+
+    warn_mixed_checksums(frame[frame["dataset"].isin(datasets)])  # one table must not mix them silently
     if args.output is not None and args.output.suffix not in PLOT_SUFFIXES:
         raise UserError(f"--output {args.output}: unsupported file type; valid: {', '.join(PLOT_SUFFIXES)}")
     table = side_by_side(frame, datasets, args.min_recall, args.data_dir or paths.default_data_dir())

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from annbench import paths
-from annbench.cli import guarded, names, positive_int, setup_logging
+from annbench.cli import Parser, guarded, names, positive_int, setup_logging
 from annbench.errors import UserError
 
 log = logging.getLogger("annbench.gate")
@@ -39,8 +39,8 @@ def at_least_two(text: str) -> int:
     return value
 
 
-def parser(prog: str = "gate.py") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+def parser(prog: str = "gate.py") -> Parser:
+    p = Parser(
         prog=prog, description="Regression gate: measure a suite with a reference run for machine "
         "normalisation; save it as a baseline and/or compare it with one (exit 1 on a regression).")
     g = p.add_argument_group("what to do")
@@ -170,6 +170,10 @@ def run_session(args: argparse.Namespace, baseline):  # noqa: ANN001, ANN201 - S
                         f"valid: 1..{dataset.ground_truth_k}")
     if baseline is not None:
         expected = baseline.provenance.get("dataset_checksum")
+        if expected and expected.split(":")[0] != dataset.checksum.split(":")[0]:
+            raise UserError(f"the baseline {args.baseline} records the dataset by a {expected.split(':')[0]} checksum, "
+                            f"which an earlier annbench computed over train and test only and this one cannot compare "
+                            f"with {dataset.checksum}; save a new baseline with this version (--save-baseline)")
         if expected and expected != dataset.checksum:
             raise UserError(f"dataset {dataset.path} has checksum {dataset.checksum} but the baseline {args.baseline} "
                             f"was measured on {expected}; compare on the same data or save a new baseline")

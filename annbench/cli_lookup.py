@@ -4,6 +4,7 @@ a key, a key expression, a new string or a vector."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 import json
 from pathlib import Path
 
@@ -12,9 +13,10 @@ from annbench.cli import positive_int
 from annbench.errors import UserError
 
 
-def add_parsers(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001 - argparse's own type
-    """The ``index`` and ``lookup`` subcommands of ``dataset.py``."""
-    s = sub.add_parser("index", help="build one algorithm setting over a dataset's train vectors and save it "
+def add_parsers(add: Callable[..., argparse.ArgumentParser]) -> None:
+    """The ``index`` and ``lookup`` subcommands of ``dataset.py``, made with ``add`` (``add_parser``
+    of its subcommands, with the options they all share)."""
+    s = add("index", help="build one algorithm setting over a dataset's train vectors and save it "
                                      "beside the dataset (used by lookup)")
     s.add_argument("dataset", help="registered name, local dataset name, or .hdf5 path")
     s.add_argument("--algorithm", required=True, help="an algorithm whose library saves its index (annoy, hnswlib, "
@@ -23,7 +25,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001 - argp
     s.add_argument("--query", help="query parameters NAME=VALUE,... used by lookups (e.g. search_k=2000)")
     s.add_argument("--source-dir", type=Path, default=None, help="upstream files to build the dataset from")
     s.add_argument("--algorithms-dir", type=Path, action="append", default=[])
-    s = sub.add_parser("lookup", help="nearest neighbours of a key, a key expression ('king - man + woman'), "
+    s = add("lookup", help="nearest neighbours of a key, a key expression ('king - man + woman'), "
                                       "a new string (--text) or a vector (--vector)")
     s.add_argument("dataset")
     s.add_argument("query", nargs="?", help="a key, or keys joined by ' + ' / ' - '")

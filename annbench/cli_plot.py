@@ -200,7 +200,7 @@ def plot(frame: pd.DataFrame, args: argparse.Namespace, results_dir: Path) -> li
 
 
 def all_runs_table(frame: pd.DataFrame, args: argparse.Namespace) -> pd.DataFrame:
-    from annbench.analyse import SUMMARY_COLUMNS
+    from annbench.analyse import SUMMARY_COLUMNS, has_notes
 
     if args.k:
         frame = frame[frame["k"] == args.k]
@@ -214,7 +214,8 @@ def all_runs_table(frame: pd.DataFrame, args: argparse.Namespace) -> pd.DataFram
     elif args.table in ("csv", "json"):
         cols = list(frame.columns)
     else:
-        cols = ["dataset", *SUMMARY_COLUMNS, *(["knn_accuracy"] if "knn_accuracy" in frame else [])]
+        cols = ["dataset", *SUMMARY_COLUMNS, *(["knn_accuracy"] if "knn_accuracy" in frame else []),
+                *(["note"] if has_notes(frame) else [])]
     if args.by_host:
         _need_host(frame)
         cols = ["host", *(c for c in cols if c != "host")]
@@ -241,11 +242,11 @@ def _operating_groups(frame: pd.DataFrame, args: argparse.Namespace) -> list[tup
 
 def operating_table(frame: pd.DataFrame, args: argparse.Namespace) -> pd.DataFrame:
     """--layout long: one row per dataset, k, (host,) algorithm and recall level."""
-    from annbench.analyse import operating_points
+    from annbench.analyse import note_algorithms, operating_points
 
     parts = []
     for keys, runs in _operating_groups(frame, args):
-        points = operating_points(runs)
+        points = note_algorithms(operating_points(runs), runs)
         for i, (name, value) in enumerate(keys.items()):
             points.insert(i, name, value)
         parts.append(points)
@@ -322,6 +323,9 @@ def main(argv: list[str] | None = None, prog: str = "plot.py") -> int:
         raise UserError("--layout is an option of --operating-points FORMAT; add it or drop --layout")
     results_dir = args.results or paths.default_results_dir()
     frame = select(stored_results(results_dir), args, results_dir)
+    from annbench.analyse import warn_mixed_checksums
+
+    warn_mixed_checksums(frame)  # before any curve or table mixes them
     exports = args.table or args.operating_points or args.ranks or args.report or args.neighbours
     if args.table:
         sys.stdout.write(render(all_runs_table(frame, args), args.table))

@@ -121,9 +121,12 @@ def list_failures(results_dir: Path, dataset_arg: str) -> int:
 
 
 def summary_text(frame) -> str:  # noqa: ANN001 - a pandas DataFrame
+    from annbench.analyse import has_notes
+
     cols = ["algorithm", "build_params", "query_params", "status", "recall", "qps", "p50_ms", "p99_ms",
             "build_s", "index_bytes"]
     cols += [c for c in ("knn_accuracy", "knn_accuracy_exact") if c in frame and frame[c].notna().any()]
+    cols += ["note"] if has_notes(frame) else []  # exact methods that scored recall < 1
     if "host" in frame and frame["host"].nunique() > 1:  # measured on several machines: say which
         cols.insert(0, "host")
         frame = frame.sort_values(["host", "algorithm", "build_params", "query_params"], kind="stable")
@@ -206,7 +209,7 @@ def check_executor(args: argparse.Namespace) -> None:
 def sweep(args: argparse.Namespace, data_dir: Path, results_dir: Path, adapter_dirs: list[Path],
           config_dirs: list[Path], client: Any) -> int:
     """Plan the sweep, run it (locally, or on the cluster of ``client``), summarise and plot."""
-    from annbench.analyse import results_frame
+    from annbench.analyse import results_frame, trust_warnings
     from annbench.datasets.registry import load
     from annbench.execute import execute, make_tasks
     from annbench.isolation import available_memory, core_slots
@@ -267,6 +270,8 @@ def sweep(args: argparse.Namespace, data_dir: Path, results_dir: Path, adapter_d
         print(f"failed: {r.key.label()}: {r.error} (log: {r.attrs.get('log_path') or '-'})")
     print(f"{len(results) - len(failed)} runs done, {len(failed)} failed, "
           f"{plan.n_runs - len(results)} already stored; results in {store.root}")
+    for line in trust_warnings(frame):  # exact methods with recall < 1, runs on other contents of the file
+        print(f"warning: {line}")
     for name, error in plan.unavailable.items():
         print(f"unavailable: {error}", file=sys.stderr)
     explicit_unavailable = algorithms is not None and plan.unavailable

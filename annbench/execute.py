@@ -15,6 +15,7 @@ import threading
 import time
 import traceback
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
@@ -27,8 +28,8 @@ from annbench.evaluate import quality, speed
 from annbench.isolation import core_slots, run_task_isolated
 from annbench.measure import batch_passes, peak_memory_growth, single_query_passes
 from annbench.plan import BuildSetting, Plan
-from annbench.results import STATUS_ERROR, STATUS_OK, RunKey, RunResult
-from annbench.store import ResultStore
+from annbench.results import STATUS_ERROR, STATUS_OK, RunKey, RunResult, canonical, measurement, measurement_attrs
+from annbench.store import ResultStore, StoredState
 from annbench.task import Limits, Task, TaskOutcome
 from annbench.threads import limited_threads
 
@@ -41,9 +42,32 @@ def run_keys(plan: Plan, setting: BuildSetting) -> list[RunKey]:
             for q in setting.query_settings]
 
 
-def pending_keys(plan: Plan, setting: BuildSetting, store: ResultStore) -> list[RunKey]:
-    """The runs of this build setting still to do (all of them with ``--force``)."""
-    return [k for k in run_keys(plan, setting) if plan.options.force or not store.finished(k)]
+def pending_keys(plan: Plan, setting: BuildSetting, store: ResultStore, dataset_checksum: str) -> list[RunKey]:
+    """The runs of this build setting still to do (all of them with ``--force``): those without a
+    result of exactly this measurement (:func:`annbench.results.measurement`). Stored results of
+    other work are logged with what differs; they are replaced (same file) when re-run."""
+    keys = run_keys(plan, setting)
+    if plan.options.force:
+        return keys
+    wanted = measurement(plan.options, dataset_checksum)
+    stored = [store.stored(k, wanted) for k in keys]
+    stale = Counter(s.why for s in stored if s.state is StoredState.OTHER_WORK)
+    for why, n in stale.items():
+        log.info("%s %s: %d of %d stored runs measured other work, run again: %s", setting.algorithm,
+                 canonical(setting.build_params), n, len(keys), why)
+    return [k for k, s in zip(keys, stored) if not s.finished]
+
+
+def flag_exact_violation(result: RunResult, exact: bool) -> bool:
+    """Mark a successful run of an adapter that claims ``exact = True`` but scored recall < 1.0 with
+    the attr ``exact_violation`` (a wrong answer from an exact method: the library, the adapter or the
+    ground truth is broken). Returns whether it was marked."""
+    violated = exact and result.status == STATUS_OK and float(result.metrics.get("recall", 1.0)) < 1.0
+    if violated:
+        result.attrs["exact_violation"] = True
+        log.warning("%s: the adapter says exact = True but recall is %.4f < 1.0", result.key.label(),
+                    result.metrics["recall"])
+    return violated
 
 
 def _error(key: RunKey, stage: str, exc: BaseException, attrs: dict[str, Any]) -> RunResult:
@@ -63,13 +87,15 @@ def run_build_setting(plan: Plan, dataset: Dataset, setting: BuildSetting, store
     o = plan.options
     adapter_cls = load_adapter(setting.algorithm, list(plan.adapter_dirs))
     attrs: dict[str, Any] = {
-        **(extra_attrs or {}), "dataset_checksum": dataset.checksum, "distance": dataset.distance, "runs": o.runs,
+        **(extra_attrs or {}), "dataset_checksum": dataset.checksum, **measurement_attrs(o, dataset.checksum),
+        "distance": dataset.distance, "runs": o.runs,
         "n_queries": len(dataset.test), "n_train": len(dataset.train), "mode": "batch" if o.batch else "single",
         "library_versions": provenance.library_versions(adapter_cls.libraries), **provenance.machine(),
     }
     results: list[RunResult] = []
 
     def store_result(r: RunResult) -> None:
+        flag_exact_violation(r, adapter_cls.exact)
         store.write(r)
         results.append(r)
         if r.status == STATUS_OK:
@@ -115,7 +141,7 @@ def make_tasks(plan: Plan, dataset: Dataset, store: ResultStore) -> list[Task]:
     """One task per build setting with runs still to do (absolute paths: the child may run elsewhere)."""
     tasks = []
     for i, setting in enumerate(plan.builds, 1):
-        keys = pending_keys(plan, setting, store)
+        keys = pending_keys(plan, setting, store, dataset.checksum)
         if not keys:
             log.info("[%d/%d] %s %s: all %d runs already stored, skipped", i, len(plan.builds), setting.algorithm,
                      setting.build_params, len(setting.query_settings))
@@ -152,7 +178,8 @@ def record_outcome(task: Task, outcome: TaskOutcome, store: ResultStore,
             "task_id": task.task_id, "reason": outcome.reason, "log_path": str(outcome.log_path),
             "exit_code": -1 if outcome.exit_code is None else outcome.exit_code, "elapsed_s": outcome.elapsed_s,
             "peak_rss_bytes": outcome.peak_rss_bytes, "traceback": outcome.log_tail,
-            "dataset_checksum": task.dataset_checksum, "timestamp": provenance.timestamp(), **machine})
+            "dataset_checksum": task.dataset_checksum, **measurement_attrs(task.options, task.dataset_checksum),
+            "timestamp": provenance.timestamp(), **machine})
         store.write(result)
         log.error("%s: %s (log: %s)", key.label(), message, outcome.log_path)
         results.append(result)

@@ -26,15 +26,21 @@ def _margin(k: int) -> int:
 
 
 def _numpy_candidates(train: np.ndarray, test: np.ndarray, metric: str, kc: int) -> np.ndarray:
-    x = normalized(train) if metric == "angular" else np.asarray(train, dtype=np.float32)
+    x = np.asarray(train, dtype=np.float32)  # angular: scaled by 1/|x| below, never copied normalised
     q_all = normalized(test) if metric == "angular" else np.asarray(test, dtype=np.float32)
-    x_sq = np.einsum("ij,ij->i", x, x) if metric == "euclidean" else None
+    x_sq = np.einsum("ij,ij->i", x, x) if metric != "ip" else None
+    inv_norm = None
+    if metric == "angular":
+        norms = np.sqrt(x_sq)
+        inv_norm, x_sq = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0), None
     out = np.empty((len(q_all), kc), dtype=np.int64)
     block = max(1, min(QUERY_BLOCK, 256_000_000 // (4 * max(1, len(x)))))
     for s in range(0, len(q_all), block):
         scores = q_all[s:s + block] @ x.T  # larger is nearer for ip / angular
         if x_sq is not None:
             scores = 2.0 * scores - x_sq  # = |q|^2 - |q - x|^2, larger is nearer
+        if inv_norm is not None:
+            scores *= inv_norm  # cosine similarity (rows of norm 0 score 0, as a zero unit vector)
         part = np.argpartition(-scores, kc - 1, axis=1)[:, :kc] if kc < len(x) else np.tile(np.arange(len(x)), (len(scores), 1))
         out[s:s + block] = part
     return out

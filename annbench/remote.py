@@ -33,8 +33,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-import h5py
-
 from annbench import paths, provenance
 from annbench.isolation import available_cores, available_memory, run_task_isolated
 from annbench.results import RunResult
@@ -140,12 +138,14 @@ def _file_lock(path: Path) -> Iterator[None]:
 
 
 def _stored_checksum(path: Path) -> str | None:
+    """The file's content checksum (:func:`annbench.datasets.format.file_checksum`), None if unreadable."""
+    from annbench.datasets.format import file_checksum
+    from annbench.errors import UserError
+
     try:
-        with h5py.File(path, "r") as f:
-            value = f.attrs.get("checksum")
-    except OSError:
+        return file_checksum(path)
+    except UserError:
         return None
-    return value.decode() if isinstance(value, bytes) else None if value is None else str(value)
 
 
 def locate_dataset(task: Task, options: RemoteOptions) -> tuple[Path, str]:

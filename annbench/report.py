@@ -31,7 +31,7 @@ import pandas as pd
 
 from annbench import provenance
 from annbench import interactive
-from annbench.analyse import pass_qps
+from annbench.analyse import note_algorithms, pass_qps, trust_warnings
 from annbench.errors import UserError
 from annbench.plotting import LABELS, VIEWS, plot_metric_pair
 from annbench.summaries import dataset_ranks, operating_pivot
@@ -52,7 +52,8 @@ td[title]{text-decoration:underline dotted #999;cursor:help}caption{text-align:l
 """
 
 SWEEP_COLUMNS = ["build_params", "query_params", "status", "recall", "id_recall", "knn_accuracy", "qps",
-                 "qps_median", "qps_slowest", "p50_ms", "p99_ms", "build_s", "index_bytes", "build_peak_rss_bytes"]
+                 "qps_median", "qps_slowest", "p50_ms", "p99_ms", "build_s", "index_bytes", "build_peak_rss_bytes",
+                 "note"]
 PROVENANCE_FIELDS = ["dataset_checksum", "cpu_model", "host", "platform", "python", "annbench_version",
                      "annbench_commit", "threads", "runs", "n_queries", "n_train"]
 
@@ -187,7 +188,7 @@ class Writer:
                 f'{int((frame["status"] != "ok").sum())} failed). Every run with every column: '
                 f'<a href="runs.csv">runs.csv</a>. Charts: hover a point for its run; click a legend entry to '
                 f'hide or show an algorithm (double-click: only it); choose the metrics and scales above each '
-                f'chart; "all runs" adds every run as faint points behind the Pareto lines.</p>']
+                f'chart; "all runs" adds every run as faint points behind the Pareto lines.</p>', *warnings_html(frame)]
         for (k, batch), runs in frame.groupby(["k", "batch"], sort=True):
             part = Part(name, d, int(k), bool(batch), runs)
             body.append(f'<h2 id="{part.tag}">k = {part.k}, {part.mode}-query mode</h2>')
@@ -268,7 +269,8 @@ def algorithms_section(writer: Writer, part: Part) -> str:
                         "best recall": good["recall"].max() if len(good) else np.nan,
                         "best qps": good["qps"].max() if len(good) else np.nan})
         links.append(page)
-    return "<h3>Algorithms</h3>\n" + to_html(pd.DataFrame(summary), links={"algorithm": links})
+    return "<h3>Algorithms</h3>\n" + to_html(note_algorithms(pd.DataFrame(summary), part.frame),
+                                            links={"algorithm": links})
 
 
 def failed_section(writer: Writer, part: Part) -> str:
@@ -317,6 +319,11 @@ def ranks_section(frame: pd.DataFrame) -> str:
             "(rel), and its mean rank over the datasets (a dataset where it never reaches the recall counts as "
             "one place behind the last that does; <em>reached</em> says on how many it got there).</p>\n"
             + "\n".join(out))
+
+
+def warnings_html(frame: pd.DataFrame) -> list[str]:
+    """Paragraphs (class ``err``) for what makes a dataset's numbers suspect (:func:`annbench.analyse.trust_warnings`)."""
+    return [f'<p class="err">Warning: {html.escape(line)}</p>' for line in trust_warnings(frame)]
 
 
 def load_local_dataset(name: str, data_dir: Path | None, frame: pd.DataFrame):  # noqa: ANN201 - Dataset | None

@@ -7,21 +7,43 @@ metric and provenance field as attrs (mappings as JSON strings).
 
 from __future__ import annotations
 
+import enum
 import json
 import logging
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
 
-from annbench.results import STATUS_OK, RunKey, RunResult, canonical
+from annbench.results import STATUS_OK, RunKey, RunResult, canonical, measurement_changes
 
 log = logging.getLogger(__name__)
 
 ARRAYS = ("neighbors", "distances", "latencies_ns", "pass_times_ns")
+
+
+class StoredState(enum.Enum):
+    """What the results folder holds for one run key, against the measurement wanted now."""
+
+    MISSING = "missing"          # no file
+    UNREADABLE = "unreadable"    # a file that cannot be read (warned)
+    FAILED = "failed"            # a stored error: run again
+    OTHER_WORK = "other work"    # an ok result of another measurement (dataset, runs, contract, ...): run again
+    FINISHED = "finished"        # an ok result of exactly this measurement: skip
+
+
+@dataclass(frozen=True)
+class Stored:
+    state: StoredState
+    why: str = ""
+
+    @property
+    def finished(self) -> bool:
+        return self.state is StoredState.FINISHED
 
 
 class ResultStore:
@@ -54,16 +76,32 @@ class ResultStore:
     def path_for(self, key: RunKey) -> Path:
         return self.run_dir(key.dataset, key.k, key.algorithm, key.batch) / key.file_name()
 
-    def finished(self, key: RunKey) -> bool:
-        """A readable result with status ``ok`` exists. A corrupt file counts as missing (warned)."""
+    def stored(self, key: RunKey, wanted: dict[str, Any]) -> Stored:
+        """What is stored for ``key`` against the ``wanted`` measurement
+        (:func:`annbench.results.measurement`). A corrupt file counts as missing (warned)."""
         path = self.path_for(key)
         if not path.is_file():
-            return False
+            return Stored(StoredState.MISSING)
         try:
-            return read_attrs(path).get("status") == STATUS_OK
+            attrs = read_attrs(path)
         except (OSError, KeyError, ValueError) as e:
             log.warning("result %s is unreadable (%s); it will be run again", path, e)
-            return False
+            return Stored(StoredState.UNREADABLE, str(e))
+        if attrs.get("status") != STATUS_OK:
+            return Stored(StoredState.FAILED, str(attrs.get("error", "")))
+        try:
+            identity = json.loads(attrs["measurement"])
+        except KeyError:
+            return Stored(StoredState.OTHER_WORK, "stored without a measurement identity (written by an annbench "
+                                                  "older than measurement contract 2)")
+        except (TypeError, ValueError):
+            return Stored(StoredState.OTHER_WORK, "its measurement attr is unreadable")
+        changes = measurement_changes(identity, wanted)
+        return Stored(StoredState.OTHER_WORK, ", ".join(changes)) if changes else Stored(StoredState.FINISHED)
+
+    def finished(self, key: RunKey, wanted: dict[str, Any]) -> bool:
+        """A readable result with status ``ok`` of exactly the ``wanted`` measurement exists."""
+        return self.stored(key, wanted).finished
 
     def attrs_of(self, key: RunKey) -> dict[str, Any] | None:
         """The stored attrs of ``key``'s result; None when missing or unreadable."""

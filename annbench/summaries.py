@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from annbench.analyse import OPERATING_RECALLS, higher_is_better, operating_points
+from annbench.analyse import OPERATING_RECALLS, higher_is_better, note_algorithms, operating_points
 from annbench.plotting import params_label
 from annbench.tables import Table
 
@@ -68,6 +68,9 @@ def operating_pivot(frame: pd.DataFrame, levels: tuple[float, ...] = OPERATING_R
         values[c] = pd.to_numeric(at[speed].reindex(labels), errors="coerce").to_numpy(float)
         notes[c] = at["params"].reindex(labels).fillna("").to_numpy(object)
     bold = _best_marks(values, cols, higher_is_better(speed))
+    values = note_algorithms(values, frame)  # exact methods that missed recall 1
+    if "note" in values:
+        bold, notes = bold.assign(note=False), notes.assign(note="")
     return Table(values, bold=bold, notes=notes, keys=("algorithm",),
                  caption=caption or f"best {speed} at {quality} >= r (bold: the best of each column; "
                                     "empty: never reached)",

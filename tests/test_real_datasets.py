@@ -98,7 +98,7 @@ def test_run_prepare_and_list_datasets(real_dir, tmp_path):
              "--source-dir", SHARED_DATA)
     assert r.code == 0, r.err
     assert "train         10000 x 128" in r.out and "test          100 x 128" in r.out
-    assert f"built from source folder {SHARED_DATA}" in r.out and "checksum      sha256:" in r.out
+    assert f"built from source folder {SHARED_DATA}" in r.out and "checksum      xxh3:" in r.out
     r = call(run_main, "--list-datasets", "--data-dir", real_dir)
     line = next(ln for ln in r.out.splitlines() if ln.startswith("fashion-mnist-784-euclidean "))
     assert line.split()[1:6] == ["60000", "10000", "784", "euclidean", "217.5"] and " yes " in line

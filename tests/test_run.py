@@ -48,7 +48,7 @@ def test_result_file_holds_one_pass_and_provenance(data_dir: Path, results_dir: 
                 "timestamp", "build_params", "query_params", "threads", "runs", "mode", "build_s",
                 "index_bytes", "build_peak_rss_bytes", "p50_ms", "p95_ms", "p99_ms", "p99.9_ms"):
         assert key in attrs, key
-    assert attrs["dataset_checksum"].startswith("sha256:")
+    assert attrs["dataset_checksum"].startswith("xxh3:")
     assert "scikit-learn" in attrs["library_versions"]
     assert attrs["mode"] == "single" and attrs["index_bytes"] > 0
 

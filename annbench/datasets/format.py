@@ -10,6 +10,7 @@ Fields (ann-benchmarks): ``train`` (n×d float32), ``test`` (q×d float32), ``ne
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,9 +18,13 @@ from typing import Any
 
 import h5py
 import numpy as np
+import xxhash
 
+from annbench.datasets.audit import AUDIT_QUERIES, audit_queries, first_mismatch
 from annbench.distances import METRICS
 from annbench.errors import UserError
+
+log = logging.getLogger(__name__)
 
 #: Ground-truth depth written by our builders (as ann-benchmarks).
 GROUND_TRUTH_K = 100
@@ -54,14 +59,58 @@ class Dataset:
         return int(self.neighbors.shape[1])
 
 
-def content_checksum(train: np.ndarray, test: np.ndarray, distance: str) -> str:
-    """``sha256:`` of the train and test bytes (float32, C order) and the distance name."""
+#: The arrays the content checksum covers, in hashing order (those present in the file).
+CHECKSUM_FIELDS = ("train", "test", "neighbors", "distances", "train_labels", "test_labels", "keys", "test_keys")
+#: Prefix of the content checksum (the hash's name); earlier annbench versions wrote ``sha256:``.
+CHECKSUM_ALGORITHM = "xxh3"
+LEGACY_CHECKSUM_ALGORITHM = "sha256"
+
+
+def _hashable(a: np.ndarray) -> np.ndarray:
+    """``a`` as one C-contiguous block of bytes to hash: numbers as stored, strings as UTF-8."""
+    a = np.asarray(a)
+    if a.dtype.kind in "OU":
+        try:
+            a = a.astype("S")  # bytes (as h5py reads strings) and ASCII text, in one C loop
+        except UnicodeEncodeError:
+            a = np.array([v if isinstance(v, bytes) else str(v).encode() for v in a.ravel()], dtype="S")
+    return np.ascontiguousarray(a)
+
+
+def content_checksum(arrays: dict[str, np.ndarray | None], distance: str) -> str:
+    """``xxh3:`` + the 128-bit XXH3 of the distance name and, for every field of
+    :data:`CHECKSUM_FIELDS` present, its name, dtype, shape and bytes (C order; strings UTF-8
+    encoded). Non-cryptographic: it detects damage and changes, not tampering meant to hide."""
+    h = xxhash.xxh3_128(distance.encode())
+    for name in CHECKSUM_FIELDS:
+        a = arrays.get(name)
+        if a is None:
+            continue
+        a = _hashable(a)
+        h.update(f"\0{name}\0{a.dtype.str}\0{a.shape}\0".encode())
+        h.update(a.reshape(-1).view(np.uint8))
+    return f"{CHECKSUM_ALGORITHM}:{h.hexdigest()}"
+
+
+def legacy_checksum(train: np.ndarray, test: np.ndarray, distance: str) -> str:
+    """What annbench wrote before the content checksum covered every array: ``sha256:`` of the
+    distance name and the train and test bytes (float32, C order). Only verified, never written."""
     h = hashlib.sha256(distance.encode())
     for a in (train, test):
         a = np.ascontiguousarray(a, dtype=np.float32)
         h.update(str(a.shape).encode())
         h.update(memoryview(a).cast("B"))
-    return "sha256:" + h.hexdigest()
+    return f"{LEGACY_CHECKSUM_ALGORITHM}:" + h.hexdigest()
+
+
+def rebuild_hint(path: Path, attrs: dict[str, Any]) -> str:
+    """How to make a good copy of the dataset file at ``path`` again, as a command."""
+    where = f" --data-dir {path.parent}"
+    obtained = str(attrs.get("obtained", ""))
+    if obtained.startswith("dataset.py create"):
+        return (f"re-create it: python {obtained} --name {path.stem} --distance {attrs.get('distance')} ... --force"
+                f"{where}")
+    return f"rebuild it: python dataset.py prepare {path.stem} --force{where}"
 
 
 def _fail(path: Path, what: str) -> UserError:
@@ -93,30 +142,89 @@ def _strings(values: np.ndarray) -> np.ndarray:
     return np.array([v.decode() if isinstance(v, bytes) else str(v) for v in values], dtype=object)
 
 
-def load_dataset(path: str | Path, name: str | None = None) -> Dataset:
-    """Read and validate a dataset file; any defect is a one-line :class:`UserError`."""
-    path = Path(path)
+def _open(path: Path) -> h5py.File:
     if not path.is_file():
         raise UserError(f"dataset file {path} does not exist")
     try:
-        f = h5py.File(path, "r")
+        return h5py.File(path, "r")
     except OSError as e:
         raise _fail(path, f"not a readable HDF5 file ({e})") from None
-    with f:
-        attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+
+
+def _read_fields(f: h5py.File, path: Path) -> dict[str, np.ndarray | None]:
+    """Every field of :data:`CHECKSUM_FIELDS` as stored (None where absent); the first four are required."""
+    try:
+        return {k: _read(f, path, k, required=i < 4) for i, k in enumerate(CHECKSUM_FIELDS)}
+    except OSError as e:
+        raise _fail(path, f"unreadable data ({e})") from None
+
+
+def _attrs(f: h5py.File) -> dict[str, Any]:
+    return {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+
+
+def file_attrs(path: str | Path) -> dict[str, Any]:
+    """The attrs of the dataset file at ``path`` (strings decoded), without reading any array."""
+    path = Path(path)
+    with _open(path) as f:
+        return _attrs(f)
+
+
+def file_checksum(path: str | Path) -> str:
+    """The content checksum of the dataset file at ``path``: its stored ``xxh3:`` attr (verified when
+    the file is loaded), else computed from its arrays (files without one, or with a legacy checksum)."""
+    path = Path(path)
+    with _open(path) as f:
+        attrs = _attrs(f)
+        stored = str(attrs.get("checksum") or "")
+        if stored.startswith(f"{CHECKSUM_ALGORITHM}:"):
+            return stored
+        return content_checksum(_read_fields(f, path), str(attrs.get("distance")))
+
+
+def _verify_checksum(path: Path, attrs: dict[str, Any], fields: dict[str, np.ndarray | None], computed: str,
+                     distance: str) -> None:
+    """Compare the stored checksum with the content; a mismatch is the one-line error, naming the rebuild."""
+    stored = str(attrs.get("checksum") or "")
+    algorithm = stored.split(":", 1)[0]
+    if not stored:
+        log.debug("dataset file %s has no checksum attr; its content checksum is %s", path, computed)
+        return
+    if algorithm == CHECKSUM_ALGORITHM:
+        matches = stored == computed
+    elif algorithm == LEGACY_CHECKSUM_ALGORITHM:
+        matches = stored == legacy_checksum(fields["train"], fields["test"], distance)
+        if matches:
+            log.warning("dataset file %s was written by an earlier annbench: its checksum (sha256 of train and test) "
+                        "does not cover the ground truth, which only the load's audit of %d queries checks; %s",
+                        path, AUDIT_QUERIES, rebuild_hint(path, attrs))
+    else:
+        log.warning("dataset file %s has a checksum of unknown kind %r: not verified", path, stored[:40])
+        return
+    if not matches:
+        raise _fail(path, f"content does not match its checksum (stored {stored}, content {computed}): the file was "
+                          f"damaged or changed after it was written; {rebuild_hint(path, attrs)}")
+
+
+def load_dataset(path: str | Path, name: str | None = None, *, audit: bool = True) -> Dataset:
+    """Read and validate a dataset file; any defect is a one-line :class:`UserError`.
+
+    The content checksum (every array, see :func:`content_checksum`) is computed on every load and
+    compared with the stored one; with ``audit`` the ground truth of :data:`AUDIT_QUERIES` seeded
+    queries is recomputed (:mod:`annbench.datasets.audit`). ``audit=False`` only where the same
+    content (same checksum) was audited already, e.g. in the child that re-opens the parent's file."""
+    path = Path(path)
+    with _open(path) as f:
+        attrs = _attrs(f)
         distance = attrs.get("distance")
         if distance not in METRICS:
             raise _fail(path, f"attr 'distance' is {distance!r}; valid: {', '.join(METRICS)}")
         if attrs.get("type", "dense") != "dense":
             raise _fail(path, f"attr 'type' is {attrs['type']!r}; only 'dense' datasets are supported")
-        try:
-            train, test, neighbors, distances = (_read(f, path, k) for k in ("train", "test", "neighbors", "distances"))
-            train_labels = _read(f, path, "train_labels", required=False)
-            test_labels = _read(f, path, "test_labels", required=False)
-            keys = _read(f, path, "keys", required=False)
-            test_keys = _read(f, path, "test_keys", required=False)
-        except OSError as e:
-            raise _fail(path, f"unreadable data ({e})") from None
+        fields = _read_fields(f, path)
+    checksum = content_checksum(fields, distance)
+    _verify_checksum(path, attrs, fields, checksum, distance)
+    train, test, neighbors, distances, train_labels, test_labels, keys, test_keys = fields.values()
 
     for key, a in (("train", train), ("test", test), ("neighbors", neighbors), ("distances", distances)):
         if a.ndim != 2 or 0 in a.shape:
@@ -147,15 +255,21 @@ def load_dataset(path: str | Path, name: str | None = None) -> Dataset:
     for key, values, n in (("keys", keys, len(train)), ("test_keys", test_keys, len(test))):
         if values is not None and values.shape != (n,):
             raise _fail(path, f"field '{key}' has shape {values.shape}, expected ({n},)")
+    if neighbors.shape[1] > len(train):
+        raise _fail(path, f"neighbors has {neighbors.shape[1]} columns but train has only {len(train)} points")
     keys = None if keys is None else _strings(keys)
     test_keys = None if test_keys is None else _strings(test_keys)
-
-    checksum = attrs.get("checksum") or content_checksum(train, test, distance)
+    neighbors = np.ascontiguousarray(neighbors, dtype=np.int64)
+    distances = np.ascontiguousarray(distances, dtype=np.float64)
+    if audit:
+        bad = first_mismatch(train, test, neighbors, distances, distance, audit_queries(len(test)))
+        if bad is not None:
+            raise _fail(path, f"the stored ground truth is wrong at {bad} (audit of {AUDIT_QUERIES} seeded queries); "
+                              f"{rebuild_hint(path, attrs)}")
     return Dataset(
         name=name or path.stem, path=path, distance=distance,
         train=_read_only(train), test=_read_only(test),
-        neighbors=_read_only(np.ascontiguousarray(neighbors, dtype=np.int64)),
-        distances=_read_only(np.ascontiguousarray(distances, dtype=np.float64)),
+        neighbors=_read_only(neighbors), distances=_read_only(distances),
         checksum=checksum,
         train_labels=None if train_labels is None else _read_only(train_labels),
         test_labels=None if test_labels is None else _read_only(test_labels),
@@ -174,30 +288,27 @@ def write_dataset(path: str | Path, *, train: np.ndarray, test: np.ndarray, dist
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    train = np.ascontiguousarray(train, dtype=np.float32)
-    test = np.ascontiguousarray(test, dtype=np.float32)
+    fields: dict[str, np.ndarray | None] = {
+        "train": np.ascontiguousarray(train, dtype=np.float32), "test": np.ascontiguousarray(test, dtype=np.float32),
+        "neighbors": np.asarray(neighbors, dtype=np.int32), "distances": np.asarray(distances, dtype=np.float32),
+        "train_labels": None if train_labels is None else np.asarray(train_labels),
+        "test_labels": None if test_labels is None else np.asarray(test_labels),
+        "keys": None if keys is None else np.array([str(k) for k in keys], dtype=object),
+        "test_keys": None if test_keys is None else np.array([str(k) for k in test_keys], dtype=object)}
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with h5py.File(tmp, "w") as f:
             f.attrs["type"] = "dense"
             f.attrs["distance"] = distance
-            f.attrs["dimension"] = train.shape[1]
+            f.attrs["dimension"] = fields["train"].shape[1]
             f.attrs["point_type"] = "float"
-            f.attrs["checksum"] = content_checksum(train, test, distance)
-            f.attrs["builder_version"] = BUILDER_VERSION
             for k, v in (attrs or {}).items():
                 f.attrs[k] = v
-            f.create_dataset("train", data=train)
-            f.create_dataset("test", data=test)
-            f.create_dataset("neighbors", data=np.asarray(neighbors, dtype=np.int32))
-            f.create_dataset("distances", data=np.asarray(distances, dtype=np.float32))
-            if train_labels is not None:
-                f.create_dataset("train_labels", data=np.asarray(train_labels))
-            if test_labels is not None:
-                f.create_dataset("test_labels", data=np.asarray(test_labels))
-            for field_name, values in (("keys", keys), ("test_keys", test_keys)):
-                if values is not None:
-                    f.create_dataset(field_name, data=[str(k) for k in values], dtype=h5py.string_dtype())
+            f.attrs["checksum"] = content_checksum(fields, distance)  # of exactly what is written, never a caller's
+            f.attrs["builder_version"] = BUILDER_VERSION
+            for field_name, a in fields.items():
+                if a is not None:
+                    f.create_dataset(field_name, data=a, dtype=h5py.string_dtype() if a.dtype == object else None)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)

@@ -23,7 +23,8 @@ import h5py
 from annbench import paths
 from annbench.datasets.checksums import CHECKSUMS
 from annbench.datasets.download import DownloadError, download
-from annbench.datasets.format import GROUND_TRUTH_K, Dataset, load_dataset, write_dataset
+from annbench.datasets.format import (GROUND_TRUTH_K, Dataset, file_attrs, load_dataset, rebuild_hint,
+                                      write_dataset)
 from annbench.datasets.sources import fetch, locate, provenance
 from annbench.datasets.spec import DatasetSpec, Inputs, RawData, Upstream, check_name
 from annbench.errors import UserError
@@ -189,8 +190,9 @@ def _subset(parent: Prepared, name: str, path: Path, max_train: int | None, max_
 
 
 def prepare(name_or_path: str, data_dir: Path, source_dir: Path | None = None, *,
-            max_train: int | None = None, max_test: int | None = None) -> Prepared:
-    """The dataset file for ``name_or_path``, obtained (or built) first when missing."""
+            max_train: int | None = None, max_test: int | None = None, force: bool = False) -> Prepared:
+    """The dataset file for ``name_or_path``, obtained (or built) first when missing; with ``force``
+    obtained or built again even when present (the old file is replaced atomically)."""
     data_dir = Path(data_dir)
     if source_dir is None:
         source_dir = paths.default_source_dir()
@@ -200,10 +202,13 @@ def prepare(name_or_path: str, data_dir: Path, source_dir: Path | None = None, *
             raise UserError(f"dataset file {candidate} does not exist")
         parent = Prepared(candidate.stem, candidate, f"file {candidate}")
         if not (max_train or max_test):
+            if force:
+                raise UserError(f"--force: {candidate} is a file given by its path, which annbench cannot rebuild; "
+                                f"valid: a registered name or a subset (see dataset.py list)")
             return parent
         name = subset_name(candidate.stem, max_train, max_test)
         path = dataset_path(name, data_dir)
-        return Prepared(name, path, f"already in {data_dir}") if path.is_file() else \
+        return Prepared(name, path, f"already in {data_dir}") if path.is_file() and not force else \
             _subset(parent, name, path, max_train, max_test)
     if any(sep in name_or_path for sep in ("/", "\\", os.sep)):
         raise UserError(f"dataset {name_or_path!r} is not an existing file and a dataset name has no path "
@@ -212,7 +217,7 @@ def prepare(name_or_path: str, data_dir: Path, source_dir: Path | None = None, *
     specs = registry()
     name = subset_name(name_or_path, max_train, max_test)
     path = dataset_path(name, data_dir)
-    if path.is_file():
+    if path.is_file() and not force:
         return Prepared(name, path, f"already in {data_dir}")
     if name in specs:
         return obtain(specs[name], data_dir, source_dir)
@@ -220,7 +225,19 @@ def prepare(name_or_path: str, data_dir: Path, source_dir: Path | None = None, *
     if m and (m["n"] or m["q"]) and (m["base"] in specs or dataset_path(m["base"], data_dir).is_file()):
         parent = prepare(m["base"], data_dir, source_dir)
         return _subset(parent, name, path, int(m["n"]) if m["n"] else None, int(m["q"]) if m["q"] else None)
+    if path.is_file():  # force, but not a dataset annbench knows how to make
+        raise UserError(f"--force: dataset {name} in {data_dir} is not registered (made with dataset.py create, or "
+                        f"copied there), so it cannot be rebuilt from its sources; {_recreate_hint(path)}")
     raise _unknown(name_or_path, list(dict.fromkeys([*specs, *local_datasets(data_dir)])))
+
+
+def _recreate_hint(path: Path) -> str:
+    try:
+        attrs = file_attrs(path)
+    except UserError:
+        attrs = {}
+    return rebuild_hint(path, attrs) if str(attrs.get("obtained", "")).startswith("dataset.py create") else \
+        f"remove it (dataset.py remove {path.stem}) or replace the file"
 
 
 def resolve(name_or_path: str, data_dir: Path, source_dir: Path | None = None, *,

@@ -1,0 +1,125 @@
+"""A stored result counts as finished only for the measurement it made: the dataset's content, k,
+mode, threads, runs, every other run option and the measurement contract (issue 13, section 1)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from annbench.analyse import results_frame
+from annbench.cli_dataset import main as dataset_main
+from annbench.cli_plot import main as plot_main
+from annbench.cli_run import main as run_main
+from annbench.plan import RunOptions
+from annbench.results import MEASUREMENT_CONTRACT, measurement, measurement_changes
+from annbench.store import ResultStore, read_attrs
+from conftest import call
+
+
+def _snapshot(results: Path) -> dict[str, str]:
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(results.rglob("*.hdf5"))}
+
+
+def _create(tmp_path: Path, data: Path, seed: int, *extra: str) -> None:
+    vectors = np.random.default_rng(seed).normal(size=(1200, 8)).astype(np.float32)
+    np.save(tmp_path / f"a{seed}.npy", vectors)
+    r = call(dataset_main, "create", "--from", tmp_path / f"a{seed}.npy", "--name", "mine", "--distance", "euclidean",
+             "--test-size", 50, "--data-dir", data, *extra)  # --data-dir after the subcommand (section 6)
+    assert r.code == 0, r.err
+
+
+def _sweep(data: Path, results: Path, algorithms: str, *extra: object):
+    r = call(run_main, "--dataset", "mine", "--algorithm", algorithms, "--runs", 1, "--data-dir", data,
+             "--results", results, "--no-plot", *extra)
+    assert r.code == 0, r.err
+    return r
+
+
+def test_recreated_dataset_is_measured_again_in_place_and_mixing_is_warned(tmp_path: Path) -> None:
+    data, results = tmp_path / "data", tmp_path / "results"
+    _create(tmp_path, data, seed=1)
+    first = _sweep(data, results, "bruteforce,kdtree")
+    assert "2 runs done" in first.out and "different contents" not in first.out
+    files = sorted(ResultStore(results).paths())
+    old_checksums = {p: read_attrs(p)["dataset_checksum"] for p in files}
+
+    _create(tmp_path, data, 2, "--force")  # same name, other vectors
+    again = _sweep(data, results, "bruteforce")
+    assert "1 runs done, 0 failed, 0 already stored" in again.out, again.out
+    assert "1 of 1 stored runs measured other work, run again: dataset checksum changed" in again.err
+    assert sorted(ResultStore(results).paths()) == files  # replaced in place: one file per key
+    frame = results_frame(results).set_index("algorithm")
+    assert frame.loc["bruteforce", "dataset_checksum"] != frame.loc["kdtree", "dataset_checksum"]
+    # kdtree's run is of the old vectors: the summary and every table say so
+    assert "warning: dataset mine: these runs were measured on 2 different contents of its file" in again.out
+    table = call(plot_main, "--results", results, "--table", "text")
+    assert table.code == 0 and "measured on 2 different contents" in table.err and "bruteforce" in table.err
+
+    last = _sweep(data, results, "bruteforce,kdtree")
+    assert "1 runs done, 0 failed, 1 already stored" in last.out, last.out
+    assert sorted(ResultStore(results).paths()) == files
+    new = {p: read_attrs(p)["dataset_checksum"] for p in files}
+    assert len(set(new.values())) == 1 and not set(new.values()) & set(old_checksums.values())
+    assert "different contents" not in last.out
+    quiet = call(plot_main, "--results", results, "--table", "text")
+    assert quiet.code == 0 and "different contents" not in quiet.err
+
+
+def test_more_runs_re_measure_and_the_same_options_store_nothing_new(tmp_path: Path) -> None:
+    data, results = tmp_path / "data", tmp_path / "results"
+    _create(tmp_path, data, seed=3)
+    _sweep(data, results, "bruteforce")
+    [path] = ResultStore(results).paths()
+    assert json.loads(read_attrs(path)["measurement"])["runs"] == 1
+    three = _sweep(data, results, "bruteforce", "--runs", 3)
+    assert "1 runs done" in three.out and "runs 1 → 3" in three.err
+    assert list(ResultStore(results).paths()) == [path]
+    attrs = read_attrs(path)
+    assert attrs["runs"] == 3 and json.loads(attrs["measurement"])["runs"] == 3 and len(attrs["measurement_hash"]) == 16
+    before = _snapshot(results)
+    same = _sweep(data, results, "bruteforce", "--runs", 3)
+    assert "0 runs done, 0 failed, 1 already stored" in same.out and "other work" not in same.err
+    assert _snapshot(results) == before
+
+
+def test_results_of_an_earlier_annbench_are_measured_again(tmp_path: Path) -> None:
+    data, results = tmp_path / "data", tmp_path / "results"
+    _create(tmp_path, data, seed=4)
+    _sweep(data, results, "bruteforce")
+    [path] = ResultStore(results).paths()
+    with h5py.File(path, "r+") as f:  # what every result written before measurement contract 2 looks like
+        del f.attrs["measurement"], f.attrs["measurement_hash"]
+    r = _sweep(data, results, "bruteforce")
+    assert "1 runs done" in r.out and "written by an annbench older than measurement contract 2" in r.err
+    assert "measurement" in read_attrs(path)
+
+
+def test_every_run_option_but_force_is_part_of_the_measurement() -> None:
+    @dataclasses.dataclass(frozen=True)
+    class Later(RunOptions):  # fields another change adds to RunOptions join without touching this code
+        warmup: str = "one-pass"
+        min_pass_time: float = 0.2
+
+    m = measurement(Later(k=5, runs=2, batch=True, threads=2, force=True), "xxh3:abc")
+    assert m == {"contract": MEASUREMENT_CONTRACT, "dataset_checksum": "xxh3:abc", "k": 5, "runs": 2, "batch": True,
+                 "threads": 2, "warmup": "one-pass", "min_pass_time": 0.2}
+    assert measurement(Later(force=True), "x") == measurement(Later(force=False), "x")
+    changed = measurement(Later(runs=3, min_pass_time=0.5), "y")
+    assert measurement_changes(measurement(Later(runs=1), "x"), changed) == [
+        "dataset checksum changed (x… → y…)", "min_pass_time 0.2 → 0.5", "runs 1 → 3"]
+    old = {**changed, "contract": 1}
+    del old["warmup"]
+    assert measurement_changes(old, changed) == ['measurement contract 1 → 2', 'warmup unset → "one-pass"']
+
+
+@pytest.mark.parametrize("field", ["k", "batch", "threads"])
+def test_fields_in_the_result_path_are_in_the_measurement_too(field: str) -> None:
+    base = RunOptions()
+    other = dataclasses.replace(base, **{field: {"k": 20, "batch": True, "threads": 2}[field]})
+    assert measurement_changes(measurement(base, "c"), measurement(other, "c"))[0].startswith(field)

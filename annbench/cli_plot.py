@@ -62,6 +62,9 @@ def parser() -> Parser:
     r.add_argument("--queries", type=positive_int, default=4, help="queries shown in neighbour pictures (default 4)")
     r.add_argument("--at-recall", type=recall_level, default=0.9,
                    help="neighbours: per algorithm its fastest run with at least this recall (default 0.9)")
+    from annbench.cli_difficulty import add_arguments
+
+    add_arguments(p)
     p.add_argument("-v", "--verbose", action="count", default=0)
     return p
 
@@ -267,13 +270,27 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.verbose)
     from annbench.tables import render
 
+    from annbench import cli_difficulty as extra
+
+    extra.check(args)
     results_dir = args.results or paths.default_results_dir()
-    frame = select(stored_results(results_dir), args, results_dir)
+    every_thread_count = select(stored_results(results_dir), args, results_dir)
+    full = extra.filter_threads(every_thread_count, args)
+    per_query = extra.PerQuery(full, args)
+    frame = extra.subset_frame(full, args, per_query) if args.difficulty else full
+    extra_views, args.view = extra.split_views(args)
     exports = args.table or args.operating_points or args.report or args.neighbours
-    if args.table:
+    if args.table and args.per_query:
+        table = extra.per_query_table(frame, args, per_query)
+        if args.output:
+            print(f"per-query table: {extra.write_per_query(table, args.output)}")
+        else:
+            sys.stdout.write(render(table, args.table))
+    elif args.table:
         sys.stdout.write(render(all_runs_table(frame, args), args.table))
     if args.operating_points:
-        sys.stdout.write(render(operating_table(frame, args), args.operating_points))
+        table = extra.extend_operating(operating_table(frame, args), frame, args, per_query, full)
+        sys.stdout.write(render(table, args.operating_points))
     if args.report:
         from annbench.report import write_report
 
@@ -281,7 +298,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"report: {index}")
     if args.neighbours:
         print(f"neighbours: {neighbours(frame, args)}")
-    if not exports:
+    if not exports and extra_views:
+        for path in extra.plot_extra(frame, args, Path(results_dir), extra_views, per_query, every_thread_count):
+            print(f"plot: {path}")
+    if not exports and (args.view or not extra_views):
         for path in plot(frame, args, Path(results_dir)):
             print(f"plot: {path}")
     return 0

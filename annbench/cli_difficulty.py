@@ -168,10 +168,9 @@ def extend_operating(table: pd.DataFrame, frame: pd.DataFrame, args: argparse.Na
     ``--difficulty``, default lid@10; left out where the dataset file is not at hand) and, with
     ``--significance``, the intervals and rankings of :mod:`annbench.significance`. ``frame`` holds
     the runs the table was computed from (maybe a subset's), ``full`` the same runs on all queries."""
-    from annbench.perquery import query_mask, subset_runs
+    from annbench.perquery import operating_extras, query_mask
 
     m = measure(args)
-    hard_col = f"recall_hard{args.quantile * 100:g}%_{m.name}"
     parts = []
     for (dataset, k), rows in table.groupby(["dataset", "k"], sort=False):
         rows = rows.copy()
@@ -185,18 +184,9 @@ def extend_operating(table: pd.DataFrame, frame: pd.DataFrame, args: argparse.Na
             parts.append(rows)  # plain --operating-points work without the dataset file
             continue
         pq = per_query.of(str(dataset))
-        if m.name in pq:
-            hard = subset_runs(full[full["dataset"] == dataset], pq, query_mask(pq, m, "hard", args.quantile))
-            rows[hard_col] = rows["path"].map(dict(zip(hard["path"], hard["recall"])))
-        if args.significance:
-            from annbench.significance import significance_columns
-
-            mask = query_mask(pq, m, args.subset, args.quantile) if args.difficulty else None
-            chosen = pq[pq["path"].isin(set(rows["path"].dropna()))]
-            if mask is not None:
-                chosen = chosen[mask[chosen["query"].to_numpy()]]
-            rows = significance_columns(rows, chosen)
-        parts.append(rows)
+        mask = query_mask(pq, m, args.subset, args.quantile) if args.difficulty else None
+        parts.append(operating_extras(rows, full[full["dataset"] == dataset], pq, m, args.quantile,
+                                      args.significance, mask))
     out = pd.concat(parts, ignore_index=True) if parts else table
     return out.drop(columns=["path"], errors="ignore")
 

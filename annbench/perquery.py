@@ -187,3 +187,25 @@ def recall_by_difficulty(points: pd.DataFrame, per_query: pd.DataFrame, measure:
                          "low": float(values[bin_of == b].min()) if (bin_of == b).any() else np.nan,
                          "high": float(values[bin_of == b].max()) if (bin_of == b).any() else np.nan})
     return pd.DataFrame(rows, columns=["algorithm", "batch", "bin", "recall", "queries", "low", "high"])
+
+
+def operating_extras(points: pd.DataFrame, runs: pd.DataFrame, per_query: pd.DataFrame, measure: Measure,
+                     quantile: float, significance: bool, queries: np.ndarray | None = None) -> pd.DataFrame:
+    """Operating points (rows with their run's ``path``) with ``recall_hard<Q>%_<measure>``, the recall
+    of each point's run on the hardest ``quantile`` of the queries (``runs``: those runs on all
+    queries), and with ``significance`` the columns of
+    :func:`annbench.significance.significance_columns` over the queries of the mask ``queries``
+    (default all)."""
+    points = points.copy()
+    if measure.name in per_query:
+        hard = subset_runs(runs, per_query, query_mask(per_query, measure, "hard", quantile))
+        points[f"recall_hard{quantile * 100:g}%_{measure.name}"] = points["path"].map(
+            dict(zip(hard["path"], hard["recall"])))
+    if significance:
+        from annbench.significance import significance_columns
+
+        chosen = per_query[per_query["path"].isin(set(points["path"].dropna()))]
+        if queries is not None:
+            chosen = chosen[np.asarray(queries, dtype=bool)[chosen["query"].to_numpy()]]
+        points = significance_columns(points, chosen)
+    return points

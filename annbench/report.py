@@ -104,6 +104,9 @@ class _Writer:
                 f'<a href="runs.csv">runs.csv</a>.</p>']
         for (k, batch), part in frame.groupby(["k", "batch"], sort=True):
             body.append(self.section(name, d, int(k), bool(batch), part))
+        from annbench.report_difficulty import difficulty_section
+
+        body.append(difficulty_section(self.out, d, name, frame, self.data_dir))
         body.append("<h2>Provenance</h2>\n" + to_html(provenance_table(frame)))
         self.write(f"{d}/index.html", _page(f"Dataset {name}", "\n".join(body), "../style.css",
                                             [("all datasets", "../index.html")]))

@@ -145,8 +145,11 @@ def main(argv: list[str] | None = None) -> int:
             path = registry.dataset_path(name, data_dir)
             if not path.is_file():
                 raise UserError(f"dataset {name} is not in {data_dir}; nothing removed")
+        from annbench.difficulty import sidecar_path
+
         for name in args.names:
             registry.dataset_path(name, data_dir).unlink()
+            sidecar_path(registry.dataset_path(name, data_dir)).unlink(missing_ok=True)  # its query difficulty
             print(f"removed {registry.dataset_path(name, data_dir)}")
     elif args.command == "create":
         from annbench.datasets.user import create

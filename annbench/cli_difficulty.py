@@ -64,6 +64,11 @@ def measure(args: argparse.Namespace) -> Measure:
 
 def filter_threads(frame: pd.DataFrame, args: argparse.Namespace) -> pd.DataFrame:
     if args.threads is None:
+        counts = sorted(int(t) for t in frame["threads"].dropna().unique()) if "threads" in frame else []
+        if len(counts) > 1:
+            log.warning("these results mix runs measured with %s threads: curves and operating points pool them; "
+                        "give --threads N for one count (the scaling view uses every count)",
+                        ", ".join(map(str, counts)))
         return frame
     known = sorted(int(t) for t in frame["threads"].dropna().unique())
     if args.threads not in known:

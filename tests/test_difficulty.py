@@ -314,3 +314,28 @@ def test_thread_list_runs_the_sweep_per_count_and_scaling_draws(data_dir, tmp_pa
     r = call(run_main, "--dataset", "random-xs-20-euclidean", "--algorithm", "bruteforce", "--threads",
              f"1,{cores + 1}", "--data-dir", data_dir, "--results", tmp_path / "res2")
     assert r.code == 2 and "cores" in r.err and not (tmp_path / "res2").exists()
+
+
+def test_report_has_a_difficulty_section(swept, data_dir, tmp_path):
+    from annbench.cli_plot import main as plot
+
+    r = call(plot, "--results", swept, "--data-dir", data_dir, "--report", tmp_path / "site")
+    assert r.code == 0, r.err
+    page = (tmp_path / "site" / "random-xs-20-euclidean" / "index.html").read_text()
+    assert "<h2>Query difficulty</h2>" in page and "recall_hard10%_lid@10" in page
+    assert " ≈ " in page or " &gt; " in page  # the rankings
+    for figure in ("difficulty.svg", "k10-single-recall-by-difficulty.svg", "k10-batch-recall-by-difficulty.svg"):
+        assert (tmp_path / "site" / "random-xs-20-euclidean" / figure).stat().st_size > 5000
+    assert "n/a" in page  # batch-mode rows have no significance
+
+
+def test_remove_takes_the_sidecar_along(tmp_path):
+    from annbench.cli_dataset import main
+
+    rng = np.random.default_rng(4)
+    ds = _dataset(tmp_path / "gone.hdf5", rng.random((300, 3), dtype=np.float32), rng.random((5, 3), dtype=np.float32))
+    D.load_or_compute(ds, threads=1)
+    assert D.sidecar_path(ds.path).is_file()
+    r = call(main, "--data-dir", tmp_path, "remove", "gone")
+    assert r.code == 0, r.err
+    assert not ds.path.exists() and not D.sidecar_path(ds.path).exists()

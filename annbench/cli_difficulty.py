@@ -32,7 +32,7 @@ def add_arguments(p: Parser) -> None:
                    help="recompute every view and table on a subset of queries chosen by rc, lid or expansion "
                         "(at k=10; or rc@100, lid@100, expansion@50); also the measure of the "
                         f"recall-by-difficulty view and of the operating points' hard-query recall (default {DEFAULT_MEASURE})")
-    g.add_argument("--subset", choices=SUBSETS, default="hard",
+    g.add_argument("--subset", choices=SUBSETS, default=None,
                    help="with --difficulty: the hardest or easiest --quantile of the queries, or all (default hard)")
     g.add_argument("--quantile", type=float, default=DEFAULT_QUANTILE, metavar="Q",
                    help=f"fraction of the queries in the hard/easy subset (default {DEFAULT_QUANTILE})")
@@ -54,6 +54,9 @@ def check(args: argparse.Namespace) -> None:
         raise UserError("--significance applies to --operating-points; valid: --operating-points FORMAT --significance")
     if not 0 < args.quantile <= 1:
         raise UserError(f"--quantile {args.quantile}: valid: a fraction in (0, 1]")
+    if args.subset and not args.difficulty:
+        raise UserError(f"--subset {args.subset} needs --difficulty MEASURE (rc, lid or expansion)")
+    args.subset = args.subset or "hard"
     if args.difficulty:
         measure_named(args.difficulty)
 

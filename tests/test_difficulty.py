@@ -271,6 +271,8 @@ def test_operating_points_gain_hard_recall_and_views_draw(swept, data_dir, tmp_p
         assert out.stat().st_size > 5000
     r = call(plot, "--results", swept, "--data-dir", data_dir, "--difficulty", "contrast")
     assert r.code == 2 and "valid: rc, lid, expansion" in r.err
+    r = call(plot, "--results", swept, "--data-dir", data_dir, "--subset", "easy")
+    assert r.code == 2 and "needs --difficulty" in r.err
 
 
 def test_recall_by_difficulty_table(swept, data_dir):

@@ -222,3 +222,12 @@ def pass_qps(path: str | Path, n_queries: int) -> np.ndarray:
     if times is None or len(times) == 0:
         return np.empty(0)
     return n_queries / (np.asarray(times, dtype=np.float64) * 1e-9)
+
+
+def per_query_frame(results_dir: str | Path | None, dataset, data_dir: str | Path | None = None,  # noqa: ANN001
+                    runs: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per (run, query): run identifiers, per-query recall, id_recall, latency (single-query
+    mode) and the query's difficulty measures; see :func:`annbench.perquery.per_query_frame`."""
+    from annbench.perquery import per_query_frame as frame_of
+
+    return frame_of(results_dir, dataset, data_dir, runs)

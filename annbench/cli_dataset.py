@@ -39,8 +39,10 @@ def catalogue(data_dir: Path) -> str:
     return "\n".join(lines)
 
 
-def describe(path: Path, name: str | None = None, how: str | None = None) -> str:
-    """A short description of a dataset file: shape, distance, labels, keys, checksum, origin."""
+def describe(path: Path, name: str | None = None, how: str | None = None, difficulty: bool = False) -> str:
+    """A short description of a dataset file: shape, distance, labels, keys, checksum, origin; with
+    ``difficulty`` also the quartiles of each query-difficulty measure (computed once, then read
+    from the sidecar file)."""
     import numpy as np
 
     from annbench.datasets.format import load_dataset
@@ -57,7 +59,26 @@ def describe(path: Path, name: str | None = None, how: str | None = None) -> str
             ("keys", keys), ("checksum", ds.checksum),
             ("obtained", how or str(ds.attrs.get("obtained", "unknown (no provenance attrs)"))),
             ("source", str(ds.attrs.get("source", "unknown")))]
-    return "\n".join(f"{k:<13} {v}" for k, v in rows)
+    text = "\n".join(f"{k:<13} {v}" for k, v in rows)
+    return text + ("\n" + difficulty_quartiles(ds) if difficulty else "")
+
+
+def difficulty_quartiles(ds) -> str:  # noqa: ANN001 - a Dataset
+    """The quartiles of every difficulty measure of ``ds``'s queries, as text lines."""
+    from annbench.difficulty import load_or_compute, sidecar_path
+
+    if ds.distance not in ("euclidean", "angular"):
+        return (f"{'difficulty':<13} not defined for {ds.distance}: inner products are not distances, "
+                f"so their ratios (RC, expansion, LID) mean nothing")
+    difficulty = load_or_compute(ds)
+    table = difficulty.quartiles()
+    head = (f"{'difficulty':<13} per query, {difficulty.n_queries} queries (computed in {difficulty.seconds:.2f} s; "
+            f"{sidecar_path(ds.path).name})")
+    cols = ["min", "q25", "median", "q75", "max"]
+    lines = [head, f"  {'measure':<13}" + "".join(f"{c:>10}" for c in cols) + f"{'not finite':>12}"]
+    for _, r in table.iterrows():
+        lines.append(f"  {r['measure']:<13}" + "".join(f"{r[c]:>10.4g}" for c in cols) + f"{int(r['not finite']):>12}")
+    return "\n".join(lines)
 
 
 def shared_options(defaults: bool = True) -> Parser:
@@ -170,7 +191,7 @@ def main(argv: list[str] | None = None, prog: str = "dataset.py") -> int:
     elif args.command in ("prepare", "describe"):
         if args.command == "describe" and not (args.max_train or args.max_test):
             local = local_file(args.dataset, data_dir)
-            print(describe(local, local.stem))
+            print(describe(local, local.stem, difficulty=True))
             return 0
         prepared = registry.prepare(args.dataset, data_dir, args.source_dir, max_train=args.max_train,
                                     max_test=args.max_test, force=getattr(args, "force", False))
@@ -185,8 +206,11 @@ def main(argv: list[str] | None = None, prog: str = "dataset.py") -> int:
             path = registry.dataset_path(name, data_dir)
             if not path.is_file():
                 raise UserError(f"dataset {name} is not in {data_dir}; nothing removed")
+        from annbench.difficulty import sidecar_path
+
         for name in args.names:
             registry.dataset_path(name, data_dir).unlink()
+            sidecar_path(registry.dataset_path(name, data_dir)).unlink(missing_ok=True)  # its query difficulty
             print(f"removed {registry.dataset_path(name, data_dir)}")
             from annbench.cli_lookup import remove_companions
 

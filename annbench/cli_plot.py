@@ -81,6 +81,9 @@ def parser(prog: str = "plot.py") -> Parser:
     r.add_argument("--queries", type=positive_int, default=4, help="queries shown in neighbour pictures (default 4)")
     r.add_argument("--at-recall", type=recall_level, default=0.9,
                    help="neighbours: per algorithm its fastest run with at least this recall (default 0.9)")
+    from annbench.cli_difficulty import add_arguments
+
+    add_arguments(p)
     p.add_argument("-v", "--verbose", action="count", default=0)
     return p
 
@@ -321,17 +324,32 @@ def main(argv: list[str] | None = None, prog: str = "plot.py") -> int:
         raise UserError("--self-contained is an option of --report DIR; add --report or drop it")
     if args.layout and not args.operating_points:
         raise UserError("--layout is an option of --operating-points FORMAT; add it or drop --layout")
-    results_dir = args.results or paths.default_results_dir()
-    frame = select(stored_results(results_dir), args, results_dir)
+    from annbench import cli_difficulty as extra
     from annbench.analyse import warn_mixed_checksums
 
-    warn_mixed_checksums(frame)  # before any curve or table mixes them
+    extra.check(args)
+    results_dir = args.results or paths.default_results_dir()
+    every_thread_count = select(stored_results(results_dir), args, results_dir)
+    full = extra.filter_threads(every_thread_count, args)
+    warn_mixed_checksums(full)  # before any curve or table mixes them
+    per_query = extra.PerQuery(full, args)
+    frame = extra.subset_frame(full, args, per_query) if args.difficulty else full
+    extra_views, args.view = extra.split_views(args)
     exports = args.table or args.operating_points or args.ranks or args.report or args.neighbours
-    if args.table:
+    if args.table and args.per_query:
+        table = extra.per_query_table(frame, args, per_query)
+        if args.output:
+            print(f"per-query table: {extra.write_per_query(table, args.output)}")
+        else:
+            sys.stdout.write(render(table, args.table))
+    elif args.table:
         sys.stdout.write(render(all_runs_table(frame, args), args.table))
-    if args.operating_points and (args.layout or ("long" if args.operating_points in ("csv", "json") else "wide")) \
-            == "long":
-        sys.stdout.write(render(operating_table(frame, args), args.operating_points))
+    # long: one row per algorithm and level, with the hard-query recall and --significance columns;
+    # wide: one row per algorithm, one column per level (the default for text, Markdown, LaTeX, HTML)
+    long = "long" if args.operating_points in ("csv", "json") or args.significance else "wide"
+    if args.operating_points and (args.layout or long) == "long":
+        table = extra.extend_operating(operating_table(frame, args), frame, args, per_query, full)
+        sys.stdout.write(render(table, args.operating_points))
     elif args.operating_points:
         from annbench.tables import render_tables
 
@@ -348,7 +366,10 @@ def main(argv: list[str] | None = None, prog: str = "plot.py") -> int:
         print(f"report: {index}")
     if args.neighbours:
         print(f"neighbours: {neighbours(frame, args)}")
-    if not exports:
+    if not exports and extra_views:
+        for path in extra.plot_extra(frame, args, Path(results_dir), extra_views, per_query, every_thread_count):
+            print(f"plot: {path}")
+    if not exports and (args.view or not extra_views):
         for path in plot(frame, args, Path(results_dir)):
             print(f"plot: {path}")
     return 0

@@ -30,7 +30,8 @@ def parser(prog: str = "run.py") -> Parser:
     p.add_argument("-k", "--count", dest="k", type=positive_int, default=10, help="neighbours per query (default 10)")
     p.add_argument("--runs", type=positive_int, default=3, help="timed passes after one warm-up (default 3)")
     p.add_argument("--batch", action="store_true", help="time all queries as one batch call")
-    p.add_argument("--threads", type=positive_int, default=1, help="library threads (default 1)")
+    p.add_argument("--threads", type=thread_counts, default=[1], metavar="N[,N...]",
+                   help="library threads (default 1); a comma-separated list (1,2) runs the sweep once per count")
     p.add_argument("--preset", default="quick", help="grid group of each config to run (default quick)")
     p.add_argument("--force", action="store_true", help="re-run runs whose results are stored")
     p.add_argument("--timeout", type=positive_float, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
@@ -78,6 +79,16 @@ def parser(prog: str = "run.py") -> Parser:
     p.add_argument("-v", "--verbose", action="count", default=0)
     p.add_argument("-q", "--quiet", action="store_true")
     return p
+
+
+def thread_counts(text: str) -> list[int]:
+    """``"1,2"`` → ``[1, 2]``: distinct thread counts, each an integer >= 1, in the order given."""
+    counts = [positive_int(t) for t in names(text)]
+    if not counts:
+        raise argparse.ArgumentTypeError(f"{text!r} names no thread count; valid: N or N,N,... (integers >= 1)")
+    if len(set(counts)) != len(counts):
+        raise argparse.ArgumentTypeError(f"{text!r} repeats a thread count; valid: distinct integers >= 1")
+    return counts
 
 
 def list_algorithms(config_dirs: list[Path], adapter_dirs: list[Path]) -> int:
@@ -180,6 +191,12 @@ def main(argv: list[str] | None = None, prog: str = "run.py") -> int:
         raise UserError(f"--parallelism {args.parallelism} with --batch: batch mode runs one child at a time on the "
                         f"--threads cores; valid: --parallelism 1 (give --threads N for more cores)")
     check_executor(args)
+    counts = args.threads
+    args.threads = max(counts)  # the cores and cluster slots must fit the largest count
+    if args.executor == "local":
+        from annbench.isolation import core_slots
+
+        core_slots(args.parallelism, args.threads)  # every count fits, or nothing runs
     with contextlib.ExitStack() as stack:
         client = None
         if args.executor == "dask":  # connect first: an unreachable scheduler fails before anything runs
@@ -191,7 +208,9 @@ def main(argv: list[str] | None = None, prog: str = "run.py") -> int:
                 core_slots(args.parallelism, args.threads)  # the local cluster's workers must fit
             client = stack.enter_context(dask_client(args.scheduler, args.parallelism, args.threads,
                                                      args.dask_timeout or DASK_TIMEOUT_S))
-        return sweep(args, data_dir, results_dir, adapter_dirs, config_dirs, client)
+        codes = [sweep(argparse.Namespace(**{**vars(args), "threads": t, "thread_counts": counts}), data_dir,
+                       results_dir, adapter_dirs, config_dirs, client) for t in counts]
+        return max(codes)
 
 
 def check_executor(args: argparse.Namespace) -> None:
@@ -255,14 +274,17 @@ def sweep(args: argparse.Namespace, data_dir: Path, results_dir: Path, adapter_d
             results = execute_dask(plan, dataset, store, client, limits, remote, on_task, tasks)
 
     frame = results_frame(results_dir, dataset.name)
-    frame = frame[(frame["k"] == args.k) & (frame["batch"] == args.batch)]
+    frame = frame[(frame["k"] == args.k) & (frame["batch"] == args.batch) & (frame["threads"] == args.threads)]
     if len(frame):
         print(summary_text(frame))
     if not args.no_plot and len(frame):
         from annbench.plotting import VIEWS, plot_metric_pair
 
-        out = store.root / dataset.name / str(args.k) / f"recall-qps{'-batch' if args.batch else ''}.png"
-        plot_metric_pair(frame, "recall", "qps", out, f"{dataset.name} (k={args.k}{', batch' if args.batch else ''})",
+        several = len(getattr(args, "thread_counts", [args.threads])) > 1
+        threads = f"-threads{args.threads}" if several else ""
+        out = store.root / dataset.name / str(args.k) / f"recall-qps{'-batch' if args.batch else ''}{threads}.png"
+        plot_metric_pair(frame, "recall", "qps", out, f"{dataset.name} (k={args.k}{', batch' if args.batch else ''}"
+                                                      f"{f', {args.threads} threads' if several else ''})",
                          x_scale=VIEWS["recall-qps"].x_scale, y_scale=VIEWS["recall-qps"].y_scale)
         print(f"plot: {out}")
     failed = [r for r in results if r.status != "ok"]

@@ -9,6 +9,8 @@ Every metric is expressed as a distance where smaller is nearer:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 METRICS = ("euclidean", "angular", "ip")
@@ -70,7 +72,12 @@ def distances_to_ids(queries: np.ndarray, train: np.ndarray, ids: np.ndarray, me
         end = start + block
         out[start:end] = _block_distances(queries[start:end], train, ids[start:end], metric)
 
-    starts = range(0, len(ids), block)
+    in_blocks(fill, range(0, len(ids), block), threads)
+    return out
+
+
+def in_blocks(fill: Callable[[int], None], starts: range, threads: int = 1) -> None:
+    """Call ``fill(start)`` for every block start, ``threads`` blocks at a time (numpy releases the GIL)."""
     if threads > 1 and len(starts) > 1:
         from concurrent.futures import ThreadPoolExecutor
 
@@ -79,4 +86,3 @@ def distances_to_ids(queries: np.ndarray, train: np.ndarray, ids: np.ndarray, me
     else:
         for start in starts:
             fill(start)
-    return out

@@ -112,7 +112,13 @@ def knn_accuracy(ids: np.ndarray, train_labels: np.ndarray, test_labels: np.ndar
     a query with no neighbour at all counts as wrong);
     ``knn_accuracy = |{q : pred[q] = test_labels[q]}| / nq``.
     """
+    correct = knn_correct(ids, train_labels, test_labels, k)
+    return float(np.count_nonzero(correct)) / len(correct)
+
+
+def knn_correct(ids: np.ndarray, train_labels: np.ndarray, test_labels: np.ndarray, k: int) -> np.ndarray:
+    """Per query, whether the uniform k-NN vote of :func:`knn_accuracy` predicts its label:
+    ``pred[q] = test_labels[q]`` (and at least one vote cast)."""
     classes, train_classes = np.unique(np.asarray(train_labels), return_inverse=True)
     votes = knn_votes(np.asarray(ids)[:, :k], train_classes.ravel(), len(classes))
-    correct = (classes[votes.argmax(axis=1)] == np.asarray(test_labels)) & (votes.max(axis=1) > 0)
-    return float(np.count_nonzero(correct)) / len(correct)
+    return (classes[votes.argmax(axis=1)] == np.asarray(test_labels)) & (votes.max(axis=1) > 0)

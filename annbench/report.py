@@ -193,6 +193,9 @@ class Writer:
             part = Part(name, d, int(k), bool(batch), runs)
             body.append(f'<h2 id="{part.tag}">k = {part.k}, {part.mode}-query mode</h2>')
             body.extend(section(self, part) for section in SECTIONS)
+        from annbench.report_difficulty import difficulty_section
+
+        body.append(difficulty_section(self.out, d, name, frame, self.data_dir))
         body.append("<h2>Provenance</h2>\n" + to_html(provenance_table(frame)))
         self.page(f"{d}/index.html", f"Dataset {name}", "\n".join(b for b in body if b),
                   [("all datasets", "../index.html")], charts=True)

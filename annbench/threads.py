@@ -27,12 +27,18 @@ def limited_threads(threads: int) -> Iterator[None]:
 
 
 def threads_in_argv(argv: list[str]) -> int:
-    """The ``--threads N`` (or ``--threads=N``) of a command line, 1 when absent or not a number.
+    """The largest count of a command line's ``--threads N`` or ``--threads N,N,...`` (also
+    ``--threads=...``); 1 when absent or not a number.
 
-    For pinning the thread variables before numpy loads; the command's own parser checks the value."""
+    For pinning this process's thread variables before numpy loads; the command's own parser checks
+    the value, and each sweep's child processes pin their own count
+    (:func:`annbench.isolation.child_environment`), so nothing measured runs under this one."""
+    def largest(text: str) -> int:
+        return max([1, *(int(t) for t in text.split(",") if t.strip().isdigit())])
+
     for i, a in enumerate(argv):
-        if a == "--threads" and i + 1 < len(argv) and argv[i + 1].isdigit():
-            return max(1, int(argv[i + 1]))
-        if a.startswith("--threads=") and a.split("=", 1)[1].isdigit():
-            return max(1, int(a.split("=", 1)[1]))
+        if a == "--threads" and i + 1 < len(argv):
+            return largest(argv[i + 1])
+        if a.startswith("--threads="):
+            return largest(a.split("=", 1)[1])
     return 1

@@ -16,8 +16,8 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable
-from enum import Enum
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from enum import Enum
 from pathlib import Path
 from typing import Any
 

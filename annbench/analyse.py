@@ -39,8 +39,8 @@ def results_frame(results_dir: str | Path, dataset: str | None = None) -> pd.Dat
     """One row per stored run (``dataset=None``: every dataset), every metric, parameter and
     provenance field as a column; each build/query parameter also as ``build.<name>`` /
     ``query.<name>``, each library version as ``version.<lib>``, each adapter statistic as
-    ``stats.<name>``; ``qps_slowest`` = n_queries / slowest kept pass time (the lower end of
-    the QPS spread, ``qps`` being the fastest pass); ``note`` (only when some run is flagged
+    ``stats.<name>``; ``qps_slowest`` = queries answered per pass / slowest kept pass time (the lower
+    end of the QPS spread, ``qps`` being the fastest pass); ``note`` (only when some run is flagged
     ``exact_violation``). Unreadable files are skipped with a warning."""
     rows = []
     for path in ResultStore(results_dir).paths(dataset):
@@ -58,7 +58,8 @@ def results_frame(results_dir: str | Path, dataset: str | None = None) -> pd.Dat
             for name, value in (spread.items() if isinstance(spread, dict) else ()):
                 attrs[f"{prefix}.{name}"] = value
         if attrs.get("pass_time_max_s") and attrs.get("n_queries"):
-            attrs["qps_slowest"] = attrs["n_queries"] / attrs["pass_time_max_s"]
+            answered = attrs["n_queries"] * int(attrs.get("repeats", 1))  # per pass (see measure.py)
+            attrs["qps_slowest"] = answered / attrs["pass_time_max_s"]
         rows.append(attrs)
     frame = pd.DataFrame(rows)
     if frame.empty:
@@ -217,11 +218,12 @@ def operating_points(frame: pd.DataFrame, levels: tuple[float, ...] = OPERATING_
 
 
 def pass_qps(path: str | Path, n_queries: int) -> np.ndarray:
-    """QPS of every kept timed pass of one stored run (``n_queries / pass time``), in pass order."""
+    """QPS of every kept timed pass of one stored run (``repeats · n_queries / pass time``), in pass order."""
     times = read_arrays(path).get("pass_times_ns")
     if times is None or len(times) == 0:
         return np.empty(0)
-    return n_queries / (np.asarray(times, dtype=np.float64) * 1e-9)
+    answered = n_queries * int(read_attrs(path).get("repeats", 1))
+    return answered / (np.asarray(times, dtype=np.float64) * 1e-9)
 
 
 def per_query_frame(results_dir: str | Path | None, dataset, data_dir: str | Path | None = None,  # noqa: ANN001

@@ -83,6 +83,17 @@ def positive_float(text: str) -> float:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    """A finite number >= 0 (seconds where 0 switches something off)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number; valid: a finite number >= 0") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is out of range; valid: a finite number >= 0")
+    return value
+
+
 def recall_level(text: str) -> float:
     """A recall threshold: a number in [0, 1]."""
     try:

@@ -11,15 +11,26 @@ from pathlib import Path
 from typing import Any
 
 from annbench import paths
-from annbench.cli import Parser, guarded, memory_size, names, positive_float, positive_int, setup_logging
+from annbench.cli import (Parser, guarded, memory_size, names, non_negative_float, positive_float, positive_int,
+                          setup_logging)
 from annbench.errors import UserError
+from annbench.plan import RunOptions, parse_warmup
 
 log = logging.getLogger("annbench.run")
 
 DEFAULT_DATASET = "random-xs-20-euclidean"
 DEFAULT_TIMEOUT_S = 7200.0
 EXECUTORS = ("local", "dask")
+DEFAULT_OPTIONS = RunOptions()
 DASK_TIMEOUT_S = 30.0
+
+
+def warmup_arg(text: str) -> float:
+    """``--warmup``: ``full``, ``none`` or seconds > 0 (see :func:`annbench.plan.parse_warmup`)."""
+    try:
+        return parse_warmup(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def parser(prog: str = "run.py") -> Parser:
@@ -28,7 +39,14 @@ def parser(prog: str = "run.py") -> Parser:
                    help=f"registered name or path of a dataset .hdf5 file (default: {DEFAULT_DATASET})")
     p.add_argument("--algorithm", help="comma-separated algorithms (default: every installed one)")
     p.add_argument("-k", "--count", dest="k", type=positive_int, default=10, help="neighbours per query (default 10)")
-    p.add_argument("--runs", type=positive_int, default=3, help="timed passes after one warm-up (default 3)")
+    p.add_argument("--runs", type=positive_int, default=3, help="timed passes after the warm-up (default 3)")
+    p.add_argument("--warmup", type=warmup_arg, default=DEFAULT_OPTIONS.warmup, metavar="full|none|SECONDS",
+                   help="untimed queries before each query setting's passes: the first queries until SECONDS "
+                        f"have passed or all have run (default {DEFAULT_OPTIONS.warmup_label()}); full = every "
+                        "query once; none = no untimed query")
+    p.add_argument("--min-pass-time", type=non_negative_float, default=DEFAULT_OPTIONS.min_pass_time,
+                   metavar="SECONDS", help="a timed pass repeats the whole query set until it lasts this long "
+                                           f"(default {DEFAULT_OPTIONS.min_pass_time:g}; 0 = one repetition)")
     p.add_argument("--batch", action="store_true", help="time all queries as one batch call")
     p.add_argument("--threads", type=thread_counts, default=[1], metavar="N[,N...]",
                    help="library threads (default 1); a comma-separated list (1,2) runs the sweep once per count")
@@ -232,7 +250,7 @@ def sweep(args: argparse.Namespace, data_dir: Path, results_dir: Path, adapter_d
     from annbench.datasets.registry import load
     from annbench.execute import execute, make_tasks
     from annbench.isolation import available_memory, core_slots
-    from annbench.plan import RunOptions, make_plan
+    from annbench.plan import make_plan
     from annbench.store import ResultStore
     from annbench.task import Limits
 
@@ -245,7 +263,8 @@ def sweep(args: argparse.Namespace, data_dir: Path, results_dir: Path, adapter_d
     algorithms = names(args.algorithm) if args.algorithm else None
     if algorithms is not None and not algorithms:
         raise UserError("--algorithm is empty; give one or more names (see --list-algorithms)")
-    options = RunOptions(k=args.k, runs=args.runs, batch=args.batch, threads=args.threads, force=args.force)
+    options = RunOptions(k=args.k, runs=args.runs, batch=args.batch, threads=args.threads, force=args.force,
+                         warmup=args.warmup, min_pass_time=args.min_pass_time)
     plan = make_plan(dataset.name, dataset.path, dataset.distance, algorithms, args.preset, options,
                      config_dirs, adapter_dirs)
     if not plan.builds and not plan.unavailable:

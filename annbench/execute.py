@@ -18,15 +18,17 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from annbench import provenance
+from annbench.adapter import Adapter
 from annbench.datasets.format import Dataset
 from annbench.discovery import load_adapter
 from annbench.evaluate import quality, speed
 from annbench.isolation import core_slots, run_task_isolated
-from annbench.measure import batch_passes, peak_memory_growth, single_query_passes
+from annbench.measure import PassMeasurement, batch_passes, peak_memory_growth, single_query_passes
 from annbench.plan import BuildSetting, Plan
 from annbench.results import STATUS_ERROR, STATUS_OK, RunKey, RunResult, canonical, measurement, measurement_attrs
 from annbench.store import ResultStore, StoredState
@@ -76,10 +78,33 @@ def _error(key: RunKey, stage: str, exc: BaseException, attrs: dict[str, Any]) -
                      attrs={**attrs, "reason": "exception", "traceback": traceback.format_exc()})
 
 
+class IndexSize(str, Enum):
+    """``index_bytes_status`` of a result: whether its ``index_bytes`` was measured."""
+
+    MEASURED = "measured"        # the library's serialized size
+    UNSUPPORTED = "unsupported"  # the adapter cannot serialize: index_bytes = -1
+    FAILED = "failed"            # serializing raised (message in index_bytes_error): index_bytes = -1
+    PENDING = "pending"          # not measured yet: the child died after this run, before the measurement
+
+
+def measure_index_size(adapter: Adapter) -> tuple[int, IndexSize, str]:
+    """``(index_bytes, status, error message)`` of the built index; -1 where not measured."""
+    try:
+        size = adapter.index_size_bytes()
+    except Exception as e:
+        return -1, IndexSize.FAILED, " ".join(f"{type(e).__name__}: {e}".split())
+    return (-1, IndexSize.UNSUPPORTED, "") if size is None else (int(size), IndexSize.MEASURED, "")
+
+
 def run_build_setting(plan: Plan, dataset: Dataset, setting: BuildSetting, store: ResultStore,
                       keys: list[RunKey], extra_attrs: dict[str, Any] | None = None) -> list[RunResult]:
     """Build one index, run the query settings of ``keys`` on it, store each result as it completes,
     in this process (the body of an isolated child: see :mod:`annbench.worker`).
+
+    The index size is measured after the last query setting (serializing can re-map or flush
+    the index, which would change what the timed passes see), so each result is first stored
+    with ``index_bytes = -1`` and ``index_bytes_status = pending`` and rewritten with the size
+    once it is known; a child that dies before that leaves its finished runs stored, pending.
 
     An exception inside the adapter (or an invalid answer) makes the affected runs errors;
     they are stored with their reason and the sweep goes on. ``extra_attrs`` go into every result.
@@ -89,6 +114,7 @@ def run_build_setting(plan: Plan, dataset: Dataset, setting: BuildSetting, store
     attrs: dict[str, Any] = {
         **(extra_attrs or {}), "dataset_checksum": dataset.checksum, **measurement_attrs(o, dataset.checksum),
         "distance": dataset.distance, "runs": o.runs,
+        "warmup": o.warmup_label(), "min_pass_time": o.min_pass_time,
         "n_queries": len(dataset.test), "n_train": len(dataset.train), "mode": "batch" if o.batch else "single",
         "library_versions": provenance.library_versions(adapter_cls.libraries), **provenance.machine(),
     }
@@ -103,7 +129,7 @@ def run_build_setting(plan: Plan, dataset: Dataset, setting: BuildSetting, store
         else:
             log.error("%s: %s", r.key.label(), r.error)
 
-    passes: Callable[..., Any] = batch_passes if o.batch else single_query_passes
+    passes: Callable[..., PassMeasurement] = batch_passes if o.batch else single_query_passes
     with limited_threads(o.threads):
         try:
             adapter = adapter_cls(dataset.distance, threads=o.threads, **setting.build_params)
@@ -112,28 +138,37 @@ def run_build_setting(plan: Plan, dataset: Dataset, setting: BuildSetting, store
                 start = time.perf_counter_ns()
                 adapter.fit(dataset.train)
                 build_ns = time.perf_counter_ns() - start
-            index_bytes = adapter.index_size_bytes()
         except Exception as e:
             for key in keys:
                 store_result(_error(key, "build", e, {**attrs, "timestamp": provenance.timestamp()}))
             return results
-        build = {"build_s": build_ns * 1e-9, "index_bytes": -1 if index_bytes is None else int(index_bytes),
-                 "build_peak_rss_bytes": memory["bytes"]}
+        build = {"build_s": build_ns * 1e-9, "index_bytes": -1, "build_peak_rss_bytes": memory["bytes"]}
+        attrs["index_bytes_status"] = IndexSize.PENDING.value
         for key in keys:
             run_attrs = {**attrs, "timestamp": provenance.timestamp()}
             try:
                 adapter.set_query_params(**key.query_params)
-                m = passes(adapter, dataset.test, o.k, o.runs)
+                m = passes(adapter, dataset.test, o.k, o.runs, o.warmup, o.min_pass_time)
                 stats = adapter.stats()
                 scores, found_d = quality(dataset, m.neighbors, o.k)
             except Exception as e:
                 store_result(_error(key, "query", e, {**run_attrs, **build}))
                 continue
             store_result(RunResult(
-                key, STATUS_OK, metrics={**scores, **speed(m, len(dataset.test)), **build},
-                attrs={**run_attrs, "best_pass": m.best_pass, "stats": stats},
+                key, STATUS_OK, metrics={**scores, **speed(m), **build},
+                attrs={**run_attrs, "best_pass": m.best_pass, "repeats": m.repeats, "stats": stats,
+                       "warmup_queries": m.warm_up.queries, "warmup_s": m.warm_up.elapsed_ns * 1e-9},
                 neighbors=m.neighbors.astype("int32"), distances=found_d.astype("float32"),
                 latencies_ns=m.latencies_ns, pass_times_ns=m.pass_times_ns))
+        index_bytes, status, error = measure_index_size(adapter)
+    if status is IndexSize.FAILED:
+        log.error("%s %s: index size not measured: %s", setting.algorithm, setting.build_params, error)
+    for r in results:  # every run of this build, now with the size of the index it searched
+        (r.metrics if r.status == STATUS_OK else r.attrs)["index_bytes"] = index_bytes
+        r.attrs["index_bytes_status"] = status.value
+        if error:
+            r.attrs["index_bytes_error"] = error
+        store.write(r)
     return results
 
 

@@ -95,7 +95,11 @@ def _reference_plan(suite: Suite, dataset: Dataset, options: RunOptions, config_
 
 
 def _run(plan: Plan, dataset: Dataset, store: ResultStore) -> list[tuple[RunKey, dict[str, Any], Any]]:
-    """Execute a one-build plan; its runs as (key, attrs, pass times or None), read from the store."""
+    """Execute a one-build plan; its runs as (key, attrs, pass times or None), read from the store.
+
+    Pass times are per repetition of the query set (a calibrated pass repeats it ``repeats``
+    times, and the count can differ from round to round), so they compare across rounds and
+    ``n_queries / time`` stays the QPS."""
     execute(plan, dataset, store)
     out = []
     for key in run_keys(plan, plan.builds[0]):
@@ -106,6 +110,8 @@ def _run(plan: Plan, dataset: Dataset, store: ResultStore) -> list[tuple[RunKey,
             out.append((key, {"status": "error", "error": f"no readable result ({e})"}, None))
             continue
         times = read_arrays(path).get("pass_times_ns") if attrs.get("status") == STATUS_OK else None
+        if times is not None:
+            times = times / int(attrs.get("repeats", 1))
         out.append((key, attrs, times))
     return out
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,13 +19,61 @@ from annbench.results import Params
 log = logging.getLogger(__name__)
 
 
+#: ``RunOptions.warmup`` of ``--warmup full`` (every query, no time bound) and ``--warmup none``.
+WARMUP_FULL = math.inf
+WARMUP_NONE = 0.0
+
+
 @dataclass(frozen=True)
 class RunOptions:
+    """How every run of a sweep is measured (see README: What is measured).
+
+    ``warmup``: seconds of untimed queries before the timed passes of each query setting
+    (:data:`WARMUP_FULL` = every query once, :data:`WARMUP_NONE` = none); ``min_pass_time``:
+    seconds a timed pass lasts at least, by repeating the whole query set (0 = one repetition).
+    """
+
     k: int = 10
     runs: int = 3
     batch: bool = False
     threads: int = 1
     force: bool = False
+    warmup: float = 0.5
+    min_pass_time: float = 0.2
+
+    def __post_init__(self) -> None:
+        if not (self.warmup >= 0):  # also NaN
+            raise UserError(f"warm-up {self.warmup!r} s; valid: {WARMUP_CHOICES}")
+        if not (0 <= self.min_pass_time < math.inf):
+            raise UserError(f"minimum pass time {self.min_pass_time!r} s; valid: a finite number of seconds >= 0")
+
+    def warmup_label(self) -> str:
+        """The warm-up as ``--warmup`` spells it: ``full``, ``none`` or the seconds."""
+        return warmup_label(self.warmup)
+
+
+WARMUP_CHOICES = "full, none, or a number of seconds > 0"
+
+
+def warmup_label(seconds: float) -> str:
+    """``inf`` → ``full``, ``0`` → ``none``, else the seconds (``0.5``)."""
+    return "full" if seconds == WARMUP_FULL else "none" if seconds == WARMUP_NONE else f"{seconds:g}"
+
+
+def parse_warmup(text: str) -> float:
+    """``--warmup full|none|SECONDS`` → :attr:`RunOptions.warmup`; ValueError naming what is valid."""
+    word = text.strip().lower()
+    if word == "full":
+        return WARMUP_FULL
+    if word == "none":
+        return WARMUP_NONE
+    try:
+        seconds = float(word)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a warm-up; valid: {WARMUP_CHOICES}") from None
+    if not 0 < seconds < math.inf:
+        raise ValueError(f"{text!r} is out of range; valid: {WARMUP_CHOICES}")
+    return seconds
 
 
 @dataclass(frozen=True)

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from annbench import metrics as M
+from annbench import paths
+from annbench.datasets.format import Dataset
+from annbench.discovery import load_adapter
 from annbench.distances import distances_to_ids
+from annbench.evaluate import quality
+from annbench.groundtruth import exact_knn
 
 
 def test_recall_uses_the_1e3_slack_on_the_kth_distance() -> None:
@@ -24,11 +30,34 @@ def test_recall_counts_padding_as_a_miss() -> None:
     assert M.recall(np.array([[1.0, np.inf]]), true_d, 2)[0] == 0.5
 
 
+def test_recall_slack_never_drops_below_float32_rounding() -> None:
+    # ip on large inner products: the stored float32 k-th distance is rounded down by more than
+    # 1e-3, so the exact point's recomputed (float64) distance lies above t + 1e-3
+    exact = -123456.0 + 0.003
+    stored = np.float32(exact)  # float32 spacing there is 0.0078: the stored value is -123456.0
+    assert exact - float(stored) > 1e-3
+    assert M.recall(np.array([[exact]]), np.array([[stored]], dtype=np.float64), 1)[0] == 1.0
+    # ... while at ordinary magnitudes the slack stays ann-benchmarks' 1e-3, for negative distances too
+    assert M.recall(np.array([[-3.0, -1.9991]]), np.array([[-3.0, -2.0]]), 2)[0] == 1.0
+    assert M.recall(np.array([[-3.0, -1.9989]]), np.array([[-3.0, -2.0]]), 2)[0] == 0.5
+
+
 def test_epsilon_recall() -> None:
     true_d = np.array([[1.0, 2.0]])
     found = np.array([[1.0, 2.1]])
     assert M.epsilon_recall(found, true_d, 2, 0.01)[0] == 0.5  # threshold 2.02
     assert M.epsilon_recall(found, true_d, 2, 0.1)[0] == 1.0   # threshold 2.2
+
+
+def test_epsilon_recall_on_negative_distances_is_as_loose_as_on_positive_ones() -> None:
+    # ip: distances are -<q, x>; the k-th true inner product is 2, so eps = 0.1 accepts inner
+    # products down to 1.8 and eps = 0.01 down to 1.98
+    true_d = np.array([[-3.0, -2.0]])
+    assert M.epsilon_recall(true_d, true_d, 2, 0.01)[0] == 1.0  # exact
+    found = np.array([[-3.0, -1.9]])
+    assert M.epsilon_recall(found, true_d, 2, 0.01)[0] == 0.5
+    assert M.epsilon_recall(found, true_d, 2, 0.1)[0] == 1.0
+    assert M.epsilon_recall(np.array([[-3.0, -1.7]]), true_d, 2, 0.1)[0] == 0.5
 
 
 def test_id_recall_extends_the_true_list_with_ties() -> None:
@@ -40,6 +69,22 @@ def test_id_recall_extends_the_true_list_with_ties() -> None:
     assert M.id_recall(np.array([[1, 0]]), true_ids, true_d, 2)[0] == 1.0  # order does not matter
 
 
+def test_id_recall_big_ann_benchmarks_tie_cases() -> None:
+    ids = np.array([[0, 1, 2, 3]])
+    # true distances [1, 1, 2, 3], k = 2: the true list is {0, 1}
+    before_k = np.array([[1.0, 1.0, 2.0, 3.0]])
+    assert M.id_recall(np.array([[0, 2]]), ids, before_k, 2)[0] == 0.5
+    assert M.id_recall(np.array([[1, 0]]), ids, before_k, 2)[0] == 1.0
+    # true distances [1, 2, 2, 3], k = 2: id 2 ties the k-th distance past k and counts, id 3 does not
+    past_k = np.array([[1.0, 2.0, 2.0, 3.0]])
+    assert M.id_recall(np.array([[0, 2]]), ids, past_k, 2)[0] == 1.0
+    assert M.id_recall(np.array([[2, 1]]), ids, past_k, 2)[0] == 1.0
+    assert M.id_recall(np.array([[0, 3]]), ids, past_k, 2)[0] == 0.5
+    # a run of ties past k: all of them count (within 1e-6 of the k-th distance)
+    run = np.array([[1.0, 2.0, 2.0, 2.0 + 9e-7]])
+    assert M.id_recall(np.array([[3, 2]]), ids, run, 2)[0] == 1.0
+
+
 def test_relative_error() -> None:
     true_d = np.array([[1.0, 2.0], [0.0, 1.0]])
     assert M.relative_error(np.array([[1.0, 3.0], [0.0, 1.0]]), true_d, 2) == pytest.approx(5 / 4)
@@ -48,6 +93,51 @@ def test_relative_error() -> None:
     assert M.relative_error(zeros, zeros, 2) == 1.0
     # only k columns count on both sides
     assert M.relative_error(np.array([[1.0, 9.0]]), np.array([[1.0, 2.0]]), 1) == 1.0
+
+
+def test_relative_error_on_inner_products_is_the_ratio_of_similarities() -> None:
+    true_d = np.array([[-4.0, -2.0], [-3.0, -1.0]])  # inner products sum to 10
+    assert M.relative_error(true_d, true_d, 2) == 1.0
+    worse = np.array([[-4.0, -1.0], [-2.0, -1.0]])  # sum 8: worse, so above 1
+    assert M.relative_error(worse, true_d, 2) == pytest.approx(10 / 8)
+    much_worse = np.array([[-1.0, -1.0], [-1.0, -1.0]])
+    assert M.relative_error(much_worse, true_d, 2) > M.relative_error(worse, true_d, 2)
+    # inner products of the answer summing to <= 0 while the true ones are positive: unboundedly worse
+    assert M.relative_error(np.array([[-1.0, 1.0], [0.0, 0.5]]), true_d, 2) == math.inf
+    assert M.relative_error(np.array([[-4.0, np.inf], [-3.0, -1.0]]), true_d, 2) == math.inf
+    # all true inner products negative: the distances are positive and the distance ratio applies
+    assert M.relative_error(np.array([[2.0, 4.0]]), np.array([[1.0, 2.0]]), 2) == pytest.approx(2.0)
+
+
+@pytest.fixture(scope="module")
+def gaussian_16d() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(16)
+    return (rng.standard_normal((3000, 16)).astype(np.float32),
+            rng.standard_normal((200, 16)).astype(np.float32))
+
+
+QUALITY = ("recall", "id_recall", "eps_recall_0.01", "eps_recall_0.1")
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "angular", "ip"])
+def test_exact_answers_score_one_and_worse_answers_lower_on_every_distance(metric: str, gaussian_16d) -> None:
+    train, test = gaussian_16d
+    true_ids, true_d = exact_knn(train, test, metric, k=100)
+    dataset = Dataset("gauss-16", Path("gauss-16.hdf5"), metric, train, test, true_ids, true_d, "none")
+    k = 10
+    adapter = load_adapter("bruteforce", paths.algorithm_dirs())(metric)
+    adapter.fit(train)
+    exact = np.asarray(adapter.batch_query(test, k), dtype=np.int64)
+    scores, _ = quality(dataset, exact, k)
+    assert all(scores[name] == 1.0 for name in QUALITY), scores
+    assert scores["rel"] == pytest.approx(1.0, abs=1e-6)
+    # the nearest half kept, the other half replaced by the 50th..54th true neighbours
+    worse = np.concatenate([true_ids[:, :k // 2], true_ids[:, 50:50 + k // 2]], axis=1).astype(np.int64)
+    worse_scores, _ = quality(dataset, worse, k)
+    for name in QUALITY:
+        assert worse_scores[name] < 1.0, (name, worse_scores)
+    assert worse_scores["rel"] > 1.0 + 1e-3, worse_scores
+    assert worse_scores["id_recall"] == pytest.approx(0.5)
 
 
 def test_duplicate_rows_ignore_padding() -> None:

@@ -39,14 +39,16 @@ def test_result_file_holds_one_pass_and_provenance(data_dir: Path, results_dir: 
     assert path.parent == results_dir / "random-xs-20-euclidean" / "10" / "kdtree"
     attrs, arrays = read_attrs(path), read_arrays(path)
     assert arrays["neighbors"].shape == (1000, 10) and arrays["distances"].shape == (1000, 10)
-    assert arrays["latencies_ns"].shape == (1000,) and arrays["pass_times_ns"].shape == (3,)
+    repeats = attrs["repeats"]  # whole query sets per timed pass (see test_measure.py)
+    assert arrays["latencies_ns"].shape == (repeats * 1000,) and arrays["pass_times_ns"].shape == (3,)
     best = int(np.argmin(arrays["pass_times_ns"]))
     assert attrs["best_pass"] == best
-    assert attrs["qps"] == pytest.approx(1000 / (arrays["pass_times_ns"][best] * 1e-9))
+    assert attrs["qps"] == pytest.approx(repeats * 1000 / (arrays["pass_times_ns"][best] * 1e-9))
     assert attrs["qps_median"] <= attrs["qps"]
     for key in ("dataset_checksum", "cpu_model", "library_versions", "annbench_version", "annbench_commit",
                 "timestamp", "build_params", "query_params", "threads", "runs", "mode", "build_s",
-                "index_bytes", "build_peak_rss_bytes", "p50_ms", "p95_ms", "p99_ms", "p99.9_ms"):
+                "index_bytes", "build_peak_rss_bytes", "p50_ms", "p95_ms", "p99_ms", "p99.9_ms", "warmup",
+                "min_pass_time", "repeats"):
         assert key in attrs, key
     assert attrs["dataset_checksum"].startswith("xxh3:")
     assert "scikit-learn" in attrs["library_versions"]

@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""QPS stability: coefficient of variation of each setting's QPS across identical sweeps.
+
+``--sweeps`` identical sweeps (default 5) of the ``quick`` grids of hnswlib, annoy and faiss-ivf on
+``random-xs-20-euclidean`` with ``--runs 3``, each through the real plan → execute path (one child
+per build setting) into its own temporary results folder. Every measurement mode given by
+``--modes`` runs once per sweep, the modes alternating, so all see the same machine load:
+
+* ``calibrated`` — today's defaults: bounded warm-up (0.5 s), passes of at least 0.2 s;
+* ``single`` — the behaviour before calibration: a full warm-up pass, then one repetition of the
+  query set per timed pass (``--warmup full --min-pass-time 0``).
+
+Per setting and mode it prints the QPS CV (sample standard deviation / mean over the sweeps), then
+per mode the median and maximum CV and how many settings are within ``--target`` (3 %).
+Target: every setting within 3 % in the calibrated mode, with nothing else running.
+
+    python benchmarks/qps_stability.py [--sweeps 5] [--runs 3] [--modes calibrated,single]
+                                       [--algorithm hnswlib,annoy,faiss-ivf] [--min-pass-time 0.2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from annbench.threads import pin_environment  # noqa: E402
+
+pin_environment(1)  # before numpy and the libraries load their thread pools
+
+import numpy as np  # noqa: E402
+
+from annbench import paths  # noqa: E402
+from annbench.analyse import results_frame  # noqa: E402
+from annbench.datasets.registry import load  # noqa: E402
+from annbench.execute import execute  # noqa: E402
+from annbench.plan import WARMUP_FULL, RunOptions, make_plan  # noqa: E402
+from annbench.store import ResultStore  # noqa: E402
+
+DEFAULTS = RunOptions()
+
+
+def mode_options(mode: str, runs: int, min_pass_time: float, warmup: float) -> RunOptions:
+    if mode == "calibrated":
+        return RunOptions(k=10, runs=runs, force=True, warmup=warmup, min_pass_time=min_pass_time)
+    if mode == "single":
+        return RunOptions(k=10, runs=runs, force=True, warmup=WARMUP_FULL, min_pass_time=0.0)
+    raise SystemExit(f"unknown mode {mode!r}; valid: calibrated, single")
+
+
+def sweep_qps(dataset, algorithms: list[str], options: RunOptions) -> dict[str, tuple[float, int]]:  # noqa: ANN001
+    """One sweep into a fresh results folder: setting label → (qps, repeats)."""
+    plan = make_plan(dataset.name, dataset.path, dataset.distance, algorithms, "quick", options,
+                     paths.config_dirs(), paths.algorithm_dirs())
+    if plan.unavailable:
+        raise SystemExit(f"unavailable: {plan.unavailable}")
+    with tempfile.TemporaryDirectory(prefix="annbench-qps-stability-") as tmp:
+        execute(plan, dataset, ResultStore(tmp))
+        frame = results_frame(tmp, dataset.name)
+    failed = frame[frame["status"] != "ok"]
+    if len(failed):
+        raise SystemExit(f"{len(failed)} runs failed: {failed['error'].tolist()}")
+    return {f"{r.algorithm} {r.build_params} {r.query_params}": (float(r.qps), int(r.repeats))
+            for r in frame.itertuples()}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--dataset", default="random-xs-20-euclidean")
+    p.add_argument("--data-dir", type=Path, default=None, help="dataset folder (default as run.py)")
+    p.add_argument("--algorithm", default="hnswlib,annoy,faiss-ivf")
+    p.add_argument("--sweeps", type=int, default=5)
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--modes", default="calibrated,single", help="comma-separated: calibrated, single")
+    p.add_argument("--min-pass-time", type=float, default=DEFAULTS.min_pass_time, help="calibrated mode's")
+    p.add_argument("--warmup", type=float, default=DEFAULTS.warmup, help="calibrated mode's warm-up bound (s)")
+    p.add_argument("--target", type=float, default=0.03)
+    args = p.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(levelname).1s %(message)s")
+    dataset = load(args.dataset, args.data_dir or paths.default_data_dir())
+    algorithms = args.algorithm.split(",")
+    modes = args.modes.split(",")
+    options = {m: mode_options(m, args.runs, args.min_pass_time, args.warmup) for m in modes}
+    qps: dict[str, dict[str, list[float]]] = {m: {} for m in modes}
+    repeats: dict[str, dict[str, list[int]]] = {m: {} for m in modes}
+    load_start = os.getloadavg()
+    for s in range(args.sweeps):
+        for m in (modes if s % 2 == 0 else modes[::-1]):  # alternate which mode goes first
+            for label, (q, r) in sweep_qps(dataset, algorithms, options[m]).items():
+                qps[m].setdefault(label, []).append(q)
+                repeats[m].setdefault(label, []).append(r)
+            print(f"sweep {s + 1}/{args.sweeps} {m} done", file=sys.stderr, flush=True)
+    print(f"{dataset.name}, {', '.join(algorithms)} quick grids, --runs {args.runs}, {args.sweeps} sweeps per mode; "
+          f"load average {load_start[0]:.2f} at the start, {os.getloadavg()[0]:.2f} at the end "
+          f"on {os.cpu_count()} cores")
+    labels = sorted(qps[modes[0]])
+    width = max(len(label) for label in labels)
+    head = "".join(f"  {m + ' QPS':>16} {'CV':>6} {'reps':>5}" for m in modes)
+    print(f"{'setting':<{width}}{head}")
+    cvs: dict[str, list[float]] = {m: [] for m in modes}
+    for label in labels:
+        cells = []
+        for m in modes:
+            values = np.asarray(qps[m][label])
+            cv = float(np.std(values, ddof=1) / np.mean(values)) if len(values) > 1 else float("nan")
+            cvs[m].append(cv)
+            cells.append(f"  {np.mean(values):>16.0f} {cv * 100:>5.1f}% {int(np.median(repeats[m][label])):>5d}")
+        print(f"{label:<{width}}{''.join(cells)}")
+    for m in modes:
+        c = np.asarray(cvs[m])
+        print(f"{m:<10} median CV {np.median(c) * 100:5.2f} %   max CV {np.max(c) * 100:5.2f} %   "
+              f"within {args.target * 100:g} %: {int(np.sum(c <= args.target))} of {len(c)}")
+
+
+if __name__ == "__main__":
+    main()

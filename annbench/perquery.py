@@ -64,10 +64,17 @@ def run_queries(dataset: Dataset, path: str | Path, k: int, batch: bool) -> pd.D
            "found_sum": found_d[:, :k].sum(axis=1), "true_sum": true_d[:, :k].sum(axis=1)}
     if dataset.train_labels is not None and dataset.test_labels is not None:
         out["knn_correct"] = M.knn_correct(ids, dataset.train_labels, dataset.test_labels, k)
-    latencies = arrays.get("latencies_ns")
-    out["latency_ns"] = (latencies.astype(np.float64) if latencies is not None and len(latencies) == len(ids)
-                         and not batch else np.full(len(ids), np.nan))
+    out["latency_ns"] = query_latencies(arrays.get("latencies_ns"), len(ids), batch)
     return pd.DataFrame(out)
+
+
+def query_latencies(latencies_ns: np.ndarray | None, n_queries: int, batch: bool) -> np.ndarray:
+    """Each query's latency (ns) in a stored run: the mean over the repetitions of the kept pass
+    (a calibrated pass stores ``repeats · n_queries`` latencies, repetition after repetition); NaN
+    in batch mode or where the run stored none."""
+    if batch or latencies_ns is None or len(latencies_ns) == 0 or len(latencies_ns) % n_queries:
+        return np.full(n_queries, np.nan)
+    return np.asarray(latencies_ns, dtype=np.float64).reshape(-1, n_queries).mean(axis=0)
 
 
 def difficulty_columns(dataset: Dataset) -> pd.DataFrame | None:

@@ -102,20 +102,22 @@ def test_results_of_an_earlier_annbench_are_measured_again(tmp_path: Path) -> No
 
 def test_every_run_option_but_force_is_part_of_the_measurement() -> None:
     @dataclasses.dataclass(frozen=True)
-    class Later(RunOptions):  # fields another change adds to RunOptions join without touching this code
-        warmup: str = "one-pass"
-        min_pass_time: float = 0.2
+    class Later(RunOptions):  # fields a later change adds to RunOptions join without touching this code
+        policy: str = "one-pass"
+        budget: float = 0.2
 
+    defaults = RunOptions()
     m = measurement(Later(k=5, runs=2, batch=True, threads=2, force=True), "xxh3:abc")
     assert m == {"contract": MEASUREMENT_CONTRACT, "dataset_checksum": "xxh3:abc", "k": 5, "runs": 2, "batch": True,
-                 "threads": 2, "warmup": "one-pass", "min_pass_time": 0.2}
+                 "threads": 2, "warmup": defaults.warmup, "min_pass_time": defaults.min_pass_time,
+                 "policy": "one-pass", "budget": 0.2}
     assert measurement(Later(force=True), "x") == measurement(Later(force=False), "x")
-    changed = measurement(Later(runs=3, min_pass_time=0.5), "y")
+    changed = measurement(Later(runs=3, budget=0.5), "y")
     assert measurement_changes(measurement(Later(runs=1), "x"), changed) == [
-        "dataset checksum changed (x… → y…)", "min_pass_time 0.2 → 0.5", "runs 1 → 3"]
+        "budget 0.2 → 0.5", "dataset checksum changed (x… → y…)", "runs 1 → 3"]
     old = {**changed, "contract": 1}
-    del old["warmup"]
-    assert measurement_changes(old, changed) == ['measurement contract 1 → 2', 'warmup unset → "one-pass"']
+    del old["policy"]
+    assert measurement_changes(old, changed) == ['measurement contract 1 → 2', 'policy unset → "one-pass"']
 
 
 @pytest.mark.parametrize("field", ["k", "batch", "threads"])

@@ -74,7 +74,7 @@ def timed_runs(data_dir, tmp_path):
     for name, lat, batch in (("fast", fast, False), ("twin", fast, False), ("slow", slow, False), ("fast", fast, True)):
         m = PassMeasurement(ids, None if batch else lat, np.array([lat.sum() + 50_000]), 0)
         metrics, found_d = quality(ds, ids, 10)
-        metrics.update(speed(m, len(ds.test)))
+        metrics.update(speed(m))
         key = RunKey(ds.name, 10, name, batch, {}, {}, 1)
         store.write(RunResult(key, "ok", metrics=metrics, attrs={"dataset_checksum": ds.checksum,
                                                                  "n_queries": len(ds.test)},

@@ -23,11 +23,12 @@ from typing import Any
 from annbench import provenance
 from annbench.datasets.format import Dataset
 from annbench.discovery import load_adapter
+from annbench.early_stop import dominated_by, is_exact, skipped, standing_skips, stored_exact
 from annbench.evaluate import quality, speed
 from annbench.isolation import core_slots, run_task_isolated
 from annbench.measure import batch_passes, peak_memory_growth, single_query_passes
 from annbench.plan import BuildSetting, Plan
-from annbench.results import STATUS_ERROR, STATUS_OK, RunKey, RunResult
+from annbench.results import STATUS_ERROR, STATUS_OK, RunKey, RunResult, Status
 from annbench.store import ResultStore
 from annbench.task import Limits, Task, TaskOutcome
 from annbench.threads import limited_threads
@@ -42,8 +43,15 @@ def run_keys(plan: Plan, setting: BuildSetting) -> list[RunKey]:
 
 
 def pending_keys(plan: Plan, setting: BuildSetting, store: ResultStore) -> list[RunKey]:
-    """The runs of this build setting still to do (all of them with ``--force``)."""
-    return [k for k in run_keys(plan, setting) if plan.options.force or not store.finished(k)]
+    """The runs of this build setting still to do (all of them with ``--force``). With early stop,
+    a run stored as skipped is done while the exact run that dominates it is done."""
+    keys = run_keys(plan, setting)
+    if plan.options.force:
+        return keys
+    done = [store.finished(k) for k in keys]
+    if plan.options.early_stop:
+        done = [d or s for d, s in zip(done, standing_skips(store, keys, done))]
+    return [k for k, d in zip(keys, done) if not d]
 
 
 def _error(key: RunKey, stage: str, exc: BaseException, attrs: dict[str, Any]) -> RunResult:
@@ -74,6 +82,8 @@ def run_build_setting(plan: Plan, dataset: Dataset, setting: BuildSetting, store
         results.append(r)
         if r.status == STATUS_OK:
             log.info("%s: recall=%.4f qps=%.1f", r.key.label(), r.metrics["recall"], r.metrics["qps"])
+        elif r.status == Status.SKIPPED:
+            log.info("%s: skipped, %s", r.key.label(), r.attrs["note"])
         else:
             log.error("%s: %s", r.key.label(), r.error)
 
@@ -93,8 +103,13 @@ def run_build_setting(plan: Plan, dataset: Dataset, setting: BuildSetting, store
             return results
         build = {"build_s": build_ns * 1e-9, "index_bytes": -1 if index_bytes is None else int(index_bytes),
                  "build_peak_rss_bytes": memory["bytes"]}
+        done = [k for k in run_keys(plan, setting) if k not in keys]
+        exact = stored_exact(store, done, dataset.checksum) if o.early_stop else []
         for key in keys:
             run_attrs = {**attrs, "timestamp": provenance.timestamp()}
+            if o.early_stop and (by := dominated_by(setting.query_settings, key.query_params, exact)) is not None:
+                store_result(skipped(key, by, run_attrs))
+                continue
             try:
                 adapter.set_query_params(**key.query_params)
                 m = passes(adapter, dataset.test, o.k, o.runs)
@@ -108,6 +123,8 @@ def run_build_setting(plan: Plan, dataset: Dataset, setting: BuildSetting, store
                 attrs={**run_attrs, "best_pass": m.best_pass, "stats": stats},
                 neighbors=m.neighbors.astype("int32"), distances=found_d.astype("float32"),
                 latencies_ns=m.latencies_ns, pass_times_ns=m.pass_times_ns))
+            if is_exact(scores):
+                exact.append(key.query_params)
     return results
 
 

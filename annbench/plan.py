@@ -25,6 +25,8 @@ class RunOptions:
     batch: bool = False
     threads: int = 1
     force: bool = False
+    #: Store query settings dominated by an earlier exact one as skipped (see annbench.early_stop).
+    early_stop: bool = True
 
 
 @dataclass(frozen=True)

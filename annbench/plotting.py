@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from annbench.analyse import hosts_per_curve, pareto_frame
+from annbench.analyse import hosts_per_curve, measured, pareto_frame
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ def draw(ax, frame: pd.DataFrame, x: str, y: str, *, all_points: bool = False, a
          x_scale: str = "linear", y_scale: str = "log", palette: dict | None = None) -> int:
     """Draw ``frame``'s successful runs on ``ax``; returns the number of lines drawn. ``palette``:
     :func:`styles` of every algorithm in the figure (default: of those in ``frame``)."""
-    ok = frame[frame["status"] == "ok"] if "status" in frame else frame
+    ok = measured(frame)
     ok = ok[_usable(ok, x, x_scale) & _usable(ok, y, y_scale)]
     warn_mixed_hosts(ok)
     front = pareto_frame(ok, x, y) if len(ok) else ok

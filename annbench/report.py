@@ -22,6 +22,7 @@ import pandas as pd
 from annbench import provenance
 from annbench.analyse import operating_points, pass_qps
 from annbench.errors import UserError
+from annbench.results import Status
 from annbench.plotting import VIEWS, plot_metric_pair
 from annbench.tables import cell, to_html
 
@@ -99,8 +100,9 @@ class _Writer:
         d = slug(name)
         (self.out / d).mkdir(exist_ok=True)
         frame.to_csv(self.out / d / "runs.csv", index=False)
-        body = [f'<p>{len(frame)} runs ({int((frame["status"] == "ok").sum())} ok, '
-                f'{int((frame["status"] != "ok").sum())} failed). Every run with every column: '
+        body = [f'<p>{len(frame)} runs ({int((frame["status"] == Status.OK).sum())} ok, '
+                f'{int((frame["status"] == Status.ERROR).sum())} failed, '
+                f'{int((frame["status"] == Status.SKIPPED).sum())} skipped as dominated). Every run with every column: '
                 f'<a href="runs.csv">runs.csv</a>.</p>']
         for (k, batch), part in frame.groupby(["k", "batch"], sort=True):
             body.append(self.section(name, d, int(k), bool(batch), part))
@@ -134,15 +136,21 @@ class _Writer:
             page = f"{tag}-{slug(str(algorithm))}.html"
             self.algorithm(name, d, str(algorithm), k, mode, runs, page)
             good = runs[runs["status"] == "ok"]
-            summary.append({"algorithm": algorithm, "runs": len(runs), "failed": int((runs["status"] != "ok").sum()),
+            summary.append({"algorithm": algorithm, "runs": len(runs),
+                            "failed": int((runs["status"] == Status.ERROR).sum()),
+                            "skipped": int((runs["status"] == Status.SKIPPED).sum()),
                             "best recall": good["recall"].max() if len(good) else np.nan,
                             "best qps": good["qps"].max() if len(good) else np.nan})
             links.append(page)
         out.append(to_html(pd.DataFrame(summary), links={"algorithm": links}))
-        failed = frame[frame["status"] != "ok"]
+        failed = frame[frame["status"] == Status.ERROR]
         out.append(f"<h3>Failed runs ({len(failed)})</h3>")
         out.append(to_html(_columns(failed, ["algorithm", "build_params", "query_params", "error", "timestamp"]))
                    if len(failed) else "<p>None.</p>")
+        skipped = frame[frame["status"] == Status.SKIPPED]
+        if len(skipped):
+            out.append(f"<h3>Skipped runs ({len(skipped)}): not measured, dominated by an exact setting</h3>")
+            out.append(to_html(_columns(skipped, ["algorithm", "build_params", "query_params", "note"])))
         out.append(self.neighbours(name, d, tag, ok))
         return "\n".join(out)
 
@@ -153,6 +161,8 @@ class _Writer:
                              for p, n, s in zip(runs["path"], runs["n_queries"].fillna(0), runs["status"])]
         if "error" in runs:
             sweep["error"] = runs["error"]
+        if "note" in runs:
+            sweep["note"] = runs["note"]
         body = [f"<p>Dataset {html.escape(name)}, k = {k}, {mode}-query mode: {len(runs)} runs.</p>"]
         ok = runs[runs["status"] == "ok"]
         if _has(ok, "recall") and _has(ok, "qps"):
@@ -161,7 +171,7 @@ class _Writer:
                              all_points=True, annotate=True)
             body.append(_img(rel, f"every run of {algorithm}: qps against recall"))
         body.append("<h2>Sweep</h2>\n" + to_html(sweep))
-        failed = runs[runs["status"] != "ok"]
+        failed = runs[runs["status"] == Status.ERROR]
         for _, r in failed.iterrows():
             body.append(f'<details><summary class="err">{html.escape(cell(r.get("build_params")))} '
                         f'{html.escape(cell(r.get("query_params")))}: {html.escape(cell(r.get("error")))}</summary>'
@@ -226,7 +236,7 @@ def write_report(frame: pd.DataFrame, out_dir: str | Path, data_dir: Path | None
         links.append(writer.dataset(str(name), part))
         rows.append({"dataset": name, "k": ", ".join(str(k) for k in sorted(part["k"].unique())),
                      "algorithms": part["algorithm"].nunique(), "runs": len(part),
-                     "failed": int((part["status"] != "ok").sum())})
+                     "failed": int((part["status"] == Status.ERROR).sum())})
     generated = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     body = ["<h2>Datasets</h2>", to_html(pd.DataFrame(rows), links={"dataset": links}),
             "<h2>Provenance of the measurements</h2>", to_html(provenance_table(frame)),

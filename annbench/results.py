@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import json
 import re
@@ -12,8 +13,18 @@ import numpy as np
 
 Params = dict[str, Any]
 
-STATUS_OK = "ok"
-STATUS_ERROR = "error"
+
+class Status(enum.StrEnum):
+    """What became of one run; stored as its plain string value (``"ok"`` ...), so it compares
+    equal to the strings that older result files and DataFrames hold."""
+
+    OK = "ok"            # measured and scored
+    ERROR = "error"      # failed: stored with its reason, never scored, re-run by the next sweep
+    SKIPPED = "skipped"  # not measured: dominated by an earlier setting (see annbench.early_stop)
+
+
+STATUS_OK = Status.OK
+STATUS_ERROR = Status.ERROR
 
 
 def canonical(params: Params) -> str:
@@ -49,7 +60,7 @@ class RunResult:
     """One (build setting, query setting) run: its metrics, provenance and kept arrays."""
 
     key: RunKey
-    status: str
+    status: Status | str
     error: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
     attrs: dict[str, Any] = field(default_factory=dict)

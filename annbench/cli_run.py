@@ -141,7 +141,7 @@ def skip_lines(rows: Iterable[tuple[str, str, str, str, str]]) -> list[str]:
         groups.setdefault((algorithm, build, by, note), []).append(json.loads(query))
     lines = []
     for (algorithm, build, by, note), queries in groups.items():
-        exact = json.loads(by or "{}")  # differs from each of its skipped settings in the innermost parameter only
+        exact = json.loads(by) if isinstance(by, str) else {}  # differs from each skipped one in the innermost only
         inner = next((n for n in queries[0] if exact.get(n) != queries[0][n]), list(queries[0])[-1])
         fixed = "".join(f"{n}={v} " for n, v in queries[0].items() if n != inner)
         lines.append(f"skipped: {algorithm} {build} {fixed}{inner}={', '.join(str(q[inner]) for q in queries)}: {note}")

@@ -74,7 +74,7 @@ def annbench_sweep(dataset: str, data_dir: Path, configs: Path, results: Path, k
     wall = time.perf_counter() - start
     if done.returncode != 0:
         sys.exit(f"run.py failed ({done.returncode}): {' '.join(cmd)}\n{done.stderr[-2000:]}")
-    print(f"  {' '.join(extra) or '(defaults)'}: {done.stdout.strip().splitlines()[-1]}")
+    print(f"  {' '.join(extra) or '(defaults)'}: {wall:.1f} s; {done.stdout.strip().splitlines()[-1]}", flush=True)
     return wall
 
 
@@ -101,12 +101,13 @@ def main() -> None:
           f"k={args.k}, --runs 1; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     if not has_warmup:
         print("  run.py has no --warmup option here: its warm-up is always one full pass, so (c) runs "
-              "--no-early-stop alone")
+              "--no-early-stop alone", flush=True)
     with tempfile.TemporaryDirectory(prefix="annbench-sweep-wall-") as tmp:
         configs = Path(tmp) / "configs"
         configs.mkdir()
         (configs / "annoy.yml").write_text(GRID)
         a = plain_loop(dataset, args.k)
+        print(f"  (a) measured: {a:.1f} s", flush=True)
         b = annbench_sweep(dataset.name, data_dir, configs, Path(tmp) / "b", args.k, [])
         c = annbench_sweep(dataset.name, data_dir, configs, Path(tmp) / "c", args.k, full)
         front_b, front_c = front(Path(tmp) / "b", dataset.name, args.k), front(Path(tmp) / "c", dataset.name, args.k)

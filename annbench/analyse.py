@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from annbench.results import Status
 from annbench.store import ResultStore, read_arrays, read_attrs
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,12 @@ SUMMARY_COLUMNS = ["algorithm", "build_params", "query_params", "k", "batch", "s
 
 def higher_is_better(metric: str) -> bool:
     return metric in HIGHER_IS_BETTER
+
+
+def measured(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows that are measurements (status ``ok``): failed and skipped runs have no metrics to
+    draw or rank. A frame without a ``status`` column is taken as all measurements."""
+    return frame[frame["status"] == Status.OK] if "status" in frame else frame
 
 
 def results_frame(results_dir: str | Path, dataset: str | None = None) -> pd.DataFrame:
@@ -93,7 +100,7 @@ def pareto_mask(x: np.ndarray, y: np.ndarray, x_higher: bool = True, y_higher: b
 
 def pareto_frame(frame: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
     """Per algorithm (and batch mode), its Pareto-optimal rows for ``x`` against ``y``, sorted by ``x``."""
-    ok = frame[frame["status"] == "ok"] if "status" in frame else frame
+    ok = measured(frame)
     parts = []
     for _, group in ok.groupby(["algorithm", "batch"], sort=True):
         mask = pareto_mask(group[x].to_numpy(float), group[y].to_numpy(float), higher_is_better(x),
@@ -105,7 +112,7 @@ def pareto_frame(frame: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
 def hosts_per_curve(frame: pd.DataFrame) -> dict[tuple[str, bool], list[str]]:
     """Per curve (algorithm and batch mode), the hosts its successful runs were measured on, sorted.
     Results without a ``host`` column give no entry."""
-    ok = frame[frame["status"] == "ok"] if "status" in frame else frame
+    ok = measured(frame)
     if "host" not in ok or ok.empty:
         return {}
     return {(str(a), bool(b)): sorted(str(h) for h in group["host"].dropna().unique())
@@ -204,7 +211,7 @@ def operating_points(frame: pd.DataFrame, levels: tuple[float, ...] = OPERATING_
     """
     level_col = f"min_{quality}"
     cols = ["algorithm", "batch", level_col, quality, speed, *columns]
-    ok = frame[frame["status"] == "ok"] if "status" in frame else frame
+    ok = measured(frame)
     rows = []
     for (algorithm, batch), group in ok.groupby(["algorithm", "batch"], sort=True):
         for r in levels:

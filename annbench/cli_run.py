@@ -6,7 +6,7 @@ import argparse
 import contextlib
 import logging
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ from annbench.cli import (Parser, guarded, memory_size, names, non_negative_floa
                           setup_logging)
 from annbench.errors import UserError
 from annbench.plan import RunOptions, parse_warmup
+from annbench.results import Status, canonical
 
 log = logging.getLogger("annbench.run")
 
@@ -52,6 +53,9 @@ def parser(prog: str = "run.py") -> Parser:
                    help="library threads (default 1); a comma-separated list (1,2) runs the sweep once per count")
     p.add_argument("--preset", default="quick", help="grid group of each config to run (default quick)")
     p.add_argument("--force", action="store_true", help="re-run runs whose results are stored")
+    p.add_argument("--no-early-stop", action="store_true",
+                   help="measure every query setting, also those after one of the same build that reached "
+                        "recall 1.0 (default: store those as skipped, dominated)")
     p.add_argument("--timeout", type=positive_float, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
                    help=f"wall time allowed to each build setting's child (default {DEFAULT_TIMEOUT_S:g})")
     p.add_argument("--memory-limit", type=memory_size, default=None, metavar="SIZE",
@@ -137,7 +141,13 @@ def list_failures(results_dir: Path, dataset_arg: str) -> int:
 
     dataset = Path(dataset_arg).stem if Path(dataset_arg).suffix in (".hdf5", ".h5") else dataset_arg
     frame = results_frame(results_dir, dataset)
-    failed = frame[frame["status"] != "ok"] if len(frame) else frame
+    failed = frame[frame["status"] == Status.ERROR] if len(frame) else frame
+    skipped = frame[frame["status"] == Status.SKIPPED] if len(frame) else frame
+    for line in skip_lines((f"k={row['k']} {row['algorithm']}{'-batch' if row['batch'] else ''}", row["build_params"],
+                            row["query_params"], row["dominated_by"], row["note"]) for _, row in skipped.iterrows()):
+        print(line)
+    if len(skipped):
+        print(f"{len(skipped)} skipped runs (not measured; `run.py --no-early-stop` measures them)")
     if not len(failed):
         print(f"no failed runs for dataset {dataset} in {results_dir}")
         return 0
@@ -147,6 +157,24 @@ def list_failures(results_dir: Path, dataset_arg: str) -> int:
               f"    reason: {row.get('error', '')}\n    log:    {row.get('log_path', '') or '-'}")
     print(f"{len(failed)} failed runs (they are re-run by the next run.py invocation)")
     return 0
+
+
+def skip_lines(rows: Iterable[tuple[str, str, str, str, str]]) -> list[str]:
+    """``(algorithm, build params, query params, dominated_by, note)`` of skipped runs (parameters as
+    stored: JSON) → one line per build setting and exact setting, listing the skipped values of the
+    innermost parameter: ``skipped: annoy {"n_trees":10} search_k=4000, 10000: dominated: ...``."""
+    import json
+
+    groups: dict[tuple[str, str, str, str], list[dict[str, Any]]] = {}
+    for algorithm, build, query, by, note in rows:
+        groups.setdefault((algorithm, build, by, note), []).append(json.loads(query))
+    lines = []
+    for (algorithm, build, by, note), queries in groups.items():
+        exact = json.loads(by) if isinstance(by, str) else {}  # differs from each skipped one in the innermost only
+        inner = next((n for n in queries[0] if exact.get(n) != queries[0][n]), list(queries[0])[-1])
+        fixed = "".join(f"{n}={v} " for n, v in queries[0].items() if n != inner)
+        lines.append(f"skipped: {algorithm} {build} {fixed}{inner}={', '.join(str(q[inner]) for q in queries)}: {note}")
+    return lines
 
 
 def summary_text(frame) -> str:  # noqa: ANN001 - a pandas DataFrame
@@ -170,15 +198,17 @@ def progress_bar(total: int, disable: bool = False) -> Iterator[Callable[..., No
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    counts = {"ok": 0, "failed": 0}
+    counts = {"ok": 0, "failed": 0, "skipped": 0}
     with tqdm(total=total, unit="run", desc="sweep", file=sys.stderr, disable=disable or total == 0,
               dynamic_ncols=True) as bar, logging_redirect_tqdm():
         def on_task(task, outcome, recorded) -> None:  # noqa: ANN001
-            failed = sum(r.status != "ok" for r in recorded)
-            counts["ok"] += len(recorded) - failed
+            failed = sum(r.status == Status.ERROR for r in recorded)
+            skipped = sum(r.status == Status.SKIPPED for r in recorded)
+            counts["ok"] += len(recorded) - failed - skipped
             counts["failed"] += failed
-            bar.set_postfix(done=counts["ok"], failed=counts["failed"], left=total - bar.n - len(recorded),
-                            refresh=False)
+            counts["skipped"] += skipped
+            bar.set_postfix(done=counts["ok"], failed=counts["failed"], skipped=counts["skipped"],
+                            left=total - bar.n - len(recorded), refresh=False)
             bar.update(len(recorded))
 
         yield on_task
@@ -264,7 +294,8 @@ def sweep(args: argparse.Namespace, data_dir: Path, results_dir: Path, adapter_d
     if algorithms is not None and not algorithms:
         raise UserError("--algorithm is empty; give one or more names (see --list-algorithms)")
     options = RunOptions(k=args.k, runs=args.runs, batch=args.batch, threads=args.threads, force=args.force,
-                         warmup=args.warmup, min_pass_time=args.min_pass_time)
+                         warmup=args.warmup, min_pass_time=args.min_pass_time,
+                         early_stop=not args.no_early_stop)
     plan = make_plan(dataset.name, dataset.path, dataset.distance, algorithms, args.preset, options,
                      config_dirs, adapter_dirs)
     if not plan.builds and not plan.unavailable:
@@ -306,11 +337,17 @@ def sweep(args: argparse.Namespace, data_dir: Path, results_dir: Path, adapter_d
                                                       f"{f', {args.threads} threads' if several else ''})",
                          x_scale=VIEWS["recall-qps"].x_scale, y_scale=VIEWS["recall-qps"].y_scale)
         print(f"plot: {out}")
-    failed = [r for r in results if r.status != "ok"]
+    failed = [r for r in results if r.status == Status.ERROR]
+    skipped = [r for r in results if r.status == Status.SKIPPED]
+    for line in skip_lines((r.key.algorithm + ("-batch" if r.key.batch else ""), canonical(r.key.build_params),
+                            canonical(r.key.query_params), r.attrs["dominated_by"], r.attrs["note"]) for r in skipped):
+        print(line)
     for r in failed:
         print(f"failed: {r.key.label()}: {r.error} (log: {r.attrs.get('log_path') or '-'})")
-    print(f"{len(results) - len(failed)} runs done, {len(failed)} failed, "
-          f"{plan.n_runs - len(results)} already stored; results in {store.root}")
+    print(f"{len(results) - len(failed) - len(skipped)} runs done, {len(failed)} failed, "
+          f"{plan.n_runs - len(results)} already stored"
+          f"{f', {len(skipped)} skipped as dominated (--no-early-stop measures them)' if skipped else ''}; "
+          f"results in {store.root}")
     for line in trust_warnings(frame):  # exact methods with recall < 1, runs on other contents of the file
         print(f"warning: {line}")
     for name, error in plan.unavailable.items():

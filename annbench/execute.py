@@ -26,6 +26,7 @@ from annbench import provenance
 from annbench.adapter import Adapter
 from annbench.datasets.format import Dataset
 from annbench.discovery import load_adapter
+from annbench.early_stop import dominated_by, is_exact, skipped, standing_skips, stored_exact
 from annbench.evaluate import quality, speed
 from annbench.isolation import core_slots, run_task_isolated
 from annbench.measure import PassMeasurement, batch_passes, peak_memory_growth, single_query_passes
@@ -47,7 +48,8 @@ def run_keys(plan: Plan, setting: BuildSetting) -> list[RunKey]:
 def pending_keys(plan: Plan, setting: BuildSetting, store: ResultStore, dataset_checksum: str) -> list[RunKey]:
     """The runs of this build setting still to do (all of them with ``--force``): those without a
     result of exactly this measurement (:func:`annbench.results.measurement`). Stored results of
-    other work are logged with what differs; they are replaced (same file) when re-run."""
+    other work are logged with what differs; they are replaced (same file) when re-run. With early
+    stop, a run stored as skipped is done while the exact run that dominates it is done."""
     keys = run_keys(plan, setting)
     if plan.options.force:
         return keys
@@ -57,7 +59,10 @@ def pending_keys(plan: Plan, setting: BuildSetting, store: ResultStore, dataset_
     for why, n in stale.items():
         log.info("%s %s: %d of %d stored runs measured other work, run again: %s", setting.algorithm,
                  canonical(setting.build_params), n, len(keys), why)
-    return [k for k, s in zip(keys, stored) if not s.finished]
+    done = [s.finished for s in stored]
+    if plan.options.early_stop:
+        done = [d or s for d, s in zip(done, standing_skips(store, keys, done))]
+    return [k for k, d in zip(keys, done) if not d]
 
 
 def flag_exact_violation(result: RunResult, exact: bool) -> bool:
@@ -126,6 +131,8 @@ def run_build_setting(plan: Plan, dataset: Dataset, setting: BuildSetting, store
         results.append(r)
         if r.status == STATUS_OK:
             log.info("%s: recall=%.4f qps=%.1f", r.key.label(), r.metrics["recall"], r.metrics["qps"])
+        elif r.status == Status.SKIPPED:
+            log.info("%s: skipped, %s", r.key.label(), r.attrs["note"])
         else:
             log.error("%s: %s", r.key.label(), r.error)
 
@@ -144,8 +151,13 @@ def run_build_setting(plan: Plan, dataset: Dataset, setting: BuildSetting, store
             return results
         build = {"build_s": build_ns * 1e-9, "index_bytes": -1, "build_peak_rss_bytes": memory["bytes"]}
         attrs["index_bytes_status"] = IndexSize.PENDING.value
+        done = [k for k in run_keys(plan, setting) if k not in keys]
+        exact = stored_exact(store, done, dataset.checksum) if o.early_stop else []
         for key in keys:
             run_attrs = {**attrs, "timestamp": provenance.timestamp()}
+            if o.early_stop and (by := dominated_by(setting.query_settings, key.query_params, exact)) is not None:
+                store_result(skipped(key, by, run_attrs))
+                continue
             try:
                 adapter.set_query_params(**key.query_params)
                 m = passes(adapter, dataset.test, o.k, o.runs, o.warmup, o.min_pass_time)
@@ -160,6 +172,8 @@ def run_build_setting(plan: Plan, dataset: Dataset, setting: BuildSetting, store
                        "warmup_queries": m.warm_up.queries, "warmup_s": m.warm_up.elapsed_ns * 1e-9},
                 neighbors=m.neighbors.astype("int32"), distances=found_d.astype("float32"),
                 latencies_ns=m.latencies_ns, pass_times_ns=m.pass_times_ns))
+            if is_exact(scores):
+                exact.append(key.query_params)
         index_bytes, status, error = measure_index_size(adapter)
     if status is IndexSize.FAILED:
         log.error("%s %s: index size not measured: %s", setting.algorithm, setting.build_params, error)

@@ -4,8 +4,9 @@ A session has ``rounds`` rounds; in each, the build settings of the suite run on
 (in reverse order in odd rounds) with a run of the reference setting (the first build and query
 setting of the reference algorithm's grid group) before the first and after each one, so every
 build setting is bracketed by two reference runs that see the machine as it was moments before
-and after. Everything is freshly measured (``force``) into a private results folder and read back
-from it; rounds repeat the builds, so build-to-build variation is measured too.
+and after. Everything is freshly measured (``force``; no early stop: every setting) into a private
+results folder and read back from it; rounds repeat the builds, so build-to-build variation is
+measured too.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from annbench.errors import UserError
 from annbench.execute import execute, run_keys
 from annbench.gate import Round, Session, SettingRecord
 from annbench.plan import BuildSetting, Plan, RunOptions, make_plan
-from annbench.results import STATUS_OK, RunKey
+from annbench.results import RunKey, Status
 from annbench.store import ResultStore, read_arrays, read_attrs
 
 log = logging.getLogger(__name__)
@@ -107,9 +108,9 @@ def _run(plan: Plan, dataset: Dataset, store: ResultStore) -> list[tuple[RunKey,
         try:
             attrs = read_attrs(path)
         except (OSError, KeyError) as e:
-            out.append((key, {"status": "error", "error": f"no readable result ({e})"}, None))
+            out.append((key, {"status": Status.ERROR, "error": f"no readable result ({e})"}, None))
             continue
-        times = read_arrays(path).get("pass_times_ns") if attrs.get("status") == STATUS_OK else None
+        times = read_arrays(path).get("pass_times_ns") if attrs.get("status") == Status.OK else None
         if times is not None:
             times = times / int(attrs.get("repeats", 1))
         out.append((key, attrs, times))
@@ -151,7 +152,9 @@ def measure_suite(suite: Suite, dataset: Dataset, config_dirs: list[Path], adapt
                   work_dir: Path | None = None) -> Session:
     """Run the suite ``suite.rounds`` times, each build setting bracketed by reference runs."""
     started, load_start = provenance.timestamp(), list(os.getloadavg())
-    options = RunOptions(k=suite.k, runs=suite.runs, batch=suite.batch, threads=suite.threads, force=True)
+    # Every setting measured: a baseline never lacks a setting because it was skipped as dominated.
+    options = RunOptions(k=suite.k, runs=suite.runs, batch=suite.batch, threads=suite.threads, force=True,
+                         early_stop=False)
     reference = _reference_plan(suite, dataset, options, config_dirs, adapter_dirs)
     plan, unavailable = _plans(suite, dataset, options, config_dirs, adapter_dirs)
     builds = plan.builds if plan is not None else ()

@@ -40,6 +40,8 @@ class RunOptions:
     force: bool = False
     warmup: float = 0.5
     min_pass_time: float = 0.2
+    #: Store query settings dominated by an earlier exact one as skipped (see annbench.early_stop).
+    early_stop: bool = True
 
     def __post_init__(self) -> None:
         if not (self.warmup >= 0):  # also NaN

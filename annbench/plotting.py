@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from annbench.analyse import hosts_per_curve, pareto_frame
+from annbench.analyse import hosts_per_curve, measured, pareto_frame
 
 log = logging.getLogger(__name__)
 
@@ -265,7 +265,7 @@ def draw(ax, frame: pd.DataFrame, x: str, y: str, *, all_points: bool = False, a
     """Draw ``frame``'s successful runs on ``ax``; returns the number of lines drawn. ``palette``:
     :func:`styles` of every algorithm in the figure (default: of those in ``frame``). The QPS
     spread is an error bar per point; ``bands`` adds a shaded band under each line."""
-    ok = frame[frame["status"] == "ok"] if "status" in frame else frame
+    ok = measured(frame)
     ok = ok[_usable(ok, x, x_scale) & _usable(ok, y, y_scale)]
     warn_mixed_hosts(ok)
     front = pareto_frame(ok, x, y) if len(ok) else ok

@@ -34,6 +34,7 @@ from annbench import interactive
 from annbench.analyse import note_algorithms, pass_qps, trust_warnings
 from annbench.errors import UserError
 from annbench.plotting import LABELS, VIEWS, plot_metric_pair
+from annbench.results import Status
 from annbench.summaries import dataset_ranks, operating_pivot
 from annbench.tables import Table, cell, to_html
 
@@ -184,8 +185,9 @@ class Writer:
         d = slug(name)
         (self.out / d).mkdir(exist_ok=True)
         frame.to_csv(self.out / d / "runs.csv", index=False)
-        body = [f'<p>{len(frame)} runs ({int((frame["status"] == "ok").sum())} ok, '
-                f'{int((frame["status"] != "ok").sum())} failed). Every run with every column: '
+        body = [f'<p>{len(frame)} runs ({int((frame["status"] == Status.OK).sum())} ok, '
+                f'{int((frame["status"] == Status.ERROR).sum())} failed, '
+                f'{int((frame["status"] == Status.SKIPPED).sum())} skipped as dominated). Every run with every column: '
                 f'<a href="runs.csv">runs.csv</a>. Charts: hover a point for its run; click a legend entry to '
                 f'hide or show an algorithm (double-click: only it); choose the metrics and scales above each '
                 f'chart; "all runs" adds every run as faint points behind the Pareto lines.</p>', *warnings_html(frame)]
@@ -209,6 +211,8 @@ class Writer:
                              for p, n, s in zip(runs["path"], runs["n_queries"].fillna(0), runs["status"])]
         if "error" in runs:
             sweep["error"] = runs["error"]
+        if "note" in runs:
+            sweep["note"] = runs["note"]
         body = [f"<p>Dataset {html.escape(name)}, k = {k}, {mode}-query mode: {len(runs)} runs.</p>"]
         ok = runs[runs["status"] == "ok"]
         charts = _has(ok, "recall") and _has(ok, "qps")
@@ -222,7 +226,7 @@ class Writer:
                                                f"{algorithm} on {name} (k={k}, {mode}): every run", all_runs=True,
                                                static_href=rel))
         body.append('<h2>Sweep</h2>\n<div class="wide">' + to_html(sweep) + "</div>")
-        failed = runs[runs["status"] != "ok"]
+        failed = runs[runs["status"] == Status.ERROR]
         for _, r in failed.iterrows():
             body.append(f'<details><summary class="err">{html.escape(cell(r.get("build_params")))} '
                         f'{html.escape(cell(r.get("query_params")))}: {html.escape(cell(r.get("error")))}</summary>'
@@ -268,7 +272,9 @@ def algorithms_section(writer: Writer, part: Part) -> str:
         page = f"{part.tag}-{slug(str(algorithm))}.html"
         writer.algorithm(part, str(algorithm), runs, page)
         good = runs[runs["status"] == "ok"]
-        summary.append({"algorithm": algorithm, "runs": len(runs), "failed": int((runs["status"] != "ok").sum()),
+        summary.append({"algorithm": algorithm, "runs": len(runs),
+                        "failed": int((runs["status"] == Status.ERROR).sum()),
+                        "skipped": int((runs["status"] == Status.SKIPPED).sum()),
                         "best recall": good["recall"].max() if len(good) else np.nan,
                         "best qps": good["qps"].max() if len(good) else np.nan})
         links.append(page)
@@ -277,10 +283,15 @@ def algorithms_section(writer: Writer, part: Part) -> str:
 
 
 def failed_section(writer: Writer, part: Part) -> str:
-    failed = part.frame[part.frame["status"] != "ok"]
-    return (f"<h3>Failed runs ({len(failed)})</h3>\n"
-            + (to_html(_columns(failed, ["algorithm", "build_params", "query_params", "error", "timestamp"]))
-               if len(failed) else "<p>None.</p>"))
+    failed = part.frame[part.frame["status"] == Status.ERROR]
+    out = (f"<h3>Failed runs ({len(failed)})</h3>\n"
+           + (to_html(_columns(failed, ["algorithm", "build_params", "query_params", "error", "timestamp"]))
+              if len(failed) else "<p>None.</p>"))
+    skipped = part.frame[part.frame["status"] == Status.SKIPPED]
+    if len(skipped):
+        out += (f"\n<h3>Skipped runs ({len(skipped)}): not measured, dominated by an exact setting</h3>\n"
+                + to_html(_columns(skipped, ["algorithm", "build_params", "query_params", "note"])))
+    return out
 
 
 def neighbours_section(writer: Writer, part: Part) -> str:
@@ -367,7 +378,7 @@ def write_report(frame: pd.DataFrame, out_dir: str | Path, data_dir: Path | None
         links.append(writer.dataset(str(name), part))
         rows.append({"dataset": name, "k": ", ".join(str(k) for k in sorted(part["k"].unique())),
                      "algorithms": part["algorithm"].nunique(), "runs": len(part),
-                     "failed": int((part["status"] != "ok").sum())})
+                     "failed": int((part["status"] == Status.ERROR).sum())})
     generated = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     body = ["<h2>Datasets</h2>", to_html(pd.DataFrame(rows), links={"dataset": links}), ranks_section(frame),
             "<h2>Provenance of the measurements</h2>", to_html(provenance_table(frame)),

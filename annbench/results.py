@@ -15,8 +15,18 @@ import numpy as np
 
 Params = dict[str, Any]
 
-STATUS_OK = "ok"
-STATUS_ERROR = "error"
+
+class Status(enum.StrEnum):
+    """What became of one run; stored as its plain string value (``"ok"`` ...), so it compares
+    equal to the strings that older result files and DataFrames hold."""
+
+    OK = "ok"            # measured and scored
+    ERROR = "error"      # failed: stored with its reason, never scored, re-run by the next sweep
+    SKIPPED = "skipped"  # not measured: dominated by an earlier setting (see annbench.early_stop)
+
+
+STATUS_OK = Status.OK
+STATUS_ERROR = Status.ERROR
 
 
 #: Version of what a stored measurement means. Bump it whenever the timing (what is inside or
@@ -27,7 +37,8 @@ MEASUREMENT_CONTRACT = 2
 
 #: Fields of the run options (:class:`annbench.plan.RunOptions`) that do not change what is
 #: measured; every other field is part of a result's measurement identity automatically.
-UNMEASURED_OPTIONS = frozenset({"force"})
+#: ``early_stop`` decides which runs are measured, not how (a skip is re-decided on its own terms).
+UNMEASURED_OPTIONS = frozenset({"force", "early_stop"})
 
 
 def canonical(params: Params) -> str:
@@ -114,7 +125,7 @@ class RunResult:
     """One (build setting, query setting) run: its metrics, provenance and kept arrays."""
 
     key: RunKey
-    status: str
+    status: Status | str
     error: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
     attrs: dict[str, Any] = field(default_factory=dict)

@@ -163,7 +163,7 @@ def result_attrs(result: RunResult) -> dict[str, Any]:
     attrs: dict[str, Any] = {
         "dataset": k.dataset, "k": k.k, "algorithm": k.algorithm, "batch": k.batch, "threads": k.threads,
         "build_params": canonical(k.build_params), "query_params": canonical(k.query_params),
-        "status": result.status, "error": result.error,
+        "status": str(result.status), "error": result.error,
     }
     for name, value in {**result.attrs, **result.metrics}.items():
         attrs[name] = json.dumps(value, sort_keys=True) if isinstance(value, (dict, list, tuple)) else value

@@ -39,6 +39,9 @@ def parser() -> Parser:
                    help="resident memory allowed to each child, e.g. 4G (default: available memory / parallelism)")
     p.add_argument("--parallelism", type=positive_int, default=1, metavar="N",
                    help="children at once, each pinned to its own cores (default 1; N × threads <= cores)")
+    p.add_argument("--cold-workers", action="store_true",
+                   help="start every build setting's child as a fresh interpreter, not forked from a warm "
+                        "parent per algorithm (see README: Warm parents)")
     d = p.add_argument_group("executor (see README: Sweeps across machines on Dask)")
     d.add_argument("--executor", choices=EXECUTORS, default="local",
                    help="local: children of this process; dask: tasks on a Dask cluster (default local)")
@@ -242,7 +245,8 @@ def sweep(args: argparse.Namespace, data_dir: Path, results_dir: Path, adapter_d
     tasks = make_tasks(plan, dataset, store)
     with progress_bar(sum(len(t.keys) for t in tasks), disable=args.quiet) as on_task:
         if client is None:
-            results = execute(plan, dataset, store, limits, args.parallelism, on_task, tasks)
+            results = execute(plan, dataset, store, limits, args.parallelism, on_task, tasks,
+                              warm=not args.cold_workers)
         else:
             from annbench.dask_executor import execute_dask
             from annbench.remote import RemoteOptions

@@ -24,6 +24,7 @@ from annbench import provenance
 from annbench.datasets.format import Dataset
 from annbench.discovery import load_adapter
 from annbench.evaluate import quality, speed
+from annbench.forkserver import WarmKey, WarmParents
 from annbench.isolation import core_slots, run_task_isolated
 from annbench.measure import batch_passes, peak_memory_growth, single_query_passes
 from annbench.plan import BuildSetting, Plan
@@ -162,10 +163,20 @@ def record_outcome(task: Task, outcome: TaskOutcome, store: ResultStore,
 TaskCallback = Callable[[Task, TaskOutcome, list[RunResult]], None]
 
 
+def warm_parent_log(store: ResultStore, key: WarmKey, task: Task) -> Path:
+    """``<results>/<dataset>/<k>/logs/<algorithm>[-batch]/warm-parent.threads=<T>.log``: a fork server's log."""
+    o = task.options
+    return store.log_dir(task.dataset, o.k, key.algorithm, o.batch) / f"warm-parent.threads={key.threads}.log"
+
+
 def execute(plan: Plan, dataset: Dataset, store: ResultStore, limits: Limits | None = None, parallelism: int = 1,
-            on_task: TaskCallback | None = None, tasks: list[Task] | None = None) -> list[RunResult]:
-    """Run every pending build setting of the plan, each in a fresh child process, up to
+            on_task: TaskCallback | None = None, tasks: list[Task] | None = None, warm: bool = True) -> list[RunResult]:
+    """Run every pending build setting of the plan, each in its own child process, up to
     ``parallelism`` at once, each child pinned to its own ``plan.options.threads`` cores.
+
+    ``warm``: children are forked by one warm parent per algorithm (:mod:`annbench.forkserver`;
+    fresh interpreters for adapters that are not ``fork_safe``), shut down when the sweep ends;
+    False: every child is a fresh interpreter.
 
     ``on_task`` is called in this thread after each task with the runs it recorded. A failing
     child never stops the sweep; an interrupt (Ctrl-C) kills the running children and re-raises.
@@ -183,12 +194,16 @@ def execute(plan: Plan, dataset: Dataset, store: ResultStore, limits: Limits | N
         try:
             log.info("%s: starting on cores %s, %d runs", task.label(), ",".join(map(str, cores)), len(task.keys))
             pinned = Limits(limits.timeout_s, limits.memory_bytes, limits.cpus or cores)
-            return run_task_isolated(task, pinned, log_path(store, task), cancel)
+            launcher = parents.launcher(task, pinned, cancel)
+            return run_task_isolated(task, pinned, log_path(store, task), cancel, launcher)
         finally:
             slots.put(cores)
 
     results: list[RunResult] = []
-    with ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="annbench-task") as pool:
+    # The pool's threads start the fork servers, whose PR_SET_PDEATHSIG follows the starting thread:
+    # the servers are shut down (inner block) before the pool's threads end.
+    with ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="annbench-task") as pool, \
+            WarmParents(lambda key, task: warm_parent_log(store, key, task), enabled=warm) as parents:
         running: dict[Future[TaskOutcome], Task] = {pool.submit(run, t): t for t in todo}
         try:
             while running:

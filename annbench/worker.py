@@ -23,7 +23,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 log = logging.getLogger("annbench.worker")
 
@@ -94,6 +94,61 @@ def run_task(task: Any, log_path: Path | None = None) -> list[Any]:
         raise
 
 
+def _log_to(log_path: Path) -> None:
+    """This process's stdin from /dev/null, stdout and stderr (fds 1 and 2: C libraries' output too)
+    appended to ``log_path``."""
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
+def _start_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname).1s %(name)s: %(message)s",
+                        stream=sys.stderr, force=True)
+    from annbench.cli import quiet_library_loggers
+
+    quiet_library_loggers()
+
+
+def forked_child(task: Any, log_path: Path, server_pid: int, cpus: list[int] | None,
+                 address_space: int | None) -> NoReturn:
+    """The body of a child forked by a warm parent (:mod:`annbench.forkserver`): what ``main`` does
+    in a fresh interpreter, on a process that already has the adapter's library imported. Never
+    returns: exits 0 when every run is stored, 1 after an exception (its traceback in the log)."""
+    code = 1
+    try:
+        started = time.perf_counter()
+        os.setsid()  # its own process group: the sweep kills the group
+        for number in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM):
+            signal.signal(number, signal.SIG_DFL)
+        signal.set_wakeup_fd(-1)
+        _log_to(log_path)
+        apply_limits(server_pid, cpus, address_space)
+        _start_logging()
+        import numpy as np
+
+        np.random.seed()  # as a fresh interpreter would: not the server's global random state
+        log.info("worker pid %d for %s: %d runs, cpus %s, forked from warm parent %d in %.3f s", os.getpid(),
+                 task.label(), len(task.keys), sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                 else "-", server_pid, time.perf_counter() - started)
+        run_task(task, log_path)
+        code = 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 1
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m annbench.worker", description=__doc__)
     p.add_argument("--parent", type=int, help="pid of the parent: die with it")
@@ -102,11 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--log", type=Path, help="this child's log file (recorded in its results)")
     args = p.parse_args(argv)
     apply_limits(args.parent, [int(c) for c in args.cpus.split(",")] if args.cpus else None, args.address_space)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname).1s %(name)s: %(message)s",
-                        stream=sys.stderr, force=True)
-    from annbench.cli import quiet_library_loggers
-
-    quiet_library_loggers()
+    _start_logging()
     started = time.perf_counter()
     task = pickle.loads(sys.stdin.buffer.read())  # imports annbench (and numpy) here, after the limits
     log.info("worker pid %d for %s: %d runs, cpus %s, imports %.3f s", os.getpid(), task.label(),

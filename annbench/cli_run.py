@@ -134,6 +134,18 @@ def summary_text(frame) -> str:  # noqa: ANN001 - a pandas DataFrame
     return view.to_string(index=False, float_format=lambda v: f"{v:.4g}", max_colwidth=40)
 
 
+def beside_note(results: list[Any]) -> str:
+    """The closing summary's line on runs measured while other children shared the machine ('' if none)."""
+    beside = [r for r in results if r.status == "ok" and int(r.attrs.get("concurrent_children", 0)) > 0]
+    if not beside:
+        return ""
+    most = max(int(r.attrs["concurrent_children"]) for r in beside)
+    return (f"shared machine: {len(beside)} of {sum(r.status == 'ok' for r in results)} runs were built or measured "
+            f"while {'another child' if most == 1 else f'up to {most} other children'} ran beside them on other "
+            f"cores (memory bandwidth and caches shared; attr concurrent_children): compare their latencies, "
+            f"p99 above all, with runs measured alone with care")
+
+
 @contextlib.contextmanager
 def progress_bar(total: int, disable: bool = False) -> Iterator[Callable[..., None]]:
     """A tqdm bar over the sweep's runs (done / failed / remaining, elapsed, estimate); yields the
@@ -269,6 +281,8 @@ def sweep(args: argparse.Namespace, data_dir: Path, results_dir: Path, adapter_d
     failed = [r for r in results if r.status != "ok"]
     for r in failed:
         print(f"failed: {r.key.label()}: {r.error} (log: {r.attrs.get('log_path') or '-'})")
+    if note := beside_note(results):
+        print(note)
     print(f"{len(results) - len(failed)} runs done, {len(failed)} failed, "
           f"{plan.n_runs - len(results)} already stored; results in {store.root}")
     for name, error in plan.unavailable.items():

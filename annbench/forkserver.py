@@ -18,7 +18,7 @@ the sweep has seen it.
 
 Protocol, over a Unix socket in a private folder, one connection per child (pickled
 messages framed by :mod:`multiprocessing.connection`): the sweep sends ``(task, log_path, cpus,
-address_space)``; the server answers ``("forked", pid)`` or ``("error", message)``, then
+address_space, beside)``; the server answers ``("forked", pid)`` or ``("error", message)``, then
 ``("exit", code)`` once the child has ended (``-N`` for signal N); the sweep closes the
 connection, and the server reaps the child. Closing the server's stdin shuts it down (any child
 still running is killed).
@@ -49,7 +49,8 @@ from pathlib import Path
 
 from annbench.isolation import (Child, Popened, address_space_limit, child_environment, hold, kill_group,
                                 resident_bytes)
-from annbench.task import ENDED_OK, Limits, Task
+from annbench.occupancy import SlotRef
+from annbench.task import Limits, Task
 
 log = logging.getLogger(__name__)
 
@@ -123,8 +124,8 @@ def _fork_child(request: tuple, closing: list[int]) -> int:
                 os.close(fd)
             except OSError:
                 pass
-        task, log_path, cpus, address_space = request
-        forked_child(task, Path(log_path), os.getppid(), cpus, address_space)  # never returns
+        task, log_path, cpus, address_space, beside = request
+        forked_child(task, Path(log_path), os.getppid(), cpus, address_space, beside)  # never returns
     return pid
 
 
@@ -363,7 +364,7 @@ class ForkServer:
                  time.monotonic() - start, self._proc.pid, self.log_path)
         return True
 
-    def launch(self, task: Task, limits: Limits, log_path: Path) -> Child | None:
+    def launch(self, task: Task, limits: Limits, log_path: Path, beside: SlotRef | None = None) -> Child | None:
         """Fork a child for ``task`` (its log truncated here); None when the server cannot."""
         if not self.ready:
             return None
@@ -371,7 +372,7 @@ class ForkServer:
         try:
             log_path.write_bytes(b"")
             conn = Client(str(self.socket_path), family="AF_UNIX")
-            conn.send((task, str(log_path), list(limits.cpus) if limits.cpus else None, address_space))
+            conn.send((task, str(log_path), list(limits.cpus) if limits.cpus else None, address_space, beside))
             reply = conn.recv()
         except (OSError, EOFError) as e:
             self.failure = f"gone: {e}"

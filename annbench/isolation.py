@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Protocol
 
 from annbench.errors import UserError
+from annbench.occupancy import SlotRef
 from annbench.paths import PROJECT_ROOT
 from annbench.task import (ENDED_EXIT, ENDED_MEMORY, ENDED_OK, ENDED_SIGNAL, ENDED_START, ENDED_TIMEOUT, Limits,
                            Task, TaskOutcome)
@@ -134,7 +135,7 @@ class Child(Protocol):
 class Launcher(Protocol):
     """Starts a task's child some other way than a fresh interpreter (a warm fork server)."""
 
-    def launch(self, task: Task, limits: Limits, log_path: Path) -> Child | None:
+    def launch(self, task: Task, limits: Limits, log_path: Path, beside: SlotRef | None = None) -> Child | None:
         """The started child, or None when this launcher cannot start it (the caller starts it cold)."""
 
 
@@ -221,7 +222,7 @@ def child_environment(threads: int) -> dict[str, str]:
     return env
 
 
-def start_cold(task: Task, limits: Limits, log_path: Path) -> Child:
+def start_cold(task: Task, limits: Limits, log_path: Path, beside: SlotRef | None = None) -> Child:
     """Start ``python -m annbench.worker`` for ``task`` in its own session, output to ``log_path``
     (truncated), the pickled task on its stdin. Raises OSError when it cannot be started."""
     argv = [sys.executable, "-m", "annbench.worker", "--parent", str(os.getpid()), "--log", str(log_path)]
@@ -229,6 +230,8 @@ def start_cold(task: Task, limits: Limits, log_path: Path) -> Child:
         argv += ["--cpus", ",".join(map(str, limits.cpus))]
     if limits.memory_bytes:
         argv += ["--address-space", str(address_space_limit(limits.memory_bytes))]
+    if beside is not None:
+        argv += ["--beside", f"{beside.path}:{beside.slot}"]
     with open(log_path, "wb") as log_file:
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=log_file, stderr=subprocess.STDOUT,
                                 env=child_environment(task.options.threads), start_new_session=True)
@@ -242,14 +245,16 @@ def start_cold(task: Task, limits: Limits, log_path: Path) -> Child:
 
 
 def run_task_isolated(task: Task, limits: Limits, log_path: Path, cancel: threading.Event | None = None,
-                      launcher: Launcher | None = None) -> TaskOutcome:
+                      launcher: Launcher | None = None, beside: SlotRef | None = None) -> TaskOutcome:
     """Run ``task`` in a child process held to ``limits``: forked by ``launcher`` (a warm fork
     server, see :mod:`annbench.forkserver`) when it gives one, else a fresh ``python -m
     annbench.worker`` process.
 
     The child's stdout and stderr go to ``log_path`` (truncated first). Returns once the child
     has ended, however it ended; never raises for anything the child does. ``cancel`` set by
-    another thread ends the child early (recorded as a signal).
+    another thread ends the child early (recorded as a signal). ``beside``: the child's core slot
+    in the sweep's occupancy file; each result it stores then says how many other children ran
+    beside it (:mod:`annbench.occupancy`).
     """
     log_path = Path(log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -259,10 +264,10 @@ def run_task_isolated(task: Task, limits: Limits, log_path: Path, cancel: thread
         return TaskOutcome(task.task_id, reason, message, log_path, code, time.monotonic() - start, peak,
                            "" if reason == ENDED_OK else _tail(log_path))
 
-    child = launcher.launch(task, limits, log_path) if launcher is not None else None
+    child = launcher.launch(task, limits, log_path, beside) if launcher is not None else None
     if child is None:
         try:
-            child = start_cold(task, limits, log_path)
+            child = start_cold(task, limits, log_path, beside)
         except OSError as e:
             return outcome(ENDED_START, f"could not start the child: {e}")
     held = hold(child, limits, start, cancel)

@@ -57,7 +57,29 @@ def apply_limits(parent_pid: int | None, cpus: list[int] | None, address_space: 
         resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
 
-def run_task(task: Any, log_path: Path | None = None) -> list[Any]:
+def _beside_store(root: Path, beside: Any) -> Any:
+    """A result store that adds ``concurrent_children`` (other core slots that held a child or a
+    warm parent while this run was built or measured, see :mod:`annbench.occupancy`) and
+    ``parallelism`` (core slots of the sweep) to every result it writes."""
+    import dataclasses
+
+    from annbench.occupancy import Beside
+    from annbench.store import ResultStore
+
+    class BesideStore(ResultStore):
+        def __init__(self) -> None:
+            super().__init__(root)
+            self.beside = Beside(beside)
+
+        def write(self, result: Any) -> Path:
+            attrs = {**result.attrs, "concurrent_children": self.beside.since_last(),
+                     "parallelism": self.beside.slots}
+            return super().write(dataclasses.replace(result, attrs=attrs))
+
+    return BesideStore()
+
+
+def run_task(task: Any, log_path: Path | None = None, beside: Any = None) -> list[Any]:
     """Open the dataset, build the index, run and store the task's runs (in this process).
 
     Anything that stops the build setting as a whole (an adapter that fails to import, a
@@ -70,7 +92,7 @@ def run_task(task: Any, log_path: Path | None = None) -> list[Any]:
     from annbench.results import STATUS_ERROR, RunResult
     from annbench.store import ResultStore
 
-    store = ResultStore(task.results_root)
+    store = ResultStore(task.results_root) if beside is None else _beside_store(task.results_root, beside)
     extra = {"task_id": task.task_id, "log_path": str(log_path or "")}
     try:
         start = time.perf_counter()
@@ -115,7 +137,7 @@ def _start_logging() -> None:
 
 
 def forked_child(task: Any, log_path: Path, server_pid: int, cpus: list[int] | None,
-                 address_space: int | None) -> NoReturn:
+                 address_space: int | None, beside: Any = None) -> NoReturn:
     """The body of a child forked by a warm parent (:mod:`annbench.forkserver`): what ``main`` does
     in a fresh interpreter, on a process that already has the adapter's library imported. Never
     returns: exits 0 when every run is stored, 1 after an exception (its traceback in the log)."""
@@ -135,7 +157,7 @@ def forked_child(task: Any, log_path: Path, server_pid: int, cpus: list[int] | N
         log.info("worker pid %d for %s: %d runs, cpus %s, forked from warm parent %d in %.3f s", os.getpid(),
                  task.label(), len(task.keys), sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                  else "-", server_pid, time.perf_counter() - started)
-        run_task(task, log_path)
+        run_task(task, log_path, beside)
         code = 0
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else 1
@@ -155,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cpus", help="comma-separated cores to pin to")
     p.add_argument("--address-space", type=int, help="RLIMIT_AS in bytes")
     p.add_argument("--log", type=Path, help="this child's log file (recorded in its results)")
+    p.add_argument("--beside", help="PATH:SLOT of the sweep's occupancy file (annbench.occupancy) and this child's slot")
     args = p.parse_args(argv)
     apply_limits(args.parent, [int(c) for c in args.cpus.split(",")] if args.cpus else None, args.address_space)
     _start_logging()
@@ -163,7 +186,13 @@ def main(argv: list[str] | None = None) -> int:
     log.info("worker pid %d for %s: %d runs, cpus %s, imports %.3f s", os.getpid(), task.label(),
              len(task.keys), sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else "-",
              time.perf_counter() - started)
-    run_task(task, args.log)
+    beside = None
+    if args.beside:
+        from annbench.occupancy import SlotRef
+
+        path, slot = args.beside.rsplit(":", 1)
+        beside = SlotRef(Path(path), int(slot))
+    run_task(task, args.log, beside)
     return 0
 
 

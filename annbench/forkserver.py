@@ -94,8 +94,13 @@ def _warm_up(spec: WarmUp) -> None:
 
     quiet_library_loggers()
     start = time.perf_counter()
+    import annbench.execute  # noqa: F401 - what every child runs, imported once here
+    from annbench import provenance
+
+    provenance.machine()  # cached: the children inherit it (git commit, CPU model) instead of asking again
     try:
         cls = load_adapter(spec.key.algorithm, list(spec.key.adapter_dirs))
+        provenance.library_versions(cls.libraries)
         log.info("%s imported in %.3f s", spec.key.algorithm, time.perf_counter() - start)
         dataset = load_dataset(spec.dataset_path, name=spec.dataset)
         with limited_threads(spec.key.threads):

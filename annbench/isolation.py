@@ -1,7 +1,9 @@
 """The parent side of isolation: start one child per task, hold it to its limits, say how it ended.
 
-:func:`run_task_isolated` is the only place a child is launched; it blocks until the child
-has ended and returns a :class:`~annbench.task.TaskOutcome`. It is safe to call from several
+:func:`run_task_isolated` is the one entry point: it has the child forked by a warm parent
+(a :class:`Launcher`, see :mod:`annbench.forkserver`) or starts a fresh interpreter
+(:func:`start_cold`), holds either to its limits with the same loop (:func:`hold`), blocks until
+the child has ended and returns a :class:`~annbench.task.TaskOutcome`. It is safe to call from several
 threads at once (the local executor does), and it is what a remote executor runs on its
 workers. How each limit is enforced:
 

@@ -7,6 +7,9 @@ to kill it when the parent dies, and turns on :mod:`faulthandler` (a crash or a 
 the Python stack in the log). Then it opens the dataset file itself, checks its checksum
 against the parent's, builds the index and stores every run as it completes: each result
 carries the task's id, which is how the parent learns what finished, even after a crash.
+
+A child forked by a warm parent (:mod:`annbench.forkserver`) runs :func:`forked_child` instead of
+``main``: the same limits, log redirection and task, on a process whose libraries are imported.
 """
 
 from __future__ import annotations

@@ -48,6 +48,11 @@ class Adapter(abc.ABC):
     libraries: ClassVar[tuple[str, ...]] = ()
     #: True for exact methods (recall 1.0 is expected of them).
     exact: ClassVar[bool] = False
+    #: Whether a child forked from a warm parent that imported the library (and ran ``warm_up``)
+    #: works as a fresh interpreter would (see README, "Warm parents"). False: every build
+    #: setting starts a fresh interpreter. Set it False for libraries that start thread pools
+    #: (OpenMP, ...) or other per-process state at import.
+    fork_safe: ClassVar[bool] = True
 
     def __init__(self, metric: str, threads: int = 1) -> None:
         self.metric = metric

@@ -62,6 +62,9 @@ def parser(prog: str = "run.py") -> Parser:
                    help="resident memory allowed to each child, e.g. 4G (default: available memory / parallelism)")
     p.add_argument("--parallelism", type=positive_int, default=1, metavar="N",
                    help="children at once, each pinned to its own cores (default 1; N × threads <= cores)")
+    p.add_argument("--cold-workers", action="store_true",
+                   help="start every build setting's child as a fresh interpreter, not forked from a warm "
+                        "parent per algorithm (see README: Warm parents)")
     d = p.add_argument_group("executor (see README: Sweeps across machines on Dask)")
     d.add_argument("--executor", choices=EXECUTORS, default="local",
                    help="local: children of this process; dask: tasks on a Dask cluster (default local)")
@@ -191,6 +194,18 @@ def summary_text(frame) -> str:  # noqa: ANN001 - a pandas DataFrame
     return view.to_string(index=False, float_format=lambda v: f"{v:.4g}", max_colwidth=40)
 
 
+def beside_note(results: list[Any]) -> str:
+    """The closing summary's line on runs measured while other children shared the machine ('' if none)."""
+    beside = [r for r in results if r.status == "ok" and int(r.attrs.get("concurrent_children", 0)) > 0]
+    if not beside:
+        return ""
+    most = max(int(r.attrs["concurrent_children"]) for r in beside)
+    return (f"shared machine: {len(beside)} of {sum(r.status == 'ok' for r in results)} runs were built or measured "
+            f"while {'another child' if most == 1 else f'up to {most} other children'} ran beside them on other "
+            f"cores (memory bandwidth and caches shared; attr concurrent_children): compare their latencies, "
+            f"p99 above all, with runs measured alone with care")
+
+
 @contextlib.contextmanager
 def progress_bar(total: int, disable: bool = False) -> Iterator[Callable[..., None]]:
     """A tqdm bar over the sweep's runs (done / failed / remaining, elapsed, estimate); yields the
@@ -314,7 +329,8 @@ def sweep(args: argparse.Namespace, data_dir: Path, results_dir: Path, adapter_d
     tasks = make_tasks(plan, dataset, store)
     with progress_bar(sum(len(t.keys) for t in tasks), disable=args.quiet) as on_task:
         if client is None:
-            results = execute(plan, dataset, store, limits, args.parallelism, on_task, tasks)
+            results = execute(plan, dataset, store, limits, args.parallelism, on_task, tasks,
+                              warm=not args.cold_workers)
         else:
             from annbench.dask_executor import execute_dask
             from annbench.remote import RemoteOptions
@@ -344,6 +360,8 @@ def sweep(args: argparse.Namespace, data_dir: Path, results_dir: Path, adapter_d
         print(line)
     for r in failed:
         print(f"failed: {r.key.label()}: {r.error} (log: {r.attrs.get('log_path') or '-'})")
+    if note := beside_note(results):
+        print(note)
     print(f"{len(results) - len(failed) - len(skipped)} runs done, {len(failed)} failed, "
           f"{plan.n_runs - len(results)} already stored"
           f"{f', {len(skipped)} skipped as dominated (--no-early-stop measures them)' if skipped else ''}; "

@@ -9,6 +9,7 @@ without such a result afterwards is stored by the parent as an error with the ch
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -28,8 +29,10 @@ from annbench.datasets.format import Dataset
 from annbench.discovery import load_adapter
 from annbench.early_stop import dominated_by, is_exact, skipped, standing_skips, stored_exact
 from annbench.evaluate import quality, speed
+from annbench.forkserver import WarmKey, WarmParents
 from annbench.isolation import core_slots, run_task_isolated
 from annbench.measure import PassMeasurement, batch_passes, peak_memory_growth, single_query_passes
+from annbench.occupancy import Occupancy
 from annbench.plan import BuildSetting, Plan
 from annbench.results import STATUS_ERROR, STATUS_OK, RunKey, RunResult, canonical, measurement, measurement_attrs
 from annbench.store import ResultStore, StoredState
@@ -238,33 +241,50 @@ def record_outcome(task: Task, outcome: TaskOutcome, store: ResultStore,
 TaskCallback = Callable[[Task, TaskOutcome, list[RunResult]], None]
 
 
+def warm_parent_log(store: ResultStore, key: WarmKey, task: Task) -> Path:
+    """``<results>/<dataset>/<k>/logs/<algorithm>[-batch]/warm-parent.threads=<T>.log``: a fork server's log."""
+    o = task.options
+    return store.log_dir(task.dataset, o.k, key.algorithm, o.batch) / f"warm-parent.threads={key.threads}.log"
+
+
 def execute(plan: Plan, dataset: Dataset, store: ResultStore, limits: Limits | None = None, parallelism: int = 1,
-            on_task: TaskCallback | None = None, tasks: list[Task] | None = None) -> list[RunResult]:
-    """Run every pending build setting of the plan, each in a fresh child process, up to
+            on_task: TaskCallback | None = None, tasks: list[Task] | None = None, warm: bool = True) -> list[RunResult]:
+    """Run every pending build setting of the plan, each in its own child process, up to
     ``parallelism`` at once, each child pinned to its own ``plan.options.threads`` cores.
+
+    ``warm``: children are forked by one warm parent per algorithm (:mod:`annbench.forkserver`;
+    fresh interpreters for adapters that are not ``fork_safe``), shut down when the sweep ends;
+    False: every child is a fresh interpreter.
 
     ``on_task`` is called in this thread after each task with the runs it recorded. A failing
     child never stops the sweep; an interrupt (Ctrl-C) kills the running children and re-raises.
     """
     limits = limits or Limits()
-    slots: queue.Queue[tuple[int, ...]] = queue.Queue()
-    for cores in core_slots(parallelism, plan.options.threads):
-        slots.put(cores)
+    slots: queue.Queue[tuple[int, tuple[int, ...]]] = queue.Queue()
+    for i, cores in enumerate(core_slots(parallelism, plan.options.threads)):
+        slots.put((i, cores))
     store.remove_stale_temporaries(plan.dataset)
     todo = make_tasks(plan, dataset, store) if tasks is None else tasks
     cancel = threading.Event()
 
     def run(task: Task) -> TaskOutcome:
-        cores = slots.get()
+        slot, cores = slots.get()
+        occupancy.mark(slot)  # busy from the warm-up (if this task starts a warm parent) to the child's end
         try:
             log.info("%s: starting on cores %s, %d runs", task.label(), ",".join(map(str, cores)), len(task.keys))
             pinned = Limits(limits.timeout_s, limits.memory_bytes, limits.cpus or cores)
-            return run_task_isolated(task, pinned, log_path(store, task), cancel)
+            launcher = parents.launcher(task, pinned, cancel)
+            return run_task_isolated(task, pinned, log_path(store, task), cancel, launcher, occupancy.ref(slot))
         finally:
-            slots.put(cores)
+            occupancy.mark(slot)
+            slots.put((slot, cores))
 
     results: list[RunResult] = []
-    with ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="annbench-task") as pool:
+    # The pool's threads start the fork servers, whose PR_SET_PDEATHSIG follows the starting thread:
+    # the servers are shut down (inner block) before the pool's threads end.
+    with ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="annbench-task") as pool, \
+            WarmParents(lambda key, task: warm_parent_log(store, key, task), enabled=warm) as parents, \
+            contextlib.closing(Occupancy(parallelism)) as occupancy:
         running: dict[Future[TaskOutcome], Task] = {pool.submit(run, t): t for t in todo}
         try:
             while running:

@@ -1,7 +1,9 @@
 """The parent side of isolation: start one child per task, hold it to its limits, say how it ended.
 
-:func:`run_task_isolated` is the only place a child is launched; it blocks until the child
-has ended and returns a :class:`~annbench.task.TaskOutcome`. It is safe to call from several
+:func:`run_task_isolated` is the one entry point: it has the child forked by a warm parent
+(a :class:`Launcher`, see :mod:`annbench.forkserver`) or starts a fresh interpreter
+(:func:`start_cold`), holds either to its limits with the same loop (:func:`hold`), blocks until
+the child has ended and returns a :class:`~annbench.task.TaskOutcome`. It is safe to call from several
 threads at once (the local executor does), and it is what a remote executor runs on its
 workers. How each limit is enforced:
 
@@ -25,9 +27,12 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from annbench.errors import UserError
+from annbench.occupancy import SlotRef
 from annbench.paths import PROJECT_ROOT
 from annbench.task import (ENDED_EXIT, ENDED_MEMORY, ENDED_OK, ENDED_SIGNAL, ENDED_START, ENDED_TIMEOUT, Limits,
                            Task, TaskOutcome)
@@ -109,96 +114,171 @@ def _tail(path: Path) -> str:
         return ""
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
+def kill_group(pid: int) -> None:
+    """SIGKILL the process group ``pid`` leads (a child started in its own session); quiet if gone."""
     try:
-        os.killpg(proc.pid, signal.SIGKILL)
+        os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
 
 
+class Child(Protocol):
+    """A running child as the parent holds it to its limits: a fresh interpreter or a forked one."""
+
+    pid: int
+
+    def wait(self, timeout: float) -> int | None:
+        """Its exit code once it has ended (``-N`` for signal N), else None after ``timeout`` seconds."""
+
+    def kill(self) -> None:
+        """SIGKILL its whole process group."""
+
+
+class Launcher(Protocol):
+    """Starts a task's child some other way than a fresh interpreter (a warm fork server)."""
+
+    def launch(self, task: Task, limits: Limits, log_path: Path, beside: SlotRef | None = None) -> Child | None:
+        """The started child, or None when this launcher cannot start it (the caller starts it cold)."""
+
+
+@dataclass
+class Popened:
+    """A child started with :class:`subprocess.Popen` in its own session."""
+
+    proc: subprocess.Popen
+    pid: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.pid = self.proc.pid
+
+    def wait(self, timeout: float) -> int | None:
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            kill_group(self.pid)
+
+
+@dataclass(frozen=True)
+class Held:
+    """How :func:`hold` ended: the exit code, ``(reason, message)`` if the parent killed the child, the peak RSS."""
+
+    code: int | None
+    killed: tuple[str, str] | None
+    peak_rss_bytes: int
+
+
+def hold(child: Child, limits: Limits, start: float, cancel: threading.Event | None = None) -> Held:
+    """Wait for ``child`` to end, holding it to ``limits`` (wall time from ``start``, resident memory);
+    the one waiting loop of every child, cold or forked. Never leaves the child running: an exception
+    in this thread (e.g. KeyboardInterrupt) kills it before it propagates."""
+    peak = 0
+    killed: tuple[str, str] | None = None
+    code: int | None = None
+    try:
+        while (code := child.wait(POLL_S)) is None:
+            rss = resident_bytes(child.pid) or 0
+            peak = max(peak, rss)
+            if limits.memory_bytes and rss > limits.memory_bytes:
+                killed = (ENDED_MEMORY, f"memory cap: resident memory {rss / 2**20:.0f} MiB exceeded the limit "
+                                        f"of {limits.memory_bytes / 2**20:.0f} MiB; killed")
+                child.kill()
+            elif limits.timeout_s is not None and time.monotonic() - start > limits.timeout_s:
+                killed = (ENDED_TIMEOUT, f"timeout: still running after {limits.timeout_s:g} s; killed "
+                                         f"(stacks at the end of the log)")
+                try:
+                    os.kill(child.pid, signal.SIGUSR1)  # faulthandler: dump the stacks
+                    child.wait(DUMP_GRACE_S)
+                except ProcessLookupError:
+                    pass
+                child.kill()
+            elif cancel is not None and cancel.is_set():
+                killed = (ENDED_SIGNAL, "cancelled: the sweep was interrupted")
+                child.kill()
+            if killed:
+                while (code := child.wait(POLL_S)) is None:
+                    pass
+                break
+    finally:
+        if code is None:
+            child.kill()
+            while child.wait(POLL_S) is None:
+                pass
+    return Held(code, killed, peak)
+
+
 def child_environment(threads: int) -> dict[str, str]:
-    """The child's environment: thread counts pinned, annbench importable, unbuffered output."""
+    """The child's environment: thread counts pinned, annbench importable, unbuffered output, a
+    fork-safe numba threading layer (unless ``$NUMBA_THREADING_LAYER`` says otherwise)."""
     env = dict(os.environ)
     for var in THREAD_ENV_VARS:
         env[var] = str(threads)
     env["PYTHONPATH"] = os.pathsep.join([str(PROJECT_ROOT), *filter(None, [env.get("PYTHONPATH")])])
     env["PYTHONUNBUFFERED"] = "1"
+    # numba's default layer here is GNU OpenMP, which kills a process forked after using it; workqueue
+    # (or TBB where installed) is fork-safe. Set for cold children too, so both measure the same code.
+    env.setdefault("NUMBA_THREADING_LAYER", "forksafe")
     return env
 
 
-def run_task_isolated(task: Task, limits: Limits, log_path: Path,
-                      cancel: threading.Event | None = None) -> TaskOutcome:
-    """Run ``task`` in a fresh ``python -m annbench.worker`` process held to ``limits``.
-
-    The child's stdout and stderr go to ``log_path`` (truncated first). Returns once the child
-    has ended, however it ended; never raises for anything the child does. ``cancel`` set by
-    another thread ends the child early (recorded as a signal).
-    """
-    log_path = Path(log_path)
-    log_path.parent.mkdir(parents=True, exist_ok=True)
+def start_cold(task: Task, limits: Limits, log_path: Path, beside: SlotRef | None = None) -> Child:
+    """Start ``python -m annbench.worker`` for ``task`` in its own session, output to ``log_path``
+    (truncated), the pickled task on its stdin. Raises OSError when it cannot be started."""
     argv = [sys.executable, "-m", "annbench.worker", "--parent", str(os.getpid()), "--log", str(log_path)]
     if limits.cpus:
         argv += ["--cpus", ",".join(map(str, limits.cpus))]
     if limits.memory_bytes:
         argv += ["--address-space", str(address_space_limit(limits.memory_bytes))]
+    if beside is not None:
+        argv += ["--beside", f"{beside.path}:{beside.slot}"]
+    with open(log_path, "wb") as log_file:
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=log_file, stderr=subprocess.STDOUT,
+                                env=child_environment(task.options.threads), start_new_session=True)
+    try:
+        assert proc.stdin is not None
+        proc.stdin.write(pickle.dumps(task))
+        proc.stdin.close()
+    except (BrokenPipeError, OSError):
+        pass  # the child died at once; its exit code says why
+    return Popened(proc)
+
+
+def run_task_isolated(task: Task, limits: Limits, log_path: Path, cancel: threading.Event | None = None,
+                      launcher: Launcher | None = None, beside: SlotRef | None = None) -> TaskOutcome:
+    """Run ``task`` in a child process held to ``limits``: forked by ``launcher`` (a warm fork
+    server, see :mod:`annbench.forkserver`) when it gives one, else a fresh ``python -m
+    annbench.worker`` process.
+
+    The child's stdout and stderr go to ``log_path`` (truncated first). Returns once the child
+    has ended, however it ended; never raises for anything the child does. ``cancel`` set by
+    another thread ends the child early (recorded as a signal). ``beside``: the child's core slot
+    in the sweep's occupancy file; each result it stores then says how many other children ran
+    beside it (:mod:`annbench.occupancy`).
+    """
+    log_path = Path(log_path)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
 
     def outcome(reason: str, message: str, code: int | None = None, peak: int = 0) -> TaskOutcome:
         return TaskOutcome(task.task_id, reason, message, log_path, code, time.monotonic() - start, peak,
                            "" if reason == ENDED_OK else _tail(log_path))
 
-    with open(log_path, "wb") as log_file:
+    child = launcher.launch(task, limits, log_path, beside) if launcher is not None else None
+    if child is None:
         try:
-            proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=log_file, stderr=subprocess.STDOUT,
-                                    env=child_environment(task.options.threads), start_new_session=True)
+            child = start_cold(task, limits, log_path, beside)
         except OSError as e:
             return outcome(ENDED_START, f"could not start the child: {e}")
-    peak = 0
-    killed: tuple[str, str] | None = None
-    try:
-        try:
-            assert proc.stdin is not None
-            proc.stdin.write(pickle.dumps(task))
-            proc.stdin.close()
-        except (BrokenPipeError, OSError):
-            pass  # the child died at once; its exit code says why
-        while True:
-            try:
-                code = proc.wait(timeout=POLL_S)
-                break
-            except subprocess.TimeoutExpired:
-                pass
-            elapsed = time.monotonic() - start
-            rss = resident_bytes(proc.pid) or 0
-            peak = max(peak, rss)
-            if limits.memory_bytes and rss > limits.memory_bytes:
-                killed = (ENDED_MEMORY, f"memory cap: resident memory {rss / 2**20:.0f} MiB exceeded the limit "
-                                        f"of {limits.memory_bytes / 2**20:.0f} MiB; killed")
-                _kill_group(proc)
-            elif limits.timeout_s is not None and elapsed > limits.timeout_s:
-                killed = (ENDED_TIMEOUT, f"timeout: still running after {limits.timeout_s:g} s; killed "
-                                         f"(stacks at the end of the log)")
-                try:
-                    os.kill(proc.pid, signal.SIGUSR1)  # faulthandler: dump the stacks
-                    proc.wait(timeout=DUMP_GRACE_S)
-                except (subprocess.TimeoutExpired, ProcessLookupError):
-                    pass
-                _kill_group(proc)
-            elif cancel is not None and cancel.is_set():
-                killed = (ENDED_SIGNAL, "cancelled: the sweep was interrupted")
-                _kill_group(proc)
-            if killed:
-                code = proc.wait()
-                break
-    finally:
-        if proc.poll() is None:  # an exception in this thread (e.g. KeyboardInterrupt): leave no child behind
-            _kill_group(proc)
-            proc.wait()
-    if killed:
-        return outcome(killed[0], killed[1], code, peak)
+    held = hold(child, limits, start, cancel)
+    code = held.code
+    if held.killed:
+        return outcome(held.killed[0], held.killed[1], code, held.peak_rss_bytes)
     if code == 0:
-        return outcome(ENDED_OK, "finished", code, peak)
-    if code < 0:
-        name = _signal_name(-code)
-        return outcome(ENDED_SIGNAL, f"crash: the child was killed by {name}", code, peak)
-    return outcome(ENDED_EXIT, f"the child exited with code {code}", code, peak)
+        return outcome(ENDED_OK, "finished", code, held.peak_rss_bytes)
+    if code is not None and code < 0:
+        return outcome(ENDED_SIGNAL, f"crash: the child was killed by {_signal_name(-code)}", code,
+                       held.peak_rss_bytes)
+    return outcome(ENDED_EXIT, f"the child exited with code {code}", code, held.peak_rss_bytes)

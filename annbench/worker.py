@@ -7,6 +7,9 @@ to kill it when the parent dies, and turns on :mod:`faulthandler` (a crash or a 
 the Python stack in the log). Then it opens the dataset file itself, checks its checksum
 against the parent's, builds the index and stores every run as it completes: each result
 carries the task's id, which is how the parent learns what finished, even after a crash.
+
+A child forked by a warm parent (:mod:`annbench.forkserver`) runs :func:`forked_child` instead of
+``main``: the same limits, log redirection and task, on a process whose libraries are imported.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 log = logging.getLogger("annbench.worker")
 
@@ -57,7 +60,29 @@ def apply_limits(parent_pid: int | None, cpus: list[int] | None, address_space: 
         resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
 
-def run_task(task: Any, log_path: Path | None = None) -> list[Any]:
+def _beside_store(root: Path, beside: Any) -> Any:
+    """A result store that adds ``concurrent_children`` (other core slots that held a child or a
+    warm parent while this run was built or measured, see :mod:`annbench.occupancy`) and
+    ``parallelism`` (core slots of the sweep) to every result it writes."""
+    import dataclasses
+
+    from annbench.occupancy import Beside
+    from annbench.store import ResultStore
+
+    class BesideStore(ResultStore):
+        def __init__(self) -> None:
+            super().__init__(root)
+            self.beside = Beside(beside)
+
+        def write(self, result: Any) -> Path:
+            attrs = {**result.attrs, "concurrent_children": self.beside.since_last(),
+                     "parallelism": self.beside.slots}
+            return super().write(dataclasses.replace(result, attrs=attrs))
+
+    return BesideStore()
+
+
+def run_task(task: Any, log_path: Path | None = None, beside: Any = None) -> list[Any]:
     """Open the dataset, build the index, run and store the task's runs (in this process).
 
     Anything that stops the build setting as a whole (an adapter that fails to import, a
@@ -70,7 +95,7 @@ def run_task(task: Any, log_path: Path | None = None) -> list[Any]:
     from annbench.results import STATUS_ERROR, RunResult
     from annbench.store import ResultStore
 
-    store = ResultStore(task.results_root)
+    store = ResultStore(task.results_root) if beside is None else _beside_store(task.results_root, beside)
     extra = {"task_id": task.task_id, "log_path": str(log_path or "")}
     try:
         start = time.perf_counter()
@@ -96,25 +121,83 @@ def run_task(task: Any, log_path: Path | None = None) -> list[Any]:
         raise
 
 
+def _log_to(log_path: Path) -> None:
+    """This process's stdin from /dev/null, stdout and stderr (fds 1 and 2: C libraries' output too)
+    appended to ``log_path``."""
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
+def _start_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname).1s %(name)s: %(message)s",
+                        stream=sys.stderr, force=True)
+    from annbench.cli import quiet_library_loggers
+
+    quiet_library_loggers()
+
+
+def forked_child(task: Any, log_path: Path, server_pid: int, cpus: list[int] | None,
+                 address_space: int | None, beside: Any = None) -> NoReturn:
+    """The body of a child forked by a warm parent (:mod:`annbench.forkserver`): what ``main`` does
+    in a fresh interpreter, on a process that already has the adapter's library imported. Never
+    returns: exits 0 when every run is stored, 1 after an exception (its traceback in the log)."""
+    code = 1
+    try:
+        started = time.perf_counter()
+        os.setsid()  # its own process group: the sweep kills the group
+        for number in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM):
+            signal.signal(number, signal.SIG_DFL)
+        signal.set_wakeup_fd(-1)
+        _log_to(log_path)
+        apply_limits(server_pid, cpus, address_space)
+        _start_logging()
+        import numpy as np
+
+        np.random.seed()  # as a fresh interpreter would: not the server's global random state
+        log.info("worker pid %d for %s: %d runs, cpus %s, forked from warm parent %d in %.3f s", os.getpid(),
+                 task.label(), len(task.keys), sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                 else "-", server_pid, time.perf_counter() - started)
+        run_task(task, log_path, beside)
+        code = 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 1
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m annbench.worker", description=__doc__, allow_abbrev=False)
     p.add_argument("--parent", type=int, help="pid of the parent: die with it")
     p.add_argument("--cpus", help="comma-separated cores to pin to")
     p.add_argument("--address-space", type=int, help="RLIMIT_AS in bytes")
     p.add_argument("--log", type=Path, help="this child's log file (recorded in its results)")
+    p.add_argument("--beside", help="PATH:SLOT of the sweep's occupancy file (annbench.occupancy) and this child's slot")
     args = p.parse_args(argv)
     apply_limits(args.parent, [int(c) for c in args.cpus.split(",")] if args.cpus else None, args.address_space)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname).1s %(name)s: %(message)s",
-                        stream=sys.stderr, force=True)
-    from annbench.cli import quiet_library_loggers
-
-    quiet_library_loggers()
+    _start_logging()
     started = time.perf_counter()
     task = pickle.loads(sys.stdin.buffer.read())  # imports annbench (and numpy) here, after the limits
     log.info("worker pid %d for %s: %d runs, cpus %s, imports %.3f s", os.getpid(), task.label(),
              len(task.keys), sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else "-",
              time.perf_counter() - started)
-    run_task(task, args.log)
+    beside = None
+    if args.beside:
+        from annbench.occupancy import SlotRef
+
+        path, slot = args.beside.rsplit(":", 1)
+        beside = SlotRef(Path(path), int(slot))
+    run_task(task, args.log, beside)
     return 0
 
 

@@ -34,7 +34,8 @@ from annbench.isolation import core_slots, run_task_isolated
 from annbench.measure import PassMeasurement, batch_passes, peak_memory_growth, single_query_passes
 from annbench.occupancy import Occupancy
 from annbench.plan import BuildSetting, Plan
-from annbench.results import STATUS_ERROR, STATUS_OK, RunKey, RunResult, canonical, measurement, measurement_attrs
+from annbench.results import (STATUS_ERROR, STATUS_OK, RunKey, RunResult, Status, canonical, measurement,
+                              measurement_attrs)
 from annbench.store import ResultStore, StoredState
 from annbench.task import Limits, Task, TaskOutcome
 from annbench.threads import limited_threads

@@ -63,7 +63,8 @@ def apply_limits(parent_pid: int | None, cpus: list[int] | None, address_space: 
 def _beside_store(root: Path, beside: Any) -> Any:
     """A result store that adds ``concurrent_children`` (other core slots that held a child or a
     warm parent while this run was built or measured, see :mod:`annbench.occupancy`) and
-    ``parallelism`` (core slots of the sweep) to every result it writes."""
+    ``parallelism`` (core slots of the sweep) to every result it writes. A run written again (its
+    index size, known after the build's last query setting) keeps the count of its first write."""
     import dataclasses
 
     from annbench.occupancy import Beside
@@ -73,10 +74,13 @@ def _beside_store(root: Path, beside: Any) -> Any:
         def __init__(self) -> None:
             super().__init__(root)
             self.beside = Beside(beside)
+            self.counted: dict[Path, int] = {}
 
         def write(self, result: Any) -> Path:
-            attrs = {**result.attrs, "concurrent_children": self.beside.since_last(),
-                     "parallelism": self.beside.slots}
+            path = self.path_for(result.key)
+            if path not in self.counted:
+                self.counted[path] = self.beside.since_last()
+            attrs = {**result.attrs, "concurrent_children": self.counted[path], "parallelism": self.beside.slots}
             return super().write(dataclasses.replace(result, attrs=attrs))
 
     return BesideStore()

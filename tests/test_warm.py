@@ -230,7 +230,7 @@ def test_each_run_records_the_children_beside_it(cold: bool, marks: Path, data_d
     results = tmp_path / "results"
     r = call(run_main, "--dataset", DATASET, "--algorithm", "beside", "--runs", 1, "--algorithms-dir", algos,
              "--configs-dir", configs, "--data-dir", data_dir, "--results", results, "--no-plot",
-             "--parallelism", 2, *(["--cold-workers"] if cold else []))
+             "--parallelism", 2, "--no-early-stop", *(["--cold-workers"] if cold else []))  # every q runs
     assert r.code == 0, r.err
     frame = results_frame(results)
     assert (frame["status"] == "ok").all(), frame["error"].tolist()

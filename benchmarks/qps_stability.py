@@ -47,9 +47,9 @@ DEFAULTS = RunOptions()
 
 def mode_options(mode: str, runs: int, min_pass_time: float, warmup: float) -> RunOptions:
     if mode == "calibrated":
-        return RunOptions(k=10, runs=runs, force=True, warmup=warmup, min_pass_time=min_pass_time)
+        return RunOptions(k=10, runs=runs, force=True, warmup=warmup, min_pass_time=min_pass_time, early_stop=False)
     if mode == "single":
-        return RunOptions(k=10, runs=runs, force=True, warmup=WARMUP_FULL, min_pass_time=0.0)
+        return RunOptions(k=10, runs=runs, force=True, warmup=WARMUP_FULL, min_pass_time=0.0, early_stop=False)
     raise SystemExit(f"unknown mode {mode!r}; valid: calibrated, single")
 
 

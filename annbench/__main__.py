@@ -12,16 +12,16 @@ import sys
 from collections.abc import Callable
 
 from annbench import __version__
-from annbench.threads import pin_environment, threads_in_argv
+from annbench.core.threads import pin_environment, threads_in_argv
 
 #: Subcommand → (module with ``main(argv)``, one line of help).
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "run": ("annbench.cli_run", "build indexes, run the query grids, store and summarise results"),
-    "plot": ("annbench.cli_plot", "Pareto plots, tables and the HTML report (--report DIR) of stored results"),
-    "dataset": ("annbench.cli_dataset", "list, prepare, describe, create datasets; look up nearest keys"),
-    "encode": ("annbench.cli_encode", "encode a labelled dataset with a trained network"),
-    "compare": ("annbench.cli_compare", "a raw dataset and its encodings side by side"),
-    "gate": ("annbench.cli_gate", "the CI regression gate: save a baseline, compare a fresh run with it"),
+    "run": ("annbench.cli.run", "build indexes, run the query grids, store and summarise results"),
+    "plot": ("annbench.cli.plot", "Pareto plots, tables and the HTML report (--report DIR) of stored results"),
+    "dataset": ("annbench.cli.dataset", "list, prepare, describe, create datasets; look up nearest keys"),
+    "encode": ("annbench.cli.encode", "encode a labelled dataset with a trained network"),
+    "compare": ("annbench.cli.compare", "a raw dataset and its encodings side by side"),
+    "gate": ("annbench.cli.gate", "the CI regression gate: save a baseline, compare a fresh run with it"),
 }
 
 
@@ -34,7 +34,7 @@ def usage() -> str:
 
 def _threads(name: str, argv: list[str]) -> int:
     if name == "gate":  # the gate's thread count may come from its baseline file
-        from annbench.cli_gate import threads_for
+        from annbench.cli.gate import threads_for
 
         return threads_for(argv)
     return threads_in_argv(argv)

@@ -22,16 +22,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from annbench.threads import pin_environment  # noqa: E402
+from annbench.core.threads import pin_environment  # noqa: E402
 
 pin_environment(1)  # before numpy and the libraries load their thread pools
 
 from annbench import paths  # noqa: E402
-from annbench.analyse import results_frame  # noqa: E402
+from annbench.analyse.frames import results_frame  # noqa: E402
 from annbench.datasets.registry import load  # noqa: E402
-from annbench.execute import execute  # noqa: E402
-from annbench.plan import RunOptions, make_plan  # noqa: E402
-from annbench.store import ResultStore  # noqa: E402
+from annbench.execute.local import execute  # noqa: E402
+from annbench.plan.grid import RunOptions, make_plan  # noqa: E402
+from annbench.store.folder import ResultStore  # noqa: E402
 
 
 def qps_table(frame, min_recall: float) -> list[tuple[str, str, str, str, str]]:  # noqa: ANN001 - DataFrame

@@ -28,12 +28,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from annbench import paths  # noqa: E402
-from annbench.dask_executor import dask_client, execute_dask  # noqa: E402
 from annbench.datasets.registry import load  # noqa: E402
-from annbench.execute import execute, make_tasks  # noqa: E402
-from annbench.plan import RunOptions, make_plan  # noqa: E402
-from annbench.store import ResultStore  # noqa: E402
-from annbench.task import Limits  # noqa: E402
+from annbench.execute.dask import dask_client, execute_dask  # noqa: E402
+from annbench.execute.local import execute, make_tasks  # noqa: E402
+from annbench.execute.task import Limits  # noqa: E402
+from annbench.plan.grid import RunOptions, make_plan  # noqa: E402
+from annbench.store.folder import ResultStore  # noqa: E402
 
 DATASET = "random-xs-20-euclidean"
 

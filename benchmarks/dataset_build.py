@@ -25,7 +25,7 @@ from annbench.datasets.readers import read_idx  # noqa: E402
 from annbench.datasets.registry import registry  # noqa: E402
 from annbench.datasets.sources import locate  # noqa: E402
 from annbench.datasets.spec import Inputs  # noqa: E402
-from annbench.groundtruth import exact_knn  # noqa: E402
+from annbench.quality.groundtruth import exact_knn  # noqa: E402
 
 NAME = "fashion-mnist-784-euclidean"
 TARGET = 10.0

@@ -25,11 +25,16 @@ import h5py
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from annbench.cli import Parser  # noqa: E402
+from annbench.cli.common import Parser  # noqa: E402
+from annbench.core.threads import limited_threads  # noqa: E402
 from annbench.datasets.audit import audit_queries, first_mismatch  # noqa: E402
-from annbench.datasets.format import CHECKSUM_FIELDS, content_checksum, legacy_checksum, load_dataset  # noqa: E402
+from annbench.datasets.format import (  # noqa: E402
+    CHECKSUM_FIELDS,
+    content_checksum,
+    legacy_checksum,
+    load_dataset,
+)
 from annbench.datasets.registry import resolve  # noqa: E402
-from annbench.threads import limited_threads  # noqa: E402
 
 DATASETS = ("fashion-mnist-784-euclidean", "random-s-100-euclidean")
 HASH_TARGET = 0.10

@@ -25,24 +25,23 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from annbench.threads import pin_environment  # noqa: E402
+from annbench.core.threads import pin_environment  # noqa: E402
 
 pin_environment(1)
 
-import numpy as np  # noqa: E402
 
 from annbench import paths  # noqa: E402
-from annbench.analyse import results_frame  # noqa: E402
-from annbench.compare import side_by_side  # noqa: E402
+from annbench.analyse.compare import side_by_side  # noqa: E402
+from annbench.analyse.frames import results_frame  # noqa: E402
+from annbench.backends.discovery import AdapterUnavailable, load_adapter  # noqa: E402
+from annbench.datasets.encode import encode  # noqa: E402
+from annbench.datasets.encoders.base import EncoderSettings  # noqa: E402
 from annbench.datasets.format import Dataset  # noqa: E402
 from annbench.datasets.registry import load  # noqa: E402
-from annbench.discovery import AdapterUnavailable, load_adapter  # noqa: E402
-from annbench.encode import encode  # noqa: E402
-from annbench.encoders.base import EncoderSettings  # noqa: E402
-from annbench.execute import execute  # noqa: E402
-from annbench.metrics import knn_accuracy  # noqa: E402
-from annbench.plan import RunOptions, make_plan  # noqa: E402
-from annbench.store import ResultStore  # noqa: E402
+from annbench.execute.local import execute  # noqa: E402
+from annbench.plan.grid import RunOptions, make_plan  # noqa: E402
+from annbench.quality.metrics import knn_accuracy  # noqa: E402
+from annbench.store.folder import ResultStore  # noqa: E402
 
 #: Exact tree methods: in hundreds of dimensions they are a slow brute force; bruteforce is the exact reference.
 SLOW = ("kdtree", "balltree")
@@ -50,7 +49,7 @@ K = 10
 
 
 def available_algorithms(distance: str) -> list[str]:
-    from annbench.config import all_configs, load_config
+    from annbench.plan.config import all_configs, load_config
 
     out = []
     for name, path in sorted(all_configs(paths.config_dirs()).items()):

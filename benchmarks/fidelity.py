@@ -6,7 +6,7 @@ the same parameters (single-query mode, k = 10, one thread):
 
 * harness: the adapter loaded by algorithm name, built with the build setting, each ``--ef`` applied
   with ``set_query_params`` and timed by the harness's own single-query loop
-  (``annbench.measure.single_query_passes``, which ``execute`` uses: a clock read around every
+  (``annbench.execute.measure.single_query_passes``, which ``execute`` uses: a clock read around every
   query, the answers kept);
 * tight loop: an index built directly with the library and the same parameters, then a bare
   ``for q in queries: search(q)`` loop (faiss's 1×d query rows shaped before timing).
@@ -32,18 +32,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from annbench.threads import pin_environment  # noqa: E402
+from annbench.core.threads import pin_environment  # noqa: E402
 
 pin_environment(1)  # before numpy and the libraries load their thread pools
 
 import numpy as np  # noqa: E402
 
 from annbench import paths  # noqa: E402
+from annbench.backends.discovery import adapter_file, load_adapter  # noqa: E402
+from annbench.core.threads import limited_threads  # noqa: E402
 from annbench.datasets.registry import load  # noqa: E402
-from annbench.discovery import adapter_file, load_adapter  # noqa: E402
-from annbench.measure import single_query_passes  # noqa: E402
-from annbench.plan import WARMUP_FULL  # noqa: E402
-from annbench.threads import limited_threads  # noqa: E402
+from annbench.execute.measure import single_query_passes  # noqa: E402
+from annbench.plan.grid import WARMUP_FULL  # noqa: E402
 
 K = 10
 

@@ -7,7 +7,7 @@
    baseline; a session counts as a false alarm when any setting's verdict is ``regression``
    (target: 0 of 10).
 3. Detection: for each slowdown (``--slowdowns``, ascending), ``--repeats`` sessions with the
-   algorithm wrapped by :mod:`annbench.inject` (its CPU work × (1 + slowdown)); a level is
+   algorithm wrapped by :mod:`annbench.backends.inject` (its CPU work × (1 + slowdown)); a level is
    detected when the verdict is ``regression``. A level stops at its first miss (it cannot be
    10 of 10 any more); the first level detected in every session is the figure.
 
@@ -26,14 +26,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from annbench.threads import pin_environment  # noqa: E402
+from annbench.core.threads import pin_environment  # noqa: E402
 
 pin_environment(1)
 
-from annbench import gate, paths  # noqa: E402
+from annbench import paths  # noqa: E402
+from annbench.backends.inject import write_wrapper  # noqa: E402
 from annbench.datasets.registry import load  # noqa: E402
-from annbench.gate_run import Suite, measure_suite  # noqa: E402
-from annbench.inject import write_wrapper  # noqa: E402
+from annbench.gate.run import Suite, measure_suite  # noqa: E402
+from annbench.gate import verdicts as gate
 
 
 def _loads() -> str:

@@ -2,7 +2,7 @@
 """Harness overhead per query in single-query mode (target: <= 1 µs).
 
 A no-op adapter is timed through the runner's single-query loop
-(``annbench.measure.single_query_passes``) and through a bare Python loop making the
+(``annbench.execute.measure.single_query_passes``) and through a bare Python loop making the
 same ``adapter.query(q, k)`` calls; both over the same queries, alternated, best of N.
 The runner's pass is one repetition of the query set (``--min-pass-time 0``) and, as a sweep
 runs it by default, a calibrated pass of at least ``--min-pass-time`` seconds (per query
@@ -22,9 +22,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from annbench.adapter import Adapter  # noqa: E402
-from annbench.measure import single_query_passes  # noqa: E402
-from annbench.plan import WARMUP_NONE, RunOptions  # noqa: E402
+from annbench.backends.adapter import Adapter  # noqa: E402
+from annbench.execute.measure import single_query_passes  # noqa: E402
+from annbench.plan.grid import WARMUP_NONE, RunOptions  # noqa: E402
 
 ANSWER = np.arange(10)
 

@@ -27,14 +27,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from annbench import paths  # noqa: E402
-from annbench.analyse import results_frame  # noqa: E402
+from annbench.analyse.frames import results_frame  # noqa: E402
 from annbench.datasets.format import load_dataset  # noqa: E402
 from annbench.datasets.registry import registry, resolve  # noqa: E402
-from annbench.execute import execute  # noqa: E402
-from annbench.isolation import run_task_isolated  # noqa: E402
-from annbench.plan import BuildSetting, RunOptions, make_plan  # noqa: E402
-from annbench.store import ResultStore  # noqa: E402
-from annbench.task import Limits, Task  # noqa: E402
+from annbench.execute.isolation import run_task_isolated  # noqa: E402
+from annbench.execute.local import execute  # noqa: E402
+from annbench.execute.task import Limits, Task  # noqa: E402
+from annbench.plan.grid import BuildSetting, RunOptions, make_plan  # noqa: E402
+from annbench.store.folder import ResultStore  # noqa: E402
 
 SHARED_DATA = paths.PROJECT_ROOT.parent / "shared" / "data"
 

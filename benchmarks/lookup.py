@@ -30,19 +30,19 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from annbench.threads import pin_environment  # noqa: E402
+from annbench.core.threads import pin_environment  # noqa: E402
 
 pin_environment(1)
 
 import numpy as np  # noqa: E402
 
+from annbench.datasets.encode import encode  # noqa: E402
+from annbench.datasets.encoders.base import EncoderSettings  # noqa: E402
 from annbench.datasets.format import load_dataset  # noqa: E402
+from annbench.datasets.lookup import Lookup, save_index  # noqa: E402
 from annbench.datasets.registry import load  # noqa: E402
 from annbench.datasets.user import create  # noqa: E402
-from annbench.encode import encode  # noqa: E402
-from annbench.encoders.base import EncoderSettings  # noqa: E402
-from annbench.lookup import Lookup, save_index  # noqa: E402
-from annbench.metrics import knn_accuracy  # noqa: E402
+from annbench.quality.metrics import knn_accuracy  # noqa: E402
 
 KS = (5, 10)
 

@@ -29,18 +29,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from annbench.threads import pin_environment  # noqa: E402
+from annbench.core.threads import pin_environment  # noqa: E402
 
 pin_environment(1)  # before numpy and the libraries load their thread pools
 
 import numpy as np  # noqa: E402
 
 from annbench import paths  # noqa: E402
-from annbench.analyse import results_frame  # noqa: E402
+from annbench.analyse.frames import results_frame  # noqa: E402
 from annbench.datasets.registry import load  # noqa: E402
-from annbench.execute import execute  # noqa: E402
-from annbench.plan import WARMUP_FULL, RunOptions, make_plan  # noqa: E402
-from annbench.store import ResultStore  # noqa: E402
+from annbench.execute.local import execute  # noqa: E402
+from annbench.plan.grid import WARMUP_FULL, RunOptions, make_plan  # noqa: E402
+from annbench.store.folder import ResultStore  # noqa: E402
 
 DEFAULTS = RunOptions()
 

@@ -1,7 +1,7 @@
 """What a warm parent saves; prints its figures.
 
 1. A child's start to its first line of adapter work (the adapter's ``__init__``), cold (a fresh
-   ``python -m annbench.worker``) vs forked from a warm parent, for ``bruteforce`` (numpy only) and
+   ``python -m annbench.execute.worker``) vs forked from a warm parent, for ``bruteforce`` (numpy only) and
    ``pynndescent`` (numba, PyNNDescent), median over ``--repeats`` children each: the time from
    the call of ``run_task_isolated`` to the adapter's ``__init__`` (CLOCK_MONOTONIC, one clock for
    every process). Target: ≤ 30 ms warm.
@@ -28,13 +28,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from annbench import paths  # noqa: E402
+from annbench.core.results import RunKey  # noqa: E402
 from annbench.datasets.format import load_dataset  # noqa: E402
 from annbench.datasets.registry import resolve  # noqa: E402
-from annbench.forkserver import WarmParents  # noqa: E402
-from annbench.isolation import run_task_isolated  # noqa: E402
-from annbench.plan import BuildSetting, RunOptions  # noqa: E402
-from annbench.results import RunKey  # noqa: E402
-from annbench.task import Limits, Task  # noqa: E402
+from annbench.execute.forkserver import WarmParents  # noqa: E402
+from annbench.execute.isolation import run_task_isolated  # noqa: E402
+from annbench.execute.task import Limits, Task  # noqa: E402
+from annbench.plan.grid import BuildSetting, RunOptions  # noqa: E402
 
 DATASET = "random-xs-20-euclidean"
 

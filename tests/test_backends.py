@@ -13,12 +13,12 @@ import itertools
 import numpy as np
 import pytest
 
-from annbench.config import all_configs, check_against, load_config
-from annbench.discovery import load_adapter
-from annbench.distances import distances_to_ids
-from annbench.groundtruth import exact_knn
-from annbench.metrics import recall
-from annbench.paths import ALGORITHMS_DIR, CONFIGS_DIR
+from annbench.backends.discovery import load_adapter
+from annbench.core.paths import ALGORITHMS_DIR, CONFIGS_DIR
+from annbench.plan.config import all_configs, check_against, load_config
+from annbench.quality.distances import distances_to_ids
+from annbench.quality.groundtruth import exact_knn
+from annbench.quality.metrics import recall
 
 CONFIGS = all_configs([CONFIGS_DIR])
 K = 10

@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from annbench.discovery import load_adapter
-from annbench.distances import distances_to_ids
-from annbench.groundtruth import exact_knn
-from annbench.metrics import recall
-from annbench.paths import ALGORITHMS_DIR
+from annbench.backends.discovery import load_adapter
+from annbench.core.paths import ALGORITHMS_DIR
+from annbench.quality.distances import distances_to_ids
+from annbench.quality.groundtruth import exact_knn
+from annbench.quality.metrics import recall
 
 BAD_BUILD = [
     ("annoy", {"n_trees": 0}, "n_trees=0"),

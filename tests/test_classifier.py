@@ -7,12 +7,12 @@ import pytest
 from sklearn.base import clone
 from sklearn.neighbors import KNeighborsClassifier
 
-from annbench.classifier import ANNClassifier
-from annbench.groundtruth import exact_knn
+from annbench.datasets.classifier import ANNClassifier
+from annbench.quality.groundtruth import exact_knn
 
 PROBE_ADAPTER = '''
 import numpy as np
-from annbench.adapter import Adapter
+from annbench.backends.adapter import Adapter
 
 
 class Probe(Adapter):

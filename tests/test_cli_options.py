@@ -6,14 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from annbench.cli_compare import main as compare_main
-from annbench.cli_dataset import main as dataset_main
-from annbench.cli_encode import main as encode_main
-from annbench.cli_gate import main as gate_main
-from annbench.cli_plot import main as plot_main
-from annbench.cli_run import main as run_main
 from conftest import call
+
+from annbench.cli.compare import main as compare_main
+from annbench.cli.dataset import main as dataset_main
+from annbench.cli.encode import main as encode_main
+from annbench.cli.gate import main as gate_main
+from annbench.cli.plot import main as plot_main
+from annbench.cli.run import main as run_main
 
 
 @pytest.mark.parametrize(("main", "args", "prefix"), [

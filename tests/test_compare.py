@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pandas as pd
 
-from annbench.compare import related_datasets, side_by_side
+from annbench.analyse.compare import related_datasets, side_by_side
 from tests.conftest import call
 
 
@@ -47,9 +47,9 @@ def test_related_datasets_are_the_raw_one_and_its_encodings_in_natural_order() -
 
 
 def test_compare_command_puts_raw_and_encoded_side_by_side(data_dir, results_dir, tmp_path) -> None:
-    from annbench.cli_compare import main as compare_main
-    from annbench.cli_encode import main as encode_main
-    from annbench.cli_run import main as run_main
+    from annbench.cli.compare import main as compare_main
+    from annbench.cli.encode import main as encode_main
+    from annbench.cli.run import main as run_main
 
     d = tmp_path / "data"
     d.mkdir()

@@ -22,15 +22,15 @@ import distributed
 import numpy as np
 import pandas as pd
 import pytest
-
-from annbench.analyse import hosts_per_curve, results_frame
-from annbench.cli_plot import main as plot_main
-from annbench.cli_run import main as run_main
-from annbench.remote import RemoteOptions, host_cores, locate_dataset
-from annbench.results import RunKey, RunResult
-from annbench.store import ResultStore, read_arrays, read_attrs
-from annbench.task import Task
 from conftest import REPO, call
+
+from annbench.analyse.frames import hosts_per_curve, results_frame
+from annbench.cli.plot import main as plot_main
+from annbench.cli.run import main as run_main
+from annbench.core.results import RunKey, RunResult
+from annbench.execute.remote import RemoteOptions, host_cores, locate_dataset
+from annbench.execute.task import Task
+from annbench.store.folder import ResultStore, read_arrays, read_attrs
 
 DATASET = "random-xs-20-euclidean"
 QUICK = "bruteforce,kdtree,balltree"
@@ -38,7 +38,7 @@ QUICK = "bruteforce,kdtree,balltree"
 SLOW = '''
 import os, signal, time
 import numpy as np
-from annbench.adapter import Adapter
+from annbench.backends.adapter import Adapter
 
 
 class Slow(Adapter):

@@ -8,10 +8,10 @@ import h5py
 import numpy as np
 import pytest
 
+from annbench.core.errors import UserError
 from annbench.datasets.format import load_dataset, write_dataset
 from annbench.datasets.registry import RawData, materialize, resolve
-from annbench.errors import UserError
-from annbench.groundtruth import exact_knn
+from annbench.quality.groundtruth import exact_knn
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -116,7 +116,6 @@ def test_too_few_train_points_is_a_clear_error(tmp_path: Path) -> None:
 def test_top_level_folders_are_not_import_packages() -> None:
     """``pip install -e .`` must not shadow Hugging Face's ``datasets`` (or anything else)."""
     import tomllib
-
     from setuptools import find_packages
 
     config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]

@@ -11,18 +11,23 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-
-from annbench.analyse import results_frame
-from annbench.cli_dataset import main as dataset_main
-from annbench.cli_plot import main as plot_main
-from annbench.cli_run import main as run_main
-from annbench.datasets.audit import audit_queries
-from annbench.datasets.format import content_checksum, legacy_checksum, load_dataset, write_dataset
-from annbench.errors import UserError
-from annbench.groundtruth import exact_knn
-from annbench.store import ResultStore
 from conftest import call
 from test_run import _adapters
+
+from annbench.analyse.frames import results_frame
+from annbench.cli.dataset import main as dataset_main
+from annbench.cli.plot import main as plot_main
+from annbench.cli.run import main as run_main
+from annbench.core.errors import UserError
+from annbench.datasets.audit import audit_queries
+from annbench.datasets.format import (
+    content_checksum,
+    legacy_checksum,
+    load_dataset,
+    write_dataset,
+)
+from annbench.quality.groundtruth import exact_knn
+from annbench.store.folder import ResultStore
 
 DATASET = "random-xs-20-euclidean"
 
@@ -155,11 +160,11 @@ def test_legacy_checksum_is_verified_with_a_warning(own_data: Path, caplog) -> N
 
 
 def test_child_verifies_the_checksum_the_parent_validated(own_data: Path, tmp_path: Path) -> None:
-    from annbench.worker import run_task
-    from annbench.paths import ALGORITHMS_DIR
-    from annbench.plan import BuildSetting, RunOptions
-    from annbench.results import RunKey
-    from annbench.task import Task
+    from annbench.core.paths import ALGORITHMS_DIR
+    from annbench.core.results import RunKey
+    from annbench.execute.task import Task
+    from annbench.execute.worker import run_task
+    from annbench.plan.grid import BuildSetting, RunOptions
 
     path = own_data / f"{DATASET}.hdf5"
     checksum = load_dataset(path).checksum

@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from annbench import difficulty as D
+from annbench.analyse import difficulty as D
+from annbench.core.errors import UserError
 from annbench.datasets.format import load_dataset, write_dataset
-from annbench.errors import UserError
-from annbench.groundtruth import exact_knn
+from annbench.quality.groundtruth import exact_knn
 from tests.conftest import call
 
 
@@ -147,7 +147,7 @@ def test_sidecar_is_reused_and_recomputed_when_the_dataset_changes(tmp_path, mon
 
 
 def test_describe_prints_quartiles(data_dir):
-    from annbench.cli_dataset import main
+    from annbench.cli.dataset import main
 
     r = call(main, "--data-dir", data_dir, "describe", "random-xs-20-euclidean")
     assert r.code == 0, r.err
@@ -163,7 +163,7 @@ def test_describe_prints_quartiles(data_dir):
 @pytest.fixture(scope="module")
 def swept(tmp_path_factory, data_dir):
     """annoy's and kdtree's quick grids on random-xs-20-euclidean, single-query mode, and annoy in batch mode."""
-    from annbench.cli_run import main as run_main
+    from annbench.cli.run import main as run_main
 
     results = tmp_path_factory.mktemp("results")
     for extra in ([], ["--batch"]):
@@ -174,7 +174,7 @@ def swept(tmp_path_factory, data_dir):
 
 
 def test_per_query_means_equal_the_stored_recall_exactly(swept, data_dir):
-    from annbench.analyse import measured, per_query_frame, results_frame
+    from annbench.analyse.frames import measured, per_query_frame, results_frame
 
     runs = measured(results_frame(swept, "random-xs-20-euclidean"))  # skipped runs (early stop) have no queries
     frame = per_query_frame(swept, "random-xs-20-euclidean", data_dir)
@@ -190,7 +190,7 @@ def test_per_query_means_equal_the_stored_recall_exactly(swept, data_dir):
 
 
 def test_per_query_exports(swept, data_dir, tmp_path, monkeypatch):
-    from annbench.cli_plot import main as plot
+    from annbench.cli.plot import main as plot
 
     base = ("--results", swept, "--data-dir", data_dir, "--table", "csv", "--per-query")
     r = call(plot, *base, "--output", tmp_path / "runs.parquet")
@@ -202,7 +202,7 @@ def test_per_query_exports(swept, data_dir, tmp_path, monkeypatch):
 
     csv = pd.read_csv(StringIO(r.out))
     assert len(parquet) == len(csv) > 0 and np.allclose(parquet["recall"], csv["recall"])
-    from annbench import cli_difficulty
+    from annbench.cli import difficulty as cli_difficulty
 
     monkeypatch.setattr(cli_difficulty, "has_pyarrow", lambda: False)  # as if pyarrow were not installed
     r = call(plot, *base, "--output", tmp_path / "again.parquet")
@@ -219,8 +219,8 @@ def _csv(text: str) -> pd.DataFrame:
 
 
 def test_subset_tables_recompute_recall_and_qps(swept, data_dir):
-    from annbench.analyse import per_query_frame
-    from annbench.cli_plot import main as plot
+    from annbench.analyse.frames import per_query_frame
+    from annbench.cli.plot import main as plot
 
     base = ("--results", swept, "--data-dir", data_dir, "--table", "csv")
     stored = _csv(call(plot, *base).out).sort_values("path", ignore_index=True)
@@ -254,7 +254,7 @@ def test_subset_tables_recompute_recall_and_qps(swept, data_dir):
 
 
 def test_operating_points_gain_hard_recall_and_views_draw(swept, data_dir, tmp_path):
-    from annbench.cli_plot import main as plot
+    from annbench.cli.plot import main as plot
 
     r = call(plot, "--results", swept, "--data-dir", data_dir, "--operating-points", "csv")
     assert r.code == 0, r.err
@@ -278,8 +278,8 @@ def test_operating_points_gain_hard_recall_and_views_draw(swept, data_dir, tmp_p
 
 
 def test_recall_by_difficulty_table(swept, data_dir):
-    from annbench.analyse import operating_points, per_query_frame, results_frame
-    from annbench.perquery import recall_by_difficulty
+    from annbench.analyse.frames import operating_points, per_query_frame, results_frame
+    from annbench.analyse.perquery import recall_by_difficulty
 
     runs = results_frame(swept, "random-xs-20-euclidean")
     runs = runs[~runs["batch"]]
@@ -296,9 +296,9 @@ def test_recall_by_difficulty_table(swept, data_dir):
 # -- throughput against threads ---------------------------------------------------------------------------------
 
 def test_thread_list_runs_the_sweep_per_count_and_scaling_draws(data_dir, tmp_path):
-    from annbench.analyse import results_frame
-    from annbench.cli_plot import main as plot
-    from annbench.cli_run import main as run_main
+    from annbench.analyse.frames import results_frame
+    from annbench.cli.plot import main as plot
+    from annbench.cli.run import main as run_main
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     counts = [1, 2] if cores >= 2 else [1]
@@ -321,7 +321,7 @@ def test_thread_list_runs_the_sweep_per_count_and_scaling_draws(data_dir, tmp_pa
 
 
 def test_report_has_a_difficulty_section(swept, data_dir, tmp_path):
-    from annbench.cli_plot import main as plot
+    from annbench.cli.plot import main as plot
 
     r = call(plot, "--results", swept, "--data-dir", data_dir, "--report", tmp_path / "site")
     assert r.code == 0, r.err
@@ -334,7 +334,7 @@ def test_report_has_a_difficulty_section(swept, data_dir, tmp_path):
 
 
 def test_remove_takes_the_sidecar_along(tmp_path):
-    from annbench.cli_dataset import main
+    from annbench.cli.dataset import main
 
     rng = np.random.default_rng(4)
     ds = _dataset(tmp_path / "gone.hdf5", rng.random((300, 3), dtype=np.float32), rng.random((5, 3), dtype=np.float32))

@@ -17,7 +17,7 @@ from annbench.datasets.download import DownloadError, download
 from annbench.datasets.format import load_dataset, write_dataset
 from annbench.datasets.registry import prepare
 from annbench.datasets.spec import DatasetSpec, Upstream
-from annbench.groundtruth import exact_knn
+from annbench.quality.groundtruth import exact_knn
 
 PAYLOAD = np.random.default_rng(0).integers(0, 256, 300_000, dtype=np.uint8).tobytes()
 
@@ -215,7 +215,7 @@ def test_offline_error_names_url_and_source_dir(tmp_path, monkeypatch):
     down = closed_port_url("/")
     spec = _toy_spec(prebuilt=down + "toy.hdf5", urls=(down,))
     monkeypatch.setattr(upstream, "UPSTREAM_SPECS", (spec,))
-    from annbench.errors import UserError
+    from annbench.core.errors import UserError
 
     with pytest.raises(UserError) as e:
         prepare("toy-8-euclidean", tmp_path / "data", tmp_path)

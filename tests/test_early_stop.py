@@ -8,14 +8,19 @@ import json
 from pathlib import Path
 
 import pytest
-
-from annbench.analyse import measured, operating_points, pareto_frame, results_frame
-from annbench.cli_plot import main as plot_main
-from annbench.cli_run import main as run_main
-from annbench.early_stop import dominated_by, is_exact, standing_skips
-from annbench.results import RunKey, Status
-from annbench.store import ResultStore, read_attrs
 from conftest import call
+
+from annbench.analyse.frames import (
+    measured,
+    operating_points,
+    pareto_frame,
+    results_frame,
+)
+from annbench.cli.plot import main as plot_main
+from annbench.cli.run import main as run_main
+from annbench.core.results import RunKey, Status
+from annbench.plan.early_stop import dominated_by, is_exact, standing_skips
+from annbench.store.folder import ResultStore, read_attrs
 
 DATASET = "random-xs-20-euclidean"
 N_QUERIES = 100
@@ -30,7 +35,7 @@ import time
 from typing import Literal
 
 import numpy as np
-from annbench.adapter import Adapter
+from annbench.backends.adapter import Adapter
 
 FULL_AT = {full_at}
 STEP_S = 30e-6
@@ -71,7 +76,7 @@ ONE_PARAMETER = "build: {variant: [exact, lossy]}\n    query: {effort: [1, 2, 4,
 # -- the rule itself (pure) -------------------------------------------------------------------------------
 
 def _grid(**lists: list[int]) -> list[dict[str, int]]:
-    from annbench.config import expand
+    from annbench.plan.config import expand
 
     return expand(dict(lists))
 
@@ -207,7 +212,7 @@ def test_skipped_runs_in_summary_listing_tables_not_in_plots(ladder, data_dir: P
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from annbench.plotting import draw
+    from annbench.report.plotting import draw
 
     r = sweep(ladder, data_dir, results_dir)
     assert r.code == 0, r.err
@@ -284,8 +289,8 @@ def test_rerun_of_the_exact_run_re_evaluates_its_skips(ladder, data_dir: Path, r
 
 def test_standing_skips_follow_their_exact_run(tmp_path: Path) -> None:
     """A stored skip stands only while an exact run before it along the innermost parameter is done."""
-    from annbench.early_stop import skipped
-    from annbench.results import RunResult
+    from annbench.core.results import RunResult
+    from annbench.plan.early_stop import skipped
 
     store = ResultStore(tmp_path)
     keys = [RunKey(DATASET, 10, "ladder", False, {"variant": "exact"}, {"effort": e}) for e in (1, 4, 16)]
@@ -314,9 +319,9 @@ def test_two_query_parameters_stop_only_along_the_innermost(ladder, data_dir: Pa
 
 def test_gate_measures_every_setting(ladder, data_dir: Path, tmp_path: Path) -> None:
     """The regression gate never early-stops: its baseline has every setting of the suite measured."""
+    from annbench.core.paths import algorithm_dirs, config_dirs
     from annbench.datasets.registry import load
-    from annbench.gate_run import Suite, measure_suite
-    from annbench.paths import algorithm_dirs, config_dirs
+    from annbench.gate.run import Suite, measure_suite
 
     algos, configs = ladder
     write_grid(configs, "build: {variant: exact}\n    query: {effort: [4, 16]}")

@@ -10,8 +10,8 @@ import h5py
 import numpy as np
 import pytest
 
+from annbench.datasets.encoders.base import EncoderSettings, TrainingData
 from annbench.datasets.format import load_dataset
-from annbench.encoders.base import EncoderSettings, TrainingData
 from tests.conftest import call
 
 SOURCE = "digits-64-euclidean"
@@ -30,7 +30,7 @@ def training_data(digits) -> TrainingData:
 @pytest.fixture(scope="module")
 def encoded_dir(data_dir, tmp_path_factory):
     """A data folder holding digits and its MLP encodings at widths 8 and 24, made by the CLI."""
-    from annbench.cli_encode import main
+    from annbench.cli.encode import main
 
     d = tmp_path_factory.mktemp("encoded")
     shutil.copy(data_dir / f"{SOURCE}.hdf5", d)
@@ -48,7 +48,7 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("dim", [5, 16])
 def test_mlp_penultimate_has_the_chosen_width_and_feeds_the_output_layer(training_data, dim: int) -> None:
-    from annbench.encoders import mlp
+    from annbench.datasets.encoders import mlp
 
     trained = mlp.train(training_data, EncoderSettings("mlp", dim, epochs=2, seed=0), progress=False)
     features = trained.features(training_data.x_test)
@@ -64,7 +64,7 @@ def test_mlp_penultimate_has_the_chosen_width_and_feeds_the_output_layer(trainin
 def test_cnn_penultimate_has_the_chosen_width_and_feeds_the_output_layer(training_data, dim: int) -> None:
     import torch  # the torch extra is installed in CI: a missing torch fails here
 
-    from annbench.encoders import cnn
+    from annbench.datasets.encoders import cnn
 
     trained = cnn.train(training_data, EncoderSettings("cnn", dim, epochs=1, seed=0, hidden=32), progress=False)
     features = trained.features(training_data.x_test)
@@ -79,7 +79,7 @@ def test_cnn_penultimate_has_the_chosen_width_and_feeds_the_output_layer(trainin
 def test_same_seed_gives_the_same_vectors(training_data, model: str) -> None:
     if model == "cnn":
         import torch  # noqa: F401 - fails (never skips) without the torch extra
-    from annbench.encode import _trainer
+    from annbench.datasets.encode import _trainer
 
     train = _trainer(model)
 
@@ -111,7 +111,7 @@ def test_encoded_dataset_is_valid_labelled_and_records_how_it_was_made(encoded_d
 
 
 def test_encoded_ground_truth_is_consistent_with_its_vectors(encoded_dir) -> None:
-    from annbench.distances import distances_to_ids
+    from annbench.quality.distances import distances_to_ids
 
     ds = load_dataset(encoded_dir / "digits-encoded-mlp-24-euclidean.hdf5")
     recomputed = distances_to_ids(ds.test, ds.train, ds.neighbors, "euclidean")
@@ -123,7 +123,7 @@ def test_encoded_ground_truth_is_consistent_with_its_vectors(encoded_dir) -> Non
 
 
 def test_encoded_dataset_runs_by_name_with_knn_accuracy(encoded_dir, results_dir) -> None:
-    from annbench.cli_run import main
+    from annbench.cli.run import main
 
     r = call(main, "--dataset", "digits-encoded-mlp-24-euclidean", "--algorithm", "bruteforce", "--runs", "1",
              "--data-dir", encoded_dir, "--results", results_dir, "--no-plot", "-q")
@@ -132,7 +132,7 @@ def test_encoded_dataset_runs_by_name_with_knn_accuracy(encoded_dir, results_dir
 
 
 def test_rerun_with_same_settings_reuses_and_different_settings_is_refused(encoded_dir) -> None:
-    from annbench.cli_encode import main
+    from annbench.cli.encode import main
 
     path = encoded_dir / "digits-encoded-mlp-8-euclidean.hdf5"
     before = path.read_bytes()
@@ -153,7 +153,7 @@ def test_rerun_with_same_settings_reuses_and_different_settings_is_refused(encod
     (["--from", "no-such-set", "--dim", "8"], "unknown dataset 'no-such-set'"),
 ])
 def test_bad_input_is_one_line_exit_2(data_dir, tmp_path, args, message) -> None:
-    from annbench.cli_encode import main
+    from annbench.cli.encode import main
 
     for name in ("random-xs-20-euclidean", SOURCE):
         shutil.copy(data_dir / f"{name}.hdf5", tmp_path)
@@ -169,10 +169,10 @@ def test_bad_input_is_one_line_exit_2(data_dir, tmp_path, args, message) -> None
 
 
 def test_cnn_needs_square_images(tmp_path) -> None:
+    from annbench.core.errors import UserError
+    from annbench.datasets.encode import encode
     from annbench.datasets.format import write_dataset
-    from annbench.encode import encode
-    from annbench.errors import UserError
-    from annbench.groundtruth import exact_knn
+    from annbench.quality.groundtruth import exact_knn
 
     rng = np.random.default_rng(0)
     train, test = rng.random((300, 30), dtype=np.float32), rng.random((20, 30), dtype=np.float32)

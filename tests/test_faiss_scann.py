@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from annbench.discovery import load_adapter
-from annbench.paths import ALGORITHMS_DIR
+from annbench.backends.discovery import load_adapter
+from annbench.core.paths import ALGORITHMS_DIR
 
 
 @pytest.fixture(scope="module")

@@ -16,10 +16,17 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.collections import PolyCollection  # noqa: E402
 
-from annbench.config import all_configs  # noqa: E402
-from annbench.paths import CONFIGS_DIR  # noqa: E402
-from annbench.plotting import (SIZES, figure_panels, nines, nines_floor, nines_inverse, nines_ticks,  # noqa: E402
-                               plot_metric_pair)
+from annbench.core.paths import CONFIGS_DIR  # noqa: E402
+from annbench.plan.config import all_configs  # noqa: E402
+from annbench.report.plotting import (  # noqa: E402
+    SIZES,
+    figure_panels,
+    nines,
+    nines_floor,
+    nines_inverse,
+    nines_ticks,
+    plot_metric_pair,
+)
 
 SHIPPED = sorted(all_configs([CONFIGS_DIR]))
 

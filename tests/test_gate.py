@@ -2,7 +2,7 @@
 
 End-to-end tests share one baseline (kdtree, reference bruteforce, random-xs-20-euclidean) and
 compare fresh sessions with it; changes are injected by wrapper adapters in a temporary
-algorithms folder (annbench.inject), which shadow the real ones under the same name.
+algorithms folder (annbench.backends.inject), which shadow the real ones under the same name.
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from annbench import gate
-from annbench.baseline import read_baseline, session_from_json, session_to_json
-from annbench.cli_gate import main
-from annbench.gate import Round, Session, SettingRecord, Tolerances
-from annbench.inject import write_wrapper
-from annbench.isolation import available_cores
-from annbench.paths import ALGORITHMS_DIR
+from annbench.backends.inject import write_wrapper
+from annbench.cli.gate import main
+from annbench.core.paths import ALGORITHMS_DIR
+from annbench.execute.isolation import available_cores
+from annbench.gate.baseline import read_baseline, session_from_json, session_to_json
+from annbench.gate.verdicts import Round, Session, SettingRecord, Tolerances
+from annbench.gate import verdicts as gate
 from tests.conftest import call
 
 DATASET = "random-xs-20-euclidean"
@@ -133,7 +133,7 @@ def _compare(baseline: Path, data_dir: Path, tmp_path: Path, *extra: str) -> tup
 
 
 def _case(root: ET.Element, algorithm: str) -> ET.Element:
-    (case,) = [c for c in root.iter("testcase") if c.get("classname") == f"annbench.gate.{algorithm}"]
+    (case,) = [c for c in root.iter("testcase") if c.get("classname") == f"annbench.gate.verdicts.{algorithm}"]
     return case
 
 

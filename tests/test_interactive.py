@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from annbench.analyse import pareto_frame
-from annbench.interactive import chart_html, chart_spec, hover_text, spec_json
-from annbench.plotting import nines, nines_floor
+from annbench.analyse.frames import pareto_frame
+from annbench.report.interactive import chart_html, chart_spec, hover_text, spec_json
+from annbench.report.plotting import nines, nines_floor
 
 EVIL = '</script><script>alert("x")</script>&amp;'
 

@@ -16,18 +16,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from annbench.analyse import results_frame
-from annbench.cli_run import main as run_main
-from annbench.store import ResultStore, process_alive, read_arrays, read_attrs
 from conftest import REPO, call
+
+from annbench.analyse.frames import results_frame
+from annbench.cli.run import main as run_main
+from annbench.store.folder import ResultStore, process_alive, read_arrays, read_attrs
 
 DATASET = "random-xs-20-euclidean"
 
 FAULTY = '''
 import ctypes, os, time
 import numpy as np
-from annbench.adapter import Adapter
+from annbench.backends.adapter import Adapter
 
 
 class Faulty(Adapter):
@@ -211,7 +211,7 @@ def test_failed_run_is_rerun_and_not_plotted(faulty, data_dir: Path, results_dir
     # Only the failed run was attempted again; the summary shows both with their status.
     assert "0 runs done, 1 failed, 1 already stored" in plotted.out
     assert " status " in plotted.out.splitlines()[0] and " error " in plotted.out
-    from annbench.analyse import pareto_frame
+    from annbench.analyse.frames import pareto_frame
 
     front = pareto_frame(results_frame(results_dir), "recall", "qps")
     assert "fit-error" not in set(front.get("build.fault", []))
@@ -299,12 +299,12 @@ def test_run_task_isolated_directly(data_dir: Path, tmp_path: Path) -> None:
     import pickle
     import uuid
 
+    from annbench.core.paths import ALGORITHMS_DIR
+    from annbench.core.results import RunKey
     from annbench.datasets.format import load_dataset
-    from annbench.isolation import run_task_isolated
-    from annbench.paths import ALGORITHMS_DIR
-    from annbench.plan import BuildSetting, RunOptions
-    from annbench.results import RunKey
-    from annbench.task import Limits, Task
+    from annbench.execute.isolation import run_task_isolated
+    from annbench.execute.task import Limits, Task
+    from annbench.plan.grid import BuildSetting, RunOptions
 
     path = data_dir / f"{DATASET}.hdf5"
     checksum = load_dataset(path).checksum

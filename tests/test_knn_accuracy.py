@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from annbench.metrics import knn_accuracy, knn_votes
+from annbench.quality.metrics import knn_accuracy, knn_votes
 from tests.conftest import call
 
 
@@ -42,7 +42,7 @@ def test_exact_neighbours_reproduce_kneighbors_classifier(k: int) -> None:
     from sklearn.datasets import make_classification
     from sklearn.neighbors import KNeighborsClassifier
 
-    from annbench.groundtruth import exact_knn
+    from annbench.quality.groundtruth import exact_knn
 
     x, y = make_classification(n_samples=1600, n_features=12, n_informative=8, n_classes=4, random_state=3)
     x = x.astype(np.float32)
@@ -56,9 +56,9 @@ def test_exact_neighbours_reproduce_kneighbors_classifier(k: int) -> None:
 
 
 def test_every_run_on_a_labelled_dataset_stores_knn_accuracy(data_dir, results_dir, tmp_path) -> None:
-    from annbench.analyse import results_frame
-    from annbench.cli_plot import main as plot_main
-    from annbench.cli_run import main as run_main
+    from annbench.analyse.frames import results_frame
+    from annbench.cli.plot import main as plot_main
+    from annbench.cli.run import main as run_main
 
     r = call(run_main, "--dataset", "digits-64-euclidean", "--algorithm", "bruteforce", "--runs", "1",
              "--data-dir", data_dir, "--results", results_dir, "--no-plot", "-q")
@@ -75,8 +75,8 @@ def test_every_run_on_a_labelled_dataset_stores_knn_accuracy(data_dir, results_d
 
 
 def test_unlabelled_dataset_has_no_knn_accuracy(data_dir, results_dir) -> None:
-    from annbench.analyse import results_frame
-    from annbench.cli_run import main as run_main
+    from annbench.analyse.frames import results_frame
+    from annbench.cli.run import main as run_main
 
     r = call(run_main, "--dataset", "random-xs-20-euclidean", "--algorithm", "bruteforce", "--runs", "1",
              "--data-dir", data_dir, "--results", results_dir, "--no-plot", "-q")

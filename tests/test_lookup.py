@@ -7,18 +7,17 @@ import shutil
 
 import numpy as np
 import pytest
+from conftest import SHARED_DATA, call
 from gensim.models import KeyedVectors
 
-from annbench.adapter import saveable
-from annbench.cli_dataset import main as dataset_main
+from annbench.backends.adapter import saveable
+from annbench.backends.discovery import load_adapter
+from annbench.cli.dataset import main as dataset_main
+from annbench.core.paths import algorithm_dirs
 from annbench.datasets.format import load_dataset
+from annbench.datasets.lookup import SAVEABLE, Lookup, index_folder, open_index
 from annbench.datasets.registry import prepare
-from annbench.discovery import load_adapter
-from annbench.groundtruth import exact_knn
-from annbench.lookup import SAVEABLE, Lookup, index_folder, open_index
-from annbench.paths import algorithm_dirs
-
-from conftest import SHARED_DATA, call
+from annbench.quality.groundtruth import exact_knn
 
 GLOVE = SHARED_DATA / "glove-subset" / "glove.6B.50d.first2446.txt"
 
@@ -56,7 +55,7 @@ def test_expression_syntax(glove) -> None:
     assert glove.terms("king - man + woman") == [(1, "king"), (-1, "man"), (1, "woman")]
     assert glove.terms("king+woman") == [(1, "king"), (1, "woman")]
     assert glove.terms("- man + king") == [(-1, "man"), (1, "king")]
-    from annbench.errors import UserError
+    from annbench.core.errors import UserError
 
     for bad in ("king +", "- + man", "  "):
         with pytest.raises(UserError):
@@ -77,7 +76,7 @@ def test_key_lookup_excludes_itself_and_equals_brute_force(glove) -> None:
 @pytest.fixture(scope="module")
 def surnames_dir(tmp_path_factory):
     """The first 2,000 train / 200 test surnames and their 12-d GRU encoding (2 epochs), with its encoder."""
-    from annbench.cli_encode import main
+    from annbench.cli.encode import main
 
     d = tmp_path_factory.mktemp("surnames")
     prepare("surnames-train2000-test200", d, SHARED_DATA)
@@ -242,7 +241,7 @@ def test_bad_input_is_one_line_and_exit_2(glove_dir, args, message) -> None:
 
 
 def test_majority_label_ties_go_to_the_smallest_label() -> None:
-    from annbench.lookup import majority
+    from annbench.datasets.lookup import majority
 
     assert majority(np.array([3, 1, 3, 1, 2])) == 1 and majority(np.array([2, 2, 1])) == 2
     assert majority(np.array([], dtype=np.int64)) is None

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import annbench.measure as measure
-from annbench.adapter import Adapter
-from annbench.measure import ResultError, batch_passes, single_query_passes
-from annbench.evaluate import speed
-from annbench.plan import WARMUP_FULL, WARMUP_NONE
+import annbench.execute.measure as measure
+from annbench.backends.adapter import Adapter
+from annbench.execute.evaluate import speed
+from annbench.execute.measure import ResultError, batch_passes, single_query_passes
+from annbench.plan.grid import WARMUP_FULL, WARMUP_NONE
 
 
 class FakeClock:
@@ -264,7 +264,7 @@ def test_pass_collects_garbage_before_it_starts(clock: FakeClock, monkeypatch) -
 
 RECORDING_ADAPTER = '''
 import numpy as np
-from annbench.adapter import Adapter
+from annbench.backends.adapter import Adapter
 
 
 class Recording(Adapter):
@@ -293,10 +293,10 @@ class Recording(Adapter):
 
 
 def _recording_build(tmp_path: Path, data_dir: Path, widths: list[int]):
+    from annbench.backends.discovery import load_adapter
     from annbench.datasets.registry import load
-    from annbench.discovery import load_adapter
-    from annbench.execute import run_keys
-    from annbench.plan import BuildSetting, Plan, RunOptions
+    from annbench.execute.local import run_keys
+    from annbench.plan.grid import BuildSetting, Plan, RunOptions
 
     algos = tmp_path / "algorithms"
     algos.mkdir(parents=True, exist_ok=True)
@@ -311,8 +311,8 @@ def _recording_build(tmp_path: Path, data_dir: Path, widths: list[int]):
 
 
 def test_index_size_is_measured_after_the_last_query_setting(tmp_path: Path, data_dir: Path) -> None:
-    from annbench.execute import run_build_setting
-    from annbench.store import ResultStore, read_attrs
+    from annbench.execute.local import run_build_setting
+    from annbench.store.folder import ResultStore, read_attrs
 
     plan, dataset, setting, keys, cls = _recording_build(tmp_path, data_dir, [1, 2])
     store = ResultStore(tmp_path / "results")
@@ -328,8 +328,8 @@ def test_index_size_is_measured_after_the_last_query_setting(tmp_path: Path, dat
 
 def test_index_size_failure_keeps_the_runs_and_a_dead_child_leaves_them_pending(tmp_path: Path,
                                                                                 data_dir: Path) -> None:
-    from annbench.execute import run_build_setting
-    from annbench.store import ResultStore, read_attrs
+    from annbench.execute.local import run_build_setting
+    from annbench.store.folder import ResultStore, read_attrs
 
     plan, dataset, setting, keys, cls = _recording_build(tmp_path, data_dir, [1, 7])
     store = ResultStore(tmp_path / "results")
@@ -359,8 +359,9 @@ def test_index_size_failure_keeps_the_runs_and_a_dead_child_leaves_them_pending(
 ])
 def test_bad_warmup_and_min_pass_time_are_one_line_errors(option: str, value: str, message: str,
                                                           data_dir: Path, results_dir: Path) -> None:
-    from annbench.cli_run import main as run_main
     from conftest import call
+
+    from annbench.cli.run import main as run_main
 
     with pytest.raises(SystemExit) as exit_info:
         call(run_main, "--dataset", "random-xs-20-euclidean", "--algorithm", "bruteforce", option, value,
@@ -370,7 +371,7 @@ def test_bad_warmup_and_min_pass_time_are_one_line_errors(option: str, value: st
 
 
 def test_bad_option_message_is_one_line(capsys) -> None:
-    from annbench.cli_run import parser
+    from annbench.cli.run import parser
 
     with pytest.raises(SystemExit) as exit_info:
         parser().parse_args(["--warmup", "soon"])
@@ -380,9 +381,10 @@ def test_bad_option_message_is_one_line(capsys) -> None:
 
 
 def test_stored_run_holds_its_calibrated_passes(data_dir: Path, results_dir: Path) -> None:
-    from annbench.cli_run import main as run_main
-    from annbench.store import ResultStore, read_arrays, read_attrs
     from conftest import call
+
+    from annbench.cli.run import main as run_main
+    from annbench.store.folder import ResultStore, read_arrays, read_attrs
 
     r = call(run_main, "--dataset", "random-xs-20-euclidean", "--algorithm", "kdtree", "--runs", 2,
              "--warmup", "full", "--min-pass-time", "0.3", "--data-dir", data_dir, "--results", results_dir,

@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from annbench import metrics as M
-from annbench import paths
+from annbench.backends.discovery import load_adapter
+from annbench.core import paths
 from annbench.datasets.format import Dataset
-from annbench.discovery import load_adapter
-from annbench.distances import distances_to_ids
-from annbench.evaluate import quality
-from annbench.groundtruth import exact_knn
+from annbench.execute.evaluate import quality
+from annbench.quality import metrics as M
+from annbench.quality.distances import distances_to_ids
+from annbench.quality.groundtruth import exact_knn
 
 
 def test_recall_uses_the_1e3_slack_on_the_kth_distance() -> None:

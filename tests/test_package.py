@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from annbench.__main__ import SUBCOMMANDS, main
-from annbench.discovery import load_adapter
-from annbench.errors import UserError
-from annbench.paths import ALGORITHMS_DIR, CONFIGS_DIR
+from annbench.backends.discovery import load_adapter
+from annbench.core.errors import UserError
+from annbench.core.paths import ALGORITHMS_DIR, CONFIGS_DIR
 from tests.conftest import REPO, call
 
 CONSTRAINTS = REPO / "constraints.txt"
@@ -167,9 +167,9 @@ def test_the_shipped_adapters_import_the_expected_libraries() -> None:
 @pytest.mark.parametrize("module", _backend_modules())
 def test_a_missing_backend_library_names_the_install_command(module: str, tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    from annbench.discovery import AdapterUnavailable
+    from annbench.backends.discovery import AdapterUnavailable
 
-    (tmp_path / "probe.py").write_text(f"import {module}\nfrom annbench.adapter import Adapter\n\n\n"
+    (tmp_path / "probe.py").write_text(f"import {module}\nfrom annbench.backends.adapter import Adapter\n\n\n"
                                        f"class Probe(Adapter):\n    def fit(self, X): ...\n\n"
                                        f"    def query(self, q, k): ...\n")
     monkeypatch.setitem(sys.modules, module, None)  # "import faiss" now fails as if faiss were not installed

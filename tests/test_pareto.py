@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from annbench.analyse import operating_points, pareto_frame, pareto_mask
+from annbench.analyse.frames import operating_points, pareto_frame, pareto_mask
 
 
 def test_pareto_single_point() -> None:

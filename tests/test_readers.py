@@ -8,9 +8,16 @@ import struct
 import numpy as np
 import pytest
 
-from annbench.datasets.readers import (parse_idx, read_csv, read_idx, read_labels, read_text_vectors, read_vecs,
-                                       read_vectors)
-from annbench.errors import UserError
+from annbench.core.errors import UserError
+from annbench.datasets.readers import (
+    parse_idx,
+    read_csv,
+    read_idx,
+    read_labels,
+    read_text_vectors,
+    read_vecs,
+    read_vectors,
+)
 
 RNG = np.random.default_rng(3)
 

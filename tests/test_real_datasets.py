@@ -9,17 +9,16 @@ from __future__ import annotations
 import h5py
 import numpy as np
 import pytest
+from conftest import SHARED_DATA, call
 
-from annbench.cli_dataset import main as dataset_main
-from annbench.cli_run import main as run_main
+from annbench.cli.dataset import main as dataset_main
+from annbench.cli.run import main as run_main
+from annbench.core.errors import UserError
 from annbench.datasets.format import load_dataset
 from annbench.datasets.readers import read_vecs
 from annbench.datasets.registry import prepare
-from annbench.distances import distances_to_ids
-from annbench.errors import UserError
-from annbench.groundtruth import exact_knn
-
-from conftest import SHARED_DATA, call
+from annbench.quality.distances import distances_to_ids
+from annbench.quality.groundtruth import exact_knn
 
 GLOVE = SHARED_DATA / "glove-subset" / "glove.6B.50d.first2446.txt"
 

@@ -14,22 +14,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
-from annbench import paths
-from annbench.analyse import OPERATING_RECALLS, results_frame
-from annbench.cli_plot import main as plot_main
-from annbench.datasets.registry import load
-from annbench.execute import execute
-from annbench.plan import RunOptions, make_plan
-from annbench.results import RunKey, RunResult
-from annbench.store import ResultStore, read_arrays, read_attrs
-from annbench.tables import cell
 from chromium_cdp import Chromium
 from conftest import call
 
+from annbench.analyse.frames import OPERATING_RECALLS, results_frame
+from annbench.cli.plot import main as plot_main
+from annbench.core import paths
+from annbench.core.results import RunKey, RunResult
+from annbench.datasets.registry import load
+from annbench.execute.local import execute
+from annbench.plan.grid import RunOptions, make_plan
+from annbench.report.tables import cell
+from annbench.store.folder import ResultStore, read_arrays, read_attrs
+
 EVIL = '<script>alert("x")</script>\'q'
 BROKEN_ADAPTER = '''
-from annbench.adapter import Adapter
+from annbench.backends.adapter import Adapter
 
 
 class Broken(Adapter):
@@ -182,7 +182,7 @@ def test_latex_tables_well_formed(bench: Path) -> None:
     _check_latex(_tabulars(r.out)[0], 4 + 2 * 2)  # level, algorithm, mean rank, reached, (rank, rel) × 2 datasets
     r = call(plot_main, "--results", bench, "--table", "latex", "--columns", "algorithm,build_params,error,recall")
     _check_latex(r.out, 4)
-    from annbench.tables import to_latex
+    from annbench.report.tables import to_latex
 
     nasty = pd.DataFrame({"a_b": ["50% & $x$ #1 {y} ~z ^w \\ | <>"], "n": [1.5]})
     _check_latex(to_latex(nasty), 2)
@@ -216,7 +216,7 @@ def test_markdown_and_text_tables(bench: Path) -> None:
 @pytest.mark.parametrize("fmt", [".png", ".svg", ".pdf"])
 @pytest.mark.parametrize("view", ["recall-qps", "recall-build", "recall-size", "recall-p99", "knn-qps"])
 def test_every_view_renders(bench: Path, tmp_path: Path, view: str, fmt: str) -> None:
-    from annbench.plotting import VIEWS, plot_metric_pair
+    from annbench.report.plotting import VIEWS, plot_metric_pair
 
     frame = results_frame(bench, "digits-64-euclidean")
     if "knn_accuracy" not in frame:  # labelled datasets get it from the evaluation; here a stand-in column
@@ -255,8 +255,8 @@ def test_qps_error_bars_span_the_kept_passes(bench: Path) -> None:
     import matplotlib.pyplot as plt
     from matplotlib.collections import LineCollection
 
-    from annbench.analyse import pareto_frame
-    from annbench.plotting import draw, style
+    from annbench.analyse.frames import pareto_frame
+    from annbench.report.plotting import draw, style
 
     frame = results_frame(bench, "digits-64-euclidean")
     fig, ax = plt.subplots()
@@ -273,9 +273,9 @@ def test_qps_error_bars_span_the_kept_passes(bench: Path) -> None:
 
 
 def test_no_two_algorithms_of_a_figure_share_a_colour_and_marker() -> None:
-    from annbench.config import all_configs
-    from annbench.paths import CONFIGS_DIR
-    from annbench.plotting import PALETTE, dashes, style, styles
+    from annbench.core.paths import CONFIGS_DIR
+    from annbench.plan.config import all_configs
+    from annbench.report.plotting import PALETTE, dashes, style, styles
 
     shipped = sorted(all_configs([CONFIGS_DIR]))
     assert len(shipped) > len(PALETTE)
@@ -295,9 +295,9 @@ def test_no_two_algorithms_of_a_figure_share_a_colour_and_marker() -> None:
 
 # -- neighbours ------------------------------------------------------------------------------------------
 def test_neighbour_marks_follow_recall(data_dir: Path, bench: Path, tmp_path: Path) -> None:
-    from annbench.distances import distances_to_ids
-    from annbench.metrics import recall
-    from annbench.neighbours import Selection, correct, neighbour_figure
+    from annbench.quality.distances import distances_to_ids
+    from annbench.quality.metrics import recall
+    from annbench.report.neighbours import Selection, correct, neighbour_figure
 
     d = load("digits-64-euclidean", data_dir)
     frame = results_frame(bench, "digits-64-euclidean")
@@ -320,8 +320,8 @@ def test_neighbour_marks_follow_recall(data_dir: Path, bench: Path, tmp_path: Pa
 
 def test_neighbour_table_for_keyed_dataset(tmp_path: Path) -> None:
     from annbench.datasets.format import load_dataset, write_dataset
-    from annbench.groundtruth import exact_knn
-    from annbench.neighbours import Selection, neighbour_table
+    from annbench.quality.groundtruth import exact_knn
+    from annbench.report.neighbours import Selection, neighbour_table
 
     rng = np.random.default_rng(0)
     train, test = rng.normal(size=(200, 8)).astype(np.float32), rng.normal(size=(5, 8)).astype(np.float32)
@@ -436,10 +436,11 @@ def _wait(tab, ms: int = 400) -> None:  # noqa: ANN001
 
 
 def test_interactive_charts_in_chromium(bench: Path, tmp_path: Path) -> None:
-    from annbench.analyse import pareto_frame
-    from annbench.interactive import plotly_text
-    from annbench.plotting import params_label
     from chromium_cdp import open_tab
+
+    from annbench.analyse.frames import pareto_frame
+    from annbench.report.interactive import plotly_text
+    from annbench.report.plotting import params_label
 
     site = tmp_path / "site"
     assert call(plot_main, "--results", bench, "--report", site).code == 0

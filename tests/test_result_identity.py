@@ -11,15 +11,15 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-
-from annbench.analyse import results_frame
-from annbench.cli_dataset import main as dataset_main
-from annbench.cli_plot import main as plot_main
-from annbench.cli_run import main as run_main
-from annbench.plan import RunOptions
-from annbench.results import MEASUREMENT_CONTRACT, measurement, measurement_changes
-from annbench.store import ResultStore, read_attrs
 from conftest import call
+
+from annbench.analyse.frames import results_frame
+from annbench.cli.dataset import main as dataset_main
+from annbench.cli.plot import main as plot_main
+from annbench.cli.run import main as run_main
+from annbench.core.results import MEASUREMENT_CONTRACT, measurement, measurement_changes
+from annbench.plan.grid import RunOptions
+from annbench.store.folder import ResultStore, read_attrs
 
 
 def _snapshot(results: Path) -> dict[str, str]:

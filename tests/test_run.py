@@ -8,11 +8,11 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-
-from annbench.analyse import results_frame
-from annbench.cli_run import main as run_main
-from annbench.store import ResultStore, read_arrays, read_attrs
 from conftest import call
+
+from annbench.analyse.frames import results_frame
+from annbench.cli.run import main as run_main
+from annbench.store.folder import ResultStore, read_arrays, read_attrs
 
 
 def _snapshot(results: Path) -> dict[str, str]:
@@ -109,7 +109,7 @@ def _adapters(tmp_path: Path, sources: dict[str, str]) -> tuple[Path, Path]:
     algos.mkdir()
     for name, body in sources.items():
         (algos / f"{name.replace('-', '_')}.py").write_text(
-            "import time\nimport numpy as np\nfrom annbench.adapter import Adapter\n\n" + body)
+            "import time\nimport numpy as np\nfrom annbench.backends.adapter import Adapter\n\n" + body)
         _write_config(configs, name, f"algorithm: {name}\nmetrics: [euclidean]\ngroups: {{quick: {{}}, full: {{}}}}\n")
     return algos, configs
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from annbench import significance as S
+from annbench.analyse import significance as S
 from tests.conftest import call
 
 
@@ -58,11 +58,11 @@ def test_ranking_text():
 def timed_runs(data_dir, tmp_path):
     """Four runs on random-xs-20-euclidean, mostly exact answers: 'fast', 'twin' (the same measurement
     stored again), 'slow' (twice the cost, its own noise) and a batch run; stored as run.py stores them."""
+    from annbench.core.results import RunKey, RunResult
     from annbench.datasets.registry import load
-    from annbench.evaluate import quality, speed
-    from annbench.measure import PassMeasurement
-    from annbench.results import RunKey, RunResult
-    from annbench.store import ResultStore
+    from annbench.execute.evaluate import quality, speed
+    from annbench.execute.measure import PassMeasurement
+    from annbench.store.folder import ResultStore
 
     ds = load("random-xs-20-euclidean", data_dir)
     store = ResultStore(tmp_path / "results")
@@ -84,7 +84,7 @@ def timed_runs(data_dir, tmp_path):
 
 
 def test_operating_points_with_significance(timed_runs, data_dir):
-    from annbench.cli_plot import main as plot
+    from annbench.cli.plot import main as plot
 
     r = call(plot, "--results", timed_runs, "--data-dir", data_dir, "--operating-points", "csv", "--significance")
     assert r.code == 0, r.err
@@ -102,7 +102,7 @@ def test_operating_points_with_significance(timed_runs, data_dir):
 
 
 def test_significance_on_the_hard_subset(timed_runs, data_dir):
-    from annbench.cli_plot import main as plot
+    from annbench.cli.plot import main as plot
 
     r = call(plot, "--results", timed_runs, "--data-dir", data_dir, "--operating-points", "md", "--significance",
              "--difficulty", "rc", "--subset", "hard", "--quantile", "0.3")

@@ -13,15 +13,14 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch  # noqa: F401 - fails (never skips) without the torch extra
+from conftest import SHARED_DATA, call
 
+from annbench.core.errors import UserError
+from annbench.datasets.encoders import gru
+from annbench.datasets.encoders.base import EncoderSettings, TrainingData, encoder_path
 from annbench.datasets.format import load_dataset
 from annbench.datasets.registry import prepare
-from annbench.encoders import gru
-from annbench.encoders.base import EncoderSettings, TrainingData, encoder_path
-from annbench.errors import UserError
-from annbench.metrics import knn_accuracy
-
-from conftest import SHARED_DATA, call
+from annbench.quality.metrics import knn_accuracy
 
 CSV = SHARED_DATA / "surnames" / "surnames.csv"
 #: Rows of the small training subset used by the fast tests.
@@ -163,7 +162,7 @@ def test_unknown_characters_map_to_the_reserved_index() -> None:
 
 @pytest.fixture(scope="module")
 def encoded(surnames_dir):
-    from annbench.cli_encode import main
+    from annbench.cli.encode import main
 
     r = call(main, "--from", SUBSET, "--model", "gru", "--dim", "12", "--epochs", "2", "--data-dir", surnames_dir,
              "--no-progress", "-q")
@@ -197,7 +196,7 @@ def test_the_encoder_file_holds_no_pickle(encoded) -> None:
 
 
 def test_gru_needs_keys(tmp_path, data_dir) -> None:
-    from annbench.cli_encode import main
+    from annbench.cli.encode import main
 
     shutil.copy(data_dir / "digits-64-euclidean.hdf5", tmp_path)
     r = call(main, "--from", "digits-64-euclidean", "--model", "gru", "--dim", "8", "--data-dir", tmp_path, "-q")
@@ -212,7 +211,7 @@ def test_the_real_encoding_beats_the_majority_class_clearly(surnames) -> None:
     data = TrainingData.from_arrays(surnames.train, surnames.train_labels, surnames.test, surnames.test_labels,
                                     surnames.keys, surnames.test_keys)
     trained = gru.train(data, EncoderSettings("gru", 32, epochs=4, seed=0, hidden=64), progress=False)
-    from annbench.groundtruth import exact_knn
+    from annbench.quality.groundtruth import exact_knn
 
     train_x, test_x = trained.features(data.texts_train), trained.features(data.texts_test)
     ids = exact_knn(train_x, test_x, "euclidean", 10)[0]
@@ -222,7 +221,7 @@ def test_the_real_encoding_beats_the_majority_class_clearly(surnames) -> None:
 
 
 def test_compare_lists_the_ngram_baselines_beside_raw_and_the_encodings() -> None:
-    from annbench.compare import related_datasets
+    from annbench.analyse.compare import related_datasets
 
     available = ["surnames-encoded-gru-64-euclidean", "surnames-ngram-256-angular", "glove-small",
                  "surnames-encoded-gru-32-euclidean", "surnames-ngram-64-angular"]

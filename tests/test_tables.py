@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from annbench.summaries import dataset_ranks, operating_pivot
-from annbench.tables import render_tables, to_html
+from annbench.report.summaries import dataset_ranks, operating_pivot
+from annbench.report.tables import render_tables, to_html
 
 
 def _runs(rows: list[tuple[str, str, float, float]]) -> pd.DataFrame:

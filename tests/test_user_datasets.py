@@ -7,13 +7,12 @@ import gzip
 
 import numpy as np
 import pytest
-
-from annbench.cli_dataset import main as dataset_main
-from annbench.cli_run import main as run_main
-from annbench.datasets.format import load_dataset
-from annbench.groundtruth import exact_knn
-
 from conftest import call
+
+from annbench.cli.dataset import main as dataset_main
+from annbench.cli.run import main as run_main
+from annbench.datasets.format import load_dataset
+from annbench.quality.groundtruth import exact_knn
 
 RNG = np.random.default_rng(5)
 

@@ -17,10 +17,10 @@ import time
 from pathlib import Path
 
 import pytest
-
-from annbench.analyse import results_frame
-from annbench.cli_run import main as run_main
 from conftest import REPO, call
+
+from annbench.analyse.frames import results_frame
+from annbench.cli.run import main as run_main
 
 DATASET = "random-xs-20-euclidean"
 
@@ -28,7 +28,7 @@ DATASET = "random-xs-20-euclidean"
 MARKED = '''
 import os, time
 import numpy as np
-from annbench.adapter import Adapter
+from annbench.backends.adapter import Adapter
 
 MARKS = os.environ["ANNBENCH_TEST_MARKS"]
 open(os.path.join(MARKS, f"import.{os.getpid()}"), "w").close()
@@ -142,7 +142,7 @@ def test_a_library_that_kills_forked_children_falls_back_to_fresh_interpreters(m
 
 def _forkservers_of(pid: int) -> list[int]:
     """The sweep ``pid``'s fork servers (its forked children share their command line; their parent is a server)."""
-    out = subprocess.run(["pgrep", "-P", str(pid), "-f", "annbench.forkserver"], capture_output=True, text=True)
+    out = subprocess.run(["pgrep", "-P", str(pid), "-f", "annbench.execute.forkserver"], capture_output=True, text=True)
     return [int(p) for p in out.stdout.split()]
 
 
@@ -170,7 +170,7 @@ def test_the_warm_parent_and_its_child_die_with_the_sweep(marks: Path, data_dir:
 BESIDE = '''
 import os, time
 import numpy as np
-from annbench.adapter import Adapter
+from annbench.backends.adapter import Adapter
 
 MARKS = os.environ["ANNBENCH_TEST_MARKS"]
 

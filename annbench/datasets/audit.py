@@ -1,12 +1,12 @@
 """Ground-truth audit: is a dataset file's stored ``neighbors``/``distances`` the exact top-k?
 
 For each audited query the exact top-``K`` (``K`` = the stored depth) is recomputed against
-``train`` with :func:`annbench.groundtruth.exact_knn`, then three checks, none of which trusts a
+``train`` with :func:`annbench.quality.groundtruth.exact_knn`, then three checks, none of which trusts a
 stored id where distances tie:
 
 1. the stored distances are the true top-``K`` distances (within :func:`tolerance`);
 2. every stored id really is at its stored distance (recomputed by
-   :func:`annbench.distances.distances_to_ids`): with 1, ids may differ from the recomputed
+   :func:`annbench.quality.distances.distances_to_ids`): with 1, ids may differ from the recomputed
    ones only where distances tie;
 3. no id appears twice in a row.
 
@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from annbench.distances import distances_to_ids
-from annbench.groundtruth import exact_knn
+from annbench.quality.distances import distances_to_ids
+from annbench.quality.groundtruth import exact_knn
 
 #: Queries audited on every load, and the seed that picks them.
 AUDIT_QUERIES = 8
@@ -99,7 +99,7 @@ def first_mismatch(train: np.ndarray, test: np.ndarray, neighbors: np.ndarray, d
                    stop_at_first: bool = True) -> Mismatch | None:
     """The first of ``queries`` (default: every query) whose stored ground truth is wrong, or None.
 
-    ``backend`` as :func:`annbench.groundtruth.exact_knn` (``numpy`` is fastest for a handful of
+    ``backend`` as :func:`annbench.quality.groundtruth.exact_knn` (``numpy`` is fastest for a handful of
     queries, ``auto`` picks faiss for a full audit). With ``stop_at_first=False`` every block is
     audited and ``bad_queries`` counts all bad queries."""
     queries = np.arange(len(test)) if queries is None else np.asarray(queries, dtype=np.int64)

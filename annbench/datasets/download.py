@@ -13,8 +13,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from annbench.core.errors import UserError
 from annbench.datasets.checksums import file_digests, mismatch
-from annbench.errors import UserError
 
 log = logging.getLogger(__name__)
 

@@ -20,9 +20,9 @@ import h5py
 import numpy as np
 import xxhash
 
+from annbench.core.errors import UserError
 from annbench.datasets.audit import AUDIT_QUERIES, audit_queries, first_mismatch
-from annbench.distances import METRICS
-from annbench.errors import UserError
+from annbench.quality.distances import METRICS
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ arithmetic and parse all numbers in one C call. word2vec binary records have var
 words, so locating them needs one ``bytes.find`` per record; the vectors are then gathered
 in a single vectorised step.
 
-Every defect is a one-line :class:`~annbench.errors.UserError` naming the file.
+Every defect is a one-line :class:`~annbench.core.errors.UserError` naming the file.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from annbench.errors import UserError
+from annbench.core.errors import UserError
 
 #: idx type codes (http://yann.lecun.com/exdb/mnist/, "THE IDX FILE FORMAT").
 IDX_TYPES: dict[int, np.dtype] = {

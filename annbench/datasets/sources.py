@@ -15,10 +15,10 @@ import tarfile
 import zipfile
 from pathlib import Path
 
+from annbench.core.errors import UserError
 from annbench.datasets.checksums import CHECKSUMS, file_digests, mismatch
 from annbench.datasets.download import DownloadError, download
 from annbench.datasets.spec import DatasetSpec, Upstream
-from annbench.errors import UserError
 
 log = logging.getLogger(__name__)
 

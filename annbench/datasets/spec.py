@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from annbench.errors import UserError
+from annbench.core.errors import UserError
 
 #: Dataset names are file names: letters, digits, ``.``, ``_``, ``-``; no path separators.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")

@@ -24,9 +24,9 @@ import json
 
 import numpy as np
 
+from annbench.core.errors import UserError
 from annbench.datasets.readers import read_bytes
 from annbench.datasets.spec import DatasetSpec, Inputs, RawData, Upstream
-from annbench.errors import UserError
 
 FILE = "surnames.csv"
 COLUMNS = ("split", "surname", "nationality")

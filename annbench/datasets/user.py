@@ -1,4 +1,4 @@
-"""User embeddings: a dataset file from any supported vector file (lookups: :mod:`annbench.lookup`)."""
+"""User embeddings: a dataset file from any supported vector file (lookups: :mod:`annbench.datasets.lookup`)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ from typing import Any
 
 import numpy as np
 
+from annbench.core.errors import UserError
 from annbench.datasets.checksums import file_digests
 from annbench.datasets.format import GROUND_TRUTH_K
 from annbench.datasets.readers import read_keys, read_labels, read_vectors
 from annbench.datasets.registry import Prepared, dataset_path, materialize, registry
 from annbench.datasets.spec import RawData, check_name
-from annbench.distances import METRICS
-from annbench.errors import UserError
+from annbench.quality.distances import METRICS
 
 
 def _matrix(path: str | Path, what: str) -> tuple[np.ndarray, np.ndarray | None]:

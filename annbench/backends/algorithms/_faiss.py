@@ -9,11 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import faiss
+import numpy as np
 
-from annbench.adapter import Adapter, at_least
-from annbench.distances import normalized
+from annbench.backends.adapter import Adapter, at_least
+from annbench.quality.distances import normalized
 
 #: Seed of faiss's k-means (coarse quantizer); faiss's PQ codebooks use their own fixed default.
 SEED = 1234

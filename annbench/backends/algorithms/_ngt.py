@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 import tempfile
 
-import numpy as np
 import ngtpy
+import numpy as np
 
-from annbench.adapter import Adapter
+from annbench.backends.adapter import Adapter
 
 DISTANCES = {"euclidean": "L2", "angular": "Normalized Cosine", "ip": "Inner Product"}
 

@@ -7,10 +7,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import nmslib
+import numpy as np
 
-from annbench.adapter import Adapter, at_least
+from annbench.backends.adapter import Adapter, at_least
 
 #: NMSLIB spaces: cosine and negative dot product are native, no normalised copies needed.
 SPACES = {"euclidean": "l2", "angular": "cosinesimil", "ip": "negdotprod"}

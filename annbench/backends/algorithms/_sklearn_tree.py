@@ -7,8 +7,8 @@ import pickle
 import numpy as np
 import sklearn.neighbors  # here, not in fit: a fresh child would otherwise time the import as build time
 
-from annbench.adapter import Adapter, at_least
-from annbench.distances import normalized
+from annbench.backends.adapter import Adapter, at_least
+from annbench.quality.distances import normalized
 
 
 class SklearnTree(Adapter):

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from annoy import AnnoyIndex
 
-from annbench.adapter import Adapter, at_least
+from annbench.backends.adapter import Adapter, at_least
 
 _METRICS = {"euclidean": "euclidean", "angular": "angular", "ip": "dot"}
 

@@ -6,8 +6,8 @@ import io
 
 import numpy as np
 
-from annbench.adapter import Adapter
-from annbench.distances import normalized
+from annbench.backends.adapter import Adapter
+from annbench.quality.distances import normalized
 
 
 class BruteForce(Adapter):

@@ -6,7 +6,7 @@ from typing import Any
 
 import faiss
 
-from annbench.adapter import at_least
+from annbench.backends.adapter import at_least
 
 from ._faiss import FaissAdapter
 

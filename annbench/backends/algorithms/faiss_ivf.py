@@ -1,6 +1,6 @@
 """faiss ``IndexIVFFlat``: k-means into ``nlist`` lists; a query scans the ``nprobe`` nearest lists."""
 
-from annbench.adapter import at_least
+from annbench.backends.adapter import at_least
 
 from ._faiss import FaissIVFAdapter
 

@@ -1,6 +1,6 @@
 """faiss ``IndexIVFPQ`` (``M`` sub-quantizers of ``nbits`` bits) under ``IndexRefineFlat`` (re-ranking)."""
 
-from annbench.adapter import at_least
+from annbench.backends.adapter import at_least
 
 from ._faiss import FaissPQAdapter
 

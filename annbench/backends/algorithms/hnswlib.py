@@ -6,10 +6,10 @@ import os
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import hnswlib
+import numpy as np
 
-from annbench.adapter import Adapter, at_least
+from annbench.backends.adapter import Adapter, at_least
 
 #: hnswlib's spaces; ``cosine`` normalises internal copies of the vectors and queries.
 SPACES = {"euclidean": "l2", "angular": "cosine", "ip": "ip"}

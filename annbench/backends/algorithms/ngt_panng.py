@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from annbench.adapter import at_least
+from annbench.backends.adapter import at_least
 
 from ._ngt import NgtGraph
 

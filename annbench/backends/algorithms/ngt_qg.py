@@ -14,10 +14,10 @@ import ctypes.util
 import glob
 import os
 
-import numpy as np
 import ngtpy
+import numpy as np
 
-from annbench.adapter import Adapter, at_least
+from annbench.backends.adapter import Adapter, at_least
 
 from ._ngt import NgtGraph, check_epsilon
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from annbench.adapter import at_least
+from annbench.backends.adapter import at_least
 
 from ._nmslib import NmslibAdapter
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from annbench.adapter import Adapter, at_least
+from annbench.backends.adapter import Adapter, at_least
 
 from ._nmslib import NmslibAdapter
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import pickle
 
 import numpy as np
-
 from pynndescent import NNDescent
 
-from annbench.adapter import Adapter, at_least
+from annbench.backends.adapter import Adapter, at_least
 
 #: PyNNDescent's dense ``cosine`` works on unit-normalised internal copies. Its ``dot``
 #: normalises too (it is cosine, not inner product), so ``ip`` is not offered.

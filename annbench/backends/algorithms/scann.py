@@ -19,8 +19,8 @@ import tempfile
 import numpy as np
 import scann
 
-from annbench.adapter import Adapter, at_least
-from annbench.distances import normalized
+from annbench.backends.adapter import Adapter, at_least
+from annbench.quality.distances import normalized
 
 
 class Scann(Adapter):

@@ -8,7 +8,7 @@ from typing import Literal
 import numpy as np
 from usearch.index import Index
 
-from annbench.adapter import Adapter, at_least
+from annbench.backends.adapter import Adapter, at_least
 
 METRICS = {"euclidean": "l2sq", "angular": "cos", "ip": "ip"}
 

@@ -1,0 +1,1 @@
+"""Stored results → frames: Pareto fronts, operating points, per-query quality, difficulty, significance."""

@@ -1,0 +1,382 @@
+"""``python run.py``: build indexes, run the query grids, store and summarise the results."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from annbench.cli.common import (
+    Parser,
+    guarded,
+    memory_size,
+    names,
+    non_negative_float,
+    positive_float,
+    positive_int,
+)
+from annbench.core import paths
+from annbench.core.errors import UserError
+from annbench.core.logs import setup_logging
+from annbench.core.results import Status, canonical
+from annbench.plan.grid import RunOptions, parse_warmup
+
+log = logging.getLogger("annbench.run")
+
+DEFAULT_DATASET = "random-xs-20-euclidean"
+DEFAULT_TIMEOUT_S = 7200.0
+EXECUTORS = ("local", "dask")
+DEFAULT_OPTIONS = RunOptions()
+DASK_TIMEOUT_S = 30.0
+
+
+def warmup_arg(text: str) -> float:
+    """``--warmup``: ``full``, ``none`` or seconds > 0 (see :func:`annbench.plan.grid.parse_warmup`)."""
+    try:
+        return parse_warmup(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def parser(prog: str = "run.py") -> Parser:
+    p = Parser(prog=prog, description="Benchmark ANN algorithms on a dataset.")
+    p.add_argument("--dataset", default=DEFAULT_DATASET,
+                   help=f"registered name or path of a dataset .hdf5 file (default: {DEFAULT_DATASET})")
+    p.add_argument("--algorithm", help="comma-separated algorithms (default: every installed one)")
+    p.add_argument("-k", "--count", dest="k", type=positive_int, default=10, help="neighbours per query (default 10)")
+    p.add_argument("--runs", type=positive_int, default=3, help="timed passes after the warm-up (default 3)")
+    p.add_argument("--warmup", type=warmup_arg, default=DEFAULT_OPTIONS.warmup, metavar="full|none|SECONDS",
+                   help="untimed queries before each query setting's passes: the first queries until SECONDS "
+                        f"have passed or all have run (default {DEFAULT_OPTIONS.warmup_label()}); full = every "
+                        "query once; none = no untimed query")
+    p.add_argument("--min-pass-time", type=non_negative_float, default=DEFAULT_OPTIONS.min_pass_time,
+                   metavar="SECONDS", help="a timed pass repeats the whole query set until it lasts this long "
+                                           f"(default {DEFAULT_OPTIONS.min_pass_time:g}; 0 = one repetition)")
+    p.add_argument("--batch", action="store_true", help="time all queries as one batch call")
+    p.add_argument("--threads", type=thread_counts, default=[1], metavar="N[,N...]",
+                   help="library threads (default 1); a comma-separated list (1,2) runs the sweep once per count")
+    p.add_argument("--preset", default="quick", help="grid group of each config to run (default quick)")
+    p.add_argument("--force", action="store_true", help="re-run runs whose results are stored")
+    p.add_argument("--no-early-stop", action="store_true",
+                   help="measure every query setting, also those after one of the same build that reached "
+                        "recall 1.0 (default: store those as skipped, dominated)")
+    p.add_argument("--timeout", type=positive_float, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
+                   help=f"wall time allowed to each build setting's child (default {DEFAULT_TIMEOUT_S:g})")
+    p.add_argument("--memory-limit", type=memory_size, default=None, metavar="SIZE",
+                   help="resident memory allowed to each child, e.g. 4G (default: available memory / parallelism)")
+    p.add_argument("--parallelism", type=positive_int, default=1, metavar="N",
+                   help="children at once, each pinned to its own cores (default 1; N × threads <= cores)")
+    p.add_argument("--cold-workers", action="store_true",
+                   help="start every build setting's child as a fresh interpreter, not forked from a warm "
+                        "parent per algorithm (see README: Warm parents)")
+    d = p.add_argument_group("executor (see README: Sweeps across machines on Dask)")
+    d.add_argument("--executor", choices=EXECUTORS, default="local",
+                   help="local: children of this process; dask: tasks on a Dask cluster (default local)")
+    d.add_argument("--scheduler", metavar="ADDRESS",
+                   help="dask: scheduler address (tcp://HOST:8786) or scheduler file (.json); default Dask's "
+                        "config (scheduler-address, $DASK_SCHEDULER_ADDRESS), else a LocalCluster of "
+                        "--parallelism worker processes")
+    d.add_argument("--dask-results", choices=("ship", "shared"), default=None,
+                   help="dask: ship = results travel back and are stored here (default); shared = workers store "
+                        "them into --results, which they see at the same path")
+    d.add_argument("--dask-data-dir", type=Path, default=None, metavar="DIR",
+                   help="dask: where a worker that does not see the dataset file gets or builds it from the "
+                        f"registry (default: the worker's ${paths.ENV_DATA_DIR} or ./datasets)")
+    d.add_argument("--dask-timeout", type=positive_float, default=None, metavar="SECONDS",
+                   help=f"dask: to reach the scheduler and see a worker (default {DASK_TIMEOUT_S:g})")
+    p.add_argument("--list-failures", action="store_true",
+                   help="list the dataset's failed runs with their reason and log file, then exit")
+    p.add_argument("--results", type=Path, default=None,
+                   help=f"results folder (default ${paths.ENV_RESULTS_DIR} or ./results)")
+    p.add_argument("--data-dir", type=Path, default=None,
+                   help=f"dataset folder (default ${paths.ENV_DATA_DIR} or ./datasets)")
+    p.add_argument("--algorithms-dir", type=Path, action="append", default=[],
+                   help=f"extra adapter folder searched first (also ${paths.ENV_ALGORITHMS_PATH})")
+    p.add_argument("--configs-dir", type=Path, action="append", default=[],
+                   help=f"extra grid folder searched first (also ${paths.ENV_CONFIGS_PATH})")
+    p.add_argument("--list-algorithms", action="store_true", help="list algorithms and whether they import")
+    p.add_argument("--list-datasets", action="store_true",
+                   help="list datasets: size, dimension, distance, local or not, how each is obtained")
+    p.add_argument("--prepare", action="store_true", help="only get or build --dataset and describe it")
+    p.add_argument("--source-dir", type=Path, default=None,
+                   help=f"folder of upstream dataset files for offline builds (also ${paths.ENV_SOURCE_DIR})")
+    p.add_argument("--max-train", type=positive_int, default=None,
+                   help="quick subset: first N train rows (cached as <dataset>-train<N>, ground truth recomputed)")
+    p.add_argument("--max-test", type=positive_int, default=None,
+                   help="quick subset: first M queries (cached as <dataset>-test<M>)")
+    p.add_argument("--no-plot", action="store_true", help="do not write the Pareto plot")
+    p.add_argument("-v", "--verbose", action="count", default=0)
+    p.add_argument("-q", "--quiet", action="store_true")
+    return p
+
+
+def thread_counts(text: str) -> list[int]:
+    """``"1,2"`` → ``[1, 2]``: distinct thread counts, each an integer >= 1, in the order given."""
+    counts = [positive_int(t) for t in names(text)]
+    if not counts:
+        raise argparse.ArgumentTypeError(f"{text!r} names no thread count; valid: N or N,N,... (integers >= 1)")
+    if len(set(counts)) != len(counts):
+        raise argparse.ArgumentTypeError(f"{text!r} repeats a thread count; valid: distinct integers >= 1")
+    return counts
+
+
+def list_algorithms(config_dirs: list[Path], adapter_dirs: list[Path]) -> int:
+    from annbench.backends.discovery import load_adapter
+    from annbench.plan.config import all_configs, load_config
+
+    for name, path in sorted(all_configs(config_dirs).items()):
+        try:
+            config = load_config(path)
+            adapter = load_adapter(name, adapter_dirs)
+            status = f"available  metrics: {', '.join(m for m in config.metrics if m in adapter.metrics)}; " \
+                     f"groups: {', '.join(config.groups)}"
+        except UserError as e:
+            status = f"UNAVAILABLE  {e}"
+        print(f"{name:<20} {status}")
+    return 0
+
+
+def list_datasets(data_dir: Path) -> int:
+    from annbench.report.catalogue import catalogue
+
+    print(catalogue(data_dir))
+    return 0
+
+
+def list_failures(results_dir: Path, dataset_arg: str) -> int:
+    from annbench.analyse.frames import results_frame
+
+    dataset = Path(dataset_arg).stem if Path(dataset_arg).suffix in (".hdf5", ".h5") else dataset_arg
+    frame = results_frame(results_dir, dataset)
+    failed = frame[frame["status"] == Status.ERROR] if len(frame) else frame
+    skipped = frame[frame["status"] == Status.SKIPPED] if len(frame) else frame
+    for line in skip_lines((f"k={row['k']} {row['algorithm']}{'-batch' if row['batch'] else ''}", row["build_params"],
+                            row["query_params"], row["dominated_by"], row["note"]) for _, row in skipped.iterrows()):
+        print(line)
+    if len(skipped):
+        print(f"{len(skipped)} skipped runs (not measured; `run.py --no-early-stop` measures them)")
+    if not len(failed):
+        print(f"no failed runs for dataset {dataset} in {results_dir}")
+        return 0
+    for _, row in failed.iterrows():
+        mode = "-batch" if row["batch"] else ""
+        print(f"k={row['k']} {row['algorithm']}{mode} build={row['build_params']} query={row['query_params']}\n"
+              f"    reason: {row.get('error', '')}\n    log:    {row.get('log_path', '') or '-'}")
+    print(f"{len(failed)} failed runs (they are re-run by the next run.py invocation)")
+    return 0
+
+
+def skip_lines(rows: Iterable[tuple[str, str, str, str, str]]) -> list[str]:
+    """``(algorithm, build params, query params, dominated_by, note)`` of skipped runs (parameters as
+    stored: JSON) → one line per build setting and exact setting, listing the skipped values of the
+    innermost parameter: ``skipped: annoy {"n_trees":10} search_k=4000, 10000: dominated: ...``."""
+    import json
+
+    groups: dict[tuple[str, str, str, str], list[dict[str, Any]]] = {}
+    for algorithm, build, query, by, note in rows:
+        groups.setdefault((algorithm, build, by, note), []).append(json.loads(query))
+    lines = []
+    for (algorithm, build, by, note), queries in groups.items():
+        exact = json.loads(by) if isinstance(by, str) else {}  # differs from each skipped one in the innermost only
+        inner = next((n for n in queries[0] if exact.get(n) != queries[0][n]), list(queries[0])[-1])
+        fixed = "".join(f"{n}={v} " for n, v in queries[0].items() if n != inner)
+        lines.append(f"skipped: {algorithm} {build} {fixed}{inner}={', '.join(str(q[inner]) for q in queries)}: {note}")
+    return lines
+
+
+def summary_text(frame) -> str:  # noqa: ANN001 - a pandas DataFrame
+    from annbench.analyse.frames import has_notes
+
+    cols = ["algorithm", "build_params", "query_params", "status", "recall", "qps", "p50_ms", "p99_ms",
+            "build_s", "index_bytes"]
+    cols += [c for c in ("knn_accuracy", "knn_accuracy_exact") if c in frame and frame[c].notna().any()]
+    cols += ["note"] if has_notes(frame) else []  # exact methods that scored recall < 1
+    if "host" in frame and frame["host"].nunique() > 1:  # measured on several machines: say which
+        cols.insert(0, "host")
+        frame = frame.sort_values(["host", "algorithm", "build_params", "query_params"], kind="stable")
+    view = frame[cols].copy()
+    return view.to_string(index=False, float_format=lambda v: f"{v:.4g}", max_colwidth=40)
+
+
+def beside_note(results: list[Any]) -> str:
+    """The closing summary's line on runs measured while other children shared the machine ('' if none)."""
+    beside = [r for r in results if r.status == "ok" and int(r.attrs.get("concurrent_children", 0)) > 0]
+    if not beside:
+        return ""
+    most = max(int(r.attrs["concurrent_children"]) for r in beside)
+    return (f"shared machine: {len(beside)} of {sum(r.status == 'ok' for r in results)} runs were built or measured "
+            f"while {'another child' if most == 1 else f'up to {most} other children'} ran beside them on other "
+            f"cores (memory bandwidth and caches shared; attr concurrent_children): compare their latencies, "
+            f"p99 above all, with runs measured alone with care")
+
+
+@contextlib.contextmanager
+def progress_bar(total: int, disable: bool = False) -> Iterator[Callable[..., None]]:
+    """A tqdm bar over the sweep's runs (done / failed / remaining, elapsed, estimate); yields the
+    per-task callback of :func:`annbench.execute.local.execute`. Log lines go above the bar."""
+    from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    counts = {"ok": 0, "failed": 0, "skipped": 0}
+    with tqdm(total=total, unit="run", desc="sweep", file=sys.stderr, disable=disable or total == 0,
+              dynamic_ncols=True) as bar, logging_redirect_tqdm():
+        def on_task(task, outcome, recorded) -> None:  # noqa: ANN001
+            failed = sum(r.status == Status.ERROR for r in recorded)
+            skipped = sum(r.status == Status.SKIPPED for r in recorded)
+            counts["ok"] += len(recorded) - failed - skipped
+            counts["failed"] += failed
+            counts["skipped"] += skipped
+            bar.set_postfix(done=counts["ok"], failed=counts["failed"], skipped=counts["skipped"],
+                            left=total - bar.n - len(recorded), refresh=False)
+            bar.update(len(recorded))
+
+        yield on_task
+
+
+@guarded
+def main(argv: list[str] | None = None, prog: str = "run.py") -> int:
+    args = parser(prog).parse_args(argv)
+    setup_logging(-1 if args.quiet else args.verbose)
+    data_dir = args.data_dir or paths.default_data_dir()
+    results_dir = args.results or paths.default_results_dir()
+    adapter_dirs = paths.algorithm_dirs(args.algorithms_dir)
+    config_dirs = paths.config_dirs(args.configs_dir)
+    if args.list_algorithms:
+        return list_algorithms(config_dirs, adapter_dirs)
+    if args.list_datasets:
+        return list_datasets(data_dir)
+    if args.prepare:
+        from annbench.datasets.registry import prepare
+        from annbench.report.catalogue import describe
+
+        prepared = prepare(args.dataset, data_dir, args.source_dir, max_train=args.max_train, max_test=args.max_test)
+        print(describe(prepared.path, prepared.name, prepared.how))
+        return 0
+    if args.list_failures:
+        return list_failures(results_dir, args.dataset)
+    if args.batch and args.parallelism > 1:
+        raise UserError(f"--parallelism {args.parallelism} with --batch: batch mode runs one child at a time on the "
+                        f"--threads cores; valid: --parallelism 1 (give --threads N for more cores)")
+    check_executor(args)
+    counts = args.threads
+    args.threads = max(counts)  # the cores and cluster slots must fit the largest count
+    if args.executor == "local":
+        from annbench.execute.isolation import core_slots
+
+        core_slots(args.parallelism, args.threads)  # every count fits, or nothing runs
+    with contextlib.ExitStack() as stack:
+        client = None
+        if args.executor == "dask":  # connect first: an unreachable scheduler fails before anything runs
+            from annbench.execute.dask import dask_client
+
+            if args.scheduler is None:
+                from annbench.execute.isolation import core_slots
+
+                core_slots(args.parallelism, args.threads)  # the local cluster's workers must fit
+            client = stack.enter_context(dask_client(args.scheduler, args.parallelism, args.threads,
+                                                     args.dask_timeout or DASK_TIMEOUT_S))
+        codes = [sweep(argparse.Namespace(**{**vars(args), "threads": t, "thread_counts": counts}), data_dir,
+                       results_dir, adapter_dirs, config_dirs, client) for t in counts]
+        return max(codes)
+
+
+def check_executor(args: argparse.Namespace) -> None:
+    """Options that only the Dask executor takes, and what it leaves to the cluster."""
+    if args.executor == "local":
+        for option, value in (("--scheduler", args.scheduler), ("--dask-results", args.dask_results),
+                              ("--dask-data-dir", args.dask_data_dir), ("--dask-timeout", args.dask_timeout)):
+            if value is not None:
+                raise UserError(f"{option} applies to the Dask executor; valid: add --executor dask, or drop {option}")
+    elif args.scheduler is not None and args.parallelism > 1:
+        raise UserError(f"--parallelism {args.parallelism} with --scheduler: the cluster's workers set how many "
+                        f"benchmarks run at once (their 'benchmark' resource); valid: drop --parallelism")
+
+
+def sweep(args: argparse.Namespace, data_dir: Path, results_dir: Path, adapter_dirs: list[Path],
+          config_dirs: list[Path], client: Any) -> int:
+    """Plan the sweep, run it (locally, or on the cluster of ``client``), summarise and plot."""
+    from annbench.analyse.frames import results_frame, trust_warnings
+    from annbench.datasets.registry import load
+    from annbench.execute.isolation import available_memory, core_slots
+    from annbench.execute.local import execute, make_tasks
+    from annbench.execute.task import Limits
+    from annbench.plan.grid import make_plan
+    from annbench.store.folder import ResultStore
+
+    dataset = load(args.dataset, data_dir, args.source_dir, max_train=args.max_train, max_test=args.max_test)
+    if args.k > dataset.ground_truth_k:
+        raise UserError(f"-k {args.k} exceeds the {dataset.ground_truth_k} neighbours stored in "
+                        f"{dataset.path}; valid: 1..{dataset.ground_truth_k}")
+    if args.k > len(dataset.train):
+        raise UserError(f"-k {args.k} exceeds the {len(dataset.train)} train points of {dataset.path}")
+    algorithms = names(args.algorithm) if args.algorithm else None
+    if algorithms is not None and not algorithms:
+        raise UserError("--algorithm is empty; give one or more names (see --list-algorithms)")
+    options = RunOptions(k=args.k, runs=args.runs, batch=args.batch, threads=args.threads, force=args.force,
+                         warmup=args.warmup, min_pass_time=args.min_pass_time,
+                         early_stop=not args.no_early_stop)
+    plan = make_plan(dataset.name, dataset.path, dataset.distance, algorithms, args.preset, options,
+                     config_dirs, adapter_dirs)
+    if not plan.builds and not plan.unavailable:
+        raise UserError(f"nothing to run: no algorithm has a {args.preset!r} grid for distance {dataset.distance!r}")
+    memory = args.memory_limit
+    if client is None:
+        core_slots(args.parallelism, args.threads)  # fails early when they do not fit
+        if memory is None and (free := available_memory()) is not None:
+            memory = free // args.parallelism
+    limits = Limits(timeout_s=args.timeout, memory_bytes=memory)
+    log.info("each child: timeout %g s, memory limit %s, %s", args.timeout,
+             f"{memory / 2**30:.2f} GiB" if memory else "each worker's share" if client else "none",
+             f"{args.parallelism} at once" if client is None else "on the Dask cluster")
+    store = ResultStore(results_dir)
+    store.remove_stale_temporaries(dataset.name)
+    tasks = make_tasks(plan, dataset, store)
+    with progress_bar(sum(len(t.keys) for t in tasks), disable=args.quiet) as on_task:
+        if client is None:
+            results = execute(plan, dataset, store, limits, args.parallelism, on_task, tasks,
+                              warm=not args.cold_workers)
+        else:
+            from annbench.execute.dask import execute_dask
+            from annbench.execute.remote import RemoteOptions
+
+            remote = RemoteOptions(ship_results=args.dask_results != "shared", data_dir=args.dask_data_dir,
+                                   source_dir=args.source_dir)
+            results = execute_dask(plan, dataset, store, client, limits, remote, on_task, tasks)
+
+    frame = results_frame(results_dir, dataset.name)
+    frame = frame[(frame["k"] == args.k) & (frame["batch"] == args.batch) & (frame["threads"] == args.threads)]
+    if len(frame):
+        print(summary_text(frame))
+    if not args.no_plot and len(frame):
+        from annbench.report.plotting import VIEWS, plot_metric_pair
+
+        several = len(getattr(args, "thread_counts", [args.threads])) > 1
+        threads = f"-threads{args.threads}" if several else ""
+        out = store.root / dataset.name / str(args.k) / f"recall-qps{'-batch' if args.batch else ''}{threads}.png"
+        plot_metric_pair(frame, "recall", "qps", out, f"{dataset.name} (k={args.k}{', batch' if args.batch else ''}"
+                                                      f"{f', {args.threads} threads' if several else ''})",
+                         x_scale=VIEWS["recall-qps"].x_scale, y_scale=VIEWS["recall-qps"].y_scale)
+        print(f"plot: {out}")
+    failed = [r for r in results if r.status == Status.ERROR]
+    skipped = [r for r in results if r.status == Status.SKIPPED]
+    for line in skip_lines((r.key.algorithm + ("-batch" if r.key.batch else ""), canonical(r.key.build_params),
+                            canonical(r.key.query_params), r.attrs["dominated_by"], r.attrs["note"]) for r in skipped):
+        print(line)
+    for r in failed:
+        print(f"failed: {r.key.label()}: {r.error} (log: {r.attrs.get('log_path') or '-'})")
+    if note := beside_note(results):
+        print(note)
+    print(f"{len(results) - len(failed) - len(skipped)} runs done, {len(failed)} failed, "
+          f"{plan.n_runs - len(results)} already stored"
+          f"{f', {len(skipped)} skipped as dominated (--no-early-stop measures them)' if skipped else ''}; "
+          f"results in {store.root}")
+    for line in trust_warnings(frame):  # exact methods with recall < 1, runs on other contents of the file
+        print(f"warning: {line}")
+    for name, error in plan.unavailable.items():
+        print(f"unavailable: {error}", file=sys.stderr)
+    explicit_unavailable = algorithms is not None and plan.unavailable
+    return 1 if failed or explicit_unavailable else 0

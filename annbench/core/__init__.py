@@ -1,0 +1,1 @@
+"""The base every stage stands on: errors, paths, thread pinning, provenance, the records a run produces."""

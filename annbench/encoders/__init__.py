@@ -1,5 +1,0 @@
-"""Classifier networks whose penultimate layer turns a labelled dataset into new features.
-
-Each model module exposes ``train(data, settings, progress) -> TrainedEncoder``;
-:mod:`annbench.encode` picks one by name and writes the encoded dataset.
-"""

@@ -1,0 +1,1 @@
+"""plan → measurements → stored results: tasks, timing, evaluation, isolated children, executors."""

@@ -1,0 +1,81 @@
+"""The unit of isolated work and what comes back from it: plain picklable dataclasses, no I/O.
+
+A :class:`Task` is one build setting (one index and the query settings still to run on it);
+:class:`Limits` are what the child running it is held to; :class:`TaskOutcome` is how that
+child ended. The same three travel unchanged to a local child process or to a remote worker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from annbench.core.results import RunKey, canonical
+from annbench.plan.grid import BuildSetting, RunOptions
+
+#: How a child ended (``TaskOutcome.reason``).
+ENDED_OK = "ok"              # exit code 0; the child stored every run itself
+ENDED_EXIT = "exit"          # non-zero exit code
+ENDED_SIGNAL = "signal"      # killed by a signal it did not ask for (segfault, abort, OOM killer, ...)
+ENDED_TIMEOUT = "timeout"    # ran past Limits.timeout_s; killed by the parent
+ENDED_MEMORY = "memory"      # resident memory above Limits.memory_bytes; killed by the parent
+ENDED_START = "start"        # the child could not be started
+ENDED_WORKER = "worker"      # the (Dask) worker running the child died, on every attempt
+
+
+@dataclass(frozen=True)
+class Task:
+    """One build setting to run in a fresh process: everything the child needs, by value.
+
+    The dataset travels as its path and checksum: the child opens the file itself.
+    ``task_id`` is written into every result the child stores, so the parent can tell which
+    runs this attempt finished (and which it must record as failed) even after a crash.
+    """
+
+    task_id: str
+    dataset: str
+    dataset_path: Path
+    dataset_checksum: str
+    options: RunOptions
+    setting: BuildSetting
+    keys: tuple[RunKey, ...]
+    adapter_dirs: tuple[Path, ...]
+    results_root: Path
+
+    def label(self) -> str:
+        return f"{self.setting.algorithm}{'-batch' if self.options.batch else ''} {canonical(self.setting.build_params)}"
+
+    def log_name(self) -> str:
+        """File name of this build setting's log: readable parameters and a stable hash."""
+        readable = "_".join(f"{n}={v}" for n, v in self.setting.build_params.items())
+        readable = "".join(c if c.isalnum() or c in "=.+-" else "_" for c in readable)[:80] or "default"
+        ident = canonical({"build": self.setting.build_params, "threads": self.options.threads})
+        return f"{readable}.{hashlib.sha1(ident.encode()).hexdigest()[:10]}.log"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a child is held to. ``cpus``: the cores it is pinned to (None: not pinned)."""
+
+    timeout_s: float | None = 7200.0
+    memory_bytes: int | None = None
+    cpus: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
+class TaskOutcome:
+    """How one child ended: ``reason`` is one of the ``ENDED_*`` names, ``message`` says it in words."""
+
+    task_id: str
+    reason: str
+    message: str
+    log_path: Path
+    exit_code: int | None = None
+    elapsed_s: float = 0.0
+    peak_rss_bytes: int = 0
+    log_tail: str = field(default="", repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.reason == ENDED_OK

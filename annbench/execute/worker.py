@@ -1,0 +1,212 @@
+"""The child side of isolation: ``python -m annbench.execute.worker`` runs one :class:`~annbench.execute.task.Task`.
+
+The parent (:func:`annbench.execute.isolation.run_task_isolated`) starts it with its stdout and
+stderr going to the build setting's log file and the pickled task on stdin. Before anything
+heavy is imported the child pins itself to its cores, caps its address space, asks the kernel
+to kill it when the parent dies, and turns on :mod:`faulthandler` (a crash or a hang leaves
+the Python stack in the log). Then it opens the dataset file itself, checks its checksum
+against the parent's, builds the index and stores every run as it completes: each result
+carries the task's id, which is how the parent learns what finished, even after a crash.
+
+A child forked by a warm parent (:mod:`annbench.execute.forkserver`) runs :func:`forked_child` instead of
+``main``: the same limits, log redirection and task, on a process whose libraries are imported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import faulthandler
+import logging
+import os
+import pickle
+import resource
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any, NoReturn
+
+log = logging.getLogger("annbench.execute.worker")
+
+#: Signal the parent sends before killing a child that ran out of time: dump the stacks to the log.
+DUMP_SIGNAL = signal.SIGUSR1
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Linux: SIGKILL this process when the parent dies (a killed sweep leaves no orphan running)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent_pid:  # the parent died before the request took effect
+        os._exit(70)
+
+
+def apply_limits(parent_pid: int | None, cpus: list[int] | None, address_space: int | None) -> None:
+    """Pin to ``cpus``, cap the address space (RLIMIT_AS), follow the parent's death, dump stacks on demand."""
+    faulthandler.enable(all_threads=True)
+    faulthandler.register(DUMP_SIGNAL, all_threads=True)
+    if parent_pid is not None:
+        _die_with_parent(parent_pid)
+    if cpus and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, cpus)
+    if address_space is not None:
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        limit = address_space if hard == resource.RLIM_INFINITY else min(address_space, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
+def _beside_store(root: Path, beside: Any) -> Any:
+    """A result store that adds ``concurrent_children`` (other core slots that held a child or a
+    warm parent while this run was built or measured, see :mod:`annbench.execute.occupancy`) and
+    ``parallelism`` (core slots of the sweep) to every result it writes. A run written again (its
+    index size, known after the build's last query setting) keeps the count of its first write."""
+    import dataclasses
+
+    from annbench.execute.occupancy import Beside
+    from annbench.store.folder import ResultStore
+
+    class BesideStore(ResultStore):
+        def __init__(self) -> None:
+            super().__init__(root)
+            self.beside = Beside(beside)
+            self.counted: dict[Path, int] = {}
+
+        def write(self, result: Any) -> Path:
+            path = self.path_for(result.key)
+            if path not in self.counted:
+                self.counted[path] = self.beside.since_last()
+            attrs = {**result.attrs, "concurrent_children": self.counted[path], "parallelism": self.beside.slots}
+            return super().write(dataclasses.replace(result, attrs=attrs))
+
+    return BesideStore()
+
+
+def run_task(task: Any, log_path: Path | None = None, beside: Any = None) -> list[Any]:
+    """Open the dataset, build the index, run and store the task's runs (in this process).
+
+    Anything that stops the build setting as a whole (an adapter that fails to import, a
+    dataset file changed since the parent checked it) is stored as an error for every run of
+    the task, with its traceback, and re-raised.
+    """
+    from annbench.core.results import STATUS_ERROR, RunResult
+    from annbench.datasets.format import load_dataset
+    from annbench.execute.local import run_build_setting
+    from annbench.plan.grid import Plan
+    from annbench.store.folder import ResultStore
+
+    store = ResultStore(task.results_root) if beside is None else _beside_store(task.results_root, beside)
+    extra = {"task_id": task.task_id, "log_path": str(log_path or "")}
+    try:
+        start = time.perf_counter()
+        # the checksum is verified (recomputed over every array) here too; the ground-truth audit is
+        # not repeated: equal checksums mean the content the parent audited
+        dataset = load_dataset(task.dataset_path, name=task.dataset, audit=False)
+        if dataset.checksum != task.dataset_checksum:
+            raise RuntimeError(f"dataset file {task.dataset_path} changed since the sweep started (checksum "
+                               f"{dataset.checksum}, expected {task.dataset_checksum})")
+        log.info("dataset %s opened in %.3f s", task.dataset_path, time.perf_counter() - start)
+        if not task.keys:
+            return []
+        plan = Plan(task.dataset, task.dataset_path, dataset.distance, task.options, (task.setting,),
+                    task.adapter_dirs)
+        return run_build_setting(plan, dataset, task.setting, store, list(task.keys), extra_attrs=extra)
+    except Exception as e:
+        message = " ".join(f"setup: {type(e).__name__}: {e}".split())
+        for key in task.keys:
+            if (store.attrs_of(key) or {}).get("task_id") == task.task_id:
+                continue  # stored by this attempt before the failure
+            store.write(RunResult(key, STATUS_ERROR, error=message,
+                                  attrs={**extra, "reason": "exception", "traceback": traceback.format_exc()}))
+        raise
+
+
+def _log_to(log_path: Path) -> None:
+    """This process's stdin from /dev/null, stdout and stderr (fds 1 and 2: C libraries' output too)
+    appended to ``log_path``."""
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
+def _start_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname).1s %(name)s: %(message)s",
+                        stream=sys.stderr, force=True)
+    from annbench.core.logs import quiet_library_loggers
+
+    quiet_library_loggers()
+
+
+def forked_child(task: Any, log_path: Path, server_pid: int, cpus: list[int] | None,
+                 address_space: int | None, beside: Any = None) -> NoReturn:
+    """The body of a child forked by a warm parent (:mod:`annbench.execute.forkserver`): what ``main`` does
+    in a fresh interpreter, on a process that already has the adapter's library imported. Never
+    returns: exits 0 when every run is stored, 1 after an exception (its traceback in the log)."""
+    code = 1
+    try:
+        started = time.perf_counter()
+        os.setsid()  # its own process group: the sweep kills the group
+        for number in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM):
+            signal.signal(number, signal.SIG_DFL)
+        signal.set_wakeup_fd(-1)
+        _log_to(log_path)
+        apply_limits(server_pid, cpus, address_space)
+        _start_logging()
+        import numpy as np
+
+        np.random.seed()  # as a fresh interpreter would: not the server's global random state
+        log.info("worker pid %d for %s: %d runs, cpus %s, forked from warm parent %d in %.3f s", os.getpid(),
+                 task.label(), len(task.keys), sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                 else "-", server_pid, time.perf_counter() - started)
+        run_task(task, log_path, beside)
+        code = 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 1
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m annbench.execute.worker", description=__doc__, allow_abbrev=False)
+    p.add_argument("--parent", type=int, help="pid of the parent: die with it")
+    p.add_argument("--cpus", help="comma-separated cores to pin to")
+    p.add_argument("--address-space", type=int, help="RLIMIT_AS in bytes")
+    p.add_argument("--log", type=Path, help="this child's log file (recorded in its results)")
+    p.add_argument("--beside", help="PATH:SLOT of the sweep's occupancy file (annbench.execute.occupancy) and this child's slot")
+    args = p.parse_args(argv)
+    apply_limits(args.parent, [int(c) for c in args.cpus.split(",")] if args.cpus else None, args.address_space)
+    _start_logging()
+    started = time.perf_counter()
+    task = pickle.loads(sys.stdin.buffer.read())  # imports annbench (and numpy) here, after the limits
+    log.info("worker pid %d for %s: %d runs, cpus %s, imports %.3f s", os.getpid(), task.label(),
+             len(task.keys), sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else "-",
+             time.perf_counter() - started)
+    beside = None
+    if args.beside:
+        from annbench.execute.occupancy import SlotRef
+
+        path, slot = args.beside.rsplit(":", 1)
+        beside = SlotRef(Path(path), int(slot))
+    run_task(task, args.log, beside)
+    return 0
+
+
+if __name__ == "__main__":
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # every result is already fsynced: skip the interpreter's teardown

@@ -1,0 +1,1 @@
+"""The CI regression gate: measure a suite, compare with a baseline, report verdicts."""

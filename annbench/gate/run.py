@@ -1,0 +1,184 @@
+"""Measuring a suite for the regression gate, through plan → execute → store.
+
+A session has ``rounds`` rounds; in each, the build settings of the suite run one after another
+(in reverse order in odd rounds) with a run of the reference setting (the first build and query
+setting of the reference algorithm's grid group) before the first and after each one, so every
+build setting is bracketed by two reference runs that see the machine as it was moments before
+and after. Everything is freshly measured (``force``; no early stop: every setting) into a private
+results folder and read back from it; rounds repeat the builds, so build-to-build variation is
+measured too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from annbench.core import provenance
+from annbench.core.errors import UserError
+from annbench.core.results import RunKey, Status
+from annbench.datasets.format import Dataset
+from annbench.execute.local import execute, run_keys
+from annbench.gate.verdicts import Round, Session, SettingRecord
+from annbench.plan.grid import BuildSetting, Plan, RunOptions, make_plan
+from annbench.store.folder import ResultStore, read_arrays, read_attrs
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Suite:
+    """What a gate session runs; stored in the baseline so the comparison runs the same suite."""
+
+    dataset: str
+    algorithms: tuple[str, ...] | None  # None: every algorithm with a grid for the dataset
+    preset: str = "quick"
+    k: int = 10
+    batch: bool = False
+    threads: int = 1
+    runs: int = 3
+    rounds: int = 5
+    reference: str = "bruteforce"
+
+    def as_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["algorithms"] = None if self.algorithms is None else list(self.algorithms)
+        return d
+
+
+def _plans(suite: Suite, dataset: Dataset, options: RunOptions, config_dirs: list[Path],
+           adapter_dirs: list[Path]) -> tuple[Plan | None, dict[str, str]]:
+    """The suite's plan and the algorithms that cannot run (name → reason): an algorithm named in
+    the suite that has no grid, no adapter or no importable library is *missing*, not an error."""
+    args = (dataset.name, dataset.path, dataset.distance)
+    if suite.algorithms is None:
+        plan = make_plan(*args, None, suite.preset, options, config_dirs, adapter_dirs)
+        return plan, dict(plan.unavailable)
+    builds: list[BuildSetting] = []
+    unavailable: dict[str, str] = {}
+    plan = None
+    for name in suite.algorithms:
+        try:
+            plan = make_plan(*args, [name], suite.preset, options, config_dirs, adapter_dirs)
+        except UserError as e:
+            unavailable[name] = str(e)
+            continue
+        unavailable.update(plan.unavailable)
+        builds += plan.builds
+    if plan is None:
+        return None, unavailable
+    return dataclasses.replace(plan, builds=tuple(builds), unavailable=unavailable), unavailable
+
+
+def _reference_plan(suite: Suite, dataset: Dataset, options: RunOptions, config_dirs: list[Path],
+                    adapter_dirs: list[Path]) -> Plan:
+    try:
+        plan = make_plan(dataset.name, dataset.path, dataset.distance, [suite.reference], suite.preset, options,
+                         config_dirs, adapter_dirs)
+    except UserError as e:
+        raise UserError(f"reference algorithm {suite.reference!r} cannot run: {e}") from None
+    if plan.unavailable or not plan.builds:
+        raise UserError(f"reference algorithm {suite.reference!r} cannot run: "
+                        f"{plan.unavailable.get(suite.reference, 'its grid has no setting')}; "
+                        f"choose another with --reference")
+    first = plan.builds[0]
+    return dataclasses.replace(plan, builds=(BuildSetting(first.algorithm, first.build_params,
+                                                         first.query_settings[:1]),))
+
+
+def _run(plan: Plan, dataset: Dataset, store: ResultStore) -> list[tuple[RunKey, dict[str, Any], Any]]:
+    """Execute a one-build plan; its runs as (key, attrs, pass times or None), read from the store.
+
+    Pass times are per repetition of the query set (a calibrated pass repeats it ``repeats``
+    times, and the count can differ from round to round), so they compare across rounds and
+    ``n_queries / time`` stays the QPS."""
+    execute(plan, dataset, store)
+    out = []
+    for key in run_keys(plan, plan.builds[0]):
+        path = store.path_for(key)
+        try:
+            attrs = read_attrs(path)
+        except (OSError, KeyError) as e:
+            out.append((key, {"status": Status.ERROR, "error": f"no readable result ({e})"}, None))
+            continue
+        times = read_arrays(path).get("pass_times_ns") if attrs.get("status") == Status.OK else None
+        if times is not None:
+            times = times / int(attrs.get("repeats", 1))
+        out.append((key, attrs, times))
+    return out
+
+
+#: Per-run provenance attrs kept in a session for each setting.
+PROVENANCE_ATTRS = ("library_versions", "annbench_commit", "mode", "threads", "build_s", "index_bytes")
+
+
+def _decoded(value: Any) -> Any:
+    """Store attrs hold mappings as JSON strings; give them back as mappings."""
+    if isinstance(value, str) and value.startswith("{"):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _reference(suite: Suite, reference: Plan, dataset: Dataset, store: ResultStore) -> np.ndarray:
+    """The pass times of one fresh run of the reference setting."""
+    (_, attrs, times), = _run(reference, dataset, store)
+    if times is None:
+        raise UserError(f"reference run {suite.reference!r} failed: {attrs.get('error')}; the gate cannot "
+                        f"normalise without it (choose another with --reference)")
+    return times
+
+
+def _provenance(suite: Suite, dataset: Dataset, started: str, load_start: list[float]) -> dict[str, Any]:
+    return {**provenance.machine(), "dataset_name": dataset.name, "dataset_checksum": dataset.checksum,
+            "distance": dataset.distance, "n_queries": len(dataset.test), "n_train": len(dataset.train),
+            "started": started, "finished": provenance.timestamp(), "load_average_start": load_start,
+            "load_average_end": list(os.getloadavg()),
+            "command": " ".join(sys.argv)}
+
+
+def measure_suite(suite: Suite, dataset: Dataset, config_dirs: list[Path], adapter_dirs: list[Path],
+                  work_dir: Path | None = None) -> Session:
+    """Run the suite ``suite.rounds`` times, each build setting bracketed by reference runs."""
+    started, load_start = provenance.timestamp(), list(os.getloadavg())
+    # Every setting measured: a baseline never lacks a setting because it was skipped as dominated.
+    options = RunOptions(k=suite.k, runs=suite.runs, batch=suite.batch, threads=suite.threads, force=True,
+                         early_stop=False)
+    reference = _reference_plan(suite, dataset, options, config_dirs, adapter_dirs)
+    plan, unavailable = _plans(suite, dataset, options, config_dirs, adapter_dirs)
+    builds = plan.builds if plan is not None else ()
+    records: dict[tuple[str, str, str], SettingRecord] = {}
+    with tempfile.TemporaryDirectory(prefix="annbench-gate-") as tmp:
+        root = Path(work_dir) if work_dir is not None else Path(tmp)
+        ref_store, store = ResultStore(root / "reference"), ResultStore(root / "suite")
+        for r in range(suite.rounds):
+            order = builds if r % 2 == 0 else builds[::-1]  # alternate so no setting always runs first
+            before = _reference(suite, reference, dataset, ref_store) if order else None
+            for i, setting in enumerate(order, 1):
+                log.info("gate round %d/%d, build %d/%d: %s %s", r + 1, suite.rounds, i, len(order),
+                         setting.algorithm, setting.build_params)
+                assert plan is not None
+                runs = _run(dataclasses.replace(plan, builds=(setting,)), dataset, store)
+                after = _reference(suite, reference, dataset, ref_store)
+                for key, attrs, times in runs:
+                    rec = SettingRecord(key.algorithm, key.build_params, key.query_params, len(dataset.test))
+                    rec = records.setdefault(rec.key, rec)
+                    if times is None:
+                        rec.error = rec.error or str(attrs.get("error") or "failed")
+                        continue
+                    rec.attrs = {n: _decoded(attrs[n]) for n in PROVENANCE_ATTRS if n in attrs}
+                    rec.rounds.append(Round(float(attrs["recall"]), times, np.concatenate([before, after]),
+                                            str(attrs.get("timestamp"))))
+                before = after
+    return Session(suite.as_dict(), _provenance(suite, dataset, started, load_start), list(records.values()), unavailable)

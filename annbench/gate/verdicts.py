@@ -1,0 +1,216 @@
+"""The regression gate's comparison: a gate session against a baseline session. Pure: no I/O, no runs.
+
+A *session* measures every (algorithm, build params, query params) setting of a suite in
+``rounds`` rounds; in each round every build setting is bracketed by runs of a fixed *reference*
+setting (by default ``bruteforce``) on the same data, one just before and one just after it.
+A round's *normalised time* of a setting is::
+
+    x_r = log( median(pass times of the setting) / median(pass times of the two bracketing reference runs) )
+
+(the median makes one disturbed pass harmless; the reference cancels the machine's speed and load).
+The normalised throughput ratio, current against baseline, is ``rho = exp(mean(x_then) - mean(x_now))``
+(< 1: slower now), and its confidence interval is Welch's t-interval for the difference of the two
+means of ``x``: rounds are the replicates (each has its own build and its own reference runs), so
+the interval holds the round-to-round variation and, with few rounds, is properly wide.
+
+Verdicts: ``regression`` when mean recall fell by more than ``recall_tolerance`` (absolute), or
+when ``rho < 1 - qps_tolerance`` *and* the interval's upper end is below 1 (the drop exceeds the
+tolerance and is not noise), or when the setting's run failed; ``improved`` symmetrically
+(``rho > 1 + qps_tolerance`` and the lower end above 1, or recall up by more than the tolerance);
+``missing`` (in the baseline, not measured now, with the reason); ``new`` (measured now, not in
+the baseline); otherwise ``ok``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from annbench.core.results import Params, canonical
+
+OK, REGRESSION, IMPROVED, MISSING, NEW = "ok", "regression", "improved", "missing", "new"
+VERDICTS = (REGRESSION, MISSING, NEW, IMPROVED, OK)
+
+SettingKey = tuple[str, str, str]
+
+
+@dataclass(frozen=True)
+class Round:
+    """One round's measurement of a setting and of the reference run just before it."""
+
+    recall: float
+    pass_times_ns: np.ndarray            # (runs,) every timed pass of the setting
+    reference_pass_times_ns: np.ndarray  # every timed pass of the reference runs bracketing it
+    timestamp: str = ""
+
+
+@dataclass
+class SettingRecord:
+    """Every round of one setting in one session; ``error`` non-empty when a run failed."""
+
+    algorithm: str
+    build_params: Params
+    query_params: Params
+    n_queries: int
+    rounds: list[Round] = field(default_factory=list)
+    error: str = ""
+    attrs: dict[str, Any] = field(default_factory=dict)  # provenance of the runs (library versions, ...)
+
+    @property
+    def key(self) -> SettingKey:
+        return self.algorithm, canonical(self.build_params), canonical(self.query_params)
+
+    @property
+    def ok(self) -> bool:
+        return not self.error and bool(self.rounds)
+
+    def recall(self) -> float:
+        return float(np.mean([r.recall for r in self.rounds]))
+
+    def qps(self) -> np.ndarray:
+        """Raw QPS of every pass of every round."""
+        return self.n_queries / (np.concatenate([r.pass_times_ns for r in self.rounds]) * 1e-9)
+
+
+@dataclass
+class Session:
+    """A measured suite: what was run, where, and every setting's rounds."""
+
+    suite: dict[str, Any]        # dataset, algorithms, preset, k, batch, threads, runs, rounds, reference
+    provenance: dict[str, Any]   # machine, versions, dataset checksum, timestamps, command
+    settings: list[SettingRecord]
+    #: Algorithms asked for that could not run in this session: name → reason.
+    unavailable: dict[str, str] = field(default_factory=dict)
+
+    def by_key(self) -> dict[SettingKey, SettingRecord]:
+        return {s.key: s for s in self.settings}
+
+    def reference_qps(self) -> np.ndarray:
+        """Raw QPS of every reference pass of the session."""
+        times = [r.reference_pass_times_ns for s in self.settings if s.ok for r in s.rounds]
+        n = self.settings[0].n_queries if self.settings else 0
+        return n / (np.concatenate(times) * 1e-9) if times else np.empty(0)
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    recall: float = 0.01      # absolute drop of mean recall
+    qps: float = 0.10         # relative drop of normalised throughput
+    confidence: float = 0.95  # two-sided level of the interval of the throughput ratio
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One setting's verdict and the figures behind it (None where a side has no measurement)."""
+
+    algorithm: str
+    build_params: str
+    query_params: str
+    verdict: str
+    reasons: tuple[str, ...] = ()
+    recall_then: float | None = None
+    recall_now: float | None = None
+    qps_then: np.ndarray | None = None   # raw QPS of every pass
+    qps_now: np.ndarray | None = None
+    ratio: float | None = None           # normalised throughput now / then
+    ratio_low: float | None = None
+    ratio_high: float | None = None
+
+
+def round_log_times(rounds: list[Round]) -> np.ndarray:
+    """Per round, ``x_r = log(median(setting pass times) / median(reference pass times))``."""
+    return np.array([np.log(np.median(r.pass_times_ns) / np.median(r.reference_pass_times_ns)) for r in rounds])
+
+
+def throughput_ratio(then: list[Round], now: list[Round], confidence: float = 0.95) -> tuple[float, float, float]:
+    """Normalised throughput now/then, ``rho = exp(mean(x_then) - mean(x_now))``, and its Welch
+    t-interval at ``confidence``. Each side needs at least two rounds."""
+    from scipy.stats import t as student_t
+
+    x0, x1 = round_log_times(then), round_log_times(now)
+    if len(x0) < 2 or len(x1) < 2:
+        raise ValueError(f"the interval needs at least 2 rounds on each side, got {len(x0)} and {len(x1)}")
+    d = float(x0.mean() - x1.mean())
+    v0, v1 = x0.var(ddof=1) / len(x0), x1.var(ddof=1) / len(x1)
+    se = float(np.sqrt(v0 + v1))
+    if se == 0.0:
+        return float(np.exp(d)), float(np.exp(d)), float(np.exp(d))
+    df = (v0 + v1) ** 2 / (v0 ** 2 / (len(x0) - 1) + v1 ** 2 / (len(x1) - 1))
+    half = float(student_t.ppf(0.5 + confidence / 2, df)) * se
+    return float(np.exp(d)), float(np.exp(d - half)), float(np.exp(d + half))
+
+
+def compare_setting(then: SettingRecord, now: SettingRecord, tol: Tolerances) -> Comparison:
+    """Verdict for a setting measured in both sessions (see the module docstring for the rules)."""
+    base = dict(algorithm=then.algorithm, build_params=then.key[1], query_params=then.key[2])
+    if not then.ok:
+        if not now.ok:
+            return Comparison(**base, verdict=MISSING,
+                              reasons=(f"failed in the baseline ({then.error}) and now ({now.error})",))
+        return Comparison(**base, verdict=NEW, reasons=(f"failed in the baseline ({then.error}), runs now",),
+                          recall_now=now.recall(), qps_now=now.qps())
+    figures: dict[str, Any] = dict(recall_then=then.recall(), qps_then=then.qps())
+    if not now.ok:
+        return Comparison(**base, verdict=REGRESSION, reasons=(f"run failed: {now.error}",), **figures)
+    figures.update(recall_now=now.recall(), qps_now=now.qps())
+    worse: list[str] = []
+    better: list[str] = []
+    notes: list[str] = []
+    if len(then.rounds) < 2 or len(now.rounds) < 2:
+        notes.append("throughput not judged: an interval needs at least 2 rounds on each side")
+        rho = low = high = float("nan")
+    else:
+        rho, low, high = throughput_ratio(then.rounds, now.rounds, tol.confidence)
+        figures.update(ratio=rho, ratio_low=low, ratio_high=high)
+    d_recall = figures["recall_now"] - figures["recall_then"]
+    if d_recall < -tol.recall - 1e-12:
+        worse.append(f"recall down {-d_recall:.4f} (tolerance {tol.recall:g})")
+    elif d_recall > tol.recall + 1e-12:
+        better.append(f"recall up {d_recall:.4f}")
+    span = f"{100 * (rho - 1):+.1f}% [{100 * (low - 1):+.1f}%, {100 * (high - 1):+.1f}%]"
+    if rho < 1 - tol.qps and high < 1:
+        worse.append(f"normalised QPS {span} (tolerance -{100 * tol.qps:g}%)")
+    elif rho > 1 + tol.qps and low > 1:
+        better.append(f"normalised QPS {span}")
+    if (high - low) / 2 > tol.qps:
+        notes.append(f"noisy: interval half-width {50 * (high - low):.0f}% exceeds the tolerance; "
+                     f"more --rounds/--runs narrow it")
+    verdict = REGRESSION if worse else IMPROVED if better else OK
+    return Comparison(**base, verdict=verdict, reasons=tuple(worse + better + notes), **figures)
+
+
+def compare(baseline: Session, current: Session, tol: Tolerances | None = None) -> list[Comparison]:
+    """One :class:`Comparison` per setting of either session: baseline order, then new settings."""
+    tol = tol or Tolerances()
+    now = current.by_key()
+    out = []
+    for key, then in baseline.by_key().items():
+        if key in now:
+            out.append(compare_setting(then, now[key], tol))
+            continue
+        reason = current.unavailable.get(then.algorithm, "setting not in the current suite's grid")
+        out.append(Comparison(then.algorithm, key[1], key[2], MISSING, (reason,),
+                              recall_then=then.recall() if then.ok else None,
+                              qps_then=then.qps() if then.ok else None))
+    known = baseline.by_key()
+    for key, setting in now.items():
+        if key not in known:
+            out.append(Comparison(setting.algorithm, key[1], key[2], NEW,
+                                  ("not in the baseline" if setting.ok else f"not in the baseline; failed: "
+                                   f"{setting.error}",),
+                                  recall_now=setting.recall() if setting.ok else None,
+                                  qps_now=setting.qps() if setting.ok else None))
+    return out
+
+
+def gate_passes(comparisons: list[Comparison], allow_missing: bool = False) -> bool:
+    """False on any regression, and on any missing setting unless ``allow_missing``."""
+    return not any(c.verdict == REGRESSION or (c.verdict == MISSING and not allow_missing) for c in comparisons)
+
+
+def machine_factor(baseline: Session, current: Session) -> float:
+    """How much faster the reference ran now than in the baseline (median raw QPS ratio)."""
+    then, now = baseline.reference_qps(), current.reference_qps()
+    return float(np.median(now) / np.median(then)) if len(then) and len(now) else float("nan")

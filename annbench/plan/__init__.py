@@ -1,0 +1,1 @@
+"""config → plan: parameter grids, the plan of builds and query settings, lossless early stop."""

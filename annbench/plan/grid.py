@@ -1,0 +1,164 @@
+"""config → plan: which indexes to build with which parameters, and which query settings to run.
+
+Pure: reads configs and imports adapters to validate against them, runs nothing.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from annbench.backends.discovery import AdapterUnavailable, adapter_file, load_adapter
+from annbench.core.errors import UserError
+from annbench.core.results import Params
+from annbench.plan.config import (
+    AlgorithmConfig,
+    all_configs,
+    check_against,
+    find_config,
+    load_config,
+)
+
+log = logging.getLogger(__name__)
+
+
+#: ``RunOptions.warmup`` of ``--warmup full`` (every query, no time bound) and ``--warmup none``.
+WARMUP_FULL = math.inf
+WARMUP_NONE = 0.0
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How every run of a sweep is measured (see README: What is measured).
+
+    ``warmup``: seconds of untimed queries before the timed passes of each query setting
+    (:data:`WARMUP_FULL` = every query once, :data:`WARMUP_NONE` = none); ``min_pass_time``:
+    seconds a timed pass lasts at least, by repeating the whole query set (0 = one repetition).
+    """
+
+    k: int = 10
+    runs: int = 3
+    batch: bool = False
+    threads: int = 1
+    force: bool = False
+    warmup: float = 0.5
+    min_pass_time: float = 0.2
+    #: Store query settings dominated by an earlier exact one as skipped (see annbench.plan.early_stop).
+    early_stop: bool = True
+
+    def __post_init__(self) -> None:
+        if not (self.warmup >= 0):  # also NaN
+            raise UserError(f"warm-up {self.warmup!r} s; valid: {WARMUP_CHOICES}")
+        if not (0 <= self.min_pass_time < math.inf):
+            raise UserError(f"minimum pass time {self.min_pass_time!r} s; valid: a finite number of seconds >= 0")
+
+    def warmup_label(self) -> str:
+        """The warm-up as ``--warmup`` spells it: ``full``, ``none`` or the seconds."""
+        return warmup_label(self.warmup)
+
+
+WARMUP_CHOICES = "full, none, or a number of seconds > 0"
+
+
+def warmup_label(seconds: float) -> str:
+    """``inf`` → ``full``, ``0`` → ``none``, else the seconds (``0.5``)."""
+    return "full" if seconds == WARMUP_FULL else "none" if seconds == WARMUP_NONE else f"{seconds:g}"
+
+
+def parse_warmup(text: str) -> float:
+    """``--warmup full|none|SECONDS`` → :attr:`RunOptions.warmup`; ValueError naming what is valid."""
+    word = text.strip().lower()
+    if word == "full":
+        return WARMUP_FULL
+    if word == "none":
+        return WARMUP_NONE
+    try:
+        seconds = float(word)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a warm-up; valid: {WARMUP_CHOICES}") from None
+    if not 0 < seconds < math.inf:
+        raise ValueError(f"{text!r} is out of range; valid: {WARMUP_CHOICES}")
+    return seconds
+
+
+@dataclass(frozen=True)
+class BuildSetting:
+    """One index to build, and the query settings to run on it."""
+
+    algorithm: str
+    build_params: Params
+    query_settings: tuple[Params, ...]
+
+
+@dataclass(frozen=True)
+class Plan:
+    dataset: str
+    dataset_path: Path
+    metric: str
+    options: RunOptions
+    builds: tuple[BuildSetting, ...]
+    adapter_dirs: tuple[Path, ...]
+    #: Algorithms that were asked for (or found) but whose library does not import: name → error.
+    unavailable: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def n_runs(self) -> int:
+        return sum(len(b.query_settings) for b in self.builds)
+
+
+def _checked_config(algorithm: str, config_dirs: list[Path], adapter_dirs: list[Path]) -> AlgorithmConfig:
+    path = find_config(algorithm, config_dirs)
+    if path is None:
+        known = sorted(set(all_configs(config_dirs)))
+        close = difflib.get_close_matches(algorithm, known, n=3, cutoff=0.5)
+        hint = f"did you mean {', '.join(close)}?" if close else f"valid: {', '.join(known)}"
+        raise UserError(f"unknown algorithm {algorithm!r} (no {algorithm}.yml in "
+                        f"{', '.join(str(d) for d in config_dirs)}); {hint}")
+    config = load_config(path)
+    if config.algorithm != algorithm:
+        raise UserError(f"config {config.where('algorithm')}: 'algorithm' is {config.algorithm!r} but the "
+                        f"file is named {path.name}; they must agree")
+    if adapter_file(algorithm, adapter_dirs) is None:
+        raise UserError(f"config {path} names algorithm {algorithm!r} but there is no adapter "
+                        f"{algorithm.replace('-', '_')}.py in {', '.join(str(d) for d in adapter_dirs)}")
+    return config
+
+
+def make_plan(dataset: str, dataset_path: Path, metric: str, algorithms: list[str] | None, preset: str,
+              options: RunOptions, config_dirs: list[Path], adapter_dirs: list[Path]) -> Plan:
+    """Build the plan. With ``algorithms=None`` every algorithm with a grid is considered and
+    the ones that cannot run here (metric, preset, import) are left out with a log line;
+    algorithms named explicitly must run, or the plan fails with the reason."""
+    explicit = algorithms is not None
+    names = algorithms if explicit else sorted(all_configs(config_dirs))
+    builds: list[BuildSetting] = []
+    unavailable: dict[str, str] = {}
+    for name in names:
+        config = _checked_config(name, config_dirs, adapter_dirs)
+        if metric not in config.metrics:
+            msg = (f"algorithm {name!r} has no grid for distance {metric!r} (config {config.path} lists "
+                   f"{', '.join(config.metrics)})")
+            if explicit:
+                raise UserError(msg)
+            log.info("skipping: %s", msg)
+            continue
+        if preset not in config.groups:
+            msg = f"config {config.path} has no group {preset!r}; valid: {', '.join(config.groups)}"
+            if explicit:
+                raise UserError(msg)
+            log.info("skipping %s: %s", name, msg)
+            continue
+        try:
+            adapter = load_adapter(name, adapter_dirs)
+        except AdapterUnavailable as e:
+            unavailable[name] = str(e)
+            (log.error if explicit else log.warning)("%s", e)
+            continue
+        check_against(config, adapter)
+        group = config.groups[preset]
+        queries = tuple(group.query_settings())
+        builds += [BuildSetting(name, b, queries) for b in group.build_settings()]
+    return Plan(dataset, dataset_path, metric, options, tuple(builds), tuple(adapter_dirs), unavailable)

@@ -1,0 +1,1 @@
+"""Frames → figures, tables, pictures of neighbours and the HTML report."""

@@ -1,0 +1,78 @@
+"""The HTML report's difficulty section of one dataset: the quartiles and histograms of its queries'
+difficulty, per k and mode the recall by difficulty decile at recall ≥ 0.9, and the operating
+points with their hard-query recall, bootstrap intervals and significance ranking."""
+
+from __future__ import annotations
+
+import html
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from annbench.analyse.frames import OPERATING_COLUMNS, operating_points
+from annbench.core.errors import UserError
+from annbench.report.tables import to_html
+
+log = logging.getLogger(__name__)
+
+#: Measure and recall level of the report's recall-by-difficulty figures.
+REPORT_MEASURE = "lid@10"
+REPORT_RECALL = 0.9
+
+
+def difficulty_section(out: Path, d: str, name: str, frame: pd.DataFrame, data_dir: Path | None) -> str:
+    """HTML for the dataset page (figures written into ``out / d``); empty when the dataset file is
+    not at hand or its distance has no difficulty measures (ip)."""
+    from annbench.analyse.difficulty import (
+        DEFAULT_QUANTILE,
+        load_or_compute,
+        measure_named,
+    )
+    from annbench.analyse.perquery import (
+        dataset_file,
+        operating_extras,
+        per_query_frame,
+        recall_by_difficulty,
+    )
+    from annbench.report.difficulty_plots import (
+        plot_difficulty,
+        plot_recall_by_difficulty,
+    )
+
+    ok = frame[frame["status"] == "ok"]
+    if data_dir is None or ok.empty:
+        return ""
+    try:
+        dataset = dataset_file(name, data_dir, ok)
+    except UserError as e:
+        log.info("no difficulty section for %s: %s", name, e)
+        return ""
+    if dataset.distance not in ("euclidean", "angular"):
+        return (f"<h2>Query difficulty</h2>\n<p>Not defined for the {html.escape(dataset.distance)} distance "
+                f"(inner products are not distances).</p>")
+    difficulty = load_or_compute(dataset)
+    plot_difficulty(difficulty, out / d / "difficulty.svg", name)
+    m = measure_named(REPORT_MEASURE)
+    body = ["<h2>Query difficulty</h2>",
+            f"<p>Per query: relative contrast (RC), local intrinsic dimensionality (LID) and expansion "
+            f"(see the README). Hard = the {DEFAULT_QUANTILE:.0%} of queries with the highest {m.name}.</p>",
+            to_html(difficulty.quartiles()), '<figure><img src="difficulty.svg" alt="difficulty histograms"></figure>']
+    pq = per_query_frame(None, dataset, runs=ok)
+    for (k, batch), part in ok.groupby(["k", "batch"], sort=True):
+        mode = "batch" if batch else "single"
+        tag = f"k{int(k)}-{mode}"
+        points = operating_points(part, columns=[*OPERATING_COLUMNS, "path"])
+        at = points[(points["min_recall"] == REPORT_RECALL) & points["path"].notna()]
+        rel = f"{tag}-recall-by-difficulty.svg"
+        plot_recall_by_difficulty(recall_by_difficulty(at, pq, m), out / d / rel,
+                                  f"{name} (k={int(k)}, {mode}): recall by {m.name} decile at recall ≥ {REPORT_RECALL:g}",
+                                  m.name)
+        table = operating_extras(points, part, pq, m, DEFAULT_QUANTILE, significance=True)
+        body += [f"<h3>k = {int(k)}, {mode}-query mode</h3>",
+                 f'<figure><img src="{html.escape(rel)}" alt="recall by difficulty decile"></figure>',
+                 "<p>Operating points with their recall on the hardest queries, 95 % bootstrap intervals and, per "
+                 "level, a ranking where A &gt; B only when a Holm-corrected Wilcoxon test on the per-query "
+                 "latencies says so (A ≈ B otherwise; batch mode: n/a).</p>",
+                 to_html(table.drop(columns=["path"]))]
+    return "\n".join(body)

@@ -1,0 +1,130 @@
+"""Tables that compare at a glance, built from result frames (:func:`annbench.analyse.frames.results_frame`).
+
+Each builder is a pure function from runs to a :class:`annbench.report.tables.Table` (values, bold marks,
+notes); :func:`annbench.report.tables.render_tables` writes them in any table format and the HTML report
+shows them with the notes on hover. A builder is one concern; add new ones beside these.
+
+- :func:`operating_pivot`: one row per algorithm, one column per recall level, the cell the best
+  QPS among runs with recall >= r (empty where no run reaches r), the column's best in bold; the
+  notes are the parameters of the run behind each cell.
+- :func:`dataset_ranks`: per recall level, each algorithm's rank on each dataset by that best QPS,
+  its QPS relative to the best algorithm there, and its mean rank over the datasets.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from annbench.analyse.frames import (
+    OPERATING_RECALLS,
+    higher_is_better,
+    note_algorithms,
+    operating_points,
+)
+from annbench.report.plotting import params_label
+from annbench.report.tables import Table
+
+
+def level_column(quality: str, level: float) -> str:
+    """The column name of one level: ``recall>=0.9``."""
+    return f"{quality}>={level:g}"
+
+
+def curve_label(algorithm: str, batch: bool) -> str:
+    """An algorithm's row label: its name, `` (batch)`` added for batch-mode runs."""
+    return f"{algorithm}{' (batch)' if batch else ''}"
+
+
+def _best_marks(values: pd.DataFrame, columns: list[str], higher: bool) -> pd.DataFrame:
+    """True where a cell equals the best value of its column (ties all marked; empty never)."""
+    marks = pd.DataFrame(False, index=values.index, columns=values.columns)
+    for c in columns:
+        col = pd.to_numeric(values[c], errors="coerce")
+        if col.notna().any():
+            marks[c] = col == (col.max() if higher else col.min())
+    return marks
+
+
+def _best_runs(frame: pd.DataFrame, levels: tuple[float, ...], quality: str, speed: str) -> pd.DataFrame:
+    """:func:`operating_points` with a ``label`` column and the parameters as one text."""
+    points = operating_points(frame, levels, quality, speed)
+    points["label"] = [curve_label(a, b) for a, b in zip(points["algorithm"], points["batch"])]
+    points["params"] = ["" if pd.isna(q) else params_label(b, q)
+                        for b, q in zip(points["build_params"], points["query_params"])]
+    return points
+
+
+def operating_pivot(frame: pd.DataFrame, levels: tuple[float, ...] = OPERATING_RECALLS, quality: str = "recall",
+                    speed: str = "qps", caption: str = "") -> Table:
+    """Best ``speed`` per algorithm (row) at ``quality >= r`` for each level r (column).
+
+    Cell = max ``speed`` over the successful runs with ``quality >= r``; empty (NaN) when none
+    reaches r. Bold: the column's best. Notes: that run's build | query parameters. ``frame``
+    holds one dataset, one k (the caller filters)."""
+    points = _best_runs(frame, levels, quality, speed)
+    cols = [level_column(quality, r) for r in levels]
+    labels = list(dict.fromkeys(points["label"]))
+    level_col = f"min_{quality}"
+    values = pd.DataFrame({"algorithm": labels})
+    notes = pd.DataFrame({"algorithm": labels})
+    for r, c in zip(levels, cols):
+        at = points[points[level_col] == r].set_index("label")
+        values[c] = pd.to_numeric(at[speed].reindex(labels), errors="coerce").to_numpy(float)
+        notes[c] = at["params"].reindex(labels).fillna("").to_numpy(object)
+    bold = _best_marks(values, cols, higher_is_better(speed))
+    values = note_algorithms(values, frame)  # exact methods that missed recall 1
+    if "note" in values:
+        bold, notes = bold.assign(note=False), notes.assign(note="")
+    return Table(values, bold=bold, notes=notes, keys=("algorithm",),
+                 caption=caption or f"best {speed} at {quality} >= r (bold: the best of each column; "
+                                    "empty: never reached)",
+                 notes_caption="parameters (build | query) of each cell above", notes_suffix="params")
+
+
+def dataset_ranks(frame: pd.DataFrame, levels: tuple[float, ...] = OPERATING_RECALLS, quality: str = "recall",
+                  speed: str = "qps", caption: str = "") -> Table:
+    """Per level r and algorithm: its rank on each dataset, its ``speed`` relative to the best
+    there, and its mean rank over the datasets (the ranking summary of VIBE).
+
+    On one dataset, the algorithms reaching ``quality >= r`` are ranked by their best ``speed``
+    at that level (1 = fastest; ties share the better rank); ``rel`` = best speed / the fastest
+    algorithm's. An algorithm that never reaches r there has no rank and no ``rel``; for its mean
+    rank it counts as one place behind the last algorithm that does (so missing a level is never
+    better than reaching it), and ``reached`` says on how many datasets it got there. Rows are
+    sorted by level, then mean rank. ``frame`` holds several datasets, one k and mode each."""
+    datasets = sorted(frame["dataset"].astype(str).unique())
+    higher = higher_is_better(speed)
+    per = {d: _best_runs(frame[frame["dataset"] == d], levels, quality, speed) for d in datasets}
+    labels = sorted({label for p in per.values() for label in p["label"]})
+    level_col = f"min_{quality}"
+    parts, marks = [], []
+    for r in levels:
+        rows = pd.DataFrame({level_col: r, "algorithm": labels})
+        penalised = pd.DataFrame(index=labels)
+        for d in datasets:
+            at = per[d][per[d][level_col] == r].set_index("label")[speed].reindex(labels)
+            at = pd.to_numeric(at, errors="coerce")
+            rank = at.rank(ascending=not higher, method="min")
+            best = at.max() if higher else at.min()
+            rows[f"{d} rank"] = rank.to_numpy(float)
+            rows[f"{d} rel"] = (at / best if higher else best / at).to_numpy(float) if at.notna().any() \
+                else np.full(len(labels), np.nan)
+            present = per[d]["label"].unique()
+            fill = rank.notna().sum() + 1
+            penalised[d] = rank.where(rank.notna(), np.where(np.isin(labels, present), fill, np.nan))
+        rows.insert(2, "mean rank", penalised.mean(axis=1, skipna=True).to_numpy(float))
+        reached = [f"{int(n)}/{int(m)}" for n, m in zip(rows[[f"{d} rank" for d in datasets]].notna().sum(axis=1),
+                                                         penalised.notna().sum(axis=1))]
+        rows.insert(3, "reached", reached)
+        rows = rows.sort_values(["mean rank", "algorithm"], kind="stable", ignore_index=True)
+        mark = _best_marks(rows, ["mean rank"], higher=False)
+        for d in datasets:
+            mark[f"{d} rank"] = rows[f"{d} rank"] == 1
+        parts.append(rows)
+        marks.append(mark)
+    values = pd.concat(parts, ignore_index=True)
+    return Table(values, bold=pd.concat(marks, ignore_index=True),
+                 caption=caption or f"rank per dataset by best {speed} at {quality} >= r (1 = fastest), "
+                                    f"{speed} relative to the fastest there (rel), mean rank over "
+                                    f"{len(datasets)} datasets (never reaching r counts as last + 1)")

@@ -1,0 +1,1 @@
+"""The results folder: one HDF5 file per run, written atomically."""

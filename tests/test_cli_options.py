@@ -54,3 +54,57 @@ def test_shared_dataset_options_before_or_after_the_subcommand(tmp_path: Path) -
     assert both.code == 0 and str(after / "mine.hdf5") in both.out
     kept = call(dataset_main, "--data-dir", before, "describe", "mine")
     assert kept.code == 0 and str(before / "mine.hdf5") in kept.out
+
+
+def _actions(parser) -> dict[str, object]:  # noqa: ANN001 - an argparse parser
+    """Every option string of ``parser`` and of its subcommands → its action."""
+    import argparse
+
+    found = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found.update({f"{sub.prog} {k}": v for k, v in _actions(sub).items()})
+        found.update({f"{parser.prog} {s}": action for s in action.option_strings})
+    return found
+
+
+def test_shared_options_are_declared_once_and_mean_the_same_everywhere() -> None:
+    """Each shared option comes from :mod:`annbench.cli.options` (one declaration, one help text) in
+    every subcommand that takes it; no CLI module declares one of them itself."""
+    import re
+
+    from annbench.__main__ import SUBCOMMANDS
+    from annbench.cli.options import OPTIONS
+    from annbench.core.paths import PACKAGE_DIR
+
+    flags = {flag: kwargs for spec_flags, kwargs in OPTIONS.values() for flag in spec_flags}
+    seen = set()
+    for name, (module, _) in SUBCOMMANDS.items():
+        import importlib
+
+        parser = importlib.import_module(module).parser(f"annbench {name}")
+        for where, action in _actions(parser).items():
+            flag = where.rsplit(" ", 1)[1]
+            if flag in flags:
+                seen.add(flag)
+                assert action.help == flags[flag]["help"], (where, action.help)
+    assert seen == set(flags), set(flags) - seen  # every shared option is used somewhere
+    declared = re.compile(r"add_argument\(\s*(?:\"-\w\", )?\"(" + "|".join(map(re.escape, flags)) + r")\"")
+    own = {p.name: declared.findall(p.read_text()) for p in (PACKAGE_DIR / "cli").glob("*.py") if p.name != "options.py"}
+    assert {k: v for k, v in own.items() if v} == {}
+
+
+@pytest.mark.parametrize("argv", [["run", "--list-algorithms", "-q", "--configs-dir", "x"],
+                                  ["plot", "--table", "csv", "-v", "--results", "nowhere"],
+                                  ["dataset", "list", "-v", "--data-dir", "d"],
+                                  ["gate", "--save-baseline", "b.json", "--algorithms-dir", "a", "-q"]])
+def test_shared_options_after_the_subcommand(argv: list[str]) -> None:
+    import importlib
+
+    from annbench.__main__ import SUBCOMMANDS
+
+    args = importlib.import_module(SUBCOMMANDS[argv[0]][0]).parser().parse_args(argv[1:])
+    given = {a.lstrip("-").replace("-", "_") for a in argv[1:] if a.startswith("--") and len(a) > 3}
+    assert all(hasattr(args, g) for g in given)
+    assert (getattr(args, "verbose", 0) == 1) or getattr(args, "quiet", False)

@@ -21,9 +21,9 @@ from annbench.backends.inject import write_wrapper
 from annbench.cli.gate import main
 from annbench.core.paths import ALGORITHMS_DIR
 from annbench.execute.isolation import available_cores
+from annbench.gate import verdicts as gate
 from annbench.gate.baseline import read_baseline, session_from_json, session_to_json
 from annbench.gate.verdicts import Round, Session, SettingRecord, Tolerances
-from annbench.gate import verdicts as gate
 from tests.conftest import call
 
 DATASET = "random-xs-20-euclidean"

@@ -138,7 +138,7 @@ def test_crash_is_recorded_with_its_signal(fault: str, signal_name: str, faulty,
     log = Path(bad["log_path"])
     assert log.is_file() and "Fatal Python error" in log.read_text()  # faulthandler's report of the child
     assert "Fatal Python error" in bad["traceback"]
-    assert f"failed: faulty" in r.out and signal_name in r.out
+    assert "failed: faulty" in r.out and signal_name in r.out
 
 
 def test_infinite_loop_hits_the_timeout(faulty, data_dir: Path, results_dir: Path) -> None:

@@ -13,25 +13,21 @@ from annbench.cli.common import (
     recall_level,
     stored_results,
 )
+from annbench.cli.options import shared
 from annbench.core import paths
 from annbench.core.errors import UserError
 from annbench.core.logs import setup_logging
 
 
 def parser(prog: str = "compare.py") -> Parser:
-    p = Parser(prog=prog, description=__doc__)
+    p = Parser(prog=prog, description=__doc__, parents=[shared("results", "data-dir", "verbose")])
     p.add_argument("--dataset", required=True, help="the raw dataset; its encodings in the results are found by name")
     p.add_argument("--with", dest="extra", default="", help="more datasets to put beside it, comma-separated")
-    p.add_argument("--results", type=Path, default=None,
-                   help=f"results folder (default ${paths.ENV_RESULTS_DIR} or ./results)")
-    p.add_argument("--data-dir", type=Path, default=None,
-                   help=f"dataset folder, for dimensions and network accuracies (default ${paths.ENV_DATA_DIR} or ./datasets)")
     p.add_argument("-k", "--count", dest="k", type=positive_int, default=10, help="k of the runs (default 10)")
     p.add_argument("--batch", action="store_true", help="batch-mode runs instead of single-query runs")
     p.add_argument("--min-recall", type=recall_level, default=0.9, help="recall of the operating point (default 0.9)")
     p.add_argument("--table", choices=("text", "csv"), default="text", help="table format (default text)")
     p.add_argument("--output", type=Path, help="also draw the bar chart to this .png, .svg or .pdf file")
-    p.add_argument("-v", "--verbose", action="count", default=0)
     return p
 
 

@@ -3,28 +3,16 @@ nearest neighbours."""
 
 from __future__ import annotations
 
-import argparse
-import functools
 import time
 from pathlib import Path
+from typing import Any
 
 from annbench.cli.common import Parser, guarded, positive_int
+from annbench.cli.options import shared
 from annbench.core import paths
 from annbench.core.errors import UserError
 from annbench.core.logs import setup_logging
 from annbench.report.catalogue import catalogue, describe
-
-
-def shared_options(defaults: bool = True) -> Parser:
-    """The options every subcommand takes, declared once: a parent of the main parser (``defaults``)
-    and of each subcommand (no defaults, so that ``dataset.py --data-dir X create ...`` and
-    ``dataset.py create ... --data-dir X`` both work and neither position overwrites the other)."""
-    unset = argparse.SUPPRESS
-    p = Parser(add_help=False)
-    p.add_argument("--data-dir", type=Path, default=None if defaults else unset,
-                   help=f"dataset folder (default ${paths.ENV_DATA_DIR} or ./datasets)")
-    p.add_argument("-v", "--verbose", action="count", default=0 if defaults else unset)
-    return p
 
 
 def local_file(dataset: str, data_dir: Path) -> Path:
@@ -73,18 +61,21 @@ def verify(path: Path, every_query: bool = False) -> str:
 
 
 def parser(prog: str = "dataset.py") -> Parser:
-    p = Parser(prog=prog, description="Manage benchmark datasets.", parents=[shared_options()])
+    p = Parser(prog=prog, description="Manage benchmark datasets.", parents=[shared("data-dir", "verbose")])
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
-    shared = shared_options(defaults=False)
-    add = functools.partial(sub.add_parser, parents=[shared])
+    # the main parser's options again on each subcommand, without defaults: `dataset.py --data-dir X
+    # create ...` and `dataset.py create ... --data-dir X` both work, neither overwriting the other
+    again = shared("data-dir", "verbose", defaults=False)
+
+    def add(name: str, *parents: Parser, **kwargs: Any) -> Parser:
+        return sub.add_parser(name, parents=[again, *parents], **kwargs)
+
     add("list", help="registered and local datasets")
     for cmd, text in (("prepare", "get or build a dataset (sources: data folder, --source-dir, "
                                   "ann-benchmarks HDF5, upstream download)"),
                       ("describe", "shape, distance, labels, keys, checksum, origin of a dataset")):
-        s = add(cmd, help=text)
+        s = add(cmd, shared("source-dir"), help=text)
         s.add_argument("dataset", help="registered name, local dataset name, or .hdf5 path")
-        s.add_argument("--source-dir", type=Path, default=None,
-                       help=f"folder of upstream files for offline builds (also ${paths.ENV_SOURCE_DIR})")
         s.add_argument("--max-train", type=positive_int, default=None, help="first N train rows only (cached)")
         s.add_argument("--max-test", type=positive_int, default=None, help="first M test rows only (cached)")
         if cmd == "prepare":

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
 
 from annbench.cli.common import Parser, guarded, positive_float, positive_int
+from annbench.cli.options import shared
 from annbench.core import paths
 from annbench.core.logs import setup_logging
 from annbench.datasets.encode import MODELS
@@ -41,7 +41,7 @@ def widths(text: str) -> list[int]:
 
 def parser(prog: str = "encode.py") -> Parser:
     d = EncoderSettings("mlp", 1)
-    p = Parser(prog=prog, description=__doc__)
+    p = Parser(prog=prog, description=__doc__, parents=[shared("data-dir", "source-dir", "verbose", "quiet")])
     p.add_argument("--from", dest="source", required=True, help="labelled dataset: registered name or .hdf5 path")
     p.add_argument("--model", choices=tuple(MODELS), default="mlp",
                    help="mlp (scikit-learn), cnn or gru (PyTorch, the torch extra; gru reads the keys: strings "
@@ -60,13 +60,8 @@ def parser(prog: str = "encode.py") -> Parser:
     p.add_argument("--batch-size", type=positive_int, default=d.batch_size, help=f"default {d.batch_size}")
     p.add_argument("--learning-rate", type=positive_float, default=d.learning_rate, help=f"default {d.learning_rate:g}")
     p.add_argument("--threads", type=positive_int, default=d.threads, help=f"training threads (default {d.threads})")
-    p.add_argument("--data-dir", type=Path, default=None,
-                   help=f"dataset folder, read and written (default ${paths.ENV_DATA_DIR} or ./datasets)")
-    p.add_argument("--source-dir", type=Path, default=None, help="upstream files to build the source dataset from")
     p.add_argument("--force", action="store_true", help="replace encoded datasets that exist")
     p.add_argument("--no-progress", action="store_true", help="no per-epoch progress bar")
-    p.add_argument("-v", "--verbose", action="count", default=0)
-    p.add_argument("-q", "--quiet", action="store_true")
     return p
 
 

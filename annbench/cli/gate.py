@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from annbench.cli.common import Parser, guarded, names, positive_int
+from annbench.cli.options import shared
 from annbench.core import paths
 from annbench.core.errors import UserError
 from annbench.core.logs import setup_logging
@@ -42,6 +43,7 @@ def at_least_two(text: str) -> int:
 
 def parser(prog: str = "gate.py") -> Parser:
     p = Parser(
+        parents=[shared("data-dir", "algorithms-dir", "configs-dir", "verbose", "quiet")],
         prog=prog, description="Regression gate: measure a suite with a reference run for machine "
         "normalisation; save it as a baseline and/or compare it with one (exit 1 on a regression).")
     g = p.add_argument_group("what to do")
@@ -69,13 +71,8 @@ def parser(prog: str = "gate.py") -> Parser:
     t.add_argument("--confidence", type=_fraction, default=0.95, help="bootstrap interval level (default 0.95)")
     t.add_argument("--allow-missing", action="store_true", help="missing settings do not fail the gate")
     o = p.add_argument_group("folders")
-    o.add_argument("--data-dir", type=Path, help=f"dataset folder (default ${paths.ENV_DATA_DIR} or ./datasets)")
-    o.add_argument("--algorithms-dir", type=Path, action="append", default=[], help="extra adapter folder")
-    o.add_argument("--configs-dir", type=Path, action="append", default=[], help="extra grid folder")
     o.add_argument("--work-dir", type=Path, help="keep the session's raw results here (default: a temporary "
                    "folder, deleted)")
-    p.add_argument("-v", "--verbose", action="count", default=0)
-    p.add_argument("-q", "--quiet", action="store_true")
     return p
 
 
@@ -128,9 +125,9 @@ def main(argv: list[str] | None = None, prog: str = "gate.py") -> int:
     if args.current is not None and args.baseline is None:
         raise UserError("--current needs --baseline (the session to compare it with)")
 
-    from annbench.gate.baseline import read_baseline, write_baseline
     from annbench.gate import text as gate_report
     from annbench.gate import verdicts as gate
+    from annbench.gate.baseline import read_baseline, write_baseline
 
     baseline = read_baseline(args.baseline) if args.baseline else None
     if args.current is not None:

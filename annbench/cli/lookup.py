@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from annbench.cli.common import positive_int
+from annbench.cli.options import shared
 from annbench.core import paths
 from annbench.core.errors import UserError
 
@@ -16,16 +17,14 @@ from annbench.core.errors import UserError
 def add_parsers(add: Callable[..., argparse.ArgumentParser]) -> None:
     """The ``index`` and ``lookup`` subcommands of ``dataset.py``, made with ``add`` (``add_parser``
     of its subcommands, with the options they all share)."""
-    s = add("index", help="build one algorithm setting over a dataset's train vectors and save it "
+    s = add("index", shared("source-dir", "algorithms-dir"), help="build one algorithm setting over a dataset's train vectors and save it "
                                      "beside the dataset (used by lookup)")
     s.add_argument("dataset", help="registered name, local dataset name, or .hdf5 path")
     s.add_argument("--algorithm", required=True, help="an algorithm whose library saves its index (annoy, hnswlib, "
                    "faiss-*, usearch, nmslib-*)")
     s.add_argument("--build", help="build parameters NAME=VALUE,... (e.g. n_trees=50)")
     s.add_argument("--query", help="query parameters NAME=VALUE,... used by lookups (e.g. search_k=2000)")
-    s.add_argument("--source-dir", type=Path, default=None, help="upstream files to build the dataset from")
-    s.add_argument("--algorithms-dir", type=Path, action="append", default=[])
-    s = add("lookup", help="nearest neighbours of a key, a key expression ('king - man + woman'), "
+    s = add("lookup", shared("source-dir", "algorithms-dir"), help="nearest neighbours of a key, a key expression ('king - man + woman'), "
                                       "a new string (--text) or a vector (--vector)")
     s.add_argument("dataset")
     s.add_argument("query", nargs="?", help="a key, or keys joined by ' + ' / ' - '")
@@ -38,8 +37,6 @@ def add_parsers(add: Callable[..., argparse.ArgumentParser]) -> None:
     s.add_argument("--build", help="build parameters NAME=VALUE,... for --algorithm")
     s.add_argument("--query", dest="query_params", help="query parameters NAME=VALUE,... (--algorithm, or "
                    "overriding the saved index's)")
-    s.add_argument("--source-dir", type=Path, default=None, help="upstream files to build the dataset from")
-    s.add_argument("--algorithms-dir", type=Path, action="append", default=[])
 
 
 def _vector(path: Path):  # noqa: ANN202 - numpy array

@@ -19,6 +19,7 @@ from annbench.cli.common import (
     recall_level,
     stored_results,
 )
+from annbench.cli.options import shared
 from annbench.core import paths
 from annbench.core.errors import UserError
 from annbench.core.logs import setup_logging
@@ -39,10 +40,9 @@ TABLE_SUFFIXES = {".md": "md", ".csv": "csv", ".txt": "text", ".json": "json", "
 
 
 def parser(prog: str = "plot.py") -> Parser:
-    p = Parser(prog=prog, description="Plot and tabulate stored benchmark results.")
+    p = Parser(prog=prog, description="Plot and tabulate stored benchmark results.",
+               parents=[shared("results", "data-dir", "verbose")])
     p.add_argument("--dataset", help="comma-separated dataset names (default: every dataset in the results folder)")
-    p.add_argument("--results", type=Path, default=None,
-                   help=f"results folder (default ${paths.ENV_RESULTS_DIR} or ./results)")
     p.add_argument("-k", "--count", dest="k", type=positive_int, default=None,
                    help="k of the runs (plots: default 10 if present, else the smallest; tables: every k)")
     p.add_argument("--batch", action="store_true", help="batch-mode runs instead of single-query runs")
@@ -93,15 +93,12 @@ def parser(prog: str = "plot.py") -> Parser:
     r.add_argument("--neighbours", type=Path, metavar="FILE",
                    help="image datasets: a figure (.png/.svg/.pdf); datasets with keys: a table "
                         f"({', '.join(TABLE_SUFFIXES)})")
-    r.add_argument("--data-dir", type=Path, default=None,
-                   help=f"dataset folder for neighbours (default ${paths.ENV_DATA_DIR} or ./datasets)")
     r.add_argument("--queries", type=positive_int, default=4, help="queries shown in neighbour pictures (default 4)")
     r.add_argument("--at-recall", type=recall_level, default=0.9,
                    help="neighbours: per algorithm its fastest run with at least this recall (default 0.9)")
     from annbench.cli.difficulty import add_arguments
 
     add_arguments(p)
-    p.add_argument("-v", "--verbose", action="count", default=0)
     return p
 
 

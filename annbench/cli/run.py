@@ -19,6 +19,7 @@ from annbench.cli.common import (
     positive_float,
     positive_int,
 )
+from annbench.cli.options import shared
 from annbench.core import paths
 from annbench.core.errors import UserError
 from annbench.core.logs import setup_logging
@@ -43,7 +44,8 @@ def warmup_arg(text: str) -> float:
 
 
 def parser(prog: str = "run.py") -> Parser:
-    p = Parser(prog=prog, description="Benchmark ANN algorithms on a dataset.")
+    p = Parser(prog=prog, description="Benchmark ANN algorithms on a dataset.",
+               parents=[shared("results", "data-dir", "source-dir", "algorithms-dir", "configs-dir", "verbose", "quiet")])
     p.add_argument("--dataset", default=DEFAULT_DATASET,
                    help=f"registered name or path of a dataset .hdf5 file (default: {DEFAULT_DATASET})")
     p.add_argument("--algorithm", help="comma-separated algorithms (default: every installed one)")
@@ -90,27 +92,15 @@ def parser(prog: str = "run.py") -> Parser:
                    help=f"dask: to reach the scheduler and see a worker (default {DASK_TIMEOUT_S:g})")
     p.add_argument("--list-failures", action="store_true",
                    help="list the dataset's failed runs with their reason and log file, then exit")
-    p.add_argument("--results", type=Path, default=None,
-                   help=f"results folder (default ${paths.ENV_RESULTS_DIR} or ./results)")
-    p.add_argument("--data-dir", type=Path, default=None,
-                   help=f"dataset folder (default ${paths.ENV_DATA_DIR} or ./datasets)")
-    p.add_argument("--algorithms-dir", type=Path, action="append", default=[],
-                   help=f"extra adapter folder searched first (also ${paths.ENV_ALGORITHMS_PATH})")
-    p.add_argument("--configs-dir", type=Path, action="append", default=[],
-                   help=f"extra grid folder searched first (also ${paths.ENV_CONFIGS_PATH})")
     p.add_argument("--list-algorithms", action="store_true", help="list algorithms and whether they import")
     p.add_argument("--list-datasets", action="store_true",
                    help="list datasets: size, dimension, distance, local or not, how each is obtained")
     p.add_argument("--prepare", action="store_true", help="only get or build --dataset and describe it")
-    p.add_argument("--source-dir", type=Path, default=None,
-                   help=f"folder of upstream dataset files for offline builds (also ${paths.ENV_SOURCE_DIR})")
     p.add_argument("--max-train", type=positive_int, default=None,
                    help="quick subset: first N train rows (cached as <dataset>-train<N>, ground truth recomputed)")
     p.add_argument("--max-test", type=positive_int, default=None,
                    help="quick subset: first M queries (cached as <dataset>-test<M>)")
     p.add_argument("--no-plot", action="store_true", help="do not write the Pareto plot")
-    p.add_argument("-v", "--verbose", action="count", default=0)
-    p.add_argument("-q", "--quiet", action="store_true")
     return p
 
 

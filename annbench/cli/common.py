@@ -59,26 +59,25 @@ def memory_size(text: str) -> int:
     return value
 
 
-def positive_float(text: str) -> float:
-    """A finite number > 0 (seconds, rates, ...)."""
+def _finite(text: str, valid: str, ok: Callable[[float], bool]) -> float:
+    """``text`` as a finite number for which ``ok`` holds, else an argparse error saying ``valid``."""
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number; valid: a number > 0") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"{text} is out of range; valid: a finite number > 0")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number; valid: {valid}") from None
+    if not (ok(value) and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"{text} is out of range; valid: {valid}")
     return value
+
+
+def positive_float(text: str) -> float:
+    """A finite number > 0 (seconds, rates, ...)."""
+    return _finite(text, "a finite number > 0", lambda v: v > 0)
 
 
 def non_negative_float(text: str) -> float:
     """A finite number >= 0 (seconds where 0 switches something off)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number; valid: a finite number >= 0") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"{text} is out of range; valid: a finite number >= 0")
-    return value
+    return _finite(text, "a finite number >= 0", lambda v: v >= 0)
 
 
 def recall_level(text: str) -> float:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from annbench import paths  # noqa: E402
+from annbench.core import paths  # noqa: E402
 from annbench.datasets.registry import load  # noqa: E402
 from annbench.execute.dask import dask_client, execute_dask  # noqa: E402
 from annbench.execute.local import execute, make_tasks  # noqa: E402

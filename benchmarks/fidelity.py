@@ -38,7 +38,7 @@ pin_environment(1)  # before numpy and the libraries load their thread pools
 
 import numpy as np  # noqa: E402
 
-from annbench import paths  # noqa: E402
+from annbench.core import paths  # noqa: E402
 from annbench.backends.discovery import adapter_file, load_adapter  # noqa: E402
 from annbench.core.threads import limited_threads  # noqa: E402
 from annbench.datasets.registry import load  # noqa: E402

@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from annbench import paths  # noqa: E402
+from annbench.core import paths  # noqa: E402
 from annbench.analyse.frames import results_frame  # noqa: E402
 from annbench.datasets.format import load_dataset  # noqa: E402
 from annbench.datasets.registry import registry, resolve  # noqa: E402

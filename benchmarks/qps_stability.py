@@ -35,7 +35,7 @@ pin_environment(1)  # before numpy and the libraries load their thread pools
 
 import numpy as np  # noqa: E402
 
-from annbench import paths  # noqa: E402
+from annbench.core import paths  # noqa: E402
 from annbench.analyse.frames import results_frame  # noqa: E402
 from annbench.datasets.registry import load  # noqa: E402
 from annbench.execute.local import execute  # noqa: E402

@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from annbench import paths  # noqa: E402
+from annbench.core import paths  # noqa: E402
 from annbench.core.results import RunKey  # noqa: E402
 from annbench.datasets.format import load_dataset  # noqa: E402
 from annbench.datasets.registry import resolve  # noqa: E402

@@ -30,7 +30,7 @@ from annbench.core.results import RunResult
 from annbench.datasets.format import Dataset
 from annbench.execute.local import TaskCallback, log_path, make_tasks, record_outcome
 from annbench.execute.remote import RemoteOptions, RemoteResult, run_remote
-from annbench.execute.task import ENDED_START, ENDED_WORKER, Limits, Task, TaskOutcome
+from annbench.execute.task import Ended, Limits, Task, TaskOutcome
 from annbench.plan.grid import Plan
 from annbench.store.folder import ResultStore
 
@@ -186,7 +186,7 @@ def failed_on_worker(task: Task, error: BaseException, store: ResultStore, hostn
     path = log_path(store, task)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(message + "\n")
-    return TaskOutcome(task.task_id, ENDED_WORKER if killed else ENDED_START, message, path), {"host": host}
+    return TaskOutcome(task.task_id, Ended.WORKER if killed else Ended.START, message, path), {"host": host}
 
 
 def execute_dask(plan: Plan, dataset: Dataset, store: ResultStore, client: Any, limits: Limits | None = None,

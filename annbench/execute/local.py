@@ -27,8 +27,7 @@ from annbench.backends.adapter import Adapter
 from annbench.backends.discovery import load_adapter
 from annbench.core import provenance
 from annbench.core.results import (
-    STATUS_ERROR,
-    STATUS_OK,
+    Reason,
     RunKey,
     RunResult,
     Status,
@@ -92,7 +91,7 @@ def flag_exact_violation(result: RunResult, exact: bool) -> bool:
     """Mark a successful run of an adapter that claims ``exact = True`` but scored recall < 1.0 with
     the attr ``exact_violation`` (a wrong answer from an exact method: the library, the adapter or the
     ground truth is broken). Returns whether it was marked."""
-    violated = exact and result.status == STATUS_OK and float(result.metrics.get("recall", 1.0)) < 1.0
+    violated = exact and result.status == Status.OK and float(result.metrics.get("recall", 1.0)) < 1.0
     if violated:
         result.attrs["exact_violation"] = True
         log.warning("%s: the adapter says exact = True but recall is %.4f < 1.0", result.key.label(),
@@ -102,8 +101,8 @@ def flag_exact_violation(result: RunResult, exact: bool) -> bool:
 
 def _error(key: RunKey, stage: str, exc: BaseException, attrs: dict[str, Any]) -> RunResult:
     message = f"{stage}: {type(exc).__name__}: {exc}"
-    return RunResult(key, STATUS_ERROR, error=" ".join(message.split()),
-                     attrs={**attrs, "reason": "exception", "traceback": traceback.format_exc()})
+    return RunResult(key, Status.ERROR, error=" ".join(message.split()),
+                     attrs={**attrs, "reason": Reason.EXCEPTION, "traceback": traceback.format_exc()})
 
 
 class IndexSize(str, Enum):
@@ -152,7 +151,7 @@ def run_build_setting(plan: Plan, dataset: Dataset, setting: BuildSetting, store
         flag_exact_violation(r, adapter_cls.exact)
         store.write(r)
         results.append(r)
-        if r.status == STATUS_OK:
+        if r.status == Status.OK:
             log.info("%s: recall=%.4f qps=%.1f", r.key.label(), r.metrics["recall"], r.metrics["qps"])
         elif r.status == Status.SKIPPED:
             log.info("%s: skipped, %s", r.key.label(), r.attrs["note"])
@@ -190,7 +189,7 @@ def run_build_setting(plan: Plan, dataset: Dataset, setting: BuildSetting, store
                 store_result(_error(key, "query", e, {**run_attrs, **build}))
                 continue
             store_result(RunResult(
-                key, STATUS_OK, metrics={**scores, **speed(m), **build},
+                key, Status.OK, metrics={**scores, **speed(m), **build},
                 attrs={**run_attrs, "best_pass": m.best_pass, "repeats": m.repeats, "stats": stats,
                        "warmup_queries": m.warm_up.queries, "warmup_s": m.warm_up.elapsed_ns * 1e-9},
                 neighbors=m.neighbors.astype("int32"), distances=found_d.astype("float32"),
@@ -201,7 +200,7 @@ def run_build_setting(plan: Plan, dataset: Dataset, setting: BuildSetting, store
     if status is IndexSize.FAILED:
         log.error("%s %s: index size not measured: %s", setting.algorithm, setting.build_params, error)
     for r in results:  # every run of this build, now with the size of the index it searched
-        (r.metrics if r.status == STATUS_OK else r.attrs)["index_bytes"] = index_bytes
+        (r.metrics if r.status == Status.OK else r.attrs)["index_bytes"] = index_bytes
         r.attrs["index_bytes_status"] = status.value
         if error:
             r.attrs["index_bytes_error"] = error
@@ -246,7 +245,7 @@ def record_outcome(task: Task, outcome: TaskOutcome, store: ResultStore,
             results.append(RunResult(key, attrs["status"], error=attrs.get("error", ""), metrics=metrics, attrs=attrs))
             continue
         message = outcome.message if not outcome.ok else "the child ended without storing this run"
-        result = RunResult(key, STATUS_ERROR, error=message, attrs={
+        result = RunResult(key, Status.ERROR, error=message, attrs={
             "task_id": task.task_id, "reason": outcome.reason, "log_path": str(outcome.log_path),
             "exit_code": -1 if outcome.exit_code is None else outcome.exit_code, "elapsed_s": outcome.elapsed_s,
             "peak_rss_bytes": outcome.peak_rss_bytes, "traceback": outcome.log_tail,

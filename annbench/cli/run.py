@@ -334,8 +334,7 @@ def sweep(args: argparse.Namespace, data_dir: Path, results_dir: Path, adapter_d
              f"{memory / 2**30:.2f} GiB" if memory else "each worker's share" if client else "none",
              f"{args.parallelism} at once" if client is None else "on the Dask cluster")
     store = ResultStore(results_dir)
-    store.remove_stale_temporaries(dataset.name)
-    tasks = make_tasks(plan, dataset, store)
+    tasks = make_tasks(plan, dataset, store)  # the driver removes stale temporaries, once, as the sweep starts
     with progress_bar(sum(len(t.keys) for t in tasks), disable=args.quiet) as on_task:
         if client is None:
             results = execute(plan, dataset, store, limits, args.parallelism, on_task, tasks,

@@ -17,7 +17,18 @@ from annbench.analyse.frames import results_frame
 from annbench.cli.dataset import main as dataset_main
 from annbench.cli.plot import main as plot_main
 from annbench.cli.run import main as run_main
-from annbench.core.results import MEASUREMENT_CONTRACT, measurement, measurement_changes
+from annbench.core.results import (
+    MEASUREMENT_CONTRACT,
+    Reason,
+    RunKey,
+    RunResult,
+    Status,
+    batch_suffix,
+    measurement,
+    measurement_changes,
+    run_name,
+)
+from annbench.execute.task import Ended
 from annbench.plan.grid import RunOptions
 from annbench.store.folder import ResultStore, read_attrs
 
@@ -125,3 +136,33 @@ def test_fields_in_the_result_path_are_in_the_measurement_too(field: str) -> Non
     base = RunOptions()
     other = dataclasses.replace(base, **{field: {"k": 20, "batch": True, "threads": 2}[field]})
     assert measurement_changes(measurement(base, "c"), measurement(other, "c"))[0].startswith(field)
+
+
+def _stored_attrs(path: Path) -> dict[str, tuple[object, str, tuple[int, ...]]]:
+    """Every attr of a result file with its HDF5 type and shape: what a reader of the file sees."""
+    with h5py.File(path, "r") as f:
+        return {n: (f.attrs[n], str(f.attrs.get_id(n).dtype), f.attrs.get_id(n).shape) for n in f.attrs}
+
+
+def test_statuses_and_reasons_are_stored_as_the_plain_strings_of_before(tmp_path: Path) -> None:
+    assert {s.value for s in Status} == {"ok", "error", "skipped"}
+    assert {e.value for e in Ended} == {"ok", "exit", "signal", "timeout", "memory", "start", "worker"}
+    assert {r.value for r in Reason} == {"exception", "dominated"}
+    key = RunKey("mine", 10, "kdtree", True, {"leaf_size": 40}, {})
+    attrs = {"timestamp": "2024-01-01T00:00:00", "exit_code": -9}
+    as_enums = RunResult(key, Status.ERROR, error="killed", attrs={**attrs, "reason": Ended.MEMORY,
+                                                                   "then": [Reason.EXCEPTION]})
+    as_strings = RunResult(key, "error", error="killed", attrs={**attrs, "reason": "memory", "then": ["exception"]})
+    enums, strings = ResultStore(tmp_path / "enums"), ResultStore(tmp_path / "strings")
+    assert _stored_attrs(enums.write(as_enums)) == _stored_attrs(strings.write(as_strings))
+    stored = read_attrs(enums.path_for(key))
+    assert type(stored["status"]) is str and type(stored["reason"]) is str and stored["then"] == '["exception"]'
+
+
+def test_batch_runs_keep_their_folder_and_label_names(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path)
+    key = RunKey("mine", 10, "kdtree", True, {"leaf_size": 40}, {"q": 1})
+    assert store.path_for(key).parent == tmp_path / "mine" / "10" / "kdtree-batch"
+    assert store.log_dir("mine", 10, "kdtree", True) == tmp_path / "mine" / "10" / "logs" / "kdtree-batch"
+    assert key.label() == 'kdtree-batch {"leaf_size":40} {"q":1}'
+    assert run_name("kdtree", False) == "kdtree" and batch_suffix(False) == "" and batch_suffix(True) == "-batch"

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from annbench.analyse.frames import OPERATING_COLUMNS, operating_points
+from annbench.core.results import Status
 from annbench.datasets.encode import encoded_prefix
 
 #: Columns of the comparison table, in order.
@@ -51,7 +52,7 @@ def side_by_side(frame: pd.DataFrame, datasets: list[str], min_recall: float = 0
     """One row per (dataset, algorithm) of ``frame`` (a :func:`annbench.analyse.frames.results_frame`
     of one k and one mode), datasets in the given order, at the operating point ``min_recall``
     (NaN columns where no run reaches it)."""
-    ok = frame[frame["status"] == "ok"]
+    ok = frame[frame["status"] == Status.OK]
     parts = []
     for name in datasets:
         runs = ok[ok["dataset"] == name]

@@ -158,7 +158,7 @@ def note_algorithms(table: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
 def mixed_checksums(frame: pd.DataFrame) -> dict[str, dict[str, list[str]]]:
     """Per dataset whose successful runs were measured on more than one version of its file (content
     checksum): checksum → the algorithms with runs on it. Datasets measured on one file give no entry."""
-    ok = frame[frame["status"] == "ok"] if "status" in frame else frame
+    ok = frame[frame["status"] == Status.OK] if "status" in frame else frame
     if "dataset_checksum" not in ok or ok.empty:
         return {}
     out = {}

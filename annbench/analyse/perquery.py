@@ -16,6 +16,7 @@ import pandas as pd
 
 from annbench.analyse.difficulty import Measure, load_or_compute, subset_mask
 from annbench.core.errors import UserError
+from annbench.core.results import Status
 from annbench.datasets.format import Dataset
 from annbench.execute.evaluate import EPSILONS
 from annbench.quality import metrics as M
@@ -100,7 +101,7 @@ def per_query_frame(results_dir: str | Path | None, dataset: Dataset | str, data
     name = dataset.name if isinstance(dataset, Dataset) else dataset
     if runs is None:
         runs = results_frame(results_dir, name)
-    runs = runs[(runs["dataset"] == name) & (runs["status"] == "ok")] if len(runs) else runs
+    runs = runs[(runs["dataset"] == name) & (runs["status"] == Status.OK)] if len(runs) else runs
     if isinstance(dataset, str):
         from annbench.core import paths
 
@@ -135,7 +136,7 @@ def subset_runs(runs: pd.DataFrame, per_query: pd.DataFrame, queries: np.ndarray
     has no per-query latencies: its QPS stays the whole batch's. Runs missing from ``per_query``
     are dropped. Adds ``n_subset`` (|S|)."""
     queries = np.asarray(queries, dtype=bool)
-    ok = runs[runs["status"] == "ok"] if "status" in runs else runs
+    ok = runs[runs["status"] == Status.OK] if "status" in runs else runs
     rows = []
     by_path = dict(tuple(per_query.groupby("path", sort=False)))
     for _, run in ok.iterrows():

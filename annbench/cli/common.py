@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from annbench.core.errors import UserError
+from annbench.core.results import batch_suffix
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -140,7 +141,7 @@ def output_path(args: argparse.Namespace, results_dir: Path, dataset: str | None
                 several: bool) -> Path:
     """Where a figure goes: ``--output`` (suffixed by dataset and view when several are drawn) or
     ``<results>/<dataset>/<k>/<x>-<y>[-batch].png``."""
-    suffix = "-batch" if args.batch else ""
+    suffix = batch_suffix(args.batch)
     if args.output is None:
         folder = results_dir / dataset / str(k) if dataset else results_dir
         return folder / f"{view.x}-{view.y}{suffix}.png"

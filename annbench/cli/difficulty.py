@@ -19,6 +19,7 @@ from annbench.analyse.difficulty import (
 from annbench.cli.common import Parser, names, one_k, output_path
 from annbench.core import paths
 from annbench.core.errors import UserError
+from annbench.core.results import Status
 
 log = logging.getLogger("annbench.plot")
 
@@ -119,7 +120,7 @@ def subset_frame(frame: pd.DataFrame, args: argparse.Namespace, per_query: PerQu
     for dataset, runs in frame.groupby("dataset", sort=True):
         pq = per_query.of(str(dataset))
         mask = query_mask(pq, m, args.subset, args.quantile)
-        failed = runs[runs["status"] != "ok"]
+        failed = runs[runs["status"] != Status.OK]
         ok = subset_runs(runs, pq, mask)
         if ok["batch"].astype(bool).any():
             log.warning("%s: batch-mode runs have no per-query latencies, so their QPS is the whole batch's, not "
@@ -170,7 +171,7 @@ def has_pyarrow() -> bool:
 def _match_paths(points: pd.DataFrame, runs: pd.DataFrame) -> list[str | None]:
     """The result file of each operating point (matched on its run's identity and QPS)."""
     keys = ["algorithm", "batch", "build_params", "query_params", "qps"]
-    index = {tuple(r[c] for c in keys): r["path"] for _, r in runs[runs["status"] == "ok"].iterrows()}
+    index = {tuple(r[c] for c in keys): r["path"] for _, r in runs[runs["status"] == Status.OK].iterrows()}
     return [index.get(tuple(r[c] for c in keys)) if pd.notna(r["qps"]) else None for _, r in points.iterrows()]
 
 

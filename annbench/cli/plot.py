@@ -23,6 +23,7 @@ from annbench.cli.options import shared
 from annbench.core import paths
 from annbench.core.errors import UserError
 from annbench.core.logs import setup_logging
+from annbench.core.results import Status
 from annbench.report.plotting import (
     DEFAULT_VIEW,
     PLOT_SUFFIXES,
@@ -287,7 +288,7 @@ def neighbours(frame: pd.DataFrame, args: argparse.Namespace) -> Path:
     if dataset is None:
         raise UserError(f"--neighbours: no dataset file {datasets[0]}.hdf5 in {data_dir} with the checksum of the "
                         f"runs; give --data-dir")
-    ok = part[part["status"] == "ok"]
+    ok = part[part["status"] == Status.OK]
     if ok.empty:
         raise UserError(f"--neighbours: no successful runs for {datasets[0]} at k={k}")
     selections = load_selections(choose_runs(ok, args.at_recall))

@@ -23,7 +23,7 @@ from annbench.cli.options import shared
 from annbench.core import paths
 from annbench.core.errors import UserError
 from annbench.core.logs import setup_logging
-from annbench.core.results import Status, canonical
+from annbench.core.results import Status, batch_suffix, canonical, run_name
 from annbench.plan.grid import RunOptions, parse_warmup
 
 log = logging.getLogger("annbench.run")
@@ -144,7 +144,7 @@ def list_failures(results_dir: Path, dataset_arg: str) -> int:
     frame = results_frame(results_dir, dataset)
     failed = frame[frame["status"] == Status.ERROR] if len(frame) else frame
     skipped = frame[frame["status"] == Status.SKIPPED] if len(frame) else frame
-    for line in skip_lines((f"k={row['k']} {row['algorithm']}{'-batch' if row['batch'] else ''}", row["build_params"],
+    for line in skip_lines((f"k={row['k']} {run_name(row['algorithm'], row['batch'])}", row["build_params"],
                             row["query_params"], row["dominated_by"], row["note"]) for _, row in skipped.iterrows()):
         print(line)
     if len(skipped):
@@ -153,8 +153,8 @@ def list_failures(results_dir: Path, dataset_arg: str) -> int:
         print(f"no failed runs for dataset {dataset} in {results_dir}")
         return 0
     for _, row in failed.iterrows():
-        mode = "-batch" if row["batch"] else ""
-        print(f"k={row['k']} {row['algorithm']}{mode} build={row['build_params']} query={row['query_params']}\n"
+        print(f"k={row['k']} {run_name(row['algorithm'], row['batch'])} build={row['build_params']} "
+              f"query={row['query_params']}\n"
               f"    reason: {row.get('error', '')}\n    log:    {row.get('log_path', '') or '-'}")
     print(f"{len(failed)} failed runs (they are re-run by the next run.py invocation)")
     return 0
@@ -194,11 +194,12 @@ def summary_text(frame) -> str:  # noqa: ANN001 - a pandas DataFrame
 
 def beside_note(results: list[Any]) -> str:
     """The closing summary's line on runs measured while other children shared the machine ('' if none)."""
-    beside = [r for r in results if r.status == "ok" and int(r.attrs.get("concurrent_children", 0)) > 0]
+    beside = [r for r in results if r.status == Status.OK and int(r.attrs.get("concurrent_children", 0)) > 0]
     if not beside:
         return ""
     most = max(int(r.attrs["concurrent_children"]) for r in beside)
-    return (f"shared machine: {len(beside)} of {sum(r.status == 'ok' for r in results)} runs were built or measured "
+    measured = sum(r.status == Status.OK for r in results)
+    return (f"shared machine: {len(beside)} of {measured} runs were built or measured "
             f"while {'another child' if most == 1 else f'up to {most} other children'} ran beside them on other "
             f"cores (memory bandwidth and caches shared; attr concurrent_children): compare their latencies, "
             f"p99 above all, with runs measured alone with care")
@@ -323,8 +324,7 @@ def sweep(args: argparse.Namespace, data_dir: Path, results_dir: Path, adapter_d
              f"{memory / 2**30:.2f} GiB" if memory else "each worker's share" if client else "none",
              f"{args.parallelism} at once" if client is None else "on the Dask cluster")
     store = ResultStore(results_dir)
-    store.remove_stale_temporaries(dataset.name)
-    tasks = make_tasks(plan, dataset, store)
+    tasks = make_tasks(plan, dataset, store)  # the driver removes stale temporaries, once, as the sweep starts
     with progress_bar(sum(len(t.keys) for t in tasks), disable=args.quiet) as on_task:
         if client is None:
             results = execute(plan, dataset, store, limits, args.parallelism, on_task, tasks,
@@ -346,14 +346,14 @@ def sweep(args: argparse.Namespace, data_dir: Path, results_dir: Path, adapter_d
 
         several = len(getattr(args, "thread_counts", [args.threads])) > 1
         threads = f"-threads{args.threads}" if several else ""
-        out = store.root / dataset.name / str(args.k) / f"recall-qps{'-batch' if args.batch else ''}{threads}.png"
+        out = store.root / dataset.name / str(args.k) / f"recall-qps{batch_suffix(args.batch)}{threads}.png"
         plot_metric_pair(frame, "recall", "qps", out, f"{dataset.name} (k={args.k}{', batch' if args.batch else ''}"
                                                       f"{f', {args.threads} threads' if several else ''})",
                          x_scale=VIEWS["recall-qps"].x_scale, y_scale=VIEWS["recall-qps"].y_scale)
         print(f"plot: {out}")
     failed = [r for r in results if r.status == Status.ERROR]
     skipped = [r for r in results if r.status == Status.SKIPPED]
-    for line in skip_lines((r.key.algorithm + ("-batch" if r.key.batch else ""), canonical(r.key.build_params),
+    for line in skip_lines((run_name(r.key.algorithm, r.key.batch), canonical(r.key.build_params),
                             canonical(r.key.query_params), r.attrs["dominated_by"], r.attrs["note"]) for r in skipped):
         print(line)
     for r in failed:

@@ -29,6 +29,30 @@ STATUS_OK = Status.OK
 STATUS_ERROR = Status.ERROR
 
 
+class Reason(enum.StrEnum):
+    """The ``reason`` attr of a run stored as an error or skipped, when it is not how the run's child
+    ended: errors the parent records for a child that did not store a run carry the child's ending
+    instead (:class:`annbench.execute.task.Ended`: ``timeout``, ``memory``, ``signal`` ...). Stored as
+    its plain string value, like :class:`Status`."""
+
+    EXCEPTION = "exception"  # error: the adapter (or the child's setup) raised; its traceback is stored
+    DOMINATED = "dominated"  # skipped: an earlier exact setting dominates it (annbench.plan.early_stop)
+
+
+#: The suffix of a batch-mode run's algorithm name (folders, logs, labels, figure files).
+BATCH_SUFFIX = "-batch"
+
+
+def batch_suffix(batch: bool) -> str:
+    """``-batch`` for batch mode, ``""`` for single-query mode."""
+    return BATCH_SUFFIX if batch else ""
+
+
+def run_name(algorithm: str, batch: bool) -> str:
+    """``hnswlib`` / ``hnswlib-batch``: an algorithm in one mode, as folders, logs and labels name it."""
+    return f"{algorithm}{batch_suffix(batch)}"
+
+
 #: Version of what a stored measurement means. Bump it whenever the timing (what is inside or
 #: around a timed pass, how passes are repeated or kept) or a metric's semantics change: every
 #: result stored under another contract is then measured again instead of being reused.
@@ -117,7 +141,7 @@ class RunKey:
         return f"{readable}.{hashlib.sha1(ident.encode()).hexdigest()[:10]}.hdf5"
 
     def label(self) -> str:
-        return f"{self.algorithm}{'-batch' if self.batch else ''} {canonical(self.build_params)} {canonical(self.query_params)}"
+        return f"{run_name(self.algorithm, self.batch)} {canonical(self.build_params)} {canonical(self.query_params)}"
 
 
 @dataclass

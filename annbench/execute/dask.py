@@ -22,15 +22,17 @@ import uuid
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from annbench.core import provenance
 from annbench.core.errors import UserError
 from annbench.core.results import RunResult
 from annbench.datasets.format import Dataset
-from annbench.execute.local import TaskCallback, log_path, make_tasks, record_outcome
+from annbench.execute.driver import Finished, TaskCallback, drive
+from annbench.execute.local import log_path, make_tasks
 from annbench.execute.remote import RemoteOptions, RemoteResult, run_remote
-from annbench.execute.task import ENDED_START, ENDED_WORKER, Limits, Task, TaskOutcome
+from annbench.execute.task import Ended, Limits, Task, TaskOutcome
 from annbench.plan.grid import Plan
 from annbench.store.folder import ResultStore
 
@@ -186,69 +188,100 @@ def failed_on_worker(task: Task, error: BaseException, store: ResultStore, hostn
     path = log_path(store, task)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(message + "\n")
-    return TaskOutcome(task.task_id, ENDED_WORKER if killed else ENDED_START, message, path), {"host": host}
+    return TaskOutcome(task.task_id, Ended.WORKER if killed else Ended.START, message, path), {"host": host}
+
+
+class DaskExecutor:
+    """Tasks on the Dask cluster of ``client``: each a call of :func:`annbench.execute.remote.run_remote`
+    asking for ``threads`` units of :data:`RESOURCE`, submitted only while the cluster has a free
+    slot for it, in the order given. What a worker ships back is stored here (:func:`install`); a
+    task whose workers died, or that no worker could run, finishes as failed (:func:`failed_on_worker`)
+    with the host it was last on."""
+
+    def __init__(self, client: Any, store: ResultStore, limits: Limits, options: RemoteOptions, threads: int) -> None:
+        self._client = client
+        self._store = store
+        self._limits = limits
+        self._options = options
+        self._threads = threads
+        self._pending: deque[Task] = deque()
+        self._running: dict[Any, Task] = {}
+
+    def __enter__(self) -> DaskExecutor:
+        distributed = _import_dask()
+        self._stop = distributed.Event(f"annbench-stop-{uuid.uuid4().hex}", client=self._client)
+        self._here = provenance.machine()
+        self._hostnames = worker_hostnames(self._client)
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        return None  # the client (and its cluster) belongs to the caller
+
+    def start(self, task: Task) -> None:
+        self._pending.append(task)
+
+    def finished(self) -> Iterator[Finished]:
+        distributed = _import_dask()
+        while self._pending or self._running:
+            self._submit()
+            if not self._running:
+                time.sleep(POLL_S)  # no worker offers a slot right now: wait for one
+                continue
+            try:
+                done = distributed.wait(list(self._running), timeout=POLL_S, return_when="FIRST_COMPLETED").done
+            except TimeoutError:
+                continue
+            for future in done:
+                yield self._finish(self._running.pop(future), future)
+
+    def cancel(self) -> None:
+        with contextlib.suppress(Exception):
+            self._stop.set()
+            self._client.cancel(list(self._running))
+
+    def _submit(self) -> None:
+        """Submit queued tasks while the cluster has free benchmark slots."""
+        free = benchmark_slots(self._client, self._threads) - len(self._running)
+        while self._pending and free > 0:
+            task = self._pending.popleft()
+            relative = str(log_path(self._store, task).relative_to(self._store.root))
+            future = self._client.submit(run_remote, task, self._limits, self._options, relative, self._stop,
+                                         pure=False, key=f"annbench-{task.setting.algorithm}-{task.task_id}",
+                                         resources={RESOURCE: self._threads})
+            self._running[future] = task
+            free -= 1
+
+    def _finish(self, task: Task, future: Any) -> Finished:
+        from distributed.scheduler import KilledWorker
+
+        try:
+            remote: RemoteResult = future.result()
+            outcome, machine = install(task, remote, self._store), remote.machine
+            if machine.get("annbench_commit") != self._here["annbench_commit"]:
+                log.warning("%s ran on %s with annbench %s (here: %s)", task.label(), machine.get("host"),
+                            machine.get("annbench_commit"), self._here["annbench_commit"])
+        except Exception as e:  # KilledWorker; or annbench missing or different on the worker
+            self._hostnames |= worker_hostnames(self._client)
+            outcome, machine = failed_on_worker(task, e, self._store, self._hostnames, isinstance(e, KilledWorker))
+        return Finished(task, outcome, machine)
 
 
 def execute_dask(plan: Plan, dataset: Dataset, store: ResultStore, client: Any, limits: Limits | None = None,
                  options: RemoteOptions | None = None, on_task: TaskCallback | None = None,
                  tasks: list[Task] | None = None) -> list[RunResult]:
-    """Run every pending build setting of the plan on the cluster of ``client``; store the results
-    here (or, without ``options.ship_results``, let the workers store them in the shared folder).
+    """Run every pending build setting of the plan (or ``tasks``) on the cluster of ``client``
+    (:class:`DaskExecutor`) through the sweep's driver loop (:func:`annbench.execute.driver.drive`);
+    store the results here (or, without ``options.ship_results``, let the workers store them in the
+    shared folder).
 
     ``limits`` hold on each worker as locally (``memory_bytes`` None: each worker's fair share).
     ``on_task`` is called in this thread after each task. An interrupt stops the running
     children on the workers, cancels the rest and re-raises.
     """
-    distributed = _import_dask()
-    from distributed.scheduler import KilledWorker
-
-    limits = limits or Limits(memory_bytes=None)
-    options = options or RemoteOptions()
-    threads = plan.options.threads
+    _import_dask()
     store.root.mkdir(parents=True, exist_ok=True)
-    store.remove_stale_temporaries(plan.dataset)
-    pending = deque(make_tasks(plan, dataset, store) if tasks is None else tasks)
-    stop = distributed.Event(f"annbench-stop-{uuid.uuid4().hex}", client=client)
-    here = provenance.machine()
-    hostnames = worker_hostnames(client)
-    running: dict[Any, Task] = {}
-    results: list[RunResult] = []
-    try:
-        while pending or running:
-            free = benchmark_slots(client, threads) - len(running)
-            while pending and free > 0:
-                task = pending.popleft()
-                relative = str(log_path(store, task).relative_to(store.root))
-                future = client.submit(run_remote, task, limits, options, relative, stop, pure=False,
-                                       key=f"annbench-{task.setting.algorithm}-{task.task_id}",
-                                       resources={RESOURCE: threads})
-                running[future] = task
-                free -= 1
-            if not running:
-                time.sleep(POLL_S)  # no worker offers a slot right now: wait for one
-                continue
-            try:
-                done = distributed.wait(list(running), timeout=POLL_S, return_when="FIRST_COMPLETED").done
-            except TimeoutError:
-                continue
-            for future in done:
-                task = running.pop(future)
-                try:
-                    remote: RemoteResult = future.result()
-                    outcome, machine = install(task, remote, store), remote.machine
-                    if machine.get("annbench_commit") != here["annbench_commit"]:
-                        log.warning("%s ran on %s with annbench %s (here: %s)", task.label(), machine.get("host"),
-                                    machine.get("annbench_commit"), here["annbench_commit"])
-                except Exception as e:  # KilledWorker; or annbench missing or different on the worker
-                    hostnames |= worker_hostnames(client)
-                    outcome, machine = failed_on_worker(task, e, store, hostnames, isinstance(e, KilledWorker))
-                recorded = record_outcome(task, outcome, store, machine)
-                results += recorded
-                if on_task is not None:
-                    on_task(task, outcome, recorded)
-    except BaseException:
-        with contextlib.suppress(Exception):
-            stop.set()
-            client.cancel(list(running))
-        raise
-    return results
+    executor = DaskExecutor(client, store, limits or Limits(memory_bytes=None), options or RemoteOptions(),
+                            plan.options.threads)
+    todo = make_tasks(plan, dataset, store) if tasks is None else tasks
+    return drive(executor, todo, store, plan.dataset, on_task)

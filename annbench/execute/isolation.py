@@ -35,17 +35,7 @@ from annbench.core.errors import UserError
 from annbench.core.paths import PROJECT_ROOT
 from annbench.core.threads import THREAD_ENV_VARS
 from annbench.execute.occupancy import SlotRef
-from annbench.execute.task import (
-    ENDED_EXIT,
-    ENDED_MEMORY,
-    ENDED_OK,
-    ENDED_SIGNAL,
-    ENDED_START,
-    ENDED_TIMEOUT,
-    Limits,
-    Task,
-    TaskOutcome,
-)
+from annbench.execute.task import Ended, Limits, Task, TaskOutcome
 
 #: Seconds between two checks of a child's clock and resident memory.
 POLL_S = 0.02
@@ -176,7 +166,7 @@ class Held:
     """How :func:`hold` ended: the exit code, ``(reason, message)`` if the parent killed the child, the peak RSS."""
 
     code: int | None
-    killed: tuple[str, str] | None
+    killed: tuple[Ended, str] | None
     peak_rss_bytes: int
 
 
@@ -185,18 +175,18 @@ def hold(child: Child, limits: Limits, start: float, cancel: threading.Event | N
     the one waiting loop of every child, cold or forked. Never leaves the child running: an exception
     in this thread (e.g. KeyboardInterrupt) kills it before it propagates."""
     peak = 0
-    killed: tuple[str, str] | None = None
+    killed: tuple[Ended, str] | None = None
     code: int | None = None
     try:
         while (code := child.wait(POLL_S)) is None:
             rss = resident_bytes(child.pid) or 0
             peak = max(peak, rss)
             if limits.memory_bytes and rss > limits.memory_bytes:
-                killed = (ENDED_MEMORY, f"memory cap: resident memory {rss / 2**20:.0f} MiB exceeded the limit "
+                killed = (Ended.MEMORY, f"memory cap: resident memory {rss / 2**20:.0f} MiB exceeded the limit "
                                         f"of {limits.memory_bytes / 2**20:.0f} MiB; killed")
                 child.kill()
             elif limits.timeout_s is not None and time.monotonic() - start > limits.timeout_s:
-                killed = (ENDED_TIMEOUT, f"timeout: still running after {limits.timeout_s:g} s; killed "
+                killed = (Ended.TIMEOUT, f"timeout: still running after {limits.timeout_s:g} s; killed "
                                          f"(stacks at the end of the log)")
                 try:
                     os.kill(child.pid, signal.SIGUSR1)  # faulthandler: dump the stacks
@@ -205,7 +195,7 @@ def hold(child: Child, limits: Limits, start: float, cancel: threading.Event | N
                     pass
                 child.kill()
             elif cancel is not None and cancel.is_set():
-                killed = (ENDED_SIGNAL, "cancelled: the sweep was interrupted")
+                killed = (Ended.SIGNAL, "cancelled: the sweep was interrupted")
                 child.kill()
             if killed:
                 while (code := child.wait(POLL_S)) is None:
@@ -271,23 +261,23 @@ def run_task_isolated(task: Task, limits: Limits, log_path: Path, cancel: thread
     log_path.parent.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
 
-    def outcome(reason: str, message: str, code: int | None = None, peak: int = 0) -> TaskOutcome:
+    def outcome(reason: Ended, message: str, code: int | None = None, peak: int = 0) -> TaskOutcome:
         return TaskOutcome(task.task_id, reason, message, log_path, code, time.monotonic() - start, peak,
-                           "" if reason == ENDED_OK else _tail(log_path))
+                           "" if reason == Ended.OK else _tail(log_path))
 
     child = launcher.launch(task, limits, log_path, beside) if launcher is not None else None
     if child is None:
         try:
             child = start_cold(task, limits, log_path, beside)
         except OSError as e:
-            return outcome(ENDED_START, f"could not start the child: {e}")
+            return outcome(Ended.START, f"could not start the child: {e}")
     held = hold(child, limits, start, cancel)
     code = held.code
     if held.killed:
         return outcome(held.killed[0], held.killed[1], code, held.peak_rss_bytes)
     if code == 0:
-        return outcome(ENDED_OK, "finished", code, held.peak_rss_bytes)
+        return outcome(Ended.OK, "finished", code, held.peak_rss_bytes)
     if code is not None and code < 0:
-        return outcome(ENDED_SIGNAL, f"crash: the child was killed by {_signal_name(-code)}", code,
+        return outcome(Ended.SIGNAL, f"crash: the child was killed by {_signal_name(-code)}", code,
                        held.peak_rss_bytes)
-    return outcome(ENDED_EXIT, f"the child exited with code {code}", code, held.peak_rss_bytes)
+    return outcome(Ended.EXIT, f"the child exited with code {code}", code, held.peak_rss_bytes)

@@ -17,18 +17,18 @@ import time
 import traceback
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from enum import Enum
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from annbench.backends.adapter import Adapter
 from annbench.backends.discovery import load_adapter
 from annbench.core import provenance
 from annbench.core.results import (
-    STATUS_ERROR,
-    STATUS_OK,
+    Reason,
     RunKey,
     RunResult,
     Status,
@@ -38,6 +38,7 @@ from annbench.core.results import (
 )
 from annbench.core.threads import limited_threads
 from annbench.datasets.format import Dataset
+from annbench.execute.driver import Finished, TaskCallback, drive
 from annbench.execute.evaluate import quality, speed
 from annbench.execute.forkserver import WarmKey, WarmParents
 from annbench.execute.isolation import core_slots, run_task_isolated
@@ -92,7 +93,7 @@ def flag_exact_violation(result: RunResult, exact: bool) -> bool:
     """Mark a successful run of an adapter that claims ``exact = True`` but scored recall < 1.0 with
     the attr ``exact_violation`` (a wrong answer from an exact method: the library, the adapter or the
     ground truth is broken). Returns whether it was marked."""
-    violated = exact and result.status == STATUS_OK and float(result.metrics.get("recall", 1.0)) < 1.0
+    violated = exact and result.status == Status.OK and float(result.metrics.get("recall", 1.0)) < 1.0
     if violated:
         result.attrs["exact_violation"] = True
         log.warning("%s: the adapter says exact = True but recall is %.4f < 1.0", result.key.label(),
@@ -102,8 +103,8 @@ def flag_exact_violation(result: RunResult, exact: bool) -> bool:
 
 def _error(key: RunKey, stage: str, exc: BaseException, attrs: dict[str, Any]) -> RunResult:
     message = f"{stage}: {type(exc).__name__}: {exc}"
-    return RunResult(key, STATUS_ERROR, error=" ".join(message.split()),
-                     attrs={**attrs, "reason": "exception", "traceback": traceback.format_exc()})
+    return RunResult(key, Status.ERROR, error=" ".join(message.split()),
+                     attrs={**attrs, "reason": Reason.EXCEPTION, "traceback": traceback.format_exc()})
 
 
 class IndexSize(str, Enum):
@@ -152,7 +153,7 @@ def run_build_setting(plan: Plan, dataset: Dataset, setting: BuildSetting, store
         flag_exact_violation(r, adapter_cls.exact)
         store.write(r)
         results.append(r)
-        if r.status == STATUS_OK:
+        if r.status == Status.OK:
             log.info("%s: recall=%.4f qps=%.1f", r.key.label(), r.metrics["recall"], r.metrics["qps"])
         elif r.status == Status.SKIPPED:
             log.info("%s: skipped, %s", r.key.label(), r.attrs["note"])
@@ -190,7 +191,7 @@ def run_build_setting(plan: Plan, dataset: Dataset, setting: BuildSetting, store
                 store_result(_error(key, "query", e, {**run_attrs, **build}))
                 continue
             store_result(RunResult(
-                key, STATUS_OK, metrics={**scores, **speed(m), **build},
+                key, Status.OK, metrics={**scores, **speed(m), **build},
                 attrs={**run_attrs, "best_pass": m.best_pass, "repeats": m.repeats, "stats": stats,
                        "warmup_queries": m.warm_up.queries, "warmup_s": m.warm_up.elapsed_ns * 1e-9},
                 neighbors=m.neighbors.astype("int32"), distances=found_d.astype("float32"),
@@ -201,7 +202,7 @@ def run_build_setting(plan: Plan, dataset: Dataset, setting: BuildSetting, store
     if status is IndexSize.FAILED:
         log.error("%s %s: index size not measured: %s", setting.algorithm, setting.build_params, error)
     for r in results:  # every run of this build, now with the size of the index it searched
-        (r.metrics if r.status == STATUS_OK else r.attrs)["index_bytes"] = index_bytes
+        (r.metrics if r.status == Status.OK else r.attrs)["index_bytes"] = index_bytes
         r.attrs["index_bytes_status"] = status.value
         if error:
             r.attrs["index_bytes_error"] = error
@@ -230,94 +231,90 @@ def log_path(store: ResultStore, task: Task) -> Path:
     return store.log_dir(task.dataset, o.k, task.setting.algorithm, o.batch) / task.log_name()
 
 
-def record_outcome(task: Task, outcome: TaskOutcome, store: ResultStore,
-                   machine: dict[str, str] | None = None) -> list[RunResult]:
-    """The task's runs as stored: those the child finished as it stored them (arrays left on
-    disk), every other one stored now as an error with the child's reason and log.
-
-    ``machine``: provenance of the host the child ran on (default: this one's), recorded with
-    those errors."""
-    machine = provenance.machine() if machine is None else machine
-    results = []
-    for key in task.keys:
-        attrs = store.attrs_of(key)
-        if attrs is not None and attrs.get("task_id") == task.task_id:
-            metrics = {m: attrs[m] for m in ("recall", "qps") if m in attrs}
-            results.append(RunResult(key, attrs["status"], error=attrs.get("error", ""), metrics=metrics, attrs=attrs))
-            continue
-        message = outcome.message if not outcome.ok else "the child ended without storing this run"
-        result = RunResult(key, STATUS_ERROR, error=message, attrs={
-            "task_id": task.task_id, "reason": outcome.reason, "log_path": str(outcome.log_path),
-            "exit_code": -1 if outcome.exit_code is None else outcome.exit_code, "elapsed_s": outcome.elapsed_s,
-            "peak_rss_bytes": outcome.peak_rss_bytes, "traceback": outcome.log_tail,
-            "dataset_checksum": task.dataset_checksum, **measurement_attrs(task.options, task.dataset_checksum),
-            "timestamp": provenance.timestamp(), **machine})
-        store.write(result)
-        log.error("%s: %s (log: %s)", key.label(), message, outcome.log_path)
-        results.append(result)
-    return results
-
-
-TaskCallback = Callable[[Task, TaskOutcome, list[RunResult]], None]
-
-
 def warm_parent_log(store: ResultStore, key: WarmKey, task: Task) -> Path:
     """``<results>/<dataset>/<k>/logs/<algorithm>[-batch]/warm-parent.threads=<T>.log``: a fork server's log."""
     o = task.options
     return store.log_dir(task.dataset, o.k, key.algorithm, o.batch) / f"warm-parent.threads={key.threads}.log"
 
 
-def execute(plan: Plan, dataset: Dataset, store: ResultStore, limits: Limits | None = None, parallelism: int = 1,
-            on_task: TaskCallback | None = None, tasks: list[Task] | None = None, warm: bool = True) -> list[RunResult]:
-    """Run every pending build setting of the plan, each in its own child process, up to
-    ``parallelism`` at once, each child pinned to its own ``plan.options.threads`` cores.
+class LocalExecutor:
+    """Tasks in child processes on this machine, up to ``parallelism`` at once, each child pinned to
+    its own ``threads`` cores (:func:`annbench.execute.isolation.core_slots`) and held to ``limits``.
 
     ``warm``: children are forked by one warm parent per algorithm (:mod:`annbench.execute.forkserver`;
     fresh interpreters for adapters that are not ``fork_safe``), shut down when the sweep ends;
-    False: every child is a fresh interpreter.
+    False: every child is a fresh interpreter. Tasks start in the order they are given, each on the
+    first free slot; who ran beside whom is counted per slot (:mod:`annbench.execute.occupancy`).
+    """
+
+    def __init__(self, store: ResultStore, limits: Limits, parallelism: int, threads: int, warm: bool = True) -> None:
+        self._store = store
+        self._limits = limits
+        self._parallelism = parallelism
+        self._warm = warm
+        self._slots: queue.Queue[tuple[int, tuple[int, ...]]] = queue.Queue()
+        for i, cores in enumerate(core_slots(parallelism, threads)):
+            self._slots.put((i, cores))
+        self._cancel = threading.Event()
+        self._running: dict[Future[TaskOutcome], Task] = {}
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self) -> LocalExecutor:
+        # The pool's threads start the fork servers, whose PR_SET_PDEATHSIG follows the starting thread:
+        # the servers are shut down (entered after the pool, so left before it) before the pool's threads end.
+        with contextlib.ExitStack() as stack:
+            self._pool = stack.enter_context(
+                ThreadPoolExecutor(max_workers=self._parallelism, thread_name_prefix="annbench-task"))
+            self._parents = stack.enter_context(
+                WarmParents(lambda key, task: warm_parent_log(self._store, key, task), enabled=self._warm))
+            self._occupancy = stack.enter_context(contextlib.closing(Occupancy(self._parallelism)))
+            self._stack = stack.pop_all()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self._stack.__exit__(kind, error, traceback)
+
+    def start(self, task: Task) -> None:
+        self._running[self._pool.submit(self._run, task)] = task
+
+    def finished(self) -> Iterator[Finished]:
+        while self._running:
+            done, _ = wait(self._running, return_when=FIRST_COMPLETED)
+            for future in done:
+                task = self._running.pop(future)
+                yield Finished(task, future.result())
+
+    def cancel(self) -> None:
+        self._cancel.set()
+        for future in self._running:
+            future.cancel()
+
+    def _run(self, task: Task) -> TaskOutcome:
+        """One task in a pool thread: wait for a free slot, run the child on its cores, free the slot."""
+        slot, cores = self._slots.get()
+        self._occupancy.mark(slot)  # busy from the warm-up (if this task starts a warm parent) to the child's end
+        try:
+            log.info("%s: starting on cores %s, %d runs", task.label(), ",".join(map(str, cores)), len(task.keys))
+            limits = self._limits
+            pinned = Limits(limits.timeout_s, limits.memory_bytes, limits.cpus or cores)
+            launcher = self._parents.launcher(task, pinned, self._cancel)
+            return run_task_isolated(task, pinned, log_path(self._store, task), self._cancel, launcher,
+                                     self._occupancy.ref(slot))
+        finally:
+            self._occupancy.mark(slot)
+            self._slots.put((slot, cores))
+
+
+def execute(plan: Plan, dataset: Dataset, store: ResultStore, limits: Limits | None = None, parallelism: int = 1,
+            on_task: TaskCallback | None = None, tasks: list[Task] | None = None, warm: bool = True) -> list[RunResult]:
+    """Run every pending build setting of the plan (or ``tasks``), each in its own child process, up to
+    ``parallelism`` at once (:class:`LocalExecutor`), through the sweep's driver loop
+    (:func:`annbench.execute.driver.drive`).
 
     ``on_task`` is called in this thread after each task with the runs it recorded. A failing
     child never stops the sweep; an interrupt (Ctrl-C) kills the running children and re-raises.
     """
-    limits = limits or Limits()
-    slots: queue.Queue[tuple[int, tuple[int, ...]]] = queue.Queue()
-    for i, cores in enumerate(core_slots(parallelism, plan.options.threads)):
-        slots.put((i, cores))
-    store.remove_stale_temporaries(plan.dataset)
+    executor = LocalExecutor(store, limits or Limits(), parallelism, plan.options.threads, warm)
     todo = make_tasks(plan, dataset, store) if tasks is None else tasks
-    cancel = threading.Event()
-
-    def run(task: Task) -> TaskOutcome:
-        slot, cores = slots.get()
-        occupancy.mark(slot)  # busy from the warm-up (if this task starts a warm parent) to the child's end
-        try:
-            log.info("%s: starting on cores %s, %d runs", task.label(), ",".join(map(str, cores)), len(task.keys))
-            pinned = Limits(limits.timeout_s, limits.memory_bytes, limits.cpus or cores)
-            launcher = parents.launcher(task, pinned, cancel)
-            return run_task_isolated(task, pinned, log_path(store, task), cancel, launcher, occupancy.ref(slot))
-        finally:
-            occupancy.mark(slot)
-            slots.put((slot, cores))
-
-    results: list[RunResult] = []
-    # The pool's threads start the fork servers, whose PR_SET_PDEATHSIG follows the starting thread:
-    # the servers are shut down (inner block) before the pool's threads end.
-    with ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="annbench-task") as pool, \
-            WarmParents(lambda key, task: warm_parent_log(store, key, task), enabled=warm) as parents, \
-            contextlib.closing(Occupancy(parallelism)) as occupancy:
-        running: dict[Future[TaskOutcome], Task] = {pool.submit(run, t): t for t in todo}
-        try:
-            while running:
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
-                    task = running.pop(future)
-                    recorded = record_outcome(task, future.result(), store)
-                    results += recorded
-                    if on_task is not None:
-                        on_task(task, future.result(), recorded)
-        except BaseException:
-            cancel.set()
-            for future in running:
-                future.cancel()
-            raise
-    return results
+    return drive(executor, todo, store, plan.dataset, on_task)

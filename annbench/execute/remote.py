@@ -40,7 +40,7 @@ from annbench.execute.isolation import (
     available_memory,
     run_task_isolated,
 )
-from annbench.execute.task import ENDED_START, Limits, Task, TaskOutcome
+from annbench.execute.task import Ended, Limits, Task, TaskOutcome
 from annbench.store.folder import ResultStore, process_alive, read_result
 
 log = logging.getLogger(__name__)
@@ -216,7 +216,7 @@ def remove_dead_scratch() -> None:
 
 
 def _failed(task: Task, log_path: Path, message: str, machine: dict[str, str]) -> RemoteResult:
-    return RemoteResult(TaskOutcome(task.task_id, ENDED_START, message, log_path), machine)
+    return RemoteResult(TaskOutcome(task.task_id, Ended.START, message, log_path), machine)
 
 
 def run_remote(task: Task, limits: Limits, options: RemoteOptions, log_relpath: str,

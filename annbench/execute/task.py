@@ -7,21 +7,26 @@ child ended. The same three travel unchanged to a local child process or to a re
 
 from __future__ import annotations
 
+import enum
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from annbench.core.results import RunKey, canonical
+from annbench.core.results import RunKey, canonical, run_name
 from annbench.plan.grid import BuildSetting, RunOptions
 
-#: How a child ended (``TaskOutcome.reason``).
-ENDED_OK = "ok"              # exit code 0; the child stored every run itself
-ENDED_EXIT = "exit"          # non-zero exit code
-ENDED_SIGNAL = "signal"      # killed by a signal it did not ask for (segfault, abort, OOM killer, ...)
-ENDED_TIMEOUT = "timeout"    # ran past Limits.timeout_s; killed by the parent
-ENDED_MEMORY = "memory"      # resident memory above Limits.memory_bytes; killed by the parent
-ENDED_START = "start"        # the child could not be started
-ENDED_WORKER = "worker"      # the (Dask) worker running the child died, on every attempt
+
+class Ended(enum.StrEnum):
+    """How a child ended (``TaskOutcome.reason``); the ``reason`` attr, as its plain string value, of
+    each run the parent records as failed because the child did not store it."""
+
+    OK = "ok"            # exit code 0; the child stored every run itself
+    EXIT = "exit"        # non-zero exit code
+    SIGNAL = "signal"    # killed by a signal it did not ask for (segfault, abort, OOM killer, ...)
+    TIMEOUT = "timeout"  # ran past Limits.timeout_s; killed by the parent
+    MEMORY = "memory"    # resident memory above Limits.memory_bytes; killed by the parent
+    START = "start"      # the child could not be started
+    WORKER = "worker"    # the (Dask) worker running the child died, on every attempt
 
 
 @dataclass(frozen=True)
@@ -44,7 +49,7 @@ class Task:
     results_root: Path
 
     def label(self) -> str:
-        return f"{self.setting.algorithm}{'-batch' if self.options.batch else ''} {canonical(self.setting.build_params)}"
+        return f"{run_name(self.setting.algorithm, self.options.batch)} {canonical(self.setting.build_params)}"
 
     def log_name(self) -> str:
         """File name of this build setting's log: readable parameters and a stable hash."""
@@ -65,10 +70,10 @@ class Limits:
 
 @dataclass(frozen=True)
 class TaskOutcome:
-    """How one child ended: ``reason`` is one of the ``ENDED_*`` names, ``message`` says it in words."""
+    """How one child ended: ``reason`` how (:class:`Ended`), ``message`` says it in words."""
 
     task_id: str
-    reason: str
+    reason: Ended
     message: str
     log_path: Path
     exit_code: int | None = None
@@ -78,4 +83,4 @@ class TaskOutcome:
 
     @property
     def ok(self) -> bool:
-        return self.reason == ENDED_OK
+        return self.reason == Ended.OK

@@ -93,7 +93,7 @@ def run_task(task: Any, log_path: Path | None = None, beside: Any = None) -> lis
     dataset file changed since the parent checked it) is stored as an error for every run of
     the task, with its traceback, and re-raised.
     """
-    from annbench.core.results import STATUS_ERROR, RunResult
+    from annbench.core.results import Reason, RunResult, Status
     from annbench.datasets.format import load_dataset
     from annbench.execute.local import run_build_setting
     from annbench.plan.grid import Plan
@@ -120,8 +120,8 @@ def run_task(task: Any, log_path: Path | None = None, beside: Any = None) -> lis
         for key in task.keys:
             if (store.attrs_of(key) or {}).get("task_id") == task.task_id:
                 continue  # stored by this attempt before the failure
-            store.write(RunResult(key, STATUS_ERROR, error=message,
-                                  attrs={**extra, "reason": "exception", "traceback": traceback.format_exc()}))
+            store.write(RunResult(key, Status.ERROR, error=message,
+                                  attrs={**extra, "reason": Reason.EXCEPTION, "traceback": traceback.format_exc()}))
         raise
 
 

@@ -17,11 +17,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from annbench.core.results import Params, RunKey, RunResult, Status, canonical
+from annbench.core.results import Params, Reason, RunKey, RunResult, Status, canonical
 from annbench.store.folder import ResultStore
-
-#: The ``reason`` attr of a skipped run (errors have ``exception``, ``timeout``, ...).
-REASON_DOMINATED = "dominated"
 
 #: Quality metrics that must all be 1.0 for a run to count as exact.
 EXACT_METRICS = ("recall", "id_recall")
@@ -58,7 +55,7 @@ def describe(setting: Params) -> str:
 
 def skipped(key: RunKey, by: Params, attrs: Mapping[str, Any]) -> RunResult:
     """The stored record of a run skipped because the setting ``by`` of its build was exact."""
-    return RunResult(key, Status.SKIPPED, attrs={**attrs, "reason": REASON_DOMINATED, "dominated_by": canonical(by),
+    return RunResult(key, Status.SKIPPED, attrs={**attrs, "reason": Reason.DOMINATED, "dominated_by": canonical(by),
                                                  "note": f"dominated: recall 1.0 reached at {describe(by)}"})
 
 
@@ -80,6 +77,6 @@ def standing_skips(store: ResultStore, keys: Sequence[RunKey], done: Sequence[bo
     exact = [k.query_params for k, a, d in zip(keys, attrs, done)
              if d and a.get("status") == Status.OK and is_exact(a)]
     settings = [k.query_params for k in keys]
-    return [a.get("status") == Status.SKIPPED and a.get("reason") == REASON_DOMINATED
+    return [a.get("status") == Status.SKIPPED and a.get("reason") == Reason.DOMINATED
             and dominated_by(settings, k.query_params, exact) is not None for k, a in zip(keys, attrs)]
 

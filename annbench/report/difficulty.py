@@ -12,6 +12,7 @@ import pandas as pd
 
 from annbench.analyse.frames import OPERATING_COLUMNS, operating_points
 from annbench.core.errors import UserError
+from annbench.core.results import Status
 from annbench.report.tables import to_html
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ def difficulty_section(out: Path, d: str, name: str, frame: pd.DataFrame, data_d
         plot_recall_by_difficulty,
     )
 
-    ok = frame[frame["status"] == "ok"]
+    ok = frame[frame["status"] == Status.OK]
     if data_dir is None or ok.empty:
         return ""
     try:

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from annbench.analyse.difficulty import Difficulty
+from annbench.core.results import Status
 from annbench.report.plotting import plain_text, styles
 
 
@@ -94,7 +95,7 @@ def scaling_table(frame: pd.DataFrame, at_recall: float) -> pd.DataFrame:
     from annbench.analyse.frames import operating_points
 
     rows = []
-    ok = frame[frame["status"] == "ok"]
+    ok = frame[frame["status"] == Status.OK]
     for threads, part in ok.groupby("threads", sort=True):
         points = operating_points(part, levels=(at_recall,))
         points.insert(2, "threads", int(threads))

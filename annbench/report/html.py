@@ -149,7 +149,7 @@ class Part:
 
     @property
     def ok(self) -> pd.DataFrame:
-        return self.frame[self.frame["status"] == "ok"]
+        return self.frame[self.frame["status"] == Status.OK]
 
 
 class Writer:
@@ -207,14 +207,14 @@ class Writer:
     def algorithm(self, part: Part, algorithm: str, runs: pd.DataFrame, page: str) -> None:
         d, name, k, mode = part.folder, part.dataset, part.k, part.mode
         sweep = _columns(runs, SWEEP_COLUMNS).copy()
-        sweep["pass qps"] = [", ".join(f"{v:.4g}" for v in pass_qps(p, int(n))) if s == "ok" else ""
+        sweep["pass qps"] = [", ".join(f"{v:.4g}" for v in pass_qps(p, int(n))) if s == Status.OK else ""
                              for p, n, s in zip(runs["path"], runs["n_queries"].fillna(0), runs["status"])]
         if "error" in runs:
             sweep["error"] = runs["error"]
         if "note" in runs:
             sweep["note"] = runs["note"]
         body = [f"<p>Dataset {html.escape(name)}, k = {k}, {mode}-query mode: {len(runs)} runs.</p>"]
-        ok = runs[runs["status"] == "ok"]
+        ok = runs[runs["status"] == Status.OK]
         charts = _has(ok, "recall") and _has(ok, "qps")
         if charts:
             rel = page.replace(".html", ".svg")
@@ -271,7 +271,7 @@ def algorithms_section(writer: Writer, part: Part) -> str:
     for algorithm, runs in part.frame.groupby("algorithm", sort=True):
         page = f"{part.tag}-{slug(str(algorithm))}.html"
         writer.algorithm(part, str(algorithm), runs, page)
-        good = runs[runs["status"] == "ok"]
+        good = runs[runs["status"] == Status.OK]
         summary.append({"algorithm": algorithm, "runs": len(runs),
                         "failed": int((runs["status"] == Status.ERROR).sum()),
                         "skipped": int((runs["status"] == Status.SKIPPED).sum()),
@@ -326,7 +326,7 @@ SECTIONS: tuple[Callable[[Writer, Part], str], ...] = (charts_section, operating
 def ranks_section(frame: pd.DataFrame) -> str:
     """Ranks across datasets, per k and mode that several datasets share (index page)."""
     out = []
-    ok = frame[frame["status"] == "ok"]
+    ok = frame[frame["status"] == Status.OK]
     for (k, batch), part in ok.groupby(["k", "batch"], sort=True):
         if part["dataset"].nunique() < 2:
             continue

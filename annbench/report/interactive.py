@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from annbench.analyse.frames import higher_is_better, pareto_frame
+from annbench.core.results import Status
 from annbench.report.plotting import (
     LABELS,
     MARKERS,
@@ -129,7 +130,7 @@ def chart_spec(frame: pd.DataFrame) -> dict[str, Any]:
     metrics also on the nines scale) and hover text; per curve its colour, marker, dash and runs;
     per metric pair the Pareto-optimal runs of each curve (:func:`annbench.analyse.frames.pareto_frame`).
     ``frame``: one dataset, one k (the caller filters)."""
-    ok = frame[frame["status"] == "ok"] if "status" in frame else frame
+    ok = frame[frame["status"] == Status.OK] if "status" in frame else frame
     ok = ok.reset_index(drop=True)
     xs = [m for m in QUALITY if m in ok and np.isfinite(_column(ok, m)).any()]
     ys = [m for m in Y_METRICS if m in ok and np.isfinite(_column(ok, m)).any()]

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from annbench.core.results import Status
 from annbench.datasets.format import Dataset
 from annbench.quality.distances import distances_to_ids
 from annbench.quality.metrics import RECALL_EPSILON
@@ -34,7 +35,7 @@ class Selection:
 def choose_runs(frame: pd.DataFrame, min_recall: float = 0.9) -> pd.DataFrame:
     """Per algorithm (and batch mode): its fastest successful run with recall >= ``min_recall``,
     or its most accurate run when none reaches it."""
-    ok = frame[frame["status"] == "ok"]
+    ok = frame[frame["status"] == Status.OK]
     rows = []
     for _, group in ok.groupby(["algorithm", "batch"], sort=True):
         reached = group[group["recall"] >= min_recall]

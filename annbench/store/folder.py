@@ -20,11 +20,12 @@ import h5py
 import numpy as np
 
 from annbench.core.results import (
-    STATUS_OK,
     RunKey,
     RunResult,
+    Status,
     canonical,
     measurement_changes,
+    run_name,
 )
 
 log = logging.getLogger(__name__)
@@ -57,11 +58,11 @@ class ResultStore:
         self.root = Path(root)
 
     def run_dir(self, dataset: str, k: int, algorithm: str, batch: bool) -> Path:
-        return self.root / dataset / str(k) / f"{algorithm}{'-batch' if batch else ''}"
+        return self.root / dataset / str(k) / run_name(algorithm, batch)
 
     def log_dir(self, dataset: str, k: int, algorithm: str, batch: bool) -> Path:
         """Where the child logs of one algorithm live: ``<dataset>/<k>/logs/<algorithm>[-batch]``."""
-        return self.root / dataset / str(k) / "logs" / f"{algorithm}{'-batch' if batch else ''}"
+        return self.root / dataset / str(k) / "logs" / run_name(algorithm, batch)
 
     def remove_stale_temporaries(self, dataset: str | None = None) -> int:
         """Delete temporary files left by writers that no longer run (a killed sweep); their count."""
@@ -93,7 +94,7 @@ class ResultStore:
         except (OSError, KeyError, ValueError) as e:
             log.warning("result %s is unreadable (%s); it will be run again", path, e)
             return Stored(StoredState.UNREADABLE, str(e))
-        if attrs.get("status") != STATUS_OK:
+        if attrs.get("status") != Status.OK:
             return Stored(StoredState.FAILED, str(attrs.get("error", "")))
         try:
             identity = json.loads(attrs["measurement"])
@@ -172,6 +173,8 @@ def result_attrs(result: RunResult) -> dict[str, Any]:
         "status": str(result.status), "error": result.error,
     }
     for name, value in {**result.attrs, **result.metrics}.items():
+        if isinstance(value, enum.Enum):  # Status, Reason, Ended ...: stored as their plain values
+            value = value.value
         attrs[name] = json.dumps(value, sort_keys=True) if isinstance(value, (dict, list, tuple)) else value
     return attrs
 

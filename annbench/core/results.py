@@ -25,8 +25,6 @@ class Status(enum.StrEnum):
     SKIPPED = "skipped"  # not measured: dominated by an earlier setting (see annbench.plan.early_stop)
 
 
-STATUS_OK = Status.OK
-STATUS_ERROR = Status.ERROR
 
 
 class Reason(enum.StrEnum):

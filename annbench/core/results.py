@@ -25,8 +25,6 @@ class Status(enum.StrEnum):
     SKIPPED = "skipped"  # not measured: dominated by an earlier setting (see annbench.plan.early_stop)
 
 
-
-
 class Reason(enum.StrEnum):
     """The ``reason`` attr of a run stored as an error or skipped, when it is not how the run's child
     ended: errors the parent records for a child that did not store a run carry the child's ending

@@ -3,30 +3,53 @@
 An adapter is one small class wrapping one library's own API::
 
     class Annoy(Adapter):
-        metrics = ("euclidean", "angular")
+        '''``AnnoyIndex``: a forest of random-projection trees.
+
+        Parameters:
+            n_trees: trees built (build time, memory vs recall)
+            search_k: tree nodes inspected per query
+        '''
+
+        native_metrics = {"euclidean": "euclidean", "angular": "angular", "ip": "dot"}
         libraries = ("annoy",)
 
         def __init__(self, metric: str, n_trees: int, threads: int = 1): ...   # build params
-        def fit(self, X): ...
+        def fit(self, X): ...               # AnnoyIndex(d, self.metric_name) ...
         def set_query_params(self, search_k: int = -1): ...                   # query params
         def query(self, q, k): ...
 
-Build parameters are the keyword parameters of ``__init__`` (besides ``metric`` and
-``threads``), query parameters those of ``set_query_params``; their annotations (``int``,
-``float``, ``str``, ``bool``, ``Literal[...]``, ``X | None``) are what configs are
-validated against. Constructors only record parameters; ``fit`` does the work. Arrays
-handed to an adapter are read-only: an adapter that needs to change them copies them.
+``native_metrics`` maps every annbench metric the adapter supports to the library's own name
+for it; the base checks the metric in ``__init__`` and gives the library's name as
+``self.metric_name``, and ``metrics`` is the read-only tuple of its keys. Build parameters are
+the keyword parameters of ``__init__`` (besides ``metric`` and ``threads``), query parameters
+those of ``set_query_params``; their annotations (``int``, ``float``, ``str``, ``bool``,
+``Literal[...]``, ``X | None``) are what configs are validated against, and the ``Parameters:``
+section of the class docstring (one ``name: what it does`` line each, found along the class's
+bases) describes them in ``run.py --list-algorithms --markdown``. Constructors only record
+parameters; ``fit`` does the work. Arrays handed to an adapter are read-only: an adapter that
+needs to change them copies them.
+
+Unit-norm data: an adapter whose library has no cosine space declares the metrics it serves on
+unit-norm rows, ``normalize_for = ("angular",)``. Under those metrics its ``fit`` is given a
+unit-norm copy of the train rows and, if it sets ``normalize_queries = True``, its ``query`` and
+``batch_query`` unit-norm copies of the queries; under every metric its ``fit`` gets a read-only,
+C-contiguous float32 ``X``. The copies are made inside the call, so inside its timed region.
 """
 
 from __future__ import annotations
 
 import abc
+import functools
 import inspect
 import typing
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 import numpy as np
+
+from annbench.quality.distances import METRICS, normalized
 
 #: ``__init__`` parameters that are not build parameters.
 RESERVED = ("self", "metric", "threads")
@@ -39,11 +62,75 @@ def at_least(minimum: int, **params: int) -> None:
             raise ValueError(f"{name}={value}; valid: an int >= {minimum}")
 
 
-class Adapter(abc.ABC):
+#: The methods given prepared arrays under ``normalize_for`` (train rows; queries).
+_PREPARED_DATA = ("fit",)
+_PREPARED_QUERIES = ("query", "batch_query")
+
+
+def _preparing(method: Callable[..., Any], queries: bool) -> Callable[..., Any]:
+    """``method`` given ``self._prepared(array)`` in place of its first argument: always for the train
+    rows, for queries only under a unit-norm metric. Calls from within one (``super().fit(X)``, an
+    override calling the library's method) pass the prepared array on as it is."""
+
+    @functools.wraps(method)
+    def prepared(self: Adapter, a: np.ndarray, *args: Any, **kwargs: Any) -> Any:
+        if (queries and not self._unit_norm_queries) or self._preparing:
+            return method(self, a, *args, **kwargs)
+        self._preparing = True
+        try:
+            return method(self, self._prepared(a), *args, **kwargs)
+        finally:
+            self._preparing = False
+
+    prepared.prepares = True  # type: ignore[attr-defined]
+    return prepared
+
+
+class AdapterType(abc.ABCMeta):
+    """The adapters' metaclass: freezes ``native_metrics``, derives the read-only ``metrics`` from
+    it, checks the declarations, and hands prepared arrays to adapters that declare ``normalize_for``."""
+
+    def __new__(mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any], **kwargs: Any) -> AdapterType:
+        if isinstance(namespace.get("metrics"), (tuple, list)):  # the declaration of old: names are the library's
+            if "native_metrics" in namespace:
+                raise TypeError(f"{name} declares both metrics and native_metrics; declare native_metrics only")
+            namespace["native_metrics"] = {m: m for m in namespace.pop("metrics")}
+        if "native_metrics" in namespace:
+            namespace["native_metrics"] = MappingProxyType(dict(namespace["native_metrics"]))
+        cls = super().__new__(mcs, name, bases, namespace, **kwargs)
+        unknown = [m for m in cls.native_metrics if m not in METRICS]
+        if unknown:
+            raise TypeError(f"{name}.native_metrics has {', '.join(map(repr, unknown))}; valid keys: "
+                            f"{', '.join(map(repr, METRICS))}")
+        unserved = [m for m in cls.normalize_for if m not in cls.native_metrics]
+        if unserved:
+            raise TypeError(f"{name}.normalize_for has {', '.join(map(repr, unserved))}, which are not in "
+                            f"its native_metrics: {', '.join(map(repr, cls.native_metrics))}")
+        if cls.normalize_for:  # wrap each method once, where it is first declared (or inherited unwrapped)
+            for names, queries in ((_PREPARED_DATA, False), (_PREPARED_QUERIES, True)):
+                for method in names if cls.normalize_queries or not queries else ():
+                    f = getattr(cls, method)
+                    if not getattr(f, "prepares", False) and not getattr(f, "__isabstractmethod__", False):
+                        setattr(cls, method, _preparing(f, queries))
+        return cls
+
+    @property
+    def metrics(cls) -> tuple[str, ...]:
+        """The annbench metrics the adapter supports: the keys of ``native_metrics`` (read-only)."""
+        return tuple(cls.native_metrics)
+
+
+class Adapter(metaclass=AdapterType):
     """Base class of every backend adapter."""
 
-    #: Distances the library supports (``euclidean``, ``angular``, ``ip``).
-    metrics: ClassVar[tuple[str, ...]] = ("euclidean", "angular")
+    #: Every annbench metric the adapter supports (see :data:`annbench.quality.distances.METRICS`)
+    #: → the library's own name for it (``self.metric_name``).
+    native_metrics: ClassVar[Mapping[str, Any]] = MappingProxyType({"euclidean": "euclidean", "angular": "angular"})
+    #: Metrics the library serves on unit-norm rows (it has no cosine space): ``fit`` gets unit-norm copies.
+    normalize_for: ClassVar[tuple[str, ...]] = ()
+    #: Whether ``query`` / ``batch_query`` get unit-norm copies of the queries too under ``normalize_for``
+    #: (where a query's norm changes the ranking, e.g. euclidean search on unit-norm rows).
+    normalize_queries: ClassVar[bool] = False
     #: Distribution names whose versions are recorded in each result's provenance.
     libraries: ClassVar[tuple[str, ...]] = ()
     #: True for exact methods (recall 1.0 is expected of them).
@@ -55,8 +142,25 @@ class Adapter(abc.ABC):
     fork_safe: ClassVar[bool] = True
 
     def __init__(self, metric: str, threads: int = 1) -> None:
+        if metric not in self.native_metrics:
+            raise ValueError(f"metric={metric!r}; valid: {', '.join(map(repr, self.native_metrics))}")
         self.metric = metric
+        self.metric_name = self.native_metrics[metric]
         self.threads = threads
+        self._unit_norm = metric in self.normalize_for
+        self._unit_norm_queries = self._unit_norm and self.normalize_queries
+        self._preparing = False
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return type(self).metrics
+
+    def _prepared(self, a: np.ndarray) -> np.ndarray:
+        """``a`` as the adapter gets it: a read-only C-contiguous float32 array, unit-norm rows under
+        ``normalize_for`` (a copy; ``a`` itself is never modified)."""
+        a = np.ascontiguousarray(normalized(a)) if self._unit_norm else np.ascontiguousarray(a, dtype=np.float32).view()
+        a.flags.writeable = False
+        return a
 
     def warm_up(self, X: np.ndarray) -> None:
         """Untimed one-off work that is not part of building this index (e.g. JIT compilation),

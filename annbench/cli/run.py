@@ -93,6 +93,10 @@ def parser(prog: str = "run.py") -> Parser:
     p.add_argument("--list-failures", action="store_true",
                    help="list the dataset's failed runs with their reason and log file, then exit")
     p.add_argument("--list-algorithms", action="store_true", help="list algorithms and whether they import")
+    p.add_argument("--markdown", action="store_true",
+                   help="with --list-algorithms: print a Markdown table of the algorithms' libraries, metrics and "
+                        "parameters, generated from the adapters (README's backend table; every adapter's library "
+                        "must import)")
     p.add_argument("--list-datasets", action="store_true",
                    help="list datasets: size, dimension, distance, local or not, how each is obtained")
     p.add_argument("--prepare", action="store_true", help="only get or build --dataset and describe it")
@@ -128,6 +132,21 @@ def list_algorithms(config_dirs: list[Path], adapter_dirs: list[Path]) -> int:
             status = f"UNAVAILABLE  {e}"
         print(f"{name:<20} {status}")
     return 0
+
+
+def algorithms_markdown(config_dirs: list[Path], adapter_dirs: list[Path]) -> str:
+    """The Markdown table of every algorithm with a grid (see :mod:`annbench.backends.table`)."""
+    from annbench.backends.discovery import load_adapter
+    from annbench.backends.table import markdown_table
+    from annbench.plan.config import all_configs
+
+    adapters = {}
+    for name in sorted(all_configs(config_dirs)):
+        try:
+            adapters[name] = load_adapter(name, adapter_dirs)
+        except UserError as e:
+            raise UserError(f"--markdown documents every algorithm, and {e}") from None
+    return markdown_table(adapters)
 
 
 def list_datasets(data_dir: Path) -> int:
@@ -236,6 +255,11 @@ def main(argv: list[str] | None = None, prog: str = "run.py") -> int:
     results_dir = args.results or paths.default_results_dir()
     adapter_dirs = paths.algorithm_dirs(args.algorithms_dir)
     config_dirs = paths.config_dirs(args.configs_dir)
+    if args.markdown and not args.list_algorithms:
+        raise UserError("--markdown is an option of --list-algorithms; give both")
+    if args.list_algorithms and args.markdown:
+        print(algorithms_markdown(config_dirs, adapter_dirs))
+        return 0
     if args.list_algorithms:
         return list_algorithms(config_dirs, adapter_dirs)
     if args.list_datasets:

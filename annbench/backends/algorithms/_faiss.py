@@ -13,7 +13,6 @@ import faiss
 import numpy as np
 
 from annbench.backends.adapter import Adapter, at_least
-from annbench.quality.distances import normalized
 
 #: Seed of faiss's k-means (coarse quantizer); faiss's PQ codebooks use their own fixed default.
 SEED = 1234
@@ -22,7 +21,9 @@ SEED = 1234
 class FaissAdapter(Adapter):
     """Base of the faiss adapters: subclasses give the factory string and set their parameters."""
 
-    metrics = ("euclidean", "angular", "ip")
+    #: Names of faiss's metric constants (``faiss.METRIC_L2``, ...); angular: inner product on unit-norm rows.
+    native_metrics = {"euclidean": "METRIC_L2", "angular": "METRIC_INNER_PRODUCT", "ip": "METRIC_INNER_PRODUCT"}
+    normalize_for = ("angular",)
     libraries = ("faiss-cpu",)
 
     def factory(self, d: int) -> str:
@@ -34,15 +35,14 @@ class FaissAdapter(Adapter):
 
     def fit(self, X: np.ndarray) -> None:
         faiss.omp_set_num_threads(self.threads)
-        x = normalized(X) if self.metric == "angular" else np.ascontiguousarray(X, dtype=np.float32)
-        metric = faiss.METRIC_L2 if self.metric == "euclidean" else faiss.METRIC_INNER_PRODUCT
-        self.index = faiss.index_factory(x.shape[1], self.factory(x.shape[1]), metric)
+        d = X.shape[1]
+        self.index = faiss.index_factory(d, self.factory(d), getattr(faiss, self.metric_name))
         ivf = faiss.try_extract_index_ivf(self.index)
         if ivf is not None:
             ivf.cp.seed = SEED
         self.configure(self.index)
-        self.index.train(x)
-        self.index.add(x)
+        self.index.train(X)
+        self.index.add(X)
         self._search = self.index.search
 
     def query(self, q: np.ndarray, k: int) -> np.ndarray:
@@ -65,7 +65,12 @@ class FaissAdapter(Adapter):
 
 
 class FaissIVFAdapter(FaissAdapter):
-    """IVF indexes: ``nprobe`` per query setting; counters from ``faiss.cvar.indexIVF_stats``."""
+    """IVF indexes: ``nprobe`` per query setting; counters from ``faiss.cvar.indexIVF_stats``.
+
+    Parameters:
+        nlist: k-means lists (more, smaller lists: faster scans at a given nprobe, lower recall, longer k-means)
+        nprobe: lists scanned per query (recall vs speed)
+    """
 
     def set_query_params(self, nprobe: int = 1) -> None:
         at_least(1, nprobe=nprobe)
@@ -85,6 +90,10 @@ class FaissPQAdapter(FaissIVFAdapter):
     ``M`` sub-quantizers need not divide the dimension: the vectors are zero-padded
     (faiss ``Pad``), which changes no distance. The index keeps the full vectors for the
     re-ranking, so its size includes them.
+
+    Parameters:
+        M: sub-quantizers per code (code size and training time vs PQ accuracy)
+        k_factor: 0 = PQ distances only, else k·k_factor candidates re-ranked with exact distances (recall vs time)
     """
 
     nbits = 8

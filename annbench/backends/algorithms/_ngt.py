@@ -15,9 +15,6 @@ import numpy as np
 
 from annbench.backends.adapter import Adapter
 
-DISTANCES = {"euclidean": "L2", "angular": "Normalized Cosine", "ip": "Inner Product"}
-
-
 def check_epsilon(epsilon: float) -> float:
     """NGT's search-range coefficient: the range is (1 + epsilon) × the current k-th distance."""
     if not -1.0 < epsilon:
@@ -26,7 +23,18 @@ def check_epsilon(epsilon: float) -> float:
 
 
 class NgtGraph(Adapter):
-    metrics = ("euclidean", "angular", "ip")
+    """An NGT graph index, optimised by NGT's own graph optimizer.
+
+    Parameters:
+        edge_size_for_creation: edges per node of the initial ANNG (build time, memory, recall)
+        edge_size_for_search: the index's default edges followed per node
+        num_of_outgoings: outgoing edges kept per node by degree adjustment (memory and recall vs speed)
+        num_of_incomings: incoming edges kept per node by degree adjustment (memory and recall vs speed)
+        epsilon: search-range coefficient, ann-benchmarks' value minus 1 (recall vs speed)
+        edge_size: edges followed per node, -1 = the index's edge_size_for_search, 0 = all
+    """
+
+    native_metrics = {"euclidean": "L2", "angular": "Normalized Cosine", "ip": "Inner Product"}
     libraries = ("ngt",)
     #: (outgoing, incoming) edges for NGT's degree adjustment; (0, 0) skips it (PANNG).
     degrees = (0, 0)
@@ -42,7 +50,7 @@ class NgtGraph(Adapter):
         self._dir = tempfile.TemporaryDirectory(prefix="annbench-ngt-")
         anng, self._path = os.path.join(self._dir.name, "anng"), os.path.join(self._dir.name, "index")
         ngtpy.create(anng, X.shape[1], edge_size_for_creation=self.edge_size_for_creation,
-                     edge_size_for_search=self.edge_size_for_search, distance_type=DISTANCES[self.metric])
+                     edge_size_for_search=self.edge_size_for_search, distance_type=self.metric_name)
         index = ngtpy.Index(anng, log_disabled=True)
         index.batch_insert(X, num_threads=self.threads)  # converts to its own float64 buffer first
         index.save()

@@ -12,14 +12,17 @@ import numpy as np
 
 from annbench.backends.adapter import Adapter, at_least
 
-#: NMSLIB spaces: cosine and negative dot product are native, no normalised copies needed.
-SPACES = {"euclidean": "l2", "angular": "cosinesimil", "ip": "negdotprod"}
-
 
 class NmslibAdapter(Adapter):
-    """One NMSLIB method; subclasses name it and map their build parameters to its options."""
+    """One NMSLIB method; subclasses name it and map their build parameters to its options.
 
-    metrics = ("euclidean", "angular", "ip")
+    Parameters:
+        efConstruction: build beam (build time vs graph quality)
+        efSearch: query beam, candidates kept while walking the graph (recall vs speed)
+    """
+
+    #: NMSLIB spaces: cosine and negative dot product are native, no normalised copies needed.
+    native_metrics = {"euclidean": "l2", "angular": "cosinesimil", "ip": "negdotprod"}
     libraries = ("nmslib-metabrainz",)
     method = ""
     #: Whether saveIndex must also write the vectors (HNSW's optimised index already holds them).
@@ -29,7 +32,7 @@ class NmslibAdapter(Adapter):
         raise NotImplementedError
 
     def fit(self, X: np.ndarray) -> None:
-        self._index = nmslib.init(method=self.method, space=SPACES[self.metric])
+        self._index = nmslib.init(method=self.method, space=self.metric_name)
         self._index.addDataPointBatch(X)
         self._index.createIndex({**self._build_options(), "indexThreadQty": self.threads}, print_progress=False)
 
@@ -57,5 +60,5 @@ class NmslibAdapter(Adapter):
         self._index.saveIndex(str(Path(folder) / "index"), save_data=self.save_data)
 
     def load(self, folder: Path, dimension: int) -> None:
-        self._index = nmslib.init(method=self.method, space=SPACES[self.metric])
+        self._index = nmslib.init(method=self.method, space=self.metric_name)
         self._index.loadIndex(str(Path(folder) / "index"), load_data=self.save_data)

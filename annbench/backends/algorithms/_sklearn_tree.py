@@ -8,13 +8,18 @@ import numpy as np
 import sklearn.neighbors  # here, not in fit: a fresh child would otherwise time the import as build time
 
 from annbench.backends.adapter import Adapter, at_least
-from annbench.quality.distances import normalized
 
 
 class SklearnTree(Adapter):
-    """Exact search in a scikit-learn ``KDTree`` / ``BallTree``; angular via unit-norm copies."""
+    """Exact search in a scikit-learn ``KDTree`` / ``BallTree``; angular: euclidean on unit-norm rows and queries.
 
-    metrics = ("euclidean", "angular")
+    Parameters:
+        leaf_size: points per leaf, where the tree switches to a linear scan (build time and memory vs query speed)
+    """
+
+    native_metrics = {"euclidean": "euclidean", "angular": "euclidean"}
+    normalize_for = ("angular",)
+    normalize_queries = True  # euclidean ranking on unit-norm rows depends on the query's norm
     exact = True
     libraries = ("scikit-learn",)
     tree_class_name = ""
@@ -25,17 +30,14 @@ class SklearnTree(Adapter):
         self.leaf_size = leaf_size
 
     def fit(self, X: np.ndarray) -> None:
-        data = normalized(X) if self.metric == "angular" else X
-        self._tree = getattr(sklearn.neighbors, self.tree_class_name)(data, leaf_size=self.leaf_size)
-
-    def _prepare(self, Q: np.ndarray) -> np.ndarray:
-        return normalized(Q) if self.metric == "angular" else Q
+        self._tree = getattr(sklearn.neighbors, self.tree_class_name)(X, leaf_size=self.leaf_size,
+                                                                        metric=self.metric_name)
 
     def query(self, q: np.ndarray, k: int) -> np.ndarray:
-        return self._tree.query(self._prepare(q)[None, :], k=k, return_distance=False)[0]
+        return self._tree.query(q[None, :], k=k, return_distance=False)[0]
 
     def batch_query(self, Q: np.ndarray, k: int) -> np.ndarray:
-        return self._tree.query(self._prepare(Q), k=k, return_distance=False)
+        return self._tree.query(Q, k=k, return_distance=False)
 
     def index_size_bytes(self) -> int:
         return len(pickle.dumps(self._tree, protocol=pickle.HIGHEST_PROTOCOL))

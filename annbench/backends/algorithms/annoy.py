@@ -11,11 +11,16 @@ from annoy import AnnoyIndex
 
 from annbench.backends.adapter import Adapter, at_least
 
-_METRICS = {"euclidean": "euclidean", "angular": "angular", "ip": "dot"}
-
-
 class Annoy(Adapter):
-    metrics = ("euclidean", "angular", "ip")
+    """``AnnoyIndex``: a forest of random-projection trees, searched together.
+
+    Parameters:
+        n_trees: random-projection trees (build time, memory; higher recall at a given search_k)
+        seed: seed of the trees' random projections (``set_seed``)
+        search_k: tree nodes inspected per query, -1 = n_trees·k (recall vs speed)
+    """
+
+    native_metrics = {"euclidean": "euclidean", "angular": "angular", "ip": "dot"}
     libraries = ("annoy",)
 
     def __init__(self, metric: str, n_trees: int = 100, seed: int = 1, threads: int = 1) -> None:
@@ -25,7 +30,7 @@ class Annoy(Adapter):
         self.search_k = -1
 
     def fit(self, X: np.ndarray) -> None:
-        self._index = AnnoyIndex(X.shape[1], _METRICS[self.metric])
+        self._index = AnnoyIndex(X.shape[1], self.metric_name)
         self._index.set_seed(self.seed)
         for i, x in enumerate(X):
             self._index.add_item(i, x)
@@ -54,5 +59,5 @@ class Annoy(Adapter):
         self._index.save(str(Path(folder) / "index.ann"), prefault=False)
 
     def load(self, folder: Path, dimension: int) -> None:
-        self._index = AnnoyIndex(dimension, _METRICS[self.metric])
+        self._index = AnnoyIndex(dimension, self.metric_name)
         self._index.load(str(Path(folder) / "index.ann"), prefault=False)

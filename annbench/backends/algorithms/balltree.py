@@ -4,4 +4,6 @@ from ._sklearn_tree import SklearnTree
 
 
 class BallTree(SklearnTree):
+    """``BallTree``: exact search in nested hyperspheres."""
+
     tree_class_name = "BallTree"

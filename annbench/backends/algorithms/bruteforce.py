@@ -7,11 +7,14 @@ import io
 import numpy as np
 
 from annbench.backends.adapter import Adapter
-from annbench.quality.distances import normalized
 
 
 class BruteForce(Adapter):
-    metrics = ("euclidean", "angular", "ip")
+    """Exact scan: one BLAS matrix product per query or block of queries."""
+
+    #: Scores (larger = nearer): ``<q,x> - |x|^2/2`` for l2, ``<q,x>`` for dot (angular: on unit-norm rows).
+    native_metrics = {"euclidean": "l2", "angular": "dot", "ip": "dot"}
+    normalize_for = ("angular",)
     exact = True
     libraries = ("numpy",)
 
@@ -19,9 +22,8 @@ class BruteForce(Adapter):
         super().__init__(metric, threads)
 
     def fit(self, X: np.ndarray) -> None:
-        self._x = normalized(X) if self.metric == "angular" else np.ascontiguousarray(X, dtype=np.float32)
-        # Larger score = nearer: <q,x> for ip/angular, <q,x> - |x|^2/2 for euclidean.
-        self._half_sq = 0.5 * np.einsum("ij,ij->i", self._x, self._x) if self.metric == "euclidean" else None
+        self._x = X
+        self._half_sq = 0.5 * np.einsum("ij,ij->i", X, X) if self.metric_name == "l2" else None
 
     def _scores(self, Q: np.ndarray) -> np.ndarray:
         s = Q @ self._x.T

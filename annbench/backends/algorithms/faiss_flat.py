@@ -4,6 +4,8 @@ from ._faiss import FaissAdapter
 
 
 class FaissFlat(FaissAdapter):
+    """``IndexFlat``: exact BLAS scan."""
+
     exact = True
 
     def __init__(self, metric: str, threads: int = 1) -> None:

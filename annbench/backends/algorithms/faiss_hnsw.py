@@ -12,6 +12,14 @@ from ._faiss import FaissAdapter
 
 
 class FaissHNSW(FaissAdapter):
+    """``IndexHNSWFlat``: a hierarchical navigable small-world graph over the full vectors.
+
+    Parameters:
+        M: graph degree (memory, build time, recall ceiling)
+        efConstruction: build beam (build time vs graph quality)
+        efSearch: query beam (recall vs speed)
+    """
+
     def __init__(self, metric: str, M: int = 16, efConstruction: int = 200, threads: int = 1) -> None:
         super().__init__(metric, threads)
         at_least(1, M=M, efConstruction=efConstruction)

@@ -11,12 +11,18 @@ import numpy as np
 
 from annbench.backends.adapter import Adapter, at_least
 
-#: hnswlib's spaces; ``cosine`` normalises internal copies of the vectors and queries.
-SPACES = {"euclidean": "l2", "angular": "cosine", "ip": "ip"}
-
-
 class Hnswlib(Adapter):
-    metrics = ("euclidean", "angular", "ip")
+    """``hnswlib.Index``: the reference implementation of HNSW graphs.
+
+    Parameters:
+        M: links per node (memory, build time, recall ceiling)
+        ef_construction: build beam (build time vs graph quality)
+        random_seed: seed of the levels drawn for inserted points
+        ef: query beam, at least k (recall vs speed)
+    """
+
+    #: hnswlib's spaces; ``cosine`` normalises internal copies of the vectors and queries.
+    native_metrics = {"euclidean": "l2", "angular": "cosine", "ip": "ip"}
     libraries = ("hnswlib",)
 
     def __init__(self, metric: str, M: int = 16, ef_construction: int = 200, random_seed: int = 100,
@@ -27,7 +33,7 @@ class Hnswlib(Adapter):
         self.M, self.ef_construction, self.random_seed = M, ef_construction, random_seed
 
     def fit(self, X: np.ndarray) -> None:
-        self._index = hnswlib.Index(space=SPACES[self.metric], dim=X.shape[1])
+        self._index = hnswlib.Index(space=self.metric_name, dim=X.shape[1])
         self._index.init_index(max_elements=len(X), ef_construction=self.ef_construction, M=self.M,
                                random_seed=self.random_seed)
         self._index.set_num_threads(self.threads)
@@ -55,6 +61,6 @@ class Hnswlib(Adapter):
         self._index.save_index(str(Path(folder) / "index.bin"))
 
     def load(self, folder: Path, dimension: int) -> None:
-        self._index = hnswlib.Index(space=SPACES[self.metric], dim=dimension)
+        self._index = hnswlib.Index(space=self.metric_name, dim=dimension)
         self._index.load_index(str(Path(folder) / "index.bin"))
         self._index.set_num_threads(self.threads)

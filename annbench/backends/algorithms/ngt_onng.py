@@ -8,6 +8,8 @@ from ._ngt import NgtGraph
 
 
 class NgtOnng(NgtGraph):
+    """``ngtpy``: an ANNG with degree and path adjustment (ONNG)."""
+
     def __init__(self, metric: str, edge_size_for_creation: int = 100, num_of_outgoings: int = 10,
                  num_of_incomings: int = 120, edge_size_for_search: int = 40, threads: int = 1) -> None:
         super().__init__(metric, threads)

@@ -8,6 +8,8 @@ from ._ngt import NgtGraph
 
 
 class NgtPanng(NgtGraph):
+    """``ngtpy``: an ANNG with path adjustment (PANNG)."""
+
     def __init__(self, metric: str, edge_size_for_creation: int = 10, edge_size_for_search: int = 40,
                  threads: int = 1) -> None:
         super().__init__(metric, threads)

@@ -45,7 +45,19 @@ _LIB = _ngt_c_library()
 
 
 class NgtQg(NgtGraph):
-    metrics = ("euclidean", "angular")  # NGT quantizes only L2 and normalized-cosine indexes
+    """An ONNG quantized into NGT's quantized graph (``ngtqg_quantize``, ``ngtpy.QuantizedIndex``).
+
+    Parameters:
+        max_number_of_edges: edges per node kept in the quantized graph (multiples of 16 fill NGT's SIMD
+            blocks; recall and memory vs speed)
+        dimension_of_subvector: dimensions per 4-bit code, 0 = NGT's choice (1, or 2 above 400-d), otherwise
+            a divisor of the dimension NGT pads to (smaller codes, faster, less recall)
+        result_expansion: k·result_expansion candidates found on quantized distances are re-ranked with exact
+            ones, below 1 = no re-ranking (recall vs speed)
+    """
+
+    #: NGT quantizes only L2 and normalized-cosine indexes.
+    native_metrics = {m: NgtGraph.native_metrics[m] for m in ("euclidean", "angular")}
 
     def __init__(self, metric: str, edge_size_for_creation: int = 100, num_of_outgoings: int = 10,
                  num_of_incomings: int = 120, max_number_of_edges: int = 128, dimension_of_subvector: int = 0,

@@ -10,6 +10,13 @@ from ._nmslib import NmslibAdapter
 
 
 class NmslibHnsw(NmslibAdapter):
+    """``hnsw`` method: a hierarchical navigable small-world graph.
+
+    Parameters:
+        M: links per node (memory, build time, recall ceiling)
+        post: extra graph-smoothing passes (build time vs recall)
+    """
+
     method = "hnsw"
     save_data = False
 

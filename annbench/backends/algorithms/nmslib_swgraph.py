@@ -10,6 +10,12 @@ from ._nmslib import NmslibAdapter
 
 
 class NmslibSwgraph(NmslibAdapter):
+    """``sw-graph`` method: a navigable small-world graph, single layer.
+
+    Parameters:
+        NN: neighbours linked per inserted point (memory, build time, recall)
+    """
+
     method = "sw-graph"
 
     def __init__(self, metric: str, NN: int = 10, efConstruction: int = 100, threads: int = 1) -> None:

@@ -9,13 +9,21 @@ from pynndescent import NNDescent
 
 from annbench.backends.adapter import Adapter, at_least
 
-#: PyNNDescent's dense ``cosine`` works on unit-normalised internal copies. Its ``dot``
-#: normalises too (it is cosine, not inner product), so ``ip`` is not offered.
-METRICS = {"euclidean": "euclidean", "angular": "cosine"}
-
-
 class Pynndescent(Adapter):
-    metrics = ("euclidean", "angular")
+    """``NNDescent``: a k-NN graph built by nearest-neighbour descent, pruned, searched from tree leaves.
+
+    Parameters:
+        n_neighbors: k of the NN-descent graph (build time, memory, recall)
+        pruning_degree_multiplier: edges kept per node as a multiple of n_neighbors (memory and recall vs speed)
+        diversify_prob: probability of pruning redundant edges (lower = denser graph, slower, higher recall)
+        leaf_size: points per leaf of the RP trees that seed the search (null = PyNNDescent's default)
+        random_state: seed of the RP trees and the descent's initial graph
+        epsilon: how far past the k-th distance the search explores (recall vs speed)
+    """
+
+    #: PyNNDescent's dense ``cosine`` works on unit-normalised internal copies. Its ``dot``
+    #: normalises too (it is cosine, not inner product), so ``ip`` is not offered.
+    native_metrics = {"euclidean": "euclidean", "angular": "cosine"}
     libraries = ("pynndescent", "numba")
 
     def __init__(self, metric: str, n_neighbors: int = 30, pruning_degree_multiplier: float = 1.5,
@@ -34,7 +42,7 @@ class Pynndescent(Adapter):
         self.epsilon = 0.1
 
     def _build(self, X: np.ndarray) -> NNDescent:
-        index = NNDescent(X, metric=METRICS[self.metric], n_neighbors=min(self.n_neighbors, len(X) - 1),
+        index = NNDescent(X, metric=self.metric_name, n_neighbors=min(self.n_neighbors, len(X) - 1),
                           pruning_degree_multiplier=self.pruning_degree_multiplier,
                           diversify_prob=self.diversify_prob, leaf_size=self.leaf_size,
                           random_state=self.random_state, n_jobs=self.threads,

@@ -20,11 +20,25 @@ import numpy as np
 import scann
 
 from annbench.backends.adapter import Adapter, at_least
-from annbench.quality.distances import normalized
 
 
 class Scann(Adapter):
-    metrics = ("euclidean", "angular", "ip")
+    """``scann_ops_pybind.builder``: k-means tree partitions, anisotropic-quantized scores, exact re-ranking.
+
+    Parameters:
+        num_leaves: partitions (finer = faster per leaf, more training)
+        dimensions_per_block: dimensions per 4-bit AH code (fewer = more accurate scores, bigger index)
+        anisotropic_quantization_threshold: AVQ loss for dot-product scoring (angular, ip; ScaNN ignores it
+            for euclidean; null = off)
+        training_sample_size: points the partitioner trains on (null = all)
+        num_leaves_to_search: partitions scored per query (recall vs speed)
+        reorder: candidates re-ranked exactly, at least k (recall vs speed)
+    """
+
+    #: Angular: dot product on unit-norm rows, spherical partitions. Queries are passed as given: for one
+    #: query, the ranking by dot product does not depend on its norm.
+    native_metrics = {"euclidean": "squared_l2", "angular": "dot_product", "ip": "dot_product"}
+    normalize_for = ("angular",)
     libraries = ("scann",)
 
     def __init__(self, metric: str, num_leaves: int = 1000, dimensions_per_block: int = 2,
@@ -38,10 +52,8 @@ class Scann(Adapter):
         self.training_sample_size = training_sample_size
 
     def fit(self, X: np.ndarray) -> None:
-        x = normalized(X) if self.metric == "angular" else np.ascontiguousarray(X, dtype=np.float32)
-        distance = "squared_l2" if self.metric == "euclidean" else "dot_product"
-        sample = min(len(x), self.training_sample_size or len(x))
-        builder = (scann.scann_ops_pybind.builder(x, 10, distance)
+        sample = min(len(X), self.training_sample_size or len(X))
+        builder = (scann.scann_ops_pybind.builder(X, 10, self.metric_name)
                    .tree(self.num_leaves, 1, training_sample_size=sample, spherical=self.metric == "angular",
                          quantize_centroids=True, random_init=False)
                    .score_ah(self.dimensions_per_block, anisotropic_quantization_threshold=self.avq)

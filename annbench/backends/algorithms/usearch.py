@@ -10,11 +10,17 @@ from usearch.index import Index
 
 from annbench.backends.adapter import Adapter, at_least
 
-METRICS = {"euclidean": "l2sq", "angular": "cos", "ip": "ip"}
-
-
 class Usearch(Adapter):
-    metrics = ("euclidean", "angular", "ip")
+    """``usearch.index.Index``: an HNSW graph with optional f16 / bf16 / i8 storage of the vectors.
+
+    Parameters:
+        connectivity: links per node (memory, build time, recall ceiling)
+        expansion_add: build beam (build time vs graph quality)
+        dtype: bytes per stored coordinate, i8 < f16 = bf16 < f32 (memory and speed vs precision)
+        expansion_search: query beam (recall vs speed)
+    """
+
+    native_metrics = {"euclidean": "l2sq", "angular": "cos", "ip": "ip"}
     libraries = ("usearch",)
 
     def __init__(self, metric: str, connectivity: int = 16, expansion_add: int = 128,
@@ -28,7 +34,7 @@ class Usearch(Adapter):
         self._stats: dict[str, float] = {}
 
     def fit(self, X: np.ndarray) -> None:
-        self._index = Index(ndim=X.shape[1], metric=METRICS[self.metric], dtype=self.dtype,
+        self._index = Index(ndim=X.shape[1], metric=self.metric_name, dtype=self.dtype,
                             connectivity=self.connectivity, expansion_add=self.expansion_add)
         self._index.add(np.arange(len(X), dtype=np.uint64), X, threads=self.threads)
 

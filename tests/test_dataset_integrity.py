@@ -18,7 +18,8 @@ from annbench.cli_plot import main as plot_main
 from annbench.cli_run import main as run_main
 from annbench.datasets.audit import audit_queries
 from annbench.datasets import format as dataset_format
-from annbench.datasets.format import content_checksum, legacy_checksum, load_dataset, read_arrays, write_dataset
+from annbench.datasets.format import (content_checksum, legacy_checksum, load_dataset, read_dataset_arrays,
+                                      write_dataset)
 from annbench.errors import UserError
 from annbench.groundtruth import exact_knn
 from annbench.store import ResultStore
@@ -142,8 +143,9 @@ def test_checksum_covers_every_array_and_the_distance() -> None:
 
 def _layout_file(path: Path, layout: str) -> tuple[Path, dict[str, np.ndarray]]:
     """A dataset file in ``layout``: ``raw`` (contiguous, as h5py and ann-benchmarks write), ``chunked``
-    (gzip), ``userblock`` (data shifted by a 512-byte user block) or ``big-endian`` (train and test
-    stored >f4), with a stored checksum; and its arrays as h5py reads them."""
+    (gzip), ``userblock`` (data shifted by a 512-byte user block), ``big-endian`` (train and test
+    stored >f4) or ``unwritten`` (train_labels never written: no storage, h5py reads its fill value),
+    with a stored checksum; and its arrays as h5py reads them."""
     rng = np.random.default_rng(3)
     train, test = rng.normal(size=(700, 24)).astype(np.float32), rng.normal(size=(30, 24)).astype(np.float32)
     ids, dists = exact_knn(train, test, "euclidean", 100)
@@ -152,6 +154,9 @@ def _layout_file(path: Path, layout: str) -> tuple[Path, dict[str, np.ndarray]]:
               "keys": np.array([f"w{i}" for i in range(700)], dtype=object)}
     with h5py.File(path, "w", userblock_size=512 if layout == "userblock" else 0) as f:
         f.attrs["type"], f.attrs["distance"], f.attrs["dimension"] = "dense", "euclidean", 24
+        if layout == "unwritten":
+            f.create_dataset("train_labels", shape=(700,), dtype=np.int64)
+            del arrays["train_labels"]
         for key, a in arrays.items():
             dtype = h5py.string_dtype() if a.dtype == object else (">f4" if layout == "big-endian" and a.ndim == 2
                                                                     and a.dtype == np.float32 else None)
@@ -163,16 +168,16 @@ def _layout_file(path: Path, layout: str) -> tuple[Path, dict[str, np.ndarray]]:
     return path, stored
 
 
-@pytest.mark.parametrize("layout", ["raw", "chunked", "userblock", "big-endian"])
+@pytest.mark.parametrize("layout", ["raw", "chunked", "userblock", "big-endian", "unwritten"])
 def test_checksum_computed_while_reading_is_the_checksum_of_the_arrays(tmp_path: Path, layout: str,
                                                                        monkeypatch) -> None:
     monkeypatch.setattr(dataset_format, "READ_SLAB_BYTES", 1000)  # many slabs, ending mid-element
     path, stored = _layout_file(tmp_path / f"{layout}.hdf5", layout)
     with h5py.File(path, "r") as f:  # the raw path is taken where the bytes lie as numpy holds them
         assert (dataset_format._raw_offset(f, f["train"]) is None) == (layout == "chunked")
-    arrays, checksum = read_arrays(path)
+    arrays, checksum = read_dataset_arrays(path)
     assert checksum == content_checksum(stored, "euclidean") == load_dataset(path).checksum
-    assert read_arrays(path, checksum=False)[1] is None
+    assert read_dataset_arrays(path, checksum=False)[1] is None
     for key, a in stored.items():
         assert arrays[key].dtype == a.dtype and arrays[key].shape == a.shape and (arrays[key] == a).all(), key
 

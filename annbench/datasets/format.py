@@ -205,7 +205,7 @@ def _read_checksummed(f: h5py.File, path: Path, distance: str) -> tuple[dict[str
     return fields, f"{CHECKSUM_ALGORITHM}:{h.hexdigest()}"
 
 
-def read_arrays(path: str | Path, *, checksum: bool = True) -> tuple[dict[str, np.ndarray | None], str | None]:
+def read_dataset_arrays(path: str | Path, *, checksum: bool = True) -> tuple[dict[str, np.ndarray | None], str | None]:
     """Every array of the dataset file at ``path`` as :func:`load_dataset` reads it and, with
     ``checksum``, their :func:`content_checksum` computed while reading (else None); nothing is
     verified or validated. For measuring what verification adds to a read."""

@@ -77,11 +77,6 @@ def _hashable(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
-def _field_header(name: str, a: np.ndarray) -> bytes:
-    """What the content checksum hashes before an array's bytes: its name, dtype and shape."""
-    return f"\0{name}\0{a.dtype.str}\0{a.shape}\0".encode()
-
-
 def content_checksum(arrays: dict[str, np.ndarray | None], distance: str) -> str:
     """``xxh3:`` + the 128-bit XXH3 of the distance name and, for every field of
     :data:`CHECKSUM_FIELDS` present, its name, dtype, shape and bytes (C order; strings UTF-8
@@ -92,7 +87,7 @@ def content_checksum(arrays: dict[str, np.ndarray | None], distance: str) -> str
         if a is None:
             continue
         a = _hashable(a)
-        h.update(_field_header(name, a))
+        h.update(f"\0{name}\0{a.dtype.str}\0{a.shape}\0".encode())
         h.update(a.reshape(-1).view(np.uint8))
     return f"{CHECKSUM_ALGORITHM}:{h.hexdigest()}"
 
@@ -127,12 +122,7 @@ def _read_only(a: np.ndarray) -> np.ndarray:
     return a
 
 
-#: Bytes read (and hashed) at a time where a field is one raw block of the file: small enough that
-#: the hash finds them still in the CPU cache (measured by benchmarks/dataset_integrity.py).
-READ_SLAB_BYTES = 64 << 10
-
-
-def _node(f: h5py.File, path: Path, key: str, required: bool) -> h5py.Dataset | None:
+def _read(f: h5py.File, path: Path, key: str, required: bool = True) -> np.ndarray | None:
     if key not in f:
         if required:
             raise _fail(path, f"missing field '{key}' (a dataset file needs train, test, neighbors, distances)")
@@ -140,80 +130,7 @@ def _node(f: h5py.File, path: Path, key: str, required: bool) -> h5py.Dataset | 
     node = f[key]
     if not isinstance(node, h5py.Dataset):
         raise _fail(path, f"field '{key}' is a group, expected an array")
-    return node
-
-
-def _raw_offset(f: h5py.File, node: h5py.Dataset) -> int | None:
-    """File offset of ``node``'s bytes where they are stored as one raw block exactly as numpy holds
-    them (contiguous, allocated, unfiltered numbers, plain file driver), else None (read by h5py)."""
-    dt = node.dtype
-    if (not hasattr(os, "preadv") or f.driver != "sec2" or dt.kind not in "iuf" or dt.fields is not None
-            or dt.subdtype is not None or node.chunks is not None or node.external or node.is_virtual):
-        return None
-    offset = node.id.get_offset()
-    if offset is None or node.id.get_storage_size() != node.size * dt.itemsize:
-        return None
-    return int(offset)
-
-
-def _read_raw(fd: int, offset: int, a: np.ndarray, h: Any | None) -> None:
-    """Fill ``a`` from the file's bytes at ``offset``, slab by slab, feeding each slab to ``h`` while
-    it is still in the CPU cache."""
-    out = memoryview(a.reshape(-1).view(np.uint8))
-    done = 0
-    while done < len(out):
-        slab = out[done:done + READ_SLAB_BYTES]
-        got = os.preadv(fd, [slab], offset + done)
-        if got == 0:
-            raise OSError(f"file ends {len(out) - done} bytes before the array does")
-        if h is not None:
-            h.update(slab[:got])
-        done += got
-
-
-def _read_fields(f: h5py.File, path: Path, h: Any | None = None) -> dict[str, np.ndarray | None]:
-    """Every field of :data:`CHECKSUM_FIELDS` as stored (None where absent; the first four are
-    required), each fed to the hash ``h`` (if given) as :func:`content_checksum` does, as it is read."""
-    fields: dict[str, np.ndarray | None] = {}
-    try:
-        for i, key in enumerate(CHECKSUM_FIELDS):
-            node = _node(f, path, key, required=i < 4)
-            if node is None:
-                fields[key] = None
-                continue
-            offset = _raw_offset(f, node)
-            if offset is None:  # h5py reads it; hashed whole, as content_checksum does
-                a = fields[key] = node[()]
-                if h is not None:
-                    a = _hashable(a)
-                    h.update(_field_header(key, a))
-                    h.update(a.reshape(-1).view(np.uint8))
-                continue
-            a = fields[key] = np.empty(node.shape, node.dtype)
-            if h is not None:
-                h.update(_field_header(key, a))
-            _read_raw(f.id.get_vfd_handle(), offset, a, h)
-    except OSError as e:
-        raise _fail(path, f"unreadable data ({e})") from None
-    return fields
-
-
-def _read_checksummed(f: h5py.File, path: Path, distance: str) -> tuple[dict[str, np.ndarray | None], str]:
-    """The fields (:func:`_read_fields`) and their :func:`content_checksum`, computed as they are read."""
-    h = xxhash.xxh3_128(distance.encode())
-    fields = _read_fields(f, path, h)
-    return fields, f"{CHECKSUM_ALGORITHM}:{h.hexdigest()}"
-
-
-def read_dataset_arrays(path: str | Path, *, checksum: bool = True) -> tuple[dict[str, np.ndarray | None], str | None]:
-    """Every array of the dataset file at ``path`` as :func:`load_dataset` reads it and, with
-    ``checksum``, their :func:`content_checksum` computed while reading (else None); nothing is
-    verified or validated. For measuring what verification adds to a read."""
-    path = Path(path)
-    with _open(path) as f:
-        if not checksum:
-            return _read_fields(f, path), None
-        return _read_checksummed(f, path, str(_attrs(f).get("distance")))
+    return node[()]
 
 
 def _check_finite(path: Path, key: str, a: np.ndarray) -> None:
@@ -232,6 +149,24 @@ def _open(path: Path) -> h5py.File:
         return h5py.File(path, "r")
     except OSError as e:
         raise _fail(path, f"not a readable HDF5 file ({e})") from None
+
+
+def _read_fields(f: h5py.File, path: Path) -> dict[str, np.ndarray | None]:
+    """Every field of :data:`CHECKSUM_FIELDS` as stored (None where absent); the first four are required."""
+    try:
+        return {k: _read(f, path, k, required=i < 4) for i, k in enumerate(CHECKSUM_FIELDS)}
+    except OSError as e:
+        raise _fail(path, f"unreadable data ({e})") from None
+
+
+def read_dataset_arrays(path: str | Path, *, checksum: bool = True) -> tuple[dict[str, np.ndarray | None], str | None]:
+    """Every array of the dataset file at ``path`` as :func:`load_dataset` reads it and, with
+    ``checksum``, their :func:`content_checksum` as the load computes it (else None); nothing is
+    verified or validated. For measuring what verification adds to a load's read."""
+    path = Path(path)
+    with _open(path) as f:
+        fields = _read_fields(f, path)
+        return fields, content_checksum(fields, str(_attrs(f).get("distance"))) if checksum else None
 
 
 def _attrs(f: h5py.File) -> dict[str, Any]:
@@ -254,7 +189,7 @@ def file_checksum(path: str | Path) -> str:
         stored = str(attrs.get("checksum") or "")
         if stored.startswith(f"{CHECKSUM_ALGORITHM}:"):
             return stored
-        return _read_checksummed(f, path, str(attrs.get("distance")))[1]
+        return content_checksum(_read_fields(f, path), str(attrs.get("distance")))
 
 
 def _verify_checksum(path: Path, attrs: dict[str, Any], fields: dict[str, np.ndarray | None], computed: str,
@@ -296,7 +231,8 @@ def load_dataset(path: str | Path, name: str | None = None, *, audit: bool = Tru
             raise _fail(path, f"attr 'distance' is {distance!r}; valid: {', '.join(METRICS)}")
         if attrs.get("type", "dense") != "dense":
             raise _fail(path, f"attr 'type' is {attrs['type']!r}; only 'dense' datasets are supported")
-        fields, checksum = _read_checksummed(f, path, distance)
+        fields = _read_fields(f, path)
+    checksum = content_checksum(fields, distance)
     _verify_checksum(path, attrs, fields, checksum, distance)
     train, test, neighbors, distances, train_labels, test_labels, keys, test_keys = fields.values()
 

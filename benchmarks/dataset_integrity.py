@@ -1,14 +1,18 @@
-"""Cost of verifying dataset files: reading vs hashing every array, the 8-query ground-truth audit
-of every load, and ``dataset.py verify --all``, on Fashion-MNIST and random-s-100.
+"""Cost of verifying dataset files: what hashing adds to a load's read of every array, the 8-query
+ground-truth audit of every load, and ``dataset.py verify --all``, on Fashion-MNIST and random-s-100.
 
     python benchmarks/dataset_integrity.py [--data-dir DIR] [--source-dir ../shared/data] [--repeats 5]
 
 Datasets missing from ``--data-dir`` (default: a temporary folder) are built with the registry
-(Fashion-MNIST from ``--source-dir``). Targets: hashing <= 10 % of the time to read the file
-(h5py, every array into memory; "read" with the file in the page cache, the fastest read and the
-strictest ratio; "cold read" after dropping this one file's pages with ``posix_fadvise``), the audit <= 0.2 s on Fashion-MNIST (BLAS pinned to one thread, as run.py's default
-``--threads 1``). The machine is shared, so every figure is the minimum of ``--repeats`` and the
-ratio is of two figures measured in one run.
+(Fashion-MNIST from ``--source-dir``). Targets: verification <= 10 % of the time to read the file,
+i.e. the extra wall time of the load's read with the checksum computed (``read_dataset_arrays``, as
+``load_dataset`` reads and hashes: h5py, every array into memory, then XXH3 over them) over the same
+read without it, as a share of that read — "warm" with the file in the page cache (the fastest read,
+the strictest ratio), "cold" after dropping this one file's pages with ``posix_fadvise``; and the
+audit <= 0.2 s on Fashion-MNIST (BLAS pinned to one thread, as run.py's default ``--threads 1``).
+Also printed: XXH3 alone over the arrays already in memory, over the same reads. The machine is
+shared, so every figure is the minimum of ``--repeats`` (verified and unverified reads alternate)
+and each ratio is of figures measured in one run.
 """
 
 from __future__ import annotations
@@ -21,19 +25,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import h5py
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from annbench.cli.common import Parser  # noqa: E402
 from annbench.core.threads import limited_threads  # noqa: E402
 from annbench.datasets.audit import audit_queries, first_mismatch  # noqa: E402
-from annbench.datasets.format import (  # noqa: E402
-    CHECKSUM_FIELDS,
-    content_checksum,
-    legacy_checksum,
-    load_dataset,
-)
+from annbench.datasets.format import (content_checksum, legacy_checksum, load_dataset,  # noqa: E402
+                                      read_dataset_arrays)
 from annbench.datasets.registry import resolve  # noqa: E402
 
 DATASETS = ("fashion-mnist-784-euclidean", "random-s-100-euclidean")
@@ -51,24 +50,40 @@ def best(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
     return min(times), out
 
 
-def read_arrays(path: Path) -> dict[str, Any]:
-    with h5py.File(path, "r") as f:
-        return {k: f[k][()] for k in CHECKSUM_FIELDS if k in f}
-
-
-def evicted_read(path: Path) -> dict[str, Any]:
-    """Read after asking the kernel to drop this file's pages from its cache (this file only)."""
+def evict(path: Path) -> None:
+    """Ask the kernel to drop this file's pages from its cache (this file only)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
     finally:
         os.close(fd)
-    return read_arrays(path)
+
+
+def alternating(path: Path, fns: dict[str, Callable[[], Any]], repeats: int, cold: bool) -> dict[str, float]:
+    """The fastest of ``repeats`` calls of each of ``fns`` (seconds), called in turn, each after
+    evicting ``path`` from the page cache when ``cold`` (NaN where that is not possible)."""
+    if cold and not hasattr(os, "posix_fadvise"):
+        return dict.fromkeys(fns, float("nan"))
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            if cold:
+                evict(path)
+            start = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - start)
+    return {k: min(v) for k, v in times.items()}
 
 
 def measure(path: Path, repeats: int) -> dict[str, float]:
-    cold_s, _ = best(lambda: evicted_read(path), min(repeats, 3)) if hasattr(os, "posix_fadvise") else (float("nan"), 0)
-    read_s, arrays = best(lambda: read_arrays(path), repeats)
+    reads = {"plain": lambda: read_dataset_arrays(path, checksum=False),
+             "verified": lambda: read_dataset_arrays(path, checksum=True)}
+    m: dict[str, float] = {}
+    for when in ("warm", "cold"):
+        t = alternating(path, reads, repeats, cold=when == "cold")
+        m |= {f"{when}_plain_s": t["plain"], f"{when}_verified_s": t["verified"],
+              f"{when}_ratio": (t["verified"] - t["plain"]) / t["plain"]}
+    arrays = read_dataset_arrays(path, checksum=False)[0]
     distance = load_dataset(path, audit=False).distance
     hash_s, _ = best(lambda: content_checksum(arrays, distance), repeats)
     sha_s, _ = best(lambda: legacy_checksum(arrays["train"], arrays["test"], distance), repeats)
@@ -82,10 +97,10 @@ def measure(path: Path, repeats: int) -> dict[str, float]:
     all_s, bad = best(lambda: first_mismatch(ds.train, ds.test, ds.neighbors, ds.distances, ds.distance,
                                              backend="auto", threads=cores, stop_at_first=False), 1)
     assert bad is None, bad
-    size = sum(a.nbytes for a in arrays.values())
-    return {"MB": size / 2**20, "read_s": read_s, "hash_s": hash_s, "ratio": hash_s / read_s, "sha256_s": sha_s,
-            "cold_s": cold_s, "cold_ratio": hash_s / cold_s,
-            "load_s": load_s, "audit_s": audit_s, "verify_all_s": all_s, "queries": len(ds.test), "cores": cores}
+    size = sum(a.nbytes for a in arrays.values() if a is not None)
+    return m | {"MB": size / 2**20, "hash_s": hash_s, "raw_ratio": hash_s / m["warm_plain_s"],
+                "raw_cold_ratio": hash_s / m["cold_plain_s"], "sha256_s": sha_s, "load_s": load_s,
+                "audit_s": audit_s, "verify_all_s": all_s, "queries": len(ds.test), "cores": cores}
 
 
 def main() -> int:
@@ -105,15 +120,24 @@ def main() -> int:
             _, path = resolve(name, data_dir, args.source_dir)
             print(f"{name}: file ready in {time.perf_counter() - start:.1f} s ({path})", flush=True)
             rows.append((name, measure(path, args.repeats)))
-    print(f"\n{'dataset':<28} {'MB':>6} {'read s':>7} {'xxh3 s':>7} {'hash/read':>9} {'cold read s':>11} "
-          f"{'hash/cold':>9} {'sha256 s':>8} {'load s':>7} {'audit s':>7} {'verify --all s':>14}")
+    print("\nverification, as a load pays it: read = the load's read of every array, verified = the same read "
+          "with the checksum computed; verify = (verified - read) / read")
+    print(f"{'dataset':<28} {'MB':>6} {'read s':>7} {'verified s':>10} {'verify/read':>11} {'cold read s':>11} "
+          f"{'cold verified s':>15} {'verify/cold':>11}")
     for name, m in rows:
-        print(f"{name:<28} {m['MB']:>6.0f} {m['read_s']:>7.3f} {m['hash_s']:>7.3f} {m['ratio']:>8.1%} "
-              f"{m['cold_s']:>11.3f} {m['cold_ratio']:>8.1%} {m['sha256_s']:>8.3f} {m['load_s']:>7.3f} "
-              f"{m['audit_s']:>7.3f} {m['verify_all_s']:>14.2f}")
-    print(f"\ntargets: hash/read <= {HASH_TARGET:.0%}; audit (8 queries, 1 BLAS thread) <= {AUDIT_TARGET_S} s on "
-          f"Fashion-MNIST; verify --all audits every query ({rows[0][1]['cores']} cores)")
-    ok = all(m["ratio"] <= HASH_TARGET for _, m in rows) and all(
+        print(f"{name:<28} {m['MB']:>6.0f} {m['warm_plain_s']:>7.3f} {m['warm_verified_s']:>10.3f} "
+              f"{m['warm_ratio']:>10.1%} {m['cold_plain_s']:>11.3f} {m['cold_verified_s']:>15.3f} "
+              f"{m['cold_ratio']:>10.1%}")
+    print("\nxxh3 = content_checksum alone, over the arrays already in memory; xxh3/read, xxh3/cold: over the reads "
+          "above")
+    print(f"{'dataset':<28} {'xxh3 s':>7} {'xxh3/read':>9} {'xxh3/cold':>9} {'sha256 s':>8} {'load s':>7} "
+          f"{'audit s':>7} {'verify --all s':>14}")
+    for name, m in rows:
+        print(f"{name:<28} {m['hash_s']:>7.3f} {m['raw_ratio']:>8.1%} {m['raw_cold_ratio']:>8.1%} "
+              f"{m['sha256_s']:>8.3f} {m['load_s']:>7.3f} {m['audit_s']:>7.3f} {m['verify_all_s']:>14.2f}")
+    print(f"\ntargets: verify/read and verify/cold <= {HASH_TARGET:.0%}; audit (8 queries, 1 BLAS thread) <= "
+          f"{AUDIT_TARGET_S} s on Fashion-MNIST; verify --all audits every query ({rows[0][1]['cores']} cores)")
+    ok = all(m["warm_ratio"] <= HASH_TARGET and not m["cold_ratio"] > HASH_TARGET for _, m in rows) and all(
         m["audit_s"] <= AUDIT_TARGET_S for n, m in rows if n.startswith("fashion"))
     print("within targets" if ok else "OUTSIDE a target")
     return 0

@@ -24,6 +24,7 @@ from annbench.datasets.format import (
     content_checksum,
     legacy_checksum,
     load_dataset,
+    read_dataset_arrays,
     write_dataset,
 )
 from annbench.quality.groundtruth import exact_knn
@@ -142,6 +143,60 @@ def test_checksum_covers_every_array_and_the_distance() -> None:
         changed.flat[0] = "x" if a.dtype == object else changed.flat[0] + 1
         assert content_checksum({**fields, name: changed}, "euclidean") != reference, name
         assert content_checksum({**fields, name: None}, "euclidean") != reference, name
+
+
+def _layout_file(path: Path, layout: str) -> tuple[Path, dict[str, np.ndarray]]:
+    """A dataset file in ``layout``: ``raw`` (contiguous, as h5py and ann-benchmarks write), ``chunked``
+    (gzip), ``userblock`` (data shifted by a 512-byte user block), ``big-endian`` (train and test
+    stored >f4) or ``unwritten`` (train_labels never written: no storage, h5py reads its fill value),
+    with a stored checksum; and its arrays as h5py reads them."""
+    rng = np.random.default_rng(3)
+    train, test = rng.normal(size=(700, 24)).astype(np.float32), rng.normal(size=(30, 24)).astype(np.float32)
+    ids, dists = exact_knn(train, test, "euclidean", 100)
+    arrays = {"train": train, "test": test, "neighbors": ids.astype(np.int32), "distances": dists.astype(np.float32),
+              "train_labels": np.arange(700) % 7, "test_labels": np.arange(30) % 7,
+              "keys": np.array([f"w{i}" for i in range(700)], dtype=object)}
+    with h5py.File(path, "w", userblock_size=512 if layout == "userblock" else 0) as f:
+        f.attrs["type"], f.attrs["distance"], f.attrs["dimension"] = "dense", "euclidean", 24
+        if layout == "unwritten":
+            f.create_dataset("train_labels", shape=(700,), dtype=np.int64)
+            del arrays["train_labels"]
+        for key, a in arrays.items():
+            dtype = h5py.string_dtype() if a.dtype == object else (">f4" if layout == "big-endian" and a.ndim == 2
+                                                                    and a.dtype == np.float32 else None)
+            f.create_dataset(key, data=a, dtype=dtype, **({"chunks": True, "compression": "gzip"}
+                                                          if layout == "chunked" else {}))
+    with h5py.File(path, "r+") as f:
+        stored = {k: f[k][()] for k in f}
+        f.attrs["checksum"] = content_checksum(stored, "euclidean")
+    return path, stored
+
+
+@pytest.mark.parametrize("layout", ["raw", "chunked", "userblock", "big-endian", "unwritten"])
+def test_the_loads_checksum_is_the_checksum_of_the_arrays_in_any_layout(tmp_path: Path, layout: str) -> None:
+    path, stored = _layout_file(tmp_path / f"{layout}.hdf5", layout)
+    arrays, checksum = read_dataset_arrays(path)
+    assert checksum == content_checksum(stored, "euclidean") == load_dataset(path).checksum
+    assert read_dataset_arrays(path, checksum=False)[1] is None
+    for key, a in stored.items():
+        assert arrays[key].dtype == a.dtype and arrays[key].shape == a.shape and (arrays[key] == a).all(), key
+
+
+@pytest.mark.parametrize("layout", ["raw", "userblock", "big-endian"])
+def test_a_flipped_byte_anywhere_in_any_array_is_refused(tmp_path: Path, layout: str) -> None:
+    path, _ = _layout_file(tmp_path / "flip.hdf5", layout)
+    with h5py.File(path, "r") as f:
+        extents = {k: (f[k].id.get_offset(), f[k].id.get_storage_size()) for k in f if k != "keys"}
+    good = path.read_bytes()
+    for key, (offset, size) in extents.items():
+        for at in sorted({0, 1, size // 2, size - 1} & set(range(size))):  # first, second, middle, last
+            raw = bytearray(good)
+            raw[offset + at] ^= 0x01
+            path.write_bytes(bytes(raw))
+            with pytest.raises(UserError, match="content does not match its checksum"):
+                load_dataset(path, audit=False)
+    path.write_bytes(good)
+    assert load_dataset(path).checksum.startswith("xxh3:")
 
 
 def test_legacy_checksum_is_verified_with_a_warning(own_data: Path, caplog) -> None:

@@ -22,6 +22,9 @@ from annbench.analyse.frames import results_frame
 from annbench.cli.run import main as run_main
 from annbench.store.folder import ResultStore, process_alive, read_arrays, read_attrs
 
+#: About isolation: every sweep here keeps the local executor's real children.
+pytestmark = pytest.mark.real_children
+
 DATASET = "random-xs-20-euclidean"
 
 FAULTY = '''
@@ -221,6 +224,31 @@ def _results_state(results: Path) -> dict[str, tuple[int, str]]:
     return {str(p): (p.stat().st_mtime_ns, read_attrs(p)["timestamp"]) for p in ResultStore(results).paths()}
 
 
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (children, their children, ...), from /proc."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        below = parents.get(todo.pop(), [])
+        found += below
+        todo += below
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """Running (not gone, not a zombie)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def test_sigkill_mid_sweep_then_resume(faulty, data_dir: Path, tmp_path: Path) -> None:
     results = tmp_path / "results"
     _grid(faulty[1], "{fault: [none], delay: [0.2, 0.21, 0.22, 0.23, 0.24]}")
@@ -231,13 +259,20 @@ def test_sigkill_mid_sweep_then_resume(faulty, data_dir: Path, tmp_path: Path) -
     deadline = time.monotonic() + 60
     while len(list(ResultStore(results).paths())) < 2 and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGSTOP)  # stopped, it starts no child while its descendants are listed
+    children = _descendants(proc.pid)
+    assert children, "the sweep had no child when it was killed"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     finished = _results_state(results)
     assert 2 <= len(finished) < 5, "the kill did not land mid-sweep"
     for path in finished:  # every visible result is complete and readable
         assert read_attrs(path)["status"] == "ok" and read_arrays(path)["neighbors"].shape == (1000, 10)
-    time.sleep(0.5)  # the killed sweep's child dies with it (PR_SET_PDEATHSIG): nothing more appears
+    # the killed sweep's children die with it (PR_SET_PDEATHSIG): once they are gone, nothing more appears
+    deadline = time.monotonic() + 30
+    while (alive := [p for p in children if _alive(p)]) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not alive, f"children of the killed sweep still run: {alive}"
     assert _results_state(results) == finished
 
     again = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=120)

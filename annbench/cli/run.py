@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -30,7 +31,9 @@ log = logging.getLogger("annbench.run")
 
 DEFAULT_DATASET = "random-xs-20-euclidean"
 DEFAULT_TIMEOUT_S = 7200.0
-EXECUTORS = ("local", "dask")
+EXECUTORS = ("local", "dask", "inprocess")
+#: The default of ``--executor`` when set (the test suite sets ``inprocess``); otherwise ``local``.
+ENV_EXECUTOR = "ANNBENCH_EXECUTOR"
 DEFAULT_OPTIONS = RunOptions()
 DASK_TIMEOUT_S = 30.0
 
@@ -76,8 +79,9 @@ def parser(prog: str = "run.py") -> Parser:
                    help="start every build setting's child as a fresh interpreter, not forked from a warm "
                         "parent per algorithm (see README: Warm parents)")
     d = p.add_argument_group("executor (see README: Sweeps across machines on Dask)")
-    d.add_argument("--executor", choices=EXECUTORS, default="local",
-                   help="local: children of this process; dask: tasks on a Dask cluster (default local)")
+    d.add_argument("--executor", choices=EXECUTORS, default=default_executor(),
+                   help="local: children of this process; dask: tasks on a Dask cluster; inprocess: no "
+                        f"isolation, for tests and debugging (default local, or ${ENV_EXECUTOR})")
     d.add_argument("--scheduler", metavar="ADDRESS",
                    help="dask: scheduler address (tcp://HOST:8786) or scheduler file (.json); default Dask's "
                         "config (scheduler-address, $DASK_SCHEDULER_ADDRESS), else a LocalCluster of "
@@ -106,6 +110,14 @@ def parser(prog: str = "run.py") -> Parser:
                    help="quick subset: first M queries (cached as <dataset>-test<M>)")
     p.add_argument("--no-plot", action="store_true", help="do not write the Pareto plot")
     return p
+
+
+def default_executor() -> str:
+    """``$ANNBENCH_EXECUTOR`` when set, else ``local``."""
+    chosen = os.environ.get(ENV_EXECUTOR) or "local"
+    if chosen not in EXECUTORS:
+        raise UserError(f"${ENV_EXECUTOR}={chosen!r} is not an executor; valid: {', '.join(EXECUTORS)}")
+    return chosen
 
 
 def thread_counts(text: str) -> list[int]:
@@ -279,7 +291,7 @@ def main(argv: list[str] | None = None, prog: str = "run.py") -> int:
     check_executor(args)
     counts = args.threads
     args.threads = max(counts)  # the cores and cluster slots must fit the largest count
-    if args.executor == "local":
+    if args.executor in ("local", "inprocess"):
         from annbench.execute.isolation import core_slots
 
         core_slots(args.parallelism, args.threads)  # every count fits, or nothing runs
@@ -300,8 +312,14 @@ def main(argv: list[str] | None = None, prog: str = "run.py") -> int:
 
 
 def check_executor(args: argparse.Namespace) -> None:
-    """Options that only the Dask executor takes, and what it leaves to the cluster."""
-    if args.executor == "local":
+    """Options that only the Dask executor takes, what it leaves to the cluster, and what the in-process
+    executor cannot do."""
+    if args.executor == "inprocess":
+        for option, given in (("--parallelism", args.parallelism > 1), ("--cold-workers", args.cold_workers)):
+            if given:
+                raise UserError(f"{option} with --executor inprocess: its tasks run one at a time in this process; "
+                                f"valid: --executor local, or drop {option}")
+    if args.executor in ("local", "inprocess"):
         for option, value in (("--scheduler", args.scheduler), ("--dask-results", args.dask_results),
                               ("--dask-data-dir", args.dask_data_dir), ("--dask-timeout", args.dask_timeout)):
             if value is not None:
@@ -350,7 +368,11 @@ def sweep(args: argparse.Namespace, data_dir: Path, results_dir: Path, adapter_d
     store = ResultStore(results_dir)
     tasks = make_tasks(plan, dataset, store)  # the driver removes stale temporaries, once, as the sweep starts
     with progress_bar(sum(len(t.keys) for t in tasks), disable=args.quiet) as on_task:
-        if client is None:
+        if args.executor == "inprocess":
+            from annbench.execute.inprocess import execute_inprocess
+
+            results = execute_inprocess(plan, dataset, store, on_task, tasks)
+        elif client is None:
             results = execute(plan, dataset, store, limits, args.parallelism, on_task, tasks,
                               warm=not args.cold_workers)
         else:

@@ -1,0 +1,104 @@
+"""The in-process executor: every task runs in this process, one after another, without isolation.
+
+For tests and debugging (``annbench run --executor inprocess``): a task runs exactly what an isolated
+child runs (:func:`annbench.execute.worker.run_task`: open and verify the dataset, then
+:func:`annbench.execute.local.run_build_setting`), stores the same results (``concurrent_children``
+0, ``parallelism`` 1, as a local sweep of one slot) and ends with the same kinds of outcome records,
+but nothing holds it: no timeout, no memory limit, no core pinning, no warm parent. A crash (a
+segfault in a library) takes the sweep down; an exception in a task is that task's failure only.
+
+Each task's log lines (annbench's logging at the sweep's verbosity, not the libraries' own output)
+go to the build setting's log file, as a child's would. The adapter file is loaded afresh for every task, as a fresh child
+would (the library it imports stays imported).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+import traceback
+from collections import deque
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+
+from annbench.backends.discovery import PACKAGE, module_name
+from annbench.core.results import RunResult
+from annbench.datasets.format import Dataset
+from annbench.execute.driver import Finished, TaskCallback, drive
+from annbench.execute.isolation import LOG_TAIL_CHARS
+from annbench.execute.local import log_path, make_tasks
+from annbench.execute.occupancy import Occupancy
+from annbench.execute.task import Ended, Task, TaskOutcome
+from annbench.execute.worker import run_task
+from annbench.plan.grid import Plan
+from annbench.store.folder import ResultStore
+
+log = logging.getLogger(__name__)
+
+
+def _tail(text: str) -> str:
+    return text[-LOG_TAIL_CHARS:]
+
+
+class InProcessExecutor:
+    """Tasks run in this process, in the order they are started, when :meth:`finished` is iterated."""
+
+    def __init__(self, store: ResultStore) -> None:
+        self._store = store
+        self._queue: deque[Task] = deque()
+        self._cancelled = False
+
+    def __enter__(self) -> InProcessExecutor:
+        self._occupancy = Occupancy(1)  # one slot: the results say 0 children beside, parallelism 1
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self._occupancy.close()
+
+    def start(self, task: Task) -> None:
+        self._queue.append(task)
+
+    def finished(self) -> Iterator[Finished]:
+        while self._queue and not self._cancelled:
+            task = self._queue.popleft()
+            yield Finished(task, self._run(task))
+
+    def cancel(self) -> None:
+        self._cancelled = True
+        self._queue.clear()
+
+    def _run(self, task: Task) -> TaskOutcome:
+        path = log_path(self._store, task)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sys.modules.pop(f"{PACKAGE}.{module_name(task.setting.algorithm)}", None)  # load the adapter file afresh
+        handler = logging.FileHandler(path, mode="w", encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname).1s %(name)s: %(message)s"))
+        root = logging.getLogger()
+        root.addHandler(handler)
+        start = time.monotonic()
+        code, reason, message = 0, Ended.OK, "finished"
+        try:
+            logging.getLogger("annbench.execute.worker").info("in-process for %s: %d runs", task.label(),
+                                                              len(task.keys))
+            run_task(task, path, self._occupancy.ref(0))
+        except Exception as e:  # run_task stored the task's runs as errors with the traceback
+            handler.stream.write(traceback.format_exc())
+            code, reason = 1, Ended.EXIT
+            message = " ".join(f"the task raised {type(e).__name__}: {e}".split())
+        finally:
+            root.removeHandler(handler)
+            handler.close()
+        elapsed = time.monotonic() - start
+        tail = "" if reason == Ended.OK else _tail(path.read_text("utf-8", "replace"))
+        return TaskOutcome(task.task_id, reason, message, path, code, elapsed, 0, tail)
+
+
+def execute_inprocess(plan: Plan, dataset: Dataset, store: ResultStore, on_task: TaskCallback | None = None,
+                      tasks: list[Task] | None = None) -> list[RunResult]:
+    """Run every pending build setting of the plan (or ``tasks``) in this process
+    (:class:`InProcessExecutor`) through the sweep's driver loop (:func:`annbench.execute.driver.drive`)."""
+    todo = make_tasks(plan, dataset, store) if tasks is None else tasks
+    return drive(InProcessExecutor(store), todo, store, plan.dataset, on_task)

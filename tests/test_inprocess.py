@@ -1,0 +1,80 @@
+"""The in-process executor (annbench.execute.inprocess): the same work as the local executor's children,
+in this process: the same stored results and outcome records, selectable on the command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from conftest import call
+
+from annbench.cli.run import main as run_main
+from annbench.core.results import Status
+from annbench.store.folder import ResultStore, read_arrays, read_attrs
+
+DATASET = "random-xs-20-euclidean"
+#: Exact adapters (recall and neighbours do not depend on timing), one that fails in its queries.
+ALGORITHMS = "bruteforce,kdtree,balltree,broken"
+BROKEN = '''
+from annbench.backends.adapter import Adapter
+
+
+class Broken(Adapter):
+    metrics = ("euclidean",)
+
+    def fit(self, X):
+        self.n = len(X)
+
+    def query(self, q, k):
+        raise RuntimeError("no answer on purpose")
+'''
+#: Attrs that differ between any two sweeps (when, where the log is, which attempt, how long).
+VARYING = {"timestamp", "task_id", "log_path", "elapsed_s", "warmup_s", "warmup_queries", "repeats", "best_pass",
+           "traceback", "peak_rss_bytes", "build_peak_rss_bytes", "stats"}
+
+
+def _stored(results: Path) -> dict[str, tuple[dict, dict]]:
+    """Each stored run by its path below the results folder: (attrs, arrays)."""
+    return {str(p.relative_to(results)): (read_attrs(p), read_arrays(p)) for p in ResultStore(results).paths()}
+
+
+def test_in_process_and_local_executors_store_the_same_results(data_dir: Path, tmp_path: Path) -> None:
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "broken.py").write_text(BROKEN)
+    (extra / "broken.yml").write_text("algorithm: broken\nmetrics: [euclidean]\ngroups:\n  quick: {}\n")
+    stored = {}
+    for executor in ("local", "inprocess"):
+        results = tmp_path / executor
+        r = call(run_main, "--dataset", DATASET, "--algorithm", ALGORITHMS, "--runs", 1, "--data-dir", data_dir,
+                 "--results", results, "--algorithms-dir", extra, "--configs-dir", extra, "--no-plot",
+                 "--executor", executor)
+        assert r.code == 1 and "1 failed" in r.out, (r.out, r.err)  # the broken adapter's run fails, the others not
+        stored[executor] = _stored(results)
+    local, inprocess = stored["local"], stored["inprocess"]
+    assert set(local) == set(inprocess) and len(local) == 4
+    for path, (attrs, arrays) in local.items():
+        other_attrs, other_arrays = inprocess[path]
+        assert set(attrs) == set(other_attrs), (path, set(attrs) ^ set(other_attrs))
+        for name in ("status", "error", "recall", "reason", "concurrent_children", "parallelism", "index_bytes",
+                     "index_bytes_status", "n_queries", "dataset_checksum", "library_versions"):
+            assert attrs.get(name) == other_attrs.get(name), (path, name, attrs.get(name), other_attrs.get(name))
+        assert attrs["concurrent_children"] == 0 and attrs["parallelism"] == 1
+        assert set(arrays) == set(other_arrays), path
+        for name in ("neighbors", "distances"):
+            if name in arrays:
+                np.testing.assert_array_equal(arrays[name], other_arrays[name], err_msg=f"{path} {name}")
+        assert {k for k in attrs if k not in VARYING and attrs[k] != other_attrs[k]} <= {"qps", "qps_median"} | {
+            k for k in attrs if k.endswith(("_ms", "_s"))}, path
+    statuses = sorted(a["status"] for a, _ in inprocess.values())
+    assert statuses == sorted([Status.OK] * 3 + [Status.ERROR])
+    assert {a["recall"] for a, _ in inprocess.values() if a["status"] == Status.OK} == {1.0}
+    (error,) = [a for a, _ in inprocess.values() if a["status"] == Status.ERROR]
+    assert "no answer on purpose" in error["error"] and Path(error["log_path"]).is_file()
+
+
+def test_in_process_executor_takes_no_isolation_options(data_dir: Path, results_dir: Path) -> None:
+    for option in (("--parallelism", "2"), ("--cold-workers",)):
+        r = call(run_main, "--dataset", DATASET, "--algorithm", "kdtree", "--data-dir", data_dir, "--results",
+                 results_dir, "--executor", "inprocess", *option)
+        assert r.code == 2 and f"{option[0]} with --executor inprocess" in r.err, r.err

@@ -45,22 +45,3 @@ def data_dir(tmp_path_factory) -> Path:
 def results_dir(tmp_path) -> Path:
     return tmp_path / "results"
 
-
-def pytest_configure(config) -> None:
-    config.addinivalue_line(
-        "markers", "real_children: the test is about isolation (children, warm parents, limits, crashes, pinning, "
-                   "parallelism, Dask) or asserts on timings as pinned children measure them: its sweeps keep "
-                   "the local executor's real child processes")
-
-
-@pytest.fixture(autouse=True)
-def in_process_sweeps(request, monkeypatch) -> None:
-    """Sweeps started through ``annbench run`` run in this process (``$ANNBENCH_EXECUTOR=inprocess``:
-    the same run_build_setting path and stored results, no child processes), except in tests marked
-    ``real_children``, which get the local executor's children. An explicit ``--executor`` wins."""
-    from annbench.cli.run import ENV_EXECUTOR
-
-    if request.node.get_closest_marker("real_children") is None:
-        monkeypatch.setenv(ENV_EXECUTOR, "inprocess")
-    else:
-        monkeypatch.delenv(ENV_EXECUTOR, raising=False)

@@ -32,9 +32,6 @@ from annbench.execute.remote import RemoteOptions, host_cores, locate_dataset
 from annbench.execute.task import Task
 from annbench.store.folder import ResultStore, read_arrays, read_attrs
 
-#: About isolation: every sweep here keeps the local executor's real children.
-pytestmark = pytest.mark.real_children
-
 DATASET = "random-xs-20-euclidean"
 QUICK = "bruteforce,kdtree,balltree"
 

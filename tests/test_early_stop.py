@@ -162,9 +162,6 @@ def _keys(frame) -> set[tuple[str, str]]:  # noqa: ANN001
     return set(zip(frame["build_params"], frame["query_params"]))
 
 
-# Its fronts rank settings by p99 latencies measured in one pass of 100 queries: measured in the pytest
-# process (not pinned, beside pytest's heap) a stall flipped them in 2 of 10 runs, in pinned children 0 of 6.
-@pytest.mark.real_children
 def test_same_fronts_and_operating_points_with_and_without_early_stop(ladder, data_dir: Path,
                                                                       tmp_path: Path) -> None:
     """Two sweeps' QPS differ by the machine's noise, so the fronts are compared on one set of
@@ -185,7 +182,8 @@ def test_same_fronts_and_operating_points_with_and_without_early_stop(ladder, da
     # the full sweep's measurements of the settings early stop kept: what the stopped sweep would hold
     # had it measured them on the same machine at the same moment
     fb_kept = fb[[key in kept for key in zip(fb["build_params"], fb["query_params"])]]
-    for x, y in (("recall", "qps"), ("id_recall", "qps"), ("recall", "p99_ms")):
+    # latency by the median: p99 of 100 queries is their second slowest, which one stall moves
+    for x, y in (("recall", "qps"), ("id_recall", "qps"), ("recall", "p50_ms")):
         assert _settings(pareto_frame(fb_kept, x, y)) == _settings(pareto_frame(fb, x, y)), (x, y)
     for y in ("build_s", "index_bytes"):  # the same for every setting of a build: of ties one is drawn
         front = [pareto_frame(f, "recall", y)[["build_params", "recall", y]].values.tolist() for f in (fb_kept, fb)]

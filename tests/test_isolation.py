@@ -22,9 +22,6 @@ from annbench.analyse.frames import results_frame
 from annbench.cli.run import main as run_main
 from annbench.store.folder import ResultStore, process_alive, read_arrays, read_attrs
 
-#: About isolation: every sweep here keeps the local executor's real children.
-pytestmark = pytest.mark.real_children
-
 DATASET = "random-xs-20-euclidean"
 
 FAULTY = '''

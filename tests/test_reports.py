@@ -22,7 +22,7 @@ from annbench.cli.plot import main as plot_main
 from annbench.core import paths
 from annbench.core.results import RunKey, RunResult
 from annbench.datasets.registry import load
-from annbench.execute.inprocess import execute_inprocess
+from annbench.execute.local import execute
 from annbench.plan.grid import RunOptions, make_plan
 from annbench.report.tables import cell
 from annbench.store.folder import ResultStore, read_arrays, read_attrs
@@ -53,7 +53,7 @@ def _run(data_dir: Path, results: Path, dataset: str, algorithms: list[str], pre
     dirs = [extra] if extra else []
     plan = make_plan(d.name, d.path, d.distance, algorithms, preset, RunOptions(k=10, runs=2),
                      paths.config_dirs(dirs), paths.algorithm_dirs(dirs))
-    execute_inprocess(plan, d, ResultStore(results))  # not about isolation: no child processes
+    execute(plan, d, ResultStore(results))
 
 
 @pytest.fixture(scope="module")

@@ -22,9 +22,6 @@ from conftest import REPO, call
 from annbench.analyse.frames import results_frame
 from annbench.cli.run import main as run_main
 
-#: About isolation: every sweep here keeps the local executor's real children.
-pytestmark = pytest.mark.real_children
-
 DATASET = "random-xs-20-euclidean"
 
 #: An exact adapter that leaves a mark per import (module level) and per warm_up, named after the pid.

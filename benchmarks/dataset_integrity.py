@@ -25,14 +25,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from annbench.cli.common import Parser  # noqa: E402
 from annbench.core.threads import limited_threads  # noqa: E402
 from annbench.datasets.audit import audit_queries, first_mismatch  # noqa: E402
-from annbench.datasets.format import (content_checksum, legacy_checksum, load_dataset,  # noqa: E402
-                                      read_dataset_arrays)
+from annbench.datasets.format import content_checksum, legacy_checksum, load_dataset, read_dataset_arrays  # noqa: E402
 from annbench.datasets.registry import resolve  # noqa: E402
 
 DATASETS = ("fashion-mnist-784-euclidean", "random-s-100-euclidean")

@@ -30,10 +30,10 @@ from annbench.core.threads import pin_environment  # noqa: E402
 pin_environment(1)
 
 
-from annbench.core import paths  # noqa: E402
 from annbench.analyse.compare import side_by_side  # noqa: E402
 from annbench.analyse.frames import results_frame  # noqa: E402
 from annbench.backends.discovery import AdapterUnavailable, load_adapter  # noqa: E402
+from annbench.core import paths  # noqa: E402
 from annbench.datasets.encode import encode  # noqa: E402
 from annbench.datasets.encoders.base import EncoderSettings  # noqa: E402
 from annbench.datasets.format import Dataset  # noqa: E402

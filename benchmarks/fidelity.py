@@ -38,8 +38,8 @@ pin_environment(1)  # before numpy and the libraries load their thread pools
 
 import numpy as np  # noqa: E402
 
-from annbench.core import paths  # noqa: E402
 from annbench.backends.discovery import adapter_file, load_adapter  # noqa: E402
+from annbench.core import paths  # noqa: E402
 from annbench.core.threads import limited_threads  # noqa: E402
 from annbench.datasets.registry import load  # noqa: E402
 from annbench.execute.measure import single_query_passes  # noqa: E402

@@ -30,11 +30,11 @@ from annbench.core.threads import pin_environment  # noqa: E402
 
 pin_environment(1)
 
-from annbench.core import paths  # noqa: E402
 from annbench.backends.inject import write_wrapper  # noqa: E402
+from annbench.core import paths  # noqa: E402
 from annbench.datasets.registry import load  # noqa: E402
-from annbench.gate.run import Suite, measure_suite  # noqa: E402
 from annbench.gate import verdicts as gate
+from annbench.gate.run import Suite, measure_suite  # noqa: E402
 
 
 def _loads() -> str:

@@ -26,8 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from annbench.core import paths  # noqa: E402
 from annbench.analyse.frames import results_frame  # noqa: E402
+from annbench.core import paths  # noqa: E402
 from annbench.datasets.format import load_dataset  # noqa: E402
 from annbench.datasets.registry import registry, resolve  # noqa: E402
 from annbench.execute.isolation import run_task_isolated  # noqa: E402

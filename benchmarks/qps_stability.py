@@ -35,8 +35,8 @@ pin_environment(1)  # before numpy and the libraries load their thread pools
 
 import numpy as np  # noqa: E402
 
-from annbench.core import paths  # noqa: E402
 from annbench.analyse.frames import results_frame  # noqa: E402
+from annbench.core import paths  # noqa: E402
 from annbench.datasets.registry import load  # noqa: E402
 from annbench.execute.local import execute  # noqa: E402
 from annbench.plan.grid import WARMUP_FULL, RunOptions, make_plan  # noqa: E402

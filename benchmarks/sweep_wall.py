@@ -30,8 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from annbench.core import paths  # noqa: E402
 from annbench.analyse.frames import pareto_frame, results_frame  # noqa: E402
+from annbench.core import paths  # noqa: E402
 
 N_TREES = (100, 200, 400)
 SEARCH_K = (100, 200, 400, 1000, 2000, 4000, 10000, 20000, 40000, 100000, 200000, 400000)

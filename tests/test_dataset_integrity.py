@@ -20,13 +20,7 @@ from annbench.cli.plot import main as plot_main
 from annbench.cli.run import main as run_main
 from annbench.core.errors import UserError
 from annbench.datasets.audit import audit_queries
-from annbench.datasets.format import (
-    content_checksum,
-    legacy_checksum,
-    load_dataset,
-    read_dataset_arrays,
-    write_dataset,
-)
+from annbench.datasets.format import content_checksum, legacy_checksum, load_dataset, read_dataset_arrays, write_dataset
 from annbench.quality.groundtruth import exact_knn
 from annbench.store.folder import ResultStore
 

@@ -10,12 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import call
 
-from annbench.analyse.frames import (
-    measured,
-    operating_points,
-    pareto_frame,
-    results_frame,
-)
+from annbench.analyse.frames import measured, operating_points, pareto_frame, results_frame
 from annbench.cli.plot import main as plot_main
 from annbench.cli.run import main as run_main
 from annbench.core.results import RunKey, Status

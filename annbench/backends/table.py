@@ -13,13 +13,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from annbench.backends.adapter import (
-    Adapter,
-    build_parameters,
-    describe_type,
-    query_parameters,
-    type_hints,
-)
+from annbench.backends.adapter import Adapter, build_parameters, describe_type, query_parameters, type_hints
 
 COLUMNS = ("algorithm", "library", "index", "metrics", "build parameters", "query parameters")
 

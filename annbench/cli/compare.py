@@ -5,14 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from annbench.cli.common import (
-    Parser,
-    guarded,
-    names,
-    positive_int,
-    recall_level,
-    stored_results,
-)
+from annbench.cli.common import Parser, guarded, names, positive_int, recall_level, stored_results
 from annbench.cli.options import shared
 from annbench.core import paths
 from annbench.core.errors import UserError

@@ -10,12 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from annbench.analyse.difficulty import (
-    DEFAULT_QUANTILE,
-    SUBSETS,
-    Measure,
-    measure_named,
-)
+from annbench.analyse.difficulty import DEFAULT_QUANTILE, SUBSETS, Measure, measure_named
 from annbench.cli.common import Parser, names, one_k, output_path
 from annbench.core import paths
 from annbench.core.errors import UserError
@@ -210,12 +205,7 @@ def plot_extra(frame: pd.DataFrame, args: argparse.Namespace, results_dir: Path,
     ``frame`` is filtered by ``--threads``; ``full`` is every thread count (for scaling)."""
     from annbench.analyse.difficulty import load_or_compute
     from annbench.analyse.perquery import dataset_file, recall_by_difficulty
-    from annbench.report.difficulty_plots import (
-        plot_difficulty,
-        plot_recall_by_difficulty,
-        plot_scaling,
-        scaling_table,
-    )
+    from annbench.report.difficulty_plots import plot_difficulty, plot_recall_by_difficulty, plot_scaling, scaling_table
     from annbench.report.plotting import View
 
     written = []

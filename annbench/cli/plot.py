@@ -9,30 +9,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from annbench.cli.common import (
-    Parser,
-    guarded,
-    names,
-    one_k,
-    output_path,
-    positive_int,
-    recall_level,
-    stored_results,
-)
+from annbench.cli.common import Parser, guarded, names, one_k, output_path, positive_int, recall_level, stored_results
 from annbench.cli.options import shared
 from annbench.core import paths
 from annbench.core.errors import UserError
 from annbench.core.logs import setup_logging
 from annbench.core.results import Status
-from annbench.report.plotting import (
-    DEFAULT_VIEW,
-    PLOT_SUFFIXES,
-    SCALES,
-    SIZES,
-    VIEWS,
-    View,
-    default_scale,
-)
+from annbench.report.plotting import DEFAULT_VIEW, PLOT_SUFFIXES, SCALES, SIZES, VIEWS, View, default_scale
 from annbench.report.tables import FORMATS
 
 log = logging.getLogger("annbench.plot")
@@ -270,13 +253,7 @@ def ranks_table(frame: pd.DataFrame, args: argparse.Namespace):  # noqa: ANN201 
 
 def neighbours(frame: pd.DataFrame, args: argparse.Namespace) -> Path:
     from annbench.report.html import load_local_dataset
-    from annbench.report.neighbours import (
-        choose_runs,
-        image_shape,
-        load_selections,
-        neighbour_figure,
-        neighbour_table,
-    )
+    from annbench.report.neighbours import choose_runs, image_shape, load_selections, neighbour_figure, neighbour_table
     from annbench.report.tables import render
 
     datasets = sorted(frame["dataset"].unique())

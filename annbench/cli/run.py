@@ -11,15 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from annbench.cli.common import (
-    Parser,
-    guarded,
-    memory_size,
-    names,
-    non_negative_float,
-    positive_float,
-    positive_int,
-)
+from annbench.cli.common import Parser, guarded, memory_size, names, non_negative_float, positive_float, positive_int
 from annbench.cli.options import shared
 from annbench.core import paths
 from annbench.core.errors import UserError

@@ -33,12 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from annbench.backends.adapter import (
-    Adapter,
-    build_parameters,
-    query_parameters,
-    saveable,
-)
+from annbench.backends.adapter import Adapter, build_parameters, query_parameters, saveable
 from annbench.core import paths
 from annbench.core.errors import UserError
 from annbench.datasets.encoders.base import encoder_path

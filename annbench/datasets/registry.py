@@ -24,14 +24,7 @@ from annbench.core import paths
 from annbench.core.errors import UserError
 from annbench.datasets.checksums import CHECKSUMS
 from annbench.datasets.download import DownloadError, download
-from annbench.datasets.format import (
-    GROUND_TRUTH_K,
-    Dataset,
-    file_attrs,
-    load_dataset,
-    rebuild_hint,
-    write_dataset,
-)
+from annbench.datasets.format import GROUND_TRUTH_K, Dataset, file_attrs, load_dataset, rebuild_hint, write_dataset
 from annbench.datasets.sources import fetch, locate, provenance
 from annbench.datasets.spec import DatasetSpec, Inputs, RawData, Upstream, check_name
 from annbench.quality.groundtruth import exact_knn

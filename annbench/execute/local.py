@@ -27,36 +27,17 @@ from typing import Any
 from annbench.backends.adapter import Adapter
 from annbench.backends.discovery import load_adapter
 from annbench.core import provenance
-from annbench.core.results import (
-    Reason,
-    RunKey,
-    RunResult,
-    Status,
-    canonical,
-    measurement,
-    measurement_attrs,
-)
+from annbench.core.results import Reason, RunKey, RunResult, Status, canonical, measurement, measurement_attrs
 from annbench.core.threads import limited_threads
 from annbench.datasets.format import Dataset
 from annbench.execute.driver import Finished, TaskCallback, drive
 from annbench.execute.evaluate import quality, speed
 from annbench.execute.forkserver import WarmKey, WarmParents
 from annbench.execute.isolation import core_slots, run_task_isolated
-from annbench.execute.measure import (
-    PassMeasurement,
-    batch_passes,
-    peak_memory_growth,
-    single_query_passes,
-)
+from annbench.execute.measure import PassMeasurement, batch_passes, peak_memory_growth, single_query_passes
 from annbench.execute.occupancy import Occupancy
 from annbench.execute.task import Limits, Task, TaskOutcome
-from annbench.plan.early_stop import (
-    dominated_by,
-    is_exact,
-    skipped,
-    standing_skips,
-    stored_exact,
-)
+from annbench.plan.early_stop import dominated_by, is_exact, skipped, standing_skips, stored_exact
 from annbench.plan.grid import BuildSetting, Plan
 from annbench.store.folder import ResultStore, StoredState
 

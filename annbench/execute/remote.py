@@ -35,11 +35,7 @@ from typing import Protocol
 
 from annbench.core import paths, provenance
 from annbench.core.results import RunResult
-from annbench.execute.isolation import (
-    available_cores,
-    available_memory,
-    run_task_isolated,
-)
+from annbench.execute.isolation import available_cores, available_memory, run_task_isolated
 from annbench.execute.task import Ended, Limits, Task, TaskOutcome
 from annbench.store.folder import ResultStore, process_alive, read_result
 

@@ -8,15 +8,7 @@ from collections import Counter
 
 import numpy as np
 
-from annbench.gate.verdicts import (
-    MISSING,
-    NEW,
-    REGRESSION,
-    VERDICTS,
-    Comparison,
-    Session,
-    Tolerances,
-)
+from annbench.gate.verdicts import MISSING, NEW, REGRESSION, VERDICTS, Comparison, Session, Tolerances
 
 COLUMNS = ("verdict", "algorithm", "build", "query", "recall then", "recall now", "QPS then", "QPS now",
            "norm. QPS change [CI]", "notes")

@@ -14,13 +14,7 @@ from pathlib import Path
 from annbench.backends.discovery import AdapterUnavailable, adapter_file, load_adapter
 from annbench.core.errors import UserError
 from annbench.core.results import Params
-from annbench.plan.config import (
-    AlgorithmConfig,
-    all_configs,
-    check_against,
-    find_config,
-    load_config,
-)
+from annbench.plan.config import AlgorithmConfig, all_configs, check_against, find_config, load_config
 
 log = logging.getLogger(__name__)
 

@@ -25,21 +25,9 @@ REPORT_RECALL = 0.9
 def difficulty_section(out: Path, d: str, name: str, frame: pd.DataFrame, data_dir: Path | None) -> str:
     """HTML for the dataset page (figures written into ``out / d``); empty when the dataset file is
     not at hand or its distance has no difficulty measures (ip)."""
-    from annbench.analyse.difficulty import (
-        DEFAULT_QUANTILE,
-        load_or_compute,
-        measure_named,
-    )
-    from annbench.analyse.perquery import (
-        dataset_file,
-        operating_extras,
-        per_query_frame,
-        recall_by_difficulty,
-    )
-    from annbench.report.difficulty_plots import (
-        plot_difficulty,
-        plot_recall_by_difficulty,
-    )
+    from annbench.analyse.difficulty import DEFAULT_QUANTILE, load_or_compute, measure_named
+    from annbench.analyse.perquery import dataset_file, operating_extras, per_query_frame, recall_by_difficulty
+    from annbench.report.difficulty_plots import plot_difficulty, plot_recall_by_difficulty
 
     ok = frame[frame["status"] == Status.OK]
     if data_dir is None or ok.empty:

@@ -295,13 +295,7 @@ def failed_section(writer: Writer, part: Part) -> str:
 
 
 def neighbours_section(writer: Writer, part: Part) -> str:
-    from annbench.report.neighbours import (
-        choose_runs,
-        image_shape,
-        load_selections,
-        neighbour_figure,
-        neighbour_table,
-    )
+    from annbench.report.neighbours import choose_runs, image_shape, load_selections, neighbour_figure, neighbour_table
 
     ok = part.ok
     dataset = load_local_dataset(part.dataset, writer.data_dir, ok)

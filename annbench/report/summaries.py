@@ -16,12 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from annbench.analyse.frames import (
-    OPERATING_RECALLS,
-    higher_is_better,
-    note_algorithms,
-    operating_points,
-)
+from annbench.analyse.frames import OPERATING_RECALLS, higher_is_better, note_algorithms, operating_points
 from annbench.report.plotting import params_label
 from annbench.report.tables import Table
 

@@ -19,14 +19,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from annbench.core.results import (
-    RunKey,
-    RunResult,
-    Status,
-    canonical,
-    measurement_changes,
-    run_name,
-)
+from annbench.core.results import RunKey, RunResult, Status, canonical, measurement_changes, run_name
 
 log = logging.getLogger(__name__)
 

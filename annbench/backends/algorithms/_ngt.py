@@ -15,6 +15,7 @@ import numpy as np
 
 from annbench.backends.adapter import Adapter
 
+
 def check_epsilon(epsilon: float) -> float:
     """NGT's search-range coefficient: the range is (1 + epsilon) × the current k-th distance."""
     if not -1.0 < epsilon:

@@ -11,6 +11,7 @@ from annoy import AnnoyIndex
 
 from annbench.backends.adapter import Adapter, at_least
 
+
 class Annoy(Adapter):
     """``AnnoyIndex``: a forest of random-projection trees, searched together.
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from annbench.backends.adapter import Adapter, at_least
 
+
 class Hnswlib(Adapter):
     """``hnswlib.Index``: the reference implementation of HNSW graphs.
 

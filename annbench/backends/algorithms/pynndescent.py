@@ -9,6 +9,7 @@ from pynndescent import NNDescent
 
 from annbench.backends.adapter import Adapter, at_least
 
+
 class Pynndescent(Adapter):
     """``NNDescent``: a k-NN graph built by nearest-neighbour descent, pruned, searched from tree leaves.
 

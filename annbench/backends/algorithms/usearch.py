@@ -10,6 +10,7 @@ from usearch.index import Index
 
 from annbench.backends.adapter import Adapter, at_least
 
+
 class Usearch(Adapter):
     """``usearch.index.Index``: an HNSW graph with optional f16 / bf16 / i8 storage of the vectors.
 

@@ -14,11 +14,7 @@ import torch
 from torch import nn
 
 from annbench.core.errors import UserError
-from annbench.datasets.encoders.base import (
-    EncoderSettings,
-    TrainedEncoder,
-    TrainingData,
-)
+from annbench.datasets.encoders.base import EncoderSettings, TrainedEncoder, TrainingData
 from annbench.datasets.encoders.torch_loop import batched, deterministic, fit
 
 CHANNELS = (16, 32)

@@ -30,11 +30,7 @@ import torch
 from torch import nn
 
 from annbench.core.errors import UserError
-from annbench.datasets.encoders.base import (
-    EncoderSettings,
-    TrainedEncoder,
-    TrainingData,
-)
+from annbench.datasets.encoders.base import EncoderSettings, TrainedEncoder, TrainingData
 from annbench.datasets.encoders.torch_loop import batched, deterministic, fit
 
 #: This model reads the rows' keys (strings), not their vectors.

@@ -108,3 +108,20 @@ def test_shared_options_after_the_subcommand(argv: list[str]) -> None:
     given = {a.lstrip("-").replace("-", "_") for a in argv[1:] if a.startswith("--") and len(a) > 3}
     assert all(hasattr(args, g) for g in given)
     assert (getattr(args, "verbose", 0) == 1) or getattr(args, "quiet", False)
+
+
+def test_output_cut_short_by_its_reader_ends_quietly() -> None:
+    """``annbench run --list-algorithms --markdown | head -0``: no traceback, the shell's 141. The
+    reading end is closed before the command starts, so its first write finds no reader."""
+    import os
+    import subprocess
+    import sys
+
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "annbench", "run", "--list-algorithms", "--markdown"],
+                              stdout=write, stderr=subprocess.PIPE, timeout=120)
+    finally:
+        os.close(write)
+    assert proc.returncode == 141 and proc.stderr.decode() == "", proc.stderr.decode()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -109,16 +111,24 @@ def stored_results(results_dir: str | Path) -> pd.DataFrame:
 
 
 def guarded(main: Callable[..., int]) -> Callable[..., int]:
-    """Run ``main``; a :class:`UserError` becomes one line on stderr and exit code 2."""
+    """Run ``main``; a :class:`UserError` becomes one line on stderr and exit code 2; output cut short
+    by its reader (``annbench plot --table csv | head``) ends quietly with 141, as a shell's own tools do."""
+
     def wrapper(argv: list[str] | None = None, **kwargs: str) -> int:
         try:
-            return main(argv, **kwargs)
+            code = main(argv, **kwargs)
+            sys.stdout.flush()  # a reader gone shows here, not in the interpreter's final flush
+            return code
         except UserError as e:
             print(f"error: {e}", file=sys.stderr)
             return UserError.exit_code
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             return 130
+        except BrokenPipeError:
+            # nothing more can be written: point stdout at /dev/null so the interpreter's final flush is silent
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 128 + signal.SIGPIPE
 
     return wrapper
 

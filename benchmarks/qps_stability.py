@@ -100,7 +100,7 @@ def main() -> None:
           f"on {os.cpu_count()} cores")
     labels = sorted(qps[modes[0]])
     width = max(len(label) for label in labels)
-    head = "".join(f"  {m + ' QPS':>16} {'CV':>6} {'reps':>5}" for m in modes)
+    head = "".join(f"  {m + ' QPS':>16} {'CV':>6} {'reps':>5}  [per sweep]" for m in modes)
     print(f"{'setting':<{width}}{head}")
     cvs: dict[str, list[float]] = {m: [] for m in modes}
     for label in labels:
@@ -109,7 +109,8 @@ def main() -> None:
             values = np.asarray(qps[m][label])
             cv = float(np.std(values, ddof=1) / np.mean(values)) if len(values) > 1 else float("nan")
             cvs[m].append(cv)
-            cells.append(f"  {np.mean(values):>16.0f} {cv * 100:>5.1f}% {int(np.median(repeats[m][label])):>5d}")
+            cells.append(f"  {np.mean(values):>16.0f} {cv * 100:>5.1f}% {int(np.median(repeats[m][label])):>5d}"
+                         f"  [{' '.join(f'{v:.0f}' for v in values)}]")
         print(f"{label:<{width}}{''.join(cells)}")
     for m in modes:
         c = np.asarray(cvs[m])

@@ -6,7 +6,9 @@ ground-truth audit of every load, and ``dataset.py verify --all``, on Fashion-MN
 Datasets missing from ``--data-dir`` (default: a temporary folder) are built with the registry
 (Fashion-MNIST from ``--source-dir``). Targets: verification <= 10 % of the time to read the file,
 i.e. the extra wall time of the load's read with the checksum computed (``read_dataset_arrays``, as
-``load_dataset`` reads and hashes: h5py, every array into memory, then XXH3 over them) over the same
+``load_dataset`` reads and hashes: arrays stored as one raw block read in 4 MiB blocks, each hashed
+with XXH3 on a second thread while the next is read; others read by h5py, then hashed) over the same
+read by h5py
 read without it, as a share of that read — "warm" with the file in the page cache (the fastest read,
 the strictest ratio), "cold" after dropping this one file's pages with ``posix_fadvise``; and the
 audit <= 0.2 s on Fashion-MNIST (BLAS pinned to one thread, as run.py's default ``--threads 1``).
@@ -24,6 +26,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -57,11 +61,11 @@ def evict(path: Path) -> None:
         os.close(fd)
 
 
-def alternating(path: Path, fns: dict[str, Callable[[], Any]], repeats: int, cold: bool) -> dict[str, float]:
-    """The fastest of ``repeats`` calls of each of ``fns`` (seconds), called in turn, each after
+def alternating(path: Path, fns: dict[str, Callable[[], Any]], repeats: int, cold: bool) -> dict[str, list[float]]:
+    """Every time (seconds) of ``repeats`` calls of each of ``fns``, called in turn, each after
     evicting ``path`` from the page cache when ``cold`` (NaN where that is not possible)."""
     if cold and not hasattr(os, "posix_fadvise"):
-        return dict.fromkeys(fns, float("nan"))
+        return {k: [float("nan")] for k in fns}
     times: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeats):
         for k, fn in fns.items():
@@ -70,7 +74,7 @@ def alternating(path: Path, fns: dict[str, Callable[[], Any]], repeats: int, col
             start = time.perf_counter()
             fn()
             times[k].append(time.perf_counter() - start)
-    return {k: min(v) for k, v in times.items()}
+    return times
 
 
 def measure(path: Path, repeats: int) -> dict[str, float]:
@@ -79,8 +83,10 @@ def measure(path: Path, repeats: int) -> dict[str, float]:
     m: dict[str, float] = {}
     for when in ("warm", "cold"):
         t = alternating(path, reads, repeats, cold=when == "cold")
-        m |= {f"{when}_plain_s": t["plain"], f"{when}_verified_s": t["verified"],
-              f"{when}_ratio": (t["verified"] - t["plain"]) / t["plain"]}
+        plain, verified = min(t["plain"]), min(t["verified"])
+        paired = np.array(t["verified"]) / np.array(t["plain"]) - 1  # each verified read over the read before it
+        m |= {f"{when}_plain_s": plain, f"{when}_verified_s": verified, f"{when}_ratio": (verified - plain) / plain,
+              f"{when}_paired": float(np.median(paired))}
     arrays = read_dataset_arrays(path, checksum=False)[0]
     distance = load_dataset(path, audit=False).distance
     hash_s, _ = best(lambda: content_checksum(arrays, distance), repeats)
@@ -107,7 +113,7 @@ def main() -> int:
     p.add_argument("--data-dir", type=Path, default=None, help="reuse (or build into) this data folder")
     p.add_argument("--source-dir", type=Path, default=root.parent / "shared" / "data",
                    help="upstream files for Fashion-MNIST (default ../shared/data beside the checkout)")
-    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=15)
     p.add_argument("--dataset", action="append", help=f"default: {', '.join(DATASETS)}")
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="annbench-integrity-") as tmp:
@@ -119,13 +125,14 @@ def main() -> int:
             print(f"{name}: file ready in {time.perf_counter() - start:.1f} s ({path})", flush=True)
             rows.append((name, measure(path, args.repeats)))
     print("\nverification, as a load pays it: read = the load's read of every array, verified = the same read "
-          "with the checksum computed; verify = (verified - read) / read")
-    print(f"{'dataset':<28} {'MB':>6} {'read s':>7} {'verified s':>10} {'verify/read':>11} {'cold read s':>11} "
-          f"{'cold verified s':>15} {'verify/cold':>11}")
+          "with the checksum computed (fastest of each); verify = (verified - read) / read of those; paired = the "
+          "median over the repeats of (each verified read / the read just before it) - 1")
+    print(f"{'dataset':<28} {'MB':>6} {'read s':>7} {'verified s':>10} {'verify/read':>11} {'paired':>7} "
+          f"{'cold read s':>11} {'cold verified s':>15} {'verify/cold':>11} {'paired':>7}")
     for name, m in rows:
         print(f"{name:<28} {m['MB']:>6.0f} {m['warm_plain_s']:>7.3f} {m['warm_verified_s']:>10.3f} "
-              f"{m['warm_ratio']:>10.1%} {m['cold_plain_s']:>11.3f} {m['cold_verified_s']:>15.3f} "
-              f"{m['cold_ratio']:>10.1%}")
+              f"{m['warm_ratio']:>10.1%} {m['warm_paired']:>6.1%} {m['cold_plain_s']:>11.3f} "
+              f"{m['cold_verified_s']:>15.3f} {m['cold_ratio']:>10.1%} {m['cold_paired']:>6.1%}")
     print("\nxxh3 = content_checksum alone, over the arrays already in memory; xxh3/read, xxh3/cold: over the reads "
           "above")
     print(f"{'dataset':<28} {'xxh3 s':>7} {'xxh3/read':>9} {'xxh3/cold':>9} {'sha256 s':>8} {'load s':>7} "
@@ -133,9 +140,10 @@ def main() -> int:
     for name, m in rows:
         print(f"{name:<28} {m['hash_s']:>7.3f} {m['raw_ratio']:>8.1%} {m['raw_cold_ratio']:>8.1%} "
               f"{m['sha256_s']:>8.3f} {m['load_s']:>7.3f} {m['audit_s']:>7.3f} {m['verify_all_s']:>14.2f}")
-    print(f"\ntargets: verify/read and verify/cold <= {HASH_TARGET:.0%}; audit (8 queries, 1 BLAS thread) <= "
+    print(f"\ntargets: verify/read and verify/cold <= {HASH_TARGET:.0%} (both statistics); audit (8 queries, 1 BLAS thread) <= "
           f"{AUDIT_TARGET_S} s on Fashion-MNIST; verify --all audits every query ({rows[0][1]['cores']} cores)")
-    ok = all(m["warm_ratio"] <= HASH_TARGET and not m["cold_ratio"] > HASH_TARGET for _, m in rows) and all(
+    ok = all(m[f"{when}_{stat}"] <= HASH_TARGET for _, m in rows for when in ("warm", "cold") for stat in ("ratio", "paired")
+             if not np.isnan(m[f"{when}_{stat}"])) and all(
         m["audit_s"] <= AUDIT_TARGET_S for n, m in rows if n.startswith("fashion"))
     print("within targets" if ok else "OUTSIDE a target")
     return 0

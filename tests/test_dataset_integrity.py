@@ -20,6 +20,7 @@ from annbench.cli.plot import main as plot_main
 from annbench.cli.run import main as run_main
 from annbench.core.errors import UserError
 from annbench.datasets.audit import audit_queries
+import annbench.datasets.format as format_module
 from annbench.datasets.format import content_checksum, legacy_checksum, load_dataset, read_dataset_arrays, write_dataset
 from annbench.quality.groundtruth import exact_knn
 from annbench.store.folder import ResultStore
@@ -166,8 +167,32 @@ def _layout_file(path: Path, layout: str) -> tuple[Path, dict[str, np.ndarray]]:
     return path, stored
 
 
+def _blocks(monkeypatch, blocks: str) -> None:
+    """Read raw arrays in small blocks (``small``: 1000 bytes from the page cache, 97 from the disk,
+    so blocks end mid-row), as if the page cache held nothing (``uncached``) or the first half of
+    every block only (``half``); ``default`` changes nothing."""
+    if blocks == "default":
+        return
+    monkeypatch.setattr(format_module, "CACHED_BLOCK_BYTES", 1000)
+    monkeypatch.setattr(format_module, "DISK_BLOCK_BYTES", 97 if blocks == "small" else 2500)
+    real = format_module._pread_cached
+    if blocks == "uncached":
+        monkeypatch.setattr(format_module, "_pread_cached", lambda fd, view, offset: 0)
+    elif blocks == "half":
+        monkeypatch.setattr(format_module, "_pread_cached", lambda fd, view, offset: real(fd, view[:len(view) // 2],
+                                                                                          offset))
+
+
+BLOCKS = ["default", "small", "uncached", "half"]
+
+
+@pytest.mark.parametrize("blocks", BLOCKS)
 @pytest.mark.parametrize("layout", ["raw", "chunked", "userblock", "big-endian", "unwritten"])
-def test_the_loads_checksum_is_the_checksum_of_the_arrays_in_any_layout(tmp_path: Path, layout: str) -> None:
+def test_the_loads_checksum_is_the_checksum_of_the_arrays_in_any_layout(tmp_path: Path, layout: str,
+                                                                        blocks: str, monkeypatch) -> None:
+    """Read and hashed block by block, from the page cache or not, the load's arrays are h5py's
+    and its checksum is that of the whole arrays."""
+    _blocks(monkeypatch, blocks)
     path, stored = _layout_file(tmp_path / f"{layout}.hdf5", layout)
     arrays, checksum = read_dataset_arrays(path)
     assert checksum == content_checksum(stored, "euclidean") == load_dataset(path).checksum
@@ -176,8 +201,11 @@ def test_the_loads_checksum_is_the_checksum_of_the_arrays_in_any_layout(tmp_path
         assert arrays[key].dtype == a.dtype and arrays[key].shape == a.shape and (arrays[key] == a).all(), key
 
 
+@pytest.mark.parametrize("blocks", BLOCKS)
 @pytest.mark.parametrize("layout", ["raw", "userblock", "big-endian"])
-def test_a_flipped_byte_anywhere_in_any_array_is_refused(tmp_path: Path, layout: str) -> None:
+def test_a_flipped_byte_anywhere_in_any_array_is_refused(tmp_path: Path, layout: str, blocks: str,
+                                                         monkeypatch) -> None:
+    _blocks(monkeypatch, blocks)
     path, _ = _layout_file(tmp_path / "flip.hdf5", layout)
     with h5py.File(path, "r") as f:
         extents = {k: (f[k].id.get_offset(), f[k].id.get_storage_size()) for k in f if k != "keys"}

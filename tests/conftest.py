@@ -30,6 +30,19 @@ def call(main, *args: str) -> CliResult:
     return CliResult(code, out.getvalue(), err.getvalue())
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_default_folders(tmp_path_factory):
+    """The default data and results folders (``./datasets``, ``./results``) point at empty folders of
+    the session, so no test reads or writes the checkout's own (a dataset left in ``./datasets``
+    by a developer's run would otherwise change what a CLI called without ``--data-dir`` finds)."""
+    from annbench.core.paths import ENV_DATA_DIR, ENV_RESULTS_DIR
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(ENV_DATA_DIR, str(tmp_path_factory.mktemp("default-datasets")))
+        mp.setenv(ENV_RESULTS_DIR, str(tmp_path_factory.mktemp("default-results")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory) -> Path:
     """A data folder with the small built-ins made once for the whole session."""

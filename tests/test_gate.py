@@ -194,6 +194,18 @@ def test_uniformly_2x_slower_machine_passes(baseline: Path, data_dir: Path, tmp_
     assert root.get("failures") == "0"
 
 
+def test_one_warm_parent_per_algorithm_for_the_whole_session(data_dir: Path, tmp_path: Path):
+    """Every round's build settings and reference runs are children forked from one warm parent per
+    algorithm, started once for the session (its log is rewritten whenever a parent starts)."""
+    work = tmp_path / "work"
+    r = call(main, "--dataset", DATASET, "--algorithm", "kdtree", "--rounds", "3", "--runs", "1", "-q",
+             "--data-dir", data_dir, "--work-dir", work, "--save-baseline", tmp_path / "b.json")
+    assert r.code == 0, r.err
+    forked = {part: (work / part / DATASET / "10" / "logs" / algorithm / "warm-parent.threads=1.log").read_text()
+              .count("forked child") for part, algorithm in (("suite", "kdtree"), ("reference", "bruteforce"))}
+    assert forked == {"suite": 3, "reference": 6}, forked  # per round: one build, a reference run before and after
+
+
 def test_missing_algorithm_is_reported(baseline: Path, data_dir: Path, tmp_path: Path):
     algos = tmp_path / "algos"
     algos.mkdir()

@@ -226,6 +226,10 @@ class LocalExecutor:
     fresh interpreters for adapters that are not ``fork_safe``), shut down when the sweep ends;
     False: every child is a fresh interpreter. Tasks start in the order they are given, each on the
     first free slot; who ran beside whom is counted per slot (:mod:`annbench.execute.occupancy`).
+
+    Entering is re-entrant: entered around several sweeps (as the regression gate does with its
+    rounds), the warm parents, pool and slots live until the outermost ``with`` ends, so each
+    algorithm imports and warms up once for all of them.
     """
 
     def __init__(self, store: ResultStore, limits: Limits, parallelism: int, threads: int, warm: bool = True) -> None:
@@ -239,8 +243,12 @@ class LocalExecutor:
         self._cancel = threading.Event()
         self._running: dict[Future[TaskOutcome], Task] = {}
         self._stack = contextlib.ExitStack()
+        self._depth = 0
 
     def __enter__(self) -> LocalExecutor:
+        self._depth += 1
+        if self._depth > 1:
+            return self
         # The pool's threads start the fork servers, whose PR_SET_PDEATHSIG follows the starting thread:
         # the servers are shut down (entered after the pool, so left before it) before the pool's threads end.
         with contextlib.ExitStack() as stack:
@@ -254,7 +262,9 @@ class LocalExecutor:
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  traceback: TracebackType | None) -> None:
-        self._stack.__exit__(kind, error, traceback)
+        self._depth -= 1
+        if self._depth == 0:
+            self._stack.__exit__(kind, error, traceback)
 
     def start(self, task: Task) -> None:
         self._running[self._pool.submit(self._run, task)] = task
@@ -288,14 +298,16 @@ class LocalExecutor:
 
 
 def execute(plan: Plan, dataset: Dataset, store: ResultStore, limits: Limits | None = None, parallelism: int = 1,
-            on_task: TaskCallback | None = None, tasks: list[Task] | None = None, warm: bool = True) -> list[RunResult]:
+            on_task: TaskCallback | None = None, tasks: list[Task] | None = None, warm: bool = True,
+            executor: LocalExecutor | None = None) -> list[RunResult]:
     """Run every pending build setting of the plan (or ``tasks``), each in its own child process, up to
-    ``parallelism`` at once (:class:`LocalExecutor`), through the sweep's driver loop
-    (:func:`annbench.execute.driver.drive`).
+    ``parallelism`` at once (:class:`LocalExecutor`; or on ``executor``, one for ``store`` entered
+    by the caller around several sweeps), through the sweep's driver loop (:func:`annbench.execute.driver.drive`).
 
     ``on_task`` is called in this thread after each task with the runs it recorded. A failing
     child never stops the sweep; an interrupt (Ctrl-C) kills the running children and re-raises.
     """
-    executor = LocalExecutor(store, limits or Limits(), parallelism, plan.options.threads, warm)
+    if executor is None:
+        executor = LocalExecutor(store, limits or Limits(), parallelism, plan.options.threads, warm)
     todo = make_tasks(plan, dataset, store) if tasks is None else tasks
     return drive(executor, todo, store, plan.dataset, on_task)

@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from conftest import REPO, call
 
 from annbench.analyse.frames import results_frame
 from annbench.cli.run import main as run_main
+from annbench.execute.forkserver import SOCKET_DIR_PREFIX, WarmParents
 
 DATASET = "random-xs-20-euclidean"
 
@@ -165,6 +167,15 @@ def test_the_warm_parent_and_its_child_die_with_the_sweep(marks: Path, data_dir:
     while any(alive(p) for p in [*servers, *children]) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(alive(p) for p in [*servers, *children])
+    # the killed sweep could not remove its servers' socket folder: the next sweep does, and only that
+    left = list(Path(tempfile.gettempdir()).glob(f"{SOCKET_DIR_PREFIX}{proc.pid}-*"))
+    assert left, "the killed sweep's socket folder should still be there"
+    mine = Path(tempfile.mkdtemp(prefix=f"{SOCKET_DIR_PREFIX}{os.getpid()}-"))  # a live sweep's
+    try:
+        WarmParents(lambda key, task: tmp_path / "unused.log").close()
+        assert not any(d.exists() for d in left) and mine.is_dir()
+    finally:
+        mine.rmdir()
 
 
 BESIDE = '''

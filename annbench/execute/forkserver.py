@@ -331,12 +331,38 @@ class _WarmingUp:
             kill_group(self.pid)
 
 
+#: A fork server's private folder (its socket) is ``<tmp>/annbench-forkserver-<sweep pid>-<random>``.
+SOCKET_DIR_PREFIX = "annbench-forkserver-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_orphaned_socket_dirs(tmp: Path | None = None) -> list[Path]:
+    """Remove the fork-server folders of sweeps that are gone (a sweep killed with SIGKILL cannot
+    remove its own); a folder of a live process is left alone. Returns the folders removed."""
+    removed = []
+    for d in Path(tmp or tempfile.gettempdir()).glob(f"{SOCKET_DIR_PREFIX}*-*"):
+        pid = d.name[len(SOCKET_DIR_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(d, ignore_errors=True)
+            removed.append(d)
+    return removed
+
+
 class ForkServer:
     """The sweep's handle on one fork server (a :class:`~annbench.execute.isolation.Launcher`)."""
 
     def __init__(self, key: WarmKey, log_path: Path) -> None:
         self.key, self.log_path = key, log_path
-        self._dir = Path(tempfile.mkdtemp(prefix="annbench-forkserver-"))
+        self._dir = Path(tempfile.mkdtemp(prefix=f"{SOCKET_DIR_PREFIX}{os.getpid()}-"))
         self.socket_path = self._dir / "socket"
         self._proc: subprocess.Popen | None = None
         self.failure = ""
@@ -434,6 +460,9 @@ class WarmParents:
         self._log_path, self.enabled = log_path, enabled
         self._lock = threading.Lock()
         self._slots: dict[WarmKey, _Slot] = {}
+        if enabled:
+            for d in remove_orphaned_socket_dirs():
+                log.debug("removed %s, left by a sweep that is gone", d)
 
     def launcher(self, task: Task, limits: Limits, cancel: threading.Event | None = None) -> ForkServer | None:
         if not self.enabled:

@@ -78,3 +78,42 @@ def test_in_process_executor_takes_no_isolation_options(data_dir: Path, results_
         r = call(run_main, "--dataset", DATASET, "--algorithm", "kdtree", "--data-dir", data_dir, "--results",
                  results_dir, "--executor", "inprocess", *option)
         assert r.code == 2 and f"{option[0]} with --executor inprocess" in r.err, r.err
+
+
+DRAWS = '''
+import numpy as np
+
+from annbench.backends.adapter import Adapter
+
+
+class Draws(Adapter):
+    metrics = ("euclidean",)
+
+    def __init__(self, metric, n=1, threads=1):
+        super().__init__(metric, threads=threads)
+        with open(MARKS, "a") as f:
+            f.write(f"{np.random.random_sample()!r}\\n")  # numpy's global random state at the task's start
+
+    def fit(self, X):
+        self.X = X
+
+    def query(self, q, k):
+        return np.argsort(((self.X - q) ** 2).sum(1))[:k]
+'''
+
+
+def test_each_task_starts_from_a_fresh_global_random_state(data_dir: Path, tmp_path: Path) -> None:
+    """As a fresh child would: a task does not continue the sweep's (or the previous task's) numpy
+    global random stream."""
+    algos, marks = tmp_path / "algos", tmp_path / "marks.txt"
+    algos.mkdir()
+    (algos / "draws.py").write_text(DRAWS.replace("MARKS", repr(str(marks))))
+    (algos / "draws.yml").write_text("algorithm: draws\nmetrics: [euclidean]\ngroups:\n  quick:\n    build: {n: [1, 2]}\n")
+    np.random.seed(0)
+    stream = np.random.RandomState(0).random_sample(2).tolist()  # what the tasks would draw without a reseed
+    r = call(run_main, "--dataset", DATASET, "--algorithm", "draws", "--runs", "1", "--min-pass-time", "0",
+             "--data-dir", data_dir, "--results", tmp_path / "results", "--algorithms-dir", algos,
+             "--configs-dir", algos, "--executor", "inprocess", "--no-plot", "-q")
+    assert r.code == 0, r.err
+    drawn = [float(v) for v in marks.read_text().split()]
+    assert len(drawn) == 2 and not set(drawn) & set(stream), (drawn, stream)

@@ -177,7 +177,8 @@ def _node(f: h5py.File, path: Path, key: str, required: bool) -> h5py.Dataset | 
 def _raw_extent(node: h5py.Dataset) -> int | None:
     """The file offset of ``node``'s bytes where they lie there as one block exactly as numpy holds
     them (contiguous, no filter, storage allocated, a fixed-size numeric dtype), else None."""
-    if node.dtype.kind not in "biuf" or node.ndim == 0 or node.size == 0 or node.file.driver != "sec2":
+    if (node.dtype.kind not in "biuf" or node.ndim == 0 or node.size == 0 or node.file.driver != "sec2"
+            or not hasattr(os, "preadv")):
         return None
     offset = node.id.get_offset()
     if offset is None or node.id.get_storage_size() != node.size * node.dtype.itemsize:

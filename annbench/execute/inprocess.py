@@ -8,8 +8,8 @@ but nothing holds it: no timeout, no memory limit, no core pinning, no warm pare
 segfault in a library) takes the sweep down; an exception in a task is that task's failure only.
 
 Each task's log lines (annbench's logging at the sweep's verbosity, not the libraries' own output)
-go to the build setting's log file, as a child's would. The adapter file is loaded afresh for every task, as a fresh child
-would (the library it imports stays imported).
+go to the build setting's log file, as a child's would. The adapter file is loaded afresh and numpy's
+global random state reseeded for every task, as in a fresh child (the library it imports stays imported).
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
+
+import numpy as np
 
 from annbench.backends.discovery import PACKAGE, module_name
 from annbench.core.results import RunResult
@@ -83,6 +85,7 @@ class InProcessExecutor:
         try:
             logging.getLogger("annbench.execute.worker").info("in-process for %s: %d runs", task.label(),
                                                               len(task.keys))
+            np.random.seed()  # as a fresh child would: not the previous task's global random state
             run_task(task, path, self._occupancy.ref(0))
         except Exception as e:  # run_task stored the task's runs as errors with the traceback
             handler.stream.write(traceback.format_exc())

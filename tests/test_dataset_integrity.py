@@ -14,13 +14,13 @@ import pytest
 from conftest import call
 from test_run import _adapters
 
+import annbench.datasets.format as format_module
 from annbench.analyse.frames import results_frame
 from annbench.cli.dataset import main as dataset_main
 from annbench.cli.plot import main as plot_main
 from annbench.cli.run import main as run_main
 from annbench.core.errors import UserError
 from annbench.datasets.audit import audit_queries
-import annbench.datasets.format as format_module
 from annbench.datasets.format import content_checksum, legacy_checksum, load_dataset, read_dataset_arrays, write_dataset
 from annbench.quality.groundtruth import exact_knn
 from annbench.store.folder import ResultStore

@@ -108,7 +108,8 @@ def test_each_task_starts_from_a_fresh_global_random_state(data_dir: Path, tmp_p
     algos, marks = tmp_path / "algos", tmp_path / "marks.txt"
     algos.mkdir()
     (algos / "draws.py").write_text(DRAWS.replace("MARKS", repr(str(marks))))
-    (algos / "draws.yml").write_text("algorithm: draws\nmetrics: [euclidean]\ngroups:\n  quick:\n    build: {n: [1, 2]}\n")
+    (algos / "draws.yml").write_text("algorithm: draws\nmetrics: [euclidean]\n"
+                                     "groups:\n  quick:\n    build: {n: [1, 2]}\n")
     np.random.seed(0)
     stream = np.random.RandomState(0).random_sample(2).tolist()  # what the tasks would draw without a reseed
     r = call(run_main, "--dataset", DATASET, "--algorithm", "draws", "--runs", "1", "--min-pass-time", "0",

@@ -1,20 +1,20 @@
 """Cost of verifying dataset files: what hashing adds to a load's read of every array, the 8-query
 ground-truth audit of every load, and ``dataset.py verify --all``, on Fashion-MNIST and random-s-100.
 
-    python benchmarks/dataset_integrity.py [--data-dir DIR] [--source-dir ../shared/data] [--repeats 5]
+    python benchmarks/dataset_integrity.py [--data-dir DIR] [--source-dir ../shared/data] [--repeats 15]
 
 Datasets missing from ``--data-dir`` (default: a temporary folder) are built with the registry
 (Fashion-MNIST from ``--source-dir``). Targets: verification <= 10 % of the time to read the file,
 i.e. the extra wall time of the load's read with the checksum computed (``read_dataset_arrays``, as
-``load_dataset`` reads and hashes: arrays stored as one raw block read in 4 MiB blocks, each hashed
-with XXH3 on a second thread while the next is read; others read by h5py, then hashed) over the same
-read by h5py
-read without it, as a share of that read — "warm" with the file in the page cache (the fastest read,
-the strictest ratio), "cold" after dropping this one file's pages with ``posix_fadvise``; and the
-audit <= 0.2 s on Fashion-MNIST (BLAS pinned to one thread, as run.py's default ``--threads 1``).
-Also printed: XXH3 alone over the arrays already in memory, over the same reads. The machine is
-shared, so every figure is the minimum of ``--repeats`` (verified and unverified reads alternate)
-and each ratio is of figures measured in one run.
+``load_dataset`` reads and hashes: arrays stored as one raw block read in blocks with ``preadv``,
+each hashed with XXH3 on a second thread while the next is read; others read by h5py, then hashed)
+over h5py's read of the same arrays without it, as a share of that read — "warm" with the file in
+the page cache (the fastest read, the strictest ratio), "cold" after dropping this one file's pages
+with ``posix_fadvise``; and the audit <= 0.2 s on Fashion-MNIST (BLAS pinned to one thread, as
+run.py's default ``--threads 1``). Also printed: XXH3 alone over the arrays already in memory, over
+the same reads. The machine is shared, so verified and unverified reads alternate ``--repeats``
+times and each ratio is printed two ways, both of figures measured in one run: of the fastest of
+each, and the median over the repeats of each verified read over the unverified read just before it.
 """
 
 from __future__ import annotations

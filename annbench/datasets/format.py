@@ -224,19 +224,17 @@ def _read_raw(fd: int, offset: int, out: np.ndarray, hasher: _StreamingChecksum)
         start = end
 
 
-def _read(node: h5py.Dataset, name: str, hasher: _StreamingChecksum | None) -> np.ndarray:
-    """The whole of ``node``; with ``hasher``, fed its header and bytes as :func:`content_checksum`
-    hashes them: an array stored as one raw block is read by us, block by block, each hashed while
-    the next is read; any other (chunked, compressed, strings, never written) is read by h5py, then hashed."""
-    offset = None if hasher is None else _raw_extent(node)
+def _read_hashed(node: h5py.Dataset, name: str, hasher: _StreamingChecksum) -> np.ndarray:
+    """The whole of ``node``, fed to ``hasher`` (header and bytes) as :func:`content_checksum` hashes
+    it: an array stored as one raw block is read by us, block by block, each hashed while the next is
+    read; any other (chunked, compressed, strings, never written) is read by h5py, then hashed."""
+    offset = _raw_extent(node)
     if offset is None:
         a = node[()]
-        if hasher is not None:
-            hashable = _hashable(a)
-            hasher.feed(_field_header(name, hashable))
-            hasher.feed(hashable.reshape(-1).view(np.uint8))
+        hashable = _hashable(a)
+        hasher.feed(_field_header(name, hashable))
+        hasher.feed(hashable.reshape(-1).view(np.uint8))
         return a
-    assert hasher is not None
     a = np.empty(node.shape, dtype=node.dtype)
     hasher.feed(_field_header(name, a))
     _read_raw(node.file.id.get_vfd_handle(), offset, a, hasher)
@@ -268,7 +266,8 @@ def _read_fields(f: h5py.File, path: Path, distance: str | None = None
     hasher = None if distance is None else _StreamingChecksum(distance)
     try:
         nodes = {k: _node(f, path, k, required=i < 4) for i, k in enumerate(CHECKSUM_FIELDS)}
-        fields = {k: None if node is None else _read(node, k, hasher) for k, node in nodes.items()}
+        fields = {k: None if node is None else node[()] if hasher is None else _read_hashed(node, k, hasher)
+                  for k, node in nodes.items()}
     except OSError as e:
         raise _fail(path, f"unreadable data ({e})") from None
     finally:

@@ -245,6 +245,11 @@ class LocalExecutor:
         self._stack = contextlib.ExitStack()
         self._depth = 0
 
+    @property
+    def store(self) -> ResultStore:
+        """Where this executor's children store their runs (and write their logs)."""
+        return self._store
+
     def __enter__(self) -> LocalExecutor:
         self._depth += 1
         if self._depth > 1:
@@ -301,8 +306,9 @@ def execute(plan: Plan, dataset: Dataset, store: ResultStore, limits: Limits | N
             on_task: TaskCallback | None = None, tasks: list[Task] | None = None, warm: bool = True,
             executor: LocalExecutor | None = None) -> list[RunResult]:
     """Run every pending build setting of the plan (or ``tasks``), each in its own child process, up to
-    ``parallelism`` at once (:class:`LocalExecutor`; or on ``executor``, one for ``store`` entered
-    by the caller around several sweeps), through the sweep's driver loop (:func:`annbench.execute.driver.drive`).
+    ``parallelism`` at once (:class:`LocalExecutor`; or on ``executor``, one for ``store`` that the
+    caller entered around several sweeps), through the sweep's driver loop
+    (:func:`annbench.execute.driver.drive`).
 
     ``on_task`` is called in this thread after each task with the runs it recorded. A failing
     child never stops the sweep; an interrupt (Ctrl-C) kills the running children and re-raises.

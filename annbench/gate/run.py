@@ -96,13 +96,13 @@ def _reference_plan(suite: Suite, dataset: Dataset, options: RunOptions, config_
                                                          first.query_settings[:1]),))
 
 
-def _run(plan: Plan, dataset: Dataset, store: ResultStore, executor: LocalExecutor
-         ) -> list[tuple[RunKey, dict[str, Any], Any]]:
+def _run(plan: Plan, dataset: Dataset, executor: LocalExecutor) -> list[tuple[RunKey, dict[str, Any], Any]]:
     """Execute a one-build plan; its runs as (key, attrs, pass times or None), read from the store.
 
     Pass times are per repetition of the query set (a calibrated pass repeats it ``repeats``
     times, and the count can differ from round to round), so they compare across rounds and
     ``n_queries / time`` stays the QPS."""
+    store = executor.store
     execute(plan, dataset, store, executor=executor)
     out = []
     for key in run_keys(plan, plan.builds[0]):
@@ -133,10 +133,9 @@ def _decoded(value: Any) -> Any:
     return value
 
 
-def _reference(suite: Suite, reference: Plan, dataset: Dataset, store: ResultStore,
-               executor: LocalExecutor) -> np.ndarray:
+def _reference(suite: Suite, reference: Plan, dataset: Dataset, executor: LocalExecutor) -> np.ndarray:
     """The pass times of one fresh run of the reference setting."""
-    (_, attrs, times), = _run(reference, dataset, store, executor)
+    (_, attrs, times), = _run(reference, dataset, executor)
     if times is None:
         raise UserError(f"reference run {suite.reference!r} failed: {attrs.get('error')}; the gate cannot "
                         f"normalise without it (choose another with --reference)")
@@ -164,31 +163,29 @@ def measure_suite(suite: Suite, dataset: Dataset, config_dirs: list[Path], adapt
     records: dict[tuple[str, str, str], SettingRecord] = {}
     with tempfile.TemporaryDirectory(prefix="annbench-gate-") as tmp:
         root = Path(work_dir) if work_dir is not None else Path(tmp)
-        ref_store, store = ResultStore(root / "reference"), ResultStore(root / "suite")
-        # One executor per store for the whole session: each algorithm's warm parent imports and
-        # warms up once, and every round's build settings are children forked from it.
-        ref_exec = LocalExecutor(ref_store, Limits(), 1, suite.threads)
-        suite_exec = LocalExecutor(store, Limits(), 1, suite.threads)
+        # One executor per results folder for the whole session: each algorithm's warm parent imports
+        # and warms up once, and every round's build settings are children forked from it.
+        ref_exec = LocalExecutor(ResultStore(root / "reference"), Limits(), 1, suite.threads)
+        suite_exec = LocalExecutor(ResultStore(root / "suite"), Limits(), 1, suite.threads)
         with ref_exec, suite_exec:
-            _rounds(suite, dataset, plan, reference, builds, records, (ref_store, ref_exec), (store, suite_exec))
-    return Session(suite.as_dict(), _provenance(suite, dataset, started, load_start), list(records.values()), unavailable)
+            _rounds(suite, dataset, plan, reference, builds, records, ref_exec, suite_exec)
+    return Session(suite.as_dict(), _provenance(suite, dataset, started, load_start), list(records.values()),
+                   unavailable)
 
 
 def _rounds(suite: Suite, dataset: Dataset, plan: Plan | None, reference: Plan, builds: tuple[BuildSetting, ...],
-            records: dict[tuple[str, str, str], SettingRecord], ref: tuple[ResultStore, LocalExecutor],
-            measured: tuple[ResultStore, LocalExecutor]) -> None:
+            records: dict[tuple[str, str, str], SettingRecord], ref_exec: LocalExecutor,
+            suite_exec: LocalExecutor) -> None:
     """Every round of the session into ``records``: each build setting bracketed by reference runs."""
-    ref_store, ref_exec = ref
-    store, suite_exec = measured
     for r in range(suite.rounds):
         order = builds if r % 2 == 0 else builds[::-1]  # alternate so no setting always runs first
-        before = _reference(suite, reference, dataset, ref_store, ref_exec) if order else None
+        before = _reference(suite, reference, dataset, ref_exec) if order else None
         for i, setting in enumerate(order, 1):
             log.info("gate round %d/%d, build %d/%d: %s %s", r + 1, suite.rounds, i, len(order),
                      setting.algorithm, setting.build_params)
             assert plan is not None
-            runs = _run(dataclasses.replace(plan, builds=(setting,)), dataset, store, suite_exec)
-            after = _reference(suite, reference, dataset, ref_store, ref_exec)
+            runs = _run(dataclasses.replace(plan, builds=(setting,)), dataset, suite_exec)
+            after = _reference(suite, reference, dataset, ref_exec)
             for key, attrs, times in runs:
                 rec = SettingRecord(key.algorithm, key.build_params, key.query_params, len(dataset.test))
                 rec = records.setdefault(rec.key, rec)

@@ -1,14 +1,35 @@
-"""Shared fixtures: built-in datasets built once per session, and in-process CLI calls."""
+"""Shared fixtures: built-in datasets built once per session, and in-process CLI calls; how the suite
+shares the machine between its pytest-xdist workers.
+
+The suite runs on one pytest-xdist worker per core (``-n auto``, at most ``MAX_WORKERS``), handed
+out a module at a time (``--dist loadscope``), so a module's fixtures are built once. Each worker is
+pinned to a core of its own, so the benchmark children of one worker's sweeps (pinned to the first
+core they may use) never share a core with another worker's. Two markers:
+
+- ``all_cores``: the test's sweeps use more than one core (``--parallelism 2``, ``--threads 1,2``):
+  it runs on every core of the session, not only its worker's.
+- ``exclusive``: the test compares timings measured at different times (the regression gate): no
+  other test runs meanwhile, on any worker, since on this machine load on one core slows the
+  others. Every test holds ``MachineLock`` shared; an exclusive test holds it alone.
+"""
 
 from __future__ import annotations
 
+import fcntl
 import io
 import os
-from contextlib import redirect_stderr, redirect_stdout
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext, redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+#: Workers of ``-n auto``: one per core the session may use, at most this many.
+MAX_WORKERS = 4
+#: The cores the session may use (before a worker pins itself to one of them).
+_CORES = pytest.StashKey[list[int]]()
+_LOCK = pytest.StashKey["MachineLock | None"]()
 
 REPO = Path(__file__).resolve().parent.parent
 #: The shared upstream files beside the checkout; $ANNBENCH_SHARED_DATA for a checkout elsewhere (a git worktree).
@@ -28,6 +49,65 @@ def call(main, *args: str) -> CliResult:
     with redirect_stdout(out), redirect_stderr(err):
         code = main([str(a) for a in args])
     return CliResult(code, out.getvalue(), err.getvalue())
+
+
+def _session_cores() -> list[int]:
+    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    return max(1, min(MAX_WORKERS, len(_session_cores()) or os.cpu_count() or 1))
+
+
+class MachineLock:
+    """A readers-writer lock of the session's workers (``flock`` on two files of its base temporary
+    folder): tests hold it shared, an exclusive test alone. The turnstile, taken first by both,
+    keeps new readers out while a writer waits, so an exclusive test is not starved."""
+
+    def __init__(self, folder: Path) -> None:
+        self._turnstile = open(folder / "turnstile.lock", "a")  # noqa: SIM115 - held for the session
+        self._machine = open(folder / "machine.lock", "a")  # noqa: SIM115
+
+    @contextmanager
+    def hold(self, exclusive: bool) -> Iterator[None]:
+        fcntl.flock(self._turnstile, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(self._machine, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        finally:
+            fcntl.flock(self._turnstile, fcntl.LOCK_UN)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._machine, fcntl.LOCK_UN)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "all_cores: uses more than one core: runs on every core of the session")
+    config.addinivalue_line("markers", "exclusive: compares timings: no other test runs meanwhile, on any worker")
+    cores = _session_cores()
+    config.stash[_CORES] = cores
+    config.stash[_LOCK] = None
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if worker.startswith("gw"):  # basetemp: <the session's base temporary folder>/popen-gwN
+        config.stash[_LOCK] = MachineLock(Path(config.option.basetemp).parent)
+        if cores:
+            os.sched_setaffinity(0, {cores[int(worker[2:]) % len(cores)]})
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
+    """Setup, call and teardown (fixtures included: a module's Dask cluster, the gate's baseline) under
+    the machine lock, and for an ``all_cores`` test on every core of the session."""
+    lock, cores = item.config.stash[_LOCK], item.config.stash[_CORES]
+    with lock.hold(item.get_closest_marker("exclusive") is not None) if lock else nullcontext():
+        if not (item.get_closest_marker("all_cores") and cores):
+            return (yield)
+        own = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, cores)
+        try:
+            return (yield)
+        finally:
+            os.sched_setaffinity(0, own)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -32,6 +32,8 @@ from annbench.execute.remote import RemoteOptions, host_cores, locate_dataset
 from annbench.execute.task import Task
 from annbench.store.folder import ResultStore, read_arrays, read_attrs
 
+#: Local Dask clusters and sweeps with --parallelism 2.
+pytestmark = pytest.mark.all_cores
 DATASET = "random-xs-20-euclidean"
 QUICK = "bruteforce,kdtree,balltree"
 

@@ -295,6 +295,7 @@ def test_recall_by_difficulty_table(swept, data_dir):
 
 # -- throughput against threads ---------------------------------------------------------------------------------
 
+@pytest.mark.all_cores  # --threads 1,2
 def test_thread_list_runs_the_sweep_per_count_and_scaling_draws(data_dir, tmp_path):
     from annbench.analyse.frames import results_frame
     from annbench.cli.plot import main as plot

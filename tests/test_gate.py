@@ -26,6 +26,8 @@ from annbench.gate.baseline import read_baseline, session_from_json, session_to_
 from annbench.gate.verdicts import Round, Session, SettingRecord, Tolerances
 from tests.conftest import call
 
+#: The end-to-end tests compare timings measured minutes apart; one runs a CPU hog.
+pytestmark = pytest.mark.exclusive
 DATASET = "random-xs-20-euclidean"
 SUITE = ("--dataset", DATASET, "--algorithm", "kdtree", "--rounds", "4", "--runs", "3", "-q")
 

@@ -22,6 +22,8 @@ from annbench.analyse.frames import results_frame
 from annbench.cli.run import main as run_main
 from annbench.store.folder import ResultStore, process_alive, read_arrays, read_attrs
 
+#: Most sweeps here run two children at once (--parallelism 2).
+pytestmark = pytest.mark.all_cores
 DATASET = "random-xs-20-euclidean"
 
 FAULTY = '''

@@ -24,6 +24,8 @@ from annbench.analyse.frames import results_frame
 from annbench.cli.run import main as run_main
 from annbench.execute.forkserver import SOCKET_DIR_PREFIX, WarmParents
 
+#: Sweeps with --parallelism 2, and counts of the processes each sweep starts.
+pytestmark = pytest.mark.all_cores
 DATASET = "random-xs-20-euclidean"
 
 #: An exact adapter that leaves a mark per import (module level) and per warm_up, named after the pid.

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from annbench.execute.isolation import available_cores
+
 #: Workers of ``-n auto``: one per core the session may use, at most this many.
 MAX_WORKERS = 4
 #: The cores the session may use (before a worker pins itself to one of them).
@@ -51,13 +53,9 @@ def call(main, *args: str) -> CliResult:
     return CliResult(code, out.getvalue(), err.getvalue())
 
 
-def _session_cores() -> list[int]:
-    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-
-
 @pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: without xdist (-p no:xdist) it is not called
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
-    return max(1, min(MAX_WORKERS, len(_session_cores()) or os.cpu_count() or 1))
+    return max(1, min(MAX_WORKERS, len(available_cores())))
 
 
 class MachineLock:
@@ -85,7 +83,7 @@ class MachineLock:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "all_cores: uses more than one core: runs on every core of the session")
     config.addinivalue_line("markers", "exclusive: compares timings: no other test runs meanwhile, on any worker")
-    cores = _session_cores()
+    cores = available_cores() if hasattr(os, "sched_setaffinity") else []  # [] where cores cannot be pinned
     config.stash[_CORES] = cores
     config.stash[_LOCK] = None
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")

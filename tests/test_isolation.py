@@ -240,14 +240,6 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
-def _alive(pid: int) -> bool:
-    """Running (not gone, not a zombie)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def test_sigkill_mid_sweep_then_resume(faulty, data_dir: Path, tmp_path: Path) -> None:
     results = tmp_path / "results"
     _grid(faulty[1], "{fault: [none], delay: [0.2, 0.21, 0.22, 0.23, 0.24]}")
@@ -269,7 +261,7 @@ def test_sigkill_mid_sweep_then_resume(faulty, data_dir: Path, tmp_path: Path) -
         assert read_attrs(path)["status"] == "ok" and read_arrays(path)["neighbors"].shape == (1000, 10)
     # the killed sweep's children die with it (PR_SET_PDEATHSIG): once they are gone, nothing more appears
     deadline = time.monotonic() + 30
-    while (alive := [p for p in children if _alive(p)]) and time.monotonic() < deadline:
+    while (alive := [p for p in children if process_alive(p)]) and time.monotonic() < deadline:
         time.sleep(0.01)
     assert not alive, f"children of the killed sweep still run: {alive}"
     assert _results_state(results) == finished
@@ -297,6 +289,14 @@ def test_a_killed_process_not_yet_reaped_counts_as_dead() -> None:
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_a_process_reaped_between_the_two_checks_counts_as_dead(monkeypatch: pytest.MonkeyPatch) -> None:
+    """kill(pid, 0) found it, then its parent reaped it before /proc/<pid>/stat was read."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    monkeypatch.setattr("annbench.store.folder.os.kill", lambda pid, sig: None)  # as it was a moment ago
+    assert not process_alive(proc.pid)
 
 
 def test_corrupt_result_file_is_rerun_with_a_warning(faulty, data_dir: Path, results_dir: Path) -> None:

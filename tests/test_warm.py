@@ -23,6 +23,7 @@ from conftest import REPO, call
 from annbench.analyse.frames import results_frame
 from annbench.cli.run import main as run_main
 from annbench.execute.forkserver import SOCKET_DIR_PREFIX, WarmParents
+from annbench.store.folder import process_alive
 
 #: Sweeps with --parallelism 2, and counts of the processes each sweep starts.
 pytestmark = pytest.mark.all_cores
@@ -109,8 +110,7 @@ def test_one_import_and_warm_up_per_sweep(parallelism: int, marks: Path, data_di
     logs = sorted((tmp_path / "results" / DATASET / "10" / "logs" / "marked").glob("n=*.log"))
     assert len(logs) == 4 and all(f"forked from warm parent {server}" in p.read_text() for p in logs)
     assert "warm parent pid" in (logs[0].parent / "warm-parent.threads=1.log").read_text()
-    assert not (server and Path(f"/proc/{server}").exists() and
-                "Z" not in Path(f"/proc/{server}/stat").read_text().rsplit(")", 1)[1].split()[0])  # shut down
+    assert not (server and process_alive(server))  # shut down
 
 
 def test_cold_workers_and_fork_unsafe_adapters_start_fresh_interpreters(marks: Path, data_dir: Path,
@@ -165,10 +165,9 @@ def test_the_warm_parent_and_its_child_die_with_the_sweep(marks: Path, data_dir:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
     deadline = time.monotonic() + 10
-    alive = lambda pid: Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]  # noqa: E731
-    while any(alive(p) for p in [*servers, *children]) and time.monotonic() < deadline:
+    while any(process_alive(p) for p in [*servers, *children]) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not any(alive(p) for p in [*servers, *children])
+    assert not any(process_alive(p) for p in [*servers, *children])
     # the killed sweep could not remove its servers' socket folder: the next sweep does, and only that
     left = list(Path(tempfile.gettempdir()).glob(f"{SOCKET_DIR_PREFIX}{proc.pid}-*"))
     assert left, "the killed sweep's socket folder should still be there"
@@ -184,6 +183,7 @@ BESIDE = '''
 import os, time
 import numpy as np
 from annbench.backends.adapter import Adapter
+from annbench.store.folder import process_alive
 
 MARKS = os.environ["ANNBENCH_TEST_MARKS"]
 
@@ -221,8 +221,7 @@ class Beside(Adapter):
         if q == 1:
             open(os.path.join(MARKS, "may-finish"), "w").close()
             pid = int(open(started).read())
-            _wait(lambda: not os.path.exists(f"/proc/{pid}") or
-                  open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] == "Z")
+            _wait(lambda: not process_alive(pid))
             time.sleep(1.0)  # the sweep sees the short child end and marks its slot idle
 
     def query(self, q, k):
@@ -244,9 +243,9 @@ def test_each_run_records_the_children_beside_it(cold: bool, marks: Path, data_d
     r = call(run_main, "--dataset", DATASET, "--algorithm", "beside", "--runs", 1, "--algorithms-dir", algos,
              "--configs-dir", configs, "--data-dir", data_dir, "--results", results, "--no-plot",
              "--parallelism", 2, "--no-early-stop", *(["--cold-workers"] if cold else []))  # every q runs
-    assert r.code == 0, r.err
     frame = results_frame(results)
     assert (frame["status"] == "ok").all(), frame["error"].tolist()
+    assert r.code == 0, r.err
     got = {(row["build.role"], row["query.q"]): row["concurrent_children"] for _, row in frame.iterrows()}
     assert got == {("long", 0): 1, ("long", 1): 1, ("long", 2): 0, ("short", 0): 1, ("short", 1): 1, ("short", 2): 1}
     assert (frame["parallelism"] == 2).all()

@@ -58,6 +58,7 @@ from annbench.execute.isolation import (
 )
 from annbench.execute.occupancy import SlotRef
 from annbench.execute.task import Limits, Task
+from annbench.store.folder import process_alive
 
 log = logging.getLogger(__name__)
 
@@ -286,7 +287,7 @@ class Forked:
             message = self.conn.recv()
             self.code = int(message[1])
         except (EOFError, OSError):  # the server died: PR_SET_PDEATHSIG kills the child too
-            if resident_bytes(self.pid) is not None and _still_there(self.pid):
+            if resident_bytes(self.pid) is not None and process_alive(self.pid):
                 return None
             self.code = -signal.SIGKILL
         self.conn.close()
@@ -295,14 +296,6 @@ class Forked:
     def kill(self) -> None:
         if self.code is None:
             kill_group(self.pid)
-
-
-def _still_there(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 @dataclass

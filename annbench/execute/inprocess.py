@@ -20,7 +20,6 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Iterator
-from pathlib import Path
 from types import TracebackType
 
 import numpy as np

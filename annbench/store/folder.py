@@ -153,8 +153,10 @@ def process_alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
             state = f.read().rsplit(")", 1)[1].split()[0]  # the field after "(command name)"
+    except FileNotFoundError:
+        return not os.path.isdir("/proc/self")  # reaped since kill(pid, 0), unless there is no /proc
     except (OSError, IndexError):
-        return True  # no /proc here: trust kill(pid, 0)
+        return True  # /proc unreadable: trust kill(pid, 0)
     return state not in ("Z", "X")
 
 

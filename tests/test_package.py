@@ -190,3 +190,17 @@ def test_python_m_annbench_lists_the_subcommands_and_rejects_unknown_ones() -> N
     p = subprocess.run([sys.executable, "-m", "annbench", "run", "--list-algorithms"], cwd=REPO,
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 0 and "bruteforce" in p.stdout, p.stderr
+
+
+@pytest.mark.parametrize("subcommand", list(SUBCOMMANDS))
+def test_a_subcommand_prints_its_error_and_help_once(subcommand: str) -> None:
+    """``annbench SUBCOMMAND``: the thread pinning before the subcommand must not parse aloud."""
+    def annbench(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "annbench", subcommand, *args], cwd=REPO, capture_output=True,
+                              text=True, timeout=300)
+
+    bad = annbench("--no-such-option")
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+    assert bad.stderr.startswith(f"error: annbench {subcommand}: ")
+    helped = annbench("--help")
+    assert helped.returncode == 0 and helped.stdout.count("usage:") == 1 and not helped.stderr, helped.stdout

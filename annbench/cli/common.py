@@ -33,14 +33,22 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {self.prog}: {message} (see --help)\n")
 
 
-def positive_int(text: str) -> int:
+def _int_at_least(text: str, low: int) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer; valid: an integer >= 1") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is out of range; valid: an integer >= 1")
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer; valid: an integer >= {low}") from None
+    if value < low:
+        raise argparse.ArgumentTypeError(f"{value} is out of range; valid: an integer >= {low}")
     return value
+
+
+def positive_int(text: str) -> int:
+    return _int_at_least(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    return _int_at_least(text, 0)
 
 
 _SIZE_UNITS = {"": 1, "b": 1, "k": 2**10, "kb": 2**10, "kib": 2**10, "m": 2**20, "mb": 2**20, "mib": 2**20,

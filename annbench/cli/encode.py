@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from annbench.cli.common import Parser, guarded, positive_float, positive_int
+from annbench.cli.common import Parser, guarded, non_negative_int, positive_float, positive_int
 from annbench.cli.options import shared
 from annbench.core import paths
 from annbench.core.logs import setup_logging
@@ -16,16 +16,6 @@ from annbench.datasets.encoders.base import GRU_HIDDEN, EncoderSettings
 log = logging.getLogger("annbench.datasets.encode")
 
 DISTANCES = ("euclidean", "angular", "ip")
-
-
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}; valid: an integer >= 0")
-    return value
 
 
 def widths(text: str) -> list[int]:

@@ -10,8 +10,9 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import NoReturn
 
-from annbench.cli.common import Parser, guarded, names, positive_int
+from annbench.cli.common import Parser, guarded, names, non_negative_int, positive_int
 from annbench.cli.options import shared
 from annbench.core import paths
 from annbench.core.errors import UserError
@@ -68,7 +69,11 @@ def parser(prog: str = "gate.py") -> Parser:
     t.add_argument("--recall-tolerance", type=_fraction, default=0.01, help="absolute recall drop (default 0.01)")
     t.add_argument("--qps-tolerance", type=_fraction, default=0.10,
                    help="relative normalised-QPS drop (default 0.10)")
-    t.add_argument("--confidence", type=_fraction, default=0.95, help="bootstrap interval level (default 0.95)")
+    t.add_argument("--confidence", type=_fraction, default=0.95,
+                   help="level of the Welch t-interval of the normalised QPS change (default 0.95)")
+    t.add_argument("--confirm", type=non_negative_int, default=1, metavar="N",
+                   help="a regression on QPS alone must reappear in N further sessions of its algorithms "
+                        "(default 1; 0: the first session decides; none with --current)")
     t.add_argument("--allow-missing", action="store_true", help="missing settings do not fail the gate")
     o = p.add_argument_group("folders")
     o.add_argument("--work-dir", type=Path, help="keep the session's raw results here (default: a temporary "
@@ -76,11 +81,19 @@ def parser(prog: str = "gate.py") -> Parser:
     return p
 
 
+class _Quiet(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # type: ignore[override]
+        raise ValueError(message)
+
+
 def threads_for(argv: list[str]) -> int:
     """The thread count a gate command will use (for pinning before numpy loads): ``--threads``,
     else the baseline's, else 1. Never fails: errors are reported later, by ``main``."""
+    quiet = _Quiet(add_help=False, allow_abbrev=False)  # the full parser would print --help and errors too
+    quiet.add_argument("--threads")
+    quiet.add_argument("--baseline")
     try:
-        args, _ = parser().parse_known_args(argv)
+        args, _ = quiet.parse_known_args(argv)
         if args.threads:
             return int(args.threads)
         if args.baseline:
@@ -148,6 +161,11 @@ def main(argv: list[str] | None = None, prog: str = "gate.py") -> int:
 
     tol = gate.Tolerances(args.recall_tolerance, args.qps_tolerance, args.confidence)
     comparisons = gate.compare(baseline, current, tol)
+    if args.current is None:
+        from annbench.gate.run import confirm_regressions
+
+        comparisons = confirm_regressions(baseline, comparisons, tol, args.confirm,
+                                          lambda algorithms: run_session(args, baseline, algorithms))
     passed = gate.gate_passes(comparisons, args.allow_missing)
     header = gate_report.header_lines(baseline, current, tol, gate.machine_factor(baseline, current))
     print(gate_report.table_text(comparisons, header, passed))
@@ -158,11 +176,17 @@ def main(argv: list[str] | None = None, prog: str = "gate.py") -> int:
     return 0 if passed else 1
 
 
-def run_session(args: argparse.Namespace, baseline):  # noqa: ANN001, ANN201 - Session, imported late
+def run_session(args: argparse.Namespace, baseline, algorithms: tuple[str, ...] | None = None):  # noqa: ANN001, ANN201
+    """Measure the suite (of only ``algorithms`` if given) as a session; ``baseline`` (a Session or
+    None) fixes the suite and the dataset it must be measured on."""
+    import dataclasses
+
     from annbench.datasets.registry import load
     from annbench.gate.run import measure_suite
 
     suite = suite_from(args, baseline.suite if baseline is not None else None)
+    if algorithms is not None:
+        suite = dataclasses.replace(suite, algorithms=algorithms)
     dataset = load(suite.dataset, args.data_dir or paths.default_data_dir())
     if suite.k > dataset.ground_truth_k:
         raise UserError(f"-k {suite.k} exceeds the {dataset.ground_truth_k} neighbours stored in {dataset.path}; "

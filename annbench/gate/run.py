@@ -17,6 +17,7 @@ import logging
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,8 @@ from annbench.core.results import RunKey, Status
 from annbench.datasets.format import Dataset
 from annbench.execute.local import LocalExecutor, execute, run_keys
 from annbench.execute.task import Limits
-from annbench.gate.verdicts import Round, Session, SettingRecord
+from annbench.gate import verdicts
+from annbench.gate.verdicts import Comparison, Round, Session, SettingRecord, Tolerances
 from annbench.plan.grid import BuildSetting, Plan, RunOptions, make_plan
 from annbench.store.folder import ResultStore, read_arrays, read_attrs
 
@@ -171,6 +173,20 @@ def measure_suite(suite: Suite, dataset: Dataset, config_dirs: list[Path], adapt
             _rounds(suite, dataset, plan, reference, builds, records, ref_exec, suite_exec)
     return Session(suite.as_dict(), _provenance(suite, dataset, started, load_start), list(records.values()),
                    unavailable)
+
+
+def confirm_regressions(baseline: Session, comparisons: list[Comparison], tol: Tolerances, times: int,
+                        measure: Callable[[tuple[str, ...]], Session]) -> list[Comparison]:
+    """Re-judge timing-only regressions by up to ``times`` further sessions, each of only the
+    algorithms that still have one (``measure(algorithms)`` runs such a session): a regression
+    stands only if every further session finds it too (:func:`annbench.gate.verdicts.confirm`)."""
+    for i in range(times):
+        todo = tuple(sorted({c.algorithm for c in comparisons if c.verdict == verdicts.REGRESSION and c.timing_only}))
+        if not todo:
+            break
+        log.warning("timing-only regression in %s: confirmation session %d of %d", ", ".join(todo), i + 1, times)
+        comparisons = verdicts.confirm(comparisons, verdicts.compare(baseline, measure(todo), tol))
+    return comparisons
 
 
 def _rounds(suite: Suite, dataset: Dataset, plan: Plan | None, reference: Plan, builds: tuple[BuildSetting, ...],

@@ -19,10 +19,17 @@ tolerance and is not noise), or when the setting's run failed; ``improved`` symm
 (``rho > 1 + qps_tolerance`` and the lower end above 1, or recall up by more than the tolerance);
 ``missing`` (in the baseline, not measured now, with the reason); ``new`` (measured now, not in
 the baseline); otherwise ``ok``.
+
+Confirmation (:func:`confirm`): a regression on normalised throughput alone (recall within its
+tolerance, the run did not fail) is *timing-only*; it stands only if a further, independent session
+judges it a regression too. On a shared runner a session now and then runs an algorithm slow
+throughout (one false regression in 10 sessions of unchanged code on this project's VM); a real
+slowdown shows in every session, a fluke of one session rarely in the next.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -117,6 +124,12 @@ class Comparison:
     ratio: float | None = None           # normalised throughput now / then
     ratio_low: float | None = None
     ratio_high: float | None = None
+    #: A regression on normalised throughput alone: what a confirmation session re-judges.
+    timing_only: bool = False
+
+    @property
+    def key(self) -> SettingKey:
+        return self.algorithm, self.build_params, self.query_params
 
 
 def round_log_times(rounds: list[Round]) -> np.ndarray:
@@ -165,12 +178,14 @@ def compare_setting(then: SettingRecord, now: SettingRecord, tol: Tolerances) ->
         rho, low, high = throughput_ratio(then.rounds, now.rounds, tol.confidence)
         figures.update(ratio=rho, ratio_low=low, ratio_high=high)
     d_recall = figures["recall_now"] - figures["recall_then"]
-    if d_recall < -tol.recall - 1e-12:
+    recall_worse = d_recall < -tol.recall - 1e-12
+    if recall_worse:
         worse.append(f"recall down {-d_recall:.4f} (tolerance {tol.recall:g})")
     elif d_recall > tol.recall + 1e-12:
         better.append(f"recall up {d_recall:.4f}")
-    span = f"{100 * (rho - 1):+.1f}% [{100 * (low - 1):+.1f}%, {100 * (high - 1):+.1f}%]"
+    span = _span(rho, low, high)
     if rho < 1 - tol.qps and high < 1:
+        figures["timing_only"] = not recall_worse
         worse.append(f"normalised QPS {span} (tolerance -{100 * tol.qps:g}%)")
     elif rho > 1 + tol.qps and low > 1:
         better.append(f"normalised QPS {span}")
@@ -179,6 +194,33 @@ def compare_setting(then: SettingRecord, now: SettingRecord, tol: Tolerances) ->
                      f"more --rounds/--runs narrow it")
     verdict = REGRESSION if worse else IMPROVED if better else OK
     return Comparison(**base, verdict=verdict, reasons=tuple(worse + better + notes), **figures)
+
+
+def _span(rho: float, low: float, high: float) -> str:
+    return f"{100 * (rho - 1):+.1f}% [{100 * (low - 1):+.1f}%, {100 * (high - 1):+.1f}%]"
+
+
+def confirm(first: list[Comparison], again: list[Comparison]) -> list[Comparison]:
+    """``first`` with each timing-only regression re-judged by ``again``, a later session's comparison
+    with the same baseline: it stays a regression (with the later figures in its reasons) if
+    ``again`` judges the same setting a regression, or does not have it; otherwise it becomes ``ok``,
+    its reasons saying what each session measured. Every other comparison is kept as it is."""
+    later = {c.key: c for c in again}
+    out = []
+    for c in first:
+        second = later.get(c.key)
+        if c.verdict != REGRESSION or not c.timing_only or second is None or second.verdict == MISSING:
+            out.append(c)
+        elif second.verdict == REGRESSION:
+            seen = _span(second.ratio, second.ratio_low, second.ratio_high) if second.ratio is not None else ""
+            out.append(dataclasses.replace(c, timing_only=second.timing_only, reasons=(
+                *c.reasons, f"confirmed by a further session: {seen or '; '.join(second.reasons)}")))
+        else:
+            seen = _span(second.ratio, second.ratio_low, second.ratio_high)
+            out.append(dataclasses.replace(c, verdict=OK, timing_only=False, reasons=(
+                f"not confirmed: normalised QPS {_span(c.ratio, c.ratio_low, c.ratio_high)} in one session, "
+                f"{seen} ({second.verdict}) in a further one",)))
+    return out
 
 
 def compare(baseline: Session, current: Session, tol: Tolerances | None = None) -> list[Comparison]:

@@ -23,6 +23,7 @@ import numpy as np
 import xxhash
 
 from annbench.core.errors import UserError
+from annbench.datasets import attributes
 from annbench.datasets.audit import AUDIT_QUERIES, audit_queries, first_mismatch
 from annbench.quality.distances import METRICS
 
@@ -51,6 +52,8 @@ class Dataset:
     keys: np.ndarray | None = None
     test_keys: np.ndarray | None = None
     attrs: dict[str, Any] = field(default_factory=dict)
+    #: A filtered dataset's tags, values, predicates and selectivities (:mod:`annbench.datasets.attributes`).
+    filters: attributes.Filters | None = None
 
     @property
     def dimension(self) -> int:
@@ -62,7 +65,8 @@ class Dataset:
 
 
 #: The arrays the content checksum covers, in hashing order (those present in the file).
-CHECKSUM_FIELDS = ("train", "test", "neighbors", "distances", "train_labels", "test_labels", "keys", "test_keys")
+CHECKSUM_FIELDS = ("train", "test", "neighbors", "distances", "train_labels", "test_labels", "keys", "test_keys",
+                   *attributes.FILTER_FIELDS)
 #: Prefix of the content checksum (the hash's name); earlier annbench versions wrote ``sha256:``.
 CHECKSUM_ALGORITHM = "xxh3"
 LEGACY_CHECKSUM_ALGORITHM = "sha256"
@@ -349,9 +353,11 @@ def load_dataset(path: str | Path, name: str | None = None, *, audit: bool = Tru
         if attrs.get("type", "dense") != "dense":
             raise _fail(path, f"attr 'type' is {attrs['type']!r}; only 'dense' datasets are supported")
         fields, checksum = _read_fields(f, path, distance)
+        tag_widths = attributes.tag_widths(f)
     assert checksum is not None
     _verify_checksum(path, attrs, fields, checksum, distance)
-    train, test, neighbors, distances, train_labels, test_labels, keys, test_keys = fields.values()
+    train, test, neighbors, distances, train_labels, test_labels, keys, test_keys = (
+        fields[k] for k in CHECKSUM_FIELDS[:8])
 
     for key, a in (("train", train), ("test", test), ("neighbors", neighbors), ("distances", distances)):
         if a.ndim != 2 or 0 in a.shape:
@@ -373,9 +379,13 @@ def load_dataset(path: str | Path, name: str | None = None, *, audit: bool = Tru
     test = np.ascontiguousarray(test, dtype=np.float32)
     _check_finite(path, "train", train)
     _check_finite(path, "test", test)
-    _check_finite(path, "distances", distances)
-    if neighbors.min() < 0 or neighbors.max() >= len(train):
-        raise _fail(path, f"field 'neighbors' has ids outside [0, {len(train)})")
+    filters = attributes.from_fields(path, fields, tag_widths, len(train), len(test))
+    if filters is None:
+        _check_finite(path, "distances", distances)
+        if neighbors.min() < 0 or neighbors.max() >= len(train):
+            raise _fail(path, f"field 'neighbors' has ids outside [0, {len(train)})")
+    else:  # the filtered ground truth: padded -1 / +inf where fewer points match
+        attributes.check_ground_truth(path, neighbors, distances, len(train))
     for key, labels, n in (("train_labels", train_labels, len(train)), ("test_labels", test_labels, len(test))):
         if labels is not None and labels.shape != (n,):
             raise _fail(path, f"field '{key}' has shape {labels.shape}, expected ({n},)")
@@ -389,7 +399,11 @@ def load_dataset(path: str | Path, name: str | None = None, *, audit: bool = Tru
     neighbors = np.ascontiguousarray(neighbors, dtype=np.int64)
     distances = np.ascontiguousarray(distances, dtype=np.float64)
     if audit:
-        bad = first_mismatch(train, test, neighbors, distances, distance, audit_queries(len(test)))
+        if filters is None:
+            bad = first_mismatch(train, test, neighbors, distances, distance, audit_queries(len(test)))
+        else:
+            bad = attributes.first_filtered_mismatch(train, test, neighbors, distances, distance, filters,
+                                                     audit_queries(len(test)))
         if bad is not None:
             raise _fail(path, f"the stored ground truth is wrong at {bad} (audit of {AUDIT_QUERIES} seeded queries); "
                               f"{rebuild_hint(path, attrs)}")
@@ -400,7 +414,7 @@ def load_dataset(path: str | Path, name: str | None = None, *, audit: bool = Tru
         checksum=checksum,
         train_labels=None if train_labels is None else _read_only(train_labels),
         test_labels=None if test_labels is None else _read_only(test_labels),
-        keys=keys, test_keys=test_keys, attrs=attrs,
+        keys=keys, test_keys=test_keys, attrs=attrs, filters=filters,
     )
 
 
@@ -408,10 +422,11 @@ def write_dataset(path: str | Path, *, train: np.ndarray, test: np.ndarray, dist
                   neighbors: np.ndarray, distances: np.ndarray,
                   train_labels: np.ndarray | None = None, test_labels: np.ndarray | None = None,
                   keys: np.ndarray | list[str] | None = None, test_keys: np.ndarray | list[str] | None = None,
-                  attrs: dict[str, Any] | None = None) -> Path:
+                  attrs: dict[str, Any] | None = None, filters: attributes.Filters | None = None) -> Path:
     """Write a dataset file atomically (temporary file in the same folder, fsync, rename).
 
-    Names, dtypes and attrs are exactly ann-benchmarks' so its tools can read the file.
+    Names, dtypes and attrs are exactly ann-benchmarks' so its tools can read the file; ``filters``
+    adds a filtered dataset's fields (:mod:`annbench.datasets.attributes`).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -421,7 +436,8 @@ def write_dataset(path: str | Path, *, train: np.ndarray, test: np.ndarray, dist
         "train_labels": None if train_labels is None else np.asarray(train_labels),
         "test_labels": None if test_labels is None else np.asarray(test_labels),
         "keys": None if keys is None else np.array([str(k) for k in keys], dtype=object),
-        "test_keys": None if test_keys is None else np.array([str(k) for k in test_keys], dtype=object)}
+        "test_keys": None if test_keys is None else np.array([str(k) for k in test_keys], dtype=object),
+        **(filters.fields() if filters is not None else {})}
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with h5py.File(tmp, "w") as f:
@@ -436,6 +452,8 @@ def write_dataset(path: str | Path, *, train: np.ndarray, test: np.ndarray, dist
             for field_name, a in fields.items():
                 if a is not None:
                     f.create_dataset(field_name, data=a, dtype=h5py.string_dtype() if a.dtype == object else None)
+            if filters is not None:
+                attributes.write_widths(f, filters)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)

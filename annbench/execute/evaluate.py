@@ -6,6 +6,7 @@ import numpy as np
 
 from annbench.datasets.format import Dataset
 from annbench.execute.measure import PassMeasurement, ResultError
+from annbench.quality import filtered as F
 from annbench.quality import metrics as M
 from annbench.quality.distances import distances_to_ids
 
@@ -30,6 +31,8 @@ def quality(dataset: Dataset, neighbors: np.ndarray, k: int) -> tuple[dict[str, 
     found_d = distances_to_ids(dataset.test, dataset.train, neighbors, dataset.distance)
     if np.isnan(found_d).any():
         raise ResultError("recomputed distances contain NaN")
+    if dataset.filters is not None:
+        return filtered_quality(dataset, neighbors, found_d, k), found_d
     true_d, true_ids = dataset.distances, dataset.neighbors
     out = {
         "recall": float(M.recall(found_d, true_d, k).mean()),
@@ -39,6 +42,18 @@ def quality(dataset: Dataset, neighbors: np.ndarray, k: int) -> tuple[dict[str, 
         **classification(dataset, neighbors, k),
     }
     return out, found_d
+
+
+def filtered_quality(dataset: Dataset, neighbors: np.ndarray, found_d: np.ndarray, k: int) -> dict[str, float]:
+    """The metrics of an answer on a filtered dataset (:func:`annbench.quality.filtered.filtered_quality`):
+    recall over the neighbours each query can have, returned ids failing the predicate counted as
+    ``filter_violations`` and never as hits."""
+    f = dataset.filters
+    assert f is not None
+    expected = F.expected(f.selectivity, len(dataset.train), k)
+    violations = F.violating(f.index, f.predicates, neighbors)
+    return F.filtered_quality(found_d, neighbors, dataset.neighbors, dataset.distances, k, expected, violations,
+                              EPSILONS)
 
 
 def classification(dataset: Dataset, neighbors: np.ndarray, k: int) -> dict[str, float]:

@@ -25,7 +25,8 @@ def _margin(k: int) -> int:
     return k + max(4, k // 16)
 
 
-def _numpy_candidates(train: np.ndarray, test: np.ndarray, metric: str, kc: int) -> np.ndarray:
+def _numpy_candidates(train: np.ndarray, test: np.ndarray, metric: str, kc: int,
+                      mask: np.ndarray | None = None) -> np.ndarray:
     x = np.asarray(train, dtype=np.float32)  # angular: scaled by 1/|x| below, never copied normalised
     q_all = normalized(test) if metric == "angular" else np.asarray(test, dtype=np.float32)
     x_sq = np.einsum("ij,ij->i", x, x) if metric != "ip" else None
@@ -41,6 +42,8 @@ def _numpy_candidates(train: np.ndarray, test: np.ndarray, metric: str, kc: int)
             scores = 2.0 * scores - x_sq  # = |q|^2 - |q - x|^2, larger is nearer
         if inv_norm is not None:
             scores *= inv_norm  # cosine similarity (rows of norm 0 score 0, as a zero unit vector)
+        if mask is not None:
+            scores[:, ~mask] = -np.inf  # a filtered search: only the masked-in rows can be candidates
         part = np.argpartition(-scores, kc - 1, axis=1)[:, :kc] if kc < len(x) else np.tile(np.arange(len(x)), (len(scores), 1))
         out[s:s + block] = part
     return out
@@ -65,11 +68,14 @@ def _faiss_candidates(train: np.ndarray, test: np.ndarray, metric: str, kc: int,
 
 
 def exact_knn(train: np.ndarray, test: np.ndarray, metric: str, k: int = 100,
-              threads: int | None = None, backend: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+              threads: int | None = None, backend: str = "auto",
+              mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-``k`` neighbours of each test row among the train rows.
 
     Returns ``(ids int32 (nq, k), distances float32 (nq, k))``, nearest first.
-    ``backend`` is ``"faiss"``, ``"numpy"`` or ``"auto"`` (faiss when importable).
+    ``backend`` is ``"faiss"``, ``"numpy"`` or ``"auto"`` (faiss when importable). With ``mask``
+    (a boolean per train row, at least ``k`` of them True) only those rows are searched: a masked
+    blocked scan on the numpy path, whatever ``backend`` says.
     """
     check_metric(metric)
     if k > len(train):
@@ -82,7 +88,10 @@ def exact_knn(train: np.ndarray, test: np.ndarray, metric: str, k: int = 100,
             backend = "faiss"
         except ImportError:
             backend = "numpy"
-    if backend == "faiss":
+    if mask is not None:
+        candidates = _numpy_candidates(train, test, metric, kc, mask)
+        candidates[~mask[candidates]] = -1  # fewer than kc rows masked in: the rest are no candidates
+    elif backend == "faiss":
         candidates = _faiss_candidates(train, test, metric, kc, threads)
     else:
         candidates = _numpy_candidates(train, test, metric, kc)

@@ -15,6 +15,7 @@ from annbench.cli.common import Parser, guarded, memory_size, names, non_negativ
 from annbench.cli.options import shared
 from annbench.core import paths
 from annbench.core.errors import UserError
+from annbench.core.folders import Folder, check_folders, folder_errors, temporary_folder
 from annbench.core.logs import setup_logging
 from annbench.core.results import Status, batch_suffix, canonical, run_name
 from annbench.plan.grid import RunOptions, parse_warmup
@@ -272,8 +273,11 @@ def main(argv: list[str] | None = None, prog: str = "run.py") -> int:
         from annbench.datasets.registry import prepare
         from annbench.report.catalogue import describe
 
-        prepared = prepare(args.dataset, data_dir, args.source_dir, max_train=args.max_train, max_test=args.max_test)
-        print(describe(prepared.path, prepared.name, prepared.how))
+        folders = [data_folder(args, data_dir), temporary_folder()]
+        check_folders(folders)
+        with folder_errors(folders):
+            prepared = prepare(args.dataset, data_dir, args.source_dir, max_train=args.max_train, max_test=args.max_test)
+            print(describe(prepared.path, prepared.name, prepared.how))
         return 0
     if args.list_failures:
         return list_failures(results_dir, args.dataset)
@@ -287,7 +291,10 @@ def main(argv: list[str] | None = None, prog: str = "run.py") -> int:
         from annbench.execute.isolation import core_slots
 
         core_slots(args.parallelism, args.threads)  # every count fits, or nothing runs
+    folders = sweep_folders(args, data_dir, results_dir)
+    check_folders(folders)  # before any work: one line naming the folder, exit 2
     with contextlib.ExitStack() as stack:
+        stack.enter_context(folder_errors(folders))  # the same line when one fails mid-sweep
         client = None
         if args.executor == "dask":  # connect first: an unreachable scheduler fails before anything runs
             from annbench.execute.dask import dask_client
@@ -301,6 +308,32 @@ def main(argv: list[str] | None = None, prog: str = "run.py") -> int:
         codes = [sweep(argparse.Namespace(**{**vars(args), "threads": t, "thread_counts": counts}), data_dir,
                        results_dir, adapter_dirs, config_dirs, client) for t in counts]
         return max(codes)
+
+
+def sweep_folders(args: argparse.Namespace, data_dir: Path, results_dir: Path) -> list[Folder]:
+    """The folders a sweep writes into: results (and logs, inside it), data, temporary."""
+    return [Folder("results", results_dir), data_folder(args, data_dir), temporary_folder()]
+
+
+def stop_on_folder_errors(on_task: Callable[..., None], folders: list[Folder]) -> Callable[..., None]:
+    """``on_task`` that first checks the folders again after a task with a failed run: a folder
+    that filled up or turned read-only mid-sweep ends the sweep with its one line (the runs it
+    affected are stored as failed, where the folder still took them), not one failure per run."""
+
+    def checked(task, outcome, recorded) -> None:  # noqa: ANN001
+        if any(r.status == Status.ERROR for r in recorded):
+            check_folders(folders)
+        on_task(task, outcome, recorded)
+
+    return checked
+
+
+def data_folder(args: argparse.Namespace, data_dir: Path) -> Folder:
+    """The data folder, written into only when the dataset (or its subset) must be made there: a
+    read-only folder of prepared datasets is fine."""
+    from annbench.datasets.registry import writes_into
+
+    return Folder("data", data_dir, write=writes_into(args.dataset, data_dir, args.max_train, args.max_test))
 
 
 def check_executor(args: argparse.Namespace) -> None:
@@ -359,7 +392,8 @@ def sweep(args: argparse.Namespace, data_dir: Path, results_dir: Path, adapter_d
              f"{args.parallelism} at once" if client is None else "on the Dask cluster")
     store = ResultStore(results_dir)
     tasks = make_tasks(plan, dataset, store)  # the driver removes stale temporaries, once, as the sweep starts
-    with progress_bar(sum(len(t.keys) for t in tasks), disable=args.quiet) as on_task:
+    with progress_bar(sum(len(t.keys) for t in tasks), disable=args.quiet) as bar:
+        on_task = stop_on_folder_errors(bar, sweep_folders(args, data_dir, results_dir))
         if args.executor == "inprocess":
             from annbench.execute.inprocess import execute_inprocess
 

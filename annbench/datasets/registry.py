@@ -62,6 +62,17 @@ def dataset_path(name: str, data_dir: Path) -> Path:
     return Path(data_dir) / f"{name}.hdf5"
 
 
+def writes_into(name_or_path: str, data_dir: Path, max_train: int | None = None, max_test: int | None = None) -> bool:
+    """Whether :func:`prepare` would write into ``data_dir``: the file it makes there is not there yet
+    (a dataset given by its path is written only as a subset)."""
+    candidate = Path(name_or_path)
+    given_file = candidate.suffix in (".hdf5", ".h5") or candidate.is_file()
+    if given_file and not (max_train or max_test):
+        return False
+    base = candidate.stem if given_file else name_or_path
+    return not dataset_path(subset_name(base, max_train, max_test), data_dir).is_file()
+
+
 def local_datasets(data_dir: Path) -> dict[str, Path]:
     """Dataset files in the data folder, by name."""
     d = Path(data_dir)

@@ -15,7 +15,7 @@ from annbench.cli.common import Parser, guarded, memory_size, names, non_negativ
 from annbench.cli.options import shared
 from annbench.core import paths
 from annbench.core.errors import UserError
-from annbench.core.folders import Folder, check_folders, folder_errors, temporary_folder
+from annbench.core.folders import Folder, check_folders, failure_folder_error, folder_errors, temporary_folder
 from annbench.core.logs import setup_logging
 from annbench.core.results import Status, batch_suffix, canonical, run_name
 from annbench.plan.grid import RunOptions, parse_warmup
@@ -316,13 +316,14 @@ def sweep_folders(args: argparse.Namespace, data_dir: Path, results_dir: Path) -
 
 
 def stop_on_folder_errors(on_task: Callable[..., None], folders: list[Folder]) -> Callable[..., None]:
-    """``on_task`` that first checks the folders again after a task with a failed run: a folder
-    that filled up or turned read-only mid-sweep ends the sweep with its one line (the runs it
-    affected are stored as failed, where the folder still took them), not one failure per run."""
+    """``on_task`` that first looks at a task's failed runs: one that failed because a folder filled up
+    or turned read-only mid-sweep ends the sweep with that folder's one line (the runs it affected
+    are stored as failed, where the folder still took them), not one failure per run."""
 
     def checked(task, outcome, recorded) -> None:  # noqa: ANN001
-        if any(r.status == Status.ERROR for r in recorded):
-            check_folders(folders)
+        for r in recorded:
+            if r.status == Status.ERROR and (error := failure_folder_error(r.error, folders)) is not None:
+                raise error
         on_task(task, outcome, recorded)
 
     return checked

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -117,6 +118,31 @@ def folder_error(error: OSError, folders: Sequence[Folder]) -> FolderError | Non
             return FolderError(line)
     where = f"folder of {error.filename}" if error.filename else "a folder being written"
     return FolderError(f"{where}: {FOLDER_ERRNOS[error.errno]}")
+
+
+#: An errno as Python (``[Errno 28]``) and HDF5 (``errno = 28``) write it into a message.
+_ERRNO = re.compile(r"\[Errno (\d+)\]|errno = (\d+)")
+#: A quoted absolute path in a message (Python's ``: '/x/y'``, HDF5's ``filename = '/x/y'``).
+_PATH = re.compile(r"'(/[^']+)'")
+
+
+def failure_folder_error(message: str, folders: Sequence[Folder]) -> FolderError | None:
+    """The one line for a run that failed because a folder would not take a write, from the failure's
+    message (written by a child, so only its text is left): an errno of :data:`FOLDER_ERRNOS` and a
+    path inside one of ``folders`` name that folder; an errno without a known path names the first
+    folder that fails its check now. None when the failure is not a folder's (a library's own)."""
+    found = [int(a or b) for a, b in _ERRNO.findall(message)]
+    number = next((n for n in found if n in FOLDER_ERRNOS), None)
+    if number is None:
+        return None
+    for quoted in _PATH.findall(message):
+        for folder in folders:
+            if Path(quoted).resolve().is_relative_to(folder.path.resolve()):
+                return FolderError(f"{folder.label()}: {FOLDER_ERRNOS[number]}")
+    for folder in folders:
+        if (line := problem(folder)) is not None:
+            return FolderError(line)
+    return None
 
 
 @contextlib.contextmanager

@@ -56,7 +56,7 @@ def _valid(tmp_path: Path, **override) -> Path:
 
 
 @pytest.mark.parametrize(("override", "message"), [
-    ({"distance": "hamming"}, "attr 'distance' is 'hamming'; valid: euclidean, angular, ip"),
+    ({"distance": "manhattan"}, "attr 'distance' is 'manhattan'; valid: euclidean, angular, ip, hamming, jaccard"),
     ({"train": np.full((200, 4), np.nan, dtype=np.float32)}, "field 'train' contains NaN or inf"),
     ({"neighbors": np.full((10, 100), 500)}, "ids outside [0, 200)"),
     ({"distances": np.zeros((10, 99))}, "distances has shape (10, 99) but neighbors has (10, 100)"),

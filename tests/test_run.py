@@ -96,8 +96,8 @@ BAD_CONFIGS = {
                    "kdtree.yml:5: parameter 'leaf_size' has an empty list"),
     "wrong-type": ("algorithm: kdtree\nmetrics: [euclidean]\ngroups:\n  quick:\n    build:\n      leaf_size: [10, ten]\n",
                    "kdtree.yml:6: build parameter 'leaf_size' = 'ten' has the wrong type; valid: int"),
-    "unknown-metric": ("algorithm: kdtree\nmetrics:\n  - euclidean\n  - hamming\ngroups: {quick: {}}\n",
-                       "kdtree.yml:4: unknown metric 'hamming'; valid: euclidean, angular, ip"),
+    "unknown-metric": ("algorithm: kdtree\nmetrics:\n  - euclidean\n  - manhattan\ngroups: {quick: {}}\n",
+                       "kdtree.yml:4: unknown metric 'manhattan'; valid: euclidean, angular, ip, hamming, jaccard"),
     "unknown-key": ("algorithm: kdtree\nmetrics: [euclidean]\ngroup: {quick: {}}\n",
                     "kdtree.yml:3: unknown key 'group'; valid: algorithm, metrics, groups"),
 }

@@ -82,8 +82,9 @@ BAD = [
     (["--from", "corrupt.txt.gz", "--test-size", "10"], "file {d}/corrupt.txt.gz: corrupt gzip data"),
     (["--from", "trunc.fvecs", "--test-size", "10"], "file {d}/trunc.fvecs: truncated fvecs"),
     (["--from", "magic-idx3-ubyte", "--test-size", "10"], "wrong idx magic number 0x00010803"),
-    (["--from", "emb.npy", "--test-size", "10", "--distance", "hamming"], "--distance 'hamming' is unknown; valid: "
-                                                                           "euclidean, angular, ip"),
+    (["--from", "emb.npy", "--test-size", "10", "--distance", "manhattan"], "--distance 'manhattan' is unknown; "
+                                                                             "valid: euclidean, angular, ip"),
+    (["--from", "emb.npy", "--test-size", "10", "--distance", "hamming"], "--distance 'hamming' is not for vectors"),
     (["--from", "emb.npy", "--test-size", "10", "--name", "../escape"], "dataset name '../escape' is invalid"),
     (["--from", "emb.npy", "--test-size", "10", "--name", "sift-128-euclidean"], "is a registered dataset"),
 ]

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 
 from annbench.quality.distances import distances_to_ids
 from annbench.quality.groundtruth import exact_knn
@@ -61,7 +62,7 @@ def _check(train: np.ndarray, test: np.ndarray, neighbors: np.ndarray, distances
            queries: np.ndarray, backend: str, threads: int) -> list[tuple[int, str]]:
     """``(query, what is wrong)`` for every bad query among ``queries``, in order."""
     depth = neighbors.shape[1]
-    q = np.ascontiguousarray(test[queries])
+    q = test[queries] if sp.issparse(test) else np.ascontiguousarray(test[queries])  # sets: CSR rows
     _, true_d = exact_knn(train, q, metric, depth, threads=threads, backend=backend)
     true_d = true_d.astype(np.float64)
     stored_ids = np.asarray(neighbors[queries], dtype=np.int64)

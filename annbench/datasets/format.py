@@ -1,8 +1,9 @@
 """The dataset file: one HDF5 file in ann-benchmarks' layout, read, validated and written.
 
-Fields (ann-benchmarks): ``train`` (n×d float32), ``test`` (q×d float32), ``neighbors``
+Fields (ann-benchmarks): ``train`` (n×d), ``test`` (q×d), ``neighbors``
 (q×100 int32), ``distances`` (q×100 float32); attrs ``distance``, ``point_type``
-(``float``), ``dimension``, ``type`` (``dense``). Our optional extras: ``train_labels``,
+(``float``, ``float16``, ``uint8``, ``int8``, ``bit``), ``dimension``, ``type`` (``dense``, or ``sparse``
+for sets with ``size_train``/``size_test``; how each point type is stored: :mod:`annbench.datasets.layout`). Our optional extras: ``train_labels``,
 ``test_labels``, ``keys`` (one string per train row, e.g. GloVe's words), ``test_keys`` and provenance attrs (``source``, ``checksum``,
 ``builder_version``, ...).
 """
@@ -23,9 +24,10 @@ import numpy as np
 import xxhash
 
 from annbench.core.errors import UserError
-from annbench.datasets import attributes
+from annbench.datasets import attributes, layout
 from annbench.datasets.audit import AUDIT_QUERIES, audit_queries, first_mismatch
 from annbench.quality.distances import METRICS
+from annbench.quality.points import dimension_of, nbytes
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +39,8 @@ BUILDER_VERSION = 1
 
 @dataclass(frozen=True)
 class Dataset:
-    """A loaded, validated dataset; every array is read-only."""
+    """A loaded, validated dataset; every array is read-only. ``train``/``test`` are rows of
+    ``point_type`` (:mod:`annbench.quality.points`): numbers in their dtype, packed bits, or sets."""
 
     name: str
     path: Path
@@ -54,10 +57,18 @@ class Dataset:
     attrs: dict[str, Any] = field(default_factory=dict)
     #: A filtered dataset's tags, values, predicates and selectivities (:mod:`annbench.datasets.attributes`).
     filters: attributes.Filters | None = None
+    point_type: str = "float32"
+    bits: int | None = None
 
     @property
     def dimension(self) -> int:
-        return int(self.train.shape[1])
+        """Columns; for bits the number of bits, for sets the universe of item ids."""
+        return dimension_of(self.train, self.point_type, self.bits)
+
+    @property
+    def memory_bytes(self) -> int:
+        """Bytes ``train`` and ``test`` take in memory."""
+        return nbytes(self.train) + nbytes(self.test)
 
     @property
     def ground_truth_k(self) -> int:
@@ -66,7 +77,7 @@ class Dataset:
 
 #: The arrays the content checksum covers, in hashing order (those present in the file).
 CHECKSUM_FIELDS = ("train", "test", "neighbors", "distances", "train_labels", "test_labels", "keys", "test_keys",
-                   *attributes.FILTER_FIELDS)
+                   *attributes.FILTER_FIELDS, *layout.SIZE_FIELDS)
 #: Prefix of the content checksum (the hash's name); earlier annbench versions wrote ``sha256:``.
 CHECKSUM_ALGORITHM = "xxh3"
 LEGACY_CHECKSUM_ALGORITHM = "sha256"
@@ -162,9 +173,10 @@ def _fail(path: Path, what: str) -> UserError:
     return UserError(f"dataset file {path}: {what}")
 
 
-def _read_only(a: np.ndarray) -> np.ndarray:
-    a.setflags(write=False)
-    return a
+def _read_only(a: Any) -> Any:
+    if isinstance(a, np.ndarray):
+        a.setflags(write=False)
+    return a  # SetRows are made read-only as they are read
 
 
 def _node(f: h5py.File, path: Path, key: str, required: bool) -> h5py.Dataset | None:
@@ -350,35 +362,28 @@ def load_dataset(path: str | Path, name: str | None = None, *, audit: bool = Tru
         distance = attrs.get("distance")
         if distance not in METRICS:
             raise _fail(path, f"attr 'distance' is {distance!r}; valid: {', '.join(METRICS)}")
-        if attrs.get("type", "dense") != "dense":
-            raise _fail(path, f"attr 'type' is {attrs['type']!r}; only 'dense' datasets are supported")
+        if attrs.get("type", "dense") not in ("dense", "sparse"):
+            raise _fail(path, f"attr 'type' is {attrs['type']!r}; valid: 'dense', 'sparse' (sets)")
+        layout.declared_type(attrs, distance, lambda what: _fail(path, what))  # before reading any array
         fields, checksum = _read_fields(f, path, distance)
         tag_widths = attributes.tag_widths(f)
     assert checksum is not None
     _verify_checksum(path, attrs, fields, checksum, distance)
-    train, test, neighbors, distances, train_labels, test_labels, keys, test_keys = (
-        fields[k] for k in CHECKSUM_FIELDS[:8])
+    train, test, point_type, dimension, scale = layout.decode(attrs, fields, distance, lambda what: _fail(path, what))
+    neighbors, distances, train_labels, test_labels, keys, test_keys = (
+        fields[k] for k in ("neighbors", "distances", "train_labels", "test_labels", "keys", "test_keys"))
 
-    for key, a in (("train", train), ("test", test), ("neighbors", neighbors), ("distances", distances)):
+    for key, a in (("neighbors", neighbors), ("distances", distances)):
         if a.ndim != 2 or 0 in a.shape:
             raise _fail(path, f"field '{key}' has shape {a.shape}, expected a non-empty 2-D array")
-    for key, a in (("train", train), ("test", test), ("distances", distances)):
-        if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
-            raise _fail(path, f"field '{key}' has dtype {a.dtype}, expected float")
+    if not (np.issubdtype(distances.dtype, np.floating) or np.issubdtype(distances.dtype, np.integer)):
+        raise _fail(path, f"field 'distances' has dtype {distances.dtype}, expected float")
     if not np.issubdtype(neighbors.dtype, np.integer):
         raise _fail(path, f"field 'neighbors' has dtype {neighbors.dtype}, expected integer ids")
-    if train.shape[1] != test.shape[1]:
-        raise _fail(path, f"train has dimension {train.shape[1]} but test has {test.shape[1]}")
-    if "dimension" in attrs and int(attrs["dimension"]) != train.shape[1]:
-        raise _fail(path, f"attr 'dimension' is {attrs['dimension']} but train has {train.shape[1]} columns")
     if neighbors.shape[0] != test.shape[0]:
         raise _fail(path, f"neighbors has {neighbors.shape[0]} rows but test has {test.shape[0]}")
     if distances.shape != neighbors.shape:
         raise _fail(path, f"distances has shape {distances.shape} but neighbors has {neighbors.shape}")
-    train = np.ascontiguousarray(train, dtype=np.float32)
-    test = np.ascontiguousarray(test, dtype=np.float32)
-    _check_finite(path, "train", train)
-    _check_finite(path, "test", test)
     filters = attributes.from_fields(path, fields, tag_widths, len(train), len(test))
     if filters is None:
         _check_finite(path, "distances", distances)
@@ -398,6 +403,8 @@ def load_dataset(path: str | Path, name: str | None = None, *, audit: bool = Tru
     test_keys = None if test_keys is None else _strings(test_keys)
     neighbors = np.ascontiguousarray(neighbors, dtype=np.int64)
     distances = np.ascontiguousarray(distances, dtype=np.float64)
+    if scale != 1.0:  # ann-benchmarks' hamming fractions as bit counts
+        distances = np.rint(distances * scale)
     if audit:
         if filters is None:
             bad = first_mismatch(train, test, neighbors, distances, distance, audit_queries(len(test)))
@@ -409,7 +416,8 @@ def load_dataset(path: str | Path, name: str | None = None, *, audit: bool = Tru
                               f"{rebuild_hint(path, attrs)}")
     return Dataset(
         name=name or path.stem, path=path, distance=distance,
-        train=_read_only(train), test=_read_only(test),
+        train=_read_only(train), test=_read_only(test), point_type=point_type,
+        bits=dimension if point_type == "bit" else None,
         neighbors=_read_only(neighbors), distances=_read_only(distances),
         checksum=checksum,
         train_labels=None if train_labels is None else _read_only(train_labels),
@@ -422,16 +430,19 @@ def write_dataset(path: str | Path, *, train: np.ndarray, test: np.ndarray, dist
                   neighbors: np.ndarray, distances: np.ndarray,
                   train_labels: np.ndarray | None = None, test_labels: np.ndarray | None = None,
                   keys: np.ndarray | list[str] | None = None, test_keys: np.ndarray | list[str] | None = None,
-                  attrs: dict[str, Any] | None = None, filters: attributes.Filters | None = None) -> Path:
+                  attrs: dict[str, Any] | None = None, filters: attributes.Filters | None = None,
+                  bits: int | None = None) -> Path:
     """Write a dataset file atomically (temporary file in the same folder, fsync, rename).
 
-    Names, dtypes and attrs are exactly ann-benchmarks' so its tools can read the file; ``filters``
+    Names, dtypes and attrs are exactly ann-benchmarks' so its tools can read the file; rows keep
+    their point type (:func:`annbench.datasets.layout.encode`; ``bits``: of packed bit rows); ``filters``
     adds a filtered dataset's fields (:mod:`annbench.datasets.attributes`).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    points, layout_attrs = layout.encode(train, test, distance, bits)
     fields: dict[str, np.ndarray | None] = {
-        "train": np.ascontiguousarray(train, dtype=np.float32), "test": np.ascontiguousarray(test, dtype=np.float32),
+        **points,
         "neighbors": np.asarray(neighbors, dtype=np.int32), "distances": np.asarray(distances, dtype=np.float32),
         "train_labels": None if train_labels is None else np.asarray(train_labels),
         "test_labels": None if test_labels is None else np.asarray(test_labels),
@@ -441,11 +452,8 @@ def write_dataset(path: str | Path, *, train: np.ndarray, test: np.ndarray, dist
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with h5py.File(tmp, "w") as f:
-            f.attrs["type"] = "dense"
             f.attrs["distance"] = distance
-            f.attrs["dimension"] = fields["train"].shape[1]
-            f.attrs["point_type"] = "float"
-            for k, v in (attrs or {}).items():
+            for k, v in {**(attrs or {}), **layout_attrs}.items():  # the layout's attrs always describe the arrays
                 f.attrs[k] = v
             f.attrs["checksum"] = content_checksum(fields, distance)  # of exactly what is written, never a caller's
             f.attrs["builder_version"] = BUILDER_VERSION

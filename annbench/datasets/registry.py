@@ -89,7 +89,7 @@ def materialize(raw: RawData, path: Path, name: str) -> Path:
              time.perf_counter() - t0)
     return write_dataset(path, train=raw.train, test=raw.test, distance=raw.distance, neighbors=ids,
                          distances=dists, train_labels=raw.train_labels, test_labels=raw.test_labels,
-                         keys=raw.keys, test_keys=raw.test_keys, attrs={"name": name, **raw.attrs})
+                         keys=raw.keys, test_keys=raw.test_keys, attrs={"name": name, **raw.attrs}, bits=raw.bits)
 
 
 def subset_name(base: str, max_train: int | None = None, max_test: int | None = None) -> str:
@@ -190,7 +190,7 @@ def _subset(parent: Prepared, name: str, path: Path, max_train: int | None, max_
     cut = lambda a, m: None if a is None else a[:m]  # noqa: E731
     raw = RawData(train=ds.train[:n], test=ds.test[:q], distance=ds.distance,
                   train_labels=cut(ds.train_labels, n), test_labels=cut(ds.test_labels, q),
-                  keys=cut(ds.keys, n), test_keys=cut(ds.test_keys, q),
+                  keys=cut(ds.keys, n), test_keys=cut(ds.test_keys, q), bits=ds.bits,
                   attrs={"source": f"first {n} train and {q} test rows of {parent.name} ({ds.checksum}); "
                                    f"ground truth recomputed", "parent": parent.name, "parent_checksum": ds.checksum,
                          "obtained": f"subset of {parent.path}",

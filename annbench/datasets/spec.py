@@ -35,6 +35,8 @@ class RawData:
     keys: np.ndarray | list[str] | None = None
     test_keys: np.ndarray | list[str] | None = None
     attrs: dict[str, Any] = field(default_factory=dict)
+    #: Bits a row of packed bit rows (hamming); None: 8 a byte.
+    bits: int | None = None
 
 
 @dataclass(frozen=True)

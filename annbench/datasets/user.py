@@ -14,6 +14,7 @@ from annbench.datasets.readers import read_keys, read_labels, read_vectors
 from annbench.datasets.registry import Prepared, dataset_path, materialize, registry
 from annbench.datasets.spec import RawData, check_name
 from annbench.quality.distances import METRICS
+from annbench.quality.points import NUMERIC_METRICS
 
 
 def _matrix(path: str | Path, what: str) -> tuple[np.ndarray, np.ndarray | None]:
@@ -46,8 +47,9 @@ def create(source: str | Path, name: str, distance: str, data_dir: Path, *, test
     check_name(name)
     if name in registry():
         raise UserError(f"dataset name {name!r} is a registered dataset; choose another name")
-    if distance not in METRICS:
-        raise UserError(f"--distance {distance!r} is unknown; valid: {', '.join(METRICS)}")
+    if distance not in NUMERIC_METRICS:
+        known = "is unknown" if distance not in METRICS else "is not for vectors (it is for bits or sets)"
+        raise UserError(f"--distance {distance!r} {known}; valid: {', '.join(NUMERIC_METRICS)}")
     if (test_size is None) == (queries is None):
         raise UserError("give exactly one of --test-size N (hold out N random rows as queries) or --queries FILE")
     path = dataset_path(name, data_dir)

@@ -5,6 +5,11 @@ Every metric is expressed as a distance where smaller is nearer:
 * ``euclidean``: ``||q - x||``
 * ``angular``:   ``1 - <q, x> / (||q|| ||x||)`` (cosine distance, as ann-benchmarks stores it)
 * ``ip``:        ``-<q, x>`` (the largest inner product is the nearest)
+* ``hamming``:   ``popcount(q XOR x)`` over packed bits; ``jaccard``: ``1 - |A ∩ B| / |A ∪ B|`` over sets
+  (both in :mod:`annbench.quality.bitset`)
+
+Integer vectors (uint8, int8) and float16 are widened to float32, where their values are exact
+(products and squares of 8-bit values too), and summed in float64: never in their own type.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-METRICS = ("euclidean", "angular", "ip")
+METRICS = ("euclidean", "angular", "ip", "hamming", "jaccard")
 
 #: Gathered candidate values per block (~4 MB of float32): small blocks stay in cache.
 _GATHER_VALUES = 1_000_000
@@ -39,7 +44,7 @@ def _sum64(a: np.ndarray) -> np.ndarray:
 
 def _block_distances(queries: np.ndarray, train: np.ndarray, rows: np.ndarray, metric: str) -> np.ndarray:
     valid = rows >= 0
-    points = train[np.where(valid, rows, 0)]  # (b, k, d) float32
+    points = train[np.where(valid, rows, 0)].astype(np.float32, copy=False)  # (b, k, d), 8-bit values exact
     q = np.asarray(queries, dtype=np.float32)[:, None, :]
     if metric == "euclidean":
         diff = points - q
@@ -64,6 +69,10 @@ def distances_to_ids(queries: np.ndarray, train: np.ndarray, ids: np.ndarray, me
     ``threads > 1`` computes them in that many threads (numpy releases the GIL).
     """
     check_metric(metric)
+    if metric in ("hamming", "jaccard"):
+        from annbench.quality import bitset
+
+        return (bitset.hamming_to_ids if metric == "hamming" else bitset.jaccard_to_ids)(queries, train, ids)
     ids = np.asarray(ids)
     out = np.empty(ids.shape, dtype=np.float64)
     block = max(1, _GATHER_VALUES // max(1, ids.shape[1] * train.shape[1]))

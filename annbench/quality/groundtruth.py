@@ -80,6 +80,13 @@ def exact_knn(train: np.ndarray, test: np.ndarray, metric: str, k: int = 100,
     check_metric(metric)
     if k > len(train):
         raise ValueError(f"k={k} exceeds the {len(train)} train points")
+    if metric in ("hamming", "jaccard"):  # integer / rational distances: exact ties, see bitset
+        from annbench.quality import bitset
+
+        threads = threads or os.cpu_count() or 1
+        ids, dist = (bitset.exact_hamming(train, test, k, threads, backend) if metric == "hamming"
+                     else bitset.exact_jaccard(train, test, k))
+        return ids.astype(np.int32), dist.astype(np.float32)
     kc = min(len(train), _margin(k))
     threads = threads or os.cpu_count() or 1
     if backend == "auto":

@@ -46,7 +46,8 @@ def describe(path: Path, name: str | None = None, how: str | None = None, diffic
                  (", test_labels)" if ds.test_labels is not None else ")")
     keys = "none" if ds.keys is None else f"{len(ds.keys)} (e.g. {', '.join(map(str, ds.keys[:3]))})"
     rows = [("dataset", ds.name), ("file", f"{ds.path} ({_size(ds.path.stat().st_size)})"),
-            ("train", f"{ds.train.shape[0]} x {ds.train.shape[1]}"), ("test", f"{ds.test.shape[0]} x {ds.test.shape[1]}"),
+            ("train", f"{len(ds.train)} x {ds.dimension}"), ("test", f"{len(ds.test)} x {ds.dimension}"),
+            ("point type", _points(ds)), ("memory", f"{_size(ds.memory_bytes)} (train and test, as loaded)"),
             ("distance", ds.distance), ("ground truth", f"top-{ds.ground_truth_k}"), ("labels", labels),
             ("keys", keys), ("checksum", ds.checksum),
             ("obtained", how or str(ds.attrs.get("obtained", "unknown (no provenance attrs)"))),
@@ -55,13 +56,24 @@ def describe(path: Path, name: str | None = None, how: str | None = None, diffic
     return text + ("\n" + difficulty_quartiles(ds) if difficulty else "")
 
 
+def _points(ds) -> str:  # noqa: ANN001 - a Dataset
+    """The point type in words: what a row is and how it is held."""
+    if ds.point_type == "bit":
+        return f"bit ({ds.dimension} bits a row, packed in {ds.train.shape[1]} bytes)"
+    if ds.point_type == "set":
+        return f"set (item ids in [0, {ds.dimension}), {ds.train.sizes.mean():.1f} a set on average; CSR)"
+    return ds.point_type
+
+
 def difficulty_quartiles(ds) -> str:  # noqa: ANN001 - a Dataset
     """The quartiles of every difficulty measure of ``ds``'s queries, as text lines."""
     from annbench.analyse.difficulty import load_or_compute, sidecar_path
 
-    if ds.distance not in ("euclidean", "angular"):
+    if ds.distance == "ip":
         return (f"{'difficulty':<13} not defined for {ds.distance}: inner products are not distances, "
                 f"so their ratios (RC, expansion, LID) mean nothing")
+    if ds.distance not in ("euclidean", "angular"):
+        return f"{'difficulty':<13} not computed for {ds.distance} (only for euclidean and angular)"
     difficulty = load_or_compute(ds)
     table = difficulty.quartiles()
     head = (f"{'difficulty':<13} per query, {difficulty.n_queries} queries (computed in {difficulty.seconds:.2f} s; "

@@ -1,0 +1,273 @@
+"""Point types beyond float32: uint8 / int8 / float16 vectors, packed bits under hamming, sets under
+jaccard; their files (annbench's and ann-benchmarks' unchanged), checksum, audit, describe, exact
+distances and ground truth with ties, and the bad inputs of each."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from conftest import call
+from test_dataset_integrity import _one_line_error
+
+from annbench.cli.dataset import main as dataset_main
+from annbench.core.errors import UserError
+from annbench.datasets.format import load_dataset, write_dataset
+from annbench.quality import metrics as M
+from annbench.quality.distances import distances_to_ids
+from annbench.quality.groundtruth import exact_knn
+from annbench.quality.points import pack_bits, sets_from_lists
+
+
+def _write(path: Path, train, test, distance: str, **kw) -> Path:
+    ids, dists = exact_knn(train, test, distance, 100)
+    return write_dataset(path, train=train, test=test, distance=distance, neighbors=ids, distances=dists, **kw)
+
+
+def _ref_top(full: np.ndarray, k: int = 100) -> np.ndarray:
+    """Ids of the k smallest of each row by (distance, id), from a full float64 distance matrix."""
+    return np.lexsort((np.broadcast_to(np.arange(full.shape[1]), full.shape), full), axis=-1)[:, :k]
+
+
+# ---- numeric types ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", ["uint8", "int8", "float16"])
+def test_numeric_types_round_trip_and_keep_their_type(tmp_path: Path, dtype: str) -> None:
+    rng = np.random.default_rng(0)
+    info = np.iinfo(dtype) if dtype != "float16" else None
+    make = (lambda n: rng.integers(info.min, info.max, size=(n, 16), endpoint=True).astype(dtype)) if info else \
+        (lambda n: rng.normal(size=(n, 16)).astype(dtype))
+    train, test = make(500), make(20)
+    path = _write(tmp_path / f"{dtype}.hdf5", train, test, "euclidean")
+    with h5py.File(path) as f:
+        assert f.attrs["point_type"] == dtype and f["train"].dtype == np.dtype(dtype)
+    ds = load_dataset(path)
+    assert ds.point_type == dtype and ds.train.dtype == np.dtype(dtype) and ds.dimension == 16
+    assert ds.memory_bytes == train.nbytes + test.nbytes
+    twin = load_dataset(_write(tmp_path / "f32.hdf5", train.astype(np.float32), test.astype(np.float32), "euclidean"))
+    assert twin.point_type == "float32" and twin.checksum != ds.checksum  # the checksum covers the type
+    assert ds.memory_bytes / twin.memory_bytes == np.dtype(dtype).itemsize / 4
+    assert (ds.neighbors == twin.neighbors).all()  # 8-bit and float16 values are float32 values: same answer
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "angular", "ip"])
+def test_integer_distances_are_exact_and_never_overflow(metric: str) -> None:
+    """uint8 values up to 255: squares and products overflow uint8 (and int16); computed exactly."""
+    rng = np.random.default_rng(1)
+    train = rng.integers(200, 256, size=(300, 64), endpoint=False).astype(np.uint8)
+    test = rng.integers(200, 256, size=(10, 64)).astype(np.uint8)
+    x, q = train.astype(np.float64), test.astype(np.float64)
+    if metric == "euclidean":
+        full = np.sqrt(((q[:, None, :] - x[None]) ** 2).sum(-1))
+    elif metric == "ip":
+        full = -(q @ x.T)
+    else:
+        full = 1 - (q @ x.T) / np.outer(np.linalg.norm(q, axis=1), np.linalg.norm(x, axis=1))
+    ids = np.tile(np.arange(300), (10, 1))
+    np.testing.assert_allclose(distances_to_ids(test, train, ids, metric), full, rtol=1e-12, atol=1e-12)
+    found, d = exact_knn(train, test, metric, 100, backend="numpy")
+    np.testing.assert_allclose(d, np.take_along_axis(full, found.astype(np.int64), axis=1), rtol=1e-6)
+    assert (np.take_along_axis(full, found.astype(np.int64), 1) <= np.sort(full, 1)[:, 99:100] + 1e-9).all()
+
+
+def test_point_type_disagreeing_with_the_arrays_is_one_line(tmp_path: Path) -> None:
+    path = _write(tmp_path / "d.hdf5", np.zeros((150, 4), np.float32) + np.arange(150)[:, None],
+                  np.ones((5, 4), np.float32), "euclidean")
+    with h5py.File(path, "a") as f:
+        f.attrs["point_type"] = "uint8"
+    r = call(dataset_main, "describe", path)
+    _one_line_error(r, str(path), "field 'train' has dtype float32 but attr 'point_type' is 'uint8'")
+
+
+# ---- bits under hamming -------------------------------------------------------------------------
+
+def _bit_data(rng, n: int, q: int, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    return rng.integers(0, 2, size=(n, bits)).astype(bool), rng.integers(0, 2, size=(q, bits)).astype(bool)
+
+
+@pytest.mark.parametrize("backend", ["faiss", "numpy"])
+@pytest.mark.parametrize("bits", [16, 21, 128])
+def test_hamming_ground_truth_is_exact_with_ties_by_smaller_id(backend: str, bits: int) -> None:
+    rng = np.random.default_rng(bits)
+    train, test = _bit_data(rng, 3000, 40, bits)
+    full = (test[:, None, :] != train[None]).sum(-1).astype(np.float64)  # massive ties: few distinct values
+    ids, d = exact_knn(pack_bits(train), pack_bits(test), "hamming", 100, backend=backend)
+    expected = _ref_top(full)
+    assert (ids == expected).all()  # exactly, ties included: by (distance, id)
+    assert (d == np.take_along_axis(full, expected, 1)).all()
+
+
+def test_hamming_tie_rule_by_hand() -> None:
+    """Hand-written: 8-bit codes, query 0b00000000; train distances 1, 1, 0, 2, 1, 3."""
+    train = np.array([[0b10000000], [0b01000000], [0], [0b11000000], [0b00000001], [0b11100000]], np.uint8)
+    query = np.zeros((1, 1), np.uint8)
+    ids, d = exact_knn(train, query, "hamming", 3, backend="numpy")
+    assert ids.tolist() == [[2, 0, 1]] and d.tolist() == [[0, 1, 1]]  # the 1-ties: 0, 1 before 4
+    true_ids, true_d = exact_knn(train, query, "hamming", 6, backend="numpy")
+    assert true_ids.tolist() == [[2, 0, 1, 4, 3, 5]] and true_d.tolist() == [[0, 1, 1, 1, 2, 3]]
+    # k = 3: the true list is extended with every id tied at the 3rd distance (1): {2, 0, 1, 4}
+    assert M.id_recall(np.array([[2, 4, 0]]), true_ids, true_d, 3).tolist() == [1.0]
+    assert M.id_recall(np.array([[2, 4, 3]]), true_ids, true_d, 3).tolist() == [2 / 3]  # 3 is at distance 2
+    found_d = distances_to_ids(query, train, np.array([[2, 4, 3]]), "hamming")
+    assert found_d.tolist() == [[0, 1, 2]]
+    assert M.recall(found_d, true_d, 3).tolist() == [2 / 3]
+    assert M.recall(distances_to_ids(query, train, np.array([[4, 1, 2]]), "hamming"), true_d, 3).tolist() == [1.0]
+
+
+def test_annbench_bit_files_are_packed_and_round_trip(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    train, test = _bit_data(rng, 400, 10, 21)
+    path = _write(tmp_path / "b.hdf5", pack_bits(train), pack_bits(test), "hamming", bits=21)
+    with h5py.File(path) as f:
+        assert f["train"].shape == (400, 3) and f["train"].dtype == np.uint8 and f.attrs["dimension"] == 21
+        assert f.attrs["point_type"] == "bit" and f.attrs["bit_packing"] == "packbits"
+    ds = load_dataset(path)
+    assert ds.point_type == "bit" and ds.dimension == 21 and ds.train.shape == (400, 3)
+    assert (ds.train == pack_bits(train)).all()
+    out = call(dataset_main, "describe", path)
+    assert out.code == 0 and "bit (21 bits a row, packed in 3 bytes)" in out.out
+    assert "memory        1.2 KiB" in out.out or "memory" in out.out
+
+
+@pytest.mark.parametrize("stored", ["bool", "int64"])
+def test_ann_benchmarks_bit_files_load_unchanged(tmp_path: Path, stored: str) -> None:
+    """As ann_benchmarks.datasets.random_bitstring/write_output: one bool (or 0/1) per bit, hamming
+    distances stored as the fraction of differing bits."""
+    rng = np.random.default_rng(4)
+    train, test = _bit_data(rng, 500, 12, 16)
+    full = (test[:, None, :] != train[None]).sum(-1)
+    ids = _ref_top(full.astype(np.float64))
+    path = tmp_path / "random-tiny-16-hamming.hdf5"
+    with h5py.File(path, "w") as f:
+        f.attrs["type"], f.attrs["distance"], f.attrs["dimension"], f.attrs["point_type"] = "dense", "hamming", 16, "bit"
+        f.create_dataset("train", data=train.astype(stored))
+        f.create_dataset("test", data=test.astype(stored))
+        f.create_dataset("neighbors", data=ids, dtype=int)
+        f.create_dataset("distances", data=np.take_along_axis(full, ids, 1) / 16, dtype=float)
+    ds = load_dataset(path)
+    assert ds.point_type == "bit" and ds.dimension == 16 and ds.train.dtype == np.uint8 and ds.train.shape == (500, 2)
+    assert (ds.distances == np.take_along_axis(full, ids, 1)).all()  # bit counts
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda f: f.attrs.__setitem__("dimension", 30), "attr 'dimension' is 30 bits but 'train' holds 3 bytes a row"),
+    (lambda f: f["train"].__setitem__((0, 2), 0b00000111), "field 'train' has 1s past bit 21"),
+])
+def test_bit_dimension_not_what_the_rows_hold_is_one_line(tmp_path: Path, change, message: str) -> None:
+    rng = np.random.default_rng(5)
+    train, test = _bit_data(rng, 400, 10, 21)
+    path = _write(tmp_path / "b.hdf5", pack_bits(train), pack_bits(test), "hamming", bits=21)
+    with h5py.File(path, "a") as f:
+        change(f)
+        del f.attrs["checksum"]  # the checksum would notice first; this is about the layout's own check
+    before = path.read_bytes()
+    _one_line_error(call(dataset_main, "describe", path), str(path), message)
+    assert path.read_bytes() == before
+
+
+def test_unpacked_bit_values_other_than_0_1_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "b.hdf5"
+    with h5py.File(path, "w") as f:
+        f.attrs["distance"], f.attrs["point_type"] = "hamming", "bit"
+        f.create_dataset("train", data=np.full((200, 8), 2, np.int64))
+        f.create_dataset("test", data=np.zeros((3, 8), np.int64))
+        f.create_dataset("neighbors", data=np.zeros((3, 100), np.int32))
+        f.create_dataset("distances", data=np.zeros((3, 100), np.float32))
+    with pytest.raises(UserError, match="holds values other than 0 and 1"):
+        load_dataset(path)
+
+
+# ---- sets under jaccard ---------------------------------------------------------------------
+
+def _sets(rng, n: int, size: int, universe: int) -> list[np.ndarray]:
+    return [rng.choice(universe, size=size, replace=False) for _ in range(n)]
+
+
+def _jaccard_full(a: list, b: list) -> np.ndarray:
+    return np.array([[1 - len(set(x) & set(y)) / len(set(x) | set(y)) if len(x) and len(y) else 1.0 for y in b]
+                     for x in a])
+
+
+def test_jaccard_ground_truth_is_exact_with_ties() -> None:
+    rng = np.random.default_rng(6)
+    train, test = _sets(rng, 1500, 20, 40), _sets(rng, 15, 20, 40)
+    train[7] = np.array([], dtype=np.int64)  # an empty set: distance 1 (ann-benchmarks' rule)
+    full = _jaccard_full(test, train)
+    ids, d = exact_knn(sets_from_lists(train, 40), sets_from_lists(test, 40), "jaccard", 100)
+    expected = _ref_top(full)
+    assert (ids == expected).all()
+    np.testing.assert_allclose(d, np.take_along_axis(full, expected, 1), rtol=1e-6)
+    again = distances_to_ids(sets_from_lists(test, 40), sets_from_lists(train, 40), np.array(expected), "jaccard")
+    np.testing.assert_allclose(again, np.take_along_axis(full, expected, 1), rtol=1e-12)
+
+
+def test_jaccard_ties_by_hand() -> None:
+    """{0,1} vs {0,1,2,3} and {0,2}: 1 - 2/4 = 1 - 1/3? no: {0,1}∩{0,2} = {0}, ∪ = {0,1,2}: 2/3;
+    {0,1,2,3}: 1 - 2/4 = 0.5; {0,1,5,6}: 0.5 too (a tie of equal fractions); {0,1}: 0."""
+    train = sets_from_lists([[0, 2], [0, 1, 2, 3], [0, 1, 5, 6], [0, 1], [7]], 8)
+    ids, d = exact_knn(train, sets_from_lists([[1, 0]], 8), "jaccard", 3)
+    assert ids.tolist() == [[3, 1, 2]] and d[0].tolist() == pytest.approx([0.0, 0.5, 0.5])
+
+
+def _ab_sparse_file(path: Path, train: list, test: list, universe: int) -> None:
+    """As ann_benchmarks.datasets.write_sparse_output."""
+    full = _jaccard_full(test, train)
+    ids = _ref_top(full)
+    with h5py.File(path, "w") as f:
+        f.attrs["type"], f.attrs["distance"], f.attrs["dimension"], f.attrs["point_type"] = \
+            "sparse", "jaccard", universe, "bit"
+        f.create_dataset("train", data=np.concatenate([sorted(t) for t in train]))
+        f.create_dataset("test", data=np.concatenate([sorted(t) for t in test]))
+        f.create_dataset("neighbors", data=ids, dtype=int)
+        f.create_dataset("distances", data=np.take_along_axis(full, ids, 1), dtype=float)
+        f.create_dataset("size_train", data=[len(t) for t in train])
+        f.create_dataset("size_test", data=[len(t) for t in test])
+
+
+def test_ann_benchmarks_sparse_jaccard_files_load_unchanged_and_round_trip(tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    train, test = _sets(rng, 600, 20, 40), _sets(rng, 10, 20, 40)
+    path = tmp_path / "random-tiny-jaccard.hdf5"
+    _ab_sparse_file(path, train, test, 40)
+    ds = load_dataset(path)
+    assert ds.point_type == "set" and ds.dimension == 40 and len(ds.train) == 600 and ds.train.nnz == 600 * 20
+    assert sorted(ds.train[5].indices.tolist()) == sorted(train[5].tolist())
+    again = write_dataset(tmp_path / "again.hdf5", train=ds.train, test=ds.test, distance="jaccard",
+                          neighbors=ds.neighbors, distances=ds.distances)
+    back = load_dataset(again)
+    assert (back.train != ds.train).nnz == 0 and back.point_type == "set"
+    out = call(dataset_main, "describe", again)
+    assert out.code == 0 and "set (item ids in [0, 40), 20.0 a set on average; CSR)" in out.out
+
+
+def test_set_item_outside_the_universe_is_one_line(tmp_path: Path) -> None:
+    rng = np.random.default_rng(8)
+    train, test = _sets(rng, 300, 5, 40), _sets(rng, 4, 5, 40)
+    path = tmp_path / "s.hdf5"
+    _ab_sparse_file(path, train, test, 40)
+    with h5py.File(path, "a") as f:
+        f.attrs["dimension"] = 30
+    line = _one_line_error(call(dataset_main, "describe", path), str(path), "outside the universe [0, 30)")
+    assert "field 'train' has item id" in line
+
+
+def test_hamming_on_float_points_is_refused(tmp_path: Path) -> None:
+    path = _write(tmp_path / "d.hdf5", np.arange(600, dtype=np.float32).reshape(150, 4), np.ones((5, 4), np.float32),
+                  "euclidean")
+    with h5py.File(path, "a") as f:
+        f.attrs["distance"] = "hamming"
+        f.attrs["point_type"] = "float"
+    _one_line_error(call(dataset_main, "describe", path), "'hamming', which is not defined on float32 points")
+
+
+def test_the_audit_checks_every_type(tmp_path: Path) -> None:
+    rng = np.random.default_rng(9)
+    train, test = _bit_data(rng, 400, 10, 32)
+    path = _write(tmp_path / "b.hdf5", pack_bits(train), pack_bits(test), "hamming")
+    with h5py.File(path, "a") as f:
+        f["distances"][:, 0] += 3
+        del f.attrs["checksum"]  # so that only the audit can notice
+    with pytest.raises(UserError, match="the stored ground truth is wrong"):
+        load_dataset(path)

@@ -192,7 +192,19 @@ def trust_warnings(frame: pd.DataFrame) -> list[str]:
                          f"{'s' * (n > 1)} on {dataset} (note: {EXACT_VIOLATION_NOTE!r}): its library or adapter "
                          f"returned wrong neighbours, or the ground truth is wrong (check: dataset.py verify "
                          f"{dataset} --all)")
-    return lines + mixed_checksum_messages(frame)
+    return lines + filter_violation_messages(frame) + mixed_checksum_messages(frame)
+
+
+def filter_violation_messages(frame: pd.DataFrame) -> list[str]:
+    """One sentence per dataset and algorithm whose runs returned ids failing their query's predicate
+    (``filter_violations`` > 0 on a filtered dataset): they are never hits, but such an index answers
+    what was not asked."""
+    if "filter_violations" not in frame:
+        return []
+    bad = measured(frame)[measured(frame)["filter_violations"].fillna(0) > 0]
+    return [f"{algorithm} returned {int(runs['filter_violations'].sum())} ids failing their query's filter in "
+            f"{len(runs)} run{'s' * (len(runs) > 1)} on {dataset} (filter_violations; never counted as hits)"
+            for (dataset, algorithm), runs in bad.groupby(["dataset", "algorithm"], sort=True)]
 
 
 def warn_mixed_checksums(frame: pd.DataFrame) -> None:

@@ -50,6 +50,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from annbench.quality.distances import METRICS, normalized
+from annbench.quality.predicates import Attributes, Predicate
 
 #: ``__init__`` parameters that are not build parameters.
 RESERVED = ("self", "metric", "threads")
@@ -64,7 +65,7 @@ def at_least(minimum: int, **params: int) -> None:
 
 #: The methods given prepared arrays under ``normalize_for`` (train rows; queries).
 _PREPARED_DATA = ("fit",)
-_PREPARED_QUERIES = ("query", "batch_query")
+_PREPARED_QUERIES = ("query", "batch_query", "filtered_query")
 
 
 def _preparing(method: Callable[..., Any], queries: bool) -> Callable[..., Any]:
@@ -140,6 +141,11 @@ class Adapter(metaclass=AdapterType):
     #: setting starts a fresh interpreter. Set it False for libraries that start thread pools
     #: (OpenMP, ...) or other per-process state at import.
     fork_safe: ClassVar[bool] = True
+    #: The filter kinds the adapter answers natively in ``filtered_query``, from
+    #: :data:`annbench.quality.predicates.FILTER_KINDS` (``"tags"``, ``"range"``). On a filtered dataset
+    #: an adapter that does not declare every kind its predicates use is measured through the harness's
+    #: post-filter strategy (:mod:`annbench.backends.filtering`).
+    filters: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, metric: str, threads: int = 1) -> None:
         if metric not in self.native_metrics:
@@ -169,6 +175,17 @@ class Adapter(metaclass=AdapterType):
     @abc.abstractmethod
     def fit(self, X: np.ndarray) -> None:
         """Build the index over the rows of ``X`` (n×d float32, read-only)."""
+
+    def fit_attributes(self, attrs: Attributes) -> None:
+        """Take the train points' attributes (tags CSR, optional values), inside the timed build, after
+        ``fit``: whatever the adapter builds from them (an inverted index, a bitmap per tag) is build time.
+        Adapters that declare ``filters`` override it."""
+        raise NotImplementedError(f"{type(self).__name__} does not filter natively")
+
+    def filtered_query(self, q: np.ndarray, k: int, predicate: Predicate) -> np.ndarray:
+        """Ids of (up to) ``k`` nearest train rows of ``q`` among those matching ``predicate``, nearest
+        first. Whatever it makes from the predicate (a mask, an id selector) counts as query time."""
+        raise NotImplementedError(f"{type(self).__name__} does not filter natively")
 
     def set_query_params(self) -> None:
         """Apply one query setting; called after ``fit``. Adapters with query parameters override."""

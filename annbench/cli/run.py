@@ -59,6 +59,10 @@ def parser(prog: str = "run.py") -> Parser:
                    help="library threads (default 1); a comma-separated list (1,2) runs the sweep once per count")
     p.add_argument("--preset", default="quick", help="grid group of each config to run (default quick)")
     p.add_argument("--force", action="store_true", help="re-run runs whose results are stored")
+    p.add_argument("--filter-strategy", choices=("auto", "native", "post"), default=DEFAULT_OPTIONS.filter_strategy,
+                   help="on a filtered dataset: native = the adapter's own filtering (an error for an adapter "
+                        "without it), post = the harness's post-filter for every adapter, auto = native where the "
+                        "adapter has it, else post (default auto; see README: Filtered search)")
     p.add_argument("--no-early-stop", action="store_true",
                    help="measure every query setting, also those after one of the same build that reached "
                         "recall 1.0 (default: store those as skipped, dominated)")
@@ -208,6 +212,8 @@ def summary_text(frame) -> str:  # noqa: ANN001 - a pandas DataFrame
     cols = ["algorithm", "build_params", "query_params", "status", "recall", "qps", "p50_ms", "p99_ms",
             "build_s", "index_bytes"]
     cols += [c for c in ("knn_accuracy", "knn_accuracy_exact") if c in frame and frame[c].notna().any()]
+    cols[1:1] = [c for c in ("strategy",) if c in frame and frame[c].notna().any()]  # filtered datasets
+    cols += [c for c in ("filter_violations",) if c in frame and frame[c].notna().any()]
     cols += ["note"] if has_notes(frame) else []  # exact methods that scored recall < 1
     if "host" in frame and frame["host"].nunique() > 1:  # measured on several machines: say which
         cols.insert(0, "host")
@@ -377,9 +383,9 @@ def sweep(args: argparse.Namespace, data_dir: Path, results_dir: Path, adapter_d
         raise UserError("--algorithm is empty; give one or more names (see --list-algorithms)")
     options = RunOptions(k=args.k, runs=args.runs, batch=args.batch, threads=args.threads, force=args.force,
                          warmup=args.warmup, min_pass_time=args.min_pass_time,
-                         early_stop=not args.no_early_stop)
+                         early_stop=not args.no_early_stop, filter_strategy=args.filter_strategy)
     plan = make_plan(dataset.name, dataset.path, dataset.distance, algorithms, args.preset, options,
-                     config_dirs, adapter_dirs)
+                     config_dirs, adapter_dirs, None if dataset.filters is None else dataset.filters.kinds)
     if not plan.builds and not plan.unavailable:
         raise UserError(f"nothing to run: no algorithm has a {args.preset!r} grid for distance {dataset.distance!r}")
     memory = args.memory_limit

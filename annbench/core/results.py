@@ -57,8 +57,10 @@ MEASUREMENT_CONTRACT = 2
 
 #: Fields of the run options (:class:`annbench.plan.grid.RunOptions`) that do not change what is
 #: measured; every other field is part of a result's measurement identity automatically.
-#: ``early_stop`` decides which runs are measured, not how (a skip is re-decided on its own terms).
-UNMEASURED_OPTIONS = frozenset({"force", "early_stop"})
+#: ``early_stop`` decides which runs are measured, not how (a skip is re-decided on its own terms);
+#: ``filter_strategy`` decides how a filtered run filters, which its algorithm name already says
+#: (``hnswlib`` native, ``hnswlib+post``: see annbench.backends.filtering), and is moot elsewhere.
+UNMEASURED_OPTIONS = frozenset({"force", "early_stop", "filter_strategy"})
 
 
 def canonical(params: Params) -> str:

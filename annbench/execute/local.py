@@ -26,6 +26,7 @@ from typing import Any
 
 from annbench.backends.adapter import Adapter
 from annbench.backends.discovery import load_adapter
+from annbench.backends.filtering import FilteredSearch, Strategy, choose, run_algorithm
 from annbench.core import provenance
 from annbench.core.results import Reason, RunKey, RunResult, Status, canonical, measurement, measurement_attrs
 from annbench.core.threads import limited_threads
@@ -46,7 +47,8 @@ log = logging.getLogger(__name__)
 
 def run_keys(plan: Plan, setting: BuildSetting) -> list[RunKey]:
     o = plan.options
-    return [RunKey(plan.dataset, o.k, setting.algorithm, o.batch, setting.build_params, q, o.threads)
+    algorithm = run_algorithm(setting.algorithm, setting.strategy)
+    return [RunKey(plan.dataset, o.k, algorithm, o.batch, setting.build_params, q, o.threads)
             for q in setting.query_settings]
 
 
@@ -128,6 +130,12 @@ def run_build_setting(plan: Plan, dataset: Dataset, setting: BuildSetting, store
         "n_queries": len(dataset.test), "n_train": len(dataset.train), "mode": "batch" if o.batch else "single",
         "library_versions": provenance.library_versions(adapter_cls.libraries), **provenance.machine(),
     }
+    filters = dataset.filters
+    strategy = None if filters is None else Strategy(setting.strategy or choose(adapter_cls, filters.kinds, "auto"))
+    if strategy is not None:
+        attrs["strategy"] = strategy.value
+    # a filtered dataset's queries are (vector, predicate) pairs, made before any timing
+    queries = dataset.test if filters is None else list(zip(dataset.test, filters.predicates))
     results: list[RunResult] = []
 
     def store_result(r: RunResult) -> None:
@@ -145,10 +153,13 @@ def run_build_setting(plan: Plan, dataset: Dataset, setting: BuildSetting, store
     with limited_threads(o.threads):
         try:
             adapter = adapter_cls(dataset.distance, threads=o.threads, **setting.build_params)
+            search = adapter if strategy is None else FilteredSearch(adapter, strategy)
             adapter.warm_up(dataset.train)
             with peak_memory_growth() as memory:
                 start = time.perf_counter_ns()
                 adapter.fit(dataset.train)
+                if isinstance(search, FilteredSearch):  # the attributes' index is part of the build
+                    search.fit_attributes(filters.attributes)  # type: ignore[union-attr]
                 build_ns = time.perf_counter_ns() - start
         except Exception as e:
             for key in keys:
@@ -165,7 +176,7 @@ def run_build_setting(plan: Plan, dataset: Dataset, setting: BuildSetting, store
                 continue
             try:
                 adapter.set_query_params(**key.query_params)
-                m = passes(adapter, dataset.test, o.k, o.runs, o.warmup, o.min_pass_time)
+                m = passes(search, queries, o.k, o.runs, o.warmup, o.min_pass_time)
                 stats = adapter.stats()
                 scores, found_d = quality(dataset, m.neighbors, o.k)
             except Exception as e:
@@ -209,7 +220,8 @@ def make_tasks(plan: Plan, dataset: Dataset, store: ResultStore) -> list[Task]:
 def log_path(store: ResultStore, task: Task) -> Path:
     """``<results>/<dataset>/<k>/logs/<algorithm>[-batch]/<build params>.<hash>.log``."""
     o = task.options
-    return store.log_dir(task.dataset, o.k, task.setting.algorithm, o.batch) / task.log_name()
+    algorithm = run_algorithm(task.setting.algorithm, task.setting.strategy)
+    return store.log_dir(task.dataset, o.k, algorithm, o.batch) / task.log_name()
 
 
 def warm_parent_log(store: ResultStore, key: WarmKey, task: Task) -> Path:

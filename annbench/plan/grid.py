@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from annbench.backends.discovery import AdapterUnavailable, adapter_file, load_adapter
+from annbench.backends.filtering import STRATEGY_CHOICES, choose
 from annbench.core.errors import UserError
 from annbench.core.results import Params
 from annbench.plan.config import AlgorithmConfig, all_configs, check_against, find_config, load_config
@@ -42,8 +43,13 @@ class RunOptions:
     min_pass_time: float = 0.2
     #: Store query settings dominated by an earlier exact one as skipped (see annbench.plan.early_stop).
     early_stop: bool = True
+    #: On a filtered dataset: ``auto`` (native where the adapter filters natively, else post), ``native``
+    #: or ``post`` (see annbench.backends.filtering).
+    filter_strategy: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.filter_strategy not in STRATEGY_CHOICES:
+            raise UserError(f"filter strategy {self.filter_strategy!r}; valid: {', '.join(STRATEGY_CHOICES)}")
         if not (self.warmup >= 0):  # also NaN
             raise UserError(f"warm-up {self.warmup!r} s; valid: {WARMUP_CHOICES}")
         if not (0 <= self.min_pass_time < math.inf):
@@ -85,6 +91,8 @@ class BuildSetting:
     algorithm: str
     build_params: Params
     query_settings: tuple[Params, ...]
+    #: On a filtered dataset, how its runs filter (``native`` / ``post``); "" on an unfiltered one.
+    strategy: str = ""
 
 
 @dataclass(frozen=True)
@@ -122,10 +130,12 @@ def _checked_config(algorithm: str, config_dirs: list[Path], adapter_dirs: list[
 
 
 def make_plan(dataset: str, dataset_path: Path, metric: str, algorithms: list[str] | None, preset: str,
-              options: RunOptions, config_dirs: list[Path], adapter_dirs: list[Path]) -> Plan:
+              options: RunOptions, config_dirs: list[Path], adapter_dirs: list[Path],
+              filter_kinds: tuple[str, ...] | None = None) -> Plan:
     """Build the plan. With ``algorithms=None`` every algorithm with a grid is considered and
     the ones that cannot run here (metric, preset, import) are left out with a log line;
-    algorithms named explicitly must run, or the plan fails with the reason."""
+    algorithms named explicitly must run, or the plan fails with the reason. ``filter_kinds``: a
+    filtered dataset's filter kinds (its predicates'); each build setting then gets its strategy."""
     explicit = algorithms is not None
     names = algorithms if explicit else sorted(all_configs(config_dirs))
     builds: list[BuildSetting] = []
@@ -152,7 +162,16 @@ def make_plan(dataset: str, dataset_path: Path, metric: str, algorithms: list[st
             (log.error if explicit else log.warning)("%s", e)
             continue
         check_against(config, adapter)
+        strategy = ""
+        if filter_kinds is not None:
+            try:
+                strategy = choose(adapter, filter_kinds, options.filter_strategy).value
+            except ValueError as e:
+                if explicit:
+                    raise UserError(f"--filter-strategy {options.filter_strategy} with algorithm {name!r}: {e}") from None
+                log.info("skipping %s: %s", name, e)
+                continue
         group = config.groups[preset]
         queries = tuple(group.query_settings())
-        builds += [BuildSetting(name, b, queries) for b in group.build_settings()]
+        builds += [BuildSetting(name, b, queries, strategy) for b in group.build_settings()]
     return Plan(dataset, dataset_path, metric, options, tuple(builds), tuple(adapter_dirs), unavailable)

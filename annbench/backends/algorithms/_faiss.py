@@ -13,6 +13,7 @@ import faiss
 import numpy as np
 
 from annbench.backends.adapter import Adapter, at_least
+from annbench.quality.predicates import AttributeIndex, Attributes, Predicate
 
 #: Seed of faiss's k-means (coarse quantizer); faiss's PQ codebooks use their own fixed default.
 SEED = 1234
@@ -51,6 +52,26 @@ class FaissAdapter(Adapter):
     def batch_query(self, Q: np.ndarray, k: int) -> np.ndarray:
         return self._search(Q, k)[1]
 
+    # Filtered search (subclasses that declare ``filters``): the matching ids come from an inverted
+    # index of the tags built in fit_attributes; per query they become an ``IDSelectorBitmap`` (one bit
+    # per point) passed in the index's ``SearchParameters``, so faiss skips every other point itself.
+    def fit_attributes(self, attrs: Attributes) -> None:
+        self._attrs = AttributeIndex(attrs)
+
+    def search_parameters(self, selector: Any) -> Any:
+        """The index's ``SearchParameters`` with ``selector`` and the current query setting (hook)."""
+        return faiss.SearchParameters(sel=selector)
+
+    def filtered_query(self, q: np.ndarray, k: int, predicate: Predicate) -> np.ndarray:
+        rows = self._attrs.rows(predicate)
+        if not len(rows):
+            return rows
+        mask = np.zeros(self._attrs.n, dtype=bool)
+        mask[rows] = True
+        bitmap = np.packbits(mask, bitorder="little")  # faiss reads bit (id & 7) of byte id >> 3
+        selector = faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap))
+        return self.index.search(q[None, :], min(k, len(rows)), params=self.search_parameters(selector))[1][0]
+
     def index_size_bytes(self) -> int:
         return int(faiss.serialize_index(self.index).nbytes)
 
@@ -76,6 +97,9 @@ class FaissIVFAdapter(FaissAdapter):
         at_least(1, nprobe=nprobe)
         faiss.extract_index_ivf(self.index).nprobe = nprobe
         faiss.cvar.indexIVF_stats.reset()
+
+    def search_parameters(self, selector: Any) -> Any:
+        return faiss.SearchParametersIVF(sel=selector, nprobe=faiss.extract_index_ivf(self.index).nprobe)
 
     def stats(self) -> dict[str, float]:
         """Codes scanned in the inverted lists per query, averaged over every pass since the setting

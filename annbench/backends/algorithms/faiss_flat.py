@@ -7,6 +7,7 @@ class FaissFlat(FaissAdapter):
     """``IndexFlat``: exact BLAS scan."""
 
     exact = True
+    filters = ("tags", "range")
 
     def __init__(self, metric: str, threads: int = 1) -> None:
         super().__init__(metric, threads)

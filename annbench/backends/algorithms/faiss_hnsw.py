@@ -20,6 +20,8 @@ class FaissHNSW(FaissAdapter):
         efSearch: query beam (recall vs speed)
     """
 
+    filters = ("tags", "range")
+
     def __init__(self, metric: str, M: int = 16, efConstruction: int = 200, threads: int = 1) -> None:
         super().__init__(metric, threads)
         at_least(1, M=M, efConstruction=efConstruction)
@@ -35,6 +37,9 @@ class FaissHNSW(FaissAdapter):
         at_least(1, efSearch=efSearch)
         self.index.hnsw.efSearch = efSearch
         faiss.cvar.hnsw_stats.reset()
+
+    def search_parameters(self, selector: Any) -> Any:
+        return faiss.SearchParametersHNSW(sel=selector, efSearch=self.index.hnsw.efSearch)
 
     def stats(self) -> dict[str, float]:
         """Distance computations and graph hops per query since the setting was applied."""

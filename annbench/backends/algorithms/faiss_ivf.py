@@ -8,6 +8,8 @@ from ._faiss import FaissIVFAdapter
 class FaissIVF(FaissIVFAdapter):
     """``IndexIVFFlat``: k-means lists of full vectors; a query scans the nprobe nearest lists."""
 
+    filters = ("tags", "range")
+
     def __init__(self, metric: str, nlist: int = 1024, threads: int = 1) -> None:
         super().__init__(metric, threads)
         at_least(1, nlist=nlist)

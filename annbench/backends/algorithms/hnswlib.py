@@ -10,6 +10,7 @@ import hnswlib
 import numpy as np
 
 from annbench.backends.adapter import Adapter, at_least
+from annbench.quality.predicates import AttributeIndex, Attributes, Predicate
 
 
 class Hnswlib(Adapter):
@@ -25,6 +26,7 @@ class Hnswlib(Adapter):
     #: hnswlib's spaces; ``cosine`` normalises internal copies of the vectors and queries.
     native_metrics = {"euclidean": "l2", "angular": "cosine", "ip": "ip"}
     libraries = ("hnswlib",)
+    filters = ("tags", "range")
 
     def __init__(self, metric: str, M: int = 16, ef_construction: int = 200, random_seed: int = 100,
                  threads: int = 1) -> None:
@@ -50,6 +52,24 @@ class Hnswlib(Adapter):
 
     def batch_query(self, Q: np.ndarray, k: int) -> np.ndarray:
         return self._index.knn_query(Q, k, num_threads=self.threads)[0]
+
+    def fit_attributes(self, attrs: Attributes) -> None:
+        self._attrs = AttributeIndex(attrs)
+
+    def filtered_query(self, q: np.ndarray, k: int, predicate: Predicate) -> np.ndarray:
+        """hnswlib's ``filter``: a Python callable called for each point the search would keep (its cost is
+        in the README); here the C-level ``__getitem__`` of a bytes mask of the matching ids, one thread."""
+        rows = self._attrs.rows(predicate)
+        mask = np.zeros(self._attrs.n, dtype=np.uint8)
+        mask[rows] = 1
+        allowed = mask.tobytes().__getitem__
+        k = min(k, len(rows))
+        while k > 0:  # hnswlib raises when the search finds fewer than k: ask for fewer
+            try:
+                return self._index.knn_query(q, k, num_threads=1, filter=allowed)[0]
+            except RuntimeError:
+                k //= 2
+        return rows[:0]
 
     def index_size_bytes(self) -> int:
         with tempfile.TemporaryDirectory(prefix="annbench-hnswlib-") as d:

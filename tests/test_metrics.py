@@ -85,6 +85,28 @@ def test_id_recall_big_ann_benchmarks_tie_cases() -> None:
     assert M.id_recall(np.array([[3, 2]]), ids, run, 2)[0] == 1.0
 
 
+def test_one_recall_at_r_asks_for_the_nearest_neighbour_among_the_first_r_with_recalls_tie_rule() -> None:
+    true_d = np.array([[1.0, 2.0, 3.0], [1.0, 1.0, 3.0], [5.0, 6.0, 7.0]])
+    found_d = np.array([[2.0, 1.0, 3.0],       # the nearest second: 1-R@1 misses it, 1-R@2 finds it
+                        [1.0005, 3.0, 4.0],    # a tie with the nearest within recall's 1e-3 slack counts
+                        [6.0, 7.0, np.inf]])   # never the nearest
+    assert M.one_recall_at(found_d, true_d, 1).tolist() == [0.0, 1.0, 0.0]
+    assert M.one_recall_at(found_d, true_d, 2).tolist() == [1.0, 1.0, 0.0]
+    assert M.one_recall_at(found_d, true_d, 3).tolist() == [1.0, 1.0, 0.0]
+
+
+def test_one_recall_columns_are_stored_only_where_k_allows(gaussian_16d) -> None:
+    train, test = gaussian_16d
+    true_ids, true_d = exact_knn(train, test, "euclidean", k=100)
+    dataset = Dataset("gauss-16", Path("gauss-16.hdf5"), "euclidean", train, test, true_ids, true_d, "none")
+    shifted = np.concatenate([true_ids[:, 1:10], true_ids[:, :1]], axis=1).astype(np.int64)  # nearest last
+    scores, _ = quality(dataset, shifted, 10)
+    assert scores["1-R@1"] == pytest.approx(np.mean(true_d[:, 1] <= true_d[:, 0] + 1e-3))  # only ties at the top
+    assert scores["1-R@10"] == 1.0 and "1-R@100" not in scores
+    scores, _ = quality(dataset, true_ids.astype(np.int64), 100)
+    assert scores["1-R@1"] == scores["1-R@10"] == scores["1-R@100"] == 1.0
+
+
 def test_relative_error() -> None:
     true_d = np.array([[1.0, 2.0], [0.0, 1.0]])
     assert M.relative_error(np.array([[1.0, 3.0], [0.0, 1.0]]), true_d, 2) == pytest.approx(5 / 4)
@@ -129,7 +151,7 @@ def test_exact_answers_score_one_and_worse_answers_lower_on_every_distance(metri
     adapter.fit(train)
     exact = np.asarray(adapter.batch_query(test, k), dtype=np.int64)
     scores, _ = quality(dataset, exact, k)
-    assert all(scores[name] == 1.0 for name in QUALITY), scores
+    assert all(scores[name] == 1.0 for name in (*QUALITY, "1-R@1", "1-R@10")), scores
     assert scores["rel"] == pytest.approx(1.0, abs=1e-6)
     # the nearest half kept, the other half replaced by the 50th..54th true neighbours
     worse = np.concatenate([true_ids[:, :k // 2], true_ids[:, 50:50 + k // 2]], axis=1).astype(np.int64)

@@ -99,7 +99,9 @@ BAD_CONFIGS = {
     "unknown-metric": ("algorithm: kdtree\nmetrics:\n  - euclidean\n  - manhattan\ngroups: {quick: {}}\n",
                        "kdtree.yml:4: unknown metric 'manhattan'; valid: euclidean, angular, ip, hamming, jaccard"),
     "unknown-key": ("algorithm: kdtree\nmetrics: [euclidean]\ngroup: {quick: {}}\n",
-                    "kdtree.yml:3: unknown key 'group'; valid: algorithm, metrics, groups"),
+                    "kdtree.yml:3: unknown key 'group'; valid: algorithm, metrics, groups, opt_in"),
+    "opt-in-not-a-sentence": ("algorithm: kdtree\nopt_in: 3\nmetrics: [euclidean]\ngroups: {quick: {}}\n",
+                              "kdtree.yml:2: 'opt_in' must be a sentence saying why"),
 }
 
 
@@ -153,7 +155,7 @@ def test_bad_command_lines_are_one_line_errors(tmp_path: Path, data_dir: Path, r
     _assert_user_error(call(run_main, "-k", "101", "--algorithm", "bruteforce", *common),
                        "-k 101 exceeds the 100 neighbours stored")
     _assert_user_error(call(run_main, "--algorithm", "kdtree", "--preset", "huge", *common),
-                       "has no group 'huge'; valid: quick, full")
+                       "has no group 'huge'; valid: demo, quick, full")
     bad = tmp_path / "bad.hdf5"
     with h5py.File(bad, "w") as f:
         f.attrs["distance"] = "euclidean"
@@ -195,9 +197,37 @@ def test_default_run_writes_summary_and_plot(data_dir: Path, results_dir: Path) 
     r = call(run_main, "--algorithm", "bruteforce,balltree", "--runs", 1, "--data-dir", data_dir,
              "--results", results_dir)
     assert r.code == 0, r.err
-    assert "bruteforce" in r.out and "balltree" in r.out and "recall" in r.out
     png = results_dir / "random-xs-20-euclidean" / "10" / "recall-qps.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the summary ends with the operating-point table (one row per algorithm), not the runs
+    table = r.out[r.out.index("best qps at recall >= r"):]
+    assert "recall>=0.9" in table and "recall>=0.99" in table and "build_params" not in r.out
+    assert [line.split()[0] for line in table.splitlines()[2:4]] == ["balltree", "bruteforce"]
+    rows = call(run_main, "--algorithm", "bruteforce,balltree", "--runs", 1, "--data-dir", data_dir,
+                "--results", results_dir, "--no-plot", "--table", "runs")
+    assert rows.code == 0 and "build_params" in rows.out
+    assert "recall>=0.9" not in rows.out and "leaf_size" in rows.out
+
+
+def test_default_selection_leaves_out_opt_in_grids_and_the_summary_names_them(data_dir: Path) -> None:
+    from annbench.cli.run import left_out_line
+    from annbench.core import paths
+    from annbench.plan.grid import RunOptions, make_plan
+
+    where = (data_dir / "random-xs-20-euclidean.hdf5", "euclidean")
+    dirs = (paths.config_dirs([]), paths.algorithm_dirs([]))
+    plan = make_plan("random-xs-20-euclidean", where[0], where[1], None, None, RunOptions(), *dirs)
+    assert set(plan.left_out) == {"pynndescent", "ngt-qg"}
+    assert not {"pynndescent", "ngt-qg"} & {b.algorithm for b in plan.builds}
+    assert {b.algorithm for b in plan.builds} >= {"annoy", "hnswlib", "faiss-ivf", "scann", "kdtree"}
+    assert all(len(b.query_settings) <= 3 for b in plan.builds)  # the demo groups: a few settings each
+    line = left_out_line(plan.left_out)
+    assert "pynndescent (numba compiles" in line and "--include-slow" in line
+    every = make_plan("random-xs-20-euclidean", where[0], where[1], None, None, RunOptions(), *dirs,
+                      include_opt_in=True)
+    assert not every.left_out and {"pynndescent", "ngt-qg"} <= {b.algorithm for b in every.builds}
+    named = make_plan("random-xs-20-euclidean", where[0], where[1], ["pynndescent"], None, RunOptions(), *dirs)
+    assert [b.algorithm for b in named.builds] == ["pynndescent"]
 
 
 def test_warm_up_runs_before_the_timed_build_and_is_not_counted(tmp_path: Path, data_dir: Path,

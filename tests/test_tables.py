@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from annbench.report.summaries import dataset_ranks, operating_pivot
+from annbench.report.summaries import dataset_ranks, operating_pivot, seed_summary
 from annbench.report.tables import render_tables, to_html
 
 
@@ -43,6 +43,20 @@ def test_pivot_one_row_per_algorithm_best_qps_per_level() -> None:
     notes = t.notes.set_index("algorithm")
     assert notes.loc["a", "recall>=0.5"] == "n=3 | ef=5" and notes.loc["b", "recall>=0.99"] == "n=4 | ef=5"
     assert notes.loc["a", "recall>=0.95"] == ""
+
+
+def test_seed_summary_one_row_per_algorithm_at_its_operating_point() -> None:
+    runs = ONE.assign(n_queries=200, **{"1-R@1": [0.5, 0.8, 0.95, 0.6, 1.0, 0.7, 0.2]},
+                      build_s=[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0], index_bytes=[10, 20, 30, 40, 50, 60, 70])
+    t = seed_summary(runs, at_recall=0.9)
+    v = t.values.set_index("algorithm")
+    assert list(v.columns) == ["recall", "search_s", "1-R@1", "index_bytes", "build_s"]
+    # a: only its 0.92 run (qps 100) reaches 0.9: the whole query set of 200 in 2 s; b: its 0.999 run
+    assert v.loc["a"].tolist() == [0.92, 2.0, 0.95, 30, 3.0]
+    assert v.loc["b"].tolist() == [0.999, 40.0, 1.0, 50, 5.0]
+    assert v.loc["c"].isna().all()  # never reaches 0.9: empty, nothing made up
+    assert t.notes.set_index("algorithm").loc["a", "search_s"] == "n=2 | ef=5"
+    assert seed_summary(runs, at_recall=0.5).values.set_index("algorithm").loc["a", "search_s"] == 0.2  # qps 1000
 
 
 def test_pivot_rendered_in_every_format() -> None:

@@ -10,13 +10,14 @@ import numpy as np
 import pandas as pd
 
 from annbench.core.results import Status
+from annbench.quality.metrics import ONE_RECALL_RS, one_recall_column
 from annbench.store.folder import ResultStore, read_arrays, read_attrs
 
 log = logging.getLogger(__name__)
 
 #: Metrics where a larger value is better; every other numeric metric is better smaller.
 HIGHER_IS_BETTER = frozenset({"recall", "id_recall", "eps_recall_0.01", "eps_recall_0.1", "qps", "qps_median",
-                              "knn_accuracy", "knn_accuracy_exact"})
+                              "knn_accuracy", "knn_accuracy_exact", *map(one_recall_column, ONE_RECALL_RS)})
 
 #: Recall levels of the operating-point table.
 OPERATING_RECALLS = (0.5, 0.8, 0.9, 0.95, 0.99)

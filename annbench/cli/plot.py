@@ -53,7 +53,10 @@ def parser(prog: str = "plot.py") -> Parser:
     g.add_argument("--output", type=Path, help="image file: .png, .svg or .pdf (several figures: used as a "
                                                "pattern, -<dataset>-<view> added before the suffix)")
     t = p.add_argument_group("tables and exports (printed on stdout)")
-    t.add_argument("--table", choices=FORMATS, help="every run, one row each (csv/json: every column)")
+    t.add_argument("--table", choices=(*FORMATS, "summary"),
+                   help="every run, one row each (csv/json: every column); summary: per algorithm at its "
+                        "operating point (best QPS at recall >= --at-recall) the search time of the whole query "
+                        "set, 1-R@1, index size and build time (faiss's table)")
     t.add_argument("--columns", help="comma-separated columns for --table (default: csv/json every column, "
                                      "else the summary columns)")
     t.add_argument("--operating-points", choices=FORMATS, metavar="FORMAT",
@@ -79,7 +82,8 @@ def parser(prog: str = "plot.py") -> Parser:
                         f"({', '.join(TABLE_SUFFIXES)})")
     r.add_argument("--queries", type=positive_int, default=4, help="queries shown in neighbour pictures (default 4)")
     r.add_argument("--at-recall", type=recall_level, default=0.9,
-                   help="neighbours: per algorithm its fastest run with at least this recall (default 0.9)")
+                   help="neighbours and --table summary: per algorithm its fastest run with at least this recall "
+                        "(default 0.9)")
     from annbench.cli.difficulty import add_arguments
 
     add_arguments(p)
@@ -243,6 +247,21 @@ def operating_tables(frame: pd.DataFrame, args: argparse.Namespace) -> list:
     return tables
 
 
+def summary_tables(frame: pd.DataFrame, args: argparse.Namespace) -> list:
+    """``--table summary``: faiss's table (:func:`annbench.report.summaries.seed_summary`), one per dataset."""
+    from annbench.report.summaries import seed_summary
+    from annbench.report.tables import Table
+
+    tables = []
+    for keys, runs in _operating_groups(frame, args):
+        t = seed_summary(runs, args.at_recall)
+        where = ", ".join(f"{n}={v}" for n, v in keys.items())
+        tables.append(Table(t.values, notes=t.notes, keys=t.keys, context=tuple(keys.items()),
+                            caption=f"{where}: {t.caption}", notes_caption=f"{where}: {t.notes_caption}",
+                            notes_suffix=t.notes_suffix))
+    return tables
+
+
 def ranks_table(frame: pd.DataFrame, args: argparse.Namespace):  # noqa: ANN201 - a tables.Table
     """Ranks across every selected dataset, each at its k (default 10 if present)."""
     from annbench.report.summaries import dataset_ranks
@@ -294,6 +313,9 @@ def main(argv: list[str] | None = None, prog: str = "plot.py") -> int:
 
     if args.self_contained and not args.report:
         raise UserError("--self-contained is an option of --report DIR; add --report or drop it")
+    if args.table == "summary" and args.per_query:
+        raise UserError("--table summary is per algorithm, --per-query per query; valid: --per-query with "
+                        "--table text|csv|md|latex|json, or drop --per-query")
     if args.layout and not args.operating_points:
         raise UserError("--layout is an option of --operating-points FORMAT; add it or drop --layout")
     from annbench.analyse.frames import warn_mixed_checksums
@@ -314,6 +336,10 @@ def main(argv: list[str] | None = None, prog: str = "plot.py") -> int:
             print(f"per-query table: {extra.write_per_query(table, args.output)}")
         else:
             sys.stdout.write(render(table, args.table))
+    elif args.table == "summary":
+        from annbench.report.tables import render_tables
+
+        sys.stdout.write(render_tables(summary_tables(frame, args), "text"))
     elif args.table:
         sys.stdout.write(render(all_runs_table(frame, args), args.table))
     # long: one row per algorithm and level, with the hard-query recall and --significance columns;

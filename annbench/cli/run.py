@@ -57,7 +57,15 @@ def parser(prog: str = "run.py") -> Parser:
     p.add_argument("--batch", action="store_true", help="time all queries as one batch call")
     p.add_argument("--threads", type=thread_counts, default=[1], metavar="N[,N...]",
                    help="library threads (default 1); a comma-separated list (1,2) runs the sweep once per count")
-    p.add_argument("--preset", default="quick", help="grid group of each config to run (default quick)")
+    p.add_argument("--preset", default=None,
+                   help="grid group of each config to run (default: demo, the few settings that trace each "
+                        "library's front on the built-in dataset; quick where a grid has no demo group)")
+    p.add_argument("--include-slow", action="store_true",
+                   help="also run the algorithms left out of a sweep that names none for their slow start or "
+                        "build (their grid's opt_in says why; e.g. pynndescent's numba compilation)")
+    p.add_argument("--table", choices=("operating-points", "runs"), default="operating-points",
+                   help="the closing summary's table: operating-points = best QPS at recall >= 0.9 / 0.99 per "
+                        "algorithm (default); runs = one row per run")
     p.add_argument("--force", action="store_true", help="re-run runs whose results are stored")
     p.add_argument("--filter-strategy", choices=("auto", "native", "post"), default=DEFAULT_OPTIONS.filter_strategy,
                    help="on a filtered dataset: native = the adapter's own filtering (an error for an adapter "
@@ -220,6 +228,28 @@ def summary_text(frame) -> str:  # noqa: ANN001 - a pandas DataFrame
         frame = frame.sort_values(["host", "algorithm", "build_params", "query_params"], kind="stable")
     view = frame[cols].copy()
     return view.to_string(index=False, float_format=lambda v: f"{v:.4g}", max_colwidth=40)
+
+
+def left_out_line(left_out: dict[str, str]) -> str:
+    """The closing summary's line naming the algorithms a default selection left out (their grid's
+    ``opt_in``: name → why) and the option that runs them."""
+    them = "them" if len(left_out) > 1 else "it"
+    return (f"left out: {', '.join(f'{name} ({why})' for name, why in left_out.items())}; --include-slow runs "
+            f"{them} too (or name {them} in --algorithm)")
+
+
+#: Recall levels of the closing summary's operating-point table.
+SUMMARY_RECALLS = (0.9, 0.99)
+
+
+def operating_text(frame) -> str:  # noqa: ANN001 - a pandas DataFrame
+    """The closing summary's table: per algorithm its best QPS at recall >= 0.9 and 0.99, then the
+    parameters behind each cell (:func:`annbench.report.summaries.operating_pivot`)."""
+    from annbench.report.summaries import operating_pivot
+    from annbench.report.tables import render_tables
+
+    table = operating_pivot(frame, SUMMARY_RECALLS)
+    return render_tables([table], "text").rstrip("\n") + "\n(every run: --table runs; annbench plot --table text)"
 
 
 def beside_note(results: list[Any]) -> str:
@@ -385,16 +415,18 @@ def sweep(args: argparse.Namespace, data_dir: Path, results_dir: Path, adapter_d
                          warmup=args.warmup, min_pass_time=args.min_pass_time,
                          early_stop=not args.no_early_stop, filter_strategy=args.filter_strategy)
     plan = make_plan(dataset.name, dataset.path, dataset.distance, algorithms, args.preset, options,
-                     config_dirs, adapter_dirs, None if dataset.filters is None else dataset.filters.kinds)
+                     config_dirs, adapter_dirs, None if dataset.filters is None else dataset.filters.kinds,
+                     include_opt_in=args.include_slow)
     if not plan.builds and not plan.unavailable:
-        raise UserError(f"nothing to run: no algorithm has a {args.preset!r} grid for distance {dataset.distance!r}")
+        raise UserError(f"nothing to run: no algorithm has a {args.preset or 'demo or quick'!r} grid for distance "
+                        f"{dataset.distance!r}")
     memory = args.memory_limit
     if client is None:
         core_slots(args.parallelism, args.threads)  # fails early when they do not fit
         if memory is None and (free := available_memory()) is not None:
             memory = free // args.parallelism
     limits = Limits(timeout_s=args.timeout, memory_bytes=memory)
-    log.info("each child: timeout %g s, memory limit %s, %s", args.timeout,
+    log.debug("each child: timeout %g s, memory limit %s, %s", args.timeout,
              f"{memory / 2**30:.2f} GiB" if memory else "each worker's share" if client else "none",
              f"{args.parallelism} at once" if client is None else "on the Dask cluster")
     store = ResultStore(results_dir)
@@ -418,8 +450,6 @@ def sweep(args: argparse.Namespace, data_dir: Path, results_dir: Path, adapter_d
 
     frame = results_frame(results_dir, dataset.name)
     frame = frame[(frame["k"] == args.k) & (frame["batch"] == args.batch) & (frame["threads"] == args.threads)]
-    if len(frame):
-        print(summary_text(frame))
     if not args.no_plot and len(frame):
         from annbench.report.plotting import VIEWS, plot_metric_pair
 
@@ -445,7 +475,11 @@ def sweep(args: argparse.Namespace, data_dir: Path, results_dir: Path, adapter_d
           f"results in {store.root}")
     for line in trust_warnings(frame):  # exact methods with recall < 1, runs on other contents of the file
         print(f"warning: {line}")
+    if plan.left_out:
+        print(left_out_line(plan.left_out))
     for name, error in plan.unavailable.items():
         print(f"unavailable: {error}", file=sys.stderr)
+    if len(frame):
+        print(summary_text(frame) if args.table == "runs" else operating_text(frame))
     explicit_unavailable = algorithms is not None and plan.unavailable
     return 1 if failed or explicit_unavailable else 0

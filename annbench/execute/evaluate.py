@@ -38,6 +38,8 @@ def quality(dataset: Dataset, neighbors: np.ndarray, k: int) -> tuple[dict[str, 
         "recall": float(M.recall(found_d, true_d, k).mean()),
         "id_recall": float(M.id_recall(neighbors, true_ids, true_d, k).mean()),
         **{f"eps_recall_{e:g}": float(M.epsilon_recall(found_d, true_d, k, e).mean()) for e in EPSILONS},
+        **{M.one_recall_column(r): float(M.one_recall_at(found_d, true_d, r).mean())
+           for r in M.ONE_RECALL_RS if r <= k},
         "rel": M.relative_error(found_d, true_d, k),
         **classification(dataset, neighbors, k),
     }

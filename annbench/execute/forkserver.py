@@ -391,7 +391,7 @@ class ForkServer:
             self.failure = held.killed[1] if held.killed else f"it exited with code {held.code} while warming up"
             self.close()
             return False
-        log.info("warm parent for %s ready in %.2f s (pid %d, log %s)", self.key.algorithm,
+        log.debug("warm parent for %s ready in %.2f s (pid %d, log %s)", self.key.algorithm,
                  time.monotonic() - start, self._proc.pid, self.log_path)
         return True
 

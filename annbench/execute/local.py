@@ -208,7 +208,7 @@ def make_tasks(plan: Plan, dataset: Dataset, store: ResultStore) -> list[Task]:
     for i, setting in enumerate(plan.builds, 1):
         keys = pending_keys(plan, setting, store, dataset.checksum)
         if not keys:
-            log.info("[%d/%d] %s %s: all %d runs already stored, skipped", i, len(plan.builds), setting.algorithm,
+            log.debug("[%d/%d] %s %s: all %d runs already stored, skipped", i, len(plan.builds), setting.algorithm,
                      setting.build_params, len(setting.query_settings))
             continue
         tasks.append(Task(uuid.uuid4().hex, plan.dataset, Path(dataset.path).resolve(), dataset.checksum,
@@ -303,7 +303,7 @@ class LocalExecutor:
         slot, cores = self._slots.get()
         self._occupancy.mark(slot)  # busy from the warm-up (if this task starts a warm parent) to the child's end
         try:
-            log.info("%s: starting on cores %s, %d runs", task.label(), ",".join(map(str, cores)), len(task.keys))
+            log.debug("%s: starting on cores %s, %d runs", task.label(), ",".join(map(str, cores)), len(task.keys))
             limits = self._limits
             pinned = Limits(limits.timeout_s, limits.memory_bytes, limits.cpus or cores)
             launcher = self._parents.launcher(task, pinned, self._cancel)

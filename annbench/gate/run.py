@@ -64,7 +64,7 @@ def _plans(suite: Suite, dataset: Dataset, options: RunOptions, config_dirs: lis
     the suite that has no grid, no adapter or no importable library is *missing*, not an error."""
     args = (dataset.name, dataset.path, dataset.distance)
     if suite.algorithms is None:
-        plan = make_plan(*args, None, suite.preset, options, config_dirs, adapter_dirs)
+        plan = make_plan(*args, None, suite.preset, options, config_dirs, adapter_dirs, include_opt_in=True)
         return plan, dict(plan.unavailable)
     builds: list[BuildSetting] = []
     unavailable: dict[str, str] = {}

@@ -4,7 +4,9 @@ Grammar::
 
     algorithm: annoy                 # required; adapter file algorithms/annoy.py
     metrics: [euclidean, angular]    # required; distances this grid is meant for
+    opt_in: numba compiles for minutes  # optional; why the algorithm is left out of the default selection
     groups:                          # required; one entry per preset name
+      demo: ...                      # the default preset (quick where a grid has no demo group)
       quick:
         build: {n_trees: [10, 50]}   # build grid = product of the lists (one index each)
         query: {search_k: [100, 1000]}  # query grid = product, all run on each index
@@ -35,6 +37,8 @@ from annbench.core.errors import UserError
 from annbench.quality.distances import METRICS
 
 TOP_KEYS = ("algorithm", "metrics", "groups")
+#: Optional top-level keys: ``opt_in`` (text: why the algorithm is run only when asked for).
+OPTIONAL_KEYS = ("opt_in",)
 GROUP_KEYS = ("build", "query")
 
 Params = dict[str, Any]
@@ -62,6 +66,8 @@ class AlgorithmConfig:
     metrics: tuple[str, ...]
     groups: dict[str, Group]
     lines: dict[tuple[Any, ...], int]
+    #: Why this algorithm is left out of a sweep that names no algorithms ('' = it is not).
+    opt_in: str = ""
 
     def where(self, *key: Any) -> str:
         """``file:line`` of a key path (the nearest enclosing key that has a line)."""
@@ -132,14 +138,17 @@ def load_config(path: str | Path) -> AlgorithmConfig:
     if not isinstance(data, dict):
         raise err((), f"expected a mapping with keys {', '.join(TOP_KEYS)}")
     for key in data:
-        if key not in TOP_KEYS:
-            raise err((key,), f"unknown key {key!r}; valid: {', '.join(TOP_KEYS)}")
+        if key not in TOP_KEYS + OPTIONAL_KEYS:
+            raise err((key,), f"unknown key {key!r}; valid: {', '.join(TOP_KEYS + OPTIONAL_KEYS)}")
     for key in TOP_KEYS:
         if key not in data:
             raise err((), f"missing key {key!r}")
     algorithm = data["algorithm"]
     if not isinstance(algorithm, str) or not algorithm:
         raise err(("algorithm",), "'algorithm' must be a name")
+    opt_in = data.get("opt_in", "")
+    if not isinstance(opt_in, str) or ("opt_in" in data and not opt_in.strip()):
+        raise err(("opt_in",), "'opt_in' must be a sentence saying why the algorithm runs only when asked for")
     metrics = _as_list(data["metrics"])
     if not metrics:
         raise err(("metrics",), f"'metrics' is an empty list; valid: {', '.join(METRICS)}")
@@ -170,7 +179,7 @@ def load_config(path: str | Path) -> AlgorithmConfig:
                 grid[pname] = values
             grids[part] = grid
         groups[str(gname)] = Group(str(gname), grids["build"], grids["query"])
-    return AlgorithmConfig(algorithm, path, tuple(metrics), groups, lines)
+    return AlgorithmConfig(algorithm, path, tuple(metrics), groups, lines, opt_in.strip())
 
 
 def check_against(config: AlgorithmConfig, adapter: type[Adapter]) -> None:

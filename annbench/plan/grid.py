@@ -105,6 +105,8 @@ class Plan:
     adapter_dirs: tuple[Path, ...]
     #: Algorithms that were asked for (or found) but whose library does not import: name → error.
     unavailable: dict[str, str] = field(default_factory=dict)
+    #: Algorithms left out of a default selection (their grid's ``opt_in``): name → why.
+    left_out: dict[str, str] = field(default_factory=dict)
 
     @property
     def n_runs(self) -> int:
@@ -129,19 +131,40 @@ def _checked_config(algorithm: str, config_dirs: list[Path], adapter_dirs: list[
     return config
 
 
-def make_plan(dataset: str, dataset_path: Path, metric: str, algorithms: list[str] | None, preset: str,
+#: ``--preset``'s default: each grid's first group of these it has (``demo``, else ``quick``).
+DEFAULT_PRESETS = ("demo", "quick")
+
+
+def group_of(config: AlgorithmConfig, preset: str | None) -> str:
+    """The group a preset picks in ``config``: ``preset`` itself, or for ``None`` (the default) the first of
+    :data:`DEFAULT_PRESETS` the grid has (the first of them when it has none, so a miss names it)."""
+    if preset is not None:
+        return preset
+    return next((p for p in DEFAULT_PRESETS if p in config.groups), DEFAULT_PRESETS[0])
+
+
+def make_plan(dataset: str, dataset_path: Path, metric: str, algorithms: list[str] | None, preset: str | None,
               options: RunOptions, config_dirs: list[Path], adapter_dirs: list[Path],
-              filter_kinds: tuple[str, ...] | None = None) -> Plan:
+              filter_kinds: tuple[str, ...] | None = None, include_opt_in: bool = False) -> Plan:
     """Build the plan. With ``algorithms=None`` every algorithm with a grid is considered and
-    the ones that cannot run here (metric, preset, import) are left out with a log line;
-    algorithms named explicitly must run, or the plan fails with the reason. ``filter_kinds``: a
-    filtered dataset's filter kinds (its predicates'); each build setting then gets its strategy."""
+    the ones that cannot run here (metric, preset, import) are left out with a log line, as are
+    those whose grid says ``opt_in`` unless ``include_opt_in`` (they are listed in ``Plan.left_out``);
+    algorithms named explicitly must run, or the plan fails with the reason. ``preset=None``: see
+    :func:`group_of`. ``filter_kinds``: a filtered dataset's filter kinds (its predicates'); each build
+    setting then gets its strategy."""
     explicit = algorithms is not None
     names = algorithms if explicit else sorted(all_configs(config_dirs))
     builds: list[BuildSetting] = []
     unavailable: dict[str, str] = {}
+    left_out: dict[str, str] = {}
+    wanted = preset
     for name in names:
         config = _checked_config(name, config_dirs, adapter_dirs)
+        if config.opt_in and not explicit and not include_opt_in:
+            left_out[name] = config.opt_in
+            log.debug("leaving out %s: %s", name, config.opt_in)
+            continue
+        preset = group_of(config, wanted)
         if metric not in config.metrics:
             msg = (f"algorithm {name!r} has no grid for distance {metric!r} (config {config.path} lists "
                    f"{', '.join(config.metrics)})")
@@ -174,4 +197,4 @@ def make_plan(dataset: str, dataset_path: Path, metric: str, algorithms: list[st
         group = config.groups[preset]
         queries = tuple(group.query_settings())
         builds += [BuildSetting(name, b, queries, strategy) for b in group.build_settings()]
-    return Plan(dataset, dataset_path, metric, options, tuple(builds), tuple(adapter_dirs), unavailable)
+    return Plan(dataset, dataset_path, metric, options, tuple(builds), tuple(adapter_dirs), unavailable, left_out)

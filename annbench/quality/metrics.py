@@ -16,6 +16,8 @@ RECALL_EPSILON = 1e-3
 RECALL_RELATIVE_SLACK = 2.0**-21
 #: big-ann-benchmarks' tolerance for ties with the k-th true distance.
 TIE_TOLERANCE = 1e-6
+#: R of the reported 1-recall-at-R columns (``1-R@1``, ``1-R@10``, ``1-R@100``), each where R <= k.
+ONE_RECALL_RS = (1, 10, 100)
 #: Latency percentiles reported (``p50_ms`` ... ``p99.9_ms``).
 PERCENTILES = (50.0, 95.0, 99.0, 99.9)
 
@@ -38,6 +40,22 @@ def recall(found_d: np.ndarray, true_d: np.ndarray, k: int, epsilon: float = REC
     t = true_d[:, k - 1:k]
     threshold = t + np.maximum(epsilon, RECALL_RELATIVE_SLACK * np.abs(t))
     return np.count_nonzero(found_d[:, :k] <= threshold, axis=1) / k
+
+
+def one_recall_at(found_d: np.ndarray, true_d: np.ndarray, r: int, epsilon: float = RECALL_EPSILON) -> np.ndarray:
+    """faiss's "1-recall at R" per query: 1.0 where the true nearest neighbour is among the first ``r``
+    answers, else 0.0, with the tie rule of :func:`recall` (any point at the nearest distance counts).
+
+    ``one_recall_at = [ min_{j < r} found_d[j] <= t + max(epsilon, 2**-21 · |t|) ]`` with ``t = true_d[0]``.
+    """
+    t = true_d[:, 0:1]
+    threshold = t + np.maximum(epsilon, RECALL_RELATIVE_SLACK * np.abs(t))
+    return np.any(found_d[:, :r] <= threshold, axis=1).astype(np.float64)
+
+
+def one_recall_column(r: int) -> str:
+    """The column of faiss's 1-recall at ``r``: ``1-R@10``."""
+    return f"1-R@{r}"
 
 
 def epsilon_recall(found_d: np.ndarray, true_d: np.ndarray, k: int, eps: float) -> np.ndarray:

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from annbench.analyse.frames import hosts_per_curve, measured, pareto_frame
+from annbench.quality.metrics import ONE_RECALL_RS, one_recall_column
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,8 @@ SCALES_Y = SCALES
 #: Metric → column holding the slow end of its spread (the metric itself is the fast end).
 SPREAD = {"qps": "qps_slowest"}
 #: Metrics in [0, 1] where higher is better: their default scale is ``nines``.
-QUALITY = ("recall", "id_recall", "knn_accuracy", "knn_accuracy_exact", "eps_recall_0.01", "eps_recall_0.1")
+QUALITY = ("recall", "id_recall", "knn_accuracy", "knn_accuracy_exact", "eps_recall_0.01", "eps_recall_0.1",
+           *map(one_recall_column, ONE_RECALL_RS))
 #: Axis labels a reader understands (any other metric is labelled by its column name).
 LABELS = {"recall": "recall", "id_recall": "recall (by id)", "knn_accuracy": "kNN accuracy",
           "qps": "queries per second", "qps_median": "queries per second (median pass)", "build_s": "build time (s)",

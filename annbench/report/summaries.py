@@ -123,3 +123,29 @@ def dataset_ranks(frame: pd.DataFrame, levels: tuple[float, ...] = OPERATING_REC
                  caption=caption or f"rank per dataset by best {speed} at {quality} >= r (1 = fastest), "
                                     f"{speed} relative to the fastest there (rel), mean rank over "
                                     f"{len(datasets)} datasets (never reaching r counts as last + 1)")
+
+
+def seed_summary(frame: pd.DataFrame, at_recall: float = 0.9, quality: str = "recall", speed: str = "qps") -> Table:
+    """Per algorithm (row) at its operating point (the run with the best ``speed`` among those with
+    ``quality >= at_recall``): the search time of the whole query set (``search_s = n_queries / qps``),
+    ``1-R@1``, the index size and the build time, as faiss's wiki lays out its Flat/HNSW/IVF table.
+    An algorithm that never reaches ``at_recall`` has a row with empty values. Notes: the parameters.
+    ``frame`` holds one dataset, one k (the caller filters)."""
+    columns = ["build_params", "query_params", "n_queries", "1-R@1", "index_bytes", "build_s"]
+    points = operating_points(frame, (at_recall,), quality, speed, [c for c in columns if c in frame])
+    params = ["" if pd.isna(q) else params_label(b, q) for b, q in zip(points["build_params"], points["query_params"])]
+
+    def number(column: str) -> np.ndarray:
+        return pd.to_numeric(points.get(column, pd.Series(np.nan, index=points.index)), errors="coerce").to_numpy(float)
+
+    values = pd.DataFrame({
+        "algorithm": [curve_label(a, b) for a, b in zip(points["algorithm"], points["batch"])],
+        quality: number(quality), "search_s": number("n_queries") / number(speed), "1-R@1": number("1-R@1"),
+        "index_bytes": number("index_bytes"), "build_s": number("build_s")})
+    notes = pd.DataFrame({"algorithm": values["algorithm"], "search_s": params})
+    values = note_algorithms(values, frame)
+    return Table(values, notes=notes, keys=("algorithm",),
+                 caption=f"each algorithm at its operating point (best {speed} at {quality} >= {at_recall:g}; "
+                         f"empty: never reached): search_s = time for the whole query set, 1-R@1 = fraction of "
+                         f"queries whose nearest neighbour is the first answer, index size, build time",
+                 notes_caption="parameters (build | query) of each operating point", notes_suffix="params")

@@ -67,7 +67,8 @@ def test_filtered_ground_truth_equals_numpy_reference(metric: str) -> None:
     dense = tags.toarray()
     paths = set()
     for i, p in enumerate(preds):
-        match = dense[:, list(p.tags)].all(axis=1) & (values >= p.low) & (values < p.high)
+        low, high = (-np.inf, np.inf) if p.low is None else (p.low, p.high)  # [-inf, inf): no range
+        match = dense[:, list(p.tags)].all(axis=1) & (values >= low) & (values < high)
         paths.add("gather" if match.mean() <= F.NARROW_FRACTION else "mask" if not match.all() else "all")
         want_ids, want_d = reference(train, test[i], metric, match, 50)
         e = len(want_ids)
@@ -76,6 +77,8 @@ def test_filtered_ground_truth_equals_numpy_reference(metric: str) -> None:
         np.testing.assert_allclose(d[i, :e], want_d, rtol=1e-5, atol=1e-6)
         assert (ids[i, e:] == -1).all() and np.isinf(d[i, e:]).all()
     assert paths == {"gather", "mask", "all"}  # every search path was exercised
+    assert {p.has_range for p in preds} == {True, False}
+    assert {p.has_range for p in preds} == {True, False}
     assert sel.min() == 0.0  # a query no point matches
 
 

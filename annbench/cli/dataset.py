@@ -97,6 +97,15 @@ def parser(prog: str = "dataset.py") -> Parser:
     g.add_argument("--queries", help="query vectors file (same formats)")
     s.add_argument("--labels", help="one label per vector: text lines, .npy or idx")
     s.add_argument("--keys", help="one key per vector: text lines or .npy (GloVe/word2vec files carry their own)")
+    f = s.add_argument_group("filtered search (see README: Filtered search; needs --queries)")
+    f.add_argument("--train-tags", help="tags of each vector: a scipy sparse matrix (scipy.sparse.save_npz .npz, "
+                                        "row i = the tags of vector i) or a 1-D integer .npy (one tag per vector)")
+    f.add_argument("--test-tags", help="the tags each query requires, all of them: same formats, one row per query")
+    f.add_argument("--train-values", help="one number per vector (.npy), for value ranges")
+    f.add_argument("--test-ranges", help="a half-open range [low, high) per query (.npy, queries x 2)")
+    f.add_argument("--train-rows", metavar="START:STOP", help="only these rows of --from (and of its tags and "
+                   "values), e.g. a slice of big-ann-benchmarks' YFCC-10M base.10M.u8bin")
+    f.add_argument("--test-rows", metavar="START:STOP", help="only these rows of --queries (and of their tags, ranges)")
     s.add_argument("--force", action="store_true", help="overwrite an existing dataset of that name")
     from annbench.cli.lookup import add_parsers
 
@@ -142,10 +151,14 @@ def main(argv: list[str] | None = None, prog: str = "dataset.py") -> int:
             for path in remove_companions(registry.dataset_path(name, data_dir)):
                 print(f"removed {path}")
     elif args.command == "create":
+        from annbench.datasets.bigann import parse_rows
         from annbench.datasets.user import create
 
         prepared = create(args.source, args.name, args.distance, data_dir, test_size=args.test_size,
-                          queries=args.queries, labels=args.labels, keys=args.keys, force=args.force)
+                          queries=args.queries, labels=args.labels, keys=args.keys, force=args.force,
+                          filters={"train_tags": args.train_tags, "test_tags": args.test_tags,
+                                   "train_values": args.train_values, "test_ranges": args.test_ranges},
+                          train_rows=parse_rows(args.train_rows), test_rows=parse_rows(args.test_rows))
         print(describe(prepared.path, prepared.name, prepared.how))
     elif args.command in ("index", "lookup"):
         from annbench.cli.lookup import run

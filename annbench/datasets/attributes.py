@@ -28,9 +28,10 @@ import scipy.sparse as sp
 
 from annbench.core.errors import UserError
 from annbench.datasets.audit import Mismatch, tolerance
+from annbench.datasets.bigann import read_spmat
 from annbench.quality.distances import distances_to_ids
 from annbench.quality.filtered import filtered_knn
-from annbench.quality.predicates import AttributeIndex, Attributes, Predicate, kinds_of, predicates
+from annbench.quality.predicates import AttributeIndex, Attributes, Predicate, as_csr, kinds_of, predicates
 
 #: The fields of a filtered dataset, in the order the content checksum hashes them (after the others).
 FILTER_FIELDS = ("train_tags/indptr", "train_tags/indices", "train_values", "test_tags/indptr", "test_tags/indices",
@@ -72,6 +73,13 @@ class Filters:
     def kinds(self) -> tuple[str, ...]:
         """The filter kinds the predicates use (``tags``, ``range``)."""
         return kinds_of(self.predicates)
+
+    def first(self, n: int, q: int) -> dict[str, Any]:
+        """The attributes of the first ``n`` points and predicates of the first ``q`` queries, as
+        :class:`annbench.datasets.spec.RawData`'s fields (a quick subset; ground truth recomputed)."""
+        return {"train_tags": self.train_tags[:n], "test_tags": self.test_tags[:q],
+                "train_values": None if self.train_values is None else self.train_values[:n],
+                "test_ranges": None if self.test_ranges is None else self.test_ranges[:q]}
 
     def fields(self) -> dict[str, np.ndarray | None]:
         """The arrays as the file stores them (:data:`FILTER_FIELDS`)."""
@@ -172,6 +180,40 @@ def from_fields(where: Path | str, fields: dict[str, np.ndarray | None], widths:
                    _read_only(np.asarray(selectivity, dtype=np.float64)), _read_only(values), _read_only(ranges))
 
 
+def filtered_ground_truth(train: np.ndarray, test: np.ndarray, distance: str, train_tags: Any, test_tags: Any,
+                          train_values: np.ndarray | None, test_ranges: np.ndarray | None, k: int,
+                          where: Path | str) -> tuple[np.ndarray, np.ndarray, Filters]:
+    """The filtered ground truth (top ``k``, padded) and the :class:`Filters` of a dataset being made:
+    tags as CSR matrices or 1-D integer labels (one tag per row), checked as a load checks them."""
+    n_tags = max(_width(where, "train", train_tags), _width(where, "test", test_tags))
+    train_csr, test_csr = as_csr(train_tags, n_tags), as_csr(test_tags, n_tags)
+    for what, tags, rows in (("train", train_csr, len(train)), ("test", test_csr, len(test))):
+        if tags.shape[0] != rows:
+            raise _fail(where, f"{what} tags have {tags.shape[0]} rows but there are {rows} {what} vectors; valid: "
+                               "one row of tags per vector")
+    values = None if train_values is None else np.asarray(train_values, dtype=np.float64).reshape(-1)
+    if values is not None and (len(values) != len(train) or np.isnan(values).any()):
+        raise _fail(where, f"train values: {len(values)} numbers (or NaN); valid: one number per train vector "
+                           f"({len(train)})")
+    ranges = None if test_ranges is None else np.asarray(test_ranges, dtype=np.float64)
+    if ranges is not None:
+        check_ranges(where, ranges, len(test), values is not None)
+    index = AttributeIndex(Attributes(train_csr, values))
+    ids, dists, selectivity = filtered_knn(train, test, distance, predicates(test_csr, ranges), index, k)
+    return ids, dists, Filters(train_csr, test_csr, selectivity, values, ranges)
+
+
+def _width(where: Path | str, what: str, tags: Any) -> int:
+    """The tag ids a tag matrix or label array needs: its column count, or its largest label + 1."""
+    if sp.issparse(tags):
+        return int(tags.shape[1])
+    labels = np.asarray(tags)
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer) or (len(labels) and labels.min() < 0):
+        raise _fail(where, f"{what} tags have shape {labels.shape} and dtype {labels.dtype}; valid: a sparse matrix "
+                           "or one integer label >= 0 per row")
+    return int(labels.max()) + 1 if len(labels) else 1
+
+
 def write_widths(f: h5py.File, filters: Filters) -> None:
     """The ``n_tags`` attr of both tag groups (written after their arrays)."""
     for group in TAG_GROUPS:
@@ -231,3 +273,47 @@ def first_filtered_mismatch(train: np.ndarray, test: np.ndarray, neighbors: np.n
         if what is not None:
             return Mismatch(int(query), what)
     return None
+
+
+def read_tags(path: str | Path, what: str, rows: slice | None = None) -> Any:
+    """Tags from a file: a scipy sparse matrix saved with ``scipy.sparse.save_npz`` (``.npz``; row i = the
+    tags of row i), big-ann-benchmarks' ``.spmat`` (:func:`annbench.datasets.bigann.read_spmat`) or a 1-D
+    integer array (``.npy``; one tag per row, e.g. a class label); ``rows``: only those rows."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"file {path} does not exist")
+    if path.suffix == ".spmat":
+        return read_spmat(path, rows)
+    cut = slice(None) if rows is None else rows
+    try:
+        if path.suffix == ".npz":
+            return sp.load_npz(path).tocsr()[cut]
+        if path.suffix == ".npy":
+            labels = np.load(path, allow_pickle=False)
+            if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+                raise UserError(f"file {path}: {what} has shape {labels.shape} and dtype {labels.dtype}; valid: a "
+                                "1-D integer array (one tag per row) or a scipy sparse matrix saved as .npz")
+            return labels[cut]
+    except (OSError, ValueError, KeyError) as e:
+        raise UserError(f"file {path}: {what} is not readable ({' '.join(str(e).split())}); valid: "
+                        "scipy.sparse.save_npz .npz or a 1-D integer .npy") from None
+    raise UserError(f"file {path}: {what} must be .npz (scipy.sparse.save_npz), .spmat (big-ann-benchmarks) or .npy "
+                    "(one integer tag per row)")
+
+
+def read_numbers(path: str | Path, what: str, columns: int | None, rows: slice | None = None) -> np.ndarray:
+    """A float64 array from a ``.npy`` file: 1-D (``columns`` None) or n × ``columns``, no NaN; ``rows``:
+    only those rows."""
+    path = Path(path)
+    try:
+        a = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise UserError(f"file {path}: {what} is not a readable .npy ({' '.join(str(e).split())})") from None
+    shape = "n" if columns is None else f"n x {columns}"
+    if (a.ndim != (1 if columns is None else 2) or (columns is not None and a.shape[1] != columns)
+            or not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer))):
+        raise UserError(f"file {path}: {what} has shape {a.shape} and dtype {a.dtype}; valid: numbers, shape {shape}")
+    a = a[slice(None) if rows is None else rows].astype(np.float64)
+    if np.isnan(a).any():
+        raise UserError(f"file {path}: {what} contains NaN")
+    return a

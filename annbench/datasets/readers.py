@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from annbench.core.errors import UserError
+from annbench.datasets.bigann import is_xbin, read_xbin
 
 #: idx type codes (http://yann.lecun.com/exdb/mnist/, "THE IDX FILE FORMAT").
 IDX_TYPES: dict[int, np.dtype] = {
@@ -32,7 +33,7 @@ VECS_TYPES: dict[str, np.dtype] = {"fvecs": np.dtype("<f4"), "ivecs": np.dtype("
 
 #: File suffixes :func:`read_vectors` understands, for error messages.
 FORMATS = ("idx (+.gz)", ".fvecs", ".ivecs", ".bvecs", ".txt/.vec (GloVe, word2vec text, +.gz)",
-           ".bin (word2vec binary)", ".npy", ".npz", ".csv/.tsv")
+           ".bin (word2vec binary)", ".npy", ".npz", ".csv/.tsv", ".u8bin/.i8bin/.fbin (big-ann-benchmarks)")
 
 
 @dataclass(frozen=True)
@@ -274,6 +275,8 @@ def read_vectors(spec: str | Path) -> Vectors:
         return Vectors(read_vecs(path))
     if base.endswith((".txt", ".vec")):
         return read_text_vectors(path)
+    if is_xbin(path):  # big-ann-benchmarks' .u8bin / .i8bin / .fbin, memory-mapped
+        return Vectors(read_xbin(path))
     if base.endswith(".bin"):
         return parse_word2vec_binary(read_bytes(path), path)
     if base.endswith(".npy"):

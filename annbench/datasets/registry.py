@@ -22,6 +22,7 @@ import h5py
 
 from annbench.core import paths
 from annbench.core.errors import UserError
+from annbench.datasets.attributes import filtered_ground_truth
 from annbench.datasets.checksums import CHECKSUMS
 from annbench.datasets.download import DownloadError, download
 from annbench.datasets.format import GROUND_TRUTH_K, Dataset, file_attrs, load_dataset, rebuild_hint, write_dataset
@@ -52,10 +53,11 @@ class Prepared:
 def registry() -> dict[str, DatasetSpec]:
     """Every registered dataset by name: the built-ins, then the real datasets."""
     from annbench.datasets.builtin import BUILTIN_SPECS
+    from annbench.datasets.filtered_sets import FILTERED_SPECS
     from annbench.datasets.surnames import SURNAMES_SPECS
     from annbench.datasets.upstream import UPSTREAM_SPECS
 
-    return {s.name: s for s in (*BUILTIN_SPECS, *UPSTREAM_SPECS, *SURNAMES_SPECS)}
+    return {s.name: s for s in (*BUILTIN_SPECS, *UPSTREAM_SPECS, *SURNAMES_SPECS, *FILTERED_SPECS)}
 
 
 def dataset_path(name: str, data_dir: Path) -> Path:
@@ -84,12 +86,18 @@ def materialize(raw: RawData, path: Path, name: str) -> Path:
     if len(raw.train) < GROUND_TRUTH_K:
         raise UserError(f"dataset {name}: {len(raw.train)} train points, need at least {GROUND_TRUTH_K}")
     t0 = time.perf_counter()
-    ids, dists = exact_knn(raw.train, raw.test, raw.distance, GROUND_TRUTH_K)
+    filters = None
+    if raw.train_tags is None:
+        ids, dists = exact_knn(raw.train, raw.test, raw.distance, GROUND_TRUTH_K)
+    else:
+        ids, dists, filters = filtered_ground_truth(raw.train, raw.test, raw.distance, raw.train_tags, raw.test_tags,
+                                                    raw.train_values, raw.test_ranges, GROUND_TRUTH_K, name)
     log.info("ground truth for %s: %d × %d queries in %.1f s", name, len(raw.test), GROUND_TRUTH_K,
              time.perf_counter() - t0)
     return write_dataset(path, train=raw.train, test=raw.test, distance=raw.distance, neighbors=ids,
                          distances=dists, train_labels=raw.train_labels, test_labels=raw.test_labels,
-                         keys=raw.keys, test_keys=raw.test_keys, attrs={"name": name, **raw.attrs}, bits=raw.bits)
+                         keys=raw.keys, test_keys=raw.test_keys, attrs={"name": name, **raw.attrs}, bits=raw.bits,
+                         filters=filters)
 
 
 def subset_name(base: str, max_train: int | None = None, max_test: int | None = None) -> str:
@@ -191,6 +199,7 @@ def _subset(parent: Prepared, name: str, path: Path, max_train: int | None, max_
     raw = RawData(train=ds.train[:n], test=ds.test[:q], distance=ds.distance,
                   train_labels=cut(ds.train_labels, n), test_labels=cut(ds.test_labels, q),
                   keys=cut(ds.keys, n), test_keys=cut(ds.test_keys, q), bits=ds.bits,
+                  **({} if ds.filters is None else ds.filters.first(n, q)),
                   attrs={"source": f"first {n} train and {q} test rows of {parent.name} ({ds.checksum}); "
                                    f"ground truth recomputed", "parent": parent.name, "parent_checksum": ds.checksum,
                          "obtained": f"subset of {parent.path}",

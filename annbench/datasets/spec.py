@@ -37,6 +37,12 @@ class RawData:
     attrs: dict[str, Any] = field(default_factory=dict)
     #: Bits a row of packed bit rows (hamming); None: 8 a byte.
     bits: int | None = None
+    #: A filtered dataset (see annbench.datasets.attributes): per-point tags (CSR or one label per row)
+    #: and values, per-query required tags and [low, high) ranges; its ground truth is then filtered.
+    train_tags: Any = None
+    test_tags: Any = None
+    train_values: np.ndarray | None = None
+    test_ranges: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from annbench.core.errors import UserError
+from annbench.datasets import attributes
 from annbench.datasets.checksums import file_digests
 from annbench.datasets.format import GROUND_TRUTH_K
 from annbench.datasets.readers import read_keys, read_labels, read_vectors
@@ -17,9 +18,15 @@ from annbench.quality.distances import METRICS
 from annbench.quality.points import NUMERIC_METRICS
 
 
-def _matrix(path: str | Path, what: str) -> tuple[np.ndarray, np.ndarray | None]:
+def _matrix(path: str | Path, what: str, rows: slice | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     vectors = read_vectors(path)
     x = np.asarray(vectors.data)
+    if rows is not None:  # a row range of a (memory-mapped) file: only those rows are read
+        if (rows.stop or len(x)) > len(x) or (rows.start or 0) >= len(x):
+            raise UserError(f"file {path}: row range {rows.start or 0}:{rows.stop} exceeds its {len(x)} rows; "
+                            f"valid: a range within 0:{len(x)}")
+        x = x[rows]
+        vectors = type(vectors)(x, None if vectors.keys is None else vectors.keys[rows])
     if x.ndim != 2 or 0 in x.shape:
         raise UserError(f"file {path}: {what} must be a non-empty 2-D matrix, got shape {x.shape}")
     if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
@@ -42,8 +49,12 @@ def _check_unique(keys: np.ndarray, origin: str | Path) -> None:
 
 def create(source: str | Path, name: str, distance: str, data_dir: Path, *, test_size: int | None = None,
            queries: str | Path | None = None, labels: str | Path | None = None, keys: str | Path | None = None,
-           force: bool = False) -> Prepared:
-    """Write dataset ``name`` (train/test split or explicit queries, exact ground truth) into ``data_dir``."""
+           force: bool = False, filters: dict[str, str | Path | None] | None = None,
+           train_rows: slice | None = None, test_rows: slice | None = None) -> Prepared:
+    """Write dataset ``name`` (train/test split or explicit queries, exact ground truth) into ``data_dir``.
+    ``filters``: the files of a filtered dataset (``train_tags``, ``test_tags``, optional ``train_values``,
+    ``test_ranges``; see :func:`filter_fields`); it needs explicit ``queries``. ``train_rows`` / ``test_rows``:
+    only that row range of the vectors / queries (and of their tags, values and ranges)."""
     check_name(name)
     if name in registry():
         raise UserError(f"dataset name {name!r} is a registered dataset; choose another name")
@@ -52,10 +63,14 @@ def create(source: str | Path, name: str, distance: str, data_dir: Path, *, test
         raise UserError(f"--distance {distance!r} {known}; valid: {', '.join(NUMERIC_METRICS)}")
     if (test_size is None) == (queries is None):
         raise UserError("give exactly one of --test-size N (hold out N random rows as queries) or --queries FILE")
+    filter_files = {k: v for k, v in (filters or {}).items() if v is not None}
+    if filter_files and queries is None:
+        raise UserError("--train-tags/--test-tags need --queries FILE (the test tags are one row per query); "
+                        "valid: --queries instead of --test-size")
     path = dataset_path(name, data_dir)
     if path.exists() and not force:
         raise UserError(f"dataset {name} already exists at {path}; remove it first or pass --force")
-    x, file_keys = _matrix(source, "vectors")
+    x, file_keys = _matrix(source, "vectors", train_rows)
     n = len(x)
     key_values = read_keys(keys) if keys is not None else file_keys
     if key_values is not None:
@@ -85,15 +100,47 @@ def create(source: str | Path, name: str, distance: str, data_dir: Path, *, test
                       keys=pick(key_values, train_idx), test_keys=pick(key_values, test_idx),
                       attrs={**attrs, "split": f"train_test_split(test_size={test_size}, random_state=1)"})
     else:
-        q, _ = _matrix(queries, "queries")
+        q, _ = _matrix(queries, "queries", test_rows)
         if q.shape[1] != x.shape[1]:
             raise UserError(f"file {queries}: queries have dimension {q.shape[1]} but {source} has {x.shape[1]}")
         if n < GROUND_TRUTH_K:
             raise UserError(f"file {source}: {n} vectors; valid: at least {GROUND_TRUTH_K}")
         raw = RawData(train=x, test=q, distance=distance, train_labels=label_values, keys=key_values,
-                      attrs={**attrs, "queries": f"{Path(queries).name}"})
+                      attrs={**attrs, "queries": f"{Path(queries).name}"}, **filter_fields(filter_files, n, len(q), train_rows, test_rows))
     materialize(raw, path, name)
     return Prepared(name, path, f"created from {source}")
+
+
+def filter_fields(files: dict[str, str | Path], n_train: int, n_test: int, train_rows: slice | None = None,
+                  test_rows: slice | None = None) -> dict[str, Any]:
+    """:class:`RawData`'s filter fields read from the files of ``dataset.py create`` (``train_tags``,
+    ``test_tags``: ``.npz`` sparse or ``.npy`` labels; ``train_values``: n ``.npy``; ``test_ranges``: nq × 2
+    ``.npy``), each checked against the vectors' and queries' counts (one line naming the file)."""
+    if not files:
+        return {}
+    for need, option in (("train_tags", "--train-tags"), ("test_tags", "--test-tags")):
+        if need not in files:
+            raise UserError(f"{option} is missing; a filtered dataset needs both --train-tags and --test-tags")
+    if "test_ranges" in files and "train_values" not in files:
+        raise UserError("--test-ranges needs --train-values (the value each point's range is checked on)")
+    out: dict[str, Any] = {}
+    for field, rows, cut in (("train_tags", n_train, train_rows), ("test_tags", n_test, test_rows)):
+        tags = attributes.read_tags(files[field], field.replace("_", " "), cut)
+        if tags.shape[0] != rows:
+            raise UserError(f"file {files[field]}: {tags.shape[0]} rows of {field.replace('_', ' ')} for {rows} "
+                            f"{'vectors' if field == 'train_tags' else 'queries'}; valid: one row per "
+                            f"{'vector' if field == 'train_tags' else 'query'}")
+        out[field] = tags
+    for field, rows, columns, cut in (("train_values", n_train, None, train_rows), ("test_ranges", n_test, 2, test_rows)):
+        if field in files:
+            a = attributes.read_numbers(files[field], field.replace("_", " "), columns, cut)
+            if len(a) != rows:
+                raise UserError(f"file {files[field]}: {len(a)} rows for {rows} "
+                                f"{'vectors' if field == 'train_values' else 'queries'}; valid: one row each")
+            if columns:
+                attributes.check_ranges(files[field], a, rows, True)
+            out[field] = a
+    return out
 
 
 def parse_params(text: str | None, what: str) -> dict[str, Any]:

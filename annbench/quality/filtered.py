@@ -34,6 +34,8 @@ from annbench.quality.predicates import AttributeIndex, Predicate, grouped
 NARROW_FRACTION = 0.25
 #: ... and only while those rows take at most this many bytes (float32): memory stays bounded.
 GATHER_BYTES = 512 * 2**20
+#: Metrics whose exact search has no masked scan (bits, sets): their matching rows are always gathered.
+BITSET_METRICS = ("hamming", "jaccard")
 
 
 def filtered_knn(train: np.ndarray, test: np.ndarray, metric: str, preds: list[Predicate], index: AttributeIndex,
@@ -57,7 +59,7 @@ def filtered_knn(train: np.ndarray, test: np.ndarray, metric: str, preds: list[P
         depth = min(k, m)
         if m == n:
             found, d = exact_knn(train, q, metric, depth, threads, backend)
-        elif m <= NARROW_FRACTION * n and m * row_bytes <= GATHER_BYTES:
+        elif metric in BITSET_METRICS or (m <= NARROW_FRACTION * n and m * row_bytes <= GATHER_BYTES):
             found, d = exact_knn(train[rows], q, metric, depth, threads, backend)
             found = rows[found]  # rows are sorted, so the tie rule (smaller id first) holds for the real ids
         else:

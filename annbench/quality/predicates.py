@@ -63,12 +63,13 @@ class Predicate:
 
 
 def predicates(test_tags: sp.csr_matrix, test_ranges: np.ndarray | None = None) -> list[Predicate]:
-    """One predicate per query row: its tags (a CSR row) and, with ``test_ranges`` (nq × 2), its range."""
+    """One predicate per query row: its tags (a CSR row) and, with ``test_ranges`` (nq × 2), its range;
+    the range ``[-inf, inf)`` is no range (a dataset where only some queries have one)."""
     tags = sp.csr_matrix(test_tags)
     out = []
     for i in range(tags.shape[0]):
         row = tuple(int(t) for t in np.unique(tags.indices[tags.indptr[i]:tags.indptr[i + 1]]))
-        if test_ranges is None:
+        if test_ranges is None or (test_ranges[i, 0] == -np.inf and test_ranges[i, 1] == np.inf):
             out.append(Predicate(row))
         else:
             out.append(Predicate(row, float(test_ranges[i, 0]), float(test_ranges[i, 1])))

@@ -49,11 +49,27 @@ def describe(path: Path, name: str | None = None, how: str | None = None, diffic
             ("train", f"{len(ds.train)} x {ds.dimension}"), ("test", f"{len(ds.test)} x {ds.dimension}"),
             ("point type", _points(ds)), ("memory", f"{_size(ds.memory_bytes)} (train and test, as loaded)"),
             ("distance", ds.distance), ("ground truth", f"top-{ds.ground_truth_k}"), ("labels", labels),
-            ("keys", keys), ("checksum", ds.checksum),
+            ("keys", keys), *_filters(ds), ("checksum", ds.checksum),
             ("obtained", how or str(ds.attrs.get("obtained", "unknown (no provenance attrs)"))),
             ("source", str(ds.attrs.get("source", "unknown")))]
     text = "\n".join(f"{k:<13} {v}" for k, v in rows)
     return text + ("\n" + difficulty_quartiles(ds) if difficulty else "")
+
+
+def _filters(ds) -> list[tuple[str, str]]:  # noqa: ANN001 - a Dataset
+    """A filtered dataset's attributes and its queries' selectivity quartiles (none for others)."""
+    import numpy as np
+
+    f = ds.filters
+    if f is None:
+        return []
+    per_point = f.train_tags.getnnz(axis=1).mean()
+    values = "; a value per point" if f.train_values is not None else ""
+    q = np.percentile(f.selectivity, [0, 25, 50, 75, 100]) * 100
+    zero = int(np.count_nonzero(f.selectivity == 0))
+    return [("filters", f"{', '.join(f.kinds)} ({f.n_tags} tags, {per_point:.1f} a point{values})"),
+            ("selectivity", "min/25%/median/75%/max " + " / ".join(f"{v:.3g} %" for v in q)
+             + (f"; {zero} queries match no point" if zero else ""))]
 
 
 def _points(ds) -> str:  # noqa: ANN001 - a Dataset

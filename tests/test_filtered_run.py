@@ -58,7 +58,7 @@ def _run(path: Path, results: Path, *args: str):
 
 def test_native_and_post_filtered_bruteforce_have_the_same_front(filtered_path: Path, results_dir: Path) -> None:
     assert _run(filtered_path, results_dir, "--algorithm", "bruteforce").code == 0
-    r = _run(filtered_path, results_dir, "--algorithm", "bruteforce", "--filter-strategy", "post")
+    r = _run(filtered_path, results_dir, "--algorithm", "bruteforce", "--filter-strategy", "post", "--table", "runs")
     assert r.code == 0, r.err
     assert "bruteforce+post" in r.out and "strategy" in r.out and "filter_violations" in r.out
     frame = results_frame(results_dir, "filtered-small")

@@ -29,7 +29,7 @@ pin_environment(1)  # before numpy and the libraries load their thread pools
 from annbench.analyse.frames import results_frame  # noqa: E402
 from annbench.core import paths  # noqa: E402
 from annbench.datasets.registry import load  # noqa: E402
-from annbench.execute.local import execute  # noqa: E402
+from annbench.execute.executors import ExecutorKind, execute, make_executor  # noqa: E402
 from annbench.plan.grid import RunOptions, make_plan  # noqa: E402
 from annbench.store.folder import ResultStore  # noqa: E402
 
@@ -71,7 +71,7 @@ def main() -> None:
     plan = make_plan(dataset.name, dataset.path, dataset.distance, algorithms, args.preset, options,
                      paths.config_dirs(), paths.algorithm_dirs())
     with tempfile.TemporaryDirectory() as tmp:
-        execute(plan, dataset, ResultStore(tmp))
+        execute(make_executor(ExecutorKind.LOCAL, ResultStore(tmp)), plan, dataset)
         frame = results_frame(tmp, dataset.name)
     print(f"dataset {dataset.name} ({len(dataset.train)} x {dataset.train.shape[1]}, {dataset.distance}, "
           f"{len(dataset.test)} queries); k=10, single-query, 1 thread, preset {args.preset}, "

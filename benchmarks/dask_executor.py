@@ -29,10 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from annbench.core import paths  # noqa: E402
 from annbench.datasets.registry import load  # noqa: E402
-from annbench.execute.dask import dask_client, execute_dask  # noqa: E402
-from annbench.execute.local import execute, make_tasks  # noqa: E402
-from annbench.execute.task import Limits  # noqa: E402
+from annbench.execute.dask import dask_client  # noqa: E402
+from annbench.execute.executors import execute, make_executor  # noqa: E402
 from annbench.plan.grid import RunOptions, make_plan  # noqa: E402
+from annbench.plan.pending import make_tasks  # noqa: E402
 from annbench.store.folder import ResultStore  # noqa: E402
 
 DATASET = "random-xs-20-euclidean"
@@ -53,10 +53,8 @@ def _run(kind: str, plan, dataset, client, tasks=None, parallelism: int = 1) -> 
         todo = tasks if tasks is not None else make_tasks(plan, dataset, store)
         todo = [dataclasses.replace(t, results_root=Path(tmp).resolve()) for t in todo]
         start = time.perf_counter()
-        if kind == "local":
-            results = execute(plan, dataset, store, Limits(), parallelism, tasks=todo)
-        else:
-            results = execute_dask(plan, dataset, store, client, Limits(memory_bytes=None), tasks=todo)
+        executor = make_executor(kind, store, parallelism=parallelism, client=client)
+        results = execute(executor, plan, dataset, tasks=todo)
         wall = time.perf_counter() - start
     failed = [r.key.label() for r in results if r.status != "ok"]
     if failed:

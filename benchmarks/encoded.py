@@ -32,13 +32,13 @@ pin_environment(1)
 
 from annbench.analyse.compare import side_by_side  # noqa: E402
 from annbench.analyse.frames import results_frame  # noqa: E402
+from annbench.apps.encode import encode  # noqa: E402
+from annbench.apps.encoders.base import EncoderSettings  # noqa: E402
 from annbench.backends.discovery import AdapterUnavailable, load_adapter  # noqa: E402
 from annbench.core import paths  # noqa: E402
-from annbench.datasets.encode import encode  # noqa: E402
-from annbench.datasets.encoders.base import EncoderSettings  # noqa: E402
 from annbench.datasets.format import Dataset  # noqa: E402
 from annbench.datasets.registry import load  # noqa: E402
-from annbench.execute.local import execute  # noqa: E402
+from annbench.execute.executors import ExecutorKind, execute, make_executor  # noqa: E402
 from annbench.plan.grid import RunOptions, make_plan  # noqa: E402
 from annbench.quality.metrics import knn_accuracy  # noqa: E402
 from annbench.store.folder import ResultStore  # noqa: E402
@@ -125,7 +125,7 @@ def main() -> None:
             plan = make_plan(sub.name, sub.path, sub.distance, algorithms, "quick", RunOptions(k=K, runs=args.runs),
                              paths.config_dirs(), paths.algorithm_dirs())
             start = time.perf_counter()
-            execute(plan, sub, store)
+            execute(make_executor(ExecutorKind.LOCAL, store), plan, sub)
             print(f"  {sub.name}: {plan.n_runs} runs in {time.perf_counter() - start:.0f} s", flush=True)
             names.append(sub.name)
         table = side_by_side(results_frame(results), names, 0.9, data_dir)

@@ -30,10 +30,10 @@ from annbench.analyse.frames import results_frame  # noqa: E402
 from annbench.core import paths  # noqa: E402
 from annbench.datasets.format import load_dataset  # noqa: E402
 from annbench.datasets.registry import registry, resolve  # noqa: E402
+from annbench.execute.executors import ExecutorKind, execute, make_executor  # noqa: E402
 from annbench.execute.isolation import run_task_isolated  # noqa: E402
-from annbench.execute.local import execute  # noqa: E402
-from annbench.execute.task import Limits, Task  # noqa: E402
 from annbench.plan.grid import BuildSetting, RunOptions, make_plan  # noqa: E402
+from annbench.plan.task import Limits, Task  # noqa: E402
 from annbench.store.folder import ResultStore  # noqa: E402
 
 SHARED_DATA = paths.PROJECT_ROOT.parent / "shared" / "data"
@@ -74,7 +74,7 @@ def sweep(parallelism: int, data_dir: Path) -> tuple[float, object]:
                      paths.config_dirs(), paths.algorithm_dirs())
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        results = execute(plan, dataset, ResultStore(tmp), Limits(), parallelism)
+        results = execute(make_executor(ExecutorKind.LOCAL, ResultStore(tmp), parallelism=parallelism), plan, dataset)
         wall = time.perf_counter() - start
         failed = [r.key.label() for r in results if r.status != "ok"]
         if failed:

@@ -36,10 +36,10 @@ pin_environment(1)
 
 import numpy as np  # noqa: E402
 
-from annbench.datasets.encode import encode  # noqa: E402
-from annbench.datasets.encoders.base import EncoderSettings  # noqa: E402
+from annbench.apps.encode import encode  # noqa: E402
+from annbench.apps.encoders.base import EncoderSettings  # noqa: E402
+from annbench.apps.lookup import Lookup, save_index  # noqa: E402
 from annbench.datasets.format import load_dataset  # noqa: E402
-from annbench.datasets.lookup import Lookup, save_index  # noqa: E402
 from annbench.datasets.registry import load  # noqa: E402
 from annbench.datasets.user import create  # noqa: E402
 from annbench.quality.metrics import knn_accuracy  # noqa: E402

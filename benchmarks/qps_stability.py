@@ -38,7 +38,7 @@ import numpy as np  # noqa: E402
 from annbench.analyse.frames import results_frame  # noqa: E402
 from annbench.core import paths  # noqa: E402
 from annbench.datasets.registry import load  # noqa: E402
-from annbench.execute.local import execute  # noqa: E402
+from annbench.execute.executors import ExecutorKind, execute, make_executor  # noqa: E402
 from annbench.plan.grid import WARMUP_FULL, RunOptions, make_plan  # noqa: E402
 from annbench.store.folder import ResultStore  # noqa: E402
 
@@ -60,7 +60,7 @@ def sweep_qps(dataset, algorithms: list[str], options: RunOptions) -> dict[str, 
     if plan.unavailable:
         raise SystemExit(f"unavailable: {plan.unavailable}")
     with tempfile.TemporaryDirectory(prefix="annbench-qps-stability-") as tmp:
-        execute(plan, dataset, ResultStore(tmp))
+        execute(make_executor(ExecutorKind.LOCAL, ResultStore(tmp)), plan, dataset)
         frame = results_frame(tmp, dataset.name)
     failed = frame[frame["status"] != "ok"]
     if len(failed):

@@ -31,10 +31,10 @@ from annbench.core import paths  # noqa: E402
 from annbench.core.results import RunKey  # noqa: E402
 from annbench.datasets.format import load_dataset  # noqa: E402
 from annbench.datasets.registry import resolve  # noqa: E402
-from annbench.execute.forkserver import WarmParents  # noqa: E402
+from annbench.execute.forkclient import WarmParents  # noqa: E402
 from annbench.execute.isolation import run_task_isolated  # noqa: E402
-from annbench.execute.task import Limits, Task  # noqa: E402
 from annbench.plan.grid import BuildSetting, RunOptions  # noqa: E402
+from annbench.plan.task import Limits, Task  # noqa: E402
 
 DATASET = "random-xs-20-euclidean"
 

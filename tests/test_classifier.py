@@ -7,7 +7,7 @@ import pytest
 from sklearn.base import clone
 from sklearn.neighbors import KNeighborsClassifier
 
-from annbench.datasets.classifier import ANNClassifier
+from annbench.apps.classifier import ANNClassifier
 from annbench.quality.groundtruth import exact_knn
 
 PROBE_ADAPTER = '''

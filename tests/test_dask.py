@@ -29,7 +29,7 @@ from annbench.cli.plot import main as plot_main
 from annbench.cli.run import main as run_main
 from annbench.core.results import RunKey, RunResult
 from annbench.execute.remote import RemoteOptions, host_cores, locate_dataset
-from annbench.execute.task import Task
+from annbench.plan.task import Task
 from annbench.store.folder import ResultStore, read_arrays, read_attrs
 
 #: Local Dask clusters and sweeps with --parallelism 2.

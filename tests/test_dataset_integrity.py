@@ -14,14 +14,15 @@ import pytest
 from conftest import call
 from test_run import _adapters
 
-import annbench.datasets.format as format_module
+import annbench.datasets.rawread as rawread
 from annbench.analyse.frames import results_frame
 from annbench.cli.dataset import main as dataset_main
 from annbench.cli.plot import main as plot_main
 from annbench.cli.run import main as run_main
 from annbench.core.errors import UserError
 from annbench.datasets.audit import audit_queries
-from annbench.datasets.format import content_checksum, legacy_checksum, load_dataset, read_dataset_arrays, write_dataset
+from annbench.datasets.digest import content_checksum, legacy_checksum
+from annbench.datasets.format import load_dataset, read_dataset_arrays, write_dataset
 from annbench.quality.groundtruth import exact_knn
 from annbench.store.folder import ResultStore
 
@@ -173,13 +174,13 @@ def _blocks(monkeypatch, blocks: str) -> None:
     every block only (``half``); ``default`` changes nothing."""
     if blocks == "default":
         return
-    monkeypatch.setattr(format_module, "CACHED_BLOCK_BYTES", 1000)
-    monkeypatch.setattr(format_module, "DISK_BLOCK_BYTES", 97 if blocks == "small" else 2500)
-    real = format_module._pread_cached
+    monkeypatch.setattr(rawread, "CACHED_BLOCK_BYTES", 1000)
+    monkeypatch.setattr(rawread, "DISK_BLOCK_BYTES", 97 if blocks == "small" else 2500)
+    real = rawread._pread_cached
     if blocks == "uncached":
-        monkeypatch.setattr(format_module, "_pread_cached", lambda fd, view, offset: 0)
+        monkeypatch.setattr(rawread, "_pread_cached", lambda fd, view, offset: 0)
     elif blocks == "half":
-        monkeypatch.setattr(format_module, "_pread_cached", lambda fd, view, offset: real(fd, view[:len(view) // 2],
+        monkeypatch.setattr(rawread, "_pread_cached", lambda fd, view, offset: real(fd, view[:len(view) // 2],
                                                                                           offset))
 
 
@@ -239,9 +240,9 @@ def test_legacy_checksum_is_verified_with_a_warning(own_data: Path, caplog) -> N
 def test_child_verifies_the_checksum_the_parent_validated(own_data: Path, tmp_path: Path) -> None:
     from annbench.core.paths import ALGORITHMS_DIR
     from annbench.core.results import RunKey
-    from annbench.execute.task import Task
-    from annbench.execute.worker import run_task
+    from annbench.execute.child import run_task
     from annbench.plan.grid import BuildSetting, RunOptions
+    from annbench.plan.task import Task
 
     path = own_data / f"{DATASET}.hdf5"
     checksum = load_dataset(path).checksum

@@ -13,8 +13,8 @@ from conftest import call
 from annbench.cli.run import main as run_main
 from annbench.core.results import RunKey, RunResult, Status
 from annbench.execute.driver import Finished, drive
-from annbench.execute.task import Ended, Task, TaskOutcome
 from annbench.plan.grid import BuildSetting, RunOptions
+from annbench.plan.task import Ended, Task, TaskOutcome
 from annbench.store.folder import ResultStore, read_attrs
 
 DATASET = "random-xs-20-euclidean"

@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 
-from annbench.datasets.encoders.base import EncoderSettings, TrainingData
+from annbench.apps.encoders.base import EncoderSettings, TrainingData
 from annbench.datasets.format import load_dataset
 from tests.conftest import call
 
@@ -48,7 +48,7 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("dim", [5, 16])
 def test_mlp_penultimate_has_the_chosen_width_and_feeds_the_output_layer(training_data, dim: int) -> None:
-    from annbench.datasets.encoders import mlp
+    from annbench.apps.encoders import mlp
 
     trained = mlp.train(training_data, EncoderSettings("mlp", dim, epochs=2, seed=0), progress=False)
     features = trained.features(training_data.x_test)
@@ -64,7 +64,7 @@ def test_mlp_penultimate_has_the_chosen_width_and_feeds_the_output_layer(trainin
 def test_cnn_penultimate_has_the_chosen_width_and_feeds_the_output_layer(training_data, dim: int) -> None:
     import torch  # the torch extra is installed in CI: a missing torch fails here
 
-    from annbench.datasets.encoders import cnn
+    from annbench.apps.encoders import cnn
 
     trained = cnn.train(training_data, EncoderSettings("cnn", dim, epochs=1, seed=0, hidden=32), progress=False)
     features = trained.features(training_data.x_test)
@@ -79,7 +79,7 @@ def test_cnn_penultimate_has_the_chosen_width_and_feeds_the_output_layer(trainin
 def test_same_seed_gives_the_same_vectors(training_data, model: str) -> None:
     if model == "cnn":
         import torch  # noqa: F401 - fails (never skips) without the torch extra
-    from annbench.datasets.encode import _trainer
+    from annbench.apps.encode import _trainer
 
     train = _trainer(model)
 
@@ -169,8 +169,8 @@ def test_bad_input_is_one_line_exit_2(data_dir, tmp_path, args, message) -> None
 
 
 def test_cnn_needs_square_images(tmp_path) -> None:
+    from annbench.apps.encode import encode
     from annbench.core.errors import UserError
-    from annbench.datasets.encode import encode
     from annbench.datasets.format import write_dataset
     from annbench.quality.groundtruth import exact_knn
 

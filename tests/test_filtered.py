@@ -11,7 +11,8 @@ import scipy.sparse as sp
 
 from annbench.core.errors import UserError
 from annbench.datasets.attributes import Filters
-from annbench.datasets.format import content_checksum, load_dataset, write_dataset
+from annbench.datasets.digest import content_checksum
+from annbench.datasets.format import load_dataset, write_dataset
 from annbench.execute.evaluate import quality
 from annbench.quality import filtered as F
 from annbench.quality.predicates import AttributeIndex, Attributes, Predicate, as_csr, predicates

@@ -10,8 +10,8 @@ from conftest import call
 from test_filtered import random_filtered
 
 from annbench.analyse.frames import pareto_frame, results_frame
-from annbench.backends.filtering import FilteredSearch, Strategy
 from annbench.backends.discovery import load_adapter
+from annbench.backends.filtering import FilteredSearch, Strategy
 from annbench.cli.run import main as run_main
 from annbench.core import paths
 from annbench.datasets.attributes import Filters

@@ -20,7 +20,8 @@ from conftest import REPO, call
 
 from annbench.analyse.frames import results_frame
 from annbench.cli.run import main as run_main
-from annbench.store.folder import ResultStore, process_alive, read_arrays, read_attrs
+from annbench.core.processes import process_alive
+from annbench.store.folder import ResultStore, read_arrays, read_attrs
 
 #: Most sweeps here run two children at once (--parallelism 2).
 pytestmark = pytest.mark.all_cores
@@ -295,7 +296,7 @@ def test_a_process_reaped_between_the_two_checks_counts_as_dead(monkeypatch: pyt
     """kill(pid, 0) found it, then its parent reaped it before /proc/<pid>/stat was read."""
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
-    monkeypatch.setattr("annbench.store.folder.os.kill", lambda pid, sig: None)  # as it was a moment ago
+    monkeypatch.setattr("annbench.core.processes.os.kill", lambda pid, sig: None)  # as it was a moment ago
     assert not process_alive(proc.pid)
 
 
@@ -337,8 +338,8 @@ def test_run_task_isolated_directly(data_dir: Path, tmp_path: Path) -> None:
     from annbench.core.results import RunKey
     from annbench.datasets.format import load_dataset
     from annbench.execute.isolation import run_task_isolated
-    from annbench.execute.task import Limits, Task
     from annbench.plan.grid import BuildSetting, RunOptions
+    from annbench.plan.task import Limits, Task
 
     path = data_dir / f"{DATASET}.hdf5"
     checksum = load_dataset(path).checksum

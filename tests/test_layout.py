@@ -1,5 +1,6 @@
 """The package's layout shows the data flow: stage subpackages, each importing only from the
-stages below it (checked on the import graph of every module, lazy imports included)."""
+stages below it, and no import circle between modules (both checked on the import graph of every
+module, lazy imports included)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "annbench"
 
 #: Lowest first: a module may import from its own stage and the stages before it, never after.
-STAGES = ("core", "quality", "backends", "datasets", "store", "plan", "execute", "analyse", "report", "gate", "cli")
+STAGES = ("core", "quality", "datasets", "backends", "store", "plan", "execute", "apps", "analyse", "report", "gate",
+          "cli")
 #: The top level: the package (its version), the command, and the adapter import path of old.
 TOP = {"annbench": -1, "annbench.__main__": len(STAGES), "annbench.adapter": len(STAGES)}
 #: The subcommands: each may use the shared CLI modules, none imports another subcommand.
@@ -90,3 +92,59 @@ def test_the_rule_catches_upward_and_relative_imports(tmp_path: Path) -> None:
                     "    from ..report import tables\n", encoding="utf-8")
     assert upward("annbench.store.folder", MODULES["annbench.store.folder"]) == []
     assert upward("annbench.store.folder", copy) == ["annbench.cli.common", "annbench.report.tables"]
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every strongly connected group of more than one module (an import circle), each sorted (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return sorted(found)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module → the modules it imports, at any depth of its code (a package's import counts as its
+    ``__init__``'s, which is how Python runs it)."""
+    return {m: {i for i in imports(p, m) if i in MODULES} for m, p in MODULES.items()}
+
+
+def test_no_import_circle() -> None:
+    assert cycles(import_graph()) == [], "modules that import each other, directly or round a circle"
+
+
+def test_the_circle_check_finds_a_lazy_circle(tmp_path: Path) -> None:
+    """The checker itself: a lazy import of the in-process executor (which runs the child's body) from
+    inside a function of the child's body closes a circle of two modules."""
+    copy = tmp_path / "child.py"
+    copy.write_text(MODULES["annbench.execute.child"].read_text(encoding="utf-8")
+                    + "\n\ndef _probe():\n    from annbench.execute import inprocess\n", encoding="utf-8")
+    graph = import_graph()
+    graph["annbench.execute.child"] = {i for i in imports(copy, "annbench.execute.child") if i in MODULES}
+    assert ["annbench.execute.child", "annbench.execute.inprocess"] in cycles(graph)

@@ -10,12 +10,12 @@ import pytest
 from conftest import SHARED_DATA, call
 from gensim.models import KeyedVectors
 
+from annbench.apps.lookup import SAVEABLE, Lookup, index_folder, open_index
 from annbench.backends.adapter import saveable
 from annbench.backends.discovery import load_adapter
 from annbench.cli.dataset import main as dataset_main
 from annbench.core.paths import algorithm_dirs
 from annbench.datasets.format import load_dataset
-from annbench.datasets.lookup import SAVEABLE, Lookup, index_folder, open_index
 from annbench.datasets.registry import prepare
 from annbench.quality.groundtruth import exact_knn
 
@@ -241,7 +241,7 @@ def test_bad_input_is_one_line_and_exit_2(glove_dir, args, message) -> None:
 
 
 def test_majority_label_ties_go_to_the_smallest_label() -> None:
-    from annbench.datasets.lookup import majority
+    from annbench.apps.lookup import majority
 
     assert majority(np.array([3, 1, 3, 1, 2])) == 1 and majority(np.array([2, 2, 1])) == 2
     assert majority(np.array([], dtype=np.int64)) is None

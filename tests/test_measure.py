@@ -295,8 +295,9 @@ class Recording(Adapter):
 def _recording_build(tmp_path: Path, data_dir: Path, widths: list[int]):
     from annbench.backends.discovery import load_adapter
     from annbench.datasets.registry import load
-    from annbench.execute.local import run_keys
-    from annbench.plan.grid import BuildSetting, Plan, RunOptions
+    from annbench.plan.grid import BuildSetting, RunOptions
+    from annbench.plan.pending import run_keys
+    from annbench.plan.task import Task
 
     algos = tmp_path / "algorithms"
     algos.mkdir(parents=True, exist_ok=True)
@@ -304,19 +305,21 @@ def _recording_build(tmp_path: Path, data_dir: Path, widths: list[int]):
     dataset = load("random-xs-20-euclidean", data_dir)
     options = RunOptions(k=5, runs=1, warmup=WARMUP_NONE, min_pass_time=0)
     setting = BuildSetting("recording", {}, tuple({"width": w} for w in widths))
-    plan = Plan(dataset.name, dataset.path, dataset.distance, options, (setting,), (algos,))
+    keys = run_keys(dataset.name, options, setting)
+    task = Task("t", dataset.name, dataset.path, dataset.checksum, options, setting, tuple(keys), (algos,),
+                tmp_path / "results")
     cls = load_adapter("recording", [algos])
     cls.calls.clear()
-    return plan, dataset, setting, run_keys(plan, setting), cls
+    return task, dataset, keys, cls
 
 
 def test_index_size_is_measured_after_the_last_query_setting(tmp_path: Path, data_dir: Path) -> None:
-    from annbench.execute.local import run_build_setting
+    from annbench.execute.child import run_build_setting
     from annbench.store.folder import ResultStore, read_attrs
 
-    plan, dataset, setting, keys, cls = _recording_build(tmp_path, data_dir, [1, 2])
+    task, dataset, keys, cls = _recording_build(tmp_path, data_dir, [1, 2])
     store = ResultStore(tmp_path / "results")
-    results = run_build_setting(plan, dataset, setting, store, keys)
+    results = run_build_setting(task, dataset, store)
     assert cls.calls == ["fit", "set_query_params(1)", "query(1)", "set_query_params(2)", "query(2)",
                          "index_size_bytes"]
     assert [r.status for r in results] == ["ok", "ok"]
@@ -328,21 +331,21 @@ def test_index_size_is_measured_after_the_last_query_setting(tmp_path: Path, dat
 
 def test_index_size_failure_keeps_the_runs_and_a_dead_child_leaves_them_pending(tmp_path: Path,
                                                                                 data_dir: Path) -> None:
-    from annbench.execute.local import run_build_setting
+    from annbench.execute.child import run_build_setting
     from annbench.store.folder import ResultStore, read_attrs
 
-    plan, dataset, setting, keys, cls = _recording_build(tmp_path, data_dir, [1, 7])
+    task, dataset, keys, cls = _recording_build(tmp_path, data_dir, [1, 7])
     store = ResultStore(tmp_path / "results")
-    run_build_setting(plan, dataset, setting, store, keys)
+    run_build_setting(task, dataset, store)
     for key in keys:
         attrs = read_attrs(store.path_for(key))
         assert attrs["status"] == "ok" and attrs["index_bytes"] == -1
         assert attrs["index_bytes_status"] == "failed" and "disk full" in attrs["index_bytes_error"]
 
-    plan, dataset, setting, keys, cls = _recording_build(tmp_path / "b", data_dir, [3, 99])
+    task, dataset, keys, cls = _recording_build(tmp_path / "b", data_dir, [3, 99])
     store = ResultStore(tmp_path / "b" / "results")
     with pytest.raises(SystemExit):
-        run_build_setting(plan, dataset, setting, store, keys)
+        run_build_setting(task, dataset, store)
     finished = read_attrs(store.path_for(keys[0]))  # stored before the child died, size unknown
     assert finished["status"] == "ok" and finished["index_bytes"] == -1 and finished["index_bytes_status"] == "pending"
     assert not store.path_for(keys[1]).exists()

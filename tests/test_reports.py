@@ -22,7 +22,7 @@ from annbench.cli.plot import main as plot_main
 from annbench.core import paths
 from annbench.core.results import RunKey, RunResult
 from annbench.datasets.registry import load
-from annbench.execute.local import execute
+from annbench.execute.executors import ExecutorKind, execute, make_executor
 from annbench.plan.grid import RunOptions, make_plan
 from annbench.report.tables import cell
 from annbench.store.folder import ResultStore, read_arrays, read_attrs
@@ -54,7 +54,7 @@ def _run(data_dir: Path, results: Path, dataset: str, algorithms: list[str], pre
     # passes of 20 ms: these runs feed tables, plots and reports, whose tests need no stable QPS
     plan = make_plan(d.name, d.path, d.distance, algorithms, preset, RunOptions(k=10, runs=2, min_pass_time=0.02),
                      paths.config_dirs(dirs), paths.algorithm_dirs(dirs))
-    execute(plan, d, ResultStore(results))
+    execute(make_executor(ExecutorKind.LOCAL, ResultStore(results)), plan, d)
 
 
 @pytest.fixture(scope="module")

@@ -28,8 +28,8 @@ from annbench.core.results import (
     measurement_changes,
     run_name,
 )
-from annbench.execute.task import Ended
 from annbench.plan.grid import RunOptions
+from annbench.plan.task import Ended
 from annbench.store.folder import ResultStore, read_attrs
 
 

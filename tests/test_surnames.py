@@ -15,9 +15,9 @@ import pytest
 import torch  # noqa: F401 - fails (never skips) without the torch extra
 from conftest import SHARED_DATA, call
 
+from annbench.apps.encoders import gru
+from annbench.apps.encoders.base import EncoderSettings, TrainingData, encoder_path
 from annbench.core.errors import UserError
-from annbench.datasets.encoders import gru
-from annbench.datasets.encoders.base import EncoderSettings, TrainingData, encoder_path
 from annbench.datasets.format import load_dataset
 from annbench.datasets.registry import prepare
 from annbench.quality.metrics import knn_accuracy

@@ -22,8 +22,9 @@ from conftest import REPO, call
 
 from annbench.analyse.frames import results_frame
 from annbench.cli.run import main as run_main
-from annbench.execute.forkserver import SOCKET_DIR_PREFIX, WarmParents
-from annbench.store.folder import process_alive
+from annbench.core.processes import process_alive
+from annbench.execute.forkclient import WarmParents
+from annbench.execute.forkproto import SOCKET_DIR_PREFIX
 
 #: Sweeps with --parallelism 2, and counts of the processes each sweep starts.
 pytestmark = pytest.mark.all_cores
@@ -183,7 +184,7 @@ BESIDE = '''
 import os, time
 import numpy as np
 from annbench.backends.adapter import Adapter
-from annbench.store.folder import process_alive
+from annbench.core.processes import process_alive
 
 MARKS = os.environ["ANNBENCH_TEST_MARKS"]
 

@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 from annbench.analyse.frames import OPERATING_COLUMNS, operating_points
+from annbench.apps.encode import encoded_prefix
 from annbench.core.results import Status
-from annbench.datasets.encode import encoded_prefix
 
 #: Columns of the comparison table, in order.
 COLUMNS = ["dataset", "dimension", "net_accuracy", "algorithm", "qps_at_recall", "recall", "build_s", "index_bytes",

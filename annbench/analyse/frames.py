@@ -252,4 +252,6 @@ def per_query_frame(results_dir: str | Path | None, dataset, data_dir: str | Pat
     mode) and the query's difficulty measures; see :func:`annbench.analyse.perquery.per_query_frame`."""
     from annbench.analyse.perquery import per_query_frame as frame_of
 
-    return frame_of(results_dir, dataset, data_dir, runs)
+    if runs is None:
+        runs = results_frame(results_dir, getattr(dataset, "name", dataset))
+    return frame_of(dataset, runs, data_dir)

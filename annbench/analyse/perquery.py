@@ -87,20 +87,16 @@ def difficulty_columns(dataset: Dataset) -> pd.DataFrame | None:
     return load_or_compute(dataset).frame()
 
 
-def per_query_frame(results_dir: str | Path | None, dataset: Dataset | str, data_dir: str | Path | None = None,
-                    runs: pd.DataFrame | None = None) -> pd.DataFrame:
+def per_query_frame(dataset: Dataset | str, runs: pd.DataFrame, data_dir: str | Path | None = None) -> pd.DataFrame:
     """One row per (successful run, query): :data:`RUN_COLUMNS`, ``query``, the per-query metrics
     of :func:`run_queries`, ``latency_ms`` and the query's difficulty measures (``rc@10``, ...).
 
     ``dataset`` is a loaded :class:`Dataset` or a name whose file is looked up in ``data_dir``
-    (default ``$ANNBENCH_DATA_DIR`` or ``./datasets``); ``runs`` (rows of
-    :func:`annbench.analyse.frames.results_frame`) replaces reading ``results_dir``.
+    (default ``$ANNBENCH_DATA_DIR`` or ``./datasets``); ``runs``: rows of
+    :func:`annbench.analyse.frames.results_frame` (:func:`annbench.analyse.frames.per_query_frame`
+    reads them from a results folder).
     """
-    from annbench.analyse.frames import results_frame
-
     name = dataset.name if isinstance(dataset, Dataset) else dataset
-    if runs is None:
-        runs = results_frame(results_dir, name)
     runs = runs[(runs["dataset"] == name) & (runs["status"] == Status.OK)] if len(runs) else runs
     if isinstance(dataset, str):
         from annbench.core import paths

@@ -32,7 +32,8 @@ def verify(path: Path, every_query: bool = False) -> str:
     import os
 
     from annbench.datasets.audit import AUDIT_QUERIES, first_mismatch
-    from annbench.datasets.format import CHECKSUM_ALGORITHM, load_dataset, rebuild_hint
+    from annbench.datasets.digest import CHECKSUM_ALGORITHM
+    from annbench.datasets.format import load_dataset, rebuild_hint
 
     start = time.perf_counter()
     ds = load_dataset(path, name=path.stem)

@@ -93,7 +93,7 @@ class PerQuery:
             from annbench.analyse.perquery import per_query_frame
 
             runs = self.frame[self.frame["dataset"] == dataset]
-            self._cache[dataset] = per_query_frame(None, dataset, self.data_dir, runs=runs)
+            self._cache[dataset] = per_query_frame(dataset, runs, self.data_dir)
         return self._cache[dataset]
 
     def available(self, dataset: str) -> bool:

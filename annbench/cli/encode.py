@@ -6,14 +6,14 @@ from __future__ import annotations
 import argparse
 import logging
 
+from annbench.apps.encode import MODELS
+from annbench.apps.encoders.base import GRU_HIDDEN, EncoderSettings
 from annbench.cli.common import Parser, guarded, non_negative_int, positive_float, positive_int
 from annbench.cli.options import shared
 from annbench.core import paths
 from annbench.core.logs import setup_logging
-from annbench.datasets.encode import MODELS
-from annbench.datasets.encoders.base import GRU_HIDDEN, EncoderSettings
 
-log = logging.getLogger("annbench.datasets.encode")
+log = logging.getLogger("annbench.apps.encode")
 
 DISTANCES = ("euclidean", "angular", "ip")
 
@@ -59,7 +59,7 @@ def parser(prog: str = "encode.py") -> Parser:
 def main(argv: list[str] | None = None, prog: str = "encode.py") -> int:
     args = parser(prog).parse_args(argv)
     setup_logging(-1 if args.quiet else args.verbose)
-    from annbench.datasets.encode import encode
+    from annbench.apps.encode import encode
     from annbench.datasets.registry import load
 
     data_dir = args.data_dir or paths.default_data_dir()

@@ -50,7 +50,7 @@ def _vector(path: Path):  # noqa: ANN202 - numpy array
 
 def run(args: argparse.Namespace, data_dir: Path) -> None:
     """Carry out ``index`` or ``lookup``."""
-    from annbench.datasets.lookup import Lookup, save_index
+    from annbench.apps.lookup import Lookup, save_index
     from annbench.datasets.user import parse_params
 
     dirs = paths.algorithm_dirs(args.algorithms_dir)
@@ -97,8 +97,8 @@ def remove_companions(dataset_file: Path) -> list[Path]:
     """Delete the saved index and encoder beside a dataset file; the paths removed."""
     import shutil
 
-    from annbench.datasets.encoders.base import encoder_path
-    from annbench.datasets.lookup import index_folder
+    from annbench.apps.encoders.base import encoder_path
+    from annbench.apps.lookup import index_folder
 
     removed = []
     for path in (index_folder(dataset_file), encoder_path(dataset_file)):

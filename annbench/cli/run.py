@@ -18,13 +18,14 @@ from annbench.core.errors import UserError
 from annbench.core.folders import Folder, check_folders, failure_folder_error, folder_errors, temporary_folder
 from annbench.core.logs import setup_logging
 from annbench.core.results import Status, batch_suffix, canonical, run_name
+from annbench.execute.executors import ExecutorKind
 from annbench.plan.grid import RunOptions, parse_warmup
 
 log = logging.getLogger("annbench.run")
 
 DEFAULT_DATASET = "random-xs-20-euclidean"
 DEFAULT_TIMEOUT_S = 7200.0
-EXECUTORS = ("local", "dask", "inprocess")
+EXECUTORS = tuple(ExecutorKind)
 #: The default of ``--executor`` when set (the test suite sets ``inprocess``); otherwise ``local``.
 ENV_EXECUTOR = "ANNBENCH_EXECUTOR"
 DEFAULT_OPTIONS = RunOptions()
@@ -268,7 +269,7 @@ def beside_note(results: list[Any]) -> str:
 @contextlib.contextmanager
 def progress_bar(total: int, disable: bool = False) -> Iterator[Callable[..., None]]:
     """A tqdm bar over the sweep's runs (done / failed / remaining, elapsed, estimate); yields the
-    per-task callback of :func:`annbench.execute.local.execute`. Log lines go above the bar."""
+    per-task callback of :func:`annbench.execute.executors.execute`. Log lines go above the bar."""
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
@@ -396,10 +397,12 @@ def sweep(args: argparse.Namespace, data_dir: Path, results_dir: Path, adapter_d
     """Plan the sweep, run it (locally, or on the cluster of ``client``), summarise and plot."""
     from annbench.analyse.frames import results_frame, trust_warnings
     from annbench.datasets.registry import load
+    from annbench.execute.executors import execute, make_executor
     from annbench.execute.isolation import available_memory, core_slots
-    from annbench.execute.local import execute, make_tasks
-    from annbench.execute.task import Limits
+    from annbench.execute.remote import RemoteOptions
     from annbench.plan.grid import make_plan
+    from annbench.plan.pending import make_tasks
+    from annbench.plan.task import Limits
     from annbench.store.folder import ResultStore
 
     dataset = load(args.dataset, data_dir, args.source_dir, max_train=args.max_train, max_test=args.max_test)
@@ -431,22 +434,13 @@ def sweep(args: argparse.Namespace, data_dir: Path, results_dir: Path, adapter_d
              f"{args.parallelism} at once" if client is None else "on the Dask cluster")
     store = ResultStore(results_dir)
     tasks = make_tasks(plan, dataset, store)  # the driver removes stale temporaries, once, as the sweep starts
+    remote = RemoteOptions(ship_results=args.dask_results != "shared", data_dir=args.dask_data_dir,
+                           source_dir=args.source_dir)
+    executor = make_executor(args.executor, store, limits=limits, parallelism=args.parallelism, threads=args.threads,
+                             warm=not args.cold_workers, client=client, remote=remote)
     with progress_bar(sum(len(t.keys) for t in tasks), disable=args.quiet) as bar:
         on_task = stop_on_folder_errors(bar, sweep_folders(args, data_dir, results_dir))
-        if args.executor == "inprocess":
-            from annbench.execute.inprocess import execute_inprocess
-
-            results = execute_inprocess(plan, dataset, store, on_task, tasks)
-        elif client is None:
-            results = execute(plan, dataset, store, limits, args.parallelism, on_task, tasks,
-                              warm=not args.cold_workers)
-        else:
-            from annbench.execute.dask import execute_dask
-            from annbench.execute.remote import RemoteOptions
-
-            remote = RemoteOptions(ship_results=args.dask_results != "shared", data_dir=args.dask_data_dir,
-                                   source_dir=args.source_dir)
-            results = execute_dask(plan, dataset, store, client, limits, remote, on_task, tasks)
+        results = execute(executor, plan, dataset, on_task, tasks)
 
     frame = results_frame(results_dir, dataset.name)
     frame = frame[(frame["k"] == args.k) & (frame["batch"] == args.batch) & (frame["threads"] == args.threads)]

@@ -28,7 +28,7 @@ class Status(enum.StrEnum):
 class Reason(enum.StrEnum):
     """The ``reason`` attr of a run stored as an error or skipped, when it is not how the run's child
     ended: errors the parent records for a child that did not store a run carry the child's ending
-    instead (:class:`annbench.execute.task.Ended`: ``timeout``, ``memory``, ``signal`` ...). Stored as
+    instead (:class:`annbench.plan.task.Ended`: ``timeout``, ``memory``, ``signal`` ...). Stored as
     its plain string value, like :class:`Status`."""
 
     EXCEPTION = "exception"  # error: the adapter (or the child's setup) raised; its traceback is stored

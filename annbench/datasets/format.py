@@ -1,31 +1,40 @@
-"""The dataset file: one HDF5 file in ann-benchmarks' layout, read, validated and written.
+"""The dataset file's schema: one HDF5 file in ann-benchmarks' layout, read, validated and written.
+
+Its content checksum is :mod:`annbench.datasets.digest`; the raw block reads that hash while they
+read, :mod:`annbench.datasets.rawread`.
 
 Fields (ann-benchmarks): ``train`` (n×d), ``test`` (q×d), ``neighbors``
 (q×100 int32), ``distances`` (q×100 float32); attrs ``distance``, ``point_type``
 (``float``, ``float16``, ``uint8``, ``int8``, ``bit``), ``dimension``, ``type`` (``dense``, or ``sparse``
-for sets with ``size_train``/``size_test``; how each point type is stored: :mod:`annbench.datasets.layout`). Our optional extras: ``train_labels``,
-``test_labels``, ``keys`` (one string per train row, e.g. GloVe's words), ``test_keys`` and provenance attrs (``source``, ``checksum``,
-``builder_version``, ...).
+for sets with ``size_train``/``size_test``; how each point type is stored: :mod:`annbench.datasets.layout`).
+Our optional extras: ``train_labels``, ``test_labels``, ``keys`` (one string per train row, e.g. GloVe's
+words), ``test_keys`` and provenance attrs (``source``, ``checksum``, ``builder_version``, ...).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-import queue
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
-import xxhash
 
 from annbench.core.errors import UserError
+from annbench.core.processes import temporary_name
 from annbench.datasets import attributes, layout
 from annbench.datasets.audit import AUDIT_QUERIES, audit_queries, first_mismatch
+from annbench.datasets.digest import (
+    CHECKSUM_ALGORITHM,
+    CHECKSUM_FIELDS,
+    LEGACY_CHECKSUM_ALGORITHM,
+    StreamingChecksum,
+    content_checksum,
+    legacy_checksum,
+)
+from annbench.datasets.rawread import read_hashed
 from annbench.quality.distances import METRICS
 from annbench.quality.points import dimension_of, nbytes
 
@@ -75,90 +84,6 @@ class Dataset:
         return int(self.neighbors.shape[1])
 
 
-#: The arrays the content checksum covers, in hashing order (those present in the file).
-CHECKSUM_FIELDS = ("train", "test", "neighbors", "distances", "train_labels", "test_labels", "keys", "test_keys",
-                   *attributes.FILTER_FIELDS, *layout.SIZE_FIELDS)
-#: Prefix of the content checksum (the hash's name); earlier annbench versions wrote ``sha256:``.
-CHECKSUM_ALGORITHM = "xxh3"
-LEGACY_CHECKSUM_ALGORITHM = "sha256"
-
-
-def _hashable(a: np.ndarray) -> np.ndarray:
-    """``a`` as one C-contiguous block of bytes to hash: numbers as stored, strings as UTF-8."""
-    a = np.asarray(a)
-    if a.dtype.kind in "OU":
-        try:
-            a = a.astype("S")  # bytes (as h5py reads strings) and ASCII text, in one C loop
-        except UnicodeEncodeError:
-            a = np.array([v if isinstance(v, bytes) else str(v).encode() for v in a.ravel()], dtype="S")
-    return np.ascontiguousarray(a)
-
-
-def _field_header(name: str, a: np.ndarray) -> bytes:
-    return f"\0{name}\0{a.dtype.str}\0{a.shape}\0".encode()
-
-
-def content_checksum(arrays: dict[str, np.ndarray | None], distance: str) -> str:
-    """``xxh3:`` + the 128-bit XXH3 of the distance name and, for every field of
-    :data:`CHECKSUM_FIELDS` present, its name, dtype, shape and bytes (C order; strings UTF-8
-    encoded). Non-cryptographic: it detects damage and changes, not tampering meant to hide."""
-    h = xxhash.xxh3_128(distance.encode())
-    for name in CHECKSUM_FIELDS:
-        a = arrays.get(name)
-        if a is None:
-            continue
-        a = _hashable(a)
-        h.update(_field_header(name, a))
-        h.update(a.reshape(-1).view(np.uint8))
-    return f"{CHECKSUM_ALGORITHM}:{h.hexdigest()}"
-
-
-#: A numeric array stored as one raw block is read in blocks, each hashed while the next is read:
-#: blocks in the page cache small enough to be hashed from the CPU's cache (best at 2-4 MiB here),
-#: blocks from the disk large enough to keep it busy (16-32 MiB here; 4 MiB reads were 11 % slower).
-CACHED_BLOCK_BYTES = 4 * 2**20
-DISK_BLOCK_BYTES = 32 * 2**20
-
-
-class _StreamingChecksum:
-    """:func:`content_checksum` computed in a second thread while the arrays are still being read.
-
-    Blocks are hashed in the order they are fed, so the digest is exactly ``content_checksum``'s.
-    XXH3 and ``os.preadv`` release the GIL, so with a second core free hashing block *i* overlaps
-    reading block *i+1* and a load pays little more than its read
-    (``benchmarks/dataset_integrity.py`` measures it)."""
-
-    def __init__(self, distance: str) -> None:
-        self._hash = xxhash.xxh3_128(distance.encode())
-        self._blocks: queue.SimpleQueue[bytes | np.ndarray | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._consume, name="dataset-checksum", daemon=True)
-        self._thread.start()
-
-    def _consume(self) -> None:
-        while (block := self._blocks.get()) is not None:
-            self._hash.update(block)
-
-    def feed(self, block: bytes | np.ndarray) -> None:
-        self._blocks.put(block)
-
-    def close(self) -> str:
-        """Wait for every fed block to be hashed; the checksum (``xxh3:<hex>``)."""
-        self._blocks.put(None)
-        self._thread.join()
-        return f"{CHECKSUM_ALGORITHM}:{self._hash.hexdigest()}"
-
-
-def legacy_checksum(train: np.ndarray, test: np.ndarray, distance: str) -> str:
-    """What annbench wrote before the content checksum covered every array: ``sha256:`` of the
-    distance name and the train and test bytes (float32, C order). Only verified, never written."""
-    h = hashlib.sha256(distance.encode())
-    for a in (train, test):
-        a = np.ascontiguousarray(a, dtype=np.float32)
-        h.update(str(a.shape).encode())
-        h.update(memoryview(a).cast("B"))
-    return f"{LEGACY_CHECKSUM_ALGORITHM}:" + h.hexdigest()
-
-
 def rebuild_hint(path: Path, attrs: dict[str, Any]) -> str:
     """How to make a good copy of the dataset file at ``path`` again, as a command."""
     where = f" --data-dir {path.parent}"
@@ -190,73 +115,6 @@ def _node(f: h5py.File, path: Path, key: str, required: bool) -> h5py.Dataset | 
     return node
 
 
-def _raw_extent(node: h5py.Dataset) -> int | None:
-    """The file offset of ``node``'s bytes where they lie there as one block exactly as numpy holds
-    them (contiguous, no filter, storage allocated, a fixed-size numeric dtype), else None."""
-    if (node.dtype.kind not in "biuf" or node.ndim == 0 or node.size == 0 or node.file.driver != "sec2"
-            or not hasattr(os, "preadv")):
-        return None
-    offset = node.id.get_offset()
-    if offset is None or node.id.get_storage_size() != node.size * node.dtype.itemsize:
-        return None
-    return int(offset)
-
-
-def _pread_cached(fd: int, view: memoryview, offset: int) -> int:
-    """Bytes read into ``view`` from ``fd`` at ``offset`` without waiting for the disk: what the page
-    cache holds there (0 where it holds nothing, or where the OS cannot say)."""
-    if not hasattr(os, "RWF_NOWAIT"):
-        return 0
-    try:
-        return os.preadv(fd, [view], offset, os.RWF_NOWAIT)
-    except OSError:  # EAGAIN: not cached; EOPNOTSUPP: this file system cannot tell
-        return 0
-
-
-def _pread_fully(fd: int, view: memoryview, offset: int) -> None:
-    done = 0
-    while done < len(view):
-        n = os.preadv(fd, [view[done:]], offset + done)
-        if n == 0:
-            raise OSError(f"the file ends {len(view) - done} bytes short of an array's end (truncated?)")
-        done += n
-
-
-def _read_raw(fd: int, offset: int, out: np.ndarray, hasher: _StreamingChecksum) -> None:
-    """Fill ``out`` from ``fd`` at ``offset``, feeding each block to ``hasher`` as soon as it is read
-    (``os.preadv`` and XXH3 release the GIL, so both run at once). Blocks the page cache holds are
-    :data:`CACHED_BLOCK_BYTES`, hashed from the CPU's cache; where the disk must be read, blocks are
-    :data:`DISK_BLOCK_BYTES`, as large reads keep the disk busy."""
-    flat = out.reshape(-1).view(np.uint8)
-    view = memoryview(flat)
-    start = 0
-    while start < len(flat):
-        end = min(start + CACHED_BLOCK_BYTES, len(flat))
-        got = _pread_cached(fd, view[start:end], offset + start)
-        if got < end - start:
-            end = min(start + DISK_BLOCK_BYTES, len(flat))
-            _pread_fully(fd, view[start + got:end], offset + start + got)
-        hasher.feed(flat[start:end])
-        start = end
-
-
-def _read_hashed(node: h5py.Dataset, name: str, hasher: _StreamingChecksum) -> np.ndarray:
-    """The whole of ``node``, fed to ``hasher`` (header and bytes) as :func:`content_checksum` hashes
-    it: an array stored as one raw block is read by us, block by block, each hashed while the next is
-    read; any other (chunked, compressed, strings, never written) is read by h5py, then hashed."""
-    offset = _raw_extent(node)
-    if offset is None:
-        a = node[()]
-        hashable = _hashable(a)
-        hasher.feed(_field_header(name, hashable))
-        hasher.feed(hashable.reshape(-1).view(np.uint8))
-        return a
-    a = np.empty(node.shape, dtype=node.dtype)
-    hasher.feed(_field_header(name, a))
-    _read_raw(node.file.id.get_vfd_handle(), offset, a, hasher)
-    return a
-
-
 def _check_finite(path: Path, key: str, a: np.ndarray) -> None:
     if not np.isfinite(a).all():
         raise _fail(path, f"field '{key}' contains NaN or inf")
@@ -279,10 +137,10 @@ def _read_fields(f: h5py.File, path: Path, distance: str | None = None
                  ) -> tuple[dict[str, np.ndarray | None], str | None]:
     """Every field of :data:`CHECKSUM_FIELDS` as stored (None where absent; the first four are
     required) and, given the ``distance`` name, their :func:`content_checksum`, hashed as they are read."""
-    hasher = None if distance is None else _StreamingChecksum(distance)
+    hasher = None if distance is None else StreamingChecksum(distance)
     try:
         nodes = {k: _node(f, path, k, required=i < 4) for i, k in enumerate(CHECKSUM_FIELDS)}
-        fields = {k: None if node is None else node[()] if hasher is None else _read_hashed(node, k, hasher)
+        fields = {k: None if node is None else node[()] if hasher is None else read_hashed(node, k, hasher)
                   for k, node in nodes.items()}
     except OSError as e:
         raise _fail(path, f"unreadable data ({e})") from None
@@ -449,7 +307,7 @@ def write_dataset(path: str | Path, *, train: np.ndarray, test: np.ndarray, dist
         "keys": None if keys is None else np.array([str(k) for k in keys], dtype=object),
         "test_keys": None if test_keys is None else np.array([str(k) for k in test_keys], dtype=object),
         **(filters.fields() if filters is not None else {})}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(temporary_name(path.name))
     try:
         with h5py.File(tmp, "w") as f:
             f.attrs["distance"] = distance

@@ -1,4 +1,4 @@
-"""User embeddings: a dataset file from any supported vector file (lookups: :mod:`annbench.datasets.lookup`)."""
+"""User embeddings: a dataset file from any supported vector file (lookups: :mod:`annbench.apps.lookup`)."""
 
 from __future__ import annotations
 

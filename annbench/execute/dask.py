@@ -27,13 +27,9 @@ from typing import Any
 
 from annbench.core import provenance
 from annbench.core.errors import UserError
-from annbench.core.results import RunResult
-from annbench.datasets.format import Dataset
-from annbench.execute.driver import Finished, TaskCallback, drive
-from annbench.execute.local import log_path, make_tasks
+from annbench.execute.driver import Finished, log_path
 from annbench.execute.remote import RemoteOptions, RemoteResult, run_remote
-from annbench.execute.task import Ended, Limits, Task, TaskOutcome
-from annbench.plan.grid import Plan
+from annbench.plan.task import Ended, Limits, Task, TaskOutcome
 from annbench.store.folder import ResultStore
 
 log = logging.getLogger(__name__)
@@ -199,6 +195,8 @@ class DaskExecutor:
     with the host it was last on."""
 
     def __init__(self, client: Any, store: ResultStore, limits: Limits, options: RemoteOptions, threads: int) -> None:
+        _import_dask()
+        store.root.mkdir(parents=True, exist_ok=True)
         self._client = client
         self._store = store
         self._limits = limits
@@ -206,6 +204,11 @@ class DaskExecutor:
         self._threads = threads
         self._pending: deque[Task] = deque()
         self._running: dict[Any, Task] = {}
+
+    @property
+    def store(self) -> ResultStore:
+        """Where the runs are stored (shipped back here, or written by the workers into a shared folder)."""
+        return self._store
 
     def __enter__(self) -> DaskExecutor:
         distributed = _import_dask()
@@ -265,23 +268,3 @@ class DaskExecutor:
             self._hostnames |= worker_hostnames(self._client)
             outcome, machine = failed_on_worker(task, e, self._store, self._hostnames, isinstance(e, KilledWorker))
         return Finished(task, outcome, machine)
-
-
-def execute_dask(plan: Plan, dataset: Dataset, store: ResultStore, client: Any, limits: Limits | None = None,
-                 options: RemoteOptions | None = None, on_task: TaskCallback | None = None,
-                 tasks: list[Task] | None = None) -> list[RunResult]:
-    """Run every pending build setting of the plan (or ``tasks``) on the cluster of ``client``
-    (:class:`DaskExecutor`) through the sweep's driver loop (:func:`annbench.execute.driver.drive`);
-    store the results here (or, without ``options.ship_results``, let the workers store them in the
-    shared folder).
-
-    ``limits`` hold on each worker as locally (``memory_bytes`` None: each worker's fair share).
-    ``on_task`` is called in this thread after each task. An interrupt stops the running
-    children on the workers, cancels the rest and re-raises.
-    """
-    _import_dask()
-    store.root.mkdir(parents=True, exist_ok=True)
-    executor = DaskExecutor(client, store, limits or Limits(memory_bytes=None), options or RemoteOptions(),
-                            plan.options.threads)
-    todo = make_tasks(plan, dataset, store) if tasks is None else tasks
-    return drive(executor, todo, store, plan.dataset, on_task)

@@ -14,12 +14,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
 from typing import Protocol
 
+from annbench.backends.filtering import run_algorithm
 from annbench.core import provenance
 from annbench.core.results import RunResult, Status, measurement_attrs
-from annbench.execute.task import Task, TaskOutcome
+from annbench.plan.task import Task, TaskOutcome
 from annbench.store.folder import ResultStore
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,10 @@ class Executor(Protocol):
     an exception, before leaving).
     """
 
+    @property
+    def store(self) -> ResultStore:
+        """Where the runs of its tasks are stored."""
+
     def __enter__(self) -> Executor: ...
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
@@ -60,6 +66,13 @@ class Executor(Protocol):
 
     def cancel(self) -> None:
         """Stop the running tasks and drop the queued ones (an interrupted sweep)."""
+
+
+def log_path(store: ResultStore, task: Task) -> Path:
+    """``<results>/<dataset>/<k>/logs/<algorithm>[-batch]/<build params>.<hash>.log``: a task's log."""
+    o = task.options
+    algorithm = run_algorithm(task.setting.algorithm, task.setting.strategy)
+    return store.log_dir(task.dataset, o.k, algorithm, o.batch) / task.log_name()
 
 
 def record_outcome(task: Task, outcome: TaskOutcome, store: ResultStore,

@@ -1,8 +1,8 @@
 """The in-process executor: every task runs in this process, one after another, without isolation.
 
 For tests and debugging (``annbench run --executor inprocess``): a task runs exactly what an isolated
-child runs (:func:`annbench.execute.worker.run_task`: open and verify the dataset, then
-:func:`annbench.execute.local.run_build_setting`), stores the same results (``concurrent_children``
+child runs (:func:`annbench.execute.child.run_task`: open and verify the dataset, then
+:func:`annbench.execute.child.run_build_setting`), stores the same results (``concurrent_children``
 0, ``parallelism`` 1, as a local sweep of one slot) and ends with the same kinds of outcome records,
 but nothing holds it: no timeout, no memory limit, no core pinning, no warm parent. A crash (a
 segfault in a library) takes the sweep down; an exception in a task is that task's failure only.
@@ -25,15 +25,11 @@ from types import TracebackType
 import numpy as np
 
 from annbench.backends.discovery import PACKAGE, module_name
-from annbench.core.results import RunResult
-from annbench.datasets.format import Dataset
-from annbench.execute.driver import Finished, TaskCallback, drive
+from annbench.execute.child import run_task
+from annbench.execute.driver import Finished, log_path
 from annbench.execute.isolation import LOG_TAIL_CHARS
-from annbench.execute.local import log_path, make_tasks
 from annbench.execute.occupancy import Occupancy
-from annbench.execute.task import Ended, Task, TaskOutcome
-from annbench.execute.worker import run_task
-from annbench.plan.grid import Plan
+from annbench.plan.task import Ended, Task, TaskOutcome
 from annbench.store.folder import ResultStore
 
 log = logging.getLogger(__name__)
@@ -50,6 +46,11 @@ class InProcessExecutor:
         self._store = store
         self._queue: deque[Task] = deque()
         self._cancelled = False
+
+    @property
+    def store(self) -> ResultStore:
+        """Where the tasks store their runs (and write their logs)."""
+        return self._store
 
     def __enter__(self) -> InProcessExecutor:
         self._occupancy = Occupancy(1)  # one slot: the results say 0 children beside, parallelism 1
@@ -96,11 +97,3 @@ class InProcessExecutor:
         elapsed = time.monotonic() - start
         tail = "" if reason == Ended.OK else _tail(path.read_text("utf-8", "replace"))
         return TaskOutcome(task.task_id, reason, message, path, code, elapsed, 0, tail)
-
-
-def execute_inprocess(plan: Plan, dataset: Dataset, store: ResultStore, on_task: TaskCallback | None = None,
-                      tasks: list[Task] | None = None) -> list[RunResult]:
-    """Run every pending build setting of the plan (or ``tasks``) in this process
-    (:class:`InProcessExecutor`) through the sweep's driver loop (:func:`annbench.execute.driver.drive`)."""
-    todo = make_tasks(plan, dataset, store) if tasks is None else tasks
-    return drive(InProcessExecutor(store), todo, store, plan.dataset, on_task)

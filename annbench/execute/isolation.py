@@ -1,9 +1,9 @@
 """The parent side of isolation: start one child per task, hold it to its limits, say how it ended.
 
 :func:`run_task_isolated` is the one entry point: it has the child forked by a warm parent
-(a :class:`Launcher`, see :mod:`annbench.execute.forkserver`) or starts a fresh interpreter
+(a :class:`Launcher`, see :mod:`annbench.execute.forkclient`) or starts a fresh interpreter
 (:func:`start_cold`), holds either to its limits with the same loop (:func:`hold`), blocks until
-the child has ended and returns a :class:`~annbench.execute.task.TaskOutcome`. It is safe to call from several
+the child has ended and returns a :class:`~annbench.plan.task.TaskOutcome`. It is safe to call from several
 threads at once (the local executor does), and it is what a remote executor runs on its
 workers. How each limit is enforced:
 
@@ -33,9 +33,10 @@ from typing import Protocol
 
 from annbench.core.errors import UserError
 from annbench.core.paths import PROJECT_ROOT
+from annbench.core.processes import kill_group
 from annbench.core.threads import THREAD_ENV_VARS
 from annbench.execute.occupancy import SlotRef
-from annbench.execute.task import Ended, Limits, Task, TaskOutcome
+from annbench.plan.task import Ended, Limits, Task, TaskOutcome
 
 #: Seconds between two checks of a child's clock and resident memory.
 POLL_S = 0.02
@@ -111,14 +112,6 @@ def _tail(path: Path) -> str:
             return f.read().decode("utf-8", "replace")
     except OSError:
         return ""
-
-
-def kill_group(pid: int) -> None:
-    """SIGKILL the process group ``pid`` leads (a child started in its own session); quiet if gone."""
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 class Child(Protocol):

@@ -34,10 +34,11 @@ from pathlib import Path
 from typing import Protocol
 
 from annbench.core import paths, provenance
+from annbench.core.processes import remove_orphans
 from annbench.core.results import RunResult
 from annbench.execute.isolation import available_cores, available_memory, run_task_isolated
-from annbench.execute.task import Ended, Limits, Task, TaskOutcome
-from annbench.store.folder import ResultStore, process_alive, read_result
+from annbench.plan.task import Ended, Limits, Task, TaskOutcome
+from annbench.store.folder import ResultStore, read_result
 
 log = logging.getLogger(__name__)
 
@@ -205,10 +206,7 @@ def _watch(stop: StopFlag | None) -> Iterator[threading.Event]:
 
 def remove_dead_scratch() -> None:
     """Delete the temporary result folders of worker processes that died mid-task (``<tmp>/annbench-task-<pid>-*``)."""
-    for folder in Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*-*"):
-        pid = folder.name[len(SCRATCH_PREFIX):].split("-", 1)[0]
-        if pid.isdigit() and folder.is_dir() and not process_alive(int(pid)):
-            shutil.rmtree(folder, ignore_errors=True)
+    remove_orphans(Path(tempfile.gettempdir()), SCRATCH_PREFIX)
 
 
 def _failed(task: Task, log_path: Path, message: str, machine: dict[str, str]) -> RemoteResult:

@@ -1,7 +1,8 @@
-"""The child side of isolation: ``python -m annbench.execute.worker`` runs one :class:`~annbench.execute.task.Task`.
+"""The child process of isolation: ``python -m annbench.execute.worker`` runs one :class:`~annbench.plan.task.Task`.
 
-The parent (:func:`annbench.execute.isolation.run_task_isolated`) starts it with its stdout and
-stderr going to the build setting's log file and the pickled task on stdin. Before anything
+This module is the child's entry (limits, log, the task); the work itself is
+:func:`annbench.execute.child.run_task`. The parent (:func:`annbench.execute.isolation.run_task_isolated`)
+starts it with its stdout and stderr going to the build setting's log file and the pickled task on stdin. Before anything
 heavy is imported the child pins itself to its cores, caps its address space, asks the kernel
 to kill it when the parent dies, and turns on :mod:`faulthandler` (a crash or a hang leaves
 the Python stack in the log). Then it opens the dataset file itself, checks its checksum
@@ -26,9 +27,13 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
-log = logging.getLogger("annbench.execute.worker")
+if TYPE_CHECKING:
+    from annbench.execute.occupancy import SlotRef
+    from annbench.plan.task import Task
+
+log = logging.getLogger(__name__)
 
 #: Signal the parent sends before killing a child that ran out of time: dump the stacks to the log.
 DUMP_SIGNAL = signal.SIGUSR1
@@ -60,71 +65,6 @@ def apply_limits(parent_pid: int | None, cpus: list[int] | None, address_space: 
         resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
 
-def _beside_store(root: Path, beside: Any) -> Any:
-    """A result store that adds ``concurrent_children`` (other core slots that held a child or a
-    warm parent while this run was built or measured, see :mod:`annbench.execute.occupancy`) and
-    ``parallelism`` (core slots of the sweep) to every result it writes. A run written again (its
-    index size, known after the build's last query setting) keeps the count of its first write."""
-    import dataclasses
-
-    from annbench.execute.occupancy import Beside
-    from annbench.store.folder import ResultStore
-
-    class BesideStore(ResultStore):
-        def __init__(self) -> None:
-            super().__init__(root)
-            self.beside = Beside(beside)
-            self.counted: dict[Path, int] = {}
-
-        def write(self, result: Any) -> Path:
-            path = self.path_for(result.key)
-            if path not in self.counted:
-                self.counted[path] = self.beside.since_last()
-            attrs = {**result.attrs, "concurrent_children": self.counted[path], "parallelism": self.beside.slots}
-            return super().write(dataclasses.replace(result, attrs=attrs))
-
-    return BesideStore()
-
-
-def run_task(task: Any, log_path: Path | None = None, beside: Any = None) -> list[Any]:
-    """Open the dataset, build the index, run and store the task's runs (in this process).
-
-    Anything that stops the build setting as a whole (an adapter that fails to import, a
-    dataset file changed since the parent checked it) is stored as an error for every run of
-    the task, with its traceback, and re-raised.
-    """
-    from annbench.core.results import Reason, RunResult, Status
-    from annbench.datasets.format import load_dataset
-    from annbench.execute.local import run_build_setting
-    from annbench.plan.grid import Plan
-    from annbench.store.folder import ResultStore
-
-    store = ResultStore(task.results_root) if beside is None else _beside_store(task.results_root, beside)
-    extra = {"task_id": task.task_id, "log_path": str(log_path or "")}
-    try:
-        start = time.perf_counter()
-        # the checksum is verified (recomputed over every array) here too; the ground-truth audit is
-        # not repeated: equal checksums mean the content the parent audited
-        dataset = load_dataset(task.dataset_path, name=task.dataset, audit=False)
-        if dataset.checksum != task.dataset_checksum:
-            raise RuntimeError(f"dataset file {task.dataset_path} changed since the sweep started (checksum "
-                               f"{dataset.checksum}, expected {task.dataset_checksum})")
-        log.info("dataset %s opened in %.3f s", task.dataset_path, time.perf_counter() - start)
-        if not task.keys:
-            return []
-        plan = Plan(task.dataset, task.dataset_path, dataset.distance, task.options, (task.setting,),
-                    task.adapter_dirs)
-        return run_build_setting(plan, dataset, task.setting, store, list(task.keys), extra_attrs=extra)
-    except Exception as e:
-        message = " ".join(f"setup: {type(e).__name__}: {e}".split())
-        for key in task.keys:
-            if (store.attrs_of(key) or {}).get("task_id") == task.task_id:
-                continue  # stored by this attempt before the failure
-            store.write(RunResult(key, Status.ERROR, error=message,
-                                  attrs={**extra, "reason": Reason.EXCEPTION, "traceback": traceback.format_exc()}))
-        raise
-
-
 def _log_to(log_path: Path) -> None:
     """This process's stdin from /dev/null, stdout and stderr (fds 1 and 2: C libraries' output too)
     appended to ``log_path``."""
@@ -145,8 +85,8 @@ def _start_logging() -> None:
     quiet_library_loggers()
 
 
-def forked_child(task: Any, log_path: Path, server_pid: int, cpus: list[int] | None,
-                 address_space: int | None, beside: Any = None) -> NoReturn:
+def forked_child(task: Task, log_path: Path, server_pid: int, cpus: list[int] | None,
+                 address_space: int | None, beside: SlotRef | None = None) -> NoReturn:
     """The body of a child forked by a warm parent (:mod:`annbench.execute.forkserver`): what ``main`` does
     in a fresh interpreter, on a process that already has the adapter's library imported. Never
     returns: exits 0 when every run is stored, 1 after an exception (its traceback in the log)."""
@@ -166,6 +106,8 @@ def forked_child(task: Any, log_path: Path, server_pid: int, cpus: list[int] | N
         log.info("worker pid %d for %s: %d runs, cpus %s, forked from warm parent %d in %.3f s", os.getpid(),
                  task.label(), len(task.keys), sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                  else "-", server_pid, time.perf_counter() - started)
+        from annbench.execute.child import run_task
+
         run_task(task, log_path, beside)
         code = 0
     except SystemExit as e:
@@ -201,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
 
         path, slot = args.beside.rsplit(":", 1)
         beside = SlotRef(Path(path), int(slot))
+    from annbench.execute.child import run_task
+
     run_task(task, args.log, beside)
     return 0
 

@@ -28,11 +28,12 @@ from annbench.core import provenance
 from annbench.core.errors import UserError
 from annbench.core.results import RunKey, Status
 from annbench.datasets.format import Dataset
-from annbench.execute.local import LocalExecutor, execute, run_keys
-from annbench.execute.task import Limits
+from annbench.execute.driver import Executor
+from annbench.execute.executors import ExecutorKind, execute, make_executor
 from annbench.gate import verdicts
 from annbench.gate.verdicts import Comparison, Round, Session, SettingRecord, Tolerances
 from annbench.plan.grid import BuildSetting, Plan, RunOptions, make_plan
+from annbench.plan.pending import run_keys
 from annbench.store.folder import ResultStore, read_arrays, read_attrs
 
 log = logging.getLogger(__name__)
@@ -98,16 +99,16 @@ def _reference_plan(suite: Suite, dataset: Dataset, options: RunOptions, config_
                                                          first.query_settings[:1]),))
 
 
-def _run(plan: Plan, dataset: Dataset, executor: LocalExecutor) -> list[tuple[RunKey, dict[str, Any], Any]]:
+def _run(plan: Plan, dataset: Dataset, executor: Executor) -> list[tuple[RunKey, dict[str, Any], Any]]:
     """Execute a one-build plan; its runs as (key, attrs, pass times or None), read from the store.
 
     Pass times are per repetition of the query set (a calibrated pass repeats it ``repeats``
     times, and the count can differ from round to round), so they compare across rounds and
     ``n_queries / time`` stays the QPS."""
     store = executor.store
-    execute(plan, dataset, store, executor=executor)
+    execute(executor, plan, dataset)
     out = []
-    for key in run_keys(plan, plan.builds[0]):
+    for key in run_keys(plan.dataset, plan.options, plan.builds[0]):
         path = store.path_for(key)
         try:
             attrs = read_attrs(path)
@@ -135,7 +136,7 @@ def _decoded(value: Any) -> Any:
     return value
 
 
-def _reference(suite: Suite, reference: Plan, dataset: Dataset, executor: LocalExecutor) -> np.ndarray:
+def _reference(suite: Suite, reference: Plan, dataset: Dataset, executor: Executor) -> np.ndarray:
     """The pass times of one fresh run of the reference setting."""
     (_, attrs, times), = _run(reference, dataset, executor)
     if times is None:
@@ -167,8 +168,8 @@ def measure_suite(suite: Suite, dataset: Dataset, config_dirs: list[Path], adapt
         root = Path(work_dir) if work_dir is not None else Path(tmp)
         # One executor per results folder for the whole session: each algorithm's warm parent imports
         # and warms up once, and every round's build settings are children forked from it.
-        ref_exec = LocalExecutor(ResultStore(root / "reference"), Limits(), 1, suite.threads)
-        suite_exec = LocalExecutor(ResultStore(root / "suite"), Limits(), 1, suite.threads)
+        ref_exec = make_executor(ExecutorKind.LOCAL, ResultStore(root / "reference"), threads=suite.threads)
+        suite_exec = make_executor(ExecutorKind.LOCAL, ResultStore(root / "suite"), threads=suite.threads)
         with ref_exec, suite_exec:
             _rounds(suite, dataset, plan, reference, builds, records, ref_exec, suite_exec)
     return Session(suite.as_dict(), _provenance(suite, dataset, started, load_start), list(records.values()),
@@ -190,8 +191,8 @@ def confirm_regressions(baseline: Session, comparisons: list[Comparison], tol: T
 
 
 def _rounds(suite: Suite, dataset: Dataset, plan: Plan | None, reference: Plan, builds: tuple[BuildSetting, ...],
-            records: dict[tuple[str, str, str], SettingRecord], ref_exec: LocalExecutor,
-            suite_exec: LocalExecutor) -> None:
+            records: dict[tuple[str, str, str], SettingRecord], ref_exec: Executor,
+            suite_exec: Executor) -> None:
     """Every round of the session into ``records``: each build setting bracketed by reference runs."""
     for r in range(suite.rounds):
         order = builds if r % 2 == 0 else builds[::-1]  # alternate so no setting always runs first

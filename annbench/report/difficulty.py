@@ -47,7 +47,7 @@ def difficulty_section(out: Path, d: str, name: str, frame: pd.DataFrame, data_d
             f"<p>Per query: relative contrast (RC), local intrinsic dimensionality (LID) and expansion "
             f"(see the README). Hard = the {DEFAULT_QUANTILE:.0%} of queries with the highest {m.name}.</p>",
             to_html(difficulty.quartiles()), '<figure><img src="difficulty.svg" alt="difficulty histograms"></figure>']
-    pq = per_query_frame(None, dataset, runs=ok)
+    pq = per_query_frame(dataset, ok)
     for (k, batch), part in ok.groupby(["k", "batch"], sort=True):
         mode = "batch" if batch else "single"
         tag = f"k{int(k)}-{mode}"

@@ -19,6 +19,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from annbench.core.processes import remove_orphaned_temporaries, temporary_name
 from annbench.core.results import RunKey, RunResult, Status, canonical, measurement_changes, run_name
 
 log = logging.getLogger(__name__)
@@ -60,15 +61,7 @@ class ResultStore:
     def remove_stale_temporaries(self, dataset: str | None = None) -> int:
         """Delete temporary files left by writers that no longer run (a killed sweep); their count."""
         base = self.root / dataset if dataset else self.root
-        removed = 0
-        for tmp in base.rglob(".*.tmp") if base.is_dir() else ():
-            try:
-                pid = int(tmp.name.rsplit(".", 2)[-2])
-            except (ValueError, IndexError):
-                continue
-            if not process_alive(pid):
-                tmp.unlink(missing_ok=True)
-                removed += 1
+        removed = remove_orphaned_temporaries(base)
         if removed:
             log.info("removed %d temporary files left by an interrupted sweep in %s", removed, base)
         return removed
@@ -114,7 +107,7 @@ class ResultStore:
         """Write atomically and durably: temporary file, fsync, rename, fsync of the folder."""
         path = self.path_for(result.key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp = path.with_name(temporary_name(path.name))
         try:
             with h5py.File(tmp, "w") as f:
                 for name, value in result_attrs(result).items():
@@ -139,25 +132,6 @@ class ResultStore:
         base = self.root / dataset if dataset else self.root
         if base.is_dir():
             yield from sorted(p for p in base.rglob("*.hdf5") if not p.name.startswith("."))
-
-
-def process_alive(pid: int) -> bool:
-    """Whether process ``pid`` still runs. A zombie (dead, not yet reaped by its parent) does not:
-    a killed worker's files must be removable before its parent gets round to waiting for it."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]  # the field after "(command name)"
-    except FileNotFoundError:
-        return not os.path.isdir("/proc/self")  # reaped since kill(pid, 0), unless there is no /proc
-    except (OSError, IndexError):
-        return True  # /proc unreadable: trust kill(pid, 0)
-    return state not in ("Z", "X")
 
 
 def result_attrs(result: RunResult) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """Classifier networks whose penultimate layer turns a labelled dataset into new features.
 
 Each model module exposes ``train(data, settings, progress) -> TrainedEncoder``;
-:mod:`annbench.datasets.encode` picks one by name and writes the encoded dataset.
+:mod:`annbench.apps.encode` picks one by name and writes the encoded dataset.
 """

@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 from tqdm import tqdm
 
-from annbench.datasets.encoders.base import EncoderSettings, TrainedEncoder, TrainingData
+from annbench.apps.encoders.base import EncoderSettings, TrainedEncoder, TrainingData
 
 #: scikit-learn's hidden activations, as numpy functions.
 ACTIVATIONS = {

@@ -2,7 +2,7 @@
 conv3×3(16)–pool2–conv3×3(32)–pool2–fc(hidden)–fc(dim)–fc(classes), ReLU after each hidden layer.
 
 Inputs are square single-channel images (``d = side²``, side ≥ 4). Deterministic for a
-seed and thread count (:mod:`annbench.datasets.encoders.torch_loop`).
+seed and thread count (:mod:`annbench.apps.encoders.torch_loop`).
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from annbench.apps.encoders.base import EncoderSettings, TrainedEncoder, TrainingData
+from annbench.apps.encoders.torch_loop import batched, deterministic, fit
 from annbench.core.errors import UserError
-from annbench.datasets.encoders.base import EncoderSettings, TrainedEncoder, TrainingData
-from annbench.datasets.encoders.torch_loop import batched, deterministic, fit
 
 CHANNELS = (16, 32)
 

@@ -29,9 +29,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from annbench.apps.encoders.base import EncoderSettings, TrainedEncoder, TrainingData
+from annbench.apps.encoders.torch_loop import batched, deterministic, fit
 from annbench.core.errors import UserError
-from annbench.datasets.encoders.base import EncoderSettings, TrainedEncoder, TrainingData
-from annbench.datasets.encoders.torch_loop import batched, deterministic, fit
 
 #: This model reads the rows' keys (strings), not their vectors.
 SEQUENCE_INPUT = True

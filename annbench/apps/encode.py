@@ -17,17 +17,17 @@ from typing import Any
 
 import numpy as np
 
+from annbench.apps.encoders.base import EncoderSettings, TrainingData, encoder_path
 from annbench.core.errors import UserError
-from annbench.datasets.encoders.base import EncoderSettings, TrainingData, encoder_path
 from annbench.datasets.format import Dataset, load_dataset
 from annbench.datasets.registry import dataset_path, materialize
 from annbench.datasets.spec import RawData
 
 log = logging.getLogger(__name__)
 
-#: Model name → module in :mod:`annbench.datasets.encoders` and the extra its library comes from.
-MODELS = {"mlp": ("annbench.datasets.encoders.mlp", None), "cnn": ("annbench.datasets.encoders.cnn", "torch"),
-          "gru": ("annbench.datasets.encoders.gru", "torch")}
+#: Model name → module in :mod:`annbench.apps.encoders` and the extra its library comes from.
+MODELS = {"mlp": ("annbench.apps.encoders.mlp", None), "cnn": ("annbench.apps.encoders.cnn", "torch"),
+          "gru": ("annbench.apps.encoders.gru", "torch")}
 #: Models that read the rows' keys (strings) rather than their vectors.
 SEQUENCE_MODELS = ("gru",)
 #: k of the exact k-NN accuracies stored in an encoding's attrs.
@@ -58,7 +58,7 @@ def encoded_name(source: str, model: str, dim: int, distance: str) -> str:
 
 
 def model_module(model: str) -> Any:
-    """The module of ``model`` in :mod:`annbench.datasets.encoders` (``train``, and ``save`` / ``load`` where it saves)."""
+    """The module of ``model`` in :mod:`annbench.apps.encoders` (``train``, and ``save`` / ``load`` where it saves)."""
     if model not in MODELS:
         raise UserError(f"unknown model {model!r}; valid: {', '.join(MODELS)}")
     module, extra = MODELS[model]

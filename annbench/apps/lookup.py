@@ -33,10 +33,11 @@ from typing import Any
 
 import numpy as np
 
+from annbench.apps.encoders.base import encoder_path
 from annbench.backends.adapter import Adapter, build_parameters, query_parameters, saveable
 from annbench.core import paths
 from annbench.core.errors import UserError
-from annbench.datasets.encoders.base import encoder_path
+from annbench.core.processes import temporary_name
 from annbench.datasets.format import Dataset
 from annbench.quality.distances import distances_to_ids, normalized
 from annbench.quality.groundtruth import exact_knn
@@ -128,7 +129,7 @@ def save_index(dataset: Dataset, algorithm: str, build: dict[str, Any], query: d
     build_s = time.perf_counter() - start
     _set_query(index, algorithm, query)
     folder = index_folder(dataset.path)
-    tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
+    tmp = folder.with_name(temporary_name(folder.name))
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     meta = IndexMeta(algorithm=algorithm, build=dict(build), query=dict(query), dataset=dataset.name,
@@ -326,7 +327,7 @@ class Lookup:
                 raise UserError(f"dataset {self.dataset.name} has no saved encoder ({path.name} beside {self.dataset.path} "
                                 f"is missing); --text needs a dataset encoded from strings, e.g. encode.py --from "
                                 f"surnames --model gru")
-            from annbench.datasets.encoders import gru
+            from annbench.apps.encoders import gru
 
             encoder, meta = gru.load(path)
             if meta.get("dataset_checksum") != self.dataset.checksum:

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from annbench.datasets.encoders.base import EncoderSettings
+from annbench.apps.encoders.base import EncoderSettings
 
 #: Rows per forward pass when computing features.
 INFERENCE_BATCH = 2048

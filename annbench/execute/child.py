@@ -1,0 +1,229 @@
+"""The child's body: one :class:`~annbench.plan.task.Task` run in this process.
+
+:func:`run_task` opens and verifies the dataset, then :func:`run_build_setting` builds the index,
+measures each query setting on it, records the index size and stores every run as it completes
+through a :class:`Recorder`. It is what an isolated child runs (started by
+:mod:`annbench.execute.worker`, fresh or forked by a warm parent) and what the in-process executor
+calls directly. Each result carries the task's id, which is how the parent learns what finished,
+even after a crash.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+import traceback
+from collections.abc import Callable
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from annbench.backends.adapter import Adapter
+from annbench.backends.discovery import load_adapter
+from annbench.backends.filtering import FilteredSearch, Strategy, choose
+from annbench.core import provenance
+from annbench.core.results import Reason, RunKey, RunResult, Status, measurement_attrs
+from annbench.core.threads import limited_threads
+from annbench.datasets.format import Dataset, load_dataset
+from annbench.execute.evaluate import quality, speed
+from annbench.execute.measure import PassMeasurement, batch_passes, peak_memory_growth, single_query_passes
+from annbench.execute.occupancy import Beside, SlotRef
+from annbench.plan.early_stop import dominated_by, is_exact, skipped, stored_exact
+from annbench.plan.pending import run_keys
+from annbench.plan.task import Task
+from annbench.store.folder import ResultStore
+
+log = logging.getLogger(__name__)
+
+
+def flag_exact_violation(result: RunResult, exact: bool) -> bool:
+    """Mark a successful run of an adapter that claims ``exact = True`` but scored recall < 1.0 with
+    the attr ``exact_violation`` (a wrong answer from an exact method: the library, the adapter or the
+    ground truth is broken). Returns whether it was marked."""
+    violated = exact and result.status == Status.OK and float(result.metrics.get("recall", 1.0)) < 1.0
+    if violated:
+        result.attrs["exact_violation"] = True
+        log.warning("%s: the adapter says exact = True but recall is %.4f < 1.0", result.key.label(),
+                    result.metrics["recall"])
+    return violated
+
+
+def _error(key: RunKey, stage: str, exc: BaseException, attrs: dict[str, Any]) -> RunResult:
+    message = f"{stage}: {type(exc).__name__}: {exc}"
+    return RunResult(key, Status.ERROR, error=" ".join(message.split()),
+                     attrs={**attrs, "reason": Reason.EXCEPTION, "traceback": traceback.format_exc()})
+
+
+class IndexSize(str, Enum):
+    """``index_bytes_status`` of a result: whether its ``index_bytes`` was measured."""
+
+    MEASURED = "measured"        # the library's serialized size
+    UNSUPPORTED = "unsupported"  # the adapter cannot serialize: index_bytes = -1
+    FAILED = "failed"            # serializing raised (message in index_bytes_error): index_bytes = -1
+    PENDING = "pending"          # not measured yet: the child died after this run, before the measurement
+
+
+def measure_index_size(adapter: Adapter) -> tuple[int, IndexSize, str]:
+    """``(index_bytes, status, error message)`` of the built index; -1 where not measured."""
+    try:
+        size = adapter.index_size_bytes()
+    except Exception as e:
+        return -1, IndexSize.FAILED, " ".join(f"{type(e).__name__}: {e}".split())
+    return (-1, IndexSize.UNSUPPORTED, "") if size is None else (int(size), IndexSize.MEASURED, "")
+
+
+class Recorder:
+    """The runs of one build setting as they are stored: each written as soon as it completes
+    (:meth:`record`), all of them written again once the index size is known (:meth:`index_size`)."""
+
+    def __init__(self, store: ResultStore, exact: bool) -> None:
+        self.store, self.exact = store, exact
+        self.results: list[RunResult] = []
+
+    def record(self, r: RunResult) -> None:
+        flag_exact_violation(r, self.exact)
+        self.store.write(r)
+        self.results.append(r)
+        if r.status == Status.OK:
+            log.info("%s: recall=%.4f qps=%.1f", r.key.label(), r.metrics["recall"], r.metrics["qps"])
+        elif r.status == Status.SKIPPED:
+            log.info("%s: skipped, %s", r.key.label(), r.attrs["note"])
+        else:
+            log.error("%s: %s", r.key.label(), r.error)
+
+    def index_size(self, index_bytes: int, status: IndexSize, error: str) -> None:
+        """Every run recorded, now with the size of the index it searched."""
+        for r in self.results:
+            (r.metrics if r.status == Status.OK else r.attrs)["index_bytes"] = index_bytes
+            r.attrs["index_bytes_status"] = status.value
+            if error:
+                r.attrs["index_bytes_error"] = error
+            self.store.write(r)
+
+
+def run_build_setting(task: Task, dataset: Dataset, store: ResultStore,
+                      extra_attrs: dict[str, Any] | None = None) -> list[RunResult]:
+    """Build the task's index, run its query settings on it, store each result as it completes, in
+    this process.
+
+    The index size is measured after the last query setting (serializing can re-map or flush
+    the index, which would change what the timed passes see), so each result is first stored
+    with ``index_bytes = -1`` and ``index_bytes_status = pending`` and rewritten with the size
+    once it is known; a child that dies before that leaves its finished runs stored, pending.
+
+    An exception inside the adapter (or an invalid answer) makes the affected runs errors;
+    they are stored with their reason and the sweep goes on. ``extra_attrs`` go into every result.
+    """
+    o, setting = task.options, task.setting
+    adapter_cls = load_adapter(setting.algorithm, list(task.adapter_dirs))
+    attrs: dict[str, Any] = {
+        **(extra_attrs or {}), "dataset_checksum": dataset.checksum, **measurement_attrs(o, dataset.checksum),
+        "distance": dataset.distance, "runs": o.runs,
+        "warmup": o.warmup_label(), "min_pass_time": o.min_pass_time,
+        "n_queries": len(dataset.test), "n_train": len(dataset.train), "mode": "batch" if o.batch else "single",
+        "library_versions": provenance.library_versions(adapter_cls.libraries), **provenance.machine(),
+    }
+    filters = dataset.filters
+    strategy = None if filters is None else Strategy(setting.strategy or choose(adapter_cls, filters.kinds, "auto"))
+    if strategy is not None:
+        attrs["strategy"] = strategy.value
+    # a filtered dataset's queries are (vector, predicate) pairs, made before any timing
+    queries = dataset.test if filters is None else list(zip(dataset.test, filters.predicates))
+    recorder = Recorder(store, adapter_cls.exact)
+    passes: Callable[..., PassMeasurement] = batch_passes if o.batch else single_query_passes
+    with limited_threads(o.threads):
+        try:
+            adapter = adapter_cls(dataset.distance, threads=o.threads, **setting.build_params)
+            search = adapter if strategy is None else FilteredSearch(adapter, strategy)
+            adapter.warm_up(dataset.train)
+            with peak_memory_growth() as memory:
+                start = time.perf_counter_ns()
+                adapter.fit(dataset.train)
+                if isinstance(search, FilteredSearch):  # the attributes' index is part of the build
+                    search.fit_attributes(filters.attributes)  # type: ignore[union-attr]
+                build_ns = time.perf_counter_ns() - start
+        except Exception as e:
+            for key in task.keys:
+                recorder.record(_error(key, "build", e, {**attrs, "timestamp": provenance.timestamp()}))
+            return recorder.results
+        build = {"build_s": build_ns * 1e-9, "index_bytes": -1, "build_peak_rss_bytes": memory["bytes"]}
+        attrs["index_bytes_status"] = IndexSize.PENDING.value
+        done = [k for k in run_keys(task.dataset, o, setting) if k not in task.keys]
+        exact = stored_exact(store, done, dataset.checksum) if o.early_stop else []
+        for key in task.keys:
+            run_attrs = {**attrs, "timestamp": provenance.timestamp()}
+            if o.early_stop and (by := dominated_by(setting.query_settings, key.query_params, exact)) is not None:
+                recorder.record(skipped(key, by, run_attrs))
+                continue
+            try:
+                adapter.set_query_params(**key.query_params)
+                m = passes(search, queries, o.k, o.runs, o.warmup, o.min_pass_time)
+                stats = adapter.stats()
+                scores, found_d = quality(dataset, m.neighbors, o.k)
+            except Exception as e:
+                recorder.record(_error(key, "query", e, {**run_attrs, **build}))
+                continue
+            recorder.record(RunResult(
+                key, Status.OK, metrics={**scores, **speed(m), **build},
+                attrs={**run_attrs, "best_pass": m.best_pass, "repeats": m.repeats, "stats": stats,
+                       "warmup_queries": m.warm_up.queries, "warmup_s": m.warm_up.elapsed_ns * 1e-9},
+                neighbors=m.neighbors.astype("int32"), distances=found_d.astype("float32"),
+                latencies_ns=m.latencies_ns, pass_times_ns=m.pass_times_ns))
+            if is_exact(scores):
+                exact.append(key.query_params)
+        index_bytes, status, error = measure_index_size(adapter)
+    if status is IndexSize.FAILED:
+        log.error("%s %s: index size not measured: %s", setting.algorithm, setting.build_params, error)
+    recorder.index_size(index_bytes, status, error)
+    return recorder.results
+
+
+class BesideStore(ResultStore):
+    """A result store that adds ``concurrent_children`` (other core slots that held a child or a
+    warm parent while this run was built or measured, see :mod:`annbench.execute.occupancy`) and
+    ``parallelism`` (core slots of the sweep) to every result it writes. A run written again (its
+    index size, known after the build's last query setting) keeps the count of its first write."""
+
+    def __init__(self, root: Path, beside: SlotRef) -> None:
+        super().__init__(root)
+        self.beside = Beside(beside)
+        self.counted: dict[Path, int] = {}
+
+    def write(self, result: RunResult) -> Path:
+        path = self.path_for(result.key)
+        if path not in self.counted:
+            self.counted[path] = self.beside.since_last()
+        attrs = {**result.attrs, "concurrent_children": self.counted[path], "parallelism": self.beside.slots}
+        return super().write(dataclasses.replace(result, attrs=attrs))
+
+
+def run_task(task: Task, log_path: Path | None = None, beside: SlotRef | None = None) -> list[RunResult]:
+    """Open the dataset, build the index, run and store the task's runs (in this process).
+
+    Anything that stops the build setting as a whole (an adapter that fails to import, a
+    dataset file changed since the parent checked it) is stored as an error for every run of
+    the task, with its traceback, and re-raised.
+    """
+    store = ResultStore(task.results_root) if beside is None else BesideStore(task.results_root, beside)
+    extra = {"task_id": task.task_id, "log_path": str(log_path or "")}
+    try:
+        start = time.perf_counter()
+        # the checksum is verified (recomputed over every array) here too; the ground-truth audit is
+        # not repeated: equal checksums mean the content the parent audited
+        dataset = load_dataset(task.dataset_path, name=task.dataset, audit=False)
+        if dataset.checksum != task.dataset_checksum:
+            raise RuntimeError(f"dataset file {task.dataset_path} changed since the sweep started (checksum "
+                               f"{dataset.checksum}, expected {task.dataset_checksum})")
+        log.info("dataset %s opened in %.3f s", task.dataset_path, time.perf_counter() - start)
+        if not task.keys:
+            return []
+        return run_build_setting(task, dataset, store, extra_attrs=extra)
+    except Exception as e:
+        message = " ".join(f"setup: {type(e).__name__}: {e}".split())
+        for key in task.keys:
+            if (store.attrs_of(key) or {}).get("task_id") == task.task_id:
+                continue  # stored by this attempt before the failure
+            store.write(RunResult(key, Status.ERROR, error=message,
+                                  attrs={**extra, "reason": Reason.EXCEPTION, "traceback": traceback.format_exc()}))
+        raise

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from annbench.core.atomic import write_npz
 from annbench.core.errors import UserError
 from annbench.datasets.format import Dataset
 from annbench.quality.distances import in_blocks, normalized
@@ -266,13 +267,8 @@ def read_sidecar(path: Path) -> Difficulty | None:
 
 def write_sidecar(path: Path, difficulty: Difficulty) -> Path:
     """Write atomically: a temporary file in the same folder, then rename."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
-    try:
-        np.savez(tmp, version=DIFFICULTY_VERSION, checksum=difficulty.checksum, metric=difficulty.metric,
-                 seconds=difficulty.seconds, **{f"m:{n}": v for n, v in difficulty.values.items()})
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_npz(path, version=DIFFICULTY_VERSION, checksum=difficulty.checksum, metric=difficulty.metric,
+              seconds=difficulty.seconds, **{f"m:{n}": v for n, v in difficulty.values.items()})
     return path
 
 

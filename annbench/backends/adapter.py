@@ -64,7 +64,7 @@ def at_least(minimum: int, **params: int) -> None:
 
 
 #: The methods given prepared arrays under ``normalize_for`` (train rows; queries).
-_PREPARED_DATA = ("fit",)
+_PREPARED_DATA = ("fit", "insert", "replace")
 _PREPARED_QUERIES = ("query", "batch_query", "filtered_query")
 
 
@@ -103,6 +103,9 @@ class AdapterType(abc.ABCMeta):
         if unknown:
             raise TypeError(f"{name}.native_metrics has {', '.join(map(repr, unknown))}; valid keys: "
                             f"{', '.join(map(repr, METRICS))}")
+        unknown = [c for c in cls.changes if c not in ("insert", "delete", "replace")]
+        if unknown:
+            raise TypeError(f"{name}.changes has {', '.join(map(repr, unknown))}; valid: 'insert', 'delete', 'replace'")
         unserved = [m for m in cls.normalize_for if m not in cls.native_metrics]
         if unserved:
             raise TypeError(f"{name}.normalize_for has {', '.join(map(repr, unserved))}, which are not in "
@@ -146,6 +149,9 @@ class Adapter(metaclass=AdapterType):
     #: an adapter that does not declare every kind its predicates use is measured through the harness's
     #: post-filter strategy (:mod:`annbench.backends.filtering`).
     filters: ClassVar[tuple[str, ...]] = ()
+    #: What the adapter can change in a built index (runbooks, see README "Indexes that change"): a subset
+    #: of :data:`CHANGES`. ``insert`` means an adapter with no index yet builds one by inserting.
+    changes: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, metric: str, threads: int = 1) -> None:
         if metric not in self.native_metrics:
@@ -202,6 +208,21 @@ class Adapter(metaclass=AdapterType):
             out[i, :len(r)] = r
         return out
 
+    def insert(self, X: np.ndarray, ids: np.ndarray) -> None:
+        """Add the rows of ``X`` under the ids ``ids`` (int64, not live), which queries then return. The
+        first insert of an adapter that has no index (``fit`` not called) creates it. Declared in ``changes``."""
+        raise NotImplementedError(f"{type(self).__name__} cannot insert")
+
+    def delete(self, ids: np.ndarray) -> None:
+        """Remove the live points ``ids``: no query returns them afterwards. Declared in ``changes``."""
+        raise NotImplementedError(f"{type(self).__name__} cannot delete")
+
+    def replace(self, X: np.ndarray, ids: np.ndarray) -> None:
+        """Give the live points ``ids`` the vectors ``X``. Default: :meth:`delete` then :meth:`insert`;
+        an adapter whose library replaces in place overrides it (see :func:`replace_method`)."""
+        self.delete(ids)
+        self.insert(X, ids)
+
     def batch_latencies_ns(self) -> np.ndarray | None:
         """Per-query latencies of the last batch, only where the library itself reports them."""
         return None
@@ -223,6 +244,15 @@ class Adapter(metaclass=AdapterType):
         """Instead of ``fit``: open the index :meth:`save` wrote into ``folder`` (memory-mapped where the
         library can), on an adapter made with the same build parameters; then ``set_query_params``."""
         raise NotImplementedError(f"{type(self).__name__} cannot load a saved index")
+
+
+#: The changes an adapter may declare (``Adapter.changes``).
+CHANGES = ("insert", "delete", "replace")
+
+
+def replace_method(cls: type[Adapter]) -> str:
+    """How the adapter replaces: ``native`` (its library's own call) or ``delete+insert`` (the default)."""
+    return "delete+insert" if getattr(cls.replace, "__wrapped__", cls.replace) is Adapter.replace else "native"
 
 
 def saveable(cls: type[Adapter]) -> bool:

@@ -7,16 +7,25 @@ import numpy as np
 from annbench.datasets.spec import DatasetSpec, RawData
 
 
-def random_blobs(n_samples: int, n_dims: int, centers: int, distance: str) -> RawData:
-    """Gaussian clusters as ann-benchmarks' ``random-*`` sets; 10 % held out as queries."""
+def blobs(n_samples: int, n_dims: int, centers: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(train, test, train blob labels, test blob labels)`` of a ``random-*`` set."""
     from sklearn.datasets import make_blobs
     from sklearn.model_selection import train_test_split
 
-    x, _ = make_blobs(n_samples=n_samples, n_features=n_dims, centers=centers, random_state=1)
-    train, test = train_test_split(x.astype(np.float32), test_size=0.1, random_state=1)
-    return RawData(train=train, test=test, distance=distance,
-                   attrs={"source": f"sklearn.datasets.make_blobs(n_samples={n_samples}, n_features={n_dims}, "
-                                    f"centers={centers}, random_state=1); train_test_split(test_size=0.1, random_state=1)"})
+    x, y = make_blobs(n_samples=n_samples, n_features=n_dims, centers=centers, random_state=1)
+    return tuple(train_test_split(x.astype(np.float32), y, test_size=0.1, random_state=1))  # type: ignore[return-value]
+
+
+def random_blobs(n_samples: int, n_dims: int, centers: int, distance: str, clustered: bool = False) -> RawData:
+    """Gaussian clusters as ann-benchmarks' ``random-*`` sets; 10 % held out as queries. ``clustered``: the
+    same train rows sorted by their blob (stable), so a runbook can insert them cluster by cluster."""
+    train, test, labels, _ = blobs(n_samples, n_dims, centers)
+    source = (f"sklearn.datasets.make_blobs(n_samples={n_samples}, n_features={n_dims}, centers={centers}, "
+              f"random_state=1); train_test_split(test_size=0.1, random_state=1)")
+    if clustered:
+        train = train[np.argsort(labels, kind="stable")]
+        source += "; train rows sorted by blob (stable)"
+    return RawData(train=train, test=test, distance=distance, attrs={"source": source})
 
 
 def digits() -> RawData:
@@ -32,18 +41,20 @@ def digits() -> RawData:
                                     "random_state=1, stratify=target)"})
 
 
-def _random_spec(size: str, n: int, d: int, centers: int, distance: str) -> DatasetSpec:
+def _random_spec(size: str, n: int, d: int, centers: int, distance: str, clustered: bool = False) -> DatasetSpec:
     return DatasetSpec(
-        name=f"random-{size}-{d}-{distance}", distance=distance, dimension=d,
-        n_train=n - n // 10, n_test=n // 10, origin="generated (make_blobs), no download",
-        build=lambda inputs: random_blobs(n, d, centers, distance))
+        name=f"random-{size}-{d}-{distance}{'-clustered' if clustered else ''}", distance=distance, dimension=d,
+        n_train=n - n // 10, n_test=n // 10,
+        origin=f"generated (make_blobs{', rows by blob' if clustered else ''}), no download",
+        build=lambda inputs: random_blobs(n, d, centers, distance, clustered))
 
+
+#: ``random-*`` sets: size, points, dimension, blobs.
+RANDOM_SETS = (("xs", 10_000, 20, 100), ("s", 100_000, 100, 1_000))
 
 BUILTIN_SPECS: tuple[DatasetSpec, ...] = (
-    _random_spec("xs", 10_000, 20, 100, "euclidean"),
-    _random_spec("xs", 10_000, 20, 100, "angular"),
-    _random_spec("s", 100_000, 100, 1_000, "euclidean"),
-    _random_spec("s", 100_000, 100, 1_000, "angular"),
+    *(_random_spec(size, n, d, c, distance) for size, n, d, c in RANDOM_SETS for distance in ("euclidean", "angular")),
+    *(_random_spec(size, n, d, c, "euclidean", clustered=True) for size, n, d, c in RANDOM_SETS),
     DatasetSpec(name="digits-64-euclidean", distance="euclidean", dimension=64, n_train=1617, n_test=180,
                 origin="scikit-learn's bundled digits, no download", labels=True,
                 build=lambda inputs: digits()),

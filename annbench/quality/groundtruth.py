@@ -77,6 +77,14 @@ def exact_knn(train: np.ndarray, test: np.ndarray, metric: str, k: int = 100,
     (a boolean per train row, at least ``k`` of them True) only those rows are searched: a masked
     blocked scan on the numpy path, whatever ``backend`` says.
     """
+    ids, dist = exact_neighbours(train, test, metric, k, threads, backend)
+    return ids.astype(np.int32), dist.astype(np.float32)
+
+
+def exact_neighbours(train: np.ndarray, test: np.ndarray, metric: str, k: int = 100,
+                     threads: int | None = None, backend: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+    """:func:`exact_knn` at full precision: ``(ids int64 (nq, k), distances float64 (nq, k))``, so that
+    lists computed over parts of ``train`` merge in the order one list over the whole would have."""
     check_metric(metric)
     if k > len(train):
         raise ValueError(f"k={k} exceeds the {len(train)} train points")
@@ -105,5 +113,4 @@ def exact_knn(train: np.ndarray, test: np.ndarray, metric: str, k: int = 100,
     dist = distances_to_ids(test, train, candidates, metric, threads=threads)
     dist[candidates < 0] = np.inf
     order = np.lexsort((candidates, dist), axis=-1)[:, :k]  # by distance, then id
-    ids = np.take_along_axis(candidates, order, axis=1).astype(np.int32)
-    return ids, np.take_along_axis(dist, order, axis=1).astype(np.float32)
+    return np.take_along_axis(candidates, order, axis=1), np.take_along_axis(dist, order, axis=1)

@@ -35,16 +35,38 @@ class FaissAdapter(Adapter):
         """Set build-time fields of the index before training and adding (hook)."""
 
     def fit(self, X: np.ndarray) -> None:
-        faiss.omp_set_num_threads(self.threads)
-        d = X.shape[1]
-        self.index = faiss.index_factory(d, self.factory(d), getattr(faiss, self.metric_name))
-        ivf = faiss.try_extract_index_ivf(self.index)
-        if ivf is not None:
-            ivf.cp.seed = SEED
-        self.configure(self.index)
-        self.index.train(X)
+        self.index = self._trained(X)
         self.index.add(X)
         self._search = self.index.search
+
+    def _trained(self, X: np.ndarray) -> Any:
+        """The factory's index, configured and trained on ``X`` (empty)."""
+        faiss.omp_set_num_threads(self.threads)
+        d = X.shape[1]
+        index = faiss.index_factory(d, self.factory(d), getattr(faiss, self.metric_name))
+        ivf = faiss.try_extract_index_ivf(index)
+        if ivf is not None:
+            ivf.cp.seed = SEED
+        self.configure(index)
+        index.train(X)
+        return index
+
+    # Changes (subclasses declare which in ``changes``): the factory's index trained on the first insert's
+    # rows; IVF indexes keep the ids in their lists, others get an ``IndexIDMap`` (whose ``remove_ids``
+    # assumes the index under it renumbers what is left, as Flat does and IVF does not).
+    def insert(self, X: np.ndarray, ids: np.ndarray) -> None:
+        if not hasattr(self, "index"):
+            index = self._trained(X)
+            self.index = index if faiss.try_extract_index_ivf(index) is not None else faiss.IndexIDMap(index)
+            self._search = self.index.search
+        self.index.add_with_ids(X, np.ascontiguousarray(ids, dtype=np.int64))
+
+    def delete(self, ids: np.ndarray) -> None:
+        self.index.remove_ids(np.ascontiguousarray(ids, dtype=np.int64))
+
+    def base_index(self) -> Any:
+        """The index under an ``IndexIDMap`` (itself otherwise)."""
+        return faiss.downcast_index(self.index.index) if isinstance(self.index, faiss.IndexIDMap) else self.index
 
     def query(self, q: np.ndarray, k: int) -> np.ndarray:
         return self._search(q[None, :], k)[1][0]

@@ -28,13 +28,38 @@ class BruteForce(Adapter):
     exact = True
     libraries = ("numpy",)
     filters = ("tags", "range")
+    changes = ("insert", "delete", "replace")
 
     def __init__(self, metric: str, threads: int = 1) -> None:
         super().__init__(metric, threads)
+        self._ids: np.ndarray | None = None  # the id of each row of _x; None: the row numbers (fit)
 
     def fit(self, X: np.ndarray) -> None:
         self._x = X
         self._half_sq = 0.5 * np.einsum("ij,ij->i", X, X) if self.metric_name == "l2" else None
+
+    # Changes: the rows and their ids as arrays, appended to, compacted on delete, overwritten on replace.
+    def insert(self, X: np.ndarray, ids: np.ndarray) -> None:
+        if self._ids is None and hasattr(self, "_x"):
+            self._ids = np.arange(len(self._x))
+        old_x = self._x if hasattr(self, "_x") else X[:0]
+        self._ids = np.concatenate([self._ids if self._ids is not None else np.empty(0, np.int64), ids])
+        self.fit(np.concatenate([old_x, X]))
+
+    def delete(self, ids: np.ndarray) -> None:
+        keep = ~np.isin(self._rows_ids(), ids)
+        self._ids = self._rows_ids()[keep]
+        self.fit(self._x[keep])
+
+    def replace(self, X: np.ndarray, ids: np.ndarray) -> None:
+        order = np.argsort(self._rows_ids())
+        rows = order[np.searchsorted(self._rows_ids(), ids, sorter=order)]
+        x = self._x.copy()
+        x[rows] = X
+        self.fit(x)
+
+    def _rows_ids(self) -> np.ndarray:
+        return self._ids if self._ids is not None else np.arange(len(self._x))
 
     def _scores(self, Q: np.ndarray) -> np.ndarray:
         s = Q @ self._x.T
@@ -47,11 +72,13 @@ class BruteForce(Adapter):
         return np.take_along_axis(part, order, axis=-1)
 
     def query(self, q: np.ndarray, k: int) -> np.ndarray:
-        return self._top(self._scores(q), k)
+        top = self._top(self._scores(q), k)
+        return top if self._ids is None else self._ids[top]
 
     def batch_query(self, Q: np.ndarray, k: int) -> np.ndarray:
-        block = max(1, 50_000_000 // len(self._x))
-        return np.concatenate([self._top(self._scores(Q[s:s + block]), k) for s in range(0, len(Q), block)])
+        block = max(1, 50_000_000 // max(1, len(self._x)))
+        top = np.concatenate([self._top(self._scores(Q[s:s + block]), k) for s in range(0, len(Q), block)])
+        return top if self._ids is None else self._ids[top]
 
     def fit_attributes(self, attrs: Attributes) -> None:
         self._attrs = AttributeIndex(attrs)

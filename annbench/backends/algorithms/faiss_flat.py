@@ -8,6 +8,7 @@ class FaissFlat(FaissAdapter):
 
     exact = True
     filters = ("tags", "range")
+    changes = ("insert", "delete", "replace")
 
     def __init__(self, metric: str, threads: int = 1) -> None:
         super().__init__(metric, threads)

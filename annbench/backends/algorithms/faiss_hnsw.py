@@ -21,6 +21,8 @@ class FaissHNSW(FaissAdapter):
     """
 
     filters = ("tags", "range")
+    #: No delete: faiss's HNSW cannot remove a node from its graph (``remove_ids`` is not implemented for it).
+    changes = ("insert",)
 
     def __init__(self, metric: str, M: int = 16, efConstruction: int = 200, threads: int = 1) -> None:
         super().__init__(metric, threads)
@@ -35,7 +37,7 @@ class FaissHNSW(FaissAdapter):
 
     def set_query_params(self, efSearch: int = 16) -> None:
         at_least(1, efSearch=efSearch)
-        self.index.hnsw.efSearch = efSearch
+        self.base_index().hnsw.efSearch = efSearch
         faiss.cvar.hnsw_stats.reset()
 
     def search_parameters(self, selector: Any) -> Any:

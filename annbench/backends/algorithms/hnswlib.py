@@ -27,6 +27,7 @@ class Hnswlib(Adapter):
     native_metrics = {"euclidean": "l2", "angular": "cosine", "ip": "ip"}
     libraries = ("hnswlib",)
     filters = ("tags", "range")
+    changes = ("insert", "delete", "replace")
 
     def __init__(self, metric: str, M: int = 16, ef_construction: int = 200, random_seed: int = 100,
                  threads: int = 1) -> None:
@@ -41,6 +42,45 @@ class Hnswlib(Adapter):
                                random_seed=self.random_seed)
         self._index.set_num_threads(self.threads)
         self._index.add_items(X, np.arange(len(X)), num_threads=self.threads)
+
+    # Changes: mark_deleted; new labels take deleted slots (replace_deleted, allow_replace_deleted), a
+    # label deleted earlier whose slot was not taken is unmarked and updated in place; replace updates live ones.
+    def insert(self, X: np.ndarray, ids: np.ndarray) -> None:
+        if not hasattr(self, "_index"):
+            self._index = hnswlib.Index(space=self.metric_name, dim=X.shape[1])
+            self._index.init_index(max_elements=len(X), ef_construction=self.ef_construction, M=self.M,
+                                   random_seed=self.random_seed, allow_replace_deleted=True)
+            self._index.set_num_threads(self.threads)
+            self._marked: set[int] = set()  # labels deleted, whose slot may still be theirs
+            self._deleted_slots = 0  # slots marked deleted, not yet taken again
+        back = np.zeros(len(ids), dtype=bool)
+        for i, label in enumerate(ids.tolist()):
+            if label in self._marked:
+                self._marked.discard(label)
+                try:  # its slot is still its own (no new label took it): use it again
+                    self._index.unmark_deleted(label)
+                    back[i] = True
+                    self._deleted_slots -= 1
+                except RuntimeError:
+                    pass
+        if back.any():
+            self._index.add_items(X[back], ids[back], num_threads=self.threads)
+        fresh = ~back
+        n = int(fresh.sum())
+        free = self._index.get_max_elements() - self._index.get_current_count()
+        if n > free + self._deleted_slots:
+            self._index.resize_index(max(2 * self._index.get_max_elements(), self._index.get_current_count() + n))
+        self._index.add_items(X[fresh], ids[fresh], num_threads=self.threads, replace_deleted=True)
+        self._deleted_slots -= min(n, self._deleted_slots)
+
+    def delete(self, ids: np.ndarray) -> None:
+        for label in ids.tolist():
+            self._index.mark_deleted(label)
+        self._marked.update(ids.tolist())
+        self._deleted_slots += len(ids)
+
+    def replace(self, X: np.ndarray, ids: np.ndarray) -> None:
+        self._index.add_items(X, ids, num_threads=self.threads)  # existing labels: updated in place
 
     def set_query_params(self, ef: int = 10) -> None:
         """``ef``: size of the dynamic candidate list (hnswlib searches with max(ef, k))."""

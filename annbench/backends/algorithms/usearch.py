@@ -23,6 +23,7 @@ class Usearch(Adapter):
 
     native_metrics = {"euclidean": "l2sq", "angular": "cos", "ip": "ip"}
     libraries = ("usearch",)
+    changes = ("insert", "delete", "replace")
 
     def __init__(self, metric: str, connectivity: int = 16, expansion_add: int = 128,
                  dtype: Literal["f32", "f16", "bf16", "i8"] = "f32", threads: int = 1) -> None:
@@ -38,6 +39,16 @@ class Usearch(Adapter):
         self._index = Index(ndim=X.shape[1], metric=self.metric_name, dtype=self.dtype,
                             connectivity=self.connectivity, expansion_add=self.expansion_add)
         self._index.add(np.arange(len(X), dtype=np.uint64), X, threads=self.threads)
+
+    # Changes: USearch's own add and remove (a replace is remove then add: USearch has no update call).
+    def insert(self, X: np.ndarray, ids: np.ndarray) -> None:
+        if not hasattr(self, "_index"):
+            self._index = Index(ndim=X.shape[1], metric=self.metric_name, dtype=self.dtype,
+                                connectivity=self.connectivity, expansion_add=self.expansion_add)
+        self._index.add(np.asarray(ids, dtype=np.uint64), X, threads=self.threads)
+
+    def delete(self, ids: np.ndarray) -> None:
+        self._index.remove(np.asarray(ids, dtype=np.uint64))
 
     def set_query_params(self, expansion_search: int = 64) -> None:
         """``expansion_search``: size of the candidate list kept while walking the graph."""

@@ -147,6 +147,11 @@ def main(argv: list[str] | None = None, prog: str = "dataset.py") -> int:
             registry.dataset_path(name, data_dir).unlink()
             sidecar_path(registry.dataset_path(name, data_dir)).unlink(missing_ok=True)  # its query difficulty
             print(f"removed {registry.dataset_path(name, data_dir)}")
+            from annbench.datasets.step_truth import sidecars
+
+            for path in sidecars(registry.dataset_path(name, data_dir)):  # its runbooks' ground truth
+                path.unlink(missing_ok=True)
+                print(f"removed {path}")
             from annbench.cli.lookup import remove_companions
 
             for path in remove_companions(registry.dataset_path(name, data_dir)):

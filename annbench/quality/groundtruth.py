@@ -77,12 +77,13 @@ def exact_knn(train: np.ndarray, test: np.ndarray, metric: str, k: int = 100,
     (a boolean per train row, at least ``k`` of them True) only those rows are searched: a masked
     blocked scan on the numpy path, whatever ``backend`` says.
     """
-    ids, dist = exact_neighbours(train, test, metric, k, threads, backend)
+    ids, dist = exact_neighbours(train, test, metric, k, threads, backend, mask)
     return ids.astype(np.int32), dist.astype(np.float32)
 
 
 def exact_neighbours(train: np.ndarray, test: np.ndarray, metric: str, k: int = 100,
-                     threads: int | None = None, backend: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+                     threads: int | None = None, backend: str = "auto",
+                     mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """:func:`exact_knn` at full precision: ``(ids int64 (nq, k), distances float64 (nq, k))``, so that
     lists computed over parts of ``train`` merge in the order one list over the whole would have."""
     check_metric(metric)
@@ -94,7 +95,7 @@ def exact_neighbours(train: np.ndarray, test: np.ndarray, metric: str, k: int = 
         threads = threads or os.cpu_count() or 1
         ids, dist = (bitset.exact_hamming(train, test, k, threads, backend) if metric == "hamming"
                      else bitset.exact_jaccard(train, test, k))
-        return ids.astype(np.int32), dist.astype(np.float32)
+        return ids.astype(np.int64), dist.astype(np.float64)
     kc = min(len(train), _margin(k))
     threads = threads or os.cpu_count() or 1
     if backend == "auto":

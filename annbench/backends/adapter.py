@@ -39,6 +39,7 @@ C-contiguous float32 ``X``. The copies are made inside the call, so inside its t
 from __future__ import annotations
 
 import abc
+import copy
 import functools
 import inspect
 import typing
@@ -152,6 +153,11 @@ class Adapter(metaclass=AdapterType):
     #: What the adapter can change in a built index (runbooks, see README "Indexes that change"): a subset
     #: of :data:`CHANGES`. ``insert`` means an adapter with no index yet builds one by inserting.
     changes: ClassVar[tuple[str, ...]] = ()
+    #: Whether ``--client-kind process`` may fork the built index into client processes (copy-on-write, each
+    #: querying through its own :meth:`client`). False where the built index does not survive a fork; the
+    #: one-line reason in ``fork_clients_reason`` is what ``run.py`` says when it refuses.
+    fork_clients: ClassVar[bool] = True
+    fork_clients_reason: ClassVar[str] = ""
 
     def __init__(self, metric: str, threads: int = 1) -> None:
         if metric not in self.native_metrics:
@@ -222,6 +228,13 @@ class Adapter(metaclass=AdapterType):
         an adapter whose library replaces in place overrides it (see :func:`replace_method`)."""
         self.delete(ids)
         self.insert(X, ids)
+
+    def client(self) -> Adapter:
+        """A handle one concurrent client queries the built index through (README: Concurrent clients), made
+        after ``fit`` and ``set_query_params``, one per client, outside any timed region. Default: a shallow
+        copy, which shares the library's index and gives the client its own Python attributes (the unit-norm
+        guard of ``normalize_for`` is per handle). A database adapter returns one with its own connection."""
+        return copy.copy(self)
 
     def batch_latencies_ns(self) -> np.ndarray | None:
         """Per-query latencies of the last batch, only where the library itself reports them."""

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from annbench.datasets.format import Dataset
-from annbench.execute.measure import PassMeasurement, ResultError
+from annbench.execute.clients import LevelMeasurement
+from annbench.execute.measure import PassMeasurement, ResultError, stack_answers
 from annbench.quality import filtered as F
 from annbench.quality import metrics as M
 from annbench.quality.distances import distances_to_ids
@@ -19,18 +20,7 @@ def quality(dataset: Dataset, neighbors: np.ndarray, k: int) -> tuple[dict[str, 
 
     Raises :class:`ResultError` for ids out of range, duplicate ids in a row, or NaN distances.
     """
-    n = len(dataset.train)
-    if neighbors.shape != (len(dataset.test), k):
-        raise ResultError(f"result has shape {neighbors.shape}, expected {(len(dataset.test), k)}")
-    bad = (neighbors < -1) | (neighbors >= n)
-    if bad.any():
-        raise ResultError(f"result has ids outside [0, {n}) in {int(bad.any(axis=1).sum())} queries")
-    dup = M.duplicate_rows(neighbors)
-    if len(dup):
-        raise ResultError(f"result lists the same id twice in {len(dup)} queries (first: query {dup[0]})")
-    found_d = distances_to_ids(dataset.test, dataset.train, neighbors, dataset.distance)
-    if np.isnan(found_d).any():
-        raise ResultError("recomputed distances contain NaN")
+    found_d = checked_distances(dataset, neighbors, k)
     if dataset.filters is not None:
         return filtered_quality(dataset, neighbors, found_d, k), found_d
     true_d, true_ids = dataset.distances, dataset.neighbors
@@ -44,6 +34,26 @@ def quality(dataset: Dataset, neighbors: np.ndarray, k: int) -> tuple[dict[str, 
         **classification(dataset, neighbors, k),
     }
     return out, found_d
+
+
+def checked_distances(dataset: Dataset, neighbors: np.ndarray, k: int) -> np.ndarray:
+    """The distances of ``neighbors`` (nq×k, -1 padded) recomputed from the vectors, after checking the ids.
+
+    Raises :class:`ResultError` for a wrong shape, ids out of range, duplicate ids in a row, or NaN distances.
+    """
+    n = len(dataset.train)
+    if neighbors.shape != (len(dataset.test), k):
+        raise ResultError(f"result has shape {neighbors.shape}, expected {(len(dataset.test), k)}")
+    bad = (neighbors < -1) | (neighbors >= n)
+    if bad.any():
+        raise ResultError(f"result has ids outside [0, {n}) in {int(bad.any(axis=1).sum())} queries")
+    dup = M.duplicate_rows(neighbors)
+    if len(dup):
+        raise ResultError(f"result lists the same id twice in {len(dup)} queries (first: query {dup[0]})")
+    found_d = distances_to_ids(dataset.test, dataset.train, neighbors, dataset.distance)
+    if np.isnan(found_d).any():
+        raise ResultError("recomputed distances contain NaN")
+    return found_d
 
 
 def filtered_quality(dataset: Dataset, neighbors: np.ndarray, found_d: np.ndarray, k: int) -> dict[str, float]:
@@ -80,3 +90,76 @@ def speed(m: PassMeasurement) -> dict[str, float]:
         "pass_time_max_s": float(times.max()) * 1e-9,
         **M.latency_percentiles_ms(m.latencies_ns),
     }
+
+
+def client_counts(level: LevelMeasurement, nq: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per client, the latencies (ns) of its queries answered inside the window (answer's clock reading in
+    ``[start, end]``) and how many times it answered each query there (length ``nq``)."""
+    latencies, counts = [], []
+    w = level.window
+    for trace in level.traces:
+        s = trace.stamps
+        inside = np.flatnonzero((s[1:] >= w.start_ns) & (s[1:] <= w.end_ns))  # query m = inside + 1
+        latencies.append((s[inside + 1] - s[inside]).astype(np.int64))
+        counts.append(np.bincount((trace.offset + inside) % nq, minlength=nq))
+    return latencies, counts
+
+
+def client_speed(level: LevelMeasurement, nq: int) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
+    """Metrics of one client level's window, every latency in it (clients concatenated) and each client's QPS:
+    ``qps`` = queries answered inside the window / its length; latency percentiles over every one of
+    them; per-client QPS ``client_qps_min`` / ``client_qps_max`` and ``client_fairness`` = min / max
+    (1: every client served alike)."""
+    latencies, _ = client_counts(level, nq)
+    seconds = level.window.length_ns * 1e-9
+    per_client = np.array([len(a) for a in latencies], dtype=np.float64) / seconds
+    every = np.concatenate(latencies) if latencies else np.empty(0, dtype=np.int64)
+    return {
+        "qps": float(per_client.sum()),
+        "client_qps_min": float(per_client.min()),
+        "client_qps_max": float(per_client.max()),
+        "client_fairness": float(per_client.min() / per_client.max()) if per_client.max() > 0 else float("nan"),
+        **M.latency_percentiles_ms(every),
+    }, every, per_client
+
+
+def client_quality(dataset: Dataset, level: LevelMeasurement, k: int,
+                   single: np.ndarray) -> tuple[dict[str, float], np.ndarray, np.ndarray, int]:
+    """Quality of the answers the clients gave inside the window: per query answered there, the mean over
+    the answers given to it (a client's latest answer to a query stands for its every answer to it), then
+    the mean over those queries; ``single_client_recall``: the recall of ``single`` (the single-client
+    answers of the same setting) over the same queries, equal for a library that answers alike under load.
+    Also the answers kept (per query, the first client's that answered it inside the window; -1 rows
+    where none did) with their distances, and how many (client, query) answers differ from ``single``."""
+    nq = len(dataset.test)
+    _, counts = client_counts(level, nq)
+    weights = np.stack(counts).astype(np.float64)
+    per_query = weights.sum(axis=0)
+    answered = per_query > 0
+    if not answered.any():
+        raise ResultError("no client answered a query inside the window")
+    names = ["recall", "id_recall", *(f"eps_recall_{e:g}" for e in EPSILONS)]
+    sums = {name: np.zeros(nq) for name in names}
+    kept = np.full((nq, k), -1, dtype=np.int64)
+    unset = np.ones(nq, dtype=bool)
+    differ = 0
+    true_d = dataset.distances
+    for trace, w in zip(level.traces, weights):
+        asked = w > 0
+        ids = stack_answers([a if a is not None else () for a in trace.answers], k)
+        ids[~asked] = -1
+        found_d = checked_distances(dataset, ids, k)
+        sums["recall"] += w * M.recall(found_d, true_d, k)
+        sums["id_recall"] += w * M.id_recall(ids, dataset.neighbors, true_d, k)
+        for e in EPSILONS:
+            sums[f"eps_recall_{e:g}"] += w * M.epsilon_recall(found_d, true_d, k, e)
+        differ += int((asked & (ids != single).any(axis=1)).sum())
+        take = asked & unset
+        kept[take] = ids[take]
+        unset &= ~asked
+    scores = {name: float(np.mean(total[answered] / per_query[answered])) for name, total in sums.items()}
+    single_d = checked_distances(dataset, single, k)
+    scores["single_client_recall"] = float(np.mean(M.recall(single_d, true_d, k)[answered]))
+    scores["queries_answered"] = int(answered.sum())
+    kept_d = distances_to_ids(dataset.test, dataset.train, kept, dataset.distance)
+    return scores, kept, kept_d, differ

@@ -74,7 +74,8 @@ def _as_ids(result: object, k: int, where: str) -> np.ndarray:
     return ids
 
 
-def _stack(results: list[object], k: int) -> np.ndarray:
+def stack_answers(results: list[object], k: int) -> np.ndarray:
+    """One answer per query → ``(nq, k)`` int64 ids, ``-1`` padded; :class:`ResultError` for a malformed one."""
     out = np.full((len(results), k), -1, dtype=np.int64)
     for i, r in enumerate(results):
         ids = _as_ids(r, k, f"query {i}")
@@ -208,7 +209,7 @@ def single_query_passes(adapter: Adapter, queries: np.ndarray, k: int, runs: int
             best, best_pass = (answers, laps), p
     assert best is not None
     latencies = np.array(best[1], dtype=np.int64).reshape(-1)
-    return PassMeasurement(_stack(best[0], k), latencies, pass_times, best_pass, repeats, warm)
+    return PassMeasurement(stack_answers(best[0], k), latencies, pass_times, best_pass, repeats, warm)
 
 
 def batch_passes(adapter: Adapter, queries: np.ndarray, k: int, runs: int, warmup_s: float = 0.5,

@@ -6,6 +6,7 @@ Pure: reads configs and imports adapters to validate against them, runs nothing.
 from __future__ import annotations
 
 import difflib
+import enum
 import logging
 import math
 from dataclasses import dataclass, field
@@ -23,6 +24,13 @@ log = logging.getLogger(__name__)
 #: ``RunOptions.warmup`` of ``--warmup full`` (every query, no time bound) and ``--warmup none``.
 WARMUP_FULL = math.inf
 WARMUP_NONE = 0.0
+
+
+class ClientKind(enum.StrEnum):
+    """How concurrent clients run (``--client-kind``); stored as its plain value in ``client_kind``."""
+
+    THREAD = "thread"    # threads of the child process, one adapter handle each (Adapter.client())
+    PROCESS = "process"  # processes forked by the child after the build: the index shared copy-on-write
 
 
 @dataclass(frozen=True)

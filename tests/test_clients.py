@@ -1,0 +1,221 @@
+"""Concurrent clients on one index: the timed loop, threads and forked processes, the per-level metrics."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from annbench.backends.adapter import Adapter
+from annbench.backends.discovery import load_adapter
+from annbench.core import paths
+from annbench.datasets.registry import load
+from annbench.execute import clients as C
+from annbench.execute.client_processes import process_clients
+from annbench.execute.clients import ClientTrace, LevelMeasurement, Window, client_loop, thread_clients
+from annbench.execute.evaluate import client_counts, client_quality, client_speed
+from annbench.plan.grid import ClientKind
+
+
+class Scripted:
+    """A query function on a fake clock: each call advances it by ``step`` and answers ``[query index]``."""
+
+    def __init__(self, rows: list[np.ndarray], step: int) -> None:
+        self.now, self.step = 0, step
+        self.index = {id(r): i for i, r in enumerate(rows)}
+
+    def clock(self) -> int:
+        return self.now
+
+    def query(self, q: np.ndarray, k: int) -> list[int]:
+        self.now += self.step
+        return [self.index[id(q)]]
+
+
+def test_client_loop_wraps_from_its_offset_until_the_window_ends(monkeypatch) -> None:
+    rows = list(np.zeros((10, 2), dtype=np.float32))
+    fake = Scripted(rows, step=100)
+    monkeypatch.setattr(C.time, "perf_counter_ns", fake.clock)
+    trace = client_loop(fake.query, rows, 1, offset=7, start=lambda: Window(1000, 2450), block=4, size=3)
+    stamps = trace.stamps
+    assert stamps[0] == 0 and np.all(np.diff(stamps) == 100)  # one clock reading per answer, after it
+    assert stamps[-1] >= 2450 and stamps[-5] < 2450  # it stops at the first block ending past the window
+    assert len(stamps) - 1 == 28  # blocks of 4, 4, 2 cut from the rotated query set: 10 + 10 + 4 + 4
+    assert trace.answers == [[i] for i in range(10)]  # each position's latest answer, by query
+    level = LevelMeasurement(1, ClientKind.THREAD, Window(1000, 2450), [trace])
+    latencies, counts = client_counts(level, 10)
+    assert list(latencies[0]) == [100] * 15  # answers at 1000, 1100, ..., 2400
+    answered = (7 + np.arange(9, 24)) % 10  # answers 10..24 of the stream: positions 9..23 from offset 7
+    assert list(counts[0]) == list(np.bincount(answered, minlength=10))
+    speed, every, per_client = client_speed(level, 10)
+    assert speed["qps"] == pytest.approx(15 / 1450e-9) and len(every) == 15 and list(per_client) == [speed["qps"]]
+
+
+def test_offsets_spread_and_cores_handed_out_round_robin() -> None:
+    assert C.offsets(4, 10) == [0, 2, 5, 7]
+    assert C.client_cores(3, 1, [4, 5]) == [(4,), (5,), (4,)]
+    assert C.client_cores(2, 2, [0, 1, 2, 3]) == [(0, 1), (2, 3)]
+    assert C.client_cores(2, 4, [0, 1]) == [(0, 1), (0, 1)]  # more threads than cores: all of them each
+
+
+class Meeting(Adapter):
+    """Each handle's first query waits until ``parties`` handles are inside their first query at once: it
+    can only be answered when that many clients run concurrently (a structural check, no timing)."""
+
+    def __init__(self, parties: int) -> None:
+        super().__init__("euclidean")
+        self.barrier = threading.Barrier(parties, timeout=10)
+        self.met = False
+
+    def fit(self, X: np.ndarray) -> None:
+        pass
+
+    def query(self, q: np.ndarray, k: int) -> np.ndarray:
+        if not self.met:
+            self.barrier.wait()
+            self.met = True
+        return np.arange(k)
+
+
+def test_thread_clients_run_at_once_each_through_its_own_handle_and_pinned() -> None:
+    adapter = Meeting(3)
+    handles = [adapter.client() for _ in range(3)]
+    assert len({id(h) for h in handles}) == 3 and all(h.barrier is adapter.barrier for h in handles)
+    cores = tuple(sorted(os.sched_getaffinity(0)))
+    pins = C.client_cores(3, 1, list(cores))
+    level = thread_clients(handles, list(np.zeros((5, 2), dtype=np.float32)), 4, 0.05, pins, None)
+    assert level.clients == 3 and level.kind == ClientKind.THREAD
+    assert [t.offset for t in level.traces] == [0, 1, 3]
+    assert [t.cores for t in level.traces] == pins
+    assert all(len(t.stamps) > 2 for t in level.traces) and all(h.met for h in handles)
+    assert os.sched_getaffinity(0) == set(cores)  # the calling thread is left as it was
+
+
+class Failing(Adapter):
+    def fit(self, X: np.ndarray) -> None:
+        pass
+
+    def query(self, q: np.ndarray, k: int) -> np.ndarray:
+        if threading.current_thread().name.endswith("-1"):
+            raise ValueError("client 1 broke")
+        return np.arange(k)
+
+
+def test_a_failing_thread_client_raises_in_the_caller_and_the_others_end() -> None:
+    adapter = Failing("euclidean")
+    start = time.monotonic()
+    with pytest.raises(ValueError, match="client 1 broke"):
+        thread_clients([adapter.client() for _ in range(2)], list(np.zeros((5, 2), dtype=np.float32)), 3, 0.2,
+                       [None, None], None)
+    assert time.monotonic() - start < 5
+    assert not [t for t in threading.enumerate() if t.name.startswith("annbench-client")]
+
+
+def _no_children() -> bool:
+    try:
+        os.waitpid(-1, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return False
+
+
+def test_process_clients_answer_as_threads_do_and_leave_no_process(data_dir: Path) -> None:
+    dataset = load("random-xs-20-euclidean", data_dir)
+    adapter = load_adapter("bruteforce", paths.algorithm_dirs([]))(dataset.distance)
+    adapter.fit(dataset.train)
+    rows = list(dataset.test)
+    cores = C.client_cores(2, 1, sorted(os.sched_getaffinity(0)))
+    by_process = process_clients(adapter, rows, 10, 0.3, cores, None)
+    assert by_process.kind == ClientKind.PROCESS and _no_children()
+    by_thread = thread_clients([adapter.client() for _ in range(2)], rows, 10, 0.3, cores, None)
+    single = np.stack([adapter.query(q, 10) for q in rows])
+    for level in (by_process, by_thread):
+        assert [t.cores for t in level.traces] == cores
+        scores, kept, _, differ = client_quality(dataset, level, 10, single)
+        assert scores["recall"] == scores["single_client_recall"] == 1.0 and differ == 0
+        answered = sum(client_counts(level, len(rows))[1]) > 0
+        assert answered.sum() > 10 and np.array_equal(kept[answered], single[answered])
+        assert np.all(kept[~answered] == -1)
+
+
+class BrokenClient(Adapter):
+    def fit(self, X: np.ndarray) -> None:
+        pass
+
+    def query(self, q: np.ndarray, k: int) -> np.ndarray:
+        return np.arange(k)
+
+    def client(self) -> Adapter:
+        raise OSError("no connection")
+
+
+def test_a_failing_process_client_raises_with_its_traceback_and_is_reaped() -> None:
+    with pytest.raises(RuntimeError, match="no connection"):
+        process_clients(BrokenClient("euclidean"), list(np.zeros((5, 2), dtype=np.float32)), 3, 0.2,
+                        [None, None], None)
+    assert _no_children()
+
+
+class Wrong(Adapter):
+    """Answers the true neighbours, except through a second handle, which answers the farthest ones."""
+
+    def __init__(self, metric: str, truth: np.ndarray | None = None, wrong: bool = False) -> None:
+        super().__init__(metric)
+        self.truth, self.wrong, self.handles = truth, wrong, 0
+
+    def fit(self, X: np.ndarray) -> None:
+        pass
+
+    def query(self, q: np.ndarray, k: int) -> np.ndarray:
+        row = self.truth[self.index[id(q)]]
+        return row[::-1][:k] if self.wrong else row[:k]
+
+    def client(self) -> Adapter:
+        self.handles += 1
+        handle = Wrong(self.metric, self.truth, wrong=self.handles == 2)
+        handle.index = self.index
+        return handle
+
+
+def test_answers_that_differ_under_load_lower_recall_and_are_counted(data_dir: Path) -> None:
+    dataset = load("random-xs-20-euclidean", data_dir)
+    rows = list(dataset.test)
+    adapter = Wrong(dataset.distance, dataset.neighbors)
+    adapter.index = {id(r): i for i, r in enumerate(rows)}
+    level = thread_clients([adapter.client() for _ in range(2)], rows, 10, 0.3, [None, None], None)
+    single = dataset.neighbors[:, :10]
+    scores, kept, _, differ = client_quality(dataset, level, 10, single)
+    _, counts = client_counts(level, len(rows))
+    assert differ == int((counts[1] > 0).sum()) > 0
+    total = counts[0] + counts[1]
+    answered = total > 0
+    # per query the mean over the answers given (the far ones share no neighbour with the truth), then over queries
+    assert scores["recall"] == pytest.approx(np.mean(counts[0][answered] / total[answered]))
+    assert scores["single_client_recall"] == 1.0 and scores["queries_answered"] == answered.sum()
+    assert np.array_equal(kept[counts[0] > 0], single[counts[0] > 0])  # client 0's answers kept first
+
+
+def test_capacity_and_block_size_bounds() -> None:
+    assert C.block_size(None) == 1 and C.block_size(10.0) == C.MAX_BLOCK and C.block_size(2e6) == 1
+    assert C.block_size(100_000) == 10
+    assert C.capacity(2.0, 100_000, 10) >= 2 * 2.5e9 / 100_000
+    assert C.ramp_seconds(2.0) == C.RAMP_MAX_S and C.ramp_seconds(0.4) == pytest.approx(0.1)
+
+
+def test_a_client_whose_answers_overflow_its_buffer_grows_it_between_blocks(monkeypatch) -> None:
+    rows = list(np.zeros((3, 2), dtype=np.float32))
+    fake = Scripted(rows, step=10)
+    monkeypatch.setattr(C.time, "perf_counter_ns", fake.clock)
+    trace = client_loop(fake.query, rows, 1, 0, lambda: Window(0, 1000), block=2, size=1)
+    assert len(trace.stamps) - 1 >= 100 and np.all(np.diff(trace.stamps) == 10)
+
+
+def test_trace_is_what_the_derivations_expect() -> None:
+    trace = ClientTrace(0, None, np.array([0, 5, 10], dtype=np.int64), [None])
+    level = LevelMeasurement(1, ClientKind.THREAD, Window(6, 10), [trace])
+    latencies, counts = client_counts(level, 1)
+    assert list(latencies[0]) == [5] and list(counts[0]) == [1]  # only the answer at 10 falls in [6, 10]

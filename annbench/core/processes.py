@@ -16,6 +16,8 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
+_PR_SET_PDEATHSIG = 1
+
 
 def process_alive(pid: int) -> bool:
     """Whether process ``pid`` still runs. A zombie (dead, not yet reaped by its parent) does not:
@@ -34,6 +36,20 @@ def process_alive(pid: int) -> bool:
     except (OSError, IndexError):
         return True  # /proc unreadable: trust kill(pid, 0)
     return state not in ("Z", "X")
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Linux: SIGKILL this process when its parent dies (a killed sweep leaves no orphan running); exits at
+    once (70) if the parent died before the request took effect."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent_pid:
+        os._exit(70)
 
 
 def kill_group(pid: int) -> None:

@@ -20,9 +20,9 @@ from typing import NoReturn
 import numpy as np
 
 from annbench.backends.adapter import Adapter
+from annbench.core.processes import die_with_parent
 from annbench.execute.clients import Window, client_loop, pin_here
 from annbench.execute.measure import collector_off
-from annbench.execute.worker import _die_with_parent
 
 #: The window as the parent sends it: start and end, ``perf_counter_ns`` (a system-wide clock on Linux).
 WINDOW = struct.Struct("qq")
@@ -41,7 +41,7 @@ def serve(adapter: Adapter, rows: Sequence[np.ndarray], k: int, offset: int, blo
     """Run one client in this forked process; ``ready``, ``go``, ``out``: its ends of the three pipes."""
     code = 1
     try:
-        _die_with_parent(parent_pid)
+        die_with_parent(parent_pid)
         pinned = pin_here(cores)
         handle = adapter.client()
 

@@ -16,7 +16,6 @@ A child forked by a warm parent (:mod:`annbench.execute.forkserver`) runs :func:
 from __future__ import annotations
 
 import argparse
-import ctypes
 import faulthandler
 import logging
 import os
@@ -37,18 +36,6 @@ log = logging.getLogger(__name__)
 
 #: Signal the parent sends before killing a child that ran out of time: dump the stacks to the log.
 DUMP_SIGNAL = signal.SIGUSR1
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent(parent_pid: int) -> None:
-    """Linux: SIGKILL this process when the parent dies (a killed sweep leaves no orphan running)."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):
-        return
-    if os.getppid() != parent_pid:  # the parent died before the request took effect
-        os._exit(70)
 
 
 def apply_limits(parent_pid: int | None, cpus: list[int] | None, address_space: int | None) -> None:
@@ -56,7 +43,9 @@ def apply_limits(parent_pid: int | None, cpus: list[int] | None, address_space: 
     faulthandler.enable(all_threads=True)
     faulthandler.register(DUMP_SIGNAL, all_threads=True)
     if parent_pid is not None:
-        _die_with_parent(parent_pid)
+        from annbench.core.processes import die_with_parent
+
+        die_with_parent(parent_pid)
     if cpus and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, cpus)
     if address_space is not None:

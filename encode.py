@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Encode a labelled dataset with a trained network's penultimate layer: ``python encode.py --help`` (the same as ``annbench encode``)."""
+"""Encode a labelled dataset with a trained network's penultimate layer: ``python encode.py --help`` (the same
+as ``annbench encode``)."""
 
 import sys
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from annbench.core.threads import pin_environment  # noqa: E402
+from annbench.core.threads import pin_environment
 
 pin_environment(1)  # before numpy and the libraries load their thread pools
 
@@ -34,7 +34,7 @@ from annbench.plan.grid import RunOptions, make_plan  # noqa: E402
 from annbench.store.folder import ResultStore  # noqa: E402
 
 
-def qps_table(frame, min_recall: float) -> list[tuple[str, str, str, str, str]]:  # noqa: ANN001 - DataFrame
+def qps_table(frame, min_recall: float) -> list[tuple[str, str, str, str, str]]:  # DataFrame
     """Rows (algorithm, qps, recall, parameters, best recall) of the fastest run reaching ``min_recall``."""
     rows = []
     for algorithm, group in frame.groupby("algorithm", sort=True):

@@ -9,7 +9,8 @@
    random-xs-20-euclidean, 3 timed passes): wall time with ``--parallelism 2`` vs a two-worker
    ``LocalCluster``, and the latter with the cluster's start and close included.
 
-Usage: ``python benchmarks/dask_executor.py [--data-dir DIR] [--tasks 8] [--rounds 3] [--no-sweep]``. The machine is shared:
+Usage: ``python benchmarks/dask_executor.py [--data-dir DIR] [--tasks 8] [--rounds 3] [--no-sweep]``.
+The machine is shared:
 the load average is printed with the figures; each measurement alternates the two executors.
 """
 
@@ -27,13 +28,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from annbench.core import paths  # noqa: E402
-from annbench.datasets.registry import load  # noqa: E402
-from annbench.execute.dask import dask_client  # noqa: E402
-from annbench.execute.executors import execute, make_executor  # noqa: E402
-from annbench.plan.grid import RunOptions, make_plan  # noqa: E402
-from annbench.plan.pending import make_tasks  # noqa: E402
-from annbench.store.folder import ResultStore  # noqa: E402
+from annbench.core import paths
+from annbench.datasets.registry import load
+from annbench.execute.dask import dask_client
+from annbench.execute.executors import execute, make_executor
+from annbench.plan.grid import RunOptions, make_plan
+from annbench.plan.pending import make_tasks
+from annbench.store.folder import ResultStore
 
 DATASET = "random-xs-20-euclidean"
 
@@ -42,12 +43,12 @@ def load_average() -> str:
     return " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
-def _plan(dataset, algorithms, runs: int):  # noqa: ANN001, ANN202
+def _plan(dataset, algorithms, runs: int):
     return make_plan(dataset.name, dataset.path, dataset.distance, algorithms, "quick", RunOptions(k=10, runs=runs),
                      paths.config_dirs(), paths.algorithm_dirs())
 
 
-def _run(kind: str, plan, dataset, client, tasks=None, parallelism: int = 1) -> float:  # noqa: ANN001
+def _run(kind: str, plan, dataset, client, tasks=None, parallelism: int = 1) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         store = ResultStore(tmp)
         todo = tasks if tasks is not None else make_tasks(plan, dataset, store)

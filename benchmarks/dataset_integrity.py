@@ -31,12 +31,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from annbench.cli.common import Parser  # noqa: E402
-from annbench.core.threads import limited_threads  # noqa: E402
-from annbench.datasets.audit import audit_queries, first_mismatch  # noqa: E402
-from annbench.datasets.digest import content_checksum, legacy_checksum  # noqa: E402
-from annbench.datasets.format import load_dataset, read_dataset_arrays  # noqa: E402
-from annbench.datasets.registry import resolve  # noqa: E402
+from annbench.cli.common import Parser
+from annbench.core.threads import limited_threads
+from annbench.datasets.audit import audit_queries, first_mismatch
+from annbench.datasets.digest import content_checksum, legacy_checksum
+from annbench.datasets.format import load_dataset, read_dataset_arrays
+from annbench.datasets.registry import resolve
 
 DATASETS = ("fashion-mnist-784-euclidean", "random-s-100-euclidean")
 HASH_TARGET = 0.10

@@ -24,8 +24,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from annbench.analyse import difficulty  # noqa: E402
-from annbench.quality.groundtruth import exact_knn  # noqa: E402
+from annbench.analyse import difficulty
+from annbench.quality.groundtruth import exact_knn
 
 
 def main() -> None:

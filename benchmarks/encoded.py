@@ -89,7 +89,8 @@ def main() -> None:
 
     t0 = time.perf_counter()
     raw = load(args.source, data_dir, args.source_dir)
-    print(f"source {raw.name}: train {raw.train.shape}, test {raw.test.shape} (ready in {time.perf_counter() - t0:.1f} s)")
+    print(f"source {raw.name}: train {raw.train.shape}, test {raw.test.shape} "
+          f"(ready in {time.perf_counter() - t0:.1f} s)")
     datasets: list[Dataset] = [raw]
     facts = {raw.name: {"net_acc": float("nan"), "encode_s": 0.0}}
     for model in models:

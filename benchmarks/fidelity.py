@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from annbench.core.threads import pin_environment  # noqa: E402
+from annbench.core.threads import pin_environment
 
 pin_environment(1)  # before numpy and the libraries load their thread pools
 
@@ -114,7 +114,8 @@ def main() -> None:
     queries = dataset.test[:args.queries]
     n = len(queries)
     print(f"dataset {dataset.name} ({len(train)} x {train.shape[1]}, {n} queries); k={K}, single-query, 1 thread, "
-          f"M={args.M}, ef_construction={args.ef_construction}; chunks of {args.chunk}, fastest of {args.rounds} alternated passes each")
+          f"M={args.M}, ef_construction={args.ef_construction}; chunks of {args.chunk}, "
+          f"fastest of {args.rounds} alternated passes each")
     print(f"{'algorithm':<11} {'ef':>4} {'harness QPS':>12} {'tight QPS':>10} {'ratio':>6} same ids")
     for algorithm in args.algorithm:
         make, build, qname, two_d = LIBRARIES[algorithm]

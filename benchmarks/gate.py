@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from annbench.core.threads import pin_environment  # noqa: E402
+from annbench.core.threads import pin_environment
 
 pin_environment(1)
 

@@ -20,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from annbench.quality.groundtruth import exact_knn  # noqa: E402
+from annbench.quality.groundtruth import exact_knn
 
 
 def main() -> None:

@@ -22,9 +22,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from annbench.backends.adapter import Adapter  # noqa: E402
-from annbench.execute.measure import single_query_passes  # noqa: E402
-from annbench.plan.grid import WARMUP_NONE, RunOptions  # noqa: E402
+from annbench.backends.adapter import Adapter
+from annbench.execute.measure import single_query_passes
+from annbench.plan.grid import WARMUP_NONE, RunOptions
 
 ANSWER = np.arange(10)
 

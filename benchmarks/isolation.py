@@ -26,15 +26,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from annbench.analyse.frames import results_frame  # noqa: E402
-from annbench.core import paths  # noqa: E402
-from annbench.datasets.format import load_dataset  # noqa: E402
-from annbench.datasets.registry import registry, resolve  # noqa: E402
-from annbench.execute.executors import ExecutorKind, execute, make_executor  # noqa: E402
-from annbench.execute.isolation import run_task_isolated  # noqa: E402
-from annbench.plan.grid import BuildSetting, RunOptions, make_plan  # noqa: E402
-from annbench.plan.task import Limits, Task  # noqa: E402
-from annbench.store.folder import ResultStore  # noqa: E402
+from annbench.analyse.frames import results_frame
+from annbench.core import paths
+from annbench.datasets.format import load_dataset
+from annbench.datasets.registry import registry, resolve
+from annbench.execute.executors import ExecutorKind, execute, make_executor
+from annbench.execute.isolation import run_task_isolated
+from annbench.plan.grid import BuildSetting, RunOptions, make_plan
+from annbench.plan.task import Limits, Task
+from annbench.store.folder import ResultStore
 
 SHARED_DATA = paths.PROJECT_ROOT.parent / "shared" / "data"
 

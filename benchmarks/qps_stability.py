@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from annbench.core.threads import pin_environment  # noqa: E402
+from annbench.core.threads import pin_environment
 
 pin_environment(1)  # before numpy and the libraries load their thread pools
 
@@ -53,7 +53,7 @@ def mode_options(mode: str, runs: int, min_pass_time: float, warmup: float) -> R
     raise SystemExit(f"unknown mode {mode!r}; valid: calibrated, single")
 
 
-def sweep_qps(dataset, algorithms: list[str], options: RunOptions) -> dict[str, tuple[float, int]]:  # noqa: ANN001
+def sweep_qps(dataset, algorithms: list[str], options: RunOptions) -> dict[str, tuple[float, int]]:
     """One sweep into a fresh results folder: setting label → (qps, repeats)."""
     plan = make_plan(dataset.name, dataset.path, dataset.distance, algorithms, "quick", options,
                      paths.config_dirs(), paths.algorithm_dirs())

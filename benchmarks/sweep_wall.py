@@ -40,7 +40,7 @@ GRID = (f"algorithm: annoy\nmetrics: [euclidean, angular]\ngroups:\n  annbench-b
 PRESET = "annbench-benchmark"
 
 
-def plain_loop(dataset, k: int) -> float:  # noqa: ANN001 - an annbench Dataset
+def plain_loop(dataset, k: int) -> float:  # an annbench Dataset
     """Seconds to build every index once and run every setting's queries once, no harness."""
     from annoy import AnnoyIndex
 

@@ -27,14 +27,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from annbench.core import paths  # noqa: E402
-from annbench.core.results import RunKey  # noqa: E402
-from annbench.datasets.format import load_dataset  # noqa: E402
-from annbench.datasets.registry import resolve  # noqa: E402
-from annbench.execute.forkclient import WarmParents  # noqa: E402
-from annbench.execute.isolation import run_task_isolated  # noqa: E402
-from annbench.plan.grid import BuildSetting, RunOptions  # noqa: E402
-from annbench.plan.task import Limits, Task  # noqa: E402
+from annbench.core import paths
+from annbench.core.results import RunKey
+from annbench.datasets.format import load_dataset
+from annbench.datasets.registry import resolve
+from annbench.execute.forkclient import WarmParents
+from annbench.execute.isolation import run_task_isolated
+from annbench.plan.grid import BuildSetting, RunOptions
+from annbench.plan.task import Limits, Task
 
 DATASET = "random-xs-20-euclidean"
 

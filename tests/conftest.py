@@ -64,8 +64,8 @@ class MachineLock:
     keeps new readers out while a writer waits, so an exclusive test is not starved."""
 
     def __init__(self, folder: Path) -> None:
-        self._turnstile = open(folder / "turnstile.lock", "a")  # noqa: SIM115 - held for the session
-        self._machine = open(folder / "machine.lock", "a")  # noqa: SIM115
+        self._turnstile = open(folder / "turnstile.lock", "a")  # held for the session
+        self._machine = open(folder / "machine.lock", "a")
 
     @contextmanager
     def hold(self, exclusive: bool) -> Iterator[None]:

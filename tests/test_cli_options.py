@@ -56,7 +56,7 @@ def test_shared_dataset_options_before_or_after_the_subcommand(tmp_path: Path) -
     assert kept.code == 0 and str(before / "mine.hdf5") in kept.out
 
 
-def _actions(parser) -> dict[str, object]:  # noqa: ANN001 - an argparse parser
+def _actions(parser) -> dict[str, object]:  # an argparse parser
     """Every option string of ``parser`` and of its subcommands → its action."""
     import argparse
 
@@ -91,7 +91,8 @@ def test_shared_options_are_declared_once_and_mean_the_same_everywhere() -> None
                 assert action.help == flags[flag]["help"], (where, action.help)
     assert seen == set(flags), set(flags) - seen  # every shared option is used somewhere
     declared = re.compile(r"add_argument\(\s*(?:\"-\w\", )?\"(" + "|".join(map(re.escape, flags)) + r")\"")
-    own = {p.name: declared.findall(p.read_text()) for p in (PACKAGE_DIR / "cli").glob("*.py") if p.name != "options.py"}
+    own = {p.name: declared.findall(p.read_text())
+           for p in (PACKAGE_DIR / "cli").glob("*.py") if p.name != "options.py"}
     assert {k: v for k, v in own.items() if v} == {}
 
 

@@ -15,7 +15,7 @@ from conftest import _CORES, MachineLock
 WORKER = os.environ.get("PYTEST_XDIST_WORKER")
 
 
-def _held(lock_file) -> bool:  # noqa: ANN001 - an open file
+def _held(lock_file) -> bool:  # an open file
     """Whether another open file holds ``lock_file``'s lock (a non-blocking attempt fails)."""
     try:
         fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)

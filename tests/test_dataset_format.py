@@ -34,7 +34,7 @@ def test_a_file_made_the_ann_benchmarks_way_loads_unchanged(tmp_path: Path) -> N
     ids, dists = exact_knn(train.astype(np.float32), test.astype(np.float32), "angular", 100)
     path = tmp_path / "glove-tiny-angular.hdf5"
     with h5py.File(path, "w") as f:  # as ann_benchmarks.datasets.write_output does
-        f.attrs["type"], f.attrs["distance"], f.attrs["dimension"], f.attrs["point_type"] = "dense", "angular", 8, "float"
+        f.attrs.update({"type": "dense", "distance": "angular", "dimension": 8, "point_type": "float"})
         f.create_dataset("train", data=train.astype(np.float32))
         f.create_dataset("test", data=test.astype(np.float32))
         f.create_dataset("neighbors", data=ids, dtype="i")

@@ -149,11 +149,11 @@ EXPECTED = {("exact", 1): Status.OK, ("exact", 2): Status.OK, ("exact", 4): Stat
             ("exact", 32): Status.SKIPPED, **{("lossy", e): Status.OK for e in (1, 2, 4, 16, 32)}}
 
 
-def _settings(frame) -> list[tuple[str, str]]:  # noqa: ANN001
+def _settings(frame) -> list[tuple[str, str]]:
     return sorted(zip(frame["build_params"], frame["query_params"]))
 
 
-def _keys(frame) -> set[tuple[str, str]]:  # noqa: ANN001
+def _keys(frame) -> set[tuple[str, str]]:
     return set(zip(frame["build_params"], frame["query_params"]))
 
 

@@ -10,15 +10,15 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-from matplotlib.collections import PolyCollection  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.collections import PolyCollection
 
-from annbench.core.paths import CONFIGS_DIR  # noqa: E402
-from annbench.plan.config import all_configs  # noqa: E402
-from annbench.report.plotting import (  # noqa: E402
+from annbench.core.paths import CONFIGS_DIR
+from annbench.plan.config import all_configs
+from annbench.report.plotting import (
     SIZES,
     figure_panels,
     nines,
@@ -47,7 +47,7 @@ def default_run_frame(algorithms: list[str] = SHIPPED, seed: int = 0) -> pd.Data
     return pd.DataFrame(rows)
 
 
-def _boxes(fig):  # noqa: ANN001, ANN202
+def _boxes(fig):
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     axes = [ax.get_window_extent(renderer) for ax in fig.axes if ax.get_visible()]

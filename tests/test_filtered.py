@@ -18,7 +18,8 @@ from annbench.quality import filtered as F
 from annbench.quality.predicates import AttributeIndex, Attributes, Predicate, as_csr, predicates
 
 
-def reference(train: np.ndarray, q: np.ndarray, metric: str, match: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def reference(train: np.ndarray, q: np.ndarray, metric: str, match: np.ndarray,
+              k: int) -> tuple[np.ndarray, np.ndarray]:
     """The filtered top-k by brute force in float64, ties to the smaller id: the plain numpy reference."""
     rows = np.flatnonzero(match)
     x, v = train[rows].astype(np.float64), q.astype(np.float64)

@@ -48,7 +48,8 @@ def filtered_path(tmp_path_factory) -> Path:
     ids, d, sel = filtered_knn(train, test, "euclidean", predicates(qt, ranges),
                                AttributeIndex(Attributes(tags, values)), 100)
     return write_dataset(tmp_path_factory.mktemp("filtered") / "filtered-small.hdf5", train=train, test=test,
-                         distance="euclidean", neighbors=ids, distances=d, filters=Filters(tags, qt, sel, values, ranges))
+                         distance="euclidean", neighbors=ids, distances=d,
+                         filters=Filters(tags, qt, sel, values, ranges))
 
 
 def _run(path: Path, results: Path, *args: str):

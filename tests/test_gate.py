@@ -251,8 +251,8 @@ def test_uniformly_2x_slower_machine_passes(baseline: Path, data_dir: Path, tmp_
     # one core the benchmark children are pinned to, so the scheduler gives them about half of it.
     # Not exactly alike: sharing a core costs kdtree more than the reference (probably because
     # its tree walk depends more on the caches and branch predictors the hog disturbs): in 6 runs
-    # here, kdtree's normalised QPS came out 3.5 % to 16 % lower. The tolerance is widened to 30 % for that. The raw drop is
-    # ~50 %, so without the reference normalisation this test fails.
+    # here, kdtree's normalised QPS came out 3.5 % to 16 % lower. The tolerance is widened to 30 % for that.
+    # The raw drop is ~50 %, so without the reference normalisation this test fails.
     core = available_cores()[0]
     hog = subprocess.Popen([sys.executable, "-c", f"import os\nos.sched_setaffinity(0, {{{core}}})\nwhile True: pass"])
     try:

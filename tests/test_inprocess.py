@@ -110,7 +110,7 @@ def test_each_task_starts_from_a_fresh_global_random_state(data_dir: Path, tmp_p
     (algos / "draws.py").write_text(DRAWS.replace("MARKS", repr(str(marks))))
     (algos / "draws.yml").write_text("algorithm: draws\nmetrics: [euclidean]\n"
                                      "groups:\n  quick:\n    build: {n: [1, 2]}\n")
-    np.random.seed(0)
+    np.random.seed(0)  # noqa: NPY002 - the global state a library may draw from
     stream = np.random.RandomState(0).random_sample(2).tolist()  # what the tasks would draw without a reseed
     r = call(run_main, "--dataset", DATASET, "--algorithm", "draws", "--runs", "1", "--min-pass-time", "0",
              "--data-dir", data_dir, "--results", tmp_path / "results", "--algorithms-dir", algos,

@@ -160,8 +160,8 @@ def test_a_saved_index_for_another_checksum_is_refused(surnames_dir, tmp_path) -
     r = call(dataset_main, "--data-dir", tmp_path, "lookup", ENCODED, "Abel")
     assert r.code == 2 and len(r.err.strip().splitlines()) == 1
     assert "was built for dataset checksum sha256:000" in r.err and "--exact" in r.err
-    r = call(dataset_main, "--data-dir", tmp_path, "lookup", ENCODED, load_dataset(tmp_path / f"{ENCODED}.hdf5").keys[0],
-             "--exact")
+    key = load_dataset(tmp_path / f"{ENCODED}.hdf5").keys[0]
+    r = call(dataset_main, "--data-dir", tmp_path, "lookup", ENCODED, key, "--exact")
     assert r.code == 0, r.err
 
 

@@ -161,7 +161,8 @@ def _backend_modules() -> list[str]:
 
 
 def test_the_shipped_adapters_import_the_expected_libraries() -> None:
-    assert {"faiss", "ngtpy", "nmslib", "scann", "annoy", "hnswlib", "pynndescent", "usearch"} <= set(_backend_modules())
+    libraries = {"faiss", "ngtpy", "nmslib", "scann", "annoy", "hnswlib", "pynndescent", "usearch"}
+    assert libraries <= set(_backend_modules())
 
 
 @pytest.mark.parametrize("module", _backend_modules())

@@ -141,7 +141,7 @@ def test_ann_benchmarks_bit_files_load_unchanged(tmp_path: Path, stored: str) ->
     ids = _ref_top(full.astype(np.float64))
     path = tmp_path / "random-tiny-16-hamming.hdf5"
     with h5py.File(path, "w") as f:
-        f.attrs["type"], f.attrs["distance"], f.attrs["dimension"], f.attrs["point_type"] = "dense", "hamming", 16, "bit"
+        f.attrs.update({"type": "dense", "distance": "hamming", "dimension": 16, "point_type": "bit"})
         f.create_dataset("train", data=train.astype(stored))
         f.create_dataset("test", data=test.astype(stored))
         f.create_dataset("neighbors", data=ids, dtype=int)

@@ -346,7 +346,7 @@ class _Tags(html.parser.HTMLParser):
         super().__init__()
         self.tags: list[tuple[str, dict]] = []
 
-    def handle_starttag(self, tag, attrs):  # noqa: ANN001, ANN201
+    def handle_starttag(self, tag, attrs):
         self.tags.append((tag, dict(attrs)))
 
 
@@ -377,10 +377,12 @@ def test_report_escapes_and_loads_in_chromium(bench: Path, data_dir: Path, tmp_p
         assert not [a for _, attrs in parser.tags for a in attrs if a.startswith("on")], p
         for tag, attrs in parser.tags:  # the only scripts: the two local files and JSON data blocks
             if tag == "script":
-                assert attrs.get("type") == "application/json" or attrs.get("src", "").split("/")[-1] in SCRIPT_SRC, attrs
+                script = attrs.get("src", "").split("/")[-1]
+                assert attrs.get("type") == "application/json" or script in SCRIPT_SRC, attrs
                 assert not attrs.get("src", "").startswith(("http:", "https:", "//")), attrs
     evil_page = [p for p in pages if "script" in p.name]
-    assert len(evil_page) == 1 and "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&#x27;q" in evil_page[0].read_text()
+    assert len(evil_page) == 1
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&#x27;q" in evil_page[0].read_text()
     xs = ds_pages["random-xs-20-euclidean"].read_text()
     assert "broken" in xs and "&lt;b&gt;no answer&lt;/b&gt; &amp; &quot;quoted&quot;" in xs  # failed run, reason
     digits = ds_pages["digits-64-euclidean"].read_text()
@@ -417,7 +419,7 @@ CHARTS = """JSON.stringify(Array.from(document.querySelectorAll('figure.chart'))
 }))"""
 
 
-def _point(tab, chart: str, name: str, role: str = "pareto", point: int = 0) -> tuple[float, float]:  # noqa: ANN001
+def _point(tab, chart: str, name: str, role: str = "pareto", point: int = 0) -> tuple[float, float]:
     """Viewport pixel position of a point of the named trace (scrolled into view)."""
     return tuple(tab.evaluate(f"""(() => {{
       const gd = document.querySelector('#{chart} .plot');
@@ -428,11 +430,11 @@ def _point(tab, chart: str, name: str, role: str = "pareto", point: int = 0) -> 
     }})()"""))
 
 
-def _hover_text(tab, chart: str) -> str:  # noqa: ANN001
+def _hover_text(tab, chart: str) -> str:
     return tab.evaluate(f"document.querySelector('#{chart} .plot .hoverlayer').textContent")
 
 
-def _wait(tab, ms: int = 400) -> None:  # noqa: ANN001
+def _wait(tab, ms: int = 400) -> None:
     tab.evaluate(f"new Promise(r => setTimeout(r, {ms}))", await_promise=True)
 
 
@@ -475,7 +477,8 @@ def test_interactive_charts_in_chromium(bench: Path, tmp_path: Path) -> None:
                 tab.mouse("mouseMoved", *_point(tab, charts[0]["id"], plotly_text(hover_on)))
             else:
                 tab.evaluate(f"""(() => {{ const gd = document.querySelector('#{charts[0]["id"]} .plot');
-                    const i = gd.data.findIndex(t => t.meta.role === 'pareto' && t.name === {json.dumps(plotly_text(EVIL))});
+                    const i = gd.data.findIndex(t => t.meta.role === 'pareto'
+                                                     && t.name === {json.dumps(plotly_text(EVIL))});
                     Plotly.Fx.hover(gd, [{{curveNumber: i, pointNumber: 0}}]); }})()""")
             _wait(tab, 200)
             text = _hover_text(tab, charts[0]["id"])

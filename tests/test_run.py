@@ -91,10 +91,12 @@ def _write_config(folder: Path, name: str, text: str) -> Path:
 BAD_CONFIGS = {
     "malformed": ("algorithm: kdtree\nmetrics: [euclidean\ngroups: {}\n", "malformed YAML"),
     "unknown-param": ("algorithm: kdtree\nmetrics: [euclidean]\ngroups:\n  quick:\n    build:\n"
-                      "      leaf_sise: [10]\n", "kdtree.yml:6: kdtree takes no build parameter 'leaf_sise'; valid: leaf_size"),
+                      "      leaf_sise: [10]\n",
+                      "kdtree.yml:6: kdtree takes no build parameter 'leaf_sise'; valid: leaf_size"),
     "empty-list": ("algorithm: kdtree\nmetrics: [euclidean]\ngroups:\n  quick:\n    build: {leaf_size: []}\n",
                    "kdtree.yml:5: parameter 'leaf_size' has an empty list"),
-    "wrong-type": ("algorithm: kdtree\nmetrics: [euclidean]\ngroups:\n  quick:\n    build:\n      leaf_size: [10, ten]\n",
+    "wrong-type": ("algorithm: kdtree\nmetrics: [euclidean]\ngroups:\n  quick:\n    build:\n"
+                   "      leaf_size: [10, ten]\n",
                    "kdtree.yml:6: build parameter 'leaf_size' = 'ten' has the wrong type; valid: int"),
     "unknown-metric": ("algorithm: kdtree\nmetrics:\n  - euclidean\n  - manhattan\ngroups: {quick: {}}\n",
                        "kdtree.yml:4: unknown metric 'manhattan'; valid: euclidean, angular, ip, hamming, jaccard"),

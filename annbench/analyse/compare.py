@@ -34,7 +34,8 @@ def related_datasets(raw: str, available: list[str]) -> list[str]:
     character n-gram counts), then its encodings (names starting with its encoded prefix), each group
     in natural order (``mlp-8`` before ``mlp-32``)."""
     groups = [f"{raw}-ngram-", encoded_prefix(raw)]
-    return [raw, *(d for prefix in groups for d in sorted((d for d in available if d.startswith(prefix)), key=_natural))]
+    return [raw, *(d for prefix in groups
+                   for d in sorted((d for d in available if d.startswith(prefix)), key=_natural))]
 
 
 def dataset_facts(name: str, data_dir: Path | None) -> dict[str, float]:
@@ -63,5 +64,6 @@ def side_by_side(frame: pd.DataFrame, datasets: list[str], min_recall: float = 0
         points["best_recall"] = points["algorithm"].map(by_algorithm["recall"].max())
         exact = by_algorithm["knn_accuracy_exact"].first() if "knn_accuracy_exact" in runs else None
         points["knn_accuracy_exact"] = points["algorithm"].map(exact) if exact is not None else np.nan
-        parts.append(points.rename(columns={"qps": "qps_at_recall"}).assign(dataset=name, **dataset_facts(name, data_dir)))
+        parts.append(points.rename(columns={"qps": "qps_at_recall"})
+                     .assign(dataset=name, **dataset_facts(name, data_dir)))
     return pd.concat(parts, ignore_index=True)[COLUMNS] if parts else pd.DataFrame(columns=COLUMNS)

@@ -204,7 +204,7 @@ class Difficulty:
     def n_queries(self) -> int:
         return len(next(iter(self.values.values()))) if self.values else 0
 
-    def frame(self):  # noqa: ANN201 - a pandas DataFrame
+    def frame(self):  # a pandas DataFrame
         """One row per query (``query`` = its index in the test set), one column per measure."""
         import pandas as pd
 
@@ -212,7 +212,7 @@ class Difficulty:
         frame.insert(0, "query", np.arange(self.n_queries))
         return frame
 
-    def quartiles(self):  # noqa: ANN201 - a pandas DataFrame
+    def quartiles(self):  # a pandas DataFrame
         """Per measure: min, 25 %, median, 75 %, max over the queries with a finite value, and how many are not."""
         import pandas as pd
 

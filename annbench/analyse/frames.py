@@ -215,7 +215,8 @@ def warn_mixed_checksums(frame: pd.DataFrame) -> None:
 
 
 def operating_points(frame: pd.DataFrame, levels: tuple[float, ...] = OPERATING_RECALLS, quality: str = "recall",
-                     speed: str = "qps", columns: tuple[str, ...] | list[str] = tuple(OPERATING_COLUMNS)) -> pd.DataFrame:
+                     speed: str = "qps",
+                     columns: tuple[str, ...] | list[str] = tuple(OPERATING_COLUMNS)) -> pd.DataFrame:
     """Per algorithm (and batch mode) and level r: the successful run with the best ``speed`` among
     those with ``quality >= r``, with its ``columns`` (default: parameters, build time and index size).
 
@@ -246,7 +247,7 @@ def pass_qps(path: str | Path, n_queries: int) -> np.ndarray:
     return answered / (np.asarray(times, dtype=np.float64) * 1e-9)
 
 
-def per_query_frame(results_dir: str | Path | None, dataset, data_dir: str | Path | None = None,  # noqa: ANN001
+def per_query_frame(results_dir: str | Path | None, dataset, data_dir: str | Path | None = None,
                     runs: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per (run, query): run identifiers, per-query recall, id_recall, latency (single-query
     mode) and the query's difficulty measures; see :func:`annbench.analyse.perquery.per_query_frame`."""

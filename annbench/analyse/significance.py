@@ -47,7 +47,7 @@ def paired_p_value(a: np.ndarray, b: np.ndarray) -> float:
     return float(stats.wilcoxon(a, b, alternative="two-sided").pvalue)
 
 
-def bootstrap_interval(values: np.ndarray, statistic, seed: int = SEED) -> tuple[float, float]:  # noqa: ANN001
+def bootstrap_interval(values: np.ndarray, statistic, seed: int = SEED) -> tuple[float, float]:
     """95 % percentile-bootstrap interval of ``statistic(sample)`` over resamples of ``values``
     (``scipy.stats.bootstrap``, 1,000 resamples, ``rng`` seeded); a constant sample gives
     ``(v, v)``."""

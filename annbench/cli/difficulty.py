@@ -31,7 +31,8 @@ def add_arguments(p: Parser) -> None:
     g.add_argument("--difficulty", metavar="MEASURE",
                    help="recompute every view and table on a subset of queries chosen by rc, lid or expansion "
                         "(at k=10; or rc@100, lid@100, expansion@50); also the measure of the "
-                        f"recall-by-difficulty view and of the operating points' hard-query recall (default {DEFAULT_MEASURE})")
+                        f"recall-by-difficulty view and of the operating points' hard-query recall "
+                        f"(default {DEFAULT_MEASURE})")
     g.add_argument("--subset", choices=SUBSETS, default=None,
                    help="with --difficulty: the hardest or easiest --quantile of the queries, or all (default hard)")
     g.add_argument("--quantile", type=float, default=DEFAULT_QUANTILE, metavar="Q",
@@ -143,7 +144,8 @@ def write_per_query(table: pd.DataFrame, output: Path) -> Path:
     """Write the per-query table as Parquet (pandas through pyarrow) or CSV, by suffix."""
     suffix = output.suffix.lower()
     if suffix not in PER_QUERY_SUFFIXES:
-        raise UserError(f"--output {output}: unsupported file type for --per-query; valid: {', '.join(PER_QUERY_SUFFIXES)}")
+        raise UserError(f"--output {output}: unsupported file type for --per-query; "
+                        f"valid: {', '.join(PER_QUERY_SUFFIXES)}")
     if suffix == ".parquet" and not has_pyarrow():
         raise UserError(f"--output {output}: Parquet needs pyarrow, which is not installed; valid: "
                         f"pip install -e '.[parquet]', or --output {output.with_suffix('.csv').name}")

@@ -23,7 +23,8 @@ def widths(text: str) -> list[int]:
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers; valid: e.g. 16,32,64") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers; "
+                                         f"valid: e.g. 16,32,64") from None
     if not values or min(values) < 1 or len(set(values)) != len(values):
         raise argparse.ArgumentTypeError(f"{text!r}: valid widths are distinct integers >= 1, e.g. 16,32,64")
     return values

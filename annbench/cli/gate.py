@@ -98,12 +98,12 @@ def threads_for(argv: list[str]) -> int:
             return int(args.threads)
         if args.baseline:
             return max(1, int(json.loads(Path(args.baseline).read_text())["suite"]["threads"]))
-    except (SystemExit, Exception):  # noqa: BLE001 - best effort only
+    except (SystemExit, Exception):  # best effort only
         pass
     return 1
 
 
-def suite_from(args: argparse.Namespace, baseline_suite: dict | None):  # noqa: ANN201 - Suite, imported late
+def suite_from(args: argparse.Namespace, baseline_suite: dict | None):  # Suite, imported late
     from annbench.gate.run import Suite
 
     algorithms = None
@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None, prog: str = "gate.py") -> int:
     return 0 if passed else 1
 
 
-def run_session(args: argparse.Namespace, baseline, algorithms: tuple[str, ...] | None = None):  # noqa: ANN001, ANN201
+def run_session(args: argparse.Namespace, baseline, algorithms: tuple[str, ...] | None = None):
     """Measure the suite (of only ``algorithms`` if given) as a session; ``baseline`` (a Session or
     None) fixes the suite and the dataset it must be measured on."""
     import dataclasses

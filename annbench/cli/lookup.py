@@ -17,15 +17,17 @@ from annbench.core.errors import UserError
 def add_parsers(add: Callable[..., argparse.ArgumentParser]) -> None:
     """The ``index`` and ``lookup`` subcommands of ``dataset.py``, made with ``add`` (``add_parser``
     of its subcommands, with the options they all share)."""
-    s = add("index", shared("source-dir", "algorithms-dir"), help="build one algorithm setting over a dataset's train vectors and save it "
-                                     "beside the dataset (used by lookup)")
+    s = add("index", shared("source-dir", "algorithms-dir"),
+            help="build one algorithm setting over a dataset's train vectors and save it beside the dataset "
+                 "(used by lookup)")
     s.add_argument("dataset", help="registered name, local dataset name, or .hdf5 path")
     s.add_argument("--algorithm", required=True, help="an algorithm whose library saves its index (annoy, hnswlib, "
                    "faiss-*, usearch, nmslib-*)")
     s.add_argument("--build", help="build parameters NAME=VALUE,... (e.g. n_trees=50)")
     s.add_argument("--query", help="query parameters NAME=VALUE,... used by lookups (e.g. search_k=2000)")
-    s = add("lookup", shared("source-dir", "algorithms-dir"), help="nearest neighbours of a key, a key expression ('king - man + woman'), "
-                                      "a new string (--text) or a vector (--vector)")
+    s = add("lookup", shared("source-dir", "algorithms-dir"),
+            help="nearest neighbours of a key, a key expression ('king - man + woman'), a new string (--text) "
+                 "or a vector (--vector)")
     s.add_argument("dataset")
     s.add_argument("query", nargs="?", help="a key, or keys joined by ' + ' / ' - '")
     s.add_argument("-k", type=positive_int, default=10)
@@ -39,7 +41,7 @@ def add_parsers(add: Callable[..., argparse.ArgumentParser]) -> None:
                    "overriding the saved index's)")
 
 
-def _vector(path: Path):  # noqa: ANN202 - numpy array
+def _vector(path: Path):  # numpy array
     import numpy as np
 
     try:

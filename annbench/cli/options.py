@@ -24,7 +24,8 @@ OPTIONS: MappingProxyType[str, tuple[tuple[str, ...], dict[str, Any]]] = Mapping
                                                    help="extra adapter folder searched first "
                                                         f"(also ${paths.ENV_ALGORITHMS_PATH})")),
     "configs-dir": (("--configs-dir",), dict(type=Path, action="append", default=[], metavar="DIR",
-                                             help=f"extra grid folder searched first (also ${paths.ENV_CONFIGS_PATH})")),
+                                             help="extra grid folder searched first "
+                                                  f"(also ${paths.ENV_CONFIGS_PATH})")),
     "verbose": (("-v", "--verbose"), dict(action="count", default=0, help="more log lines (-vv: debug)")),
     "quiet": (("-q", "--quiet"), dict(action="store_true", help="warnings and errors only, no progress bar")),
 })

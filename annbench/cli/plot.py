@@ -262,7 +262,7 @@ def summary_tables(frame: pd.DataFrame, args: argparse.Namespace) -> list:
     return tables
 
 
-def ranks_table(frame: pd.DataFrame, args: argparse.Namespace):  # noqa: ANN201 - a tables.Table
+def ranks_table(frame: pd.DataFrame, args: argparse.Namespace):  # a tables.Table
     """Ranks across every selected dataset, each at its k (default 10 if present)."""
     from annbench.report.summaries import dataset_ranks
 

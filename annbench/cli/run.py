@@ -42,7 +42,8 @@ def warmup_arg(text: str) -> float:
 
 def parser(prog: str = "run.py") -> Parser:
     p = Parser(prog=prog, description="Benchmark ANN algorithms on a dataset.",
-               parents=[shared("results", "data-dir", "source-dir", "algorithms-dir", "configs-dir", "verbose", "quiet")])
+               parents=[shared("results", "data-dir", "source-dir", "algorithms-dir", "configs-dir", "verbose",
+                               "quiet")])
     p.add_argument("--dataset", default=DEFAULT_DATASET,
                    help=f"registered name or path of a dataset .hdf5 file (default: {DEFAULT_DATASET})")
     p.add_argument("--algorithm", help="comma-separated algorithms (default: every installed one)")
@@ -215,7 +216,7 @@ def skip_lines(rows: Iterable[tuple[str, str, str, str, str]]) -> list[str]:
     return lines
 
 
-def summary_text(frame) -> str:  # noqa: ANN001 - a pandas DataFrame
+def summary_text(frame) -> str:  # a pandas DataFrame
     from annbench.analyse.frames import has_notes
 
     cols = ["algorithm", "build_params", "query_params", "status", "recall", "qps", "p50_ms", "p99_ms",
@@ -243,7 +244,7 @@ def left_out_line(left_out: dict[str, str]) -> str:
 SUMMARY_RECALLS = (0.9, 0.99)
 
 
-def operating_text(frame) -> str:  # noqa: ANN001 - a pandas DataFrame
+def operating_text(frame) -> str:  # a pandas DataFrame
     """The closing summary's table: per algorithm its best QPS at recall >= 0.9 and 0.99, then the
     parameters behind each cell (:func:`annbench.report.summaries.operating_pivot`)."""
     from annbench.report.summaries import operating_pivot
@@ -276,7 +277,7 @@ def progress_bar(total: int, disable: bool = False) -> Iterator[Callable[..., No
     counts = {"ok": 0, "failed": 0, "skipped": 0}
     with tqdm(total=total, unit="run", desc="sweep", file=sys.stderr, disable=disable or total == 0,
               dynamic_ncols=True) as bar, logging_redirect_tqdm():
-        def on_task(task, outcome, recorded) -> None:  # noqa: ANN001
+        def on_task(task, outcome, recorded) -> None:
             failed = sum(r.status == Status.ERROR for r in recorded)
             skipped = sum(r.status == Status.SKIPPED for r in recorded)
             counts["ok"] += len(recorded) - failed - skipped
@@ -313,7 +314,8 @@ def main(argv: list[str] | None = None, prog: str = "run.py") -> int:
         folders = [data_folder(args, data_dir), temporary_folder()]
         check_folders(folders)
         with folder_errors(folders):
-            prepared = prepare(args.dataset, data_dir, args.source_dir, max_train=args.max_train, max_test=args.max_test)
+            prepared = prepare(args.dataset, data_dir, args.source_dir, max_train=args.max_train,
+                               max_test=args.max_test)
             print(describe(prepared.path, prepared.name, prepared.how))
         return 0
     if args.list_failures:
@@ -357,7 +359,7 @@ def stop_on_folder_errors(on_task: Callable[..., None], folders: list[Folder]) -
     or turned read-only mid-sweep ends the sweep with that folder's one line (the runs it affected
     are stored as failed, where the folder still took them), not one failure per run."""
 
-    def checked(task, outcome, recorded) -> None:  # noqa: ANN001
+    def checked(task, outcome, recorded) -> None:
         for r in recorded:
             if r.status == Status.ERROR and (error := failure_folder_error(r.error, folders)) is not None:
                 raise error

@@ -85,7 +85,7 @@ class InProcessExecutor:
         try:
             logging.getLogger("annbench.execute.worker").info("in-process for %s: %d runs", task.label(),
                                                               len(task.keys))
-            np.random.seed()  # as a fresh child would: not the previous task's global random state
+            np.random.seed()  # noqa: NPY002 - as a fresh child would: not the previous task's global random state
             run_task(task, path, self._occupancy.ref(0))
         except Exception as e:  # run_task stored the task's runs as errors with the traceback
             handler.stream.write(traceback.format_exc())

@@ -2,8 +2,8 @@
 
 This module is the child's entry (limits, log, the task); the work itself is
 :func:`annbench.execute.child.run_task`. The parent (:func:`annbench.execute.isolation.run_task_isolated`)
-starts it with its stdout and stderr going to the build setting's log file and the pickled task on stdin. Before anything
-heavy is imported the child pins itself to its cores, caps its address space, asks the kernel
+starts it with its stdout and stderr going to the build setting's log file and the pickled task on stdin.
+Before anything heavy is imported the child pins itself to its cores, caps its address space, asks the kernel
 to kill it when the parent dies, and turns on :mod:`faulthandler` (a crash or a hang leaves
 the Python stack in the log). Then it opens the dataset file itself, checks its checksum
 against the parent's, builds the index and stores every run as it completes: each result
@@ -91,7 +91,7 @@ def forked_child(task: Task, log_path: Path, server_pid: int, cpus: list[int] | 
         _start_logging()
         import numpy as np
 
-        np.random.seed()  # as a fresh interpreter would: not the server's global random state
+        np.random.seed()  # noqa: NPY002 - as a fresh interpreter would: not the server's global random state
         log.info("worker pid %d for %s: %d runs, cpus %s, forked from warm parent %d in %.3f s", os.getpid(),
                  task.label(), len(task.keys), sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                  else "-", server_pid, time.perf_counter() - started)
@@ -117,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cpus", help="comma-separated cores to pin to")
     p.add_argument("--address-space", type=int, help="RLIMIT_AS in bytes")
     p.add_argument("--log", type=Path, help="this child's log file (recorded in its results)")
-    p.add_argument("--beside", help="PATH:SLOT of the sweep's occupancy file (annbench.execute.occupancy) and this child's slot")
+    p.add_argument("--beside",
+                   help="PATH:SLOT of the sweep's occupancy file (annbench.execute.occupancy) and this child's slot")
     args = p.parse_args(argv)
     apply_limits(args.parent, [int(c) for c in args.cpus.split(",")] if args.cpus else None, args.address_space)
     _start_logging()

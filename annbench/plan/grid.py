@@ -199,7 +199,8 @@ def make_plan(dataset: str, dataset_path: Path, metric: str, algorithms: list[st
                 strategy = choose(adapter, filter_kinds, options.filter_strategy).value
             except ValueError as e:
                 if explicit:
-                    raise UserError(f"--filter-strategy {options.filter_strategy} with algorithm {name!r}: {e}") from None
+                    raise UserError(f"--filter-strategy {options.filter_strategy} with algorithm {name!r}: "
+                                    f"{e}") from None
                 log.info("skipping %s: %s", name, e)
                 continue
         group = config.groups[preset]

@@ -44,7 +44,8 @@ def _numpy_candidates(train: np.ndarray, test: np.ndarray, metric: str, kc: int,
             scores *= inv_norm  # cosine similarity (rows of norm 0 score 0, as a zero unit vector)
         if mask is not None:
             scores[:, ~mask] = -np.inf  # a filtered search: only the masked-in rows can be candidates
-        part = np.argpartition(-scores, kc - 1, axis=1)[:, :kc] if kc < len(x) else np.tile(np.arange(len(x)), (len(scores), 1))
+        part = (np.argpartition(-scores, kc - 1, axis=1)[:, :kc] if kc < len(x)
+                else np.tile(np.arange(len(x)), (len(scores), 1)))
         out[s:s + block] = part
     return out
 

@@ -56,7 +56,7 @@ def describe(path: Path, name: str | None = None, how: str | None = None, diffic
     return text + ("\n" + difficulty_quartiles(ds) if difficulty else "")
 
 
-def _filters(ds) -> list[tuple[str, str]]:  # noqa: ANN001 - a Dataset
+def _filters(ds) -> list[tuple[str, str]]:  # a Dataset
     """A filtered dataset's attributes and its queries' selectivity quartiles (none for others)."""
     import numpy as np
 
@@ -72,7 +72,7 @@ def _filters(ds) -> list[tuple[str, str]]:  # noqa: ANN001 - a Dataset
              + (f"; {zero} queries match no point" if zero else ""))]
 
 
-def _points(ds) -> str:  # noqa: ANN001 - a Dataset
+def _points(ds) -> str:  # a Dataset
     """The point type in words: what a row is and how it is held."""
     if ds.point_type == "bit":
         return f"bit ({ds.dimension} bits a row, packed in {ds.train.shape[1]} bytes)"
@@ -81,7 +81,7 @@ def _points(ds) -> str:  # noqa: ANN001 - a Dataset
     return ds.point_type
 
 
-def difficulty_quartiles(ds) -> str:  # noqa: ANN001 - a Dataset
+def difficulty_quartiles(ds) -> str:  # a Dataset
     """The quartiles of every difficulty measure of ``ds``'s queries, as text lines."""
     from annbench.analyse.difficulty import load_or_compute, sidecar_path
 

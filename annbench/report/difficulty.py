@@ -55,7 +55,8 @@ def difficulty_section(out: Path, d: str, name: str, frame: pd.DataFrame, data_d
         at = points[(points["min_recall"] == REPORT_RECALL) & points["path"].notna()]
         rel = f"{tag}-recall-by-difficulty.svg"
         plot_recall_by_difficulty(recall_by_difficulty(at, pq, m), out / d / rel,
-                                  f"{name} (k={int(k)}, {mode}): recall by {m.name} decile at recall ≥ {REPORT_RECALL:g}",
+                                  f"{name} (k={int(k)}, {mode}): recall by {m.name} decile "
+                                  f"at recall ≥ {REPORT_RECALL:g}",
                                   m.name)
         table = operating_extras(points, part, pq, m, DEFAULT_QUANTILE, significance=True)
         body += [f"<h3>k = {int(k)}, {mode}-query mode</h3>",

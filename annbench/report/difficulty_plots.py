@@ -14,7 +14,7 @@ from annbench.core.results import Status
 from annbench.report.plotting import plain_text, styles
 
 
-def _figure(n: int, width: float = 4.5, height: float = 3.4):  # noqa: ANN202 - (Figure, axes)
+def _figure(n: int, width: float = 4.5, height: float = 3.4):  # (Figure, axes)
     import matplotlib
 
     matplotlib.use("Agg")
@@ -25,7 +25,7 @@ def _figure(n: int, width: float = 4.5, height: float = 3.4):  # noqa: ANN202 - 
     return plt, *plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False, layout="constrained")
 
 
-def _save(plt, fig, output: str | Path) -> Path:  # noqa: ANN001
+def _save(plt, fig, output: str | Path) -> Path:
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -67,7 +67,8 @@ def _lines(table: pd.DataFrame, x: str, y: str, output: str | Path, title: str, 
     for (algorithm, batch), line in table.groupby(["algorithm", "batch"], sort=True):
         colour, marker = palette[str(algorithm)]
         line = line.sort_values(x)
-        ax.plot(line[x], line[y], color=colour, marker=marker, label=plain_text(f"{algorithm}{' (batch)' if batch else ''}"))
+        ax.plot(line[x], line[y], color=colour, marker=marker,
+                label=plain_text(f"{algorithm}{' (batch)' if batch else ''}"))
     ax.set_xticks(sorted(int(v) for v in table[x].unique()) if len(table) else [])
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
@@ -83,7 +84,8 @@ def _lines(table: pd.DataFrame, x: str, y: str, output: str | Path, title: str, 
 
 
 def plot_recall_by_difficulty(table: pd.DataFrame, output: str | Path, title: str, measure: str) -> Path:
-    """Mean recall per difficulty decile (:func:`annbench.analyse.perquery.recall_by_difficulty`), one line per algorithm."""
+    """Mean recall per difficulty decile (:func:`annbench.analyse.perquery.recall_by_difficulty`), one line per
+    algorithm."""
     bins = int(table["bin"].max()) if len(table) else 10
     return _lines(table, "bin", "recall", output, title, f"{measure} decile (1 = easiest, {bins} = hardest)",
                   "mean recall", "no operating points")

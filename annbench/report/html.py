@@ -44,11 +44,13 @@ CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;
 table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:.85em}
 th,td{border-bottom:1px solid #ddd;padding:.25em .6em;text-align:left;vertical-align:top}
 td.num{text-align:right;font-variant-numeric:tabular-nums}th{background:#f4f4f4}
-img{max-width:100%;border:1px solid #eee}.plots{display:grid;grid-template-columns:repeat(auto-fill,minmax(480px,1fr));gap:1em}
+img{max-width:100%;border:1px solid #eee}
+.plots{display:grid;grid-template-columns:repeat(auto-fill,minmax(480px,1fr));gap:1em}
 .err{color:#a00}pre{white-space:pre-wrap;font-size:.8em;background:#f8f8f8;padding:.5em}nav{margin-bottom:1em}
 figure{margin:0 0 1.5em}figure.chart{border:1px solid #eee;padding:.4em}figcaption{font-size:.8em;color:#555}
 .controls{font-size:.85em;display:flex;flex-wrap:wrap;gap:.4em 1.2em;margin-bottom:.3em}
-td[title]{text-decoration:underline dotted #999;cursor:help}caption{text-align:left;font-size:.9em;color:#555;padding:.2em 0}
+td[title]{text-decoration:underline dotted #999;cursor:help}
+caption{text-align:left;font-size:.9em;color:#555;padding:.2em 0}
 .wide{overflow-x:auto}
 """
 
@@ -88,7 +90,8 @@ def _page(title: str, body: str, root: str, crumbs: list[tuple[str, str]] = (), 
             f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
             f'<title>{html.escape(title)}</title>\n<link rel="icon" href="data:,">\n'
             f'{style}\n</head>\n<body>\n'
-            f'{f"<nav>{nav}</nav>" if nav else ""}\n<h1>{html.escape(title)}</h1>\n{body}\n{scripts}\n</body>\n</html>\n')
+            f'{f"<nav>{nav}</nav>" if nav else ""}\n<h1>{html.escape(title)}</h1>\n'
+            f'{body}\n{scripts}\n</body>\n</html>\n')
 
 
 def _img(src: str, alt: str) -> str:
@@ -336,11 +339,12 @@ def ranks_section(frame: pd.DataFrame) -> str:
 
 
 def warnings_html(frame: pd.DataFrame) -> list[str]:
-    """Paragraphs (class ``err``) for what makes a dataset's numbers suspect (:func:`annbench.analyse.frames.trust_warnings`)."""
+    """Paragraphs (class ``err``) for what makes a dataset's numbers suspect
+    (:func:`annbench.analyse.frames.trust_warnings`)."""
     return [f'<p class="err">Warning: {html.escape(line)}</p>' for line in trust_warnings(frame)]
 
 
-def load_local_dataset(name: str, data_dir: Path | None, frame: pd.DataFrame):  # noqa: ANN201 - Dataset | None
+def load_local_dataset(name: str, data_dir: Path | None, frame: pd.DataFrame):  # Dataset | None
     """The dataset file ``<data_dir>/<name>.hdf5`` if present and its checksum is the runs' one."""
     from annbench.datasets.format import load_dataset
     from annbench.datasets.registry import dataset_path
@@ -382,7 +386,8 @@ def write_report(frame: pd.DataFrame, out_dir: str | Path, data_dir: Path | None
     generated = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     body = ["<h2>Datasets</h2>", to_html(pd.DataFrame(rows), links={"dataset": links}), ranks_section(frame),
             "<h2>Provenance of the measurements</h2>", to_html(provenance_table(frame)),
-            f"<p>Report written {html.escape(generated)} by annbench {html.escape(provenance.machine()['annbench_version'])}"
+            f"<p>Report written {html.escape(generated)} "
+            f"by annbench {html.escape(provenance.machine()['annbench_version'])}"
             f" (commit {html.escape(provenance.git_commit())}).</p>"]
     writer.page("index.html", "annbench report", "\n".join(b for b in body if b))
     return out / "index.html"

@@ -188,12 +188,13 @@ def chart_html(chart_id: str, spec_id: str, x: str, y: str, title: str, all_runs
     link = (f'<figcaption>Static figure: <a href="{html.escape(static_href)}">'
             f'{html.escape(static_href.rsplit("/", 1)[-1])}</a></figcaption>' if static_href else "")
     attrs = " ".join(f'data-{k}="{html.escape(str(v), quote=True)}"' for k, v in
-                     (("spec", spec_id), ("x", x), ("y", y), ("all", "1" if all_runs else ""), ("title", plotly_text(title))))
+                     (("spec", spec_id), ("x", x), ("y", y), ("all", "1" if all_runs else ""),
+                      ("title", plotly_text(title))))
     return (f'<figure class="chart" id="{html.escape(chart_id)}" {attrs}>'
             f'<div class="controls"></div><div class="plot"></div>{link}</figure>')
 
 
-def chart_ids(prefix: str):  # noqa: ANN201 - an iterator of str
+def chart_ids(prefix: str):  # an iterator of str
     """``prefix-1``, ``prefix-2``, … for the charts of one page."""
     return (f"{prefix}-{i}" for i in count(1))
 
@@ -241,7 +242,8 @@ CHART_JS = r"""// annbench report charts: draws every <figure class="chart"> fro
   }
 
   function layout(spec, state) {
-    return {title: {text: state.title, font: {size: 13}, x: 0.01, xanchor: "left"}, xaxis: axis(spec, state.x, state.xScale),
+    return {title: {text: state.title, font: {size: 13}, x: 0.01, xanchor: "left"},
+      xaxis: axis(spec, state.x, state.xScale),
       yaxis: axis(spec, state.y, state.yScale), hovermode: "closest", margin: {t: 40, r: 10, b: 50, l: 60},
       legend: {x: 1.02, y: 1, xanchor: "left", font: {size: 11}, tracegroupgap: 1}, plot_bgcolor: "white",
       height: 500,

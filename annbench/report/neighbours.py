@@ -46,7 +46,8 @@ def choose_runs(frame: pd.DataFrame, min_recall: float = 0.9) -> pd.DataFrame:
 def load_selections(runs: pd.DataFrame) -> list[Selection]:
     out = []
     for _, r in runs.iterrows():
-        label = f"{r['algorithm']}{' (batch)' if r['batch'] else ''} {params_label(r['build_params'], r['query_params'])}"
+        batch = " (batch)" if r["batch"] else ""
+        label = f"{r['algorithm']}{batch} {params_label(r['build_params'], r['query_params'])}"
         out.append(Selection(label, read_arrays(r["path"])["neighbors"]))
     return out
 
@@ -99,7 +100,7 @@ def neighbour_figure(dataset: Dataset, selections: list[Selection], output: str 
     fig, axes = plt.subplots(rows, k + 1, figsize=(1.0 * (k + 1) + 2.5, height), squeeze=False)
     fig.subplots_adjust(top=1 - 0.5 / height, bottom=0.1 / height, hspace=0.35, wspace=0.1)
     try:
-        def picture(ax, vector, label, wrong=False):  # noqa: ANN001, ANN202
+        def picture(ax, vector, label, wrong=False):
             ax.imshow(np.asarray(vector, dtype=np.float32).reshape(shape), cmap="gray_r")
             if label is not None:
                 ax.set_title(plain_text(str(label)), fontsize=6, pad=2)

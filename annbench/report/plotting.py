@@ -224,7 +224,7 @@ def _usable(frame: pd.DataFrame, column: str, scale: str) -> pd.Series:
     return values.notna()
 
 
-def _set_scale(ax, which: str, scale: str, values: Iterable[float] = ()) -> None:  # noqa: ANN001 - Axes
+def _set_scale(ax, which: str, scale: str, values: Iterable[float] = ()) -> None:  # Axes
     setter = ax.set_xscale if which == "x" else ax.set_yscale
     if scale == "nines":
         from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
@@ -265,7 +265,7 @@ def warn_mixed_hosts(frame: pd.DataFrame) -> None:
                         algorithm, " (batch)" if batch else "", len(hosts), ", ".join(hosts))
 
 
-def draw(ax, frame: pd.DataFrame, x: str, y: str, *, all_points: bool = False, annotate: bool = False,  # noqa: ANN001
+def draw(ax, frame: pd.DataFrame, x: str, y: str, *, all_points: bool = False, annotate: bool = False,
          x_scale: str = "nines", y_scale: str = "log", palette: dict | None = None, bands: bool = False) -> int:
     """Draw ``frame``'s successful runs on ``ax``; returns the number of lines drawn. ``palette``:
     :func:`styles` of every algorithm in the figure (default: of those in ``frame``). The QPS
@@ -310,7 +310,7 @@ def draw(ax, frame: pd.DataFrame, x: str, y: str, *, all_points: bool = False, a
 
 def figure_panels(panels: Sequence[tuple[str, pd.DataFrame]], x: str, y: str, *, x_scale: str = "nines",
                   y_scale: str = "log", all_points: bool = False, annotate: bool = False, title: str | None = None,
-                  size: str = "screen", bands: bool = False):  # noqa: ANN201 - a matplotlib Figure
+                  size: str = "screen", bands: bool = False):  # a matplotlib Figure
     """The figure of :func:`plot_panels`, not saved (the caller closes it). The legend is outside
     the axes: at the right of one panel (below it for ``size="single"``), below several panels."""
     import matplotlib
@@ -371,7 +371,7 @@ def _metadata(suffix: str) -> dict[str, str | None]:
     return {".svg": {"Date": None}, ".pdf": {"CreationDate": None}}.get(suffix.lower(), {})
 
 
-def _save(fig, output: str | Path) -> Path:  # noqa: ANN001 - a matplotlib Figure
+def _save(fig, output: str | Path) -> Path:  # a matplotlib Figure
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(output, bbox_inches="tight", dpi=200 if output.suffix.lower() == ".png" else "figure",

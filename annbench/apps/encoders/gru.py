@@ -63,7 +63,8 @@ def codes(texts: list[str] | tuple[str, ...], vocabulary: str) -> tuple[np.ndarr
     index = {c: i + 2 for i, c in enumerate(vocabulary)}
     lengths = np.array([len(t) for t in texts], dtype=np.int64)
     if len(texts) and lengths.min() == 0:
-        raise UserError(f"an empty string cannot be encoded (row {int(np.argmin(lengths))}); valid: 1 character or more")
+        raise UserError(f"an empty string cannot be encoded (row {int(np.argmin(lengths))}); "
+                        f"valid: 1 character or more")
     out = np.full((len(texts), max(1, int(lengths.max(initial=1)))), PAD, dtype=np.int64)
     for i, t in enumerate(texts):
         out[i, :len(t)] = [index.get(c, UNKNOWN) for c in t]
@@ -177,7 +178,8 @@ def load(path: str | Path) -> tuple[Encoder, dict[str, Any]]:
             meta = dict(f.metadata() or {})
         tensors = load_file(str(path))
     except (SafetensorError, OSError) as e:
-        raise UserError(f"encoder file {path} is unreadable ({e}); encode the dataset again (encode.py --force)") from None
+        raise UserError(f"encoder file {path} is unreadable ({e}); "
+                        f"encode the dataset again (encode.py --force)") from None
     if meta.get("format") != FORMAT:
         raise UserError(f"encoder file {path} has format {meta.get('format')!r}; valid: {FORMAT}")
     a = Architecture(**json.loads(meta.pop("architecture")))

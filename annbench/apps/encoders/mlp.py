@@ -24,7 +24,7 @@ ACTIVATIONS = {
 }
 
 
-def penultimate(clf, x: np.ndarray) -> np.ndarray:  # noqa: ANN001 - a fitted MLPClassifier
+def penultimate(clf, x: np.ndarray) -> np.ndarray:  # a fitted MLPClassifier
     """Activations of the last hidden layer: ``a_0 = x``, ``a_{i+1} = f(a_i W_i + b_i)`` for every
     layer but the output one (``f`` = the classifier's ``activation``)."""
     f = ACTIVATIONS[clf.activation]

@@ -104,11 +104,11 @@ def test_build_and_query_params_reach_the_adapter(labelled, tmp_path) -> None:
 
 
 @pytest.mark.parametrize(("clf", "message"), [
-    (ANNClassifier(algorithm="kdtree", leaf_sise=3), "unknown parameter 'leaf_sise' for algorithm 'kdtree'; "
-                                                     "valid: build leaf_size; query (none)"),
-    (ANNClassifier(algorithm="kdtree", leaf_size="40"), "leaf_size='40' of algorithm 'kdtree' is invalid; valid: int"),
+    (ANNClassifier(algorithm="kdtree", leaf_sise=3), "kdtree takes no build parameter 'leaf_sise'; valid: leaf_size"),
+    (ANNClassifier(algorithm="kdtree", leaf_size="40"), "build parameter 'leaf_size' = '40' has the wrong type; "
+                                                        "valid: int"),
     (ANNClassifier(algorithm="no-such-lib"), "algorithm 'no-such-lib' has no adapter file"),
-    (ANNClassifier(algorithm="kdtree", metric="ip"), "metric='ip' is not supported by 'kdtree'; valid: euclidean"),
+    (ANNClassifier(algorithm="kdtree", metric="ip"), "metric 'ip' is not supported by kdtree; valid: euclidean"),
     (ANNClassifier(k=0), "k=0 is invalid; valid: an integer in [1, 1300]"),
 ])
 def test_bad_parameters_raise_value_error_naming_what_is_valid(labelled, clf, message) -> None:

@@ -18,14 +18,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from annbench.backends.adapter import (
-    Adapter,
-    build_parameters,
-    describe_type,
-    query_parameters,
-    type_hints,
-    value_matches,
-)
+from annbench.backends.adapter import Adapter, query_parameters
+from annbench.backends.params import validate_params
 from annbench.core.errors import UserError
 from annbench.quality.distances import distances_to_ids
 from annbench.quality.metrics import knn_votes
@@ -72,36 +66,25 @@ class ANNClassifier(ClassifierMixin, BaseEstimator):
         from annbench.core.paths import algorithm_dirs
 
         try:
-            return load_adapter(self.algorithm, algorithm_dirs([Path(self.algorithms_dir)] if self.algorithms_dir else None))
+            extra = [Path(self.algorithms_dir)] if self.algorithms_dir else None
+            return load_adapter(self.algorithm, algorithm_dirs(extra))
         except UserError as e:
             raise ValueError(str(e)) from None
 
     def _split(self, cls: type[Adapter]) -> tuple[dict[str, Any], dict[str, Any]]:
-        build, query = build_parameters(cls), query_parameters(cls)
-        hints = {**type_hints(cls.__init__), **type_hints(cls.set_query_params)}
-        split: tuple[dict[str, Any], dict[str, Any]] = ({}, {})
-        for name in self._backend_params:
-            value = getattr(self, name)
-            if name not in build and name not in query:
-                raise ValueError(f"unknown parameter {name!r} for algorithm {self.algorithm!r}; valid: build "
-                                 f"{', '.join(build) or '(none)'}; query {', '.join(query) or '(none)'}")
-            annotation = hints.get(name, (build.get(name) or query[name]).annotation)
-            if not value_matches(value, annotation):
-                raise ValueError(f"parameter {name}={value!r} of algorithm {self.algorithm!r} is invalid; "
-                                 f"valid: {describe_type(annotation)}")
-            split[0 if name in build else 1][name] = value
-        missing = [n for n, p in build.items() if p.default is p.empty and n not in split[0]]
-        if missing:
-            raise ValueError(f"algorithm {self.algorithm!r} needs build parameter(s) {', '.join(missing)}")
-        return split
+        """The backend parameters as (build, query), checked (:func:`annbench.backends.params.validate_params`):
+        a name the adapter takes for neither counts as a build parameter, so the check names it."""
+        query_names = query_parameters(cls)
+        values = {name: getattr(self, name) for name in self._backend_params}
+        build = {n: v for n, v in values.items() if n not in query_names}
+        query = {n: v for n, v in values.items() if n in query_names}
+        validate_params(cls, build, query, self.metric, algorithm=self.algorithm)
+        return build, query
 
     def fit(self, X: Any, y: Any) -> ANNClassifier:
         X, y = validate_data(self, X, y, dtype=np.float32, order="C")
         check_classification_targets(y)
         cls = self._adapter_class()
-        if self.metric not in cls.metrics:
-            raise ValueError(f"metric={self.metric!r} is not supported by {self.algorithm!r}; "
-                             f"valid: {', '.join(cls.metrics)}")
         if not (isinstance(self.k, (int, np.integer)) and 1 <= self.k <= len(X)):
             raise ValueError(f"k={self.k!r} is invalid; valid: an integer in [1, {len(X)}] (the number of samples)")
         build, query = self._split(cls)

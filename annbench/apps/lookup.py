@@ -34,7 +34,8 @@ from typing import Any
 import numpy as np
 
 from annbench.apps.encoders.base import encoder_path
-from annbench.backends.adapter import Adapter, build_parameters, query_parameters, saveable
+from annbench.backends.adapter import Adapter, saveable
+from annbench.backends.params import validate_params
 from annbench.core import paths
 from annbench.core.errors import UserError
 from annbench.core.processes import temporary_name
@@ -94,12 +95,7 @@ def make_adapter(algorithm: str, distance: str, build: dict[str, Any], query: di
     from annbench.backends.discovery import load_adapter
 
     cls = load_adapter(algorithm, adapter_dirs or paths.algorithm_dirs())
-    if distance not in cls.metrics:
-        raise UserError(f"{algorithm} does not support distance {distance!r}; valid: {', '.join(cls.metrics)}")
-    for given, valid, what in ((build, build_parameters(cls), "build"), (query, query_parameters(cls), "query")):
-        for p in given:
-            if p not in valid:
-                raise UserError(f"{algorithm} takes no {what} parameter {p!r}; valid: {', '.join(valid) or 'none'}")
+    validate_params(cls, build, query, distance, algorithm=algorithm)
     try:
         return cls, cls(distance, **build)
     except (ValueError, TypeError) as e:
@@ -271,8 +267,9 @@ class Lookup:
         return self._train_label_texts[row]
 
     def _label_text(self, value: Any) -> str:
-        if self._label_names is not None and np.issubdtype(type(value), np.integer) and 0 <= value < len(self._label_names):
-            return str(self._label_names[int(value)])
+        names = self._label_names
+        if names is not None and np.issubdtype(type(value), np.integer) and 0 <= value < len(names):
+            return str(names[int(value)])
         return str(value.decode() if isinstance(value, bytes) else value)
 
     def _unknown(self, key: str, what: str) -> UserError:
@@ -302,7 +299,8 @@ class Lookup:
         parts = _OPERATOR.split(f" {text} ")
         names = [p.strip() for p in parts[0::2]]
         if not any(names):
-            raise UserError(f"query {expression!r} is empty; valid: a key or an expression such as 'king - man + woman'")
+            raise UserError(f"query {expression!r} is empty; "
+                            f"valid: a key or an expression such as 'king - man + woman'")
         if not all(names):
             raise UserError(f"expression {expression!r} has an operator without a key beside it; valid: e.g. "
                             f"'king - man + woman' (spaces around '-')")
@@ -324,26 +322,28 @@ class Lookup:
         if self._encoder is None:
             path = encoder_path(self.dataset.path)
             if not path.is_file():
-                raise UserError(f"dataset {self.dataset.name} has no saved encoder ({path.name} beside {self.dataset.path} "
-                                f"is missing); --text needs a dataset encoded from strings, e.g. encode.py --from "
-                                f"surnames --model gru")
+                raise UserError(f"dataset {self.dataset.name} has no saved encoder ({path.name} beside "
+                                f"{self.dataset.path} is missing); --text needs a dataset encoded from strings, "
+                                f"e.g. encode.py --from surnames --model gru")
             from annbench.apps.encoders import gru
 
             encoder, meta = gru.load(path)
             if meta.get("dataset_checksum") != self.dataset.checksum:
                 raise UserError(f"encoder file {path} was saved for dataset checksum {meta.get('dataset_checksum')}, "
-                                f"but {self.dataset.path} has {self.dataset.checksum}; encode again (encode.py --force)")
+                                f"but {self.dataset.path} has {self.dataset.checksum}; "
+                                f"encode again (encode.py --force)")
             self._encoder = encoder
         return self._encoder.encode([text])[0]
 
     def _vector(self, vector: np.ndarray) -> np.ndarray:
         v = np.asarray(vector, dtype=np.float32).reshape(-1)
         if v.shape != (self.dataset.dimension,) or not np.isfinite(v).all():
-            raise UserError(f"query vector of shape {np.shape(vector)} does not fit dataset {self.dataset.name}; valid: "
-                            f"{self.dataset.dimension} finite numbers")
+            raise UserError(f"query vector of shape {np.shape(vector)} does not fit dataset {self.dataset.name}; "
+                            f"valid: {self.dataset.dimension} finite numbers")
         return v
 
-    def search(self, vector: np.ndarray, k: int, exclude: list[int] | tuple[int, ...] = ()) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, vector: np.ndarray, k: int,
+               exclude: list[int] | tuple[int, ...] = ()) -> tuple[np.ndarray, np.ndarray]:
         """Ids and recomputed distances of the ``k`` nearest train rows of ``vector`` outside ``exclude``."""
         n = len(self.dataset.train)
         if not 1 <= k <= n:

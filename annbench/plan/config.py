@@ -25,14 +25,8 @@ from typing import Any
 
 import yaml
 
-from annbench.backends.adapter import (
-    Adapter,
-    build_parameters,
-    describe_type,
-    query_parameters,
-    type_hints,
-    value_matches,
-)
+from annbench.backends.adapter import Adapter
+from annbench.backends.params import ParamError, validate_params
 from annbench.core.errors import UserError
 from annbench.quality.distances import METRICS
 
@@ -184,30 +178,17 @@ def load_config(path: str | Path) -> AlgorithmConfig:
 
 def check_against(config: AlgorithmConfig, adapter: type[Adapter]) -> None:
     """Every parameter of every group is one the adapter takes, with a value of its type;
-    every metric is one the adapter supports."""
+    every metric is one the adapter supports (:func:`annbench.backends.params.validate_params`)."""
     for i, m in enumerate(config.metrics):
-        if m not in adapter.metrics:
-            raise UserError(f"config {config.where('metrics', i)}: metric {m!r} is not supported by "
-                            f"{config.algorithm}; valid: {', '.join(adapter.metrics)}")
-    for part, params, hints in (("build", build_parameters(adapter), type_hints(adapter.__init__)),
-                                ("query", query_parameters(adapter), type_hints(adapter.set_query_params))):
-        for gname, group in config.groups.items():
-            grid = getattr(group, part)
-            for pname, values in grid.items():
-                if pname not in params:
-                    valid = ", ".join(params) or "none"
-                    raise UserError(f"config {config.where('groups', gname, part, pname)}: {config.algorithm} "
-                                    f"takes no {part} parameter {pname!r}; valid: {valid}")
-                annotation = hints.get(pname, params[pname].annotation)
-                for i, v in enumerate(values):
-                    if not value_matches(v, annotation):
-                        raise UserError(f"config {config.where('groups', gname, part, pname, i)}: {part} "
-                                        f"parameter {pname!r} = {v!r} has the wrong type; valid: "
-                                        f"{describe_type(annotation)}")
-            missing = [n for n, p in params.items() if p.default is p.empty and n not in grid]
-            if missing:
-                raise UserError(f"config {config.where('groups', gname, part)}: group {gname!r} lacks required "
-                                f"{part} parameter(s) {', '.join(missing)}")
+        try:
+            validate_params(adapter, None, None, m, algorithm=config.algorithm)
+        except ParamError as e:
+            raise UserError(f"config {config.where('metrics', i)}: {e}") from None
+    for gname, group in config.groups.items():
+        try:
+            validate_params(adapter, group.build, group.query, None, algorithm=config.algorithm, lists=True)
+        except ParamError as e:
+            raise UserError(f"config {config.where('groups', gname, *e.path)}: {e}") from None
 
 
 def find_config(algorithm: str, dirs: list[Path]) -> Path | None:

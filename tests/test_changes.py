@@ -36,7 +36,8 @@ def data() -> tuple[np.ndarray, np.ndarray]:
 def recall_and_dead(adapter: Adapter, queries: np.ndarray, x: np.ndarray, metric: str, tags: np.ndarray,
                     rows: np.ndarray, dead: np.ndarray, k: int = 10) -> tuple[float, int]:
     truth = tags[exact_neighbours(x[rows], queries, metric, k, threads=1)[0]]
-    for found in (adapter.batch_query(queries, k), np.stack([np.asarray(adapter.query(q, k)).ravel() for q in queries])):
+    one_by_one = np.stack([np.asarray(adapter.query(q, k)).ravel() for q in queries])
+    for found in (adapter.batch_query(queries, k), one_by_one):
         assert found.shape == (len(queries), k)
         hits = np.mean([len(set(f) & set(t)) / k for f, t in zip(found.tolist(), truth.tolist())])
         returned_dead = int(np.isin(found, dead).sum())

@@ -100,8 +100,8 @@ def test_digest_ignores_comments_and_gt_url(tmp_path: Path) -> None:
                                       'random10000/10000/simple_runbook.yaml"\n', "")
     b = read_runbook(write(tmp_path, stripped, "b.yaml") + ":random-xs", "x", 10_000)
     assert a.digest == b.digest
-    c = read_runbook(write(tmp_path, stripped.replace("max_pts: 10000\n", "max_pts: 20000\n", 1), "c.yaml") + ":random-xs",
-                     "x", 10_000)
+    bigger = stripped.replace("max_pts: 10000\n", "max_pts: 20000\n", 1)
+    c = read_runbook(write(tmp_path, bigger, "c.yaml") + ":random-xs", "x", 10_000)
     assert c.digest != a.digest
 
 
@@ -118,8 +118,8 @@ BAD = {
     "range out of bounds": ("x:\n  max_pts: 100\n  1: {operation: insert, start: 0, end: 50}\n",
                             r"x step 1: insert range \[0, 50\) \(start, end\) is empty or beyond the dataset's 20 "
                             r"train rows; valid: 0 <= start < end <= 20"),
-    "delete of dead points": ("x:\n  max_pts: 10\n  1: {operation: insert, start: 0, end: 5}\n  2: {operation: search}\n"
-                              "  3: {operation: delete, start: 3, end: 8}\n",
+    "delete of dead points": ("x:\n  max_pts: 10\n  1: {operation: insert, start: 0, end: 5}\n"
+                              "  2: {operation: search}\n  3: {operation: delete, start: 3, end: 8}\n",
                               r"x step 3: deletes 3 points that are not live \(first: 5\)"),
     "missing max_pts": ("x:\n  1: {operation: insert, start: 0, end: 5}\n", r"x: no max_pts; valid: max_pts: N"),
     "more than max_pts": ("x:\n  max_pts: 4\n  1: {operation: insert, start: 0, end: 5}\n",
@@ -178,7 +178,8 @@ def reference_truth(train: np.ndarray, test: np.ndarray, metric: str, steps: lis
             for t in range(step["start"], step["end"]):
                 tag_to_row.pop(t)
         elif op == "replace":
-            tag_to_row.update({t: step["ids_start"] + i for i, t in enumerate(range(step["tags_start"], step["tags_end"]))})
+            tags = range(step["tags_start"], step["tags_end"])
+            tag_to_row.update({t: step["ids_start"] + i for i, t in enumerate(tags)})
         else:
             tags = np.array(sorted(tag_to_row))
             x = train[[tag_to_row[t] for t in tags]].astype(np.float64)

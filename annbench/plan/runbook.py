@@ -32,7 +32,6 @@ from annbench.core.errors import UserError
 from annbench.core.results import canonical
 from annbench.quality.streaming import LiveSet, Piece
 
-
 #: ``yaml.safe_load``'s semantics, in C where PyYAML has it (big-ann-benchmarks' runbooks have ~1,000 steps).
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 

@@ -54,7 +54,7 @@ def serve(adapter: Adapter, rows: Sequence[np.ndarray], k: int, offset: int, blo
         trace.cores = pinned
         message: tuple[str, object] = ("ok", trace)
         code = 0
-    except BaseException:  # noqa: BLE001 - reported to the parent, which raises it
+    except BaseException:  # reported to the parent, which raises it
         message = ("error", traceback.format_exc())
     try:
         with os.fdopen(out, "wb") as f:

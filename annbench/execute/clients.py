@@ -178,7 +178,7 @@ def thread_clients(handles: Sequence[Adapter], rows: Sequence[np.ndarray], k: in
             trace = client_loop(handles[i].query, rows, k, starts[i], start, block, size)
             trace.cores = pinned
             traces[i] = trace
-        except BaseException as e:  # noqa: BLE001 - raised again in the calling thread
+        except BaseException as e:  # raised again in the calling thread
             errors.append(e)
             barrier.abort()
 

@@ -1,5 +1,6 @@
 """Shared fixtures: built-in datasets built once per session, and in-process CLI calls; how the suite
-shares the machine between its pytest-xdist workers.
+shares the machine between its pytest-xdist workers (each with a core-claims registry of its own,
+``$ANNBENCH_CLAIMS_DIR``: see ``no_default_folders``).
 
 The suite runs on one pytest-xdist worker per core (``-n auto``, at most ``MAX_WORKERS``), handed
 out a module at a time (``--dist loadscope``), so a module's fixtures are built once. Each worker is
@@ -114,11 +115,17 @@ def no_default_folders(tmp_path_factory):
     """The default data and results folders (``./datasets``, ``./results``) point at empty folders of
     the session, so no test reads or writes the checkout's own (a dataset left in ``./datasets``
     by a developer's run would otherwise change what a CLI called without ``--data-dir`` finds)."""
+    from annbench.core.claims import ENV_CLAIMS_DIR
     from annbench.core.paths import ENV_DATA_DIR, ENV_RESULTS_DIR
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(ENV_DATA_DIR, str(tmp_path_factory.mktemp("default-datasets")))
         mp.setenv(ENV_RESULTS_DIR, str(tmp_path_factory.mktemp("default-results")))
+        # Each worker claims cores in a registry of its own: its sweeps are pinned to its own core anyway,
+        # and the runs of one worker's tests then count only their own sweep's children beside them (the
+        # other worker's would make concurrent_children depend on what runs there); the machine's own
+        # registry would make the suite wait for whatever else measures on the machine.
+        mp.setenv(ENV_CLAIMS_DIR, str(tmp_path_factory.mktemp("core-claims")))
         yield
 
 

@@ -124,11 +124,32 @@ def hosts_per_curve(frame: pd.DataFrame) -> dict[tuple[str, bool], list[str]]:
 EXACT_VIOLATION_NOTE = "exact method, recall < 1"
 
 
+#: The ``note`` of a run measured on cores another sweep had claimed (``--share-cores``).
+SHARED_CORES_NOTE = "measured on another sweep's cores"
+
+
+def _beside_note(n: object) -> str:
+    """The ``note`` of a run built or measured while ``n`` other measuring processes ran ('' for none)."""
+    count = 0 if pd.isna(n) else int(n)  # type: ignore[call-overload]
+    return "" if count == 0 else f"{count} other child{'ren' * (count > 1)} ran beside it"
+
+
 def add_notes(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with a ``note`` column marking each run flagged ``exact_violation`` (only when one is)."""
-    if "exact_violation" not in frame or not (flagged := _flagged(frame)).any():
+    """``frame`` whose ``note`` column (a skipped run's stored note) also marks each run flagged
+    ``exact_violation``, measured on another sweep's cores (``cores_shared``) or beside other
+    children (``concurrent_children``); unchanged when no run is marked."""
+    marks = pd.DataFrame(index=frame.index)
+    if "exact_violation" in frame:
+        marks["exact"] = np.where(_flagged(frame), EXACT_VIOLATION_NOTE, "")
+    if "cores_shared" in frame:
+        marks["shared"] = np.where(frame["cores_shared"].map(lambda v: v is True or v == 1), SHARED_CORES_NOTE, "")
+    if "concurrent_children" in frame:
+        marks["beside"] = frame["concurrent_children"].map(_beside_note)
+    if marks.empty or not (marks != "").to_numpy().any():
         return frame
-    return frame.assign(note=np.where(flagged, EXACT_VIOLATION_NOTE, ""))
+    stored = frame["note"].fillna("").astype(str) if "note" in frame else pd.Series("", index=frame.index)
+    return frame.assign(note=[
+        "; ".join(n for n in (s, *row) if n) for s, row in zip(stored, marks.itertuples(index=False))])
 
 
 def has_notes(frame: pd.DataFrame) -> bool:

@@ -82,6 +82,9 @@ def parser(prog: str = "run.py") -> Parser:
                    help="resident memory allowed to each child, e.g. 4G (default: available memory / parallelism)")
     p.add_argument("--parallelism", type=positive_int, default=1, metavar="N",
                    help="children at once, each pinned to its own cores (default 1; N × threads <= cores)")
+    p.add_argument("--share-cores", action="store_true",
+                   help="measure on cores another sweep has claimed rather than wait for free ones (the results "
+                        "say cores_shared; see README: Sweeps sharing a machine)")
     p.add_argument("--cold-workers", action="store_true",
                    help="start every build setting's child as a fresh interpreter, not forked from a warm "
                         "parent per algorithm (see README: Warm parents)")
@@ -255,22 +258,32 @@ def operating_text(frame) -> str:  # a pandas DataFrame
 
 
 def beside_note(results: list[Any]) -> str:
-    """The closing summary's line on runs measured while other children shared the machine ('' if none)."""
-    beside = [r for r in results if r.status == Status.OK and int(r.attrs.get("concurrent_children", 0)) > 0]
-    if not beside:
-        return ""
-    most = max(int(r.attrs["concurrent_children"]) for r in beside)
-    measured = sum(r.status == Status.OK for r in results)
-    return (f"shared machine: {len(beside)} of {measured} runs were built or measured "
-            f"while {'another child' if most == 1 else f'up to {most} other children'} ran beside them on other "
-            f"cores (memory bandwidth and caches shared; attr concurrent_children): compare their latencies, "
-            f"p99 above all, with runs measured alone with care")
+    """The closing summary's lines on runs measured while other measuring processes (this sweep's
+    children or any other sweep's) shared the machine, and on runs measured on cores another sweep
+    had claimed (``--share-cores``); '' if none."""
+    measured = [r for r in results if r.status == Status.OK]
+    beside = [r for r in measured if int(r.attrs.get("concurrent_children", 0)) > 0]
+    lines = []
+    if beside:
+        most = max(int(r.attrs["concurrent_children"]) for r in beside)
+        lines.append(f"shared machine: {len(beside)} of {len(measured)} runs were built or measured while "
+                     f"{'another child' if most == 1 else f'up to {most} other children'} ran beside them, of this "
+                     f"sweep or another (memory bandwidth and caches shared; attr concurrent_children): compare "
+                     f"their latencies, p99 above all, with runs measured alone with care")
+    if shared := [r for r in measured if r.attrs.get("cores_shared")]:
+        lines.append(f"shared cores: {len(shared)} of {len(measured)} runs were measured on cores another sweep "
+                     f"had claimed (--share-cores; attr cores_shared): their speed is not a measurement of the "
+                     f"library alone")
+    return "\n".join(lines)
 
 
 @contextlib.contextmanager
-def progress_bar(total: int, disable: bool = False) -> Iterator[Callable[..., None]]:
+def progress_bar(total: int, disable: bool = False
+                 ) -> Iterator[tuple[Callable[..., None], Callable[[str | None], None]]]:
     """A tqdm bar over the sweep's runs (done / failed / remaining, elapsed, estimate); yields the
-    per-task callback of :func:`annbench.execute.executors.execute`. Log lines go above the bar."""
+    per-task callback of :func:`annbench.execute.executors.execute` and the one that shows (a line) or
+    clears (None) what the sweep waits for (:class:`annbench.core.claims.CoreClaims`). Log lines go
+    above the bar."""
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
@@ -287,7 +300,10 @@ def progress_bar(total: int, disable: bool = False) -> Iterator[Callable[..., No
                             left=total - bar.n - len(recorded), refresh=False)
             bar.update(len(recorded))
 
-        yield on_task
+        def on_wait(text: str | None) -> None:
+            bar.set_description_str(f"sweep, {text}" if text else "sweep")
+
+        yield on_task, on_wait
 
 
 @guarded
@@ -384,6 +400,9 @@ def check_executor(args: argparse.Namespace) -> None:
             if given:
                 raise UserError(f"{option} with --executor inprocess: its tasks run one at a time in this process; "
                                 f"valid: --executor local, or drop {option}")
+    if args.share_cores and args.executor != "local":
+        raise UserError(f"--share-cores with --executor {args.executor}: only the local executor claims cores "
+                        f"(Dask workers always wait for free ones); valid: --executor local, or drop --share-cores")
     if args.executor in ("local", "inprocess"):
         for option, value in (("--scheduler", args.scheduler), ("--dask-results", args.dask_results),
                               ("--dask-data-dir", args.dask_data_dir), ("--dask-timeout", args.dask_timeout)):
@@ -438,9 +457,16 @@ def sweep(args: argparse.Namespace, data_dir: Path, results_dir: Path, adapter_d
     tasks = make_tasks(plan, dataset, store)  # the driver removes stale temporaries, once, as the sweep starts
     remote = RemoteOptions(ship_results=args.dask_results != "shared", data_dir=args.dask_data_dir,
                            source_dir=args.source_dir)
-    executor = make_executor(args.executor, store, limits=limits, parallelism=args.parallelism, threads=args.threads,
-                             warm=not args.cold_workers, client=client, remote=remote)
-    with progress_bar(sum(len(t.keys) for t in tasks), disable=args.quiet) as bar:
+    with progress_bar(sum(len(t.keys) for t in tasks), disable=args.quiet) as (bar, on_wait):
+        claims = None
+        if args.executor == "local":
+            from annbench.core.claims import CoreClaims
+            from annbench.execute.isolation import available_cores
+
+            claims = CoreClaims(results_dir, available_cores(), share=args.share_cores, on_wait=on_wait)
+        executor = make_executor(args.executor, store, limits=limits, parallelism=args.parallelism,
+                                 threads=args.threads, warm=not args.cold_workers, client=client, remote=remote,
+                                 claims=claims)
         on_task = stop_on_folder_errors(bar, sweep_folders(args, data_dir, results_dir))
         results = execute(executor, plan, dataset, on_task, tasks)
 

@@ -1,7 +1,8 @@
 """Folders a command writes into (results, data, logs, the temporary folder): is each one usable?
 
 A sweep checks its folders before any work (:func:`check_folders`): each must be a folder (or
-creatable as one) in which a file can be created, written and synced. What is wrong is said in one
+creatable as one, checked in the folder it would be made in, so nothing is made by the check) in
+which a file can be created, written and synced. What is wrong is said in one
 line naming the folder (:class:`FolderError`, a user error: exit code 2): ``is a file``,
 ``read-only file system``, ``permission denied``, ``no space left``. The same trouble arising
 mid-sweep (a disk filling up, a folder remounted read-only) surfaces as an ``OSError`` somewhere
@@ -93,8 +94,7 @@ def problem(folder: Folder) -> str | None:
     if not folder.write:
         return None
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        _probe(path)
+        _probe(path if path.exists() else above)  # a missing folder is made where the probe went: nothing made now
     except OSError as e:
         return f"{folder.label()}: {FOLDER_ERRNOS.get(e.errno or 0, e.strerror or str(e))}"
     return None

@@ -23,12 +23,12 @@ from annbench.backends.adapter import Adapter
 from annbench.backends.discovery import load_adapter
 from annbench.backends.filtering import FilteredSearch, Strategy, choose
 from annbench.core import provenance
+from annbench.core.claims import BesideRef, Look
 from annbench.core.results import Reason, RunKey, RunResult, Status, measurement_attrs
 from annbench.core.threads import limited_threads
 from annbench.datasets.format import Dataset, load_dataset
 from annbench.execute.evaluate import quality, speed
 from annbench.execute.measure import PassMeasurement, batch_passes, peak_memory_growth, single_query_passes
-from annbench.execute.occupancy import Beside, SlotRef
 from annbench.plan.early_stop import dominated_by, is_exact, skipped, stored_exact
 from annbench.plan.pending import run_keys
 from annbench.plan.task import Task
@@ -180,25 +180,29 @@ def run_build_setting(task: Task, dataset: Dataset, store: ResultStore,
 
 
 class BesideStore(ResultStore):
-    """A result store that adds ``concurrent_children`` (other core slots that held a child or a
-    warm parent while this run was built or measured, see :mod:`annbench.execute.occupancy`) and
-    ``parallelism`` (core slots of the sweep) to every result it writes. A run written again (its
-    index size, known after the build's last query setting) keeps the count of its first write."""
+    """A result store that adds ``concurrent_children`` (other measuring processes of any sweep on the
+    machine, children or warm parents warming up, that ran at some moment while this run was built or
+    measured, see :mod:`annbench.core.claims`), ``parallelism`` (the sweep's) and ``cores_shared``
+    (measured on cores another sweep had claimed: ``--share-cores``) to every result it writes. A run
+    written again (its index size, known after the build's last query setting) keeps the count of its
+    first write."""
 
-    def __init__(self, root: Path, beside: SlotRef) -> None:
+    def __init__(self, root: Path, beside: BesideRef) -> None:
         super().__init__(root)
-        self.beside = Beside(beside)
+        self.ref = beside
+        self.beside = Look(beside)
         self.counted: dict[Path, int] = {}
 
     def write(self, result: RunResult) -> Path:
         path = self.path_for(result.key)
         if path not in self.counted:
             self.counted[path] = self.beside.since_last()
-        attrs = {**result.attrs, "concurrent_children": self.counted[path], "parallelism": self.beside.slots}
+        attrs = {**result.attrs, "concurrent_children": self.counted[path], "parallelism": self.ref.parallelism,
+                 "cores_shared": self.ref.shared}
         return super().write(dataclasses.replace(result, attrs=attrs))
 
 
-def run_task(task: Task, log_path: Path | None = None, beside: SlotRef | None = None) -> list[RunResult]:
+def run_task(task: Task, log_path: Path | None = None, beside: BesideRef | None = None) -> list[RunResult]:
     """Open the dataset, build the index, run and store the task's runs (in this process).
 
     Anything that stops the build setting as a whole (an adapter that fails to import, a

@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 from typing import Any
 
+from annbench.core.claims import CoreClaims
 from annbench.core.results import RunResult
 from annbench.datasets.format import Dataset
 from annbench.execute.dask import DaskExecutor
@@ -34,17 +35,18 @@ class ExecutorKind(enum.StrEnum):
 
 def make_executor(kind: ExecutorKind | str, store: ResultStore, *, limits: Limits | None = None, parallelism: int = 1,
                   threads: int = 1, warm: bool = True, client: Any = None,
-                  remote: RemoteOptions | None = None) -> Executor:
+                  remote: RemoteOptions | None = None, claims: CoreClaims | None = None) -> Executor:
     """The executor of ``kind`` storing into ``store``.
 
     ``local``: up to ``parallelism`` children at once, each pinned to ``threads`` cores and held to
-    ``limits``, forked by warm parents unless ``warm`` is False. ``dask``: on the cluster of ``client``
+    ``limits``, forked by warm parents unless ``warm`` is False, its cores claimed by ``claims``
+    (default: claims that wait for free cores, :mod:`annbench.core.claims`). ``dask``: on the cluster of ``client``
     (``limits`` hold on each worker; ``memory_bytes`` None: each worker's fair share), ``remote`` says
     how workers find datasets and return results. ``inprocess`` takes none of these.
     """
     kind = ExecutorKind(kind)
     if kind is ExecutorKind.LOCAL:
-        return LocalExecutor(store, limits or Limits(), parallelism, threads, warm)
+        return LocalExecutor(store, limits or Limits(), parallelism, threads, warm, claims)
     if kind is ExecutorKind.INPROCESS:
         return InProcessExecutor(store)
     if client is None:

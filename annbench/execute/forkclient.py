@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Client, Connection
 from pathlib import Path
 
+from annbench.core.claims import BesideRef
 from annbench.core.processes import kill_group, process_alive, remove_orphans
 from annbench.execute.forkproto import READY, SOCKET_DIR_PREFIX, ForkRequest, WarmKey, WarmUp
 from annbench.execute.isolation import Child, Popened, address_space_limit, child_environment, hold, resident_bytes
-from annbench.execute.occupancy import SlotRef
 from annbench.plan.task import Limits, Task
 
 log = logging.getLogger(__name__)
@@ -140,7 +140,7 @@ class ForkServer:
                   time.monotonic() - start, self._proc.pid, self.log_path)
         return True
 
-    def launch(self, task: Task, limits: Limits, log_path: Path, beside: SlotRef | None = None) -> Child | None:
+    def launch(self, task: Task, limits: Limits, log_path: Path, beside: BesideRef | None = None) -> Child | None:
         """Fork a child for ``task`` (its log truncated here); None when the server cannot."""
         if not self.ready:
             return None

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from annbench.execute.occupancy import SlotRef
+from annbench.core.claims import BesideRef
 from annbench.plan.task import Task
 
 #: The line a server writes on its stdout once it is warm and listening.
@@ -52,4 +52,4 @@ class ForkRequest:
     log_path: Path
     cpus: list[int] | None
     address_space: int | None
-    beside: SlotRef | None = None
+    beside: BesideRef | None = None

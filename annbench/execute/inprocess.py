@@ -16,19 +16,21 @@ from __future__ import annotations
 
 import logging
 import sys
+import tempfile
 import time
 import traceback
 from collections import deque
 from collections.abc import Iterator
+from pathlib import Path
 from types import TracebackType
 
 import numpy as np
 
 from annbench.backends.discovery import PACKAGE, module_name
+from annbench.core.claims import BesideRef, Presence
 from annbench.execute.child import run_task
 from annbench.execute.driver import Finished, log_path
 from annbench.execute.isolation import LOG_TAIL_CHARS
-from annbench.execute.occupancy import Occupancy
 from annbench.plan.task import Ended, Task, TaskOutcome
 from annbench.store.folder import ResultStore
 
@@ -53,12 +55,15 @@ class InProcessExecutor:
         return self._store
 
     def __enter__(self) -> InProcessExecutor:
-        self._occupancy = Occupancy(1)  # one slot: the results say 0 children beside, parallelism 1
+        # a registry of its own, unpinned and unclaimed: the results say 0 children beside, parallelism 1
+        self._registry = tempfile.TemporaryDirectory(prefix="annbench-inprocess-")
+        self._presence = Presence(Path(self._registry.name), ())
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  traceback: TracebackType | None) -> None:
-        self._occupancy.close()
+        self._presence.release()
+        self._registry.cleanup()
 
     def start(self, task: Task) -> None:
         self._queue.append(task)
@@ -86,7 +91,7 @@ class InProcessExecutor:
             logging.getLogger("annbench.execute.worker").info("in-process for %s: %d runs", task.label(),
                                                               len(task.keys))
             np.random.seed()  # noqa: NPY002 - as a fresh child would: not the previous task's global random state
-            run_task(task, path, self._occupancy.ref(0))
+            run_task(task, path, BesideRef(Path(self._registry.name), self._presence.name))
         except Exception as e:  # run_task stored the task's runs as errors with the traceback
             handler.stream.write(traceback.format_exc())
             code, reason = 1, Ended.EXIT

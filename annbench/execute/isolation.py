@@ -31,11 +31,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from annbench.core.claims import BesideRef
 from annbench.core.errors import UserError
 from annbench.core.paths import PROJECT_ROOT
 from annbench.core.processes import kill_group
 from annbench.core.threads import THREAD_ENV_VARS
-from annbench.execute.occupancy import SlotRef
 from annbench.plan.task import Ended, Limits, Task, TaskOutcome
 
 #: Seconds between two checks of a child's clock and resident memory.
@@ -129,7 +129,7 @@ class Child(Protocol):
 class Launcher(Protocol):
     """Starts a task's child some other way than a fresh interpreter (a warm fork server)."""
 
-    def launch(self, task: Task, limits: Limits, log_path: Path, beside: SlotRef | None = None) -> Child | None:
+    def launch(self, task: Task, limits: Limits, log_path: Path, beside: BesideRef | None = None) -> Child | None:
         """The started child, or None when this launcher cannot start it (the caller starts it cold)."""
 
 
@@ -216,7 +216,7 @@ def child_environment(threads: int) -> dict[str, str]:
     return env
 
 
-def start_cold(task: Task, limits: Limits, log_path: Path, beside: SlotRef | None = None) -> Child:
+def start_cold(task: Task, limits: Limits, log_path: Path, beside: BesideRef | None = None) -> Child:
     """Start ``python -m annbench.execute.worker`` for ``task`` in its own session, output to ``log_path``
     (truncated), the pickled task on its stdin. Raises OSError when it cannot be started."""
     argv = [sys.executable, "-m", "annbench.execute.worker", "--parent", str(os.getpid()), "--log", str(log_path)]
@@ -225,7 +225,7 @@ def start_cold(task: Task, limits: Limits, log_path: Path, beside: SlotRef | Non
     if limits.memory_bytes:
         argv += ["--address-space", str(address_space_limit(limits.memory_bytes))]
     if beside is not None:
-        argv += ["--beside", f"{beside.path}:{beside.slot}"]
+        argv += ["--beside", beside.to_arg()]
     with open(log_path, "wb") as log_file:
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=log_file, stderr=subprocess.STDOUT,
                                 env=child_environment(task.options.threads), start_new_session=True)
@@ -239,16 +239,16 @@ def start_cold(task: Task, limits: Limits, log_path: Path, beside: SlotRef | Non
 
 
 def run_task_isolated(task: Task, limits: Limits, log_path: Path, cancel: threading.Event | None = None,
-                      launcher: Launcher | None = None, beside: SlotRef | None = None) -> TaskOutcome:
+                      launcher: Launcher | None = None, beside: BesideRef | None = None) -> TaskOutcome:
     """Run ``task`` in a child process held to ``limits``: forked by ``launcher`` (a warm fork
     server, see :mod:`annbench.execute.forkserver`) when it gives one, else a fresh ``python -m
     annbench.execute.worker`` process.
 
     The child's stdout and stderr go to ``log_path`` (truncated first). Returns once the child
     has ended, however it ended; never raises for anything the child does. ``cancel`` set by
-    another thread ends the child early (recorded as a signal). ``beside``: the child's core slot
-    in the sweep's occupancy file; each result it stores then says how many other children ran
-    beside it (:mod:`annbench.execute.occupancy`).
+    another thread ends the child early (recorded as a signal). ``beside``: the child's presence in
+    the machine's claims registry; each result it stores then says how many other measuring
+    processes ran beside it (:mod:`annbench.core.claims`).
     """
     log_path = Path(log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -11,18 +11,17 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import queue
 import threading
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from types import TracebackType
 
+from annbench.core.claims import BesideRef, CoreClaims
 from annbench.execute.driver import Finished, log_path
 from annbench.execute.forkclient import WarmParents
 from annbench.execute.forkproto import WarmKey
-from annbench.execute.isolation import core_slots, run_task_isolated
-from annbench.execute.occupancy import Occupancy
+from annbench.execute.isolation import available_cores, core_slots, run_task_isolated
 from annbench.plan.task import Limits, Task, TaskOutcome
 from annbench.store.folder import ResultStore
 
@@ -37,26 +36,29 @@ def warm_parent_log(store: ResultStore, key: WarmKey, task: Task) -> Path:
 
 class LocalExecutor:
     """Tasks in child processes on this machine, up to ``parallelism`` at once, each child pinned to
-    its own ``threads`` cores (:func:`annbench.execute.isolation.core_slots`) and held to ``limits``.
+    ``threads`` cores of its own and held to ``limits``. The cores are claimed machine-wide for the
+    child's life (``claims``, :mod:`annbench.core.claims`; default: claims of this results folder
+    that wait for free cores), free cores first, so no other sweep measures on them meanwhile.
 
     ``warm``: children are forked by one warm parent per algorithm (:mod:`annbench.execute.forkserver`;
     fresh interpreters for adapters that are not ``fork_safe``), shut down when the sweep ends;
     False: every child is a fresh interpreter. Tasks start in the order they are given, each on the
-    first free slot; who ran beside whom is counted per slot (:mod:`annbench.execute.occupancy`).
+    first free cores; who ran beside whom is counted machine-wide (:class:`annbench.core.claims.Look`).
 
     Entering is re-entrant: entered around several sweeps (as the regression gate does with its
     rounds), the warm parents, pool and slots live until the outermost ``with`` ends, so each
     algorithm imports and warms up once for all of them.
     """
 
-    def __init__(self, store: ResultStore, limits: Limits, parallelism: int, threads: int, warm: bool = True) -> None:
+    def __init__(self, store: ResultStore, limits: Limits, parallelism: int, threads: int, warm: bool = True,
+                 claims: CoreClaims | None = None) -> None:
         self._store = store
         self._limits = limits
         self._parallelism = parallelism
+        self._threads = threads
         self._warm = warm
-        self._slots: queue.Queue[tuple[int, tuple[int, ...]]] = queue.Queue()
-        for i, cores in enumerate(core_slots(parallelism, threads)):
-            self._slots.put((i, cores))
+        core_slots(parallelism, threads)  # they fit in this process's cores, or nothing runs
+        self._claims = claims or CoreClaims(store.root, available_cores())
         self._cancel = threading.Event()
         self._running: dict[Future[TaskOutcome], Task] = {}
         self._stack = contextlib.ExitStack()
@@ -78,7 +80,6 @@ class LocalExecutor:
                 ThreadPoolExecutor(max_workers=self._parallelism, thread_name_prefix="annbench-task"))
             self._parents = stack.enter_context(
                 WarmParents(lambda key, task: warm_parent_log(self._store, key, task), enabled=self._warm))
-            self._occupancy = stack.enter_context(contextlib.closing(Occupancy(self._parallelism)))
             self._stack = stack.pop_all()
         return self
 
@@ -104,16 +105,14 @@ class LocalExecutor:
             future.cancel()
 
     def _run(self, task: Task) -> TaskOutcome:
-        """One task in a pool thread: wait for a free slot, run the child on its cores, free the slot."""
-        slot, cores = self._slots.get()
-        self._occupancy.mark(slot)  # busy from the warm-up (if this task starts a warm parent) to the child's end
-        try:
-            log.debug("%s: starting on cores %s, %d runs", task.label(), ",".join(map(str, cores)), len(task.keys))
+        """One task in a pool thread: claim free cores (from the warm-up, if this task starts a warm
+        parent, to the child's end), run the child on them, release them."""
+        with self._claims.claimed(self._threads, self._cancel) as claim:
+            cores = claim.cores
+            log.debug("%s: starting on cores %s%s, %d runs", task.label(), ",".join(map(str, cores)),
+                      " (shared with another sweep)" if claim.shared else "", len(task.keys))
             limits = self._limits
             pinned = Limits(limits.timeout_s, limits.memory_bytes, limits.cpus or cores)
             launcher = self._parents.launcher(task, pinned, self._cancel)
-            return run_task_isolated(task, pinned, log_path(self._store, task), self._cancel, launcher,
-                                     self._occupancy.ref(slot))
-        finally:
-            self._occupancy.mark(slot)
-            self._slots.put((slot, cores))
+            beside = BesideRef(self._claims.folder, claim.presence.name, claim.shared, self._parallelism)
+            return run_task_isolated(task, pinned, log_path(self._store, task), self._cancel, launcher, beside)

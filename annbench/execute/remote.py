@@ -6,9 +6,9 @@ any executor able to call a picklable function could use it). It
 1. finds the dataset: the sweep's own file when this host sees it (a shared path) with the
    sweep's checksum, else the worker's data folder, where the registry gets or builds it
    (:func:`annbench.datasets.registry.prepare`, one builder per host at a time);
-2. claims cores for the child: an exclusive ``flock`` per core in a host-wide lock folder, so
-   several worker processes on one host never run two benchmarks on one core (the kernel
-   drops the locks of a process that dies);
+2. claims cores for the child in the machine's claims registry (:mod:`annbench.core.claims`), so
+   several worker processes on one host, or a worker and a local sweep, never run two benchmarks
+   on one core (the kernel drops the locks of a process that dies);
 3. runs the task exactly as the local executor does, through
    :func:`annbench.execute.isolation.run_task_isolated` (fresh child, timeout, memory cap, pinning);
 4. ships the results back: with ``ship_results`` the child stores into a private temporary
@@ -27,13 +27,13 @@ import os
 import shutil
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from annbench.core import paths, provenance
+from annbench.core.claims import CoreClaims
 from annbench.core.processes import remove_orphans
 from annbench.core.results import RunResult
 from annbench.execute.isolation import available_cores, available_memory, run_task_isolated
@@ -44,8 +44,7 @@ log = logging.getLogger(__name__)
 
 #: Name prefix of the temporary folder a shipping task's child stores into.
 SCRATCH_PREFIX = "annbench-task-"
-#: Seconds between two attempts to claim cores, and between two looks at the stop flag.
-CLAIM_POLL_S = 0.05
+#: Seconds between two looks at the stop flag.
 STOP_POLL_S = 1.0
 
 
@@ -61,8 +60,8 @@ class RemoteOptions:
 
     ``data_dir`` / ``source_dir``: where the worker looks for and builds datasets its host
     does not see at the sweep's path (None: the worker's ``$ANNBENCH_DATA_DIR`` or
-    ``./datasets``, and ``$ANNBENCH_SOURCE_DIR``). ``lock_dir``: the host-wide core locks
-    (None: :func:`default_lock_dir`)."""
+    ``./datasets``, and ``$ANNBENCH_SOURCE_DIR``). ``lock_dir``: the machine's claims registry
+    (None: :func:`annbench.core.claims.registry_dir`)."""
 
     ship_results: bool = True
     data_dir: Path | None = None
@@ -81,50 +80,18 @@ class RemoteResult:
     log: bytes = b""
 
 
-def default_lock_dir() -> Path:
-    """``<tmp>/annbench-cores-<uid>``: one per user and host."""
-    return Path(tempfile.gettempdir()) / f"annbench-cores-{os.getuid()}"
-
-
-def _try_lock(path: Path) -> int | None:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    return fd
-
-
 @contextlib.contextmanager
-def host_cores(n: int, lock_dir: Path, stop: StopFlag | None = None) -> Iterator[tuple[int, ...]]:
-    """Claim ``n`` of this process's cores that no other claimant on the host holds; wait until
-    there are. Held until the block ends (or the process dies)."""
+def host_cores(n: int, lock_dir: Path | None = None, stop: StopFlag | None = None,
+               results: str = "-") -> Iterator[tuple[int, ...]]:
+    """Claim ``n`` of this process's cores in the machine's claims registry (``lock_dir``, default
+    :func:`annbench.core.claims.registry_dir`), as every local sweep does; wait until they are free.
+    Held until the block ends (or the process dies)."""
     cores = available_cores()
     if n > len(cores):
         raise ValueError(f"{n} cores asked for, this worker may use {len(cores)}")
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    held: list[tuple[int, int]] = []
-    while True:
-        for core in cores:
-            fd = _try_lock(lock_dir / f"core-{core}.lock")
-            if fd is not None:
-                held.append((core, fd))
-                if len(held) == n:
-                    break
-        if len(held) == n:
-            break
-        for _, fd in held:
-            os.close(fd)
-        held.clear()
-        if stop is not None and stop.is_set():
-            raise InterruptedError("the sweep was stopped while waiting for free cores")
-        time.sleep(CLAIM_POLL_S)
-    try:
-        yield tuple(core for core, _ in held)
-    finally:
-        for _, fd in held:
-            os.close(fd)
+    claims = CoreClaims(results, cores, folder=lock_dir)
+    with claims.claimed(n, stop) as claim:  # type: ignore[arg-type]  # anything with is_set()
+        yield claim.cores
 
 
 @contextlib.contextmanager
@@ -245,7 +212,7 @@ def run_remote(task: Task, limits: Limits, options: RemoteOptions, log_relpath: 
         if memory is None and (free := available_memory()) is not None:
             memory = free // max(1, len(available_cores()) // threads)
         try:
-            with _watch(stop) as cancel, host_cores(threads, options.lock_dir or default_lock_dir(), cancel) as cores:
+            with _watch(stop) as cancel, host_cores(threads, options.lock_dir, cancel, str(task.results_root)) as cores:
                 log.info("%s on %s: cores %s, dataset from %s", task.label(), machine["host"], cores, how)
                 outcome = run_task_isolated(here, Limits(limits.timeout_s, memory, cores), log_path, cancel)
         except InterruptedError as e:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 if TYPE_CHECKING:
-    from annbench.execute.occupancy import SlotRef
+    from annbench.core.claims import BesideRef
     from annbench.plan.task import Task
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ def _start_logging() -> None:
 
 
 def forked_child(task: Task, log_path: Path, server_pid: int, cpus: list[int] | None,
-                 address_space: int | None, beside: SlotRef | None = None) -> NoReturn:
+                 address_space: int | None, beside: BesideRef | None = None) -> NoReturn:
     """The body of a child forked by a warm parent (:mod:`annbench.execute.forkserver`): what ``main`` does
     in a fresh interpreter, on a process that already has the adapter's library imported. Never
     returns: exits 0 when every run is stored, 1 after an exception (its traceback in the log)."""
@@ -117,8 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cpus", help="comma-separated cores to pin to")
     p.add_argument("--address-space", type=int, help="RLIMIT_AS in bytes")
     p.add_argument("--log", type=Path, help="this child's log file (recorded in its results)")
-    p.add_argument("--beside",
-                   help="PATH:SLOT of the sweep's occupancy file (annbench.execute.occupancy) and this child's slot")
+    p.add_argument("--beside", help="this child's presence in the machine's claims registry (annbench.core.claims)")
     args = p.parse_args(argv)
     apply_limits(args.parent, [int(c) for c in args.cpus.split(",")] if args.cpus else None, args.address_space)
     _start_logging()
@@ -129,10 +128,9 @@ def main(argv: list[str] | None = None) -> int:
              time.perf_counter() - started)
     beside = None
     if args.beside:
-        from annbench.execute.occupancy import SlotRef
+        from annbench.core.claims import BesideRef
 
-        path, slot = args.beside.rsplit(":", 1)
-        beside = SlotRef(Path(path), int(slot))
+        beside = BesideRef.from_arg(args.beside)
     from annbench.execute.child import run_task
 
     run_task(task, args.log, beside)

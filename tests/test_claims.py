@@ -1,0 +1,241 @@
+"""Cores claimed machine-wide (annbench.core.claims): a claim waits for a held core and says who holds
+it, takes free cores first, is gone the moment its process is SIGKILLed; children count every measuring
+process beside them; real sweeps started together never measure on one core at once; --share-cores.
+
+Every test has a registry of its own (a temporary folder), so nothing else on the machine takes part.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+from annbench.analyse.frames import results_frame
+from annbench.core.claims import ENV_CLAIMS_DIR, BesideRef, CoreClaims, Look, Presence, live_presences
+from annbench.execute.isolation import available_cores
+
+DATASET = "random-xs-20-euclidean"
+#: A process that claims cores in a registry and then sleeps: ``python -c HOLD FOLDER RESULTS CORE``.
+HOLD = """
+import sys, time
+from annbench.core.claims import CoreClaims
+claims = CoreClaims(sys.argv[2], [int(sys.argv[3])], folder=__import__("pathlib").Path(sys.argv[1]))
+claims.claim(1)
+print("ready", flush=True)
+time.sleep(600)
+"""
+#: An exact adapter whose build sleeps ``delay`` seconds: a child that holds its core for a known while.
+SLOW = '''
+import time
+import numpy as np
+from annbench.backends.adapter import Adapter
+
+
+class Slow(Adapter):
+    metrics = ("euclidean",)
+
+    def __init__(self, metric: str, delay: float = 0.0, threads: int = 1) -> None:
+        super().__init__(metric, threads)
+        self.delay = delay
+
+    def fit(self, X):
+        time.sleep(self.delay)
+        self._x, self._sq = X, (X.astype(np.float64) ** 2).sum(axis=1)
+
+    def query(self, q, k):
+        d = self._sq - 2.0 * (self._x @ q)
+        ids = np.argpartition(d, k)[:k]
+        return ids[np.argsort(d[ids], kind="stable")]
+'''
+
+
+def _holder(folder: Path, results: str, core: int) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(folder), results, str(core)], cwd=REPO,
+                            stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    return proc
+
+
+def test_a_claim_waits_says_who_holds_the_core_and_gets_it_when_the_holder_is_killed(tmp_path: Path) -> None:
+    holder = _holder(tmp_path, "/somewhere/results-a", 0)
+    try:
+        assert live_presences(tmp_path)  # the holder measures
+        shown: list[str | None] = []
+        claims = CoreClaims(tmp_path / "results-b", [0], folder=tmp_path, on_wait=shown.append)
+        got = []
+        waiter = threading.Thread(target=lambda: got.append(claims.claim(1)))
+        waiter.start()
+        deadline = time.monotonic() + 10
+        while not shown and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert shown == [f"waiting for cores: sweep {holder.pid} (results /somewhere/results-a) on cores 0"]
+        time.sleep(0.3)
+        assert not got  # still waiting
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    # the kernel dropped the killed process's lock: the claim is gone at once, its presence too
+    waiter.join(5)
+    assert len(got) == 1 and got[0].cores == (0,) and not got[0].shared
+    assert shown[-1] is None  # the progress bar's line cleared
+    assert live_presences(tmp_path, got[0].presence.name) == set()
+    assert claims.holders() == {0: claims.holders()[0]} and claims.holders()[0].pid == os.getpid()
+    claims.release(got[0])
+    assert claims.holders() == {} and live_presences(tmp_path) == set()
+
+
+def test_free_cores_first_and_share_cores_measures_anyway(tmp_path: Path) -> None:
+    holder = _holder(tmp_path, "/somewhere/results-a", 0)
+    try:
+        claims = CoreClaims(tmp_path / "b", [0, 1], folder=tmp_path)
+        with claims.claimed(1) as claim:
+            assert claim.cores == (1,) and not claim.shared  # core 0 is held: the free one, no wait
+        sharing = CoreClaims(tmp_path / "c", [0], share=True, folder=tmp_path)
+        with sharing.claimed(1) as claim:
+            assert claim.cores == (0,) and claim.shared
+            assert len(live_presences(tmp_path)) == 2  # the sharer is counted beside the holder
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+
+
+def test_a_child_counts_every_measuring_process_that_ran_beside_it(tmp_path: Path) -> None:
+    own = Presence(tmp_path, (0,))
+    look = Look(BesideRef(tmp_path, own.name))
+    assert look.since_last() == 0
+    first = Presence(tmp_path, (1,))
+    assert look.since_last() == 1      # started since the last look
+    assert look.since_last() == 1      # alive at the last look
+    first.release()
+    second = Presence(tmp_path, (1,))
+    second.release()                   # started and ended between two looks: still beside
+    assert look.since_last() == 2      # first (alive at the last look) and second
+    assert look.since_last() == 0
+    own.release()
+
+
+def _slow_adapter(tmp_path: Path, delays: str) -> list[str]:
+    algos, configs = tmp_path / "algorithms", tmp_path / "configs"
+    algos.mkdir(exist_ok=True)
+    configs.mkdir(exist_ok=True)
+    (algos / "slow.py").write_text(SLOW)
+    (configs / "slow.yml").write_text(f"algorithm: slow\nmetrics: [euclidean]\ngroups:\n  quick:\n"
+                                      f"    build: {{delay: [{delays}]}}\n")
+    return ["--algorithms-dir", str(algos), "--configs-dir", str(configs)]
+
+
+def _start(results: Path, data_dir: Path, claims: Path, core: int, *extra: str) -> subprocess.Popen:
+    """A real sweep (``python run.py``) pinned to ``core`` with its own registry ``claims``."""
+    argv = [sys.executable, "run.py", "--dataset", DATASET, "--runs", "1", "--data-dir", str(data_dir),
+            "--results", str(results), "--no-plot", *extra]
+    return subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, ENV_CLAIMS_DIR: str(claims), "PYTHONPATH": str(REPO)},
+                            preexec_fn=lambda: os.sched_setaffinity(0, {core}))
+
+
+def _wait_claimed(claims: Path, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 60
+    while not CoreClaims("-", available_cores(), folder=claims).holders():
+        assert proc.poll() is None and time.monotonic() < deadline, "the sweep never claimed a core"
+        time.sleep(0.02)
+
+
+def _second_beside_first(tmp_path: Path, data_dir: Path, core: int, first: list[str], second: list[str],
+                         results: tuple[str, str] = ("a", "b")) -> tuple[subprocess.Popen, subprocess.Popen,
+                                                                         tuple[str, str]]:
+    """Sweep ``first`` started, then (once it has claimed the core) sweep ``second``, both pinned to
+    ``core`` with one registry; both must exit 0. The two processes and the second's output."""
+    a = _start(tmp_path / results[0], data_dir, tmp_path / "claims", core, *first)
+    try:
+        _wait_claimed(tmp_path / "claims", a)
+        b = _start(tmp_path / results[1], data_dir, tmp_path / "claims", core, *second)
+        out_b, err_b = b.communicate(timeout=300)
+        _, err_a = a.communicate(timeout=300)
+    finally:
+        a.kill()
+    assert a.returncode == 0 and b.returncode == 0, (err_a, err_b)
+    return a, b, (out_b, err_b)
+
+
+_STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ", re.M)
+
+
+def _child_intervals(results: Path) -> list[tuple[int, datetime, datetime]]:
+    """(core, first log line, last log line) of every child of a sweep, from its log."""
+    spans = []
+    for log in results.rglob("logs/*/*.log"):
+        if log.name.startswith("warm-parent"):
+            continue
+        text = log.read_text()
+        cpus = re.search(r"worker pid \d+ for .*cpus \[(\d+)\]", text)
+        stamps = [datetime.strptime(s, "%Y-%m-%d %H:%M:%S,%f") for s in _STAMP.findall(text)]
+        assert cpus and stamps, text
+        spans.append((int(cpus.group(1)), stamps[0], stamps[-1]))
+    return spans
+
+
+def test_two_sweeps_on_two_folders_never_measure_on_one_core_at_once(tmp_path: Path, data_dir: Path) -> None:
+    core = available_cores()[0]
+    slow = _slow_adapter(tmp_path, "2.0, 2.5")
+    a, b, (_, err_b) = _second_beside_first(tmp_path, data_dir, core, ["--algorithm", "slow,kdtree", *slow],
+                                            ["--algorithm", "slow,kdtree", *slow])
+    spans = sorted(_child_intervals(tmp_path / "a") + _child_intervals(tmp_path / "b"), key=lambda s: s[1])
+    assert len(spans) == 6 and {s[0] for s in spans} == {core}
+    for (_, _, end), (_, start, _) in zip(spans, spans[1:]):
+        assert end <= start, spans  # one child at a time on the core
+    # b started while a measured on the only core: it waited, saying once which sweep held it
+    said = f"waiting for cores: sweep {a.pid} (results {(tmp_path / 'a').resolve()}) measures on them"
+    assert err_b.count(said) == 1, err_b
+    for folder in (tmp_path / "a", tmp_path / "b"):
+        frame = results_frame(folder)
+        assert len(frame) == 3 and (frame["status"] == "ok").all()
+        assert not frame["cores_shared"].any()
+
+
+def test_share_cores_measures_beside_the_holder_and_says_so(tmp_path: Path, data_dir: Path) -> None:
+    core = available_cores()[0]
+    slow = _slow_adapter(tmp_path, "6.0")
+    _, _, (out_b, err_b) = _second_beside_first(tmp_path, data_dir, core, ["--algorithm", "slow", *slow],
+                                                ["--algorithm", "slow", "--share-cores", *slow])
+    assert "waiting for cores" not in err_b and "measuring on them anyway (--share-cores)" in err_b
+    shared, holder = results_frame(tmp_path / "b"), results_frame(tmp_path / "a")
+    assert shared["cores_shared"].all() and (shared["concurrent_children"] >= 1).all()
+    assert not holder["cores_shared"].any() and (holder["concurrent_children"] >= 1).all()
+    assert "shared cores: 1 of 1 runs were measured on cores another sweep had claimed" in out_b
+    assert "measured on another sweep's cores" in shared["note"].iloc[0]
+
+
+def test_a_killed_sweeps_claims_are_gone_at_once(tmp_path: Path, data_dir: Path) -> None:
+    core = available_cores()[0]
+    slow = _slow_adapter(tmp_path, "60.0")
+    a = _start(tmp_path / "a", data_dir, tmp_path / "claims", core, "--algorithm", "slow", *slow)
+    try:
+        _wait_claimed(tmp_path / "claims", a)
+        assert live_presences(tmp_path / "claims")
+    finally:
+        a.send_signal(signal.SIGKILL)
+        a.wait()
+    claims = CoreClaims("-", [core], folder=tmp_path / "claims")
+    assert claims.holders() == {} and live_presences(tmp_path / "claims") == set()
+    with claims.claimed(1) as claim:  # no wait
+        assert claim.cores == (core,) and not claim.shared
+
+
+@pytest.mark.parametrize("executor", ["inprocess", "dask"])
+def test_share_cores_is_for_the_local_executor(executor: str, data_dir: Path, tmp_path: Path) -> None:
+    from conftest import call
+
+    from annbench.cli.run import main as run_main
+
+    r = call(run_main, "--share-cores", "--executor", executor, "--data-dir", data_dir, "--results", tmp_path)
+    assert r.code == 2 and r.err.startswith(f"error: --share-cores with --executor {executor}"), r.err

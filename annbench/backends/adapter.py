@@ -244,6 +244,11 @@ class Adapter(metaclass=AdapterType):
         """Size of the library's own serialized index (None where it cannot serialize)."""
         return None
 
+    def build_stats(self) -> dict[str, float]:
+        """Figures of the last ``fit`` that the adapter measured itself (e.g. a database's ``load_s`` and
+        ``index_s``, the parts of ``build_s``); stored as metrics of every run of the build. Default: none."""
+        return {}
+
     def stats(self) -> dict[str, float]:
         """Library counters of the last query pass (e.g. distance computations)."""
         return {}

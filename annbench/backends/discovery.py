@@ -45,15 +45,29 @@ def _mount(dirs: list[Path]) -> None:
 def install_hint(missing_module: str) -> str:
     """``"; install it with: pip install 'annbench[faiss]'"`` for a missing backend library: the extra of
     this installation of annbench whose name the module's top-level name starts with (``faiss`` for
-    ``faiss``, ``ngt`` for ``ngtpy``); empty where annbench is not installed or no extra fits."""
+    ``faiss``, ``ngt`` for ``ngtpy``), else the smallest extra requiring a distribution of that name
+    (``pgvector`` for ``psycopg``, ``milvus`` for ``milvus_lite``); empty where annbench is not
+    installed or no extra fits."""
+    import re
     from importlib import metadata
 
     top = missing_module.split(".")[0].lower()
     try:
-        extras = metadata.metadata("annbench").get_all("Provides-Extra") or []
+        meta = metadata.metadata("annbench")
     except metadata.PackageNotFoundError:
         return ""
+    extras = meta.get_all("Provides-Extra") or []
     fitting = sorted((e for e in extras if top.startswith(e.lower())), key=len, reverse=True)
+    if not fitting:  # "psycopg[binary]>=3.1; extra == 'pgvector'": distribution names as import names
+        requiring: dict[str, int] = {}
+        for requirement in meta.get_all("Requires-Dist") or []:
+            name = re.match(r"[A-Za-z0-9._-]+", requirement)
+            extra = re.search(r"extra\s*==\s*[\"']([^\"']+)", requirement)
+            if extra:
+                requiring[extra[1]] = requiring.get(extra[1], 0) + 1
+                if name and re.sub(r"[-.]", "_", name[0].lower()) == top:
+                    fitting.append(extra[1])
+        fitting.sort(key=lambda e: requiring[e])
     return f"; install it with: pip install 'annbench[{fitting[0]}]'" if fitting else ""
 
 

@@ -119,6 +119,9 @@ def parser(prog: str = "run.py") -> Parser:
     p.add_argument("--max-test", type=positive_int, default=None,
                    help="quick subset: first M queries (cached as <dataset>-test<M>)")
     p.add_argument("--no-plot", action="store_true", help="do not write the Pareto plot")
+    p.add_argument("--pg-dsn", default=None, metavar="URI",
+                   help="the pgvector adapters use this PostgreSQL server (in a schema of their own, dropped after "
+                        "each build) instead of a private server per build setting; checked before the sweep")
     return p
 
 
@@ -340,6 +343,10 @@ def main(argv: list[str] | None = None, prog: str = "run.py") -> int:
         raise UserError(f"--parallelism {args.parallelism} with --batch: batch mode runs one child at a time on the "
                         f"--threads cores; valid: --parallelism 1 (give --threads N for more cores)")
     check_executor(args)
+    if args.pg_dsn is not None:  # unreachable, or no pgvector: one line and exit 2 before anything runs
+        from annbench.backends.postgres import ENV_DSN, check_dsn
+
+        os.environ[ENV_DSN] = check_dsn(args.pg_dsn)  # the children inherit it
     counts = args.threads
     args.threads = max(counts)  # the cores and cluster slots must fit the largest count
     if args.executor in ("local", "inprocess"):

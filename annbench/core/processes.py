@@ -1,4 +1,5 @@
-"""Whether a process still runs, and the clean-up of what dead processes left behind.
+"""Whether a process still runs, what runs below it and its memory, and the clean-up of what dead
+processes left behind.
 
 Every file or folder annbench creates for the lifetime of one process carries that process's id in
 its name (a store's ``.<name>.<pid>.tmp``, a fork server's ``annbench-forkserver-<pid>-*`` socket
@@ -50,6 +51,54 @@ def die_with_parent(parent_pid: int) -> None:
         return
     if os.getppid() != parent_pid:
         os._exit(70)
+
+
+def children(pid: int) -> list[int]:
+    """The direct children of ``pid`` (any of its threads may have started them); [] once it is gone."""
+    found: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for tid in tasks:
+        try:
+            found += [int(c) for c in Path(f"/proc/{pid}/task/{tid}/children").read_text().split()]
+        except OSError:
+            pass
+    return found
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (children, theirs, ...), parents before their children."""
+    found: list[int] = []
+    todo = children(pid)
+    while todo:
+        p = todo.pop(0)
+        if p not in found:
+            found.append(p)
+            todo += children(p)
+    return found
+
+
+def status_bytes(pid: int | str, field: str) -> int | None:
+    """A ``kB`` field of ``/proc/<pid>/status`` (``VmRSS``, ``VmHWM``) in bytes; None if gone or unreadable."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def tree_resident_bytes(pid: int) -> int | None:
+    """Resident memory of ``pid`` plus every process below it (a database's server and its workers);
+    shared pages count once per process. None once ``pid`` is gone."""
+    own = status_bytes(pid, "VmRSS")
+    if own is None:
+        return None
+    return own + sum(status_bytes(p, "VmRSS") or 0 for p in descendants(pid))
 
 
 def kill_group(pid: int) -> None:

@@ -143,11 +143,12 @@ def run_build_setting(task: Task, dataset: Dataset, store: ResultStore,
                 if isinstance(search, FilteredSearch):  # the attributes' index is part of the build
                     search.fit_attributes(filters.attributes)  # type: ignore[union-attr]
                 build_ns = time.perf_counter_ns() - start
+            parts = adapter.build_stats()
         except Exception as e:
             for key in task.keys:
                 recorder.record(_error(key, "build", e, {**attrs, "timestamp": provenance.timestamp()}))
             return recorder.results
-        build = {"build_s": build_ns * 1e-9, "index_bytes": -1, "build_peak_rss_bytes": memory["bytes"]}
+        build = {"build_s": build_ns * 1e-9, "index_bytes": -1, "build_peak_rss_bytes": memory["bytes"], **parts}
         attrs["index_bytes_status"] = IndexSize.PENDING.value
         done = [k for k in run_keys(task.dataset, o, setting) if k not in task.keys]
         exact = stored_exact(store, done, dataset.checksum) if o.early_stop else []

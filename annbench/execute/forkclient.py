@@ -25,7 +25,7 @@ from pathlib import Path
 from annbench.core.claims import BesideRef
 from annbench.core.processes import kill_group, process_alive, remove_orphans
 from annbench.execute.forkproto import READY, SOCKET_DIR_PREFIX, ForkRequest, WarmKey, WarmUp
-from annbench.execute.isolation import Child, Popened, address_space_limit, child_environment, hold, resident_bytes
+from annbench.execute.isolation import Child, Popened, address_space_limit, child_environment, hold
 from annbench.plan.task import Limits, Task
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ class Forked:
             message = self.conn.recv()
             self.code = int(message[1])
         except (EOFError, OSError):  # the server died: PR_SET_PDEATHSIG kills the child too
-            if resident_bytes(self.pid) is not None and process_alive(self.pid):
+            if process_alive(self.pid):
                 return None
             self.code = -signal.SIGKILL
         self.conn.close()

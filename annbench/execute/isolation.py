@@ -10,8 +10,8 @@ workers. How each limit is enforced:
 - time: the parent measures wall time from the start; past ``timeout_s`` it sends
   SIGUSR1 (the child's faulthandler writes every thread's stack to the log), waits briefly,
   then SIGKILLs the child's whole process group;
-- memory: the parent samples the child's resident set (``/proc/<pid>/status`` VmRSS) every
-  :data:`POLL_S` seconds and SIGKILLs the group above ``memory_bytes``; as a hard backstop
+- memory: the parent samples the resident set of the child and every process below it (a
+  database's server; ``/proc/<pid>/status`` VmRSS) every :data:`POLL_S` seconds and SIGKILLs the group above ``memory_bytes``; as a hard backstop
   against allocations faster than the sampling, the child's address space (RLIMIT_AS) is
   capped at :func:`address_space_limit` (an allocation beyond it fails in the child);
 - cores: the child pins itself (``sched_setaffinity``) to ``cpus`` before importing any
@@ -34,7 +34,7 @@ from typing import Protocol
 from annbench.core.claims import BesideRef
 from annbench.core.errors import UserError
 from annbench.core.paths import PROJECT_ROOT
-from annbench.core.processes import kill_group
+from annbench.core.processes import kill_group, tree_resident_bytes
 from annbench.core.threads import THREAD_ENV_VARS
 from annbench.plan.task import Ended, Limits, Task, TaskOutcome
 
@@ -83,18 +83,6 @@ def address_space_limit(memory_bytes: int) -> int:
     """The RLIMIT_AS backstop for a resident-memory cap: libraries reserve address space they
     never touch (thread stacks, allocator arenas, mapped files), so twice the cap plus 1 GiB."""
     return 2 * memory_bytes + (1 << 30)
-
-
-def resident_bytes(pid: int) -> int | None:
-    """Current resident set of ``pid`` (None once it is gone or unreadable)."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError):
-        pass
-    return None
 
 
 def _signal_name(number: int) -> str:
@@ -172,7 +160,7 @@ def hold(child: Child, limits: Limits, start: float, cancel: threading.Event | N
     code: int | None = None
     try:
         while (code := child.wait(POLL_S)) is None:
-            rss = resident_bytes(child.pid) or 0
+            rss = tree_resident_bytes(child.pid) or 0  # a database's server counts too
             peak = max(peak, rss)
             if limits.memory_bytes and rss > limits.memory_bytes:
                 killed = (Ended.MEMORY, f"memory cap: resident memory {rss / 2**20:.0f} MiB exceeded the limit "

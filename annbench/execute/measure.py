@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import math
+import os
 import resource
 import sys
 import time
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from annbench.backends.adapter import Adapter
+from annbench.core.processes import descendants, status_bytes
 
 #: Upper bound on the queries one timed pass answers (repetitions × nq): bounds the latency
 #: buffer (8 bytes each) of an extremely fast setting asked for a long ``min_pass_s``.
@@ -253,42 +255,41 @@ def batch_passes(adapter: Adapter, queries: np.ndarray, k: int, runs: int, warmu
     return PassMeasurement(ids.astype(np.int64), lat, pass_times, best_pass, repeats, warm)
 
 
-def _status_kib(field: str) -> int | None:
+def _reset_high_water_mark(pid: int | str) -> bool:
     try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) * 1024
+        with open(f"/proc/{pid}/clear_refs", "w") as f:
+            f.write("5")
+        return True
     except OSError:
-        pass
-    return None
+        return False
 
 
 @contextlib.contextmanager
 def peak_memory_growth() -> Iterator[dict[str, int]]:
-    """Peak resident-memory growth (bytes) over the block, in ``result["bytes"]``.
+    """Peak resident-memory growth (bytes) over the block, in ``result["bytes"]``, of this process
+    and of every process below it (a database's server and its workers).
 
-    Linux: the high-water mark is reset through ``/proc/self/clear_refs`` before the block
-    and ``VmHWM - VmRSS(before)`` read after it. Elsewhere: growth of ``ru_maxrss``,
-    which only sees peaks above the process's earlier ones (a lower bound).
+    Linux: each high-water mark is reset through ``/proc/<pid>/clear_refs`` before the block and
+    ``VmHWM - VmRSS(before)`` read after it; a process started during the block counts its whole
+    ``VmHWM``. The processes' peaks are summed (they may fall at different moments, and shared
+    memory counts in each process that touched it), so with servers it is an upper bound.
+    Elsewhere: growth of ``ru_maxrss``, which only sees peaks above the process's earlier ones
+    (a lower bound) and no other process.
     """
     out: dict[str, int] = {}
-    rss_before = _status_kib("VmRSS")
-    reset = False
-    if rss_before is not None:
-        try:
-            with open("/proc/self/clear_refs", "w") as f:
-                f.write("5")
-            reset = True
-        except OSError:
-            pass
+    me = os.getpid()
+    before = {p: status_bytes(p, "VmRSS") for p in [me, *descendants(me)]}
+    reset = before[me] is not None and _reset_high_water_mark(me)
+    for p in before:
+        if p != me:
+            _reset_high_water_mark(p)
     scale = 1 if sys.platform == "darwin" else 1024
     max_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
     try:
         yield out
     finally:
-        hwm = _status_kib("VmHWM") if reset else None
-        if hwm is not None and rss_before is not None:
-            out["bytes"] = max(0, hwm - rss_before)
+        if reset:
+            out["bytes"] = sum(max(0, (status_bytes(p, "VmHWM") or 0) - (before.get(p) or 0))
+                               for p in [me, *descendants(me)])
         else:
             out["bytes"] = max(0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale - max_before)

@@ -1,0 +1,270 @@
+"""The database adapters (issue 27): their quick grids, the SQL they send, and the processes and
+folders a database starts, which must never outlive the child that started them.
+
+Every sweep here runs with ``$TMPDIR`` set to a scratch folder of the test, so every database
+folder (and the Unix socket of a private PostgreSQL server) is made there; the tests then look for
+leftovers in that folder and in the process table (any process whose command line names it).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import REPO, call
+
+from annbench.analyse.frames import results_frame
+from annbench.backends.adapter import Adapter
+from annbench.backends.discovery import load_adapter
+from annbench.backends.workspace import PREFIX, Workspace
+from annbench.cli.run import main as run_main
+from annbench.core.paths import ALGORITHMS_DIR
+from annbench.core.processes import descendants, process_alive, tree_resident_bytes
+from annbench.store.folder import ResultStore
+
+DATASET = "random-xs-20-euclidean"
+#: Every database adapter, and the exact ones among them (recall 1.0 at every query setting).
+DATABASES = ["pgvector-hnsw", "pgvector-ivfflat"]
+EXACT: set[str] = set()
+
+
+@pytest.fixture
+def scratch() -> Iterator[Path]:
+    """A short temporary folder (a Unix socket's path must stay under 108 bytes) for ``$TMPDIR``."""
+    folder = Path(tempfile.mkdtemp(prefix="annbench-t-", dir="/tmp"))
+    folder.chmod(0o711)  # under root the server runs as nobody, who must reach its folder
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _running_on(folder: Path) -> list[int]:
+    """Processes whose command line names ``folder`` (a server on its data, a watchdog guarding it)."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if str(folder).encode() in (proc / "cmdline").read_bytes() and process_alive(int(proc.name)):
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
+def _left_behind(folder: Path, timeout: float = 30.0) -> tuple[list[Path], list[int]]:
+    """Database folders still in ``folder`` and processes running on it once ``timeout`` seconds have passed
+    (or sooner). (A SIGKILLed sweep leaves its occupancy file, which the next sweep reuses: not ours.)"""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = (sorted(folder.glob(f"{PREFIX}*")), _running_on(folder))
+        if left == ([], []) or time.monotonic() > deadline:
+            return left
+        time.sleep(0.05)
+
+
+def _sweep_argv(data_dir: Path, results: Path, algorithms: list[str], *extra: str) -> list[str]:
+    return [sys.executable, "run.py", "--dataset", DATASET, "--algorithm", ",".join(algorithms), "--data-dir",
+            str(data_dir), "--results", str(results), "--no-plot", "-q", *extra]
+
+
+def _env(tmp: Path) -> dict[str, str]:
+    return {**os.environ, "TMPDIR": str(tmp), "PYTHONPATH": str(REPO)}
+
+
+def test_quick_grids_reach_their_recall_and_leave_nothing_behind(data_dir: Path, tmp_path: Path,
+                                                                 scratch: Path) -> None:
+    """Each database's quick grid on random-xs-20-euclidean: best recall >= 0.9 (1.0 where exact),
+    with the build's parts stored; afterwards no folder and no process remains."""
+    results = tmp_path / "results"
+    done = subprocess.run(_sweep_argv(data_dir, results, DATABASES, "--runs", "1", "--min-pass-time", "0"),
+                          cwd=REPO, env=_env(scratch), capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    frame = results_frame(results, DATASET)
+    ok = frame[frame["status"] == "ok"]
+    for algorithm in DATABASES:
+        runs = ok[ok["algorithm"] == algorithm]
+        assert len(runs), f"{algorithm}: no run succeeded"
+        if algorithm in EXACT:
+            assert (runs["recall"] == 1.0).all(), f"{algorithm}: {list(runs['recall'])}"
+        else:
+            assert runs["recall"].max() >= 0.9, f"{algorithm}: {list(runs['recall'])}"
+        assert (runs["index_bytes"] > 0).all()
+    pg = ok[ok["algorithm"].str.startswith("pgvector")]
+    assert (pg["load_s"] > 0).all() and (pg["index_s"] > 0).all() and (pg["start_s"] > 0).all()
+    assert (pg["load_s"] + pg["index_s"] + pg["start_s"] <= pg["build_s"] + 1e-6).all()
+    # the server's memory counts: a private PostgreSQL server alone holds tens of MiB
+    assert (pg["build_peak_rss_bytes"] > 20 * 2**20).all(), list(pg["build_peak_rss_bytes"])
+    assert _left_behind(scratch) == ([], [])
+
+
+def _wait_for(predicate, timeout: float = 60.0) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.02)
+
+
+def _postgres_under(pid: int) -> list[int]:
+    return [p for p in descendants(pid) if Path(f"/proc/{p}/comm").read_text().strip() == "postgres"]
+
+
+@pytest.mark.parametrize("moment", ["mid-build", "mid-query"])
+def test_a_killed_child_or_sweep_leaves_no_server_and_no_folder(data_dir: Path, tmp_path: Path, scratch: Path,
+                                                              moment: str) -> None:
+    """SIGKILL of the child's process group (as a timeout or the memory limit kills it) while its
+    PostgreSQL server builds the index, or of the whole sweep while it queries: the watchdog kills
+    the server and every worker of it and removes the data folder."""
+    results = tmp_path / "results"
+    argv = _sweep_argv(data_dir, results, ["pgvector-hnsw"], "--runs", "3", "--cold-workers")
+    proc = subprocess.Popen(argv, cwd=REPO, env=_env(scratch), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for(lambda: any(_postgres_under(c) for c in descendants(proc.pid)))
+        child = next(c for c in descendants(proc.pid) if _postgres_under(c))
+        server = _postgres_under(child)
+        assert list(scratch.glob(f"{PREFIX}*")), "no database folder while its server runs"
+        if moment == "mid-build":
+            time.sleep(0.5)
+            assert not list(ResultStore(results).paths()), "the build was over before the kill"
+            os.killpg(os.getpgid(child), signal.SIGKILL)
+        else:
+            _wait_for(lambda: len(list(ResultStore(results).paths())) >= 1, timeout=300)
+            assert process_alive(child), "the child ended before the kill"
+            os.kill(proc.pid, signal.SIGKILL)
+        assert _left_behind(scratch) == ([], [])
+        assert not [p for p in server if process_alive(p)]
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_the_memory_limit_counts_processes_a_child_started() -> None:
+    """A child whose own memory is small but whose grandchild holds 300 MiB is 300 MiB to the sweep."""
+    code = ("import subprocess, sys; p = subprocess.Popen([sys.executable, '-c', "
+            "'import time; b = bytearray(300 * 2**20); b[::4096] = b\"x\" * len(b[::4096]); print(1, flush=True); "
+            "time.sleep(60)'], stdout=subprocess.PIPE); p.stdout.readline(); print(1, flush=True); time.sleep(60)")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, start_new_session=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline()
+        assert tree_resident_bytes(proc.pid) > 300 * 2**20
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def _fit_logged(algorithm: str, caplog: pytest.LogCaptureFixture, metric: str = "euclidean",
+                **build: object) -> tuple[Adapter, list[str]]:
+    """The adapter built and queried once in this process, with the statements it logged."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((500, 8)).astype(np.float32)
+    adapter = load_adapter(algorithm, [ALGORITHMS_DIR])(metric, threads=1, **build)
+    with caplog.at_level(logging.DEBUG, logger="annbench.backends"):
+        adapter.fit(X)
+        adapter.set_query_params()
+        assert len(adapter.query(X[3], 5)) == 5
+    return adapter, [r.getMessage() for r in caplog.records if r.name.startswith("annbench.backends")]
+
+
+def test_pgvector_sends_copy_create_index_and_a_bound_order_by(caplog: pytest.LogCaptureFixture) -> None:
+    adapter, sent = _fit_logged("pgvector-hnsw", caplog, m=8, ef_construction=32)
+    try:
+        assert "SQL: COPY items (id, embedding) FROM STDIN (FORMAT BINARY)" in sent
+        assert ("SQL: CREATE INDEX ON items USING hnsw (embedding vector_l2_ops) WITH (m = 8, ef_construction = 32)"
+                in sent)
+        assert "SQL: SET hnsw.ef_search = 40" in sent
+        assert "SQL (each query): SELECT id FROM items ORDER BY embedding <-> %s LIMIT %s" in sent
+    finally:
+        adapter.db.close()
+
+
+def test_pgvector_ivfflat_cosine_uses_its_operator(caplog: pytest.LogCaptureFixture) -> None:
+    adapter, sent = _fit_logged("pgvector-ivfflat", caplog, metric="angular", lists=4)
+    try:
+        assert "SQL: CREATE INDEX ON items USING ivfflat (embedding vector_cosine_ops) WITH (lists = 4)" in sent
+        assert "SQL (each query): SELECT id FROM items ORDER BY embedding <=> %s LIMIT %s" in sent
+        assert "SQL: SET ivfflat.probes = 1" in sent
+    finally:
+        adapter.db.close()
+
+
+def test_a_server_that_fails_to_start_is_an_error_and_leaves_nothing(monkeypatch: pytest.MonkeyPatch,
+                                                                      scratch: Path) -> None:
+    from annbench.backends import postgres
+
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    monkeypatch.setattr(postgres, "SERVER_SETTINGS", (*postgres.SERVER_SETTINGS, "shared_buffers=nonsense"))
+    with pytest.raises(RuntimeError, match=r"PostgreSQL exited with code 1 while starting: .*shared_buffers"):
+        postgres.Database(threads=1)
+    assert _left_behind(scratch) == ([], [])
+
+
+@pytest.fixture
+def server(scratch: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A PostgreSQL server standing in for the user's (``--pg-dsn``): its DSN."""
+    from annbench.backends import postgres
+
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    monkeypatch.delenv(postgres.ENV_DSN, raising=False)
+    db = postgres.Database(threads=1)  # a private server with pgvector
+    assert db.workspace is not None
+    db.execute("CREATE ROLE plain LOGIN")
+    db.execute("CREATE DATABASE bare")
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    yield f"postgresql://{postgres.SUPERUSER}@/postgres?host={db.workspace.path}"
+    db.close()
+
+
+def test_pg_dsn_benchmarks_an_existing_server_in_a_schema_it_drops(server: str, data_dir: Path,
+                                                                   tmp_path: Path) -> None:
+    import psycopg
+
+    results = tmp_path / "results"
+    argv = _sweep_argv(data_dir, results, ["pgvector-ivfflat"], "--runs", "1", "--pg-dsn", server)
+    done = subprocess.run(argv, cwd=REPO, env=_env(Path(tempfile.gettempdir())), capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    frame = results_frame(results, DATASET)
+    assert (frame[frame["status"] == "ok"]["recall"] >= 0.9).any()
+    with psycopg.connect(server) as conn:
+        schemas = conn.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'annbench%'").fetchall()
+    assert schemas == []
+
+
+@pytest.mark.parametrize("dsn, says", [
+    ("postgresql://postgres@127.0.0.1:1/postgres", "cannot connect"),
+    ("{server}&user=plain", "has no 'vector' extension and it cannot be created"),
+])
+def test_a_bad_pg_dsn_is_one_line_and_exit_2(server: str, dsn: str, says: str, data_dir: Path,
+                                             tmp_path: Path) -> None:
+    dsn = dsn.format(server=server.replace("/postgres?", "/bare?"))
+    r = call(run_main, "--dataset", DATASET, "--algorithm", "pgvector-hnsw", "--data-dir", data_dir,
+             "--results", tmp_path / "results", "--pg-dsn", dsn)
+    assert r.code == 2
+    assert len(r.err.strip().splitlines()) == 1 and says in r.err and "--pg-dsn" in r.err, r.err
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_workspace_closes_cleanly_and_its_watchdog_cleans_up_after_a_crash(scratch: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    ws = Workspace("t")
+    pid = ws.spawn(["sleep", "60"], ws.path / "log")
+    assert process_alive(pid) and ws.path.is_dir()
+    ws.close()
+    assert not process_alive(pid) and not ws.path.exists()
+    # a process that dies without closing it: its watchdog sees the socket's end and cleans up
+    code = ("import sys, os, tempfile; tempfile.tempdir = sys.argv[1]; from annbench.backends.workspace import "
+            "Workspace; ws = Workspace('t'); ws.spawn(['sleep', '60'], ws.path / 'log'); print(ws.path, flush=True); "
+            "os.kill(os.getpid(), 9)")
+    done = subprocess.run([sys.executable, "-c", code, str(scratch)], cwd=REPO, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == -9 and re.search(r"annbench-db-\d+-t-", done.stdout)
+    assert _left_behind(scratch) == ([], [])

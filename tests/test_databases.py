@@ -106,15 +106,25 @@ def test_quick_grids_reach_their_recall_and_leave_nothing_behind(data_dir: Path,
     assert _left_behind(scratch) == ([], [])
 
 
-def _wait_for(predicate, timeout: float = 60.0) -> None:  # noqa: ANN001
+def _wait_for(predicate, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         assert time.monotonic() < deadline, "timed out waiting"
         time.sleep(0.02)
 
 
-def _postgres_under(pid: int) -> list[int]:
-    return [p for p in descendants(pid) if Path(f"/proc/{p}/comm").read_text().strip() == "postgres"]
+def _server_below(sweep: int) -> tuple[int, list[int]] | None:
+    """``(child, server processes)`` once a child of ``sweep`` has a running PostgreSQL server (its
+    postmaster, started with ``-k``, and the postmaster's workers); None before (initdb's own
+    single-user ``postgres`` processes come and go)."""
+    for child in descendants(sweep):
+        for p in descendants(child):
+            try:
+                if b"\0-k\0" in Path(f"/proc/{p}/cmdline").read_bytes():
+                    return child, [p, *descendants(p)]
+            except OSError:
+                continue
+    return None
 
 
 @pytest.mark.parametrize("moment", ["mid-build", "mid-query"])
@@ -127,9 +137,8 @@ def test_a_killed_child_or_sweep_leaves_no_server_and_no_folder(data_dir: Path, 
     argv = _sweep_argv(data_dir, results, ["pgvector-hnsw"], "--runs", "3", "--cold-workers")
     proc = subprocess.Popen(argv, cwd=REPO, env=_env(scratch), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait_for(lambda: any(_postgres_under(c) for c in descendants(proc.pid)))
-        child = next(c for c in descendants(proc.pid) if _postgres_under(c))
-        server = _postgres_under(child)
+        _wait_for(lambda: _server_below(proc.pid) is not None)
+        child, server = _server_below(proc.pid) or (0, [])
         assert list(scratch.glob(f"{PREFIX}*")), "no database folder while its server runs"
         if moment == "mid-build":
             time.sleep(0.5)

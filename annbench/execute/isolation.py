@@ -11,7 +11,8 @@ workers. How each limit is enforced:
   SIGUSR1 (the child's faulthandler writes every thread's stack to the log), waits briefly,
   then SIGKILLs the child's whole process group;
 - memory: the parent samples the resident set of the child and every process below it (a
-  database's server; ``/proc/<pid>/status`` VmRSS) every :data:`POLL_S` seconds and SIGKILLs the group above ``memory_bytes``; as a hard backstop
+  database's server; ``/proc/<pid>/status`` VmRSS) every :data:`POLL_S` seconds and SIGKILLs
+  the group above ``memory_bytes``; as a hard backstop
   against allocations faster than the sampling, the child's address space (RLIMIT_AS) is
   capped at :func:`address_space_limit` (an allocation beyond it fails in the child);
 - cores: the child pins itself (``sched_setaffinity``) to ``cpus`` before importing any

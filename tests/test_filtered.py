@@ -147,8 +147,9 @@ def test_fewer_than_k_matches_zero_matches_and_violations() -> None:
     assert scores["filter_violations"] == 3
     assert scores["recall"] == pytest.approx((2 / 4 + 1 + 1) / 3)  # violators are never hits
     assert scores["id_recall"] == pytest.approx((2 / 4 + 1 + 1) / 3)
-    assert F.per_query_recall(*_per_query_args(dataset, np.array([[0, 1, 2, 3], [9, -1, -1, -1], [5, -1, -1, -1]]),
-                                               k)).tolist() == [0.5, 1.0, 1.0]
+    per_query = F.per_query_scores(*_per_query_args(dataset, np.array([[0, 1, 2, 3], [9, -1, -1, -1], [5, -1, -1, -1]]),
+                                                    k))
+    assert per_query["recall"].tolist() == [0.5, 1.0, 1.0] and per_query["filter_violations"].tolist() == [2, 0, 1]
 
 
 def _per_query_args(dataset, ids, k):
@@ -156,7 +157,8 @@ def _per_query_args(dataset, ids, k):
 
     found_d = distances_to_ids(dataset.test, dataset.train, ids, "euclidean")
     e = F.expected(dataset.filters.selectivity, len(dataset.train), k)
-    return found_d, dataset.distances, k, e, F.violating(dataset.filters.index, dataset.filters.predicates, ids)
+    return (found_d, ids, dataset.neighbors, dataset.distances, k, e,
+            F.violating(dataset.filters.index, dataset.filters.predicates, ids), (0.01,))
 
 
 def test_index_matches_and_estimates() -> None:

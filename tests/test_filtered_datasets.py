@@ -51,6 +51,8 @@ def test_create_from_user_files(files: dict[str, Path], tmp_path: Path) -> None:
         want, _ = reference(ds.train, ds.test[i], "euclidean", match, 100)
         assert np.array_equal(ds.neighbors[i, :len(want)], want) and (ds.neighbors[i, len(want):] == -1).all()
         assert ds.filters.selectivity[i] == match.mean()
+    r = call(dataset_main, "verify", "mine", "--all", "--data-dir", tmp_path / "d")
+    assert r.code == 0 and "all 30 queries exact" in r.out, r.err
 
 
 @pytest.mark.parametrize("extra, message", [

@@ -18,7 +18,7 @@ from annbench.analyse.difficulty import Measure, load_or_compute, subset_mask
 from annbench.core.errors import UserError
 from annbench.core.results import Status
 from annbench.datasets.format import Dataset
-from annbench.execute.evaluate import EPSILONS
+from annbench.execute.evaluate import EPSILONS, filtered_per_query
 from annbench.quality import metrics as M
 from annbench.quality.distances import distances_to_ids
 from annbench.store.folder import read_arrays
@@ -57,6 +57,11 @@ def run_queries(dataset: Dataset, path: str | Path, k: int, batch: bool) -> pd.D
     if ids.shape != (len(dataset.test), k):
         raise ValueError(f"neighbors has shape {ids.shape}, expected {(len(dataset.test), k)}")
     found_d = distances_to_ids(dataset.test, dataset.train, ids, dataset.distance)
+    if dataset.filters is not None:  # filtered: over the neighbours each query can have; its selectivity
+        out = {"query": np.arange(len(ids)), **filtered_per_query(dataset, ids, found_d, k),
+               "selectivity": dataset.filters.selectivity,
+               "latency_ns": query_latencies(arrays.get("latencies_ns"), len(ids), batch)}
+        return pd.DataFrame(out)
     true_d, true_ids = dataset.distances, dataset.neighbors
     out = {"query": np.arange(len(ids)),
            "recall": M.recall(found_d, true_d, k),
@@ -83,6 +88,9 @@ def difficulty_columns(dataset: Dataset) -> pd.DataFrame | None:
     if dataset.distance not in ("euclidean", "angular"):
         log.info("%s uses %s: no query difficulty (defined for euclidean and angular)", dataset.name,
                  dataset.distance)
+        return None
+    if dataset.filters is not None:  # its ground truth is filtered: selectivity is the per-query measure
+        log.info("%s is filtered: no query difficulty (its selectivity bands instead)", dataset.name)
         return None
     return load_or_compute(dataset).frame()
 

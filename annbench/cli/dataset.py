@@ -31,6 +31,8 @@ def verify(path: Path, every_query: bool = False) -> str:
     ground truth of all queries too; a report of what was checked. A defect is a :class:`UserError`."""
     import os
 
+    import numpy as np
+
     from annbench.datasets.audit import AUDIT_QUERIES, first_mismatch
     from annbench.datasets.digest import CHECKSUM_ALGORITHM
     from annbench.datasets.format import load_dataset, rebuild_hint
@@ -49,9 +51,15 @@ def verify(path: Path, every_query: bool = False) -> str:
     audited = f"{min(AUDIT_QUERIES, len(ds.test))} seeded queries exact (top-{ds.ground_truth_k})"
     if every_query:
         start = time.perf_counter()
-        bad = first_mismatch(ds.train, ds.test, ds.neighbors, ds.distances, ds.distance, backend="auto",
-                             threads=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1,
-                             stop_at_first=False)
+        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+        if ds.filters is None:
+            bad = first_mismatch(ds.train, ds.test, ds.neighbors, ds.distances, ds.distance, backend="auto",
+                                 threads=threads, stop_at_first=False)
+        else:  # the filtered ground truth: recomputed from the tags (stops at the first bad query)
+            from annbench.datasets.attributes import first_filtered_mismatch
+
+            bad = first_filtered_mismatch(ds.train, ds.test, ds.neighbors, ds.distances, ds.distance, ds.filters,
+                                          np.arange(len(ds.test)), backend="auto", threads=threads)
         if bad is not None:
             raise UserError(f"dataset file {path}: the stored ground truth is wrong for {bad.bad_queries} of "
                             f"{len(ds.test)} queries, the first at {bad}; {rebuild_hint(path, ds.attrs)}")

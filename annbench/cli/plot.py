@@ -85,8 +85,10 @@ def parser(prog: str = "plot.py") -> Parser:
                    help="neighbours and --table summary: per algorithm its fastest run with at least this recall "
                         "(default 0.9)")
     from annbench.cli.difficulty import add_arguments
+    from annbench.cli.filtered import add_arguments as add_filtered_arguments
 
     add_arguments(p)
+    add_filtered_arguments(p)
     return p
 
 
@@ -320,14 +322,17 @@ def main(argv: list[str] | None = None, prog: str = "plot.py") -> int:
         raise UserError("--layout is an option of --operating-points FORMAT; add it or drop --layout")
     from annbench.analyse.frames import warn_mixed_checksums
     from annbench.cli import difficulty as extra
+    from annbench.cli import filtered
 
     extra.check(args)
+    filtered.check(args)
     results_dir = args.results or paths.default_results_dir()
     every_thread_count = select(stored_results(results_dir), args, results_dir)
     full = extra.filter_threads(every_thread_count, args)
     warn_mixed_checksums(full)  # before any curve or table mixes them
     per_query = extra.PerQuery(full, args)
     frame = extra.subset_frame(full, args, per_query) if args.difficulty else full
+    filtered_views, args.view = filtered.split_views(args)
     extra_views, args.view = extra.split_views(args)
     exports = args.table or args.operating_points or args.ranks or args.report or args.neighbours
     if args.table and args.per_query:
@@ -345,7 +350,11 @@ def main(argv: list[str] | None = None, prog: str = "plot.py") -> int:
     # long: one row per algorithm and level, with the hard-query recall and --significance columns;
     # wide: one row per algorithm, one column per level (the default for text, Markdown, LaTeX, HTML)
     long = "long" if args.operating_points in ("csv", "json") or args.significance else "wide"
-    if args.operating_points and (args.layout or long) == "long":
+    if args.operating_points and args.by_band:
+        from annbench.report.tables import render_tables
+
+        sys.stdout.write(render_tables(filtered.band_tables(frame, args, per_query), args.operating_points))
+    elif args.operating_points and (args.layout or long) == "long":
         table = extra.extend_operating(operating_table(frame, args), frame, args, per_query, full)
         sys.stdout.write(render(table, args.operating_points))
     elif args.operating_points:
@@ -367,7 +376,10 @@ def main(argv: list[str] | None = None, prog: str = "plot.py") -> int:
     if not exports and extra_views:
         for path in extra.plot_extra(frame, args, Path(results_dir), extra_views, per_query, every_thread_count):
             print(f"plot: {path}")
-    if not exports and (args.view or not extra_views):
+    if not exports and filtered_views:
+        for path in filtered.plot_views(frame, args, Path(results_dir), filtered_views, per_query):
+            print(f"plot: {path}")
+    if not exports and (args.view or not (extra_views or filtered_views)):
         for path in plot(frame, args, Path(results_dir)):
             print(f"plot: {path}")
     return 0

@@ -60,11 +60,16 @@ def filtered_quality(dataset: Dataset, neighbors: np.ndarray, found_d: np.ndarra
     """The metrics of an answer on a filtered dataset (:func:`annbench.quality.filtered.filtered_quality`):
     recall over the neighbours each query can have, returned ids failing the predicate counted as
     ``filter_violations`` and never as hits."""
+    return F.summary(filtered_per_query(dataset, neighbors, found_d, k))
+
+
+def filtered_per_query(dataset: Dataset, neighbors: np.ndarray, found_d: np.ndarray, k: int) -> dict[str, np.ndarray]:
+    """Per query, the metrics of an answer on a filtered dataset (:func:`annbench.quality.filtered.per_query_scores`)."""
     f = dataset.filters
     assert f is not None
     expected = F.expected(f.selectivity, len(dataset.train), k)
     violations = F.violating(f.index, f.predicates, neighbors)
-    return F.filtered_quality(found_d, neighbors, dataset.neighbors, dataset.distances, k, expected, violations,
+    return F.per_query_scores(found_d, neighbors, dataset.neighbors, dataset.distances, k, expected, violations,
                               EPSILONS)
 
 

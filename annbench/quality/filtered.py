@@ -100,32 +100,34 @@ def _per_expected(values: np.ndarray, e: np.ndarray, k: int) -> np.ndarray:
     return np.where(e > 0, values * k / np.maximum(e, 1), 1.0)
 
 
-def filtered_quality(found_d: np.ndarray, found_ids: np.ndarray, true_ids: np.ndarray, true_d: np.ndarray, k: int,
-                     e: np.ndarray, violations: np.ndarray, epsilons: tuple[float, ...]) -> dict[str, float]:
-    """The quality metrics of a filtered answer (means over queries; see the module's docstring):
-    ``recall``, ``id_recall``, ``eps_recall_<ε>``, ``rel``, and ``filter_violations`` (the returned ids
-    that fail their predicate, over all queries). ``violations`` is :func:`violating`'s mask."""
+def per_query_scores(found_d: np.ndarray, found_ids: np.ndarray, true_ids: np.ndarray, true_d: np.ndarray, k: int,
+                     e: np.ndarray, violations: np.ndarray, epsilons: tuple[float, ...]) -> dict[str, np.ndarray]:
+    """Per query, the quality of a filtered answer (see the module's docstring): ``recall``,
+    ``id_recall``, ``eps_recall_<ε>``, ``filter_violations`` (its returned ids failing the predicate), and
+    ``found_sum`` / ``true_sum`` (the sums of its ``e_q`` nearest returned and true distances, for ``rel``).
+    ``violations`` is :func:`violating`'s mask."""
     d = np.where(violations, np.inf, found_d[:, :k])
     ids = np.where(violations, -1, found_ids[:, :k])
     truth = _as_if_k(true_d, e, k)
     with np.errstate(invalid="ignore"):  # inf - inf of padded columns: never a tie
         id_recall = M.id_recall(ids, true_ids, truth, k)
-    out = {
-        "recall": float(_per_expected(M.recall(d, truth, k), e, k).mean()),
-        "id_recall": float(_per_expected(id_recall, e, k).mean()),
-        **{f"eps_recall_{eps:g}": float(_per_expected(M.epsilon_recall(d, truth, k, eps), e, k).mean())
-           for eps in epsilons},
-        "filter_violations": int(np.count_nonzero(violations)),
+    cols = np.arange(k)[None, :] < e[:, None]  # nothing expected beyond e_q: 0 there
+    return {
+        "recall": _per_expected(M.recall(d, truth, k), e, k),
+        "id_recall": _per_expected(id_recall, e, k),
+        **{f"eps_recall_{eps:g}": _per_expected(M.epsilon_recall(d, truth, k, eps), e, k) for eps in epsilons},
+        "filter_violations": np.count_nonzero(violations, axis=1),
+        "found_sum": np.where(cols, np.sort(d, axis=1), 0.0).sum(axis=1),
+        "true_sum": np.where(cols, true_d[:, :k], 0.0).sum(axis=1),
     }
-    # rel over the e_q nearest returned and true distances of each query (0 beyond: nothing expected there)
-    cols = np.arange(k)[None, :] < e[:, None]
-    found_sorted = np.where(cols, np.sort(d, axis=1), 0.0)
-    out["rel"] = M.relative_error(found_sorted, np.where(cols, true_d[:, :k], 0.0), k)
+
+
+def summary(scores: dict[str, np.ndarray]) -> dict[str, float]:
+    """A run's quality metrics from its :func:`per_query_scores`: the means over queries, ``rel`` of the
+    summed distances, and ``filter_violations`` summed over all queries."""
+    scores = dict(scores)
+    found_sum, true_sum = scores.pop("found_sum"), scores.pop("true_sum")
+    out: dict[str, float] = {name: float(v.mean()) for name, v in scores.items()}
+    out["filter_violations"] = int(scores["filter_violations"].sum())
+    out["rel"] = M.relative_error(found_sum[:, None], true_sum[:, None], 1)
     return out
-
-
-def per_query_recall(found_d: np.ndarray, true_d: np.ndarray, k: int, e: np.ndarray,
-                     violations: np.ndarray) -> np.ndarray:
-    """Per query, the filtered recall of :func:`filtered_quality` (for the per-query table)."""
-    d = np.where(violations, np.inf, found_d[:, :k])
-    return _per_expected(M.recall(d, _as_if_k(true_d, e, k), k), e, k)

@@ -37,6 +37,8 @@ def difficulty_section(out: Path, d: str, name: str, frame: pd.DataFrame, data_d
     except UserError as e:
         log.info("no difficulty section for %s: %s", name, e)
         return ""
+    if dataset.filters is not None:  # the filtered section's selectivity bands stand in for it
+        return ""
     if dataset.distance not in ("euclidean", "angular"):
         return (f"<h2>Query difficulty</h2>\n<p>Not defined for the {html.escape(dataset.distance)} distance "
                 f"(inner products are not distances).</p>")

@@ -34,6 +34,7 @@ from annbench.core import provenance
 from annbench.core.errors import UserError
 from annbench.core.results import Status
 from annbench.report import interactive
+from annbench.report.filtered import filtered_section
 from annbench.report.plotting import LABELS, VIEWS, plot_metric_pair
 from annbench.report.summaries import dataset_ranks, operating_pivot
 from annbench.report.tables import Table, cell, to_html
@@ -201,6 +202,7 @@ class Writer:
         from annbench.report.difficulty import difficulty_section
 
         body.append(difficulty_section(self.out, d, name, frame, self.data_dir))
+        body.append(filtered_section(self.out, d, name, frame, self.data_dir, lambda t: table_html(t, caption=True)))
         body.append("<h2>Provenance</h2>\n" + to_html(provenance_table(frame)))
         self.page(f"{d}/index.html", f"Dataset {name}", "\n".join(b for b in body if b),
                   [("all datasets", "../index.html")], charts=True)

@@ -105,7 +105,7 @@ def band_table(dataset: str, data_dir: Path, results: Path) -> None:
     runs = results_frame(results, dataset)
     runs = runs[runs["status"] == "ok"]
     ds = dataset_file(dataset, data_dir, runs)
-    table = qps_at_recall(band_runs(runs, per_query_frame(None, ds, runs=runs)), 0.9)
+    table = qps_at_recall(band_runs(runs, per_query_frame(ds, runs)), 0.9)
     table["strategy"] = np.where(table["algorithm"].str.endswith("+post"), "post", "native")
     table["algorithm"] = table["algorithm"].str.removesuffix("+post")
     wide = table.pivot_table(index=["algorithm", "band_index", "band"], columns="strategy", values="qps",

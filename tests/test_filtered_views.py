@@ -52,7 +52,7 @@ def test_per_query_selectivity_and_band_metrics(sweep) -> None:
     data, results = sweep
     runs = results_frame(results, NAME)
     ds = load_dataset(data / f"{NAME}.hdf5")
-    pq = per_query_frame(None, ds, runs=runs)
+    pq = per_query_frame(ds, runs)
     assert {"selectivity", "filter_violations"} <= set(pq.columns)
     for path, part in pq.groupby("path"):
         run = runs[runs["path"] == path].iloc[0]

@@ -64,7 +64,8 @@ def filtered_quality(dataset: Dataset, neighbors: np.ndarray, found_d: np.ndarra
 
 
 def filtered_per_query(dataset: Dataset, neighbors: np.ndarray, found_d: np.ndarray, k: int) -> dict[str, np.ndarray]:
-    """Per query, the metrics of an answer on a filtered dataset (:func:`annbench.quality.filtered.per_query_scores`)."""
+    """Per query, the metrics of an answer on a filtered dataset
+    (:func:`annbench.quality.filtered.per_query_scores`)."""
     f = dataset.filters
     assert f is not None
     expected = F.expected(f.selectivity, len(dataset.train), k)

@@ -82,7 +82,7 @@ def filtered_section(out: Path, d: str, name: str, frame: pd.DataFrame, data_dir
         return ""
     if dataset.filters is None:
         return ""
-    per_query = per_query_frame(None, dataset, runs=ok)
+    per_query = per_query_frame(dataset, ok)
     body = ["<h2>Filtered search by selectivity</h2>",
             "<p>Each run's metrics recomputed on the queries of each selectivity band (the fraction of points "
             "matching a query's predicate); single-query QPS apportioned by the band's share of the latencies. "

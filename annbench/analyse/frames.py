@@ -73,6 +73,8 @@ def results_frame(results_dir: str | Path, dataset: str | None = None) -> pd.Dat
     if frame.empty:
         return pd.DataFrame(columns=SUMMARY_COLUMNS)
     frame = add_notes(frame)
+    # the client level of each run (README: Concurrent clients); runs stored before levels existed are level 1
+    frame["clients"] = frame["clients"].fillna(1).astype(int) if "clients" in frame else 1
     rest = [c for c in frame.columns if c not in SUMMARY_COLUMNS]
     for c in SUMMARY_COLUMNS:
         if c not in frame:

@@ -84,11 +84,13 @@ def parser(prog: str = "plot.py") -> Parser:
     r.add_argument("--at-recall", type=recall_level, default=0.9,
                    help="neighbours and --table summary: per algorithm its fastest run with at least this recall "
                         "(default 0.9)")
+    from annbench.cli import clients
     from annbench.cli.difficulty import add_arguments
     from annbench.cli.filtered import add_arguments as add_filtered_arguments
 
     add_arguments(p)
     add_filtered_arguments(p)
+    clients.add_arguments(p)
     return p
 
 
@@ -197,6 +199,8 @@ def all_runs_table(frame: pd.DataFrame, args: argparse.Namespace) -> pd.DataFram
     else:
         cols = ["dataset", *SUMMARY_COLUMNS, *(["knn_accuracy"] if "knn_accuracy" in frame else []),
                 *(["note"] if has_notes(frame) else [])]
+        if "clients" in frame and frame["clients"].nunique() > 1:  # several client levels: say which row is which
+            cols.insert(cols.index("query_params") + 1, "clients")
     if args.by_host:
         _need_host(frame)
         cols = ["host", *(c for c in cols if c != "host")]
@@ -321,14 +325,18 @@ def main(argv: list[str] | None = None, prog: str = "plot.py") -> int:
     if args.layout and not args.operating_points:
         raise UserError("--layout is an option of --operating-points FORMAT; add it or drop --layout")
     from annbench.analyse.frames import warn_mixed_checksums
+    from annbench.cli import clients
     from annbench.cli import difficulty as extra
     from annbench.cli import filtered
 
     extra.check(args)
     filtered.check(args)
     results_dir = args.results or paths.default_results_dir()
-    every_thread_count = select(stored_results(results_dir), args, results_dir)
-    full = extra.filter_threads(every_thread_count, args)
+    every_level = select(stored_results(results_dir), args, results_dir)
+    client_views, args.view = clients.split_views(args)
+    all_levels = extra.filter_threads(every_level, args)
+    full = clients.filter_clients(all_levels, args)
+    every_thread_count = clients.filter_clients(every_level, args, quiet=True)
     warn_mixed_checksums(full)  # before any curve or table mixes them
     per_query = extra.PerQuery(full, args)
     frame = extra.subset_frame(full, args, per_query) if args.difficulty else full
@@ -345,8 +353,9 @@ def main(argv: list[str] | None = None, prog: str = "plot.py") -> int:
         from annbench.report.tables import render_tables
 
         sys.stdout.write(render_tables(summary_tables(frame, args), "text"))
-    elif args.table:
-        sys.stdout.write(render(all_runs_table(frame, args), args.table))
+    elif args.table:  # every run: of every client level unless --clients N (a clients column tells them apart)
+        runs = all_levels if args.clients is None and not args.difficulty else frame
+        sys.stdout.write(render(all_runs_table(runs, args), args.table))
     # long: one row per algorithm and level, with the hard-query recall and --significance columns;
     # wide: one row per algorithm, one column per level (the default for text, Markdown, LaTeX, HTML)
     long = "long" if args.operating_points in ("csv", "json") or args.significance else "wide"
@@ -368,18 +377,23 @@ def main(argv: list[str] | None = None, prog: str = "plot.py") -> int:
     if args.report:
         from annbench.report.html import write_report
 
-        index = write_report(frame, args.report, args.data_dir or paths.default_data_dir(), n_queries=args.queries,
+        # the report's concurrency section needs every client level (its other sections show level 1)
+        shown = all_levels if args.clients is None and not args.difficulty else frame
+        index = write_report(shown, args.report, args.data_dir or paths.default_data_dir(), n_queries=args.queries,
                              self_contained=args.self_contained)
         print(f"report: {index}")
     if args.neighbours:
         print(f"neighbours: {neighbours(frame, args)}")
+    if not exports and client_views:
+        for path in clients.plot_clients(all_levels, args, Path(results_dir), client_views):
+            print(f"plot: {path}")
     if not exports and extra_views:
         for path in extra.plot_extra(frame, args, Path(results_dir), extra_views, per_query, every_thread_count):
             print(f"plot: {path}")
     if not exports and filtered_views:
         for path in filtered.plot_views(frame, args, Path(results_dir), filtered_views, per_query):
             print(f"plot: {path}")
-    if not exports and (args.view or not (extra_views or filtered_views)):
+    if not exports and (args.view or not (extra_views or filtered_views or client_views)):
         for path in plot(frame, args, Path(results_dir)):
             print(f"plot: {path}")
     return 0

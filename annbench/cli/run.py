@@ -19,7 +19,7 @@ from annbench.core.folders import Folder, check_folders, failure_folder_error, f
 from annbench.core.logs import setup_logging
 from annbench.core.results import Status, batch_suffix, canonical, run_name
 from annbench.execute.executors import ExecutorKind
-from annbench.plan.grid import RunOptions, parse_warmup
+from annbench.plan.grid import ClientKind, RunOptions, parse_warmup
 
 log = logging.getLogger("annbench.run")
 
@@ -59,6 +59,17 @@ def parser(prog: str = "run.py") -> Parser:
     p.add_argument("--batch", action="store_true", help="time all queries as one batch call")
     p.add_argument("--threads", type=thread_counts, default=[1], metavar="N[,N...]",
                    help="library threads (default 1); a comma-separated list (1,2) runs the sweep once per count")
+    c = p.add_argument_group("concurrent clients (see README: Concurrent clients)")
+    c.add_argument("--clients", type=client_levels, default=list(DEFAULT_OPTIONS.clients), metavar="N[,N...]",
+                   help="client levels: N clients share each built index, each sending its own stream of single "
+                        "queries; each level above 1 is one more run per query setting (default 1: single-query "
+                        "mode only)")
+    c.add_argument("--client-seconds", type=positive_float, default=DEFAULT_OPTIONS.client_seconds,
+                   metavar="SECONDS", help="timed window of each client level, after an untimed ramp "
+                                           f"(default {DEFAULT_OPTIONS.client_seconds:g})")
+    c.add_argument("--client-kind", choices=tuple(ClientKind), default=str(DEFAULT_OPTIONS.client_kind),
+                   help="thread: clients are threads of the child; process: processes forked after the build, "
+                        f"for libraries that hold the GIL (default {DEFAULT_OPTIONS.client_kind})")
     p.add_argument("--preset", default=None,
                    help="grid group of each config to run (default: demo, the few settings that trace each "
                         "library's front on the built-in dataset; quick where a grid has no demo group)")
@@ -133,14 +144,24 @@ def default_executor() -> str:
     return chosen
 
 
+def distinct_counts(text: str, noun: str) -> list[int]:
+    """``"1,2"`` → ``[1, 2]``: distinct counts of ``noun``, each an integer >= 1, in the order given."""
+    values = [positive_int(t) for t in names(text)]
+    if not values:
+        raise argparse.ArgumentTypeError(f"{text!r} names no {noun}; valid: N or N,N,... (integers >= 1)")
+    if len(set(values)) != len(values):
+        raise argparse.ArgumentTypeError(f"{text!r} repeats a {noun}; valid: distinct integers >= 1")
+    return values
+
+
 def thread_counts(text: str) -> list[int]:
-    """``"1,2"`` → ``[1, 2]``: distinct thread counts, each an integer >= 1, in the order given."""
-    counts = [positive_int(t) for t in names(text)]
-    if not counts:
-        raise argparse.ArgumentTypeError(f"{text!r} names no thread count; valid: N or N,N,... (integers >= 1)")
-    if len(set(counts)) != len(counts):
-        raise argparse.ArgumentTypeError(f"{text!r} repeats a thread count; valid: distinct integers >= 1")
-    return counts
+    """``--threads 1,2``: distinct thread counts (see :func:`distinct_counts`)."""
+    return distinct_counts(text, "thread count")
+
+
+def client_levels(text: str) -> list[int]:
+    """``--clients 1,2,4``: distinct client levels (see :func:`distinct_counts`)."""
+    return distinct_counts(text, "client level")
 
 
 def list_algorithms(config_dirs: list[Path], adapter_dirs: list[Path]) -> int:
@@ -188,7 +209,8 @@ def list_failures(results_dir: Path, dataset_arg: str) -> int:
     frame = results_frame(results_dir, dataset)
     failed = frame[frame["status"] == Status.ERROR] if len(frame) else frame
     skipped = frame[frame["status"] == Status.SKIPPED] if len(frame) else frame
-    for line in skip_lines((f"k={row['k']} {run_name(row['algorithm'], row['batch'])}", row["build_params"],
+    for line in skip_lines((f"k={row['k']} {level_name(row['algorithm'], row['batch'], row['clients'])}",
+                            row["build_params"],
                             row["query_params"], row["dominated_by"], row["note"]) for _, row in skipped.iterrows()):
         print(line)
     if len(skipped):
@@ -202,6 +224,11 @@ def list_failures(results_dir: Path, dataset_arg: str) -> int:
               f"    reason: {row.get('error', '')}\n    log:    {row.get('log_path', '') or '-'}")
     print(f"{len(failed)} failed runs (they are re-run by the next run.py invocation)")
     return 0
+
+
+def level_name(algorithm: str, batch: bool, clients: int) -> str:
+    """``hnswlib``, ``hnswlib clients=4``: a run's algorithm and mode, and its client level above 1."""
+    return run_name(algorithm, batch) + (f" clients={int(clients)}" if int(clients) > 1 else "")
 
 
 def skip_lines(rows: Iterable[tuple[str, str, str, str, str]]) -> list[str]:
@@ -231,6 +258,9 @@ def summary_text(frame) -> str:  # a pandas DataFrame
     cols[1:1] = [c for c in ("strategy",) if c in frame and frame[c].notna().any()]  # filtered datasets
     cols += [c for c in ("filter_violations",) if c in frame and frame[c].notna().any()]
     cols += ["note"] if has_notes(frame) else []  # exact methods that scored recall < 1
+    if "clients" in frame and frame["clients"].nunique() > 1:  # client levels: one row per level
+        cols.insert(3, "clients")
+        frame = frame.sort_values(["algorithm", "build_params", "query_params", "clients"], kind="stable")
     if "host" in frame and frame["host"].nunique() > 1:  # measured on several machines: say which
         cols.insert(0, "host")
         frame = frame.sort_values(["host", "algorithm", "build_params", "query_params"], kind="stable")
@@ -350,9 +380,7 @@ def main(argv: list[str] | None = None, prog: str = "run.py") -> int:
     counts = args.threads
     args.threads = max(counts)  # the cores and cluster slots must fit the largest count
     if args.executor in ("local", "inprocess"):
-        from annbench.execute.isolation import core_slots
-
-        core_slots(args.parallelism, args.threads)  # every count fits, or nothing runs
+        check_cores(args)  # every count fits, or nothing runs
     folders = sweep_folders(args, data_dir, results_dir)
     check_folders(folders)  # before any work: one line naming the folder, exit 2
     with contextlib.ExitStack() as stack:
@@ -370,6 +398,21 @@ def main(argv: list[str] | None = None, prog: str = "run.py") -> int:
         codes = [sweep(argparse.Namespace(**{**vars(args), "threads": t, "thread_counts": counts}), data_dir,
                        results_dir, adapter_dirs, config_dirs, client) for t in counts]
         return max(codes)
+
+
+def check_cores(args: argparse.Namespace) -> None:
+    """``--parallelism`` children, each on the cores of ``--threads`` (and of its clients, ``--clients``),
+    fit the cores this process may use."""
+    from annbench.execute.isolation import available_cores, core_slots
+    from annbench.plan.grid import child_cores
+
+    cores = available_cores()
+    width = child_cores(args.threads, args.clients, len(cores))
+    if width > args.threads and args.parallelism * width > len(cores):
+        raise UserError(f"--parallelism {args.parallelism} with --clients {max(args.clients)}: each child runs its "
+                        f"clients on {width} cores, this machine gives {len(cores)}; valid: --parallelism "
+                        f"{max(1, len(cores) // width)} with these clients")
+    core_slots(args.parallelism, width)
 
 
 def sweep_folders(args: argparse.Namespace, data_dir: Path, results_dir: Path) -> list[Folder]:
@@ -423,10 +466,11 @@ def check_executor(args: argparse.Namespace) -> None:
 def sweep(args: argparse.Namespace, data_dir: Path, results_dir: Path, adapter_dirs: list[Path],
           config_dirs: list[Path], client: Any) -> int:
     """Plan the sweep, run it (locally, or on the cluster of ``client``), summarise and plot."""
+    from annbench.analyse.concurrency import at_level
     from annbench.analyse.frames import results_frame, trust_warnings
     from annbench.datasets.registry import load
     from annbench.execute.executors import execute, make_executor
-    from annbench.execute.isolation import available_memory, core_slots
+    from annbench.execute.isolation import available_cores, available_memory
     from annbench.execute.remote import RemoteOptions
     from annbench.plan.grid import make_plan
     from annbench.plan.pending import make_tasks
@@ -444,7 +488,9 @@ def sweep(args: argparse.Namespace, data_dir: Path, results_dir: Path, adapter_d
         raise UserError("--algorithm is empty; give one or more names (see --list-algorithms)")
     options = RunOptions(k=args.k, runs=args.runs, batch=args.batch, threads=args.threads, force=args.force,
                          warmup=args.warmup, min_pass_time=args.min_pass_time,
-                         early_stop=not args.no_early_stop, filter_strategy=args.filter_strategy)
+                         early_stop=not args.no_early_stop, filter_strategy=args.filter_strategy,
+                         clients=tuple(args.clients), client_seconds=args.client_seconds,
+                         client_kind=ClientKind(args.client_kind))
     plan = make_plan(dataset.name, dataset.path, dataset.distance, algorithms, args.preset, options,
                      config_dirs, adapter_dirs, None if dataset.filters is None else dataset.filters.kinds,
                      include_opt_in=args.include_slow)
@@ -453,7 +499,7 @@ def sweep(args: argparse.Namespace, data_dir: Path, results_dir: Path, adapter_d
                         f"{dataset.distance!r}")
     memory = args.memory_limit
     if client is None:
-        core_slots(args.parallelism, args.threads)  # fails early when they do not fit
+        check_cores(args)  # fails early when they do not fit
         if memory is None and (free := available_memory()) is not None:
             memory = free // args.parallelism
     limits = Limits(timeout_s=args.timeout, memory_bytes=memory)
@@ -468,17 +514,18 @@ def sweep(args: argparse.Namespace, data_dir: Path, results_dir: Path, adapter_d
         claims = None
         if args.executor == "local":
             from annbench.core.claims import CoreClaims
-            from annbench.execute.isolation import available_cores
 
             claims = CoreClaims(results_dir, available_cores(), share=args.share_cores, on_wait=on_wait)
+        cores = options.child_cores(len(available_cores()))  # each child's cores: its clients' too (--clients)
         executor = make_executor(args.executor, store, limits=limits, parallelism=args.parallelism,
-                                 threads=args.threads, warm=not args.cold_workers, client=client, remote=remote,
+                                 threads=cores, warm=not args.cold_workers, client=client, remote=remote,
                                  claims=claims)
         on_task = stop_on_folder_errors(bar, sweep_folders(args, data_dir, results_dir))
         results = execute(executor, plan, dataset, on_task, tasks)
 
     frame = results_frame(results_dir, dataset.name)
-    frame = frame[(frame["k"] == args.k) & (frame["batch"] == args.batch) & (frame["threads"] == args.threads)]
+    every_level = frame[(frame["k"] == args.k) & (frame["batch"] == args.batch) & (frame["threads"] == args.threads)]
+    frame = at_level(every_level, 1)  # the plot and operating points: single-client runs (README: Concurrent clients)
     if not args.no_plot and len(frame):
         from annbench.report.plotting import VIEWS, plot_metric_pair
 
@@ -491,7 +538,7 @@ def sweep(args: argparse.Namespace, data_dir: Path, results_dir: Path, adapter_d
         print(f"plot: {out}")
     failed = [r for r in results if r.status == Status.ERROR]
     skipped = [r for r in results if r.status == Status.SKIPPED]
-    for line in skip_lines((run_name(r.key.algorithm, r.key.batch), canonical(r.key.build_params),
+    for line in skip_lines((level_name(r.key.algorithm, r.key.batch, r.key.clients), canonical(r.key.build_params),
                             canonical(r.key.query_params), r.attrs["dominated_by"], r.attrs["note"]) for r in skipped):
         print(line)
     for r in failed:
@@ -509,6 +556,6 @@ def sweep(args: argparse.Namespace, data_dir: Path, results_dir: Path, adapter_d
     for name, error in plan.unavailable.items():
         print(f"unavailable: {error}", file=sys.stderr)
     if len(frame):
-        print(summary_text(frame) if args.table == "runs" else operating_text(frame))
+        print(summary_text(every_level) if args.table == "runs" else operating_text(frame))
     explicit_unavailable = algorithms is not None and plan.unavailable
     return 1 if failed or explicit_unavailable else 0

@@ -60,7 +60,11 @@ MEASUREMENT_CONTRACT = 2
 #: ``early_stop`` decides which runs are measured, not how (a skip is re-decided on its own terms);
 #: ``filter_strategy`` decides how a filtered run filters, which its algorithm name already says
 #: (``hnswlib`` native, ``hnswlib+post``: see annbench.backends.filtering), and is moot elsewhere.
-UNMEASURED_OPTIONS = frozenset({"force", "early_stop", "filter_strategy"})
+#: The client options (``clients``, ``client_seconds``, ``client_kind``) are measured per run key instead:
+#: a run's client level is in its key, and only runs of a level above 1 depend on how their clients ran
+#: (:meth:`annbench.plan.grid.RunOptions.level_identity`), so adding levels never invalidates level 1.
+UNMEASURED_OPTIONS = frozenset({"force", "early_stop", "filter_strategy", "clients", "client_seconds",
+                                "client_kind"})
 
 
 def canonical(params: Params) -> str:
@@ -79,14 +83,16 @@ def _plain(value: Any) -> Any:
     return str(value) if isinstance(value, PurePath) else repr(value)
 
 
-def measurement(options: Any, dataset_checksum: str) -> dict[str, Any]:
+def measurement(options: Any, dataset_checksum: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """What a run measured, beyond its :class:`RunKey`: the measurement contract, the dataset's
     content checksum and every field of the run options (a dataclass) except
     :data:`UNMEASURED_OPTIONS` — k, mode, threads, runs, the warm-up policy, and whatever
-    option is added later. A stored result counts only for the same measurement."""
+    option is added later — plus ``extra`` (what only some runs depend on, e.g. a client level's
+    window). A stored result counts only for the same measurement."""
     fields = {f.name: getattr(options, f.name) for f in dataclasses.fields(options)
               if f.name not in UNMEASURED_OPTIONS}
-    return json.loads(canonical({"contract": MEASUREMENT_CONTRACT, "dataset_checksum": dataset_checksum, **fields}))
+    return json.loads(canonical({"contract": MEASUREMENT_CONTRACT, "dataset_checksum": dataset_checksum, **fields,
+                                 **(extra or {})}))
 
 
 def measurement_hash(identity: dict[str, Any]) -> str:
@@ -94,9 +100,9 @@ def measurement_hash(identity: dict[str, Any]) -> str:
     return hashlib.sha1(canonical(identity).encode()).hexdigest()[:16]
 
 
-def measurement_attrs(options: Any, dataset_checksum: str) -> dict[str, str]:
+def measurement_attrs(options: Any, dataset_checksum: str, extra: dict[str, Any] | None = None) -> dict[str, str]:
     """The result attrs recording a run's :func:`measurement`: ``measurement`` (canonical JSON) and its hash."""
-    identity = measurement(options, dataset_checksum)
+    identity = measurement(options, dataset_checksum, extra)
     return {"measurement": canonical(identity), "measurement_hash": measurement_hash(identity)}
 
 
@@ -130,16 +136,25 @@ class RunKey:
     build_params: Params
     query_params: Params
     threads: int = 1
+    #: Concurrent clients sharing the index (1: single-query mode as it always was; see README: Concurrent clients).
+    clients: int = 1
 
     def file_name(self) -> str:
-        """Readable and unique: ``n_trees=10_search_k=100.<hash>.hdf5``."""
-        readable = "_".join(f"{n}={v}" for n, v in [*self.build_params.items(), *self.query_params.items()])
+        """Readable and unique: ``n_trees=10_search_k=100.<hash>.hdf5``; a client level above 1 also
+        in the readable part (``..._clients=4``). Level 1 hashes as before levels existed, so its files keep
+        their names."""
+        pairs = [*self.build_params.items(), *self.query_params.items()]
+        pairs += [("clients", self.clients)] if self.clients != 1 else []
+        readable = "_".join(f"{n}={v}" for n, v in pairs)
         readable = re.sub(r"[^A-Za-z0-9=.+-]+", "_", readable)[:100] or "default"
-        ident = canonical({"build": self.build_params, "query": self.query_params, "threads": self.threads})
-        return f"{readable}.{hashlib.sha1(ident.encode()).hexdigest()[:10]}.hdf5"
+        ident = {"build": self.build_params, "query": self.query_params, "threads": self.threads}
+        ident |= {"clients": self.clients} if self.clients != 1 else {}
+        return f"{readable}.{hashlib.sha1(canonical(ident).encode()).hexdigest()[:10]}.hdf5"
 
     def label(self) -> str:
-        return f"{run_name(self.algorithm, self.batch)} {canonical(self.build_params)} {canonical(self.query_params)}"
+        level = f" clients={self.clients}" if self.clients != 1 else ""
+        params = f"{canonical(self.build_params)} {canonical(self.query_params)}"
+        return f"{run_name(self.algorithm, self.batch)} {params}{level}"
 
 
 @dataclass

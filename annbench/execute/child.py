@@ -27,6 +27,7 @@ from annbench.core.claims import BesideRef, Look
 from annbench.core.results import Reason, RunKey, RunResult, Status, measurement_attrs
 from annbench.core.threads import limited_threads
 from annbench.datasets.format import Dataset, load_dataset
+from annbench.execute.client_levels import by_query_setting, measure_level
 from annbench.execute.evaluate import quality, speed
 from annbench.execute.measure import PassMeasurement, batch_passes, peak_memory_growth, single_query_passes
 from annbench.plan.early_stop import dominated_by, is_exact, skipped, stored_exact
@@ -152,10 +153,12 @@ def run_build_setting(task: Task, dataset: Dataset, store: ResultStore,
         attrs["index_bytes_status"] = IndexSize.PENDING.value
         done = [k for k in run_keys(task.dataset, o, setting) if k not in task.keys]
         exact = stored_exact(store, done, dataset.checksum) if o.early_stop else []
-        for key in task.keys:
+        for group in by_query_setting(task.keys):
+            key = group[0]
             run_attrs = {**attrs, "timestamp": provenance.timestamp()}
             if o.early_stop and (by := dominated_by(setting.query_settings, key.query_params, exact)) is not None:
-                recorder.record(skipped(key, by, run_attrs))
+                for level_key in group:
+                    recorder.record(skipped(level_key, by, run_attrs))
                 continue
             try:
                 adapter.set_query_params(**key.query_params)
@@ -163,16 +166,27 @@ def run_build_setting(task: Task, dataset: Dataset, store: ResultStore,
                 stats = adapter.stats()
                 scores, found_d = quality(dataset, m.neighbors, o.k)
             except Exception as e:
-                recorder.record(_error(key, "query", e, {**run_attrs, **build}))
+                for level_key in group:
+                    recorder.record(_error(level_key, "query", e, {**run_attrs, **build}))
                 continue
-            recorder.record(RunResult(
-                key, Status.OK, metrics={**scores, **speed(m), **build},
-                attrs={**run_attrs, "best_pass": m.best_pass, "repeats": m.repeats, "stats": stats,
-                       "warmup_queries": m.warm_up.queries, "warmup_s": m.warm_up.elapsed_ns * 1e-9},
-                neighbors=m.neighbors.astype("int32"), distances=found_d.astype("float32"),
-                latencies_ns=m.latencies_ns, pass_times_ns=m.pass_times_ns))
+            if key.clients == 1:  # else level 1 is stored already: measured again as the levels' reference
+                recorder.record(RunResult(
+                    key, Status.OK, metrics={**scores, **speed(m), **build},
+                    attrs={**run_attrs, "best_pass": m.best_pass, "repeats": m.repeats, "stats": stats,
+                           "warmup_queries": m.warm_up.queries, "warmup_s": m.warm_up.elapsed_ns * 1e-9},
+                    neighbors=m.neighbors.astype("int32"), distances=found_d.astype("float32"),
+                    latencies_ns=m.latencies_ns, pass_times_ns=m.pass_times_ns))
             if is_exact(scores):
                 exact.append(key.query_params)
+            for level_key in group[1:] if key.clients == 1 else group:
+                level_attrs = {**attrs, "timestamp": provenance.timestamp()}
+                try:
+                    result = measure_level(adapter, dataset, o, level_key, m, level_attrs)
+                except Exception as e:
+                    recorder.record(_error(level_key, "clients", e, {**level_attrs, **build}))
+                    continue
+                result.metrics.update(build)
+                recorder.record(result)
         index_bytes, status, error = measure_index_size(adapter)
     if status is IndexSize.FAILED:
         log.error("%s %s: index size not measured: %s", setting.algorithm, setting.build_params, error)

@@ -33,6 +33,10 @@ class ClientKind(enum.StrEnum):
     PROCESS = "process"  # processes forked by the child after the build: the index shared copy-on-write
 
 
+#: ``RunOptions.client_seconds`` by default: the timed window of each client level.
+CLIENT_SECONDS = 2.0
+
+
 @dataclass(frozen=True)
 class RunOptions:
     """How every run of a sweep is measured (see README: What is measured).
@@ -54,6 +58,11 @@ class RunOptions:
     #: On a filtered dataset: ``auto`` (native where the adapter filters natively, else post), ``native``
     #: or ``post`` (see annbench.backends.filtering).
     filter_strategy: str = "auto"
+    #: Client levels of every query setting (README: Concurrent clients); level 1 is single-query mode and is
+    #: always measured; each level above 1 is one more run, its clients sharing the index for ``client_seconds``.
+    clients: tuple[int, ...] = (1,)
+    client_seconds: float = CLIENT_SECONDS
+    client_kind: ClientKind = ClientKind.THREAD
 
     def __post_init__(self) -> None:
         if self.filter_strategy not in STRATEGY_CHOICES:
@@ -62,13 +71,50 @@ class RunOptions:
             raise UserError(f"warm-up {self.warmup!r} s; valid: {WARMUP_CHOICES}")
         if not (0 <= self.min_pass_time < math.inf):
             raise UserError(f"minimum pass time {self.min_pass_time!r} s; valid: a finite number of seconds >= 0")
+        levels = self.clients
+        if not levels or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in levels) \
+                or len(set(levels)) != len(levels):
+            raise UserError(f"client levels {levels!r}; valid: {CLIENTS_CHOICES}")
+        if not (0 < self.client_seconds < math.inf):
+            raise UserError(f"client window {self.client_seconds!r} s; valid: a finite number of seconds > 0")
+        if self.client_kind not in tuple(ClientKind):
+            raise UserError(f"client kind {self.client_kind!r}; valid: {', '.join(ClientKind)}")
+        if self.batch and self.concurrent:
+            raise UserError(f"--clients {','.join(map(str, levels))} with --batch: clients send single queries; "
+                            f"valid: drop --batch, or --clients 1")
+
+    @property
+    def levels(self) -> tuple[int, ...]:
+        """Every client level measured, ascending: 1 (single-query mode, the reference) and those asked for."""
+        return tuple(sorted({1, *self.clients}))
+
+    @property
+    def concurrent(self) -> bool:
+        """Whether any level above 1 is measured."""
+        return max(self.clients) > 1
+
+    def child_cores(self, available: int) -> int:
+        """Cores each build setting's child is pinned to (see :func:`child_cores`)."""
+        return child_cores(self.threads, self.clients, available)
+
+    def level_identity(self, clients: int) -> dict[str, object]:
+        """What a run of ``clients`` clients depends on beyond the measured options (see
+        :func:`annbench.core.results.measurement`): nothing at level 1, the window and the kind above."""
+        return {} if clients == 1 else {"client_seconds": self.client_seconds, "client_kind": str(self.client_kind)}
 
     def warmup_label(self) -> str:
         """The warm-up as ``--warmup`` spells it: ``full``, ``none`` or the seconds."""
         return warmup_label(self.warmup)
 
 
+def child_cores(threads: int, clients: tuple[int, ...] | list[int], available: int) -> int:
+    """Cores a build setting's child is pinned to: ``threads``; with client levels above 1, enough for the
+    largest level's clients, ``threads`` each, at most the ``available`` ones (more clients share them)."""
+    return threads if max(clients) == 1 else max(threads, min(threads * max(clients), available))
+
+
 WARMUP_CHOICES = "full, none, or a number of seconds > 0"
+CLIENTS_CHOICES = "N or N,N,... (distinct integers >= 1)"
 
 
 def warmup_label(seconds: float) -> str:
@@ -118,7 +164,7 @@ class Plan:
 
     @property
     def n_runs(self) -> int:
-        return sum(len(b.query_settings) for b in self.builds)
+        return sum(len(b.query_settings) for b in self.builds) * len(self.options.levels)
 
 
 def _checked_config(algorithm: str, config_dirs: list[Path], adapter_dirs: list[Path]) -> AlgorithmConfig:
@@ -193,6 +239,7 @@ def make_plan(dataset: str, dataset_path: Path, metric: str, algorithms: list[st
             (log.error if explicit else log.warning)("%s", e)
             continue
         check_against(config, adapter)
+        check_clients(name, adapter, options, filter_kinds)
         strategy = ""
         if filter_kinds is not None:
             try:
@@ -207,3 +254,17 @@ def make_plan(dataset: str, dataset_path: Path, metric: str, algorithms: list[st
         queries = tuple(group.query_settings())
         builds += [BuildSetting(name, b, queries, strategy) for b in group.build_settings()]
     return Plan(dataset, dataset_path, metric, options, tuple(builds), tuple(adapter_dirs), unavailable, left_out)
+
+
+def check_clients(algorithm: str, adapter: type, options: RunOptions, filter_kinds: tuple[str, ...] | None) -> None:
+    """Client levels above 1 send unfiltered single queries, so not on a filtered dataset; ``--client-kind
+    process`` needs an adapter whose built index can be forked (``fork_clients``)."""
+    if not options.concurrent:
+        return
+    if filter_kinds is not None:
+        raise UserError(f"--clients {','.join(map(str, options.clients))} on a filtered dataset: concurrent clients "
+                        f"send unfiltered queries; valid: --clients 1")
+    if options.client_kind == ClientKind.PROCESS and not adapter.fork_clients:
+        why = adapter.fork_clients_reason or "its adapter says fork_clients = False"
+        raise UserError(f"--client-kind process: {algorithm}'s index cannot be forked after its build ({why}); "
+                        f"valid: --client-kind thread, or leave {algorithm} out")

@@ -24,11 +24,12 @@ log = logging.getLogger(__name__)
 
 
 def run_keys(dataset: str, options: RunOptions, setting: BuildSetting) -> list[RunKey]:
-    """Every run of one build setting of a sweep of ``dataset``, in the grid's order of query settings."""
+    """Every run of one build setting of a sweep of ``dataset``, in the grid's order of query settings, one
+    per client level of each (README: Concurrent clients)."""
     o = options
     algorithm = run_algorithm(setting.algorithm, setting.strategy)
-    return [RunKey(dataset, o.k, algorithm, o.batch, setting.build_params, q, o.threads)
-            for q in setting.query_settings]
+    return [RunKey(dataset, o.k, algorithm, o.batch, setting.build_params, q, o.threads, n)
+            for q in setting.query_settings for n in o.levels]
 
 
 def pending_keys(plan: Plan, setting: BuildSetting, store: ResultStore, dataset_checksum: str) -> list[RunKey]:
@@ -39,8 +40,8 @@ def pending_keys(plan: Plan, setting: BuildSetting, store: ResultStore, dataset_
     keys = run_keys(plan.dataset, plan.options, setting)
     if plan.options.force:
         return keys
-    wanted = measurement(plan.options, dataset_checksum)
-    stored = [store.stored(k, wanted) for k in keys]
+    o = plan.options
+    stored = [store.stored(k, measurement(o, dataset_checksum, o.level_identity(k.clients))) for k in keys]
     stale = Counter(s.why for s in stored if s.state is StoredState.OTHER_WORK)
     for why, n in stale.items():
         log.info("%s %s: %d of %d stored runs measured other work, run again: %s", setting.algorithm,

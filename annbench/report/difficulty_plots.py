@@ -1,5 +1,6 @@
-"""Figures of query difficulty and thread scaling: difficulty histograms, recall by difficulty decile,
-QPS at a fixed recall against threads (matplotlib, no display needed)."""
+"""Figures of query difficulty and scaling: difficulty histograms, recall by difficulty decile, QPS at a
+fixed recall against threads, and QPS or tail latency against concurrent clients (matplotlib, no display
+needed)."""
 
 from __future__ import annotations
 
@@ -59,8 +60,9 @@ def plot_difficulty(difficulty: Difficulty, output: str | Path, title: str) -> P
 
 
 def _lines(table: pd.DataFrame, x: str, y: str, output: str | Path, title: str, xlabel: str, ylabel: str,
-           empty: str, log_y: bool = False) -> Path:
-    """One line per algorithm (and batch mode) of ``table``'s ``y`` against ``x``, integer x ticks."""
+           empty: str, log_y: bool = False, dashed: str | None = None) -> Path:
+    """One line per algorithm (and batch mode) of ``table``'s ``y`` against ``x``, integer x ticks;
+    ``dashed``: a column drawn as a dashed line of the same colour beside each (e.g. the ideal)."""
     plt, fig, axes = _figure(1, 7, 5)
     ax = axes[0, 0]
     palette = styles(table["algorithm"].astype(str))
@@ -69,6 +71,8 @@ def _lines(table: pd.DataFrame, x: str, y: str, output: str | Path, title: str, 
         line = line.sort_values(x)
         ax.plot(line[x], line[y], color=colour, marker=marker,
                 label=plain_text(f"{algorithm}{' (batch)' if batch else ''}"))
+        if dashed is not None:
+            ax.plot(line[x], line[dashed], color=colour, linestyle="--", linewidth=0.9, alpha=0.8)
     ax.set_xticks(sorted(int(v) for v in table[x].unique()) if len(table) else [])
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
@@ -109,3 +113,13 @@ def scaling_table(frame: pd.DataFrame, at_recall: float) -> pd.DataFrame:
 def plot_scaling(table: pd.DataFrame, output: str | Path, title: str) -> Path:
     """QPS at a fixed recall against threads (:func:`scaling_table`), one line per algorithm."""
     return _lines(table, "threads", "qps", output, title, "threads", "QPS", "no run reaches this recall", log_y=True)
+
+
+def plot_client_scaling(table: pd.DataFrame, y: str, output: str | Path, title: str) -> Path:
+    """QPS (``y = "qps"``, with each algorithm's ideal line dashed: single-client QPS × min(clients, cores))
+    or a latency percentile (``p99_ms`` ...) against concurrent clients, at a fixed recall
+    (:func:`annbench.analyse.concurrency.client_scaling`), one line per algorithm."""
+    qps = y == "qps"
+    label = "total QPS (dashed: ideal)" if qps else f"{y.removesuffix('_ms')} latency (ms)"
+    return _lines(table, "clients", y, output, title, "concurrent clients", label, "no run reaches this recall",
+                  log_y=True, dashed="ideal_qps" if qps else None)

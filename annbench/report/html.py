@@ -195,10 +195,16 @@ class Writer:
                 f'<a href="runs.csv">runs.csv</a>. Charts: hover a point for its run; click a legend entry to '
                 f'hide or show an algorithm (double-click: only it); choose the metrics and scales above each '
                 f'chart; "all runs" adds every run as faint points behind the Pareto lines.</p>', *warnings_html(frame)]
+        from annbench.analyse.concurrency import at_level
+        from annbench.report.concurrency import concurrency_section
+
         for (k, batch), runs in frame.groupby(["k", "batch"], sort=True):
-            part = Part(name, d, int(k), bool(batch), runs)
+            # every section but the concurrency one shows single-client runs: a front through several
+            # client levels would set total QPS of N clients against one client's
+            part = Part(name, d, int(k), bool(batch), at_level(runs, 1))
             body.append(f'<h2 id="{part.tag}">k = {part.k}, {part.mode}-query mode</h2>')
             body.extend(section(self, part) for section in SECTIONS)
+            body.append(concurrency_section(self, Part(name, d, int(k), bool(batch), runs)))
         from annbench.report.difficulty import difficulty_section
 
         body.append(difficulty_section(self.out, d, name, frame, self.data_dir))

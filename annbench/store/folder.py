@@ -138,6 +138,7 @@ def result_attrs(result: RunResult) -> dict[str, Any]:
     k = result.key
     attrs: dict[str, Any] = {
         "dataset": k.dataset, "k": k.k, "algorithm": k.algorithm, "batch": k.batch, "threads": k.threads,
+        "clients": k.clients,
         "build_params": canonical(k.build_params), "query_params": canonical(k.query_params),
         "status": str(result.status), "error": result.error,
     }
@@ -165,7 +166,8 @@ def read_arrays(path: str | Path) -> dict[str, np.ndarray]:
 
 
 #: Attrs :func:`result_attrs` derives from the key, status and error (not kept in ``RunResult.attrs``).
-_KEY_ATTRS = ("dataset", "k", "algorithm", "batch", "threads", "build_params", "query_params", "status", "error")
+_KEY_ATTRS = ("dataset", "k", "algorithm", "batch", "threads", "clients", "build_params", "query_params", "status",
+              "error")
 
 
 def read_result(path: str | Path, key: RunKey) -> RunResult:

@@ -325,9 +325,8 @@ def main(argv: list[str] | None = None, prog: str = "plot.py") -> int:
     if args.layout and not args.operating_points:
         raise UserError("--layout is an option of --operating-points FORMAT; add it or drop --layout")
     from annbench.analyse.frames import warn_mixed_checksums
-    from annbench.cli import clients
+    from annbench.cli import clients, filtered
     from annbench.cli import difficulty as extra
-    from annbench.cli import filtered
 
     extra.check(args)
     filtered.check(args)

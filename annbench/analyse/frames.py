@@ -43,8 +43,13 @@ def measured(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[frame["status"] == Status.OK] if "status" in frame else frame
 
 
-def results_frame(results_dir: str | Path, dataset: str | None = None) -> pd.DataFrame:
-    """One row per stored run (``dataset=None``: every dataset), every metric, parameter and
+#: ``results_frame(..., runbook=ANY_RUNBOOK)``: the runs of every runbook.
+ANY_RUNBOOK = "*"
+
+
+def results_frame(results_dir: str | Path, dataset: str | None = None, runbook: str | None = None) -> pd.DataFrame:
+    """One row per stored run (``dataset=None``: every dataset) of a static index (``runbook=None``), of the
+    runbook named ``runbook`` (``<file stem>:<entry>``) or of every runbook (:data:`ANY_RUNBOOK`), every metric, parameter and
     provenance field as a column; each build/query parameter also as ``build.<name>`` /
     ``query.<name>``, each library version as ``version.<lib>``, each adapter statistic as
     ``stats.<name>``; ``qps_slowest`` = queries answered per pass / slowest kept pass time (the lower
@@ -57,6 +62,9 @@ def results_frame(results_dir: str | Path, dataset: str | None = None) -> pd.Dat
         except (OSError, KeyError, ValueError) as e:
             log.warning("skipping unreadable result %s (%s)", path, e)
             continue
+        followed = attrs.get("runbook") or ""
+        if (followed != (runbook or "")) if runbook != ANY_RUNBOOK else not followed:
+            continue  # the runs of a runbook are not among a static index's, nor those of another runbook
         attrs["path"] = str(path)
         for attr, prefix in _SPREAD.items():
             try:

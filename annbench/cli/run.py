@@ -13,6 +13,7 @@ from typing import Any
 
 from annbench.cli.common import Parser, guarded, memory_size, names, non_negative_float, positive_float, positive_int
 from annbench.cli.options import shared
+from annbench.cli.runbook import add_options as runbook_options
 from annbench.core import paths
 from annbench.core.errors import UserError
 from annbench.core.folders import Folder, check_folders, failure_folder_error, folder_errors, temporary_folder
@@ -115,6 +116,7 @@ def parser(prog: str = "run.py") -> Parser:
                         f"registry (default: the worker's ${paths.ENV_DATA_DIR} or ./datasets)")
     d.add_argument("--dask-timeout", type=positive_float, default=None, metavar="SECONDS",
                    help=f"dask: to reach the scheduler and see a worker (default {DASK_TIMEOUT_S:g})")
+    runbook_options(p)
     p.add_argument("--list-failures", action="store_true",
                    help="list the dataset's failed runs with their reason and log file, then exit")
     p.add_argument("--list-algorithms", action="store_true", help="list algorithms and whether they import")
@@ -468,6 +470,7 @@ def sweep(args: argparse.Namespace, data_dir: Path, results_dir: Path, adapter_d
     """Plan the sweep, run it (locally, or on the cluster of ``client``), summarise and plot."""
     from annbench.analyse.concurrency import at_level
     from annbench.analyse.frames import results_frame, trust_warnings
+    from annbench.cli import runbook as streaming
     from annbench.datasets.registry import load
     from annbench.execute.executors import execute, make_executor
     from annbench.execute.isolation import available_cores, available_memory
@@ -486,14 +489,20 @@ def sweep(args: argparse.Namespace, data_dir: Path, results_dir: Path, adapter_d
     algorithms = names(args.algorithm) if args.algorithm else None
     if algorithms is not None and not algorithms:
         raise UserError("--algorithm is empty; give one or more names (see --list-algorithms)")
+    runbook = streaming.read(args, dataset)  # validated before anything is built
     options = RunOptions(k=args.k, runs=args.runs, batch=args.batch, threads=args.threads, force=args.force,
                          warmup=args.warmup, min_pass_time=args.min_pass_time,
-                         early_stop=not args.no_early_stop, filter_strategy=args.filter_strategy,
+                         early_stop=not args.no_early_stop and runbook is None, filter_strategy=args.filter_strategy,
                          clients=tuple(args.clients), client_seconds=args.client_seconds,
-                         client_kind=ClientKind(args.client_kind))
+                         client_kind=ClientKind(args.client_kind),
+                         runbook=runbook.name if runbook else "", runbook_digest=runbook.digest if runbook else "",
+                         rebuild_fallback=args.rebuild_fallback)
     plan = make_plan(dataset.name, dataset.path, dataset.distance, algorithms, args.preset, options,
                      config_dirs, adapter_dirs, None if dataset.filters is None else dataset.filters.kinds,
                      include_opt_in=args.include_slow)
+    left_alone: list[str] = []
+    if runbook is not None:
+        plan, left_alone = streaming.capable(plan, runbook, args.rebuild_fallback, algorithms is not None)
     if not plan.builds and not plan.unavailable:
         raise UserError(f"nothing to run: no algorithm has a {args.preset or 'demo or quick'!r} grid for distance "
                         f"{dataset.distance!r}")
@@ -507,7 +516,8 @@ def sweep(args: argparse.Namespace, data_dir: Path, results_dir: Path, adapter_d
              f"{memory / 2**30:.2f} GiB" if memory else "each worker's share" if client else "none",
              f"{args.parallelism} at once" if client is None else "on the Dask cluster")
     store = ResultStore(results_dir)
-    tasks = make_tasks(plan, dataset, store)  # the driver removes stale temporaries, once, as the sweep starts
+    truth = streaming.ground_truth(dataset, runbook) if runbook is not None and plan.builds else None
+    tasks = make_tasks(plan, dataset, store, runbook, truth)  # the driver removes stale temporaries, once, as the sweep starts
     remote = RemoteOptions(ship_results=args.dask_results != "shared", data_dir=args.dask_data_dir,
                            source_dir=args.source_dir)
     with progress_bar(sum(len(t.keys) for t in tasks), disable=args.quiet) as (bar, on_wait):
@@ -523,6 +533,8 @@ def sweep(args: argparse.Namespace, data_dir: Path, results_dir: Path, adapter_d
         on_task = stop_on_folder_errors(bar, sweep_folders(args, data_dir, results_dir))
         results = execute(executor, plan, dataset, on_task, tasks)
 
+    if runbook is not None:
+        return streaming.close(results_dir, dataset.name, runbook, args, results, plan, left_alone)
     frame = results_frame(results_dir, dataset.name)
     every_level = frame[(frame["k"] == args.k) & (frame["batch"] == args.batch) & (frame["threads"] == args.threads)]
     frame = at_level(every_level, 1)  # the plot and operating points: single-client runs (README: Concurrent clients)

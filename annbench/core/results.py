@@ -44,6 +44,12 @@ def batch_suffix(batch: bool) -> str:
     return BATCH_SUFFIX if batch else ""
 
 
+def runbook_folder(runbook: str) -> str:
+    """``runbook-<name>``: the results folder of one runbook's runs (characters other than letters, digits and
+    ``=.+-`` as ``_``)."""
+    return "runbook-" + re.sub(r"[^A-Za-z0-9=.+-]+", "_", runbook)
+
+
 def run_name(algorithm: str, batch: bool) -> str:
     """``hnswlib`` / ``hnswlib-batch``: an algorithm in one mode, as folders, logs and labels name it."""
     return f"{algorithm}{batch_suffix(batch)}"
@@ -63,8 +69,12 @@ MEASUREMENT_CONTRACT = 2
 #: The client options (``clients``, ``client_seconds``, ``client_kind``) are measured per run key instead:
 #: a run's client level is in its key, and only runs of a level above 1 depend on how their clients ran
 #: (:meth:`annbench.plan.grid.RunOptions.level_identity`), so adding levels never invalidates level 1.
+#: ``runbook`` (its name) is in the run's key too; ``rebuild_fallback`` only lets adapters that cannot delete run.
 UNMEASURED_OPTIONS = frozenset({"force", "early_stop", "filter_strategy", "clients", "client_seconds",
-                                "client_kind"})
+                                "client_kind", "runbook", "rebuild_fallback"})
+#: Fields of the run options left out of a measurement while at their default, so that results stored
+#: before the option existed still count: a runbook's digest (a static run has none).
+DEFAULT_OMITTED_OPTIONS = frozenset({"runbook_digest"})
 
 
 def canonical(params: Params) -> str:
@@ -90,7 +100,8 @@ def measurement(options: Any, dataset_checksum: str, extra: dict[str, Any] | Non
     option is added later — plus ``extra`` (what only some runs depend on, e.g. a client level's
     window). A stored result counts only for the same measurement."""
     fields = {f.name: getattr(options, f.name) for f in dataclasses.fields(options)
-              if f.name not in UNMEASURED_OPTIONS}
+              if f.name not in UNMEASURED_OPTIONS
+              and not (f.name in DEFAULT_OMITTED_OPTIONS and getattr(options, f.name) == f.default)}
     return json.loads(canonical({"contract": MEASUREMENT_CONTRACT, "dataset_checksum": dataset_checksum, **fields,
                                  **(extra or {})}))
 
@@ -138,6 +149,8 @@ class RunKey:
     threads: int = 1
     #: Concurrent clients sharing the index (1: single-query mode as it always was; see README: Concurrent clients).
     clients: int = 1
+    #: The runbook the run followed (its name, ``<file stem>:<entry>``); "" for a static index.
+    runbook: str = ""
 
     def file_name(self) -> str:
         """Readable and unique: ``n_trees=10_search_k=100.<hash>.hdf5``; a client level above 1 also
@@ -153,8 +166,9 @@ class RunKey:
 
     def label(self) -> str:
         level = f" clients={self.clients}" if self.clients != 1 else ""
+        on = f" runbook {self.runbook}" if self.runbook else ""
         params = f"{canonical(self.build_params)} {canonical(self.query_params)}"
-        return f"{run_name(self.algorithm, self.batch)} {params}{level}"
+        return f"{run_name(self.algorithm, self.batch)} {params}{level}{on}"
 
 
 @dataclass
@@ -170,3 +184,5 @@ class RunResult:
     distances: np.ndarray | None = None
     latencies_ns: np.ndarray | None = None
     pass_times_ns: np.ndarray | None = None
+    #: A runbook run's per-step table (a structured array, one row per step; see annbench.execute.streaming).
+    steps: np.ndarray | None = None

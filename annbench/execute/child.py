@@ -30,6 +30,7 @@ from annbench.datasets.format import Dataset, load_dataset
 from annbench.execute.client_levels import by_query_setting, measure_level
 from annbench.execute.evaluate import quality, speed
 from annbench.execute.measure import PassMeasurement, batch_passes, peak_memory_growth, single_query_passes
+from annbench.execute.streaming import run_runbook
 from annbench.plan.early_stop import dominated_by, is_exact, skipped, stored_exact
 from annbench.plan.pending import run_keys
 from annbench.plan.task import Task
@@ -237,6 +238,10 @@ def run_task(task: Task, log_path: Path | None = None, beside: BesideRef | None 
         log.info("dataset %s opened in %.3f s", task.dataset_path, time.perf_counter() - start)
         if not task.keys:
             return []
+        if task.runbook is not None:  # one index changed by the runbook's steps (annbench.execute.streaming)
+            recorder = Recorder(store, load_adapter(task.setting.algorithm, list(task.adapter_dirs)).exact)
+            run_runbook(task, dataset, recorder.record, extra_attrs=extra)
+            return recorder.results
         return run_build_setting(task, dataset, store, extra_attrs=extra)
     except Exception as e:
         message = " ".join(f"setup: {type(e).__name__}: {e}".split())

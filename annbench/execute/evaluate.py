@@ -15,6 +15,19 @@ from annbench.quality.distances import distances_to_ids
 EPSILONS = (0.01, 0.1)
 
 
+def check_answer(neighbors: np.ndarray, nq: int, n: int, k: int) -> None:
+    """Raise :class:`ResultError` unless ``neighbors`` is ``(nq, k)`` of ids in ``[0, n)`` or ``-1``, none
+    twice in a row."""
+    if neighbors.shape != (nq, k):
+        raise ResultError(f"result has shape {neighbors.shape}, expected {(nq, k)}")
+    bad = (neighbors < -1) | (neighbors >= n)
+    if bad.any():
+        raise ResultError(f"result has ids outside [0, {n}) in {int(bad.any(axis=1).sum())} queries")
+    dup = M.duplicate_rows(neighbors)
+    if len(dup):
+        raise ResultError(f"result lists the same id twice in {len(dup)} queries (first: query {dup[0]})")
+
+
 def quality(dataset: Dataset, neighbors: np.ndarray, k: int) -> tuple[dict[str, float], np.ndarray]:
     """Quality metrics of ``neighbors`` (nq×k, -1 padded) and the distances recomputed from them.
 
@@ -41,15 +54,7 @@ def checked_distances(dataset: Dataset, neighbors: np.ndarray, k: int) -> np.nda
 
     Raises :class:`ResultError` for a wrong shape, ids out of range, duplicate ids in a row, or NaN distances.
     """
-    n = len(dataset.train)
-    if neighbors.shape != (len(dataset.test), k):
-        raise ResultError(f"result has shape {neighbors.shape}, expected {(len(dataset.test), k)}")
-    bad = (neighbors < -1) | (neighbors >= n)
-    if bad.any():
-        raise ResultError(f"result has ids outside [0, {n}) in {int(bad.any(axis=1).sum())} queries")
-    dup = M.duplicate_rows(neighbors)
-    if len(dup):
-        raise ResultError(f"result lists the same id twice in {len(dup)} queries (first: query {dup[0]})")
+    check_answer(neighbors, len(dataset.test), len(dataset.train), k)
     found_d = distances_to_ids(dataset.test, dataset.train, neighbors, dataset.distance)
     if np.isnan(found_d).any():
         raise ResultError("recomputed distances contain NaN")

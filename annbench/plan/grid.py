@@ -63,6 +63,11 @@ class RunOptions:
     clients: tuple[int, ...] = (1,)
     client_seconds: float = CLIENT_SECONDS
     client_kind: ClientKind = ClientKind.THREAD
+    #: A runbook sweep (see annbench.plan.runbook): the runbook's name and digest ("" for static indexes), and
+    #: whether adapters that cannot delete are rebuilt from the live points at each delete or replace.
+    runbook: str = ""
+    runbook_digest: str = ""
+    rebuild_fallback: bool = False
 
     def __post_init__(self) -> None:
         if self.filter_strategy not in STRATEGY_CHOICES:

@@ -17,6 +17,7 @@ from annbench.core.results import RunKey, canonical, measurement
 from annbench.datasets.format import Dataset
 from annbench.plan.early_stop import standing_skips
 from annbench.plan.grid import BuildSetting, Plan, RunOptions
+from annbench.plan.runbook import Runbook
 from annbench.plan.task import Task
 from annbench.store.folder import ResultStore, StoredState
 
@@ -28,7 +29,7 @@ def run_keys(dataset: str, options: RunOptions, setting: BuildSetting) -> list[R
     per client level of each (README: Concurrent clients)."""
     o = options
     algorithm = run_algorithm(setting.algorithm, setting.strategy)
-    return [RunKey(dataset, o.k, algorithm, o.batch, setting.build_params, q, o.threads, n)
+    return [RunKey(dataset, o.k, algorithm, o.batch, setting.build_params, q, o.threads, n, runbook=o.runbook)
             for q in setting.query_settings for n in o.levels]
 
 
@@ -52,8 +53,11 @@ def pending_keys(plan: Plan, setting: BuildSetting, store: ResultStore, dataset_
     return [k for k, d in zip(keys, done) if not d]
 
 
-def make_tasks(plan: Plan, dataset: Dataset, store: ResultStore) -> list[Task]:
-    """One task per build setting with runs still to do (absolute paths: the child may run elsewhere)."""
+def make_tasks(plan: Plan, dataset: Dataset, store: ResultStore, runbook: Runbook | None = None,
+               truth_path: Path | None = None) -> list[Task]:
+    """One task per build setting with runs still to do (absolute paths: the child may run elsewhere); on a
+    runbook sweep each task carries the runbook and the path of its ground truth (a child runs it once for
+    all the task's query settings)."""
     tasks = []
     for i, setting in enumerate(plan.builds, 1):
         keys = pending_keys(plan, setting, store, dataset.checksum)
@@ -63,5 +67,5 @@ def make_tasks(plan: Plan, dataset: Dataset, store: ResultStore) -> list[Task]:
             continue
         tasks.append(Task(uuid.uuid4().hex, plan.dataset, Path(dataset.path).resolve(), dataset.checksum,
                           plan.options, setting, tuple(keys), tuple(Path(d).resolve() for d in plan.adapter_dirs),
-                          store.root.resolve()))
+                          store.root.resolve(), runbook, truth_path and Path(truth_path).resolve()))
     return tasks

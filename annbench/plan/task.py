@@ -14,6 +14,7 @@ from pathlib import Path
 
 from annbench.core.results import RunKey, canonical, run_name
 from annbench.plan.grid import BuildSetting, RunOptions
+from annbench.plan.runbook import Runbook
 
 
 class Ended(enum.StrEnum):
@@ -47,15 +48,20 @@ class Task:
     keys: tuple[RunKey, ...]
     adapter_dirs: tuple[Path, ...]
     results_root: Path
+    #: A runbook task: the runbook its child follows and its ground truth's file (annbench.datasets.step_truth).
+    runbook: Runbook | None = None
+    truth_path: Path | None = None
 
     def label(self) -> str:
-        return f"{run_name(self.setting.algorithm, self.options.batch)} {canonical(self.setting.build_params)}"
+        on = f" runbook {self.runbook.name}" if self.runbook else ""
+        return f"{run_name(self.setting.algorithm, self.options.batch)} {canonical(self.setting.build_params)}{on}"
 
     def log_name(self) -> str:
         """File name of this build setting's log: readable parameters and a stable hash."""
         readable = "_".join(f"{n}={v}" for n, v in self.setting.build_params.items())
         readable = "".join(c if c.isalnum() or c in "=.+-" else "_" for c in readable)[:80] or "default"
-        ident = canonical({"build": self.setting.build_params, "threads": self.options.threads})
+        ident = canonical({"build": self.setting.build_params, "threads": self.options.threads,
+                           **({"runbook": self.runbook.name} if self.runbook else {})})
         return f"{readable}.{hashlib.sha1(ident.encode()).hexdigest()[:10]}.log"
 
 

@@ -20,11 +20,12 @@ import h5py
 import numpy as np
 
 from annbench.core.processes import remove_orphaned_temporaries, temporary_name
-from annbench.core.results import RunKey, RunResult, Status, canonical, measurement_changes, run_name
+from annbench.core.results import (RunKey, RunResult, Status, canonical, measurement_changes, run_name,
+                                   runbook_folder)
 
 log = logging.getLogger(__name__)
 
-ARRAYS = ("neighbors", "distances", "latencies_ns", "pass_times_ns")
+ARRAYS = ("neighbors", "distances", "latencies_ns", "pass_times_ns", "steps")
 
 
 class StoredState(enum.Enum):
@@ -67,6 +68,9 @@ class ResultStore:
         return removed
 
     def path_for(self, key: RunKey) -> Path:
+        if key.runbook:  # <dataset>/<k>/runbook-<name>/<algorithm>[-batch]/: beside, never among, the static runs
+            return self.root / key.dataset / str(key.k) / runbook_folder(key.runbook) / run_name(
+                key.algorithm, key.batch) / key.file_name()
         return self.run_dir(key.dataset, key.k, key.algorithm, key.batch) / key.file_name()
 
     def stored(self, key: RunKey, wanted: dict[str, Any]) -> Stored:
@@ -141,6 +145,7 @@ def result_attrs(result: RunResult) -> dict[str, Any]:
         "clients": k.clients,
         "build_params": canonical(k.build_params), "query_params": canonical(k.query_params),
         "status": str(result.status), "error": result.error,
+        **({"runbook": k.runbook} if k.runbook else {}),
     }
     for name, value in {**result.attrs, **result.metrics}.items():
         if isinstance(value, enum.Enum):  # Status, Reason, Ended ...: stored as their plain values
@@ -167,7 +172,7 @@ def read_arrays(path: str | Path) -> dict[str, np.ndarray]:
 
 #: Attrs :func:`result_attrs` derives from the key, status and error (not kept in ``RunResult.attrs``).
 _KEY_ATTRS = ("dataset", "k", "algorithm", "batch", "threads", "clients", "build_params", "query_params", "status",
-              "error")
+              "error", "runbook")
 
 
 def read_result(path: str | Path, key: RunKey) -> RunResult:

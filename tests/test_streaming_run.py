@@ -18,7 +18,7 @@ from annbench.plan import runbook_gen
 from annbench.store.folder import ResultStore, read_arrays
 
 
-def run(*args: object, executor: str = "inprocess"):  # noqa: ANN201
+def run(*args: object, executor: str = "inprocess"):
     return call(run_main, "--runs", 1, "--min-pass-time", 0, "--warmup", "none", "--executor", executor,
                 "--no-plot", *args)
 
@@ -33,7 +33,8 @@ def assert_exact_at_every_step(results: Path, dataset: str, runbook: str, search
 
 
 @pytest.mark.parametrize("kind", runbook_gen.KINDS)
-def test_bruteforce_is_exact_at_every_step_of_every_shipped_runbook(kind: str, data_dir: Path, results_dir: Path) -> None:
+def test_bruteforce_is_exact_at_every_step_of_every_shipped_runbook(kind: str, data_dir: Path,
+                                                                    results_dir: Path) -> None:
     dataset = "random-xs-20-euclidean-clustered" if kind == "clustered" else "random-xs-20-euclidean"
     resolve(dataset, data_dir)
     r = run("--dataset", dataset, "--runbook", kind, "--algorithm", "bruteforce", "--data-dir", data_dir,
@@ -118,8 +119,10 @@ BAD = {
     "unknown operation": ("  1: {operation: insert, start: 0, end: 100}\n  2: {operation: upsert}\n",
                           "step 2: unknown operation 'upsert'"),
     "range out of bounds": ("  1: {operation: insert, start: 0, end: 9001}\n  2: {operation: search}\n",
-                            "step 1: insert range [0, 9001) (start, end) is empty or beyond the dataset's 9000 train rows"),
-    "delete of dead points": ("  1: {operation: insert, start: 0, end: 100}\n  2: {operation: delete, start: 50, end: 150}\n",
+                            "step 1: insert range [0, 9001) (start, end) is empty or beyond the dataset's 9000 train "
+                            "rows"),
+    "delete of dead points": ("  1: {operation: insert, start: 0, end: 100}\n"
+                              "  2: {operation: delete, start: 50, end: 150}\n",
                               "step 2: deletes 50 points that are not live (first: 100)"),
     "missing max_pts": (None, ": no max_pts; valid: max_pts: N"),
 }

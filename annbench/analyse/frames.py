@@ -49,7 +49,8 @@ ANY_RUNBOOK = "*"
 
 def results_frame(results_dir: str | Path, dataset: str | None = None, runbook: str | None = None) -> pd.DataFrame:
     """One row per stored run (``dataset=None``: every dataset) of a static index (``runbook=None``), of the
-    runbook named ``runbook`` (``<file stem>:<entry>``) or of every runbook (:data:`ANY_RUNBOOK`), every metric, parameter and
+    runbook named ``runbook`` (``<file stem>:<entry>``) or of every runbook (:data:`ANY_RUNBOOK`), every
+    metric, parameter and
     provenance field as a column; each build/query parameter also as ``build.<name>`` /
     ``query.<name>``, each library version as ``version.<lib>``, each adapter statistic as
     ``stats.<name>``; ``qps_slowest`` = queries answered per pass / slowest kept pass time (the lower

@@ -517,7 +517,8 @@ def sweep(args: argparse.Namespace, data_dir: Path, results_dir: Path, adapter_d
              f"{args.parallelism} at once" if client is None else "on the Dask cluster")
     store = ResultStore(results_dir)
     truth = streaming.ground_truth(dataset, runbook) if runbook is not None and plan.builds else None
-    tasks = make_tasks(plan, dataset, store, runbook, truth)  # the driver removes stale temporaries, once, as the sweep starts
+    # the driver removes stale temporaries, once, as the sweep starts
+    tasks = make_tasks(plan, dataset, store, runbook, truth)
     remote = RemoteOptions(ship_results=args.dask_results != "shared", data_dir=args.dask_data_dir,
                            source_dir=args.source_dir)
     with progress_bar(sum(len(t.keys) for t in tasks), disable=args.quiet) as (bar, on_wait):

@@ -20,7 +20,8 @@ def add_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--runbook", metavar="FILE[:ENTRY]",
                    help="follow a big-ann-benchmarks runbook (or a shipped one: simple, sliding-window, "
                         "expiration-time, clustered): inserts, deletes, replaces, every query setting measured at "
-                        "each search step; ENTRY picks the file's dataset key (default: its only one, or the dataset's name)")
+                        "each search step; ENTRY picks the file's dataset key (default: its only one, or the "
+                        "dataset's name)")
     g.add_argument("--rebuild-fallback", action="store_true",
                    help="with --runbook: an adapter that cannot delete rebuilds its index from the live points at "
                         "each delete or replace (timed as that step; its runs are marked rebuild_fallback)")
@@ -85,14 +86,14 @@ def ground_truth(dataset: Dataset, runbook: Runbook) -> Path:
     return load_or_compute(dataset, runbook.digest, runbook.live_sets)[1]
 
 
-def summary_frame(results_dir: Path, dataset: str, runbook: Runbook, k: int):  # noqa: ANN201 - a DataFrame
+def summary_frame(results_dir: Path, dataset: str, runbook: Runbook, k: int):
     from annbench.analyse.frames import results_frame
 
     frame = results_frame(results_dir, dataset, runbook=runbook.name)
     return frame[frame["k"] == k] if len(frame) else frame
 
 
-def summary_text(frame) -> str:  # noqa: ANN001 - a DataFrame
+def summary_text(frame) -> str:
     """One row per run of the runbook: mean and minimum recall, QPS, throughput of each change, total time."""
     cols = ["algorithm", "build_params", "query_params", "status", "recall", "recall_min", "qps", "insert_per_s",
             "delete_per_s", "replace_per_s", "total_s", "deleted_returned", "index_bytes"]
@@ -100,7 +101,7 @@ def summary_text(frame) -> str:  # noqa: ANN001 - a DataFrame
     return view.to_string(index=False, float_format=lambda v: f"{v:.4g}", max_colwidth=40)
 
 
-def warnings(frame) -> list[str]:  # noqa: ANN001 - a DataFrame
+def warnings(frame) -> list[str]:
     """The closing summary's warnings: runs that returned ids deleted before the search."""
     if "deleted_returned" not in frame:
         return []

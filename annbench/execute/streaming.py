@@ -34,7 +34,7 @@ from annbench.datasets import step_truth
 from annbench.datasets.format import Dataset
 from annbench.execute.evaluate import check_answer
 from annbench.execute.measure import PassMeasurement, batch_passes, peak_memory_growth, single_query_passes
-from annbench.plan.runbook import Operation, Runbook, Step
+from annbench.plan.runbook import Operation, Step
 from annbench.plan.task import Task
 from annbench.quality import metrics as M
 from annbench.quality.distances import distances_to_ids

@@ -20,8 +20,7 @@ import h5py
 import numpy as np
 
 from annbench.core.processes import remove_orphaned_temporaries, temporary_name
-from annbench.core.results import (RunKey, RunResult, Status, canonical, measurement_changes, run_name,
-                                   runbook_folder)
+from annbench.core.results import RunKey, RunResult, Status, canonical, measurement_changes, run_name, runbook_folder
 
 log = logging.getLogger(__name__)
 

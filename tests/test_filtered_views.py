@@ -84,6 +84,8 @@ def test_views_tables_and_report(sweep, tmp_path: Path) -> None:
     assert r.code == 0, r.err
     assert r.out.count("best qps at recall >= r on them") == 3  # <1%, 1-10%, >=10%
     assert "selectivity <1%" in r.out and "annoy+post" in r.out
+    r = call(plot_main, "--results", results, "--table", "text")
+    assert r.code == 0 and "strategy" in r.out and "filter_violations" in r.out and "annoy+post" in r.out
     r = call(plot_main, "--results", results, "--data-dir", data, "--report", tmp_path / "site")
     assert r.code == 0, r.err
     page = (tmp_path / "site" / NAME / "index.html").read_text()

@@ -198,6 +198,7 @@ def all_runs_table(frame: pd.DataFrame, args: argparse.Namespace) -> pd.DataFram
         cols = list(frame.columns)
     else:
         cols = ["dataset", *SUMMARY_COLUMNS, *(["knn_accuracy"] if "knn_accuracy" in frame else []),
+                *(c for c in ("strategy", "filter_violations") if c in frame and frame[c].notna().any()),
                 *(["note"] if has_notes(frame) else [])]
         if "clients" in frame and frame["clients"].nunique() > 1:  # several client levels: say which row is which
             cols.insert(cols.index("query_params") + 1, "clients")

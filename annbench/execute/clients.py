@@ -3,10 +3,11 @@
 Each client runs its own stream of single queries: the query set from its own offset, wrapping,
 through its own adapter handle (:meth:`annbench.backends.adapter.Adapter.client`). The clients
 start together (a barrier), run untimed for the ramp, then for the window; the loop records only the
-clock after each answer, into a buffer allocated before the clock starts, and keeps each query
-position's latest answer. No lock is shared between clients while they run; the window's start and
-end are fixed before any client starts querying. Everything else (which queries fell in the window,
-latencies, QPS, recall) is derived afterwards (:mod:`annbench.execute.evaluate`).
+clock after each answer, into a list allocated before the clock starts (copied into the trace's array
+between blocks of queries), and keeps each query position's latest answer. No lock is shared between
+clients while they run; the window's start and end are fixed before any client starts querying.
+Everything else (which queries fell in the window, latencies, QPS, recall) is derived afterwards
+(:mod:`annbench.execute.evaluate`).
 
 A query's latency is the time from the clock read after the previous answer (or the start) to the one
 after its own: one clock read per query instead of two, so the loop's own bookkeeping (tens of
@@ -21,7 +22,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -102,24 +102,27 @@ def client_loop(query: Callable[[np.ndarray, int], object], rows: Sequence[np.nd
     nq = len(rows)
     order = [(offset + j) % nq for j in range(nq)]
     blocks = [([rows[i] for i in order[s:s + block]], [None] * len(order[s:s + block])) for s in range(0, nq, block)]
-    stamps = array("q", bytes(8 * max(size, block + 1)))
+    stamps = np.zeros(max(size, block + 1), dtype=np.int64)
+    lap = [0] * block  # a block's clock readings, copied into stamps after the block (8 bytes each there)
     clock = time.perf_counter_ns
     end = start().end_ns
     stamps[0] = clock()
     c = 1
     while True:
         for qs, out in blocks:
-            if c + len(qs) > len(stamps):  # between blocks, never inside the timed calls
-                stamps.extend(bytes(8 * len(stamps)))
+            n = len(qs)
+            if c + n > len(stamps):  # between blocks, never inside the timed calls
+                stamps = np.concatenate([stamps, np.zeros(len(stamps), dtype=np.int64)])
             for j, q in enumerate(qs):
                 out[j] = query(q, k)
-                stamps[c + j] = clock()
-            c += len(qs)
-            if stamps[c - 1] >= end:
+                lap[j] = clock()
+            stamps[c:c + n] = lap[:n]
+            c += n
+            if lap[n - 1] >= end:
                 answers: list[object] = [None] * nq
                 for i, r in zip(order, (r for _, out in blocks for r in out)):
                     answers[i] = r
-                return ClientTrace(offset, None, np.frombuffer(stamps, dtype=np.int64)[:c].copy(), answers)
+                return ClientTrace(offset, None, stamps[:c].copy(), answers)
 
 
 def offsets(clients: int, nq: int) -> list[int]:

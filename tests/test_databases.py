@@ -35,8 +35,9 @@ from annbench.store.folder import ResultStore
 
 DATASET = "random-xs-20-euclidean"
 #: Every database adapter, and the exact ones among them (recall 1.0 at every query setting).
-DATABASES = ["pgvector-hnsw", "pgvector-ivfflat"]
-EXACT: set[str] = set()
+DATABASES = ["pgvector-hnsw", "pgvector-ivfflat", "duckdb-hnsw", "sqlite-vec", "lancedb-ivf-pq", "lancedb-ivf-flat",
+             "lancedb-ivf-hnsw-sq"]
+EXACT = {"sqlite-vec"}
 
 
 @pytest.fixture
@@ -202,6 +203,51 @@ def test_pgvector_ivfflat_cosine_uses_its_operator(caplog: pytest.LogCaptureFixt
         assert "SQL: SET ivfflat.probes = 1" in sent
     finally:
         adapter.db.close()
+
+
+def test_duckdb_loads_vss_offline_and_orders_by_array_distance(caplog: pytest.LogCaptureFixture) -> None:
+    adapter, sent = _fit_logged("duckdb-hnsw", caplog, metric="angular", M=8, ef_construction=32)
+    assert re.fullmatch(r"SQL: LOAD '/.+/duckdb_extension_vss/extensions/v[0-9.]+/vss\.duckdb_extension'", sent[1])
+    assert "SQL: CREATE TABLE items (id INTEGER, embedding FLOAT[8])" in sent
+    assert ("SQL: CREATE INDEX items_hnsw ON items USING HNSW (embedding) WITH (metric = 'cosine', M = 8, "
+            "ef_construction = 32)" in sent)
+    assert "SQL: SET hnsw_ef_search = 64" in sent
+    assert ("SQL (each query): SELECT id FROM items ORDER BY array_cosine_distance(embedding, ?::FLOAT[8]) LIMIT ?"
+            in sent)
+    plan = adapter.con.execute("EXPLAIN " + adapter.sql, [[0.5] * 8, 5]).fetchall()[0][1]
+    assert "HNSW_INDEX_SCAN" in plan and "SEQ_SCAN" not in plan  # the index answers the query
+
+
+def test_sqlite_vec_matches_on_a_vec0_table(caplog: pytest.LogCaptureFixture) -> None:
+    _, sent = _fit_logged("sqlite-vec", caplog, metric="angular")
+    assert "SQL: CREATE VIRTUAL TABLE items USING vec0(embedding float[8] distance_metric=cosine)" in sent
+    assert "SQL: INSERT INTO items(rowid, embedding) VALUES (?, ?)" in sent
+    assert "SQL (each query): SELECT rowid FROM items WHERE embedding MATCH ? AND k = ? ORDER BY distance" in sent
+
+
+def test_sqlite_vec_scans_int8_and_bit_columns_exactly() -> None:
+    from annbench.quality.distances import distances_to_ids
+
+    rng = np.random.default_rng(1)
+    cls = load_adapter("sqlite-vec", [ALGORITHMS_DIR])
+    X8 = rng.integers(-100, 100, (300, 16), dtype=np.int8)
+    bits = rng.integers(0, 256, (300, 4), dtype=np.uint8)
+    for metric, X in (("euclidean", X8), ("hamming", bits)):
+        adapter = cls(metric)
+        adapter.fit(X)
+        adapter.set_query_params()
+        got = adapter.query(X[7], 10)
+        want = np.sort(distances_to_ids(X[7:8], X, np.arange(len(X))[None], metric)[0])[:10]
+        assert np.allclose(np.sort(distances_to_ids(X[7:8], X, got[None], metric)[0]), want), metric
+
+
+def test_lancedb_builds_with_create_index_and_queries_with_the_client(caplog: pytest.LogCaptureFixture) -> None:
+    _, sent = _fit_logged("lancedb-ivf-pq", caplog, num_partitions=4, num_sub_vectors=2)
+    assert "create_table('items', 500 rows)" in sent
+    assert any(re.fullmatch(r"create_index\('vector', config=IvfPq\(distance_type='l2', num_partitions=4, "
+                            r"num_sub_vectors=2.*\)\)", s) for s in sent), sent
+    assert ("search(q).distance_type('l2').limit(k).select(['id', '_distance']).nprobes(20).to_arrow() (each query)"
+            in sent)
 
 
 def test_a_server_that_fails_to_start_is_an_error_and_leaves_nothing(monkeypatch: pytest.MonkeyPatch,

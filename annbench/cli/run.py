@@ -473,7 +473,7 @@ def sweep(args: argparse.Namespace, data_dir: Path, results_dir: Path, adapter_d
     from annbench.cli import runbook as streaming
     from annbench.datasets.registry import load
     from annbench.execute.executors import execute, make_executor
-    from annbench.execute.isolation import available_cores, available_memory
+    from annbench.execute.isolation import available_cores, memory_share
     from annbench.execute.remote import RemoteOptions
     from annbench.plan.grid import make_plan
     from annbench.plan.pending import make_tasks
@@ -509,8 +509,8 @@ def sweep(args: argparse.Namespace, data_dir: Path, results_dir: Path, adapter_d
     memory = args.memory_limit
     if client is None:
         check_cores(args)  # fails early when they do not fit
-        if memory is None and (free := available_memory()) is not None:
-            memory = free // args.parallelism
+        if memory is None:
+            memory = memory_share(args.parallelism)
     limits = Limits(timeout_s=args.timeout, memory_bytes=memory)
     log.debug("each child: timeout %g s, memory limit %s, %s", args.timeout,
              f"{memory / 2**30:.2f} GiB" if memory else "each worker's share" if client else "none",

@@ -80,6 +80,13 @@ def available_memory() -> int | None:
     return None
 
 
+def memory_share(children: int) -> int | None:
+    """Each child's share of this machine's available memory when ``children`` run at once (the default
+    memory cap of a local sweep and of a Dask worker's child); None where the available memory is unknown."""
+    free = available_memory()
+    return None if free is None else free // max(1, children)
+
+
 def address_space_limit(memory_bytes: int) -> int:
     """The RLIMIT_AS backstop for a resident-memory cap: libraries reserve address space they
     never touch (thread stacks, allocator arenas, mapped files), so twice the cap plus 1 GiB."""

@@ -36,7 +36,7 @@ from annbench.core import paths, provenance
 from annbench.core.claims import CoreClaims
 from annbench.core.processes import remove_orphans
 from annbench.core.results import RunResult
-from annbench.execute.isolation import available_cores, available_memory, run_task_isolated
+from annbench.execute.isolation import available_cores, memory_share, run_task_isolated
 from annbench.plan.task import Ended, Limits, Task, TaskOutcome
 from annbench.store.folder import ResultStore, read_result
 
@@ -209,8 +209,8 @@ def run_remote(task: Task, limits: Limits, options: RemoteOptions, log_relpath: 
         here = dataclasses.replace(task, dataset_path=dataset_path, results_root=root,
                                    adapter_dirs=worker_adapter_dirs(task.adapter_dirs))
         memory = limits.memory_bytes
-        if memory is None and (free := available_memory()) is not None:
-            memory = free // max(1, len(available_cores()) // threads)
+        if memory is None:  # a share per benchmark that fits on this host's cores
+            memory = memory_share(len(available_cores()) // threads)
         try:
             with _watch(stop) as cancel, host_cores(threads, options.lock_dir, cancel, str(task.results_root)) as cores:
                 log.info("%s on %s: cores %s, dataset from %s", task.label(), machine["host"], cores, how)

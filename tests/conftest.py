@@ -12,13 +12,22 @@ core they may use) never share a core with another worker's. Two markers:
 - ``exclusive``: the test compares timings measured at different times (the regression gate): no
   other test runs meanwhile, on any worker, since on this machine load on one core slows the
   others. Every test holds ``MachineLock`` shared; an exclusive test holds it alone.
+
+The tiers (:func:`pytest_collection_modifyitems`): each test is marked from what it uses, read from
+its code, the helpers of its module it calls and its fixtures' code: ``slow`` (sweeps in child
+processes, the regression gate, numba, torch training, Chromium, wheel builds and other
+subprocesses, Dask clusters, the shared upstream files), ``needs_chromium``, ``needs_torch``,
+``needs_shared_data``. ``pytest -m "not slow"`` is the fast tier.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import inspect
 import io
 import os
+import types
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext, redirect_stderr, redirect_stdout
 from dataclasses import dataclass
@@ -81,9 +90,127 @@ class MachineLock:
             fcntl.flock(self._machine, fcntl.LOCK_UN)
 
 
+#: What a test uses (a module, function or class, by qualified-name prefix; or a global's name) → the
+#: markers it gets. "slow": whatever takes seconds, not milliseconds.
+USES: dict[str, tuple[str, ...]] = {
+    "annbench.cli.run.main": ("slow",),  # a sweep: children per build setting, unless in-process (INPROCESS)
+    "annbench.execute.executors": ("slow",),
+    "annbench.execute.local": ("slow",),
+    "annbench.execute.isolation.run_task_isolated": ("slow",),
+    "annbench.execute.forkclient": ("slow",),
+    "annbench.execute.clients": ("slow",),
+    "annbench.execute.dask": ("slow",),
+    "distributed": ("slow",),
+    "dask": ("slow",),
+    "annbench.cli.gate": ("slow",),
+    "annbench.gate.run": ("slow",),
+    "subprocess": ("slow",),  # child processes, wheel builds, virtual environments
+    "venv": ("slow",),
+    "pynndescent": ("slow",),  # numba compiles
+    "annbench.apps.encode": ("slow",),  # network training
+    "annbench.apps.encoders": ("slow",),
+    "annbench.cli.encode": ("slow",),
+    "torch": ("slow", "needs_torch"),
+    "annbench.apps.encoders.cnn": ("slow", "needs_torch"),
+    "annbench.apps.encoders.gru": ("slow", "needs_torch"),
+    "annbench.apps.encoders.torch_loop": ("slow", "needs_torch"),
+    "chromium_cdp": ("slow", "needs_chromium"),
+    "SHARED_DATA": ("slow", "needs_shared_data"),  # the upstream files (Fashion-MNIST, GloVe, ...)
+}
+#: A string constant in the test's code that makes its sweeps run in this process: not slow for that.
+INPROCESS = "inprocess"
+TIER_MARKERS = {
+    "slow": "takes seconds (sweeps in children, gate, numba, torch, Chromium, subprocesses, Dask, shared data); "
+            "pytest -m 'not slow' is the fast tier",
+    "needs_chromium": "drives Chromium (apt-get install chromium)",
+    "needs_torch": "trains or loads a torch network (the torch extra)",
+    "needs_shared_data": "reads the upstream files of ../shared/data ($ANNBENCH_SHARED_DATA)",
+}
+
+
+def _qualified(name: str, value: object) -> str:
+    """What a global of a test module stands for, by qualified name (its own name when unknown)."""
+    if isinstance(value, types.ModuleType):
+        return value.__name__
+    module, qualname = getattr(value, "__module__", None), getattr(value, "__qualname__", None)
+    if isinstance(module, str) and isinstance(qualname, str) and not isinstance(value, (str, bytes, Path)):
+        return f"{module}.{qualname}"
+    return name
+
+
+def _code_uses(code: types.CodeType, namespace: dict, found: set[str], seen: set[int]) -> None:
+    """Every name ``code`` (nested functions and lambdas included) refers to, qualified; helpers defined
+    in test files are followed into."""
+    if id(code) in seen:
+        return
+    seen.add(id(code))
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            _code_uses(const, namespace, found, seen)
+        elif isinstance(const, str) and const == INPROCESS:
+            found.add(INPROCESS)
+    for name in code.co_names:
+        found.add(name)  # an imported module's dotted name, or a global's name
+        if name in namespace:
+            value = namespace[name]
+            found.add(_qualified(name, value))
+            for cell in getattr(value, "__closure__", None) or ():  # a decorated function: what it wraps
+                with contextlib.suppress(ValueError):
+                    found.add(_qualified(name, cell.cell_contents))
+            if isinstance(value, types.FunctionType) and _in_tests(value):
+                _code_uses(value.__code__, value.__globals__, found, seen)
+            elif isinstance(value, type) and _in_tests(value):
+                for member in vars(value).values():
+                    if isinstance(member, types.FunctionType):
+                        _code_uses(member.__code__, member.__globals__, found, seen)
+
+
+def _in_tests(value: object) -> bool:
+    try:
+        return Path(inspect.getfile(value)).resolve().parent == Path(__file__).resolve().parent  # type: ignore[arg-type]
+    except (TypeError, OSError):
+        return False
+
+
+def uses(item: pytest.Item) -> set[str]:
+    """What ``item`` uses: names from its code, its module's helpers it calls and its fixtures' code."""
+    found: set[str] = set()
+    seen: set[int] = set()
+    function = getattr(item, "function", None)
+    if isinstance(function, types.FunctionType):
+        _code_uses(function.__code__, function.__globals__, found, seen)
+    info = getattr(item, "_fixtureinfo", None)
+    for name in getattr(item, "fixturenames", ()):
+        for fixture in (info.name2fixturedefs.get(name, ()) if info is not None else ()):
+            func = inspect.unwrap(fixture.func)
+            if isinstance(func, types.FunctionType) and _in_tests(func):
+                _code_uses(func.__code__, func.__globals__, found, seen)
+    return found
+
+
+def tier_markers(used: set[str]) -> set[str]:
+    """The markers of a test that uses ``used`` (see :data:`USES`)."""
+    markers: set[str] = set()
+    for name in used:
+        for prefix, marks in USES.items():
+            if name == prefix or name.startswith(prefix + "."):
+                if marks == ("slow",) and prefix == "annbench.cli.run.main" and INPROCESS in used:
+                    continue
+                markers.update(marks)
+    return markers
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        for marker in sorted(tier_markers(uses(item)) - {m.name for m in item.iter_markers()}):
+            item.add_marker(marker)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "all_cores: uses more than one core: runs on every core of the session")
     config.addinivalue_line("markers", "exclusive: compares timings: no other test runs meanwhile, on any worker")
+    for name, text in TIER_MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {text}")
     cores = available_cores() if hasattr(os, "sched_setaffinity") else []  # [] where cores cannot be pinned
     config.stash[_CORES] = cores
     config.stash[_LOCK] = None

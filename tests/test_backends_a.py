@@ -41,18 +41,29 @@ def small() -> tuple[np.ndarray, np.ndarray]:
     return rng.standard_normal((600, 8)).astype(np.float32), rng.standard_normal((50, 8)).astype(np.float32)
 
 
-@pytest.mark.parametrize(("algorithm", "params"), [("annoy", {"n_trees": 5}),
-                                                   ("hnswlib", {"M": 8, "ef_construction": 20})])
-def test_seeded_builds_repeat_exactly(algorithm: str, params: dict, small) -> None:
+@pytest.mark.parametrize(("algorithm", "params", "seed"), [("annoy", {"n_trees": 5}, "seed"),
+                                                           ("hnswlib", {"M": 8, "ef_construction": 20}, "random_seed")])
+def test_seeded_builds_repeat_exactly_and_another_seed_changes_the_index(algorithm: str, params: dict, seed: str,
+                                                                         small, tmp_path) -> None:
+    """Two builds with one seed: the same answers and the same saved index. A build with another seed: another
+    saved index (the library's default seed would repeat too, so this shows the seed reaches the library)."""
     train, test = small
     cls = load_adapter(algorithm, [ALGORITHMS_DIR])
-    answers = []
-    for _ in range(2):
-        a = cls("euclidean", threads=1, **params)
+
+    def build(value: int, folder: str) -> tuple[np.ndarray, dict[str, bytes]]:
+        a = cls("euclidean", threads=1, **params, **{seed: value})
         a.fit(train)
         a.set_query_params()
-        answers.append(a.batch_query(test, 10))
-    np.testing.assert_array_equal(answers[0], answers[1])
+        (tmp_path / folder).mkdir()
+        a.save(tmp_path / folder)
+        saved = {p.name: p.read_bytes() for p in sorted((tmp_path / folder).iterdir())}
+        assert saved, f"{algorithm} saved no file"
+        return a.batch_query(test, 10), saved
+
+    (answers, saved), (again, saved_again), (_, other) = build(1, "a"), build(1, "b"), build(2, "c")
+    np.testing.assert_array_equal(answers, again)
+    assert saved == saved_again
+    assert saved != other, f"{algorithm} built the same index with {seed}=1 and {seed}=2"
 
 
 def _recall(ids: np.ndarray, train: np.ndarray, test: np.ndarray) -> float:

@@ -80,6 +80,28 @@ def test_builds_are_deterministic(name, build, query, data) -> None:
     np.testing.assert_array_equal(*answers)
 
 
+def test_the_ivf_seed_reaches_faiss(data, monkeypatch) -> None:
+    """faiss-ivfpq's repeatable builds come from the k-means seed the adapter sets (``SEED``), not from
+    faiss's own default: another seed gives other IVF centroids."""
+    import sys
+
+    import faiss
+
+    train, _ = data
+
+    def centroids() -> np.ndarray:
+        a = _adapter("faiss-ivfpq", "euclidean", nlist=8, M=6)
+        a.fit(train)
+        ivf = faiss.extract_index_ivf(a.index.base_index if hasattr(a.index, "base_index") else a.index)
+        return ivf.quantizer.reconstruct_n(0, ivf.nlist)
+
+    first, again = centroids(), centroids()
+    np.testing.assert_array_equal(first, again)
+    module = sys.modules[type(_adapter("faiss-ivfpq", nlist=8, M=6)).__module__.rpartition(".")[0] + "._faiss"]
+    monkeypatch.setattr(module, "SEED", module.SEED + 1)
+    assert not np.array_equal(first, centroids())
+
+
 def test_scann_reorder_below_k_still_returns_k(data) -> None:
     train, test = data
     a = _adapter("scann", "ip", num_leaves=20)

@@ -1,3 +1,5 @@
 """annbench: a benchmark harness for approximate-nearest-neighbour search libraries."""
 
-__version__ = "0.1.0"
+from annbench.core.version import __version__
+
+__all__ = ["__version__"]

@@ -106,7 +106,10 @@ USES: dict[str, tuple[str, ...]] = {
     "annbench.gate.run": ("slow",),
     "subprocess": ("slow",),  # child processes, wheel builds, virtual environments
     "venv": ("slow",),
-    "pynndescent": ("slow",),  # numba compiles
+    "pynndescent": ("slow",),  # numba compiles (the module, or the algorithm's name anywhere in the test)
+    "ngt-qg": ("slow",),  # quantizes at every build
+    "annbench.report.html": ("slow",),  # the whole HTML report, every figure drawn
+    "--report": ("slow",),  # plot.py --report: the same
     "annbench.apps.encode": ("slow",),  # network training
     "annbench.apps.encoders": ("slow",),
     "annbench.cli.encode": ("slow",),
@@ -117,8 +120,9 @@ USES: dict[str, tuple[str, ...]] = {
     "chromium_cdp": ("slow", "needs_chromium"),
     "SHARED_DATA": ("slow", "needs_shared_data"),  # the upstream files (Fashion-MNIST, GloVe, ...)
 }
-#: A string constant in the test's code that makes its sweeps run in this process: not slow for that.
-INPROCESS = "inprocess"
+#: A string constant in the test's code that makes its sweeps run in this process: not slow for that,
+#: unless the test also runs the local executor (LOCAL).
+INPROCESS, LOCAL = "inprocess", "local"
 TIER_MARKERS = {
     "slow": "takes seconds (sweeps in children, gate, numba, torch, Chromium, subprocesses, Dask, shared data); "
             "pytest -m 'not slow' is the fast tier",
@@ -147,10 +151,12 @@ def _code_uses(code: types.CodeType, namespace: dict, found: set[str], seen: set
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
             _code_uses(const, namespace, found, seen)
-        elif isinstance(const, str) and const == INPROCESS:
-            found.add(INPROCESS)
+        elif isinstance(const, str) and (const in (INPROCESS, LOCAL) or const in USES):
+            found.add(const)
+    modules = [n for n in code.co_names if "." in n]  # what ``import a.b`` / ``from a.b import c`` name
     for name in code.co_names:
         found.add(name)  # an imported module's dotted name, or a global's name
+        found.update(f"{module}.{name}" for module in modules)  # from a.b import c: a.b.c
         if name in namespace:
             value = namespace[name]
             found.add(_qualified(name, value))
@@ -176,6 +182,10 @@ def uses(item: pytest.Item) -> set[str]:
     """What ``item`` uses: names from its code, its module's helpers it calls and its fixtures' code."""
     found: set[str] = set()
     seen: set[int] = set()
+    callspec = getattr(item, "callspec", None)  # parametrized: the algorithm names among its values too
+    for value in (callspec.params.values() if callspec is not None else ()):
+        if isinstance(value, str):
+            found.add(value)
     function = getattr(item, "function", None)
     if isinstance(function, types.FunctionType):
         _code_uses(function.__code__, function.__globals__, found, seen)
@@ -194,7 +204,7 @@ def tier_markers(used: set[str]) -> set[str]:
     for name in used:
         for prefix, marks in USES.items():
             if name == prefix or name.startswith(prefix + "."):
-                if marks == ("slow",) and prefix == "annbench.cli.run.main" and INPROCESS in used:
+                if prefix == "annbench.cli.run.main" and INPROCESS in used and LOCAL not in used:
                     continue
                 markers.update(marks)
     return markers

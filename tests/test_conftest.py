@@ -10,7 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import _CORES, MachineLock
+from conftest import _CORES, SHARED_DATA, TIER_MARKERS, MachineLock, _code_uses, call, tier_markers
+
+from annbench.backends.discovery import load_adapter
+from annbench.cli.run import main as run_main
+from annbench.core.paths import ALGORITHMS_DIR
 
 WORKER = os.environ.get("PYTEST_XDIST_WORKER")
 
@@ -58,3 +62,61 @@ def test_a_worker_runs_on_one_core_of_the_session(request: pytest.FixtureRequest
 @pytest.mark.all_cores
 def test_an_all_cores_test_runs_on_every_core_of_the_session(request: pytest.FixtureRequest) -> None:
     assert os.sched_getaffinity(0) == set(request.config.stash[_CORES])
+
+
+# ------------------------------------------------------------------ the tiers' markers, from what a test uses
+
+def _probe_sweep_in_children(data_dir):
+    return call(run_main, "--dataset", "random-xs-20-euclidean", "--data-dir", data_dir)
+
+
+def _probe_sweep_in_process(data_dir):
+    return call(run_main, "--data-dir", data_dir, "--executor", "inprocess")
+
+
+def _probe_both_executors(data_dir):
+    return [call(run_main, "--data-dir", data_dir, "--executor", e) for e in ("local", "inprocess")]
+
+
+def _probe_helper_sweeps():
+    return _probe_sweep_in_children(Path("."))
+
+
+def _probe_trains_a_gru():
+    from annbench.apps.encoders import gru
+
+    return gru
+
+
+def _probe_reads_shared_data():
+    return SHARED_DATA / "surnames"
+
+
+def _probe_numba():
+    return load_adapter("pynndescent", [ALGORITHMS_DIR])
+
+
+def _probe_pure():
+    return sorted([3, 1, 2])
+
+
+#: Looked up by name, so this module's test does not itself use what the probes use.
+PROBES = {name[len("_probe_"):]: f for name, f in dict(globals()).items() if name.startswith("_probe_")}
+
+
+@pytest.mark.parametrize(("probe", "expected"), [
+    ("sweep_in_children", {"slow"}), ("sweep_in_process", set()), ("both_executors", {"slow"}),
+    ("helper_sweeps", {"slow"}), ("trains_a_gru", {"slow", "needs_torch"}),
+    ("reads_shared_data", {"slow", "needs_shared_data"}), ("numba", {"slow"}), ("pure", set()),
+])
+def test_tier_markers_follow_what_a_test_uses(probe: str, expected: set[str]) -> None:
+    function = PROBES[probe]
+    found: set[str] = set()
+    _code_uses(function.__code__, function.__globals__, found, set())
+    assert tier_markers(found) == expected
+
+
+def test_the_suite_marks_its_own_tests(request: pytest.FixtureRequest) -> None:
+    """This very test uses nothing slow; a test of the Chromium report is marked as such when collected."""
+    assert request.node.get_closest_marker("slow") is None
+    assert {"slow", "needs_chromium"} <= TIER_MARKERS.keys()

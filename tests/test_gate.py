@@ -1,4 +1,4 @@
-"""The regression gate: verdicts on synthetic sessions, and end to end with injected changes.
+"""The regression gate end to end, with injected changes (its pure parts: test_gate_verdicts.py).
 
 End-to-end tests share one baseline (kdtree, reference bruteforce, random-xs-20-euclidean) and
 compare fresh sessions with it; changes are injected by wrapper adapters in a temporary
@@ -14,16 +14,13 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from annbench.backends.inject import write_wrapper
 from annbench.cli.gate import main
 from annbench.core.paths import ALGORITHMS_DIR
 from annbench.execute.isolation import available_cores
-from annbench.gate import verdicts as gate
-from annbench.gate.baseline import read_baseline, session_from_json, session_to_json
-from annbench.gate.verdicts import Round, Session, SettingRecord, Tolerances
+from annbench.gate.baseline import read_baseline
 from tests.conftest import call
 
 #: The end-to-end tests compare timings measured minutes apart; one runs a CPU hog.
@@ -31,119 +28,6 @@ pytestmark = pytest.mark.exclusive
 DATASET = "random-xs-20-euclidean"
 SUITE = ("--dataset", DATASET, "--algorithm", "kdtree", "--rounds", "4", "--runs", "3", "-q")
 
-
-# ---------------------------------------------------------------- synthetic sessions (pure)
-
-def _setting(algorithm: str, factor: float, recall: float = 1.0, machine: float = 1.0, seed: int = 0,
-             rounds: int = 4, runs: int = 5, params: dict | None = None) -> SettingRecord:
-    """Pass times: reference ~1 ms, setting ~2 ms × factor, all × machine, with 3 % noise."""
-    rng = np.random.default_rng(seed)
-    rs = [Round(recall, (2e6 * factor * machine * rng.lognormal(0, 0.03, runs)).astype(np.int64),
-                (1e6 * machine * rng.lognormal(0, 0.03, 2 * runs)).astype(np.int64)) for _ in range(rounds)]
-    return SettingRecord(algorithm, params or {"n": 1}, {}, 1000, rs)
-
-
-def _session(*settings: SettingRecord, unavailable: dict | None = None) -> Session:
-    return Session({"rounds": 4, "runs": 5}, {}, list(settings), unavailable or {})
-
-
-def _verdicts(comparisons: list[gate.Comparison]) -> dict[str, str]:
-    return {c.algorithm: c.verdict for c in comparisons}
-
-
-def test_same_measurements_pass_and_interval_covers_one():
-    base = _session(_setting("a", 1.0, seed=1))
-    (c,) = gate.compare(base, base)
-    assert c.verdict == gate.OK and c.ratio == pytest.approx(1.0) and c.ratio_low <= 1 <= c.ratio_high
-
-
-def test_synthetic_verdicts():
-    base = _session(_setting("same", 1.0, seed=1), _setting("slow", 1.0, seed=2), _setting("fast", 1.0, seed=3),
-                    _setting("lossy", 1.0, seed=4), _setting("gone", 1.0, seed=5))
-    now = _session(_setting("same", 1.0, seed=11), _setting("slow", 1.25, seed=12), _setting("fast", 0.5, seed=13),
-                   _setting("lossy", 1.0, recall=0.98, seed=14), _setting("added", 1.0, seed=15),
-                   unavailable={"gone": "algorithm 'gone' is unavailable: ImportError: x"})
-    comparisons = gate.compare(base, now)
-    assert _verdicts(comparisons) == {"same": "ok", "slow": "regression", "fast": "improved", "lossy": "regression",
-                                      "gone": "missing", "added": "new"}
-    by = {c.algorithm: c for c in comparisons}
-    assert by["slow"].ratio == pytest.approx(0.8, abs=0.03) and by["slow"].ratio_high < 1
-    assert "ImportError" in by["gone"].reasons[0]
-    assert not gate.gate_passes(comparisons)
-
-
-def test_uniformly_slower_machine_is_not_a_regression():
-    base = _session(_setting("a", 1.0, seed=1))
-    now = _session(_setting("a", 1.0, machine=2.0, seed=2))
-    (c,) = gate.compare(base, now)
-    assert c.verdict == gate.OK and c.ratio == pytest.approx(1.0, abs=0.05)
-    assert gate.machine_factor(base, now) == pytest.approx(0.5, abs=0.03)
-
-
-def test_small_drop_within_tolerance_and_noise_are_ok():
-    base = _session(_setting("a", 1.0, seed=1))
-    assert gate.compare(base, _session(_setting("a", 1.05, seed=2)))[0].verdict == gate.OK  # 5 % < 10 %
-    assert gate.compare(base, _session(_setting("a", 1.0, recall=0.995, seed=2)))[0].verdict == gate.OK
-
-
-def test_drop_beyond_tolerance_but_within_noise_is_not_flagged():
-    """Huge round-to-round noise: a 20 % point drop whose interval includes 1 is not a regression."""
-    rng = np.random.default_rng(0)
-
-    def noisy(factor: float) -> SettingRecord:
-        rs = [Round(1.0, np.full(3, int(2e6 * factor * m)), np.full(6, int(1e6)))
-              for m in rng.lognormal(0, 0.4, 2)]
-        return SettingRecord("a", {}, {}, 1000, rs)
-
-    then, now = noisy(1.0), noisy(1.25)
-    c = gate.compare_setting(then, now, Tolerances())
-    assert c.ratio_high >= 1 and c.verdict != gate.REGRESSION
-
-
-def test_only_a_drop_of_throughput_alone_is_timing_only():
-    base = _session(_setting("slow", 1.0, seed=1), _setting("lossy", 1.0, seed=2), _setting("both", 1.0, seed=3))
-    now = _session(_setting("slow", 1.5, seed=11), _setting("lossy", 1.0, recall=0.9, seed=12),
-                   _setting("both", 1.5, recall=0.9, seed=13))
-    by = {c.algorithm: c for c in gate.compare(base, now)}
-    assert all(c.verdict == gate.REGRESSION for c in by.values())
-    assert {a: c.timing_only for a, c in by.items()} == {"slow": True, "lossy": False, "both": False}
-
-
-def test_confirmation_keeps_a_repeated_slowdown_and_clears_a_fluke():
-    base = _session(_setting("real", 1.0, seed=1), _setting("fluke", 1.0, seed=2), _setting("lossy", 1.0, seed=3))
-    first = gate.compare(base, _session(_setting("real", 1.5, seed=11), _setting("fluke", 1.5, seed=12),
-                                        _setting("lossy", 1.0, recall=0.9, seed=13)))
-    again = gate.compare(base, _session(_setting("real", 1.5, seed=21), _setting("fluke", 1.0, seed=22),
-                                        _setting("lossy", 1.0, seed=23)))
-    by = {c.algorithm: c for c in gate.confirm(first, again)}
-    assert {a: c.verdict for a, c in by.items()} == {"real": "regression", "fluke": "ok", "lossy": "regression"}
-    assert "confirmed by a further session: -3" in by["real"].reasons[-1] and by["real"].timing_only
-    assert by["fluke"].reasons[0].startswith("not confirmed: normalised QPS -3") and "(ok) in a further" in \
-        by["fluke"].reasons[0] and not by["fluke"].timing_only
-    assert by["lossy"] == {c.algorithm: c for c in first}["lossy"]  # recall needs no second look
-    assert not gate.gate_passes(list(by.values())) and gate.gate_passes([by["fluke"]])
-    # not measured again (say, it failed to import the second time): the first verdict stands
-    assert gate.confirm(first, [])[0] == first[0]
-
-
-def test_failed_run_now_is_a_regression_and_missing_fails_unless_allowed():
-    base = _session(_setting("a", 1.0), _setting("b", 1.0))
-    failed = _setting("a", 1.0)
-    failed.error = "query: RuntimeError: boom"
-    comparisons = gate.compare(base, _session(failed))
-    assert _verdicts(comparisons) == {"a": "regression", "b": "missing"}
-    only_missing = gate.compare(base, _session(_setting("a", 1.0, seed=3)))
-    assert not gate.gate_passes(only_missing) and gate.gate_passes(only_missing, allow_missing=True)
-
-
-def test_session_json_round_trip():
-    s = _session(_setting("a", 1.0), unavailable={"x": "why"})
-    back = session_from_json(json.loads(json.dumps(session_to_json(s))), "mem")
-    assert back.unavailable == {"x": "why"} and back.settings[0].key == s.settings[0].key
-    np.testing.assert_array_equal(back.settings[0].rounds[2].pass_times_ns, s.settings[0].rounds[2].pass_times_ns)
-
-
-# ---------------------------------------------------------------- end to end through gate.py
 
 @pytest.fixture(scope="module")
 def baseline(data_dir: Path, tmp_path_factory) -> Path:
@@ -302,32 +186,6 @@ def test_new_setting_is_reported(baseline: Path, tmp_path: Path):
     assert r.code == 0 and re.search(r'^new\s+kdtree\s+\{"leaf_size":7\}', r.out, re.M), r.out
 
 
-@pytest.mark.parametrize("content, expected", [
-    ("not json", "is not readable JSON"),
-    ('{"format": "other"}', "'format' must be 'annbench-gate-baseline'"),
-    ('{"format": "annbench-gate-baseline", "version": 1, "suite": {"dataset": "x"}}', "'suite' lacks algorithms"),
-])
-def test_bad_baseline_is_a_one_line_error(tmp_path: Path, content: str, expected: str):
-    bad = tmp_path / "b.json"
-    bad.write_text(content)
-    r = call(main, "--baseline", bad, "--current", bad)
-    assert r.code == 2 and expected in r.err and str(bad) in r.err and len(r.err.strip().splitlines()) == 1
-
-
 def test_suite_option_differing_from_baseline_is_an_error(baseline: Path, data_dir: Path):
     r = call(main, "--baseline", baseline, "--data-dir", data_dir, "-k", "5")
     assert r.code == 2 and "differs from the baseline's k=10" in r.err
-
-
-def test_readme_workflow_is_the_shipped_workflow_and_runs_the_gate():
-    import yaml
-
-    from tests.conftest import REPO
-
-    readme = (REPO / "README.md").read_text()
-    shipped = (REPO / ".github" / "workflows" / "annbench-gate.yml").read_text()
-    assert f"```yaml\n{shipped}```" in readme
-    steps = yaml.safe_load(shipped)["jobs"]["gate"]["steps"]
-    script = "\n".join(s.get("run", "") for s in steps)
-    assert "gate.py --save-baseline" in script and "gate.py --baseline" in script
-    assert "--markdown" in script and "GITHUB_STEP_SUMMARY" in script and "gh pr comment" in script

@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "annbench"
 STAGES = ("core", "quality", "datasets", "backends", "store", "plan", "execute", "apps", "analyse", "report", "gate",
           "cli")
 #: The top level: the package (its version), the command, and the adapter import path of old.
-TOP = {"annbench": -1, "annbench.__main__": len(STAGES), "annbench.adapter": len(STAGES)}
+TOP = {"annbench": len(STAGES), "annbench.__main__": len(STAGES), "annbench.adapter": len(STAGES)}
 #: The subcommands: each may use the shared CLI modules, none imports another subcommand.
 SUBCOMMANDS = {"run", "plot", "dataset", "encode", "compare", "gate"}
 

@@ -21,11 +21,11 @@ from annbench.core.logs import setup_logging
 from annbench.core.results import Status, batch_suffix, canonical, run_name
 from annbench.execute.executors import ExecutorKind
 from annbench.plan.grid import ClientKind, RunOptions, parse_warmup
+from annbench.plan.task import DEFAULT_TIMEOUT_S
 
 log = logging.getLogger("annbench.run")
 
 DEFAULT_DATASET = "random-xs-20-euclidean"
-DEFAULT_TIMEOUT_S = 7200.0
 EXECUTORS = tuple(ExecutorKind)
 #: The default of ``--executor`` when set (the test suite sets ``inprocess``); otherwise ``local``.
 ENV_EXECUTOR = "ANNBENCH_EXECUTOR"

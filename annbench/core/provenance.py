@@ -9,8 +9,8 @@ import socket
 import subprocess
 from importlib import metadata
 
-import annbench
 from annbench.core.paths import PROJECT_ROOT
+from annbench.core.version import __version__
 
 
 @functools.cache
@@ -56,7 +56,7 @@ def machine() -> dict[str, str]:
         "host": socket.gethostname(),
         "platform": platform.platform(),
         "python": platform.python_version(),
-        "annbench_version": annbench.__version__,
+        "annbench_version": __version__,
         "annbench_commit": git_commit(),
     }
 

@@ -113,10 +113,10 @@ def _check_annbench(client: Any, where: str) -> None:
     """The scheduler (it unpickles the tasks) and every worker must import annbench."""
     def version(dask_scheduler: Any = None) -> str:  # sent by value: runs even where annbench is missing
         try:
-            import annbench
+            from annbench.core.version import __version__
         except ImportError as e:
             return f"missing: {e}"
-        return annbench.__version__
+        return __version__
 
     found = {"the scheduler": client.run_on_scheduler(version)}
     found.update({f"worker {address}": v for address, v in client.run(version, on_error="return").items()})

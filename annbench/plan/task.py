@@ -65,11 +65,15 @@ class Task:
         return f"{readable}.{hashlib.sha1(ident.encode()).hexdigest()[:10]}.log"
 
 
+#: Wall time a child may run by default (``--timeout``).
+DEFAULT_TIMEOUT_S = 7200.0
+
+
 @dataclass(frozen=True)
 class Limits:
     """What a child is held to. ``cpus``: the cores it is pinned to (None: not pinned)."""
 
-    timeout_s: float | None = 7200.0
+    timeout_s: float | None = DEFAULT_TIMEOUT_S
     memory_bytes: int | None = None
     cpus: tuple[int, ...] | None = None
 

@@ -36,6 +36,7 @@ time.sleep(600)
 """
 #: An exact adapter whose build sleeps ``delay`` seconds: a child that holds its core for a known while.
 SLOW = '''
+import os
 import time
 import numpy as np
 from annbench.backends.adapter import Adapter
@@ -49,7 +50,7 @@ class Slow(Adapter):
         self.delay = delay
 
     def fit(self, X):
-        time.sleep(self.delay)
+        time.sleep(float(os.environ.get("SLOW_DELAY", self.delay)))  # a sweep's own delay, the grid alike
         self._x, self._sq = X, (X.astype(np.float64) ** 2).sum(axis=1)
 
     def query(self, q, k):
@@ -134,12 +135,13 @@ def _slow_adapter(tmp_path: Path, delays: str) -> list[str]:
     return ["--algorithms-dir", str(algos), "--configs-dir", str(configs)]
 
 
-def _start(results: Path, data_dir: Path, claims: Path, core: int, *extra: str) -> subprocess.Popen:
+def _start(results: Path, data_dir: Path, claims: Path, core: int, *extra: str,
+           env: dict[str, str] | None = None) -> subprocess.Popen:
     """A real sweep (``python run.py``) pinned to ``core`` with its own registry ``claims``."""
     argv = [sys.executable, "run.py", "--dataset", DATASET, "--runs", "1", "--data-dir", str(data_dir),
             "--results", str(results), "--no-plot", *extra]
     return subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, ENV_CLAIMS_DIR: str(claims), "PYTHONPATH": str(REPO)},
+                            env={**os.environ, ENV_CLAIMS_DIR: str(claims), "PYTHONPATH": str(REPO), **(env or {})},
                             preexec_fn=lambda: os.sched_setaffinity(0, {core}))
 
 
@@ -152,19 +154,20 @@ def _wait_claimed(claims: Path, proc: subprocess.Popen) -> None:
 
 def _second_beside_first(tmp_path: Path, data_dir: Path, core: int, first: list[str], second: list[str],
                          results: tuple[str, str] = ("a", "b")) -> tuple[subprocess.Popen, subprocess.Popen,
-                                                                         tuple[str, str]]:
+                                                                         tuple[str, str, str]]:
     """Sweep ``first`` started, then (once it has claimed the core) sweep ``second``, both pinned to
-    ``core`` with one registry; both must exit 0. The two processes and the second's output."""
+    ``core`` with one registry; both must exit 0. The two processes, the first's output, the second's
+    output and error output."""
     a = _start(tmp_path / results[0], data_dir, tmp_path / "claims", core, *first)
     try:
         _wait_claimed(tmp_path / "claims", a)
         b = _start(tmp_path / results[1], data_dir, tmp_path / "claims", core, *second)
         out_b, err_b = b.communicate(timeout=300)
-        _, err_a = a.communicate(timeout=300)
+        out_a, err_a = a.communicate(timeout=300)
     finally:
         a.kill()
     assert a.returncode == 0 and b.returncode == 0, (err_a, err_b)
-    return a, b, (out_b, err_b)
+    return a, b, (out_a, out_b, err_b)
 
 
 _STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ", re.M)
@@ -184,28 +187,67 @@ def _child_intervals(results: Path) -> list[tuple[int, datetime, datetime]]:
     return spans
 
 
-def test_two_sweeps_on_two_folders_never_measure_on_one_core_at_once(tmp_path: Path, data_dir: Path) -> None:
+@pytest.mark.parametrize("folders", [("a", "b"), ("a", "a")], ids=["two folders", "one folder"])
+def test_two_sweeps_never_measure_on_one_core_at_once_nor_one_run_twice(folders: tuple[str, str], tmp_path: Path,
+                                                                         data_dir: Path) -> None:
+    """Two sweeps of one grid, the second started once the first has claimed the only core: one
+    child at a time on the core; on one results folder each run measured by one of them, the other
+    counting it as that sweep's; no failure, exit codes 0."""
     core = available_cores()[0]
-    slow = _slow_adapter(tmp_path, "2.0, 2.5")
-    a, b, (_, err_b) = _second_beside_first(tmp_path, data_dir, core, ["--algorithm", "slow,kdtree", *slow],
-                                            ["--algorithm", "slow,kdtree", *slow])
-    spans = sorted(_child_intervals(tmp_path / "a") + _child_intervals(tmp_path / "b"), key=lambda s: s[1])
-    assert len(spans) == 6 and {s[0] for s in spans} == {core}
+    slow = _slow_adapter(tmp_path, "3.0, 3.5, 4.0")
+    grid = ["--algorithm", "slow,kdtree", *slow]
+    a, b, (out_a, out_b, err_b) = _second_beside_first(tmp_path, data_dir, core, grid, grid, folders)
+    spans = sorted({s for f in set(folders) for s in _child_intervals(tmp_path / f)}, key=lambda s: s[1])
+    assert {s[0] for s in spans} == {core}
     for (_, _, end), (_, start, _) in zip(spans, spans[1:]):
         assert end <= start, spans  # one child at a time on the core
-    # b started while a measured on the only core: it waited, saying once which sweep held it
-    said = f"waiting for cores: sweep {a.pid} (results {(tmp_path / 'a').resolve()}) measures on them"
-    assert err_b.count(said) == 1, err_b
-    for folder in (tmp_path / "a", tmp_path / "b"):
-        frame = results_frame(folder)
-        assert len(frame) == 3 and (frame["status"] == "ok").all()
-        assert not frame["cores_shared"].any()
+    for f in set(folders):
+        frame = results_frame(tmp_path / f)
+        assert len(frame) == 4 and (frame["status"] == "ok").all() and not frame["cores_shared"].any()
+    if folders[0] != folders[1]:
+        assert len(spans) == 8
+        # b started while a measured on the only core: it waited, saying once which sweep held it
+        said = f"waiting for cores: sweep {a.pid} (results {(tmp_path / 'a').resolve()}) measures on them"
+        assert err_b.count(said) == 1, err_b
+        return
+    assert len(spans) == 4  # each build setting measured once, by one of them
+    done = {}
+    for pid, out in ((a.pid, out_a), (b.pid, out_b)):
+        m = re.search(r"^(\d+) runs done, 0 failed(?:, (\d+) measured by sweep (\d+))?, (\d+) already stored",
+                      out, re.M)
+        assert m, out
+        done[pid] = int(m.group(1))
+        assert not m.group(2) or int(m.group(3)) == ({a.pid, b.pid} - {pid}).pop()
+        assert int(m.group(1)) + int(m.group(2) or 0) + int(m.group(4)) == 4
+    assert sum(done.values()) == 4 and done[b.pid] < 4, (out_a, out_b)  # b left a's runs to a
+
+
+def test_a_run_left_to_a_sweep_that_dies_is_measured_by_the_other(tmp_path: Path, data_dir: Path) -> None:
+    core = available_cores()[0]
+    grid = ["--algorithm", "slow,kdtree", *_slow_adapter(tmp_path, "0.5")]
+    a = _start(tmp_path / "r", data_dir, tmp_path / "claims", core, *grid, env={"SLOW_DELAY": "120"})
+    try:
+        _wait_claimed(tmp_path / "claims", a)  # a measures slow (120 s)
+        b = _start(tmp_path / "r", data_dir, tmp_path / "claims", core, *grid)
+        deadline = time.monotonic() + 60
+        while not list((tmp_path / "r").glob(f"{DATASET}/10/kdtree/.*.claim")):
+            assert b.poll() is None and time.monotonic() < deadline, "b never claimed kdtree's run"
+            time.sleep(0.05)  # b left slow to a, claimed kdtree, waits for the core
+    finally:
+        a.send_signal(signal.SIGKILL)
+        a.wait()
+    out_b, err_b = b.communicate(timeout=300)
+    assert b.returncode == 0, err_b
+    assert f"sweep {a.pid} did not store it; measuring it here" in err_b
+    assert re.search(r"^2 runs done, 0 failed, 0 already stored", out_b, re.M), out_b
+    frame = results_frame(tmp_path / "r")
+    assert len(frame) == 2 and (frame["status"] == "ok").all()
 
 
 def test_share_cores_measures_beside_the_holder_and_says_so(tmp_path: Path, data_dir: Path) -> None:
     core = available_cores()[0]
     slow = _slow_adapter(tmp_path, "6.0")
-    _, _, (out_b, err_b) = _second_beside_first(tmp_path, data_dir, core, ["--algorithm", "slow", *slow],
+    _, _, (_, out_b, err_b) = _second_beside_first(tmp_path, data_dir, core, ["--algorithm", "slow", *slow],
                                                 ["--algorithm", "slow", "--share-cores", *slow])
     assert "waiting for cores" not in err_b and "measuring on them anyway (--share-cores)" in err_b
     shared, holder = results_frame(tmp_path / "b"), results_frame(tmp_path / "a")

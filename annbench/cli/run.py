@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -322,16 +323,21 @@ def progress_bar(total: int, disable: bool = False
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    counts = {"ok": 0, "failed": 0, "skipped": 0}
+    from annbench.execute.sharing import MEASURED_BY
+
+    counts = {"ok": 0, "failed": 0, "skipped": 0, "by others": 0}
     with tqdm(total=total, unit="run", desc="sweep", file=sys.stderr, disable=disable or total == 0,
               dynamic_ncols=True) as bar, logging_redirect_tqdm():
         def on_task(task, outcome, recorded) -> None:
-            failed = sum(r.status == Status.ERROR for r in recorded)
-            skipped = sum(r.status == Status.SKIPPED for r in recorded)
-            counts["ok"] += len(recorded) - failed - skipped
+            mine = [r for r in recorded if MEASURED_BY not in r.attrs]  # not those of another sweep
+            failed = sum(r.status == Status.ERROR for r in mine)
+            skipped = sum(r.status == Status.SKIPPED for r in mine)
+            counts["ok"] += len(mine) - failed - skipped
             counts["failed"] += failed
             counts["skipped"] += skipped
-            bar.set_postfix(done=counts["ok"], failed=counts["failed"], skipped=counts["skipped"],
+            counts["by others"] += len(recorded) - len(mine)
+            others = {"by_others": counts["by others"]} if counts["by others"] else {}
+            bar.set_postfix(done=counts["ok"], failed=counts["failed"], skipped=counts["skipped"], **others,
                             left=total - bar.n - len(recorded), refresh=False)
             bar.update(len(recorded))
 
@@ -532,7 +538,7 @@ def sweep(args: argparse.Namespace, data_dir: Path, results_dir: Path, adapter_d
                                  threads=cores, warm=not args.cold_workers, client=client, remote=remote,
                                  claims=claims)
         on_task = stop_on_folder_errors(bar, sweep_folders(args, data_dir, results_dir))
-        results = execute(executor, plan, dataset, on_task, tasks)
+        results = execute(executor, plan, dataset, on_task, tasks, on_wait)
 
     if runbook is not None:
         return streaming.close(results_dir, dataset.name, runbook, args, results, plan, left_alone)
@@ -549,16 +555,21 @@ def sweep(args: argparse.Namespace, data_dir: Path, results_dir: Path, adapter_d
                                                       f"{f', {args.threads} threads' if several else ''})",
                          x_scale=VIEWS["recall-qps"].x_scale, y_scale=VIEWS["recall-qps"].y_scale)
         print(f"plot: {out}")
-    failed = [r for r in results if r.status == Status.ERROR]
-    skipped = [r for r in results if r.status == Status.SKIPPED]
+    from annbench.execute.sharing import MEASURED_BY
+
+    mine = [r for r in results if MEASURED_BY not in r.attrs]  # runs another sweep measured are not this one's
+    by_others = Counter(int(r.attrs[MEASURED_BY]) for r in results if MEASURED_BY in r.attrs)
+    failed = [r for r in mine if r.status == Status.ERROR]
+    skipped = [r for r in mine if r.status == Status.SKIPPED]
     for line in skip_lines((level_name(r.key.algorithm, r.key.batch, r.key.clients), canonical(r.key.build_params),
                             canonical(r.key.query_params), r.attrs["dominated_by"], r.attrs["note"]) for r in skipped):
         print(line)
     for r in failed:
         print(f"failed: {r.key.label()}: {r.error} (log: {r.attrs.get('log_path') or '-'})")
-    if note := beside_note(results):
+    if note := beside_note(mine):
         print(note)
-    print(f"{len(results) - len(failed) - len(skipped)} runs done, {len(failed)} failed, "
+    others = "".join(f", {n} measured by sweep {pid if pid >= 0 else '(unknown pid)'}" for pid, n in by_others.items())
+    print(f"{len(mine) - len(failed) - len(skipped)} runs done, {len(failed)} failed{others}, "
           f"{plan.n_runs - len(results)} already stored"
           f"{f', {len(skipped)} skipped as dominated (--no-early-stop measures them)' if skipped else ''}; "
           f"results in {store.root}")

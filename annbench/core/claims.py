@@ -100,7 +100,7 @@ class Holder:
     results: str
 
     def describe(self) -> str:
-        return f"sweep {self.pid} (results {self.results})"
+        return f"sweep {self.pid} (results {self.results})" if self.pid >= 0 else "another sweep"
 
 
 @dataclass(frozen=True)
@@ -262,6 +262,9 @@ class CoreClaims:
                 held[core] = Holder(int(info["pid"]), str(info["results"]))
             except (OSError, ValueError, KeyError, TypeError):
                 held[core] = Holder(-1, "?")  # claimed this instant, not yet signed
+            with self._lock:
+                if held[core].pid == os.getpid() and core not in self._mine:
+                    held[core] = Holder(-1, "?")  # this sweep's old signature: claimed this instant by another
         return held
 
     def _try(self, n: int) -> tuple[tuple[int, ...], list[int]] | None:
@@ -292,7 +295,7 @@ class CoreClaims:
             if h.pid not in self._announced:
                 self._announced.add(h.pid)
                 log.warning("waiting for cores: %s measures on them", h.describe())
-        return f"waiting for cores: {by}" if by else "waiting for cores of this sweep"
+        return f"waiting for cores: {by}" if by else "waiting for cores"
 
     def claim(self, n: int, cancel: threading.Event | None = None) -> Claim:
         """Claim ``n`` cores for one measuring child (see the class)."""

@@ -12,6 +12,7 @@ exception (Ctrl-C) cancels what still runs and re-raises.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,8 @@ from typing import Protocol
 from annbench.backends.filtering import run_algorithm
 from annbench.core import provenance
 from annbench.core.results import RunResult, Status, measurement_attrs
-from annbench.plan.task import Task, TaskOutcome
+from annbench.execute.sharing import SharedFolder
+from annbench.plan.task import Ended, Task, TaskOutcome
 from annbench.store.folder import ResultStore
 
 log = logging.getLogger(__name__)
@@ -104,26 +106,67 @@ def record_outcome(task: Task, outcome: TaskOutcome, store: ResultStore,
 
 
 def drive(executor: Executor, tasks: Iterable[Task], store: ResultStore, dataset: str,
-          on_task: TaskCallback | None = None) -> list[RunResult]:
+          on_task: TaskCallback | None = None, on_wait: Callable[[str | None], None] | None = None
+          ) -> list[RunResult]:
     """Run ``tasks`` (of the sweep of ``dataset``) on ``executor``; every run recorded, in the order
     the tasks finish. The only place a sweep removes stale temporaries from ``store``.
+
+    The results folder may be shared with other sweeps (:class:`annbench.execute.sharing.SharedFolder`):
+    a task starts only when the executor has room for it (its ``capacity``, if it has one), with the
+    runs this sweep claimed; runs another sweep measures are waited for at the end and returned with
+    the attr ``measured_by_sweep`` (those it did not store are measured here). ``on_wait`` shows (a
+    line) or clears (None) what the sweep waits for.
 
     ``on_task`` is called in this thread after each task with the runs recorded for it. An
     exception (an interrupt, or one raised by the executor or ``on_task``) cancels the executor's
     remaining tasks and propagates.
     """
     store.remove_stale_temporaries(dataset)
+    queue = deque(tasks)
+    shared = SharedFolder(store, queue)
+    capacity: int | None = getattr(executor, "capacity", None)
     results: list[RunResult] = []
+    running = 0
+
+    def tell(task: Task, recorded: list[RunResult], outcome: TaskOutcome | None = None) -> None:
+        if on_task is not None and recorded:
+            on_task(task, outcome or TaskOutcome(task.task_id, Ended.OK, "measured by another sweep",
+                                                 log_path(store, task)), recorded)
+
+    def start_more() -> None:
+        nonlocal running
+        while queue and (capacity is None or running < capacity):
+            task = queue.popleft()
+            admitted, theirs = shared.admit(task)
+            results.extend(theirs)
+            tell(task, theirs)
+            if admitted is not None:
+                executor.start(admitted)
+                running += 1
+
     with executor:
         try:
-            for task in tasks:
-                executor.start(task)
-            for done in executor.finished():
-                recorded = record_outcome(done.task, done.outcome, store, done.machine)
-                results += recorded
-                if on_task is not None:
-                    on_task(done.task, done.outcome, recorded)
+            while True:
+                start_more()
+                for done in executor.finished():
+                    running -= 1
+                    recorded = record_outcome(done.task, done.outcome, store, done.machine)
+                    shared.done(done.task)
+                    results += recorded
+                    tell(done.task, recorded, done.outcome)
+                    start_more()
+                if not shared.waiting:
+                    break
+                rerun, theirs = shared.settle(on_wait)
+                for task, recorded in theirs:
+                    results += recorded
+                    tell(task, recorded)
+                queue.extend(rerun)
+                if not queue:
+                    break
         except BaseException:
             executor.cancel()
             raise
+        finally:
+            shared.close()
     return results

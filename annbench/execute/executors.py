@@ -9,6 +9,7 @@ of this process; ``inprocess``: this process, no isolation; ``dask``: a Dask clu
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from typing import Any
 
 from annbench.core.claims import CoreClaims
@@ -55,11 +56,13 @@ def make_executor(kind: ExecutorKind | str, store: ResultStore, *, limits: Limit
 
 
 def execute(executor: Executor, plan: Plan, dataset: Dataset, on_task: TaskCallback | None = None,
-            tasks: list[Task] | None = None) -> list[RunResult]:
-    """Run every pending build setting of ``plan`` (or ``tasks``) on ``executor``; every run recorded.
+            tasks: list[Task] | None = None, on_wait: Callable[[str | None], None] | None = None) -> list[RunResult]:
+    """Run every pending build setting of ``plan`` (or ``tasks``) on ``executor``; every run recorded
+    (runs another sweep on the same results folder measured: with the attr ``measured_by_sweep``).
 
-    ``on_task`` is called in this thread after each task with the runs it recorded. A failing
-    task never stops the sweep; an interrupt (Ctrl-C) stops the running tasks and re-raises.
+    ``on_task`` is called in this thread after each task with the runs it recorded; ``on_wait`` with
+    what the sweep waits for (None: no longer). A failing task never stops the sweep; an interrupt
+    (Ctrl-C) stops the running tasks and re-raises.
     """
     todo = make_tasks(plan, dataset, executor.store) if tasks is None else tasks
-    return drive(executor, todo, executor.store, plan.dataset, on_task)
+    return drive(executor, todo, executor.store, plan.dataset, on_task, on_wait)

@@ -49,6 +49,9 @@ class InProcessExecutor:
         self._queue: deque[Task] = deque()
         self._cancelled = False
 
+    #: One task at a time: the driver starts the next (claiming its runs) when one has finished.
+    capacity = 1
+
     @property
     def store(self) -> ResultStore:
         """Where the tasks store their runs (and write their logs)."""

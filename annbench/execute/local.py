@@ -65,6 +65,11 @@ class LocalExecutor:
         self._depth = 0
 
     @property
+    def capacity(self) -> int:
+        """Tasks that run at once: the driver starts no more (each claims its runs as it starts)."""
+        return self._parallelism
+
+    @property
     def store(self) -> ResultStore:
         """Where this executor's children store their runs (and write their logs)."""
         return self._store

@@ -47,6 +47,21 @@ def test_related_datasets_are_the_raw_one_and_its_encodings_in_natural_order() -
         "mnist-encoded-mlp-32-euclidean"]
 
 
+def test_subsets_belong_to_their_dataset_and_pair_with_the_same_subset_of_its_encodings() -> None:
+    available = ["mnist-784-euclidean-test500", "mnist-encoded-mlp-32-euclidean-test500",
+                 "mnist-encoded-mlp-32-euclidean", "mnist-encoded-mlp-8-euclidean-test500", "mnist-784-euclidean-test50",
+                 "mnist-784-euclidean-train9-test500"]
+    assert related_datasets("mnist-784-euclidean-test500", available) == [
+        "mnist-784-euclidean-test500", "mnist-encoded-mlp-8-euclidean-test500",
+        "mnist-encoded-mlp-32-euclidean-test500"]
+    assert related_datasets("mnist-784-euclidean", available) == [
+        "mnist-784-euclidean", "mnist-encoded-mlp-32-euclidean",
+        "mnist-784-euclidean-test50",
+        "mnist-784-euclidean-test500", "mnist-encoded-mlp-8-euclidean-test500",
+        "mnist-encoded-mlp-32-euclidean-test500",
+        "mnist-784-euclidean-train9-test500"]
+
+
 def test_compare_command_puts_raw_and_encoded_side_by_side(data_dir, results_dir, tmp_path) -> None:
     from annbench.cli.compare import main as compare_main
     from annbench.cli.encode import main as encode_main
@@ -77,3 +92,19 @@ def test_compare_command_puts_raw_and_encoded_side_by_side(data_dir, results_dir
 
     r = call(compare_main, "--dataset", "no-such", "--results", results_dir)
     assert r.code == 2 and "valid: digits-64-euclidean, digits-encoded-mlp-8-euclidean" in r.err
+
+    subsets = tmp_path / "subsets"  # only runs of the first 50 queries: they belong to their datasets
+    for dataset in ("digits-64-euclidean", "digits-encoded-mlp-8-euclidean"):
+        r = call(run_main, "--dataset", dataset, "--algorithm", "bruteforce", "--runs", "1", "--data-dir", d,
+                 "--results", subsets, "--no-plot", "-q", "--max-test", "50", "--min-pass-time", "0")
+        assert r.code == 0, r.err
+    for name in ("digits-64-euclidean", "digits-64-euclidean-test50"):
+        r = call(compare_main, "--dataset", name, "--results", subsets, "--table", "csv")  # no --data-dir
+        assert r.code == 0, r.err
+        table = pd.read_csv(io.StringIO(r.out))
+        assert list(table["dataset"]) == ["digits-64-euclidean-test50", "digits-encoded-mlp-8-euclidean-test50"]
+        assert list(table["dimension"]) == [64, 8]  # from the files the runs recorded
+    from annbench.cli.plot import main as plot_main
+
+    r = call(plot_main, "--dataset", "digits-64-euclidean", "--results", subsets, "--table", "csv")
+    assert r.code == 0 and list(pd.read_csv(io.StringIO(r.out))["dataset"]) == ["digits-64-euclidean-test50"], r.err

@@ -85,6 +85,7 @@ def test_local_cluster_gives_the_local_executors_results(data_dir: Path, tmp_pat
     assert local.code == 0, local.err
     remote = call(run_main, *common, "--results", tmp_path / "dask", "--executor", "dask", "--parallelism", 2)
     assert remote.code == 0, remote.err
+    assert not [line for line in remote.err.splitlines() if line[:2] in ("I ", "D ")], remote.err  # -q: Dask's too
 
     runs = _relative_results(tmp_path / "local")
     assert len(runs) == 3 and _relative_results(tmp_path / "dask") == runs  # same runs, same layout

@@ -209,7 +209,33 @@ def test_per_query_exports(swept, data_dir, tmp_path, monkeypatch):
     assert r.code == 2 and "needs pyarrow" in r.err and "Traceback" not in r.err
     assert not (tmp_path / "again.parquet").exists()
     r = call(plot, "--results", swept, "--data-dir", tmp_path, "--table", "csv", "--per-query")
-    assert r.code == 2 and "needs its dataset file" in r.err
+    assert r.code == 0 and len(_csv(r.out)) == len(csv)  # the dataset is found where the runs recorded it
+
+
+def test_per_query_finds_the_dataset_where_the_runs_recorded_it_then_in_data_dir(data_dir, tmp_path):
+    import shutil
+
+    from annbench.cli.plot import main as plot
+    from annbench.cli.run import main as run_main
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir(), second.mkdir()
+    shutil.copy(data_dir / "random-xs-20-euclidean.hdf5", first)
+    results = tmp_path / "results"
+    r = call(run_main, "--algorithm", "bruteforce", "--runs", "1", "--min-pass-time", "0", "--data-dir", first,
+             "--results", results, "--no-plot", "-q")
+    assert r.code == 0, r.err
+    per_query = ("--results", results, "--table", "csv", "--per-query")
+    r = call(plot, *per_query)  # no --data-dir: the default folder holds nothing
+    assert r.code == 0 and len(_csv(r.out)) == 1000, r.err
+    shutil.move(first / "random-xs-20-euclidean.hdf5", second)
+    r = call(plot, *per_query)
+    assert r.code == 2 and "needs its dataset file" in r.err and str(first) in r.err
+    r = call(plot, *per_query, "--data-dir", second)
+    assert r.code == 0 and len(_csv(r.out)) == 1000, r.err
+    shutil.copy(data_dir / "random-xs-20-angular.hdf5", first / "random-xs-20-euclidean.hdf5")  # other content
+    r = call(plot, *per_query)
+    assert r.code == 2 and "the runs were made on checksum" in r.err and len(r.err.strip().splitlines()) == 1
 
 
 def _csv(text: str) -> pd.DataFrame:
@@ -263,8 +289,8 @@ def test_operating_points_gain_hard_recall_and_views_draw(swept, data_dir, tmp_p
     reached = table[table["recall"].notna()]
     assert reached[col].notna().all() and (reached[col] <= 1).all()
     assert (reached[col] <= reached["recall"] + 1e-12).mean() > 0.5
-    r = call(plot, "--results", swept, "--operating-points", "csv", "--data-dir", tmp_path)  # no dataset file
-    assert r.code == 0 and col not in _csv(r.out).columns
+    r = call(plot, "--results", swept, "--operating-points", "csv", "--data-dir", tmp_path)  # no dataset file there,
+    assert r.code == 0 and col in _csv(r.out).columns  # but where the runs recorded it
     for view in ("difficulty", "recall-by-difficulty", "recall-qps"):
         out = tmp_path / f"{view}.png"
         r = call(plot, "--results", swept, "--data-dir", data_dir, "--view", view, "--output", out,

@@ -35,8 +35,9 @@ def encoded_dir(data_dir, tmp_path_factory):
     d = tmp_path_factory.mktemp("encoded")
     shutil.copy(data_dir / f"{SOURCE}.hdf5", d)
     r = call(main, "--from", SOURCE, "--model", "mlp", "--dim", "8,24", "--epochs", "3", "--seed", "1",
-             "--data-dir", d, "--no-progress", "-q")
+             "--data-dir", d, "-q")
     assert r.code == 0, r.err
+    assert "epoch" not in r.err and "%|" not in r.err, r.err  # -q draws no progress bar
     assert "digits-encoded-mlp-8-euclidean" in r.out and "digits-encoded-mlp-24-euclidean" in r.out
     return d
 
@@ -126,7 +127,7 @@ def test_encoded_dataset_runs_by_name_with_knn_accuracy(encoded_dir, results_dir
     from annbench.cli.run import main
 
     r = call(main, "--dataset", "digits-encoded-mlp-24-euclidean", "--algorithm", "bruteforce", "--runs", "1",
-             "--data-dir", encoded_dir, "--results", results_dir, "--no-plot", "-q")
+             "--data-dir", encoded_dir, "--results", results_dir, "--no-plot", "-q", "--table", "runs")
     assert r.code == 0, r.err
     assert "knn_accuracy" in r.out
 

@@ -201,6 +201,11 @@ def test_default_run_writes_summary_and_plot(data_dir: Path, results_dir: Path) 
     assert r.code == 0, r.err
     png = results_dir / "random-xs-20-euclidean" / "10" / "recall-qps.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    debug = [line for line in r.err.replace("\r", "\n").splitlines() if line.startswith(("I ", "D "))]
+    assert not debug, debug  # warm parents, task starts: only with -v
+    verbose = call(run_main, "--algorithm", "bruteforce", "--runs", 1, "--data-dir", data_dir, "--results",
+                   results_dir, "--no-plot", "--force", "-v")
+    assert "warm parent for bruteforce ready" in verbose.err and "starting on cores" in verbose.err
     # the summary ends with the operating-point table (one row per algorithm), not the runs
     table = r.out[r.out.index("best qps at recall >= r"):]
     assert "recall>=0.9" in table and "recall>=0.99" in table and "build_params" not in r.out

@@ -19,6 +19,7 @@ import pandas as pd
 from annbench.analyse.frames import OPERATING_COLUMNS, operating_points
 from annbench.apps.encode import encoded_prefix
 from annbench.core.results import Status
+from annbench.datasets.registry import SUBSET
 
 #: Columns of the comparison table, in order.
 COLUMNS = ["dataset", "dimension", "net_accuracy", "algorithm", "qps_at_recall", "recall", "build_s", "index_bytes",
@@ -29,19 +30,44 @@ def _natural(name: str) -> list[object]:
     return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name)]
 
 
+def split_subset(name: str) -> tuple[str, str]:
+    """``fashion-mnist-784-euclidean-test500`` → ``("fashion-mnist-784-euclidean", "-test500")``: a
+    dataset's name and its subset suffix (``-train<N>``, ``-test<M>``, both, or ``""``: see ``run --max-test``)."""
+    base = SUBSET.fullmatch(name).group("base")  # type: ignore[union-attr] - the pattern matches every name
+    return base, name[len(base):]
+
+
+def belongs_to(name: str, dataset: str) -> bool:
+    """Whether ``name``'s runs belong to ``dataset``: the dataset itself, or a subset of it."""
+    return name == dataset or split_subset(name)[0] == dataset
+
+
 def related_datasets(raw: str, available: list[str]) -> list[str]:
     """``raw`` first, then its raw baselines among ``available`` (``<raw>-ngram-*``, e.g. the surnames'
     character n-gram counts), then its encodings (names starting with its encoded prefix), each group
-    in natural order (``mlp-8`` before ``mlp-32``)."""
-    groups = [f"{raw}-ngram-", encoded_prefix(raw)]
-    return [raw, *(d for prefix in groups
-                   for d in sorted((d for d in available if d.startswith(prefix)), key=_natural))]
+    in natural order (``mlp-8`` before ``mlp-32``).
+
+    Subsets belong to their dataset and pair with the same subset of the others: for a subset
+    ``raw`` (``<base>-test500``) the baselines and encodings of ``<base>`` with the suffix ``-test500``;
+    for a whole ``raw``, each subset of it found in ``available`` follows, with its own."""
+    base, suffix = split_subset(raw)
+    subsets = {split_subset(d)[1] for d in available if belongs_to(d, base)} - {""}
+    suffixes = [suffix] if suffix else ["", *sorted(subsets, key=_natural)]
+    groups = [f"{base}-ngram-", encoded_prefix(base)]
+    out = []
+    for s in suffixes:
+        out.append(base + s)
+        for prefix in groups:
+            out += sorted((d for d in available if d.startswith(prefix) and split_subset(d)[1] == s), key=_natural)
+    return out
 
 
-def dataset_facts(name: str, data_dir: Path | None) -> dict[str, float]:
-    """Dimension and (for encodings) the network's test accuracy, read from the dataset file's attrs if present."""
-    path = Path(data_dir) / f"{name}.hdf5" if data_dir else None
-    if path is None or not path.is_file():
+def dataset_facts(name: str, data_dir: Path | None, recorded: list[str] | None = None) -> dict[str, float]:
+    """Dimension and (for encodings) the network's test accuracy, read from the dataset file's attrs: the
+    file where the runs recorded it (``recorded``), else ``<data_dir>/<name>.hdf5``; NaN where neither exists."""
+    candidates = [Path(p) for p in recorded or []] + ([Path(data_dir) / f"{name}.hdf5"] if data_dir else [])
+    path = next((p for p in candidates if p.is_file()), None)
+    if path is None:
         return {"dimension": np.nan, "net_accuracy": np.nan}
     with h5py.File(path, "r") as f:
         return {"dimension": float(f.attrs.get("dimension", f["train"].shape[1])),
@@ -64,6 +90,7 @@ def side_by_side(frame: pd.DataFrame, datasets: list[str], min_recall: float = 0
         points["best_recall"] = points["algorithm"].map(by_algorithm["recall"].max())
         exact = by_algorithm["knn_accuracy_exact"].first() if "knn_accuracy_exact" in runs else None
         points["knn_accuracy_exact"] = points["algorithm"].map(exact) if exact is not None else np.nan
-        parts.append(points.rename(columns={"qps": "qps_at_recall"})
-                     .assign(dataset=name, **dataset_facts(name, data_dir)))
+        recorded = list(runs["dataset_path"].dropna().astype(str).unique()) if "dataset_path" in runs else []
+        facts = dataset_facts(name, data_dir, recorded)
+        parts.append(points.rename(columns={"qps": "qps_at_recall"}).assign(dataset=name, **facts))
     return pd.concat(parts, ignore_index=True)[COLUMNS] if parts else pd.DataFrame(columns=COLUMNS)

@@ -32,20 +32,29 @@ QUALITY_COLUMNS = ["recall", "id_recall", *(f"eps_recall_{e:g}" for e in EPSILON
 
 
 def dataset_file(name: str, data_dir: str | Path, runs: pd.DataFrame) -> Dataset:
-    """The dataset file ``<data_dir>/<name>.hdf5``, which must have the checksum the runs were made on."""
+    """The dataset file the runs were measured on: first where the runs recorded it (attr ``dataset_path``),
+    then ``<data_dir>/<name>.hdf5``; the first of these that exists and has the runs' checksum. A
+    :class:`UserError` says where it looked and what it found there."""
     from annbench.datasets.format import load_dataset
     from annbench.datasets.registry import dataset_path
 
-    path = dataset_path(name, Path(data_dir))
-    if not path.is_file():
-        raise UserError(f"per-query analysis of {name} needs its dataset file: {path} does not exist; "
-                        f"valid: --data-dir DIR holding {path.name}")
-    dataset = load_dataset(path, name=name)
+    recorded = runs["dataset_path"].dropna().astype(str).unique() if "dataset_path" in runs else []
+    candidates = list(dict.fromkeys([*(Path(p) for p in recorded), dataset_path(name, Path(data_dir))]))
     stored = set(runs["dataset_checksum"].dropna()) if "dataset_checksum" in runs else set()
-    if stored and stored != {dataset.checksum}:
-        raise UserError(f"dataset file {path} has checksum {dataset.checksum} but the runs were made on "
-                        f"{', '.join(sorted(stored))}; valid: the file the runs were measured on")
-    return dataset
+    found = []
+    for path in candidates:
+        if not path.is_file():
+            continue
+        dataset = load_dataset(path, name=name)
+        if not stored or stored == {dataset.checksum}:
+            return dataset
+        found.append(f"{path} has checksum {dataset.checksum}")
+    where = ", ".join(str(p) for p in candidates)
+    if found:
+        raise UserError(f"dataset {name}: the runs were made on checksum {', '.join(sorted(stored))} but "
+                        f"{'; '.join(found)}; valid: the file the runs were measured on (--data-dir DIR)")
+    raise UserError(f"per-query analysis of {name} needs its dataset file: none of {where} exists; "
+                    f"valid: --data-dir DIR holding {name}.hdf5")
 
 
 def run_queries(dataset: Dataset, path: str | Path, k: int, batch: bool) -> pd.DataFrame:

@@ -14,7 +14,9 @@ from annbench.core.logs import setup_logging
 
 def parser(prog: str = "compare.py") -> Parser:
     p = Parser(prog=prog, description=__doc__, parents=[shared("results", "data-dir", "verbose")])
-    p.add_argument("--dataset", required=True, help="the raw dataset; its encodings in the results are found by name")
+    p.add_argument("--dataset", required=True,
+                   help="the raw dataset; its encodings in the results are found by name, and each subset "
+                        "(run --max-test M: <dataset>-test<M>) beside the same subset of its encodings")
     p.add_argument("--with", dest="extra", default="", help="more datasets to put beside it, comma-separated")
     p.add_argument("-k", "--count", dest="k", type=positive_int, default=10, help="k of the runs (default 10)")
     p.add_argument("--batch", action="store_true", help="batch-mode runs instead of single-query runs")
@@ -28,14 +30,14 @@ def parser(prog: str = "compare.py") -> Parser:
 def main(argv: list[str] | None = None, prog: str = "compare.py") -> int:
     args = parser(prog).parse_args(argv)
     setup_logging(args.verbose)
-    from annbench.analyse.compare import related_datasets, side_by_side
+    from annbench.analyse.compare import belongs_to, related_datasets, side_by_side
 
     results_dir = args.results or paths.default_results_dir()
     frame = stored_results(results_dir)
     available = sorted(frame["dataset"].unique())
     extra = names(args.extra)
     for name in [args.dataset, *extra]:
-        if name not in available:
+        if not any(belongs_to(d, name) for d in available):  # a dataset's subsets (run --max-test) count as its
             raise UserError(f"no results for dataset {name!r} in {results_dir}; valid: {', '.join(available)}")
     datasets = list(dict.fromkeys([*related_datasets(args.dataset, available), *extra]))
     frame = frame[(frame["k"] == args.k) & (frame["batch"] == args.batch)]

@@ -52,7 +52,7 @@ def parser(prog: str = "encode.py") -> Parser:
     p.add_argument("--learning-rate", type=positive_float, default=d.learning_rate, help=f"default {d.learning_rate:g}")
     p.add_argument("--threads", type=positive_int, default=d.threads, help=f"training threads (default {d.threads})")
     p.add_argument("--force", action="store_true", help="replace encoded datasets that exist")
-    p.add_argument("--no-progress", action="store_true", help="no per-epoch progress bar")
+    p.add_argument("--no-progress", action="store_true", help="no per-epoch progress bar (-q draws none either)")
     return p
 
 
@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None, prog: str = "encode.py") -> int:
         hidden = args.hidden or (GRU_HIDDEN if args.model == "gru" else EncoderSettings.hidden)
         settings = EncoderSettings(args.model, dim, args.epochs, args.seed, hidden, args.batch_size,
                                    args.learning_rate, args.threads, args.conv_width)
-        o = encode(source, settings, args.distance, data_dir, force=args.force, progress=not args.no_progress)
+        o = encode(source, settings, args.distance, data_dir, force=args.force,
+                   progress=not (args.no_progress or args.quiet))
         if i == 0:
             print(f"{'dataset':<44} {'dim':>5} {'net_acc':>8} {'train_s':>8} {'encode_s':>8}  file")
         print(f"{o.name:<44} {dim:>5} {o.test_accuracy:>8.4f} {o.training_s:>8.2f} {o.encoding_s:>8.2f}  "

@@ -26,7 +26,8 @@ TABLE_SUFFIXES = {".md": "md", ".csv": "csv", ".txt": "text", ".json": "json", "
 def parser(prog: str = "plot.py") -> Parser:
     p = Parser(prog=prog, description="Plot and tabulate stored benchmark results.",
                parents=[shared("results", "data-dir", "verbose")])
-    p.add_argument("--dataset", help="comma-separated dataset names (default: every dataset in the results folder)")
+    p.add_argument("--dataset", help="comma-separated dataset names, each with its subsets (<dataset>-test<M>) "
+                                     "(default: every dataset in the results folder)")
     p.add_argument("-k", "--count", dest="k", type=positive_int, default=None,
                    help="k of the runs (plots: default 10 if present, else the smallest; tables: every k)")
     p.add_argument("--batch", action="store_true", help="batch-mode runs instead of single-query runs")
@@ -96,13 +97,15 @@ def parser(prog: str = "plot.py") -> Parser:
 
 def select(frame: pd.DataFrame, args: argparse.Namespace, results_dir: Path) -> pd.DataFrame:
     """Filter by --dataset and --algorithm, naming the valid choices on a miss."""
+    from annbench.analyse.compare import belongs_to
+
     datasets = sorted(frame["dataset"].unique())
     wanted = names(args.dataset)
     for d in wanted:
-        if d not in datasets:
+        if not any(belongs_to(name, d) for name in datasets):
             raise UserError(f"no results for dataset {d!r} in {results_dir}; valid: {', '.join(datasets)}")
-    if wanted:
-        frame = frame[frame["dataset"].isin(wanted)]
+    if wanted:  # a dataset's subsets (run --max-test M: <dataset>-test<M>) come with it, each its own dataset
+        frame = frame[[any(belongs_to(name, d) for d in wanted) for name in frame["dataset"]]]
     algorithms = names(args.algorithm)
     known = sorted(frame["algorithm"].unique())
     for a in algorithms:
@@ -289,8 +292,8 @@ def neighbours(frame: pd.DataFrame, args: argparse.Namespace) -> Path:
     data_dir = args.data_dir or paths.default_data_dir()
     dataset = load_local_dataset(datasets[0], data_dir, part)
     if dataset is None:
-        raise UserError(f"--neighbours: no dataset file {datasets[0]}.hdf5 in {data_dir} with the checksum of the "
-                        f"runs; give --data-dir")
+        raise UserError(f"--neighbours: the dataset file of the runs ({datasets[0]}.hdf5 with their checksum) is "
+                        f"neither where they recorded it nor in {data_dir}; give --data-dir")
     ok = part[part["status"] == Status.OK]
     if ok.empty:
         raise UserError(f"--neighbours: no successful runs for {datasets[0]} at k={k}")

@@ -121,6 +121,7 @@ def run_build_setting(task: Task, dataset: Dataset, store: ResultStore,
     adapter_cls = load_adapter(setting.algorithm, list(task.adapter_dirs))
     attrs: dict[str, Any] = {
         **(extra_attrs or {}), "dataset_checksum": dataset.checksum, **measurement_attrs(o, dataset.checksum),
+        "dataset_path": str(Path(dataset.path).resolve()),  # where plot --per-query and the report look first
         "distance": dataset.distance, "runs": o.runs,
         "warmup": o.warmup_label(), "min_pass_time": o.min_pass_time,
         "n_queries": len(dataset.test), "n_train": len(dataset.train), "mode": "batch" if o.batch else "single",

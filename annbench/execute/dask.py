@@ -27,6 +27,7 @@ from typing import Any
 
 from annbench.core import provenance
 from annbench.core.errors import UserError
+from annbench.core.logs import quiet_library_loggers
 from annbench.execute.driver import Finished, log_path
 from annbench.execute.remote import RemoteOptions, RemoteResult, run_remote
 from annbench.plan.task import Ended, Limits, Task, TaskOutcome
@@ -82,6 +83,7 @@ def dask_client(scheduler: str | None, workers: int, threads: int, timeout_s: fl
     distributed = _import_dask()
     import dask
 
+    quiet_library_loggers(logging.getLogger().getEffectiveLevel())  # importing distributed set its loggers to INFO
     scheduler = scheduler or dask.config.get("scheduler-address", None)
     with contextlib.ExitStack() as stack:
         if scheduler is None:

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import html
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
 from annbench.analyse.frames import OPERATING_COLUMNS, operating_points
+from annbench.core import paths
 from annbench.core.errors import UserError
 from annbench.core.results import Status
 from annbench.report.tables import to_html
@@ -22,18 +24,20 @@ REPORT_MEASURE = "lid@10"
 REPORT_RECALL = 0.9
 
 
-def difficulty_section(out: Path, d: str, name: str, frame: pd.DataFrame, data_dir: Path | None) -> str:
-    """HTML for the dataset page (figures written into ``out / d``); empty when the dataset file is
-    not at hand or its distance has no difficulty measures (ip)."""
+def difficulty_section(out: Path, d: str, name: str, frame: pd.DataFrame, data_dir: Path | None,
+                       image: Callable[[str, str], str]) -> str:
+    """HTML for the dataset page (figures written into ``out / d``, shown by ``image(file name, alt text)``:
+    a link, or the figure inline in a self-contained page); empty when the dataset file is not at hand
+    (where the runs recorded it, nor in ``data_dir``) or its distance has no difficulty measures (ip)."""
     from annbench.analyse.difficulty import DEFAULT_QUANTILE, load_or_compute, measure_named
     from annbench.analyse.perquery import dataset_file, operating_extras, per_query_frame, recall_by_difficulty
     from annbench.report.difficulty_plots import plot_difficulty, plot_recall_by_difficulty
 
     ok = frame[frame["status"] == Status.OK]
-    if data_dir is None or ok.empty:
+    if ok.empty:
         return ""
     try:
-        dataset = dataset_file(name, data_dir, ok)
+        dataset = dataset_file(name, data_dir or paths.default_data_dir(), ok)
     except UserError as e:
         log.info("no difficulty section for %s: %s", name, e)
         return ""
@@ -48,7 +52,7 @@ def difficulty_section(out: Path, d: str, name: str, frame: pd.DataFrame, data_d
     body = ["<h2>Query difficulty</h2>",
             f"<p>Per query: relative contrast (RC), local intrinsic dimensionality (LID) and expansion "
             f"(see the README). Hard = the {DEFAULT_QUANTILE:.0%} of queries with the highest {m.name}.</p>",
-            to_html(difficulty.quartiles()), '<figure><img src="difficulty.svg" alt="difficulty histograms"></figure>']
+            to_html(difficulty.quartiles()), image("difficulty.svg", "difficulty histograms")]
     pq = per_query_frame(dataset, ok)
     for (k, batch), part in ok.groupby(["k", "batch"], sort=True):
         mode = "batch" if batch else "single"
@@ -62,7 +66,7 @@ def difficulty_section(out: Path, d: str, name: str, frame: pd.DataFrame, data_d
                                   m.name)
         table = operating_extras(points, part, pq, m, DEFAULT_QUANTILE, significance=True)
         body += [f"<h3>k = {int(k)}, {mode}-query mode</h3>",
-                 f'<figure><img src="{html.escape(rel)}" alt="recall by difficulty decile"></figure>',
+                 image(rel, "recall by difficulty decile"),
                  "<p>Operating points with their recall on the hardest queries, 95 % bootstrap intervals and, per "
                  "level, a ranking where A &gt; B only when a Holm-corrected Wilcoxon test on the per-query "
                  "latencies says so (A ≈ B otherwise; batch mode: n/a).</p>",

@@ -71,12 +71,13 @@ def filtered_section(out: Path, d: str, name: str, frame: pd.DataFrame, data_dir
     recall–QPS per band, QPS against selectivity at recall >= 0.9, the operating points per band. Empty
     for an unfiltered dataset or where its file is not at hand."""
     from annbench.analyse.perquery import dataset_file, per_query_frame
+    from annbench.core import paths
 
     ok = frame[frame["status"] == Status.OK]
-    if data_dir is None or ok.empty or "strategy" not in ok:
+    if ok.empty or "strategy" not in ok:
         return ""
-    try:
-        dataset = dataset_file(name, data_dir, ok)
+    try:  # where the runs recorded the file, then data_dir
+        dataset = dataset_file(name, data_dir or paths.default_data_dir(), ok)
     except UserError as e:
         log.info("no filtered section for %s: %s", name, e)
         return ""

@@ -182,7 +182,8 @@ class Writer:
         if not self.self_contained:
             return _img(rel, alt)
         data = base64.b64encode((self.out / folder / rel).read_bytes()).decode()
-        return _img(f"data:image/png;base64,{data}", alt)
+        mime = "image/svg+xml" if rel.endswith(".svg") else "image/png"
+        return _img(f"data:{mime};base64,{data}", alt)
 
     # -- one dataset ---------------------------------------------------------------------------
     def dataset(self, name: str, frame: pd.DataFrame) -> str:
@@ -207,7 +208,8 @@ class Writer:
             body.append(concurrency_section(self, Part(name, d, int(k), bool(batch), runs)))
         from annbench.report.difficulty import difficulty_section
 
-        body.append(difficulty_section(self.out, d, name, frame, self.data_dir))
+        body.append(difficulty_section(self.out, d, name, frame, self.data_dir,
+                                       lambda rel, alt: self.image(d, rel, alt)))
         body.append(filtered_section(self.out, d, name, frame, self.data_dir, lambda t: table_html(t, caption=True)))
         body.append("<h2>Provenance</h2>\n" + to_html(provenance_table(frame)))
         self.page(f"{d}/index.html", f"Dataset {name}", "\n".join(b for b in body if b),
@@ -353,23 +355,16 @@ def warnings_html(frame: pd.DataFrame) -> list[str]:
 
 
 def load_local_dataset(name: str, data_dir: Path | None, frame: pd.DataFrame):  # Dataset | None
-    """The dataset file ``<data_dir>/<name>.hdf5`` if present and its checksum is the runs' one."""
-    from annbench.datasets.format import load_dataset
-    from annbench.datasets.registry import dataset_path
+    """The dataset file the runs were measured on (:func:`annbench.analyse.perquery.dataset_file`: the
+    path they recorded, then ``<data_dir>/<name>.hdf5``), or None (logged) where neither holds it."""
+    from annbench.analyse.perquery import dataset_file
+    from annbench.core import paths
 
-    if data_dir is None:
+    try:
+        return dataset_file(name, data_dir or paths.default_data_dir(), frame)
+    except UserError as e:
+        log.info("%s: report without neighbour pictures", e)
         return None
-    path = dataset_path(name, data_dir)
-    if not path.is_file():
-        log.info("no dataset file %s: report without neighbour pictures", path)
-        return None
-    dataset = load_dataset(path, name=name)
-    stored = set(frame["dataset_checksum"].dropna()) if "dataset_checksum" in frame else set()
-    if stored and stored != {dataset.checksum}:
-        log.warning("dataset file %s has checksum %s but the runs were made on %s: no neighbour pictures",
-                    path, dataset.checksum, ", ".join(sorted(stored)))
-        return None
-    return dataset
 
 
 def write_report(frame: pd.DataFrame, out_dir: str | Path, data_dir: Path | None = None,

@@ -49,8 +49,8 @@ def test_related_datasets_are_the_raw_one_and_its_encodings_in_natural_order() -
 
 def test_subsets_belong_to_their_dataset_and_pair_with_the_same_subset_of_its_encodings() -> None:
     available = ["mnist-784-euclidean-test500", "mnist-encoded-mlp-32-euclidean-test500",
-                 "mnist-encoded-mlp-32-euclidean", "mnist-encoded-mlp-8-euclidean-test500", "mnist-784-euclidean-test50",
-                 "mnist-784-euclidean-train9-test500"]
+                 "mnist-encoded-mlp-32-euclidean", "mnist-encoded-mlp-8-euclidean-test500",
+                 "mnist-784-euclidean-test50", "mnist-784-euclidean-train9-test500"]
     assert related_datasets("mnist-784-euclidean-test500", available) == [
         "mnist-784-euclidean-test500", "mnist-encoded-mlp-8-euclidean-test500",
         "mnist-encoded-mlp-32-euclidean-test500"]

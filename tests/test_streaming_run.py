@@ -160,3 +160,25 @@ def test_an_adapter_that_cannot_delete_needs_the_rebuild_fallback(data_dir: Path
     assert dict(zip(frame["algorithm"], frame["rebuild_fallback"])) == {"faiss-hnsw": True, "bruteforce": False}
     assert (hnsw.loc[hnsw["operation"] == "search", "deleted_returned"] == 0).all()
     assert "steps" in read_arrays(frame["path"].iloc[0])
+
+
+def test_views_and_report_section(tmp_path: Path, data_dir: Path, results_dir: Path) -> None:
+    from annbench.analyse.frames import results_frame as static_frame
+    from annbench.report.html import write_report
+    from annbench.report.streaming import FIGURES
+
+    args = ("--dataset", "random-xs-20-euclidean", "--data-dir", data_dir, "--results", results_dir)
+    assert run(*args, "--algorithm", "bruteforce").code == 0  # a static run: the report needs one
+    r = call(run_main, "--runs", 1, "--min-pass-time", 0, "--warmup", "none", "--executor", "inprocess", *args,
+             "--runbook", "simple", "--algorithm", "bruteforce,faiss-ivf")
+    assert r.code == 0, r.err
+    folder = results_dir / "random-xs-20-euclidean" / "10" / "runbook-simple_random-xs-20-euclidean"
+    for name in FIGURES.values():
+        assert (folder / name).stat().st_size > 0 and f"plot: {folder / name}" in r.out
+    index = write_report(static_frame(results_dir), tmp_path / "site", data_dir, results_dir=results_dir)
+    page = (index.parent / "random-xs-20-euclidean" / "index.html").read_text()
+    assert "Indexes that change: runbooks" in page and "simple:random-xs-20-euclidean" in page
+    images = list((index.parent / "random-xs-20-euclidean").rglob("recall-steps.png"))
+    assert len(images) == 1 and "recall-steps.png" in page
+    assert "Indexes that change" not in write_report(static_frame(results_dir), tmp_path / "plain", data_dir) \
+        .parent.joinpath("random-xs-20-euclidean", "index.html").read_text()

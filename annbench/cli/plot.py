@@ -383,7 +383,7 @@ def main(argv: list[str] | None = None, prog: str = "plot.py") -> int:
         # the report's concurrency section needs every client level (its other sections show level 1)
         shown = all_levels if args.clients is None and not args.difficulty else frame
         index = write_report(shown, args.report, args.data_dir or paths.default_data_dir(), n_queries=args.queries,
-                             self_contained=args.self_contained)
+                             self_contained=args.self_contained, results_dir=Path(results_dir))
         print(f"report: {index}")
     if args.neighbours:
         print(f"neighbours: {neighbours(frame, args)}")

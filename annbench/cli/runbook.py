@@ -122,6 +122,11 @@ def close(results_dir: Path, dataset: str, runbook: Runbook, args: argparse.Name
     print(f"{len(results) - len(failed)} runs of runbook {runbook.name} ({len(runbook.steps)} steps, "
           f"{len(runbook.searches)} searches) done, {len(failed)} failed, {plan.n_runs - len(results)} already stored; "
           f"results in {results_dir}")
+    if not args.no_plot and len(frame):
+        from annbench.report.streaming import write_figures
+
+        for path in write_figures(results_dir, dataset, runbook.name, args.k).values():
+            print(f"plot: {path}")
     for line in left_alone:
         print(line)
     for line in warnings(frame):

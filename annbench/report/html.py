@@ -36,6 +36,7 @@ from annbench.core.results import Status
 from annbench.report import interactive
 from annbench.report.filtered import filtered_section
 from annbench.report.plotting import LABELS, VIEWS, plot_metric_pair
+from annbench.report.streaming import streaming_section
 from annbench.report.summaries import dataset_ranks, operating_pivot
 from annbench.report.tables import Table, cell, to_html
 
@@ -157,8 +158,10 @@ class Part:
 
 
 class Writer:
-    def __init__(self, out: Path, data_dir: Path | None, n_queries: int, self_contained: bool = False) -> None:
+    def __init__(self, out: Path, data_dir: Path | None, n_queries: int, self_contained: bool = False,
+                 results_dir: Path | None = None) -> None:
         self.out, self.data_dir, self.n_queries, self.self_contained = out, data_dir, n_queries, self_contained
+        self.results_dir = results_dir
 
     def write(self, rel: str, text: str) -> None:
         path = self.out / rel
@@ -211,6 +214,7 @@ class Writer:
         body.append(difficulty_section(self.out, d, name, frame, self.data_dir,
                                        lambda rel, alt: self.image(d, rel, alt)))
         body.append(filtered_section(self.out, d, name, frame, self.data_dir, lambda t: table_html(t, caption=True)))
+        body.append(streaming_section(self.results_dir, self.out, d, name, lambda t: table_html(t, caption=True)))
         body.append("<h2>Provenance</h2>\n" + to_html(provenance_table(frame)))
         self.page(f"{d}/index.html", f"Dataset {name}", "\n".join(b for b in body if b),
                   [("all datasets", "../index.html")], charts=True)
@@ -368,17 +372,18 @@ def load_local_dataset(name: str, data_dir: Path | None, frame: pd.DataFrame):  
 
 
 def write_report(frame: pd.DataFrame, out_dir: str | Path, data_dir: Path | None = None,
-                 n_queries: int = 4, self_contained: bool = False) -> Path:
+                 n_queries: int = 4, self_contained: bool = False, results_dir: Path | None = None) -> Path:
     """Write the site for every run in ``frame`` (as :func:`annbench.analyse.frames.results_frame`) into
     ``out_dir``; returns the path of ``index.html``. ``self_contained``: every page carries its
-    styles, scripts (Plotly's bundle, ~5 MB per page with charts) and images inside it."""
+    styles, scripts (Plotly's bundle, ~5 MB per page with charts) and images inside it. ``results_dir``: where
+    the runbook runs of each dataset are read from (its section on them; none without)."""
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise UserError(f"--report {out}: exists and is not a folder; give a folder path")
     if frame.empty:
         raise UserError("no results to report")
     out.mkdir(parents=True, exist_ok=True)
-    writer = Writer(out, data_dir, n_queries, self_contained)
+    writer = Writer(out, data_dir, n_queries, self_contained, results_dir)
     writer.assets()
     rows, links = [], []
     for name, part in frame.groupby("dataset", sort=True):

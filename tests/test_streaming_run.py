@@ -182,3 +182,19 @@ def test_views_and_report_section(tmp_path: Path, data_dir: Path, results_dir: P
     assert len(images) == 1 and "recall-steps.png" in page
     assert "Indexes that change" not in write_report(static_frame(results_dir), tmp_path / "plain", data_dir) \
         .parent.joinpath("random-xs-20-euclidean", "index.html").read_text()
+
+
+def test_plot_tables_of_runbook_runs(data_dir: Path, results_dir: Path) -> None:
+    import csv
+    import io
+
+    from annbench.cli.plot import main as plot_main
+
+    assert run("--dataset", "random-xs-20-euclidean", "--runbook", "simple", "--algorithm", "bruteforce",
+               "--data-dir", data_dir, "--results", results_dir).code == 0
+    r = call(plot_main, "--results", results_dir, "--runbook", "all", "--table", "csv")
+    assert r.code == 0, r.err
+    [row] = list(csv.DictReader(io.StringIO(r.out)))
+    assert row["runbook"] == "simple:random-xs-20-euclidean" and float(row["recall_min"]) == 1.0
+    missing = call(plot_main, "--results", results_dir, "--runbook", "nope:x", "--table", "csv")
+    assert missing.code == 2 and "holds no runs of runbook 'nope:x'" in missing.err

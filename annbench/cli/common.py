@@ -107,11 +107,15 @@ def names(text: str | None) -> list[str]:
     return [n.strip() for n in (text or "").split(",") if n.strip()]
 
 
-def stored_results(results_dir: str | Path) -> pd.DataFrame:
-    """Every stored run in ``results_dir`` (see :func:`annbench.analyse.frames.results_frame`); a missing
-    or empty folder is a :class:`UserError` saying so."""
-    from annbench.analyse.frames import results_frame
-    frame = results_frame(results_dir)
+def stored_results(results_dir: str | Path, runbook: str | None = None) -> pd.DataFrame:
+    """Every stored run in ``results_dir`` (see :func:`annbench.analyse.frames.results_frame`; ``runbook``:
+    that runbook's runs, ``all`` every runbook's, instead of the static ones); a missing or empty folder is a
+    :class:`UserError` saying so."""
+    from annbench.analyse.frames import ANY_RUNBOOK, results_frame
+    frame = results_frame(results_dir, runbook=ANY_RUNBOOK if runbook == "all" else runbook)
+    if frame.empty and runbook:
+        raise UserError(f"results folder {results_dir} holds no runs of runbook {runbook!r}; valid: the NAME run.py "
+                        f"--runbook printed (<file stem>:<entry>), or all")
     if frame.empty:
         where = "does not exist" if not Path(results_dir).exists() else "holds no result files"
         raise UserError(f"results folder {results_dir} {where}; run `python run.py` first (or give --results DIR)")

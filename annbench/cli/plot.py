@@ -32,6 +32,9 @@ def parser(prog: str = "plot.py") -> Parser:
                    help="k of the runs (plots: default 10 if present, else the smallest; tables: every k)")
     p.add_argument("--batch", action="store_true", help="batch-mode runs instead of single-query runs")
     p.add_argument("--algorithm", help="comma-separated algorithms to keep (default: all)")
+    p.add_argument("--runbook", metavar="NAME",
+                   help="the runs of runbook NAME (<file stem>:<entry>, as run.py --runbook names them; all: every "
+                        "runbook's) instead of the static runs: tables and plots of their per-run metrics")
     p.add_argument("--host", help="comma-separated hosts to keep: the machines that measured the runs "
                                   "(default: all; a curve mixing hosts is warned about)")
     g = p.add_argument_group("plots")
@@ -335,7 +338,7 @@ def main(argv: list[str] | None = None, prog: str = "plot.py") -> int:
     extra.check(args)
     filtered.check(args)
     results_dir = args.results or paths.default_results_dir()
-    every_level = select(stored_results(results_dir), args, results_dir)
+    every_level = select(stored_results(results_dir, args.runbook), args, results_dir)
     client_views, args.view = clients.split_views(args)
     all_levels = extra.filter_threads(every_level, args)
     full = clients.filter_clients(all_levels, args)

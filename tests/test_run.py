@@ -252,3 +252,40 @@ def test_warm_up_runs_before_the_timed_build_and_is_not_counted(tmp_path: Path, 
     assert r.code == 0, r.err
     [row] = results_frame(results_dir).to_dict("records")
     assert row["status"] == "ok" and row["build_s"] < 1.0
+
+
+@pytest.mark.parametrize(("value", "expected"), [("0", "--processes: 0 is out of range; valid: an integer >= 1"),
+                                                ("two", "--processes: 'two' is not an integer"),
+                                                ("2.5", "--processes: '2.5' is not an integer")])
+def test_processes_is_a_positive_integer_or_a_one_line_error(value: str, expected: str, data_dir: Path,
+                                                            results_dir: Path, finished: dict[str, str],
+                                                            capsys) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        run_main(["--processes", value, "--algorithm", "bruteforce", "--data-dir", str(data_dir), "--results",
+                  str(results_dir), "--force", "--no-plot"])
+    assert exit_.value.code == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: ") and expected in line, line
+    assert _snapshot(results_dir) == finished
+
+
+def test_qps_is_the_mean_of_the_measuring_processes(data_dir: Path, results_dir: Path) -> None:
+    from annbench.backends.adapter import saveable
+    from annbench.backends.discovery import load_adapter
+    from annbench.core import paths
+
+    r = call(run_main, "--algorithm", "hnswlib,kdtree", "--processes", "3", "--runs", "2", "--min-pass-time", "0.01",
+             "--data-dir", data_dir, "--results", results_dir, "--no-plot")
+    assert r.code == 0, r.err
+    assert "noise: QPS varied between measuring processes by a median CV of" in r.out
+    frame = results_frame(results_dir)
+    assert (frame["status"] == "ok").sum() >= 3
+    for _, run in frame[frame["status"] == "ok"].iterrows():
+        per = np.array(__import__("json").loads(run["qps_processes"]))
+        assert len(per) == run["processes"] == 3
+        assert run["qps"] == pytest.approx(per.mean()) and run["qps_sd"] == pytest.approx(per.std(ddof=1))
+        assert run["qps_ci95_low"] < run["qps"] < run["qps_ci95_high"]
+        assert len(read_arrays(run["path"])["pass_times_ns"]) == 3 * 2  # every pass of every process
+        adapter = load_adapter(run["algorithm"], paths.algorithm_dirs([]))
+        assert run["process_index"] == ("loaded" if saveable(adapter) else "forked")
+    assert set(frame["process_index"]) == {"loaded", "forked"}  # hnswlib saves its index, kdtree cannot

@@ -50,7 +50,12 @@ def parser(prog: str = "run.py") -> Parser:
                    help=f"registered name or path of a dataset .hdf5 file (default: {DEFAULT_DATASET})")
     p.add_argument("--algorithm", help="comma-separated algorithms (default: every installed one)")
     p.add_argument("-k", "--count", dest="k", type=positive_int, default=10, help="neighbours per query (default 10)")
-    p.add_argument("--runs", type=positive_int, default=3, help="timed passes after the warm-up (default 3)")
+    p.add_argument("--runs", type=positive_int, default=3,
+                   help="timed passes after the warm-up, in each measuring process (default 3)")
+    p.add_argument("--processes", type=positive_int, default=1, metavar="P",
+                   help="processes that measure each query setting one after another, forked after the build "
+                        "(loading the saved index where the adapter can save): QPS = their mean, stored with each "
+                        "process's, their SD and 95%% interval (default 1: the build's own process)")
     p.add_argument("--warmup", type=warmup_arg, default=DEFAULT_OPTIONS.warmup, metavar="full|none|SECONDS",
                    help="untimed queries before each query setting's passes: the first queries until SECONDS "
                         f"have passed or all have run (default {DEFAULT_OPTIONS.warmup_label()}); full = every "
@@ -293,6 +298,16 @@ def operating_text(frame) -> str:  # a pandas DataFrame
     return render_tables([table], "text").rstrip("\n") + "\n(every run: --table runs; annbench plot --table text)"
 
 
+def noise_note(frame) -> str:  # a pandas DataFrame
+    """The closing summary's line on the machine's noise: the median process-to-process CV of QPS over the
+    runs measured in several processes ('' where none was)."""
+    if "process_cv" not in frame or not (cv := frame["process_cv"].dropna()).size:
+        return ""
+    median = float(cv.median())
+    return (f"noise: QPS varied between measuring processes by a median CV of {median:.1%} over {cv.size} runs "
+            f"(--processes): QPS differences below ~{2 * median:.0%} are within this machine's noise")
+
+
 def beside_note(results: list[Any]) -> str:
     """The closing summary's lines on runs measured while other measuring processes (this sweep's
     children or any other sweep's) shared the machine, and on runs measured on cores another sweep
@@ -502,7 +517,7 @@ def sweep(args: argparse.Namespace, data_dir: Path, results_dir: Path, adapter_d
                          clients=tuple(args.clients), client_seconds=args.client_seconds,
                          client_kind=ClientKind(args.client_kind),
                          runbook=runbook.name if runbook else "", runbook_digest=runbook.digest if runbook else "",
-                         rebuild_fallback=args.rebuild_fallback)
+                         rebuild_fallback=args.rebuild_fallback, processes=args.processes)
     plan = make_plan(dataset.name, dataset.path, dataset.distance, algorithms, args.preset, options,
                      config_dirs, adapter_dirs, None if dataset.filters is None else dataset.filters.kinds,
                      include_opt_in=args.include_slow)
@@ -567,6 +582,8 @@ def sweep(args: argparse.Namespace, data_dir: Path, results_dir: Path, adapter_d
     for r in failed:
         print(f"failed: {r.key.label()}: {r.error} (log: {r.attrs.get('log_path') or '-'})")
     if note := beside_note(mine):
+        print(note)
+    if note := noise_note(frame):
         print(note)
     others = "".join(f", {n} measured by sweep {pid if pid >= 0 else '(unknown pid)'}" for pid, n in by_others.items())
     print(f"{len(mine) - len(failed) - len(skipped)} runs done, {len(failed)} failed{others}, "

@@ -73,8 +73,8 @@ MEASUREMENT_CONTRACT = 2
 UNMEASURED_OPTIONS = frozenset({"force", "early_stop", "filter_strategy", "clients", "client_seconds",
                                 "client_kind", "runbook", "rebuild_fallback"})
 #: Fields of the run options left out of a measurement while at their default, so that results stored
-#: before the option existed still count: a runbook's digest (a static run has none).
-DEFAULT_OMITTED_OPTIONS = frozenset({"runbook_digest"})
+#: before the option existed still count: a runbook's digest (a static run has none), the measuring processes.
+DEFAULT_OMITTED_OPTIONS = frozenset({"runbook_digest", "processes"})
 
 
 def canonical(params: Params) -> str:

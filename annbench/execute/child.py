@@ -10,16 +10,20 @@ even after a crash.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+import tempfile
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from annbench.backends.adapter import Adapter
+import numpy as np
+
+from annbench.backends.adapter import Adapter, saveable
 from annbench.backends.discovery import load_adapter
 from annbench.backends.filtering import FilteredSearch, Strategy, choose
 from annbench.core import provenance
@@ -28,8 +32,9 @@ from annbench.core.results import Reason, RunKey, RunResult, Status, measurement
 from annbench.core.threads import limited_threads
 from annbench.datasets.format import Dataset, load_dataset
 from annbench.execute.client_levels import by_query_setting, measure_level
-from annbench.execute.evaluate import quality, speed
+from annbench.execute.evaluate import process_speed, quality, speed
 from annbench.execute.measure import PassMeasurement, batch_passes, peak_memory_growth, single_query_passes
+from annbench.execute.process_passes import in_processes
 from annbench.execute.streaming import run_runbook
 from annbench.plan.early_stop import dominated_by, is_exact, skipped, stored_exact
 from annbench.plan.pending import run_keys
@@ -104,6 +109,44 @@ class Recorder:
             self.store.write(r)
 
 
+@contextlib.contextmanager
+def saved_index(adapter: Adapter, adapter_cls: type[Adapter], processes: int, plain: bool) -> Iterator[Path | None]:
+    """With several measuring processes, the built index saved (untimed) into a temporary folder that each
+    process loads, removed afterwards; None where one process measures, the adapter cannot save, or the
+    search is more than the adapter's index (filtered search keeps its attributes' index in memory)."""
+    if processes <= 1 or not plain or not saveable(adapter_cls):
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="annbench-index-") as folder:
+        adapter.save(Path(folder))
+        yield Path(folder)
+
+
+def searcher(search: Any, saved: Path | None, adapter_cls: type[Adapter], dataset: Dataset, threads: int,
+             build_params: dict[str, Any], query_params: dict[str, Any]) -> Callable[[], Any]:
+    """What a measuring process searches: a fresh adapter loading the saved index (memory of its own), or the
+    index the process inherited from the build (``saved`` None)."""
+    if saved is None:
+        return lambda: search
+
+    def load() -> Adapter:
+        fresh = adapter_cls(dataset.distance, threads=threads, **build_params)
+        fresh.load(saved, dataset.train.shape[1])
+        fresh.set_query_params(**query_params)
+        return fresh
+
+    return load
+
+
+def combined(ms: list[PassMeasurement]) -> PassMeasurement:
+    """One measurement of several processes' (:func:`annbench.execute.process_passes.in_processes`): the first
+    process's answers and warm-up (every process answers a setting alike), every pass time and the latencies
+    of every process's fastest pass, pooled."""
+    latencies = None if any(m.latencies_ns is None for m in ms) else np.concatenate([m.latencies_ns for m in ms])
+    return dataclasses.replace(ms[0], latencies_ns=latencies, pass_times_ns=np.concatenate([m.pass_times_ns
+                                                                                           for m in ms]))
+
+
 def run_build_setting(task: Task, dataset: Dataset, store: ResultStore,
                       extra_attrs: dict[str, Any] | None = None) -> list[RunResult]:
     """Build the task's index, run its query settings on it, store each result as it completes, in
@@ -135,7 +178,7 @@ def run_build_setting(task: Task, dataset: Dataset, store: ResultStore,
     queries = dataset.test if filters is None else list(zip(dataset.test, filters.predicates))
     recorder = Recorder(store, adapter_cls.exact)
     passes: Callable[..., PassMeasurement] = batch_passes if o.batch else single_query_passes
-    with limited_threads(o.threads):
+    with limited_threads(o.threads), contextlib.ExitStack() as stack:
         try:
             adapter = adapter_cls(dataset.distance, threads=o.threads, **setting.build_params)
             search = adapter if strategy is None else FilteredSearch(adapter, strategy)
@@ -153,6 +196,9 @@ def run_build_setting(task: Task, dataset: Dataset, store: ResultStore,
             return recorder.results
         build = {"build_s": build_ns * 1e-9, "index_bytes": -1, "build_peak_rss_bytes": memory["bytes"], **parts}
         attrs["index_bytes_status"] = IndexSize.PENDING.value
+        saved = stack.enter_context(saved_index(adapter, adapter_cls, o.processes, strategy is None))
+        if o.processes > 1:
+            attrs["process_index"] = "forked" if saved is None else "loaded"
         done = [k for k in run_keys(task.dataset, o, setting) if k not in task.keys]
         exact = stored_exact(store, done, dataset.checksum) if o.early_stop else []
         for group in by_query_setting(task.keys):
@@ -164,7 +210,17 @@ def run_build_setting(task: Task, dataset: Dataset, store: ResultStore,
                 continue
             try:
                 adapter.set_query_params(**key.query_params)
-                m = passes(search, queries, o.k, o.runs, o.warmup, o.min_pass_time)
+                process_attrs: dict[str, Any] = {}
+                if o.processes > 1:
+                    ms = in_processes(o.processes,
+                                      lambda s: passes(s, queries, o.k, o.runs, o.warmup, o.min_pass_time),
+                                      searcher(search, saved, adapter_cls, dataset, o.threads, setting.build_params,
+                                               key.query_params))
+                    m = combined(ms)
+                    timing, process_attrs = process_speed(ms)
+                else:
+                    m = passes(search, queries, o.k, o.runs, o.warmup, o.min_pass_time)
+                    timing = speed(m)
                 stats = adapter.stats()
                 scores, found_d = quality(dataset, m.neighbors, o.k)
             except Exception as e:
@@ -173,8 +229,8 @@ def run_build_setting(task: Task, dataset: Dataset, store: ResultStore,
                 continue
             if key.clients == 1:  # else level 1 is stored already: measured again as the levels' reference
                 recorder.record(RunResult(
-                    key, Status.OK, metrics={**scores, **speed(m), **build},
-                    attrs={**run_attrs, "best_pass": m.best_pass, "repeats": m.repeats, "stats": stats,
+                    key, Status.OK, metrics={**scores, **timing, **build},
+                    attrs={**run_attrs, **process_attrs, "best_pass": m.best_pass, "repeats": m.repeats, "stats": stats,
                            "warmup_queries": m.warm_up.queries, "warmup_s": m.warm_up.elapsed_ns * 1e-9},
                     neighbors=m.neighbors.astype("int32"), distances=found_d.astype("float32"),
                     latencies_ns=m.latencies_ns, pass_times_ns=m.pass_times_ns))

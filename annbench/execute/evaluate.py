@@ -103,6 +103,35 @@ def speed(m: PassMeasurement) -> dict[str, float]:
     }
 
 
+def process_speed(ms: list[PassMeasurement]) -> tuple[dict[str, float], dict[str, object]]:
+    """Metrics and attrs of one query setting measured in ``P = len(ms)`` processes (see
+    :mod:`annbench.execute.process_passes`), each process's QPS being that of its fastest pass:
+
+    - ``qps`` = mean of the P processes' QPS; ``qps_sd`` their standard deviation (ddof 1);
+      ``qps_ci95_low`` / ``qps_ci95_high`` = ``qps ∓ t(0.975, P−1) · qps_sd / √P``; ``process_cv`` =
+      ``qps_sd / qps``; ``qps_median`` = the median process's QPS;
+    - the pass times over every pass of every process; latency percentiles over every timed query of
+      every process's fastest pass (pooled);
+    - attrs ``qps_processes`` (each process's QPS, in order) and ``processes``.
+    """
+    from scipy import stats
+
+    per = np.array([speed(m)["qps"] for m in ms], dtype=np.float64)
+    p = len(per)
+    mean = float(per.mean())
+    sd = float(per.std(ddof=1)) if p > 1 else float("nan")
+    half = float(stats.t.ppf(0.975, p - 1)) * sd / np.sqrt(p) if p > 1 else float("nan")
+    times = np.concatenate([m.pass_times_ns for m in ms]).astype(np.float64)
+    latencies = None if any(m.latencies_ns is None for m in ms) else np.concatenate([m.latencies_ns for m in ms])
+    metrics = {
+        "qps": mean, "qps_median": float(np.median(per)), "qps_sd": sd, "qps_ci95_low": mean - half,
+        "qps_ci95_high": mean + half, "process_cv": sd / mean if mean > 0 else float("nan"),
+        "pass_time_min_s": float(times.min()) * 1e-9, "pass_time_median_s": float(np.median(times)) * 1e-9,
+        "pass_time_max_s": float(times.max()) * 1e-9, **M.latency_percentiles_ms(latencies),
+    }
+    return metrics, {"qps_processes": [float(q) for q in per], "processes": p}
+
+
 def client_counts(level: LevelMeasurement, nq: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Per client, the latencies (ns) of its queries answered inside the window (answer's clock reading in
     ``[start, end]``) and how many times it answered each query there (length ``nq``)."""

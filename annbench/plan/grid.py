@@ -68,8 +68,13 @@ class RunOptions:
     runbook: str = ""
     runbook_digest: str = ""
     rebuild_fallback: bool = False
+    #: Processes that measure each query setting, one after another, each its ``runs`` passes (README: QPS
+    #: across processes); 1 = the build's own process, as before the option existed.
+    processes: int = 1
 
     def __post_init__(self) -> None:
+        if isinstance(self.processes, bool) or not isinstance(self.processes, int) or self.processes < 1:
+            raise UserError(f"processes {self.processes!r}; valid: an integer >= 1")
         if self.filter_strategy not in STRATEGY_CHOICES:
             raise UserError(f"filter strategy {self.filter_strategy!r}; valid: {', '.join(STRATEGY_CHOICES)}")
         if not (self.warmup >= 0):  # also NaN

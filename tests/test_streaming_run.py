@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import yaml
 from conftest import call
-from test_runbook import SIMPLE_RUNBOOK
+from test_runbook import REPLACE_RUNBOOK, SIMPLE_RUNBOOK
 
 from annbench.analyse.frames import ANY_RUNBOOK, results_frame
 from annbench.analyse.streaming import step_frame
@@ -75,6 +75,18 @@ def test_big_ann_simple_runbook_in_an_isolated_child(tmp_path: Path, results_dir
     again = run("--dataset", "tenk", "--runbook", f"{path}:random-xs", "--algorithm", "bruteforce",
                 "--data-dir", tmp_path / "data", "--results", results_dir)
     assert again.code == 0 and "0 runs of runbook" in again.out and "1 already stored" in again.out
+    # big-ann-benchmarks' simple_replace_runbook.yaml: replaces by the library's own call or delete + insert
+    replace = tmp_path / "simple_replace_runbook.yaml"
+    replace.write_text(REPLACE_RUNBOOK)
+    r = run("--dataset", "tenk", "--runbook", str(replace), "--algorithm", "bruteforce,faiss-flat",
+            "--data-dir", tmp_path / "data", "--results", results_dir)
+    assert r.code == 0, r.err
+    steps = step_frame(results_dir, "tenk", "simple_replace_runbook:random-xs")
+    search = steps[steps["operation"] == "search"]
+    assert len(search) == 2 * 4 and (search["recall"] == 1.0).all() and (search["deleted_returned"] == 0).all()
+    frame = results_frame(results_dir, "tenk", runbook="simple_replace_runbook:random-xs")
+    assert dict(zip(frame["algorithm"], frame["replace"])) == {"bruteforce": "native", "faiss-flat": "delete+insert"}
+    assert (frame["replace_per_s"] > 0).all()
 
 
 IGNORES_DELETES = '''

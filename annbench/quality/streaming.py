@@ -9,7 +9,8 @@ Shared computation, instead of one full scan per search step: the row axis is cu
 boundary of every step into elementary segments, each segment's exact top-k (at full precision,
 :func:`annbench.quality.groundtruth.exact_neighbours`) is computed once, kept while a later step
 needs it, and a step's answer is the merge of its live segments' lists: the top-k of a union lies in
-the union of the parts' top-k. The merge ranks by (distance, tag), so ties go to the smaller tag, as
+the union of the parts' top-k (a step that only adds points to the last one merges the last one's answer
+with the added segments' lists). The merge ranks by (distance, tag), so ties go to the smaller tag, as
 the static ground truth breaks them by the smaller id. When the segments held at once would exceed
 ``memory_bytes``, each step is computed by its own scan over its live rows instead (same answer).
 """
@@ -98,6 +99,7 @@ def step_ground_truth(train: np.ndarray, test: np.ndarray, metric: str, live_set
         log.info("ground truth per step: %d segments held at once exceed %d MiB; one scan per step", peak,
                  memory_bytes >> 20)
     lists: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    previous: tuple[set[tuple[int, int]], tuple[np.ndarray, np.ndarray]] | None = None
     for i, (live, pairs) in enumerate(zip(live_sets, uses)):
         if not shared:
             tags, rows = live_rows(live)
@@ -107,14 +109,19 @@ def step_ground_truth(train: np.ndarray, test: np.ndarray, metric: str, live_set
             local, dist = exact_neighbours(train[rows], test, metric, min(k, len(rows)), threads)
             yield _merge([(tags[local], dist)], nq, k)
             continue
-        parts = []
-        for s, offset in pairs:
+        parts, todo = [], set(pairs)
+        if previous is not None and previous[0] <= todo:  # only points added since the last step: merge those in
+            parts.append(previous[1])
+            todo -= previous[0]
+        for s, offset in sorted(todo):
             if s not in lists:
                 start, end = int(cuts[s]), int(cuts[s + 1])
                 local, dist = exact_neighbours(train[start:end], test, metric, min(k, end - start), threads)
                 lists[s] = (local + start, dist)
             rows, dist = lists[s]
             parts.append((rows + offset, dist))
-        yield _merge(parts, nq, k)
+        merged = _merge(parts, nq, k)
+        previous = (set(pairs), merged)
+        yield merged
         for s in [s for s in lists if last_use[s] == i]:
             del lists[s]

@@ -136,7 +136,11 @@ class NoFork(Adapter):
     (("--clients", "1,2", "--client-kind", "process", "--algorithm", "no_fork"),
      "--client-kind process: no_fork's index cannot be forked after its build (its connection pool is not "
      "fork-safe); valid: --client-kind thread"),
+    (("--clients", "1,2", "--client-kind", "process", "--algorithm", "faiss-hnsw", "--threads", "2"),
+     "--client-kind process with --threads 2: faiss-hnsw's index cannot be forked after a build on more than 1 "
+     "thread (GNU OpenMP does not survive a fork once its threads ran;"),
 ])
+@pytest.mark.all_cores
 def test_bad_client_options_are_one_line_errors(args: tuple[str, ...], message: str, tmp_path: Path,
                                                 data_dir: Path, capsys) -> None:
     algorithms, configs = tmp_path / "algorithms", tmp_path / "configs"

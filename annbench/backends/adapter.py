@@ -158,6 +158,10 @@ class Adapter(metaclass=AdapterType):
     #: one-line reason in ``fork_clients_reason`` is what ``run.py`` says when it refuses.
     fork_clients: ClassVar[bool] = True
     fork_clients_reason: ClassVar[str] = ""
+    #: The most ``--threads`` with which a built index can still be forked (None: any). GNU OpenMP, for one,
+    #: does not survive a fork once a parallel region has run (README: Warm parents); ``fork_clients_reason``
+    #: says why.
+    fork_clients_threads: ClassVar[int | None] = None
 
     def __init__(self, metric: str, threads: int = 1) -> None:
         if metric not in self.native_metrics:

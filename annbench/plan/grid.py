@@ -274,7 +274,14 @@ def check_clients(algorithm: str, adapter: type, options: RunOptions, filter_kin
     if filter_kinds is not None:
         raise UserError(f"--clients {','.join(map(str, options.clients))} on a filtered dataset: concurrent clients "
                         f"send unfiltered queries; valid: --clients 1")
-    if options.client_kind == ClientKind.PROCESS and not adapter.fork_clients:
-        why = adapter.fork_clients_reason or "its adapter says fork_clients = False"
+    if options.client_kind != ClientKind.PROCESS:
+        return
+    why = adapter.fork_clients_reason or "its adapter says fork_clients = False"
+    if not adapter.fork_clients:
         raise UserError(f"--client-kind process: {algorithm}'s index cannot be forked after its build ({why}); "
                         f"valid: --client-kind thread, or leave {algorithm} out")
+    most = adapter.fork_clients_threads
+    if most is not None and options.threads > most:
+        raise UserError(f"--client-kind process with --threads {options.threads}: {algorithm}'s index cannot be "
+                        f"forked after a build on more than {most} thread{'s' * (most > 1)} ({why}); valid: "
+                        f"--client-kind thread, or --threads {most}")

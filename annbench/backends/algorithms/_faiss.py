@@ -26,6 +26,10 @@ class FaissAdapter(Adapter):
     native_metrics = {"euclidean": "METRIC_L2", "angular": "METRIC_INNER_PRODUCT", "ip": "METRIC_INNER_PRODUCT"}
     normalize_for = ("angular",)
     libraries = ("faiss-cpu",)
+    #: GNU OpenMP: a process forked after a parallel region ran hangs (README: Warm parents)
+    fork_clients_threads = 1
+    fork_clients_reason = ("GNU OpenMP does not survive a fork once its threads ran; the binding releases the GIL, "
+                           "so thread clients query in parallel")
 
     def factory(self, d: int) -> str:
         """The ``faiss.index_factory`` description of the index for ``d``-dimensional data."""

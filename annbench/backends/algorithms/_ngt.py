@@ -37,6 +37,10 @@ class NgtGraph(Adapter):
 
     native_metrics = {"euclidean": "L2", "angular": "Normalized Cosine", "ip": "Inner Product"}
     libraries = ("ngt",)
+    #: GNU OpenMP: a process forked after a parallel region ran hangs (README: Warm parents)
+    fork_clients_threads = 1
+    fork_clients_reason = ("GNU OpenMP does not survive a fork once its threads ran; the binding releases the GIL, "
+                           "so thread clients query in parallel")
     #: (outgoing, incoming) edges for NGT's degree adjustment; (0, 0) skips it (PANNG).
     degrees = (0, 0)
     edge_size_for_creation = 10

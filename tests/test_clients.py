@@ -63,35 +63,37 @@ def test_offsets_spread_and_cores_handed_out_round_robin() -> None:
 
 
 class Meeting(Adapter):
-    """Each handle's first query waits until ``parties`` handles are inside their first query at once: it
+    """Each thread's first query waits until ``parties`` threads are inside their first query at once: it
     can only be answered when that many clients run concurrently (a structural check, no timing)."""
 
     def __init__(self, parties: int) -> None:
         super().__init__("euclidean")
         self.barrier = threading.Barrier(parties, timeout=10)
-        self.met = False
+        self.local = threading.local()
+        self.met: set[int] = set()
 
     def fit(self, X: np.ndarray) -> None:
         pass
 
     def query(self, q: np.ndarray, k: int) -> np.ndarray:
-        if not self.met:
+        if not getattr(self.local, "met", False):
             self.barrier.wait()
-            self.met = True
+            self.local.met = True
+            self.met.add(threading.get_ident())
         return np.arange(k)
 
 
-def test_thread_clients_run_at_once_each_through_its_own_handle_and_pinned() -> None:
+def test_thread_clients_run_at_once_and_pinned() -> None:
     adapter = Meeting(3)
     handles = [adapter.client() for _ in range(3)]
-    assert len({id(h) for h in handles}) == 3 and all(h.barrier is adapter.barrier for h in handles)
+    assert all(h is adapter for h in handles)  # the default handle: the adapter itself
     cores = tuple(sorted(os.sched_getaffinity(0)))
     pins = C.client_cores(3, 1, list(cores))
     level = thread_clients(handles, list(np.zeros((5, 2), dtype=np.float32)), 4, 0.2, pins, None)
     assert level.clients == 3 and level.kind == ClientKind.THREAD
     assert [t.offset for t in level.traces] == [0, 1, 3]
     assert [t.cores for t in level.traces] == pins
-    assert all(len(t.stamps) >= 2 for t in level.traces) and all(h.met for h in handles)
+    assert all(len(t.stamps) >= 2 for t in level.traces) and len(adapter.met) == 3
     assert os.sched_getaffinity(0) == set(cores)  # the calling thread is left as it was
 
 
@@ -219,3 +221,28 @@ def test_trace_is_what_the_derivations_expect() -> None:
     level = LevelMeasurement(1, ClientKind.THREAD, Window(6, 10), [trace])
     latencies, counts = client_counts(level, 1)
     assert list(latencies[0]) == [5] and list(counts[0]) == [1]  # only the answer at 10 falls in [6, 10]
+
+
+class UnitNorm(Adapter):
+    """Angular on unit-norm queries: fails on any query that reaches it unprepared; yields the GIL inside, so
+    clients interleave inside the preparing wrapper."""
+
+    native_metrics = {"angular": "dot"}
+    normalize_for = ("angular",)
+    normalize_queries = True
+
+    def fit(self, X: np.ndarray) -> None:
+        pass
+
+    def query(self, q: np.ndarray, k: int) -> np.ndarray:
+        time.sleep(0)
+        if abs(float(np.linalg.norm(q)) - 1) > 1e-5:
+            raise AssertionError(f"query of norm {np.linalg.norm(q)} reached the adapter unprepared")
+        return np.arange(k)
+
+
+def test_thread_clients_of_one_unit_norm_adapter_all_get_prepared_queries() -> None:
+    adapter = UnitNorm("angular")
+    rows = list(np.full((20, 4), 3.0, dtype=np.float32))
+    level = thread_clients([adapter.client() for _ in range(4)], rows, 3, 0.2, [None] * 4, None)
+    assert all(len(t.stamps) > 2 for t in level.traces)

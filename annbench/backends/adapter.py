@@ -39,9 +39,9 @@ C-contiguous float32 ``X``. The copies are made inside the call, so inside its t
 from __future__ import annotations
 
 import abc
-import copy
 import functools
 import inspect
+import threading
 import typing
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -72,17 +72,21 @@ _PREPARED_QUERIES = ("query", "batch_query", "filtered_query")
 def _preparing(method: Callable[..., Any], queries: bool) -> Callable[..., Any]:
     """``method`` given ``self._prepared(array)`` in place of its first argument: always for the train
     rows, for queries only under a unit-norm metric. Calls from within one (``super().fit(X)``, an
-    override calling the library's method) pass the prepared array on as it is."""
+    override calling the library's method) pass the prepared array on as it is: per thread, since
+    concurrent clients may query one adapter from several (README: Concurrent clients)."""
 
     @functools.wraps(method)
     def prepared(self: Adapter, a: np.ndarray, *args: Any, **kwargs: Any) -> Any:
-        if (queries and not self._unit_norm_queries) or self._preparing:
+        if queries and not self._unit_norm_queries:
             return method(self, a, *args, **kwargs)
-        self._preparing = True
+        thread = threading.get_ident()
+        if thread in self._preparing:
+            return method(self, a, *args, **kwargs)
+        self._preparing.add(thread)
         try:
             return method(self, self._prepared(a), *args, **kwargs)
         finally:
-            self._preparing = False
+            self._preparing.discard(thread)
 
     prepared.prepares = True  # type: ignore[attr-defined]
     return prepared
@@ -171,7 +175,7 @@ class Adapter(metaclass=AdapterType):
         self.threads = threads
         self._unit_norm = metric in self.normalize_for
         self._unit_norm_queries = self._unit_norm and self.normalize_queries
-        self._preparing = False
+        self._preparing: set[int] = set()  # threads inside a preparing call
 
     @property
     def metrics(self) -> tuple[str, ...]:
@@ -235,10 +239,11 @@ class Adapter(metaclass=AdapterType):
 
     def client(self) -> Adapter:
         """A handle one concurrent client queries the built index through (README: Concurrent clients), made
-        after ``fit`` and ``set_query_params``, one per client, outside any timed region. Default: a shallow
-        copy, which shares the library's index and gives the client its own Python attributes (the unit-norm
-        guard of ``normalize_for`` is per handle). A database adapter returns one with its own connection."""
-        return copy.copy(self)
+        after ``fit`` and ``set_query_params``, one per client, outside any timed region (in a client process:
+        after the fork). Default: the adapter itself, whose ``query`` clients then call from several threads
+        at once. An adapter with per-query state of its own, or a database adapter (one with its own
+        connection), returns another."""
+        return self
 
     def batch_latencies_ns(self) -> np.ndarray | None:
         """Per-query latencies of the last batch, only where the library itself reports them."""

@@ -58,6 +58,9 @@ class PgVector(Adapter):
 
     native_metrics = {"euclidean": "vector_l2_ops", "angular": "vector_cosine_ops", "ip": "vector_ip_ops"}
     libraries = ("pgserver", "psycopg")
+    #: a forked client would talk over the parent's connection (its socket) until ``client()`` opens its own
+    fork_clients = False
+    fork_clients_reason = "a forked client would share the adapter's database connection"
 
     def index_method(self) -> str:
         """``USING ...`` of ``CREATE INDEX`` (method, operator class, ``WITH`` options)."""

@@ -122,6 +122,16 @@ def test_spread_is_error_bars_and_bands_only_when_asked() -> None:
             plt.close(fig)
 
 
+def test_error_bars_are_the_process_interval_where_a_run_has_one() -> None:
+    from annbench.report.plotting import error_bars
+
+    points = pd.DataFrame({"qps": [100.0, 200.0], "qps_slowest": [80.0, 150.0],
+                           "qps_ci95_low": [90.0, np.nan], "qps_ci95_high": [130.0, np.nan]})
+    assert error_bars(points, "qps").tolist() == [[10.0, 50.0], [30.0, 0.0]]  # interval; passes where none
+    assert error_bars(points.drop(columns=["qps_ci95_low", "qps_ci95_high"]), "qps").tolist() == [[20.0, 50.0],
+                                                                                              [0.0, 0.0]]
+
+
 @pytest.mark.parametrize("fmt", [".pdf", ".svg", ".png"])
 def test_figures_open_and_pdf_renders_in_poppler(tmp_path: Path, fmt: str) -> None:
     out = plot_metric_pair(default_run_frame(), "recall", "qps", tmp_path / f"f{fmt}", "d", size="single")

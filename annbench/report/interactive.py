@@ -30,6 +30,7 @@ from annbench.report.plotting import (
     MARKERS,
     QUALITY,
     dashes,
+    error_bars,
     nines,
     nines_floor,
     nines_ticks,
@@ -142,8 +143,11 @@ def chart_spec(frame: pd.DataFrame) -> dict[str, Any]:
         runs[f"{m}@nines"] = _plain(np.where(np.isfinite(values), nines(values, floor), np.nan))
         tv = nines_ticks(floor)
         ticks[m] = {"vals": [float(v) for v in nines(np.array(tv), floor)], "text": [tick_text(v) for v in tv]}
-    if "qps" in ok and "qps_slowest" in ok:
-        runs["qps_minus"] = _plain(np.clip(_column(ok, "qps") - _column(ok, "qps_slowest"), 0, None))
+    if "qps" in ok and "qps_slowest" in ok:  # error bars as the static figures draw them
+        bars = error_bars(ok.assign(qps=_column(ok, "qps")), "qps")
+        zeros = np.zeros(len(ok))
+        runs["qps_minus"] = _plain(zeros if bars is None else bars[0])
+        runs["qps_plus"] = _plain(zeros if bars is None else bars[1])
     runs["hover"] = [hover_text(r) for _, r in ok.iterrows()]
     keys = [curve_label(str(a), bool(b)) for a, b in zip(ok["algorithm"], ok["batch"])]
     palette = styles(ok["algorithm"].astype(str))
@@ -218,7 +222,7 @@ CHART_JS = r"""// annbench report charts: draws every <figure class="chart"> fro
         marker: {color: c.color, symbol: c.symbol, size: 7, line: {color: "white", width: 0.5}},
         meta: {role: "pareto", runs: idx}};
       if (state.y === "qps" && spec.runs.qps_minus) {
-        line.error_y = {type: "data", symmetric: false, array: idx.map(function () { return 0; }),
+        line.error_y = {type: "data", symmetric: false, array: pick(spec.runs.qps_plus, idx),
           arrayminus: pick(spec.runs.qps_minus, idx), color: c.color, thickness: 1, width: 3};
       }
       out.push(line);

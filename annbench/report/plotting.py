@@ -6,7 +6,8 @@ and marker derived from its name, so the same algorithm looks the same in every 
 that no two algorithms of one figure share a colour (up to 10) or a colour and marker pair (up
 to 100; see :func:`styles`). Colours are Paul Tol's colour-blind-safe "muted" scheme plus black.
 Where a run kept several timed passes, QPS carries its spread: the line goes through the
-fastest pass (``qps``), an error bar reaches down to the slowest one (``qps_slowest``); a shaded
+fastest pass (``qps``), an error bar reaches down to the slowest one (``qps_slowest``), or for a run
+measured in several processes spans their 95 % interval (``qps_ci95_low`` .. ``qps_ci95_high``); a shaded
 band too with ``bands``. The legend sits outside the axes. Quality axes (recall, kNN accuracy)
 default to the ``nines`` scale (:func:`nines`): 0.9, 0.99 and 0.999 equally far apart.
 """
@@ -45,6 +46,8 @@ SCALES_X = SCALES
 SCALES_Y = SCALES
 #: Metric → column holding the slow end of its spread (the metric itself is the fast end).
 SPREAD = {"qps": "qps_slowest"}
+#: Metric → its interval across measuring processes (``--processes P``): where a run has it, the error bar.
+INTERVAL = {"qps": ("qps_ci95_low", "qps_ci95_high")}
 #: Metrics in [0, 1] where higher is better: their default scale is ``nines``.
 QUALITY = ("recall", "id_recall", "knn_accuracy", "knn_accuracy_exact", "eps_recall_0.01", "eps_recall_0.1",
            *map(one_recall_column, ONE_RECALL_RS))
@@ -244,15 +247,21 @@ def _set_scale(ax, which: str, scale: str, values: Iterable[float] = ()) -> None
             setter(scale, nonpositive="clip")  # recall 1.0 on logit, 0 on log: at the edge, not dropped
 
 
-def _spread(points: pd.DataFrame, metric: str) -> np.ndarray | None:
-    """Error-bar lengths ``[[below], [above]]`` for ``metric``, or None without a spread."""
-    low_col = SPREAD.get(metric)
-    if low_col is None or low_col not in points:
-        return None
-    low = pd.to_numeric(points[low_col], errors="coerce").to_numpy(float)
+def error_bars(points: pd.DataFrame, metric: str) -> np.ndarray | None:
+    """Error-bar lengths ``[[below], [above]]`` for ``metric``, or None without a spread: a run measured
+    in several processes shows its 95 % interval across them (:data:`INTERVAL`), any other run the
+    spread of its passes (down to the slowest, :data:`SPREAD`)."""
     value = points[metric].to_numpy(float)
-    below = np.where(np.isnan(low), 0.0, np.clip(value - low, 0.0, None))
-    return np.vstack([below, np.zeros_like(below)]) if below.any() else None
+    below, above = np.zeros_like(value), np.zeros_like(value)
+    if (low_col := SPREAD.get(metric)) is not None and low_col in points:
+        low = pd.to_numeric(points[low_col], errors="coerce").to_numpy(float)
+        below = np.where(np.isnan(low), 0.0, np.clip(value - low, 0.0, None))
+    if metric in INTERVAL and all(c in points for c in INTERVAL[metric]):
+        low, high = (pd.to_numeric(points[c], errors="coerce").to_numpy(float) for c in INTERVAL[metric])
+        has = ~(np.isnan(low) | np.isnan(high))
+        below = np.where(has, np.clip(value - low, 0.0, None), below)
+        above = np.where(has, np.clip(high - value, 0.0, None), above)
+    return np.vstack([below, above]) if below.any() or above.any() else None
 
 
 def warn_mixed_hosts(frame: pd.DataFrame) -> None:
@@ -285,12 +294,12 @@ def draw(ax, frame: pd.DataFrame, x: str, y: str, *, all_points: bool = False, a
             ax.scatter(pts[x], pts[y], color=colour, marker=marker, alpha=0.3, s=14)
         ax.plot(line[x], line[y], color=colour, marker=marker, label=label, linewidth=1.3, markersize=4.5,
                 linestyle="--" if batch else lines_of[str(algorithm)], markeredgewidth=0.6, markeredgecolor="white")
-        yerr, xerr = _spread(line, y), _spread(line, x)
+        yerr, xerr = error_bars(line, y), error_bars(line, x)
         if yerr is not None or xerr is not None:
             ax.errorbar(line[x], line[y], yerr=yerr, xerr=xerr, fmt="none", ecolor=colour, elinewidth=0.8,
                         capsize=2)
         if bands and yerr is not None and len(line) > 1:
-            ax.fill_between(line[x], line[y] - yerr[0], line[y], color=colour, alpha=0.15, linewidth=0)
+            ax.fill_between(line[x], line[y] - yerr[0], line[y] + yerr[1], color=colour, alpha=0.15, linewidth=0)
         if annotate:
             for _, p in line.iterrows():
                 ax.annotate(plain_text(params_label(p.get("build_params", ""), p.get("query_params", ""))),

@@ -8,13 +8,22 @@ best window per block of ``--block`` windows (what a best-of-N measurement would
 CPU steal time the kernel counted meanwhile. If this CV is above a target, no measurement policy
 of the harness (calibrated passes, repetitions, warm-up) can meet it on this machine.
 
+With ``--processes N`` it measures instead the machine's process-to-process noise ``c``: N fresh
+interpreters one after another, each loading the same saved index and reporting its median window QPS
+over ``--seconds``; ``c`` = the CV of those N medians (what ``benchmarks/qps_stability.py`` sets its
+target by: a setting's QPS CV across sweeps at most ``1.2 · c / sqrt(P)`` with ``--processes P``).
+
     python benchmarks/machine_stability.py [--seconds 30] [--window 0.2] [--block 15] [--core 0]
+    python benchmarks/machine_stability.py --processes 6 [--seconds 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
+import sys
+import tempfile
 import time
 
 import hnswlib
@@ -41,21 +50,73 @@ def cv(values: np.ndarray) -> float:
     return float(np.std(values, ddof=1) / np.mean(values))
 
 
+def _data() -> np.ndarray:
+    return np.random.default_rng(1).standard_normal((10_000, 20)).astype(np.float32)
+
+
+def _queries() -> np.ndarray:
+    """The 100 queries, the same in every process."""
+    return _data()[:100] + np.float32(0.01)
+
+
+def build_index() -> tuple[hnswlib.Index, np.ndarray]:
+    """The seeded index and its queries."""
+    data = _data()
+    index = hnswlib.Index("l2", 20)
+    index.init_index(len(data), M=16, ef_construction=100, random_seed=100)
+    index.add_items(data)
+    index.set_ef(10)
+    return index, _queries()
+
+
+def process_cv(processes: int, seconds: float, window: float, core: int) -> tuple[float, list[float]]:
+    """The plain loop's process-to-process CV ``c``: ``processes`` fresh interpreters, one after another,
+    each loading one saved index and printing its median window QPS over ``seconds``; (c, the medians)."""
+    index, _ = build_index()
+    with tempfile.TemporaryDirectory(prefix="annbench-machine-") as tmp:
+        path = os.path.join(tmp, "index.bin")
+        index.save_index(path)
+        medians = []
+        for _ in range(processes):
+            done = subprocess.run([sys.executable, __file__, "--load", path, "--seconds", str(seconds), "--window",
+                                   str(window), "--core", str(core)], capture_output=True, text=True, check=True)
+            medians.append(float(done.stdout.split()[-1]))
+    return cv(np.asarray(medians)), medians
+
+
+def one_process(path: str, seconds: float, window: float) -> float:
+    """Median window QPS of this process over ``seconds``, on the index saved at ``path``."""
+    queries = _queries()
+    index = hnswlib.Index("l2", 20)
+    index.load_index(path)
+    index.set_ef(10)
+    end, qps = time.perf_counter() + seconds, []
+    while time.perf_counter() < end:
+        qps.append(window_qps(index, queries, window))
+    return float(np.median(qps))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=30.0)
     p.add_argument("--window", type=float, default=0.2, help="seconds per timed window (the harness's pass)")
     p.add_argument("--block", type=int, default=15, help="windows per block; a block reports its best window")
     p.add_argument("--core", type=int, default=0)
+    p.add_argument("--processes", type=int, default=0, help="measure the process-to-process CV over N processes")
+    p.add_argument("--load", help=argparse.SUPPRESS)  # one process of --processes: the saved index
     args = p.parse_args()
     os.sched_setaffinity(0, {args.core})
-    rng = np.random.default_rng(1)
-    data = rng.standard_normal((10_000, 20)).astype(np.float32)
-    queries = data[:100] + np.float32(0.01)
-    index = hnswlib.Index("l2", 20)
-    index.init_index(len(data), M=16, ef_construction=100, random_seed=100)
-    index.add_items(data)
-    index.set_ef(10)
+    if args.load:
+        print(f"{one_process(args.load, args.seconds, args.window):.1f}")
+        return
+    if args.processes > 1:
+        load0 = os.getloadavg()[0]
+        c, medians = process_cv(args.processes, args.seconds, args.window, args.core)
+        print(f"core {args.core}, load average {load0:.2f} at the start, {os.getloadavg()[0]:.2f} at the end")
+        print(f"{args.processes} processes, one saved index, median window QPS each: "
+              f"[{' '.join(f'{m:.0f}' for m in medians)}]; process-to-process CV c = {c * 100:.1f} %")
+        return
+    index, queries = build_index()
     steal0, load0, qps = steal_jiffies(), os.getloadavg()[0], []
     end = time.perf_counter() + args.seconds
     while time.perf_counter() < end:

@@ -12,10 +12,17 @@ per build setting) into its own temporary results folder. Every measurement mode
 
 Per setting and mode it prints the QPS CV (sample standard deviation / mean over the sweeps), then
 per mode the median and maximum CV and how many settings are within ``--target`` (3 %).
-Target: every setting within 3 % in the calibrated mode, with nothing else running.
+
+With ``--processes P`` (default 3) the calibrated mode measures each setting in P processes (run.py
+``--processes``), and the plain loop's process-to-process CV ``c`` (``machine_stability.py
+--processes``, 6 fresh processes on one saved hnswlib index) is measured in the same run, before and
+after the sweeps: the target is each setting's calibrated CV across sweeps at most ``1.2 · c / sqrt(P)``
+(the harness adds nothing to the machine's own noise and averages it down). The table (setting, CV
+across sweeps, c, P, bound, met) is printed last.
 
     python benchmarks/qps_stability.py [--sweeps 5] [--runs 3] [--modes calibrated,single]
                                        [--algorithm hnswlib,annoy,faiss-ivf] [--min-pass-time 0.2]
+                                       [--processes 3] [--c-processes 6] [--c-seconds 3]
 """
 
 from __future__ import annotations
@@ -45,9 +52,10 @@ from annbench.store.folder import ResultStore  # noqa: E402
 DEFAULTS = RunOptions()
 
 
-def mode_options(mode: str, runs: int, min_pass_time: float, warmup: float) -> RunOptions:
+def mode_options(mode: str, runs: int, min_pass_time: float, warmup: float, processes: int = 1) -> RunOptions:
     if mode == "calibrated":
-        return RunOptions(k=10, runs=runs, force=True, warmup=warmup, min_pass_time=min_pass_time, early_stop=False)
+        return RunOptions(k=10, runs=runs, force=True, warmup=warmup, min_pass_time=min_pass_time, early_stop=False,
+                          processes=processes)
     if mode == "single":
         return RunOptions(k=10, runs=runs, force=True, warmup=WARMUP_FULL, min_pass_time=0.0, early_stop=False)
     raise SystemExit(f"unknown mode {mode!r}; valid: calibrated, single")
@@ -80,15 +88,20 @@ def main() -> None:
     p.add_argument("--min-pass-time", type=float, default=DEFAULTS.min_pass_time, help="calibrated mode's")
     p.add_argument("--warmup", type=float, default=DEFAULTS.warmup, help="calibrated mode's warm-up bound (s)")
     p.add_argument("--target", type=float, default=0.03)
+    p.add_argument("--processes", type=int, default=3, help="measuring processes of the calibrated mode")
+    p.add_argument("--c-processes", type=int, default=6, help="fresh processes of the plain loop's c")
+    p.add_argument("--c-seconds", type=float, default=3.0, help="seconds each of them measures")
     args = p.parse_args()
+    from machine_stability import process_cv
     logging.basicConfig(level=logging.WARNING, format="%(levelname).1s %(message)s")
     dataset = load(args.dataset, args.data_dir or paths.default_data_dir())
     algorithms = args.algorithm.split(",")
     modes = args.modes.split(",")
-    options = {m: mode_options(m, args.runs, args.min_pass_time, args.warmup) for m in modes}
+    options = {m: mode_options(m, args.runs, args.min_pass_time, args.warmup, args.processes) for m in modes}
     qps: dict[str, dict[str, list[float]]] = {m: {} for m in modes}
     repeats: dict[str, dict[str, list[int]]] = {m: {} for m in modes}
     load_start = os.getloadavg()
+    c_before, _ = process_cv(args.c_processes, args.c_seconds, 0.2, 0)
     for s in range(args.sweeps):
         for m in (modes if s % 2 == 0 else modes[::-1]):  # alternate which mode goes first
             for label, (q, r) in sweep_qps(dataset, algorithms, options[m]).items():
@@ -116,6 +129,21 @@ def main() -> None:
         c = np.asarray(cvs[m])
         print(f"{m:<10} median CV {np.median(c) * 100:5.2f} %   max CV {np.max(c) * 100:5.2f} %   "
               f"within {args.target * 100:g} %: {int(np.sum(c <= args.target))} of {len(c)}")
+    c_after, _ = process_cv(args.c_processes, args.c_seconds, 0.2, 0)
+    if "calibrated" not in modes:
+        return
+    c = float(np.mean([c_before, c_after]))
+    bound = 1.2 * c / np.sqrt(args.processes)
+    print(f"plain loop's process-to-process CV c: {c_before * 100:.1f} % before, {c_after * 100:.1f} % after the "
+          f"sweeps (mean {c * 100:.1f} %); P = {args.processes}; target CV <= 1.2 c / sqrt(P) = {bound * 100:.2f} %")
+    print(f"{'setting':<{width}}  {'CV':>6}  {'c':>6}  {'P':>2}  {'bound':>6}  met")
+    met = 0
+    for label, value in zip(labels, cvs["calibrated"]):
+        ok = value <= bound
+        met += ok
+        print(f"{label:<{width}}  {value * 100:5.1f}%  {c * 100:5.1f}%  {args.processes:>2}  {bound * 100:5.2f}%  "
+              f"{'yes' if ok else 'NO'}")
+    print(f"target met by {met} of {len(labels)} settings (load average {os.getloadavg()[0]:.2f} at the end)")
 
 
 if __name__ == "__main__":

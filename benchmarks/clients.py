@@ -100,6 +100,9 @@ def library(name: str, preset: str, dataset, rows: list[np.ndarray], args: argpa
     lines = []
     for kind in args.kinds:
         cells, ratios = [], {}
+        if kind == "process" and not adapter.fork_clients:  # as run.py refuses it
+            lines.append(f"{name:<16} {kind:<8} refused: {adapter.fork_clients_reason}")
+            continue
         try:
             base = None
             for n in args.levels:

@@ -246,3 +246,24 @@ def test_thread_clients_of_one_unit_norm_adapter_all_get_prepared_queries() -> N
     rows = list(np.full((20, 4), 3.0, dtype=np.float32))
     level = thread_clients([adapter.client() for _ in range(4)], rows, 3, 0.2, [None] * 4, None)
     assert all(len(t.stamps) > 2 for t in level.traces)
+
+
+class DiesInFork(Adapter):
+    """Kills the process it queries in, unless it is the one that built it (a library that does not survive
+    a fork)."""
+
+    def fit(self, X: np.ndarray) -> None:
+        self.owner = os.getpid()
+
+    def query(self, q: np.ndarray, k: int) -> np.ndarray:
+        if os.getpid() != self.owner:
+            os._exit(3)
+        return np.arange(k)
+
+
+def test_a_process_client_that_dies_mid_window_is_named_with_how_it_ended() -> None:
+    adapter = DiesInFork("euclidean")
+    adapter.fit(np.zeros((1, 2), dtype=np.float32))
+    with pytest.raises(RuntimeError, match=r"client process 0 \(pid \d+\) ended without its trace \(exit code 3\)"):
+        process_clients(adapter, list(np.zeros((5, 2), dtype=np.float32)), 3, 0.2, [None, None], None)
+    assert _no_children()

@@ -68,8 +68,14 @@ def process_clients(adapter: Adapter, rows: Sequence[np.ndarray], k: int, window
             os.write(f.go, WINDOW.pack(window.start_ns, window.end_ns))
         traces = []
         for i, f in enumerate(forks):
-            with os.fdopen(os.dup(f.out), "rb") as pipe:
-                status, payload = pickle.load(pipe)
+            try:
+                with os.fdopen(os.dup(f.out), "rb") as pipe:
+                    status, payload = pickle.load(pipe)
+            except (EOFError, pickle.UnpicklingError):
+                _, code = os.waitpid(f.pid, 0)
+                f.reaped = True
+                raise RuntimeError(f"client process {i} (pid {f.pid}) ended without its trace ({_ending(code)}); "
+                                   f"its library may not survive a fork (Adapter.fork_clients)") from None
             if status != "ok":
                 raise RuntimeError(f"client process {i} (pid {f.pid}) failed: {payload}")
             traces.append(payload)
@@ -97,3 +103,10 @@ def _error(f: _Fork) -> str:
         return str(payload) if status != "ok" else "it ended without saying why"
     except (EOFError, OSError, pickle.UnpicklingError):
         return "it ended without saying why (see the log)"
+
+
+def _ending(status: int) -> str:
+    """A wait status in words: ``killed by SIGSEGV``, ``exit code 1``."""
+    if os.WIFSIGNALED(status):
+        return f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
+    return f"exit code {os.waitstatus_to_exitcode(status)}"

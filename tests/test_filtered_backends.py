@@ -87,3 +87,13 @@ def test_post_filter_over_adapters_without_native_filtering(algorithm: str, data
     scores, _ = quality(dataset, _answers(search, dataset), K)
     assert scores["filter_violations"] == 0
     assert scores["recall"] >= 0.5, scores  # approximate indexes: only that the strategy delivers matches
+
+
+def test_hnswlib_answers_a_query_for_the_whole_index(dataset) -> None:
+    # the post-filter's last round asks for every point; hnswlib raises where it finds fewer than k
+    cls = load_adapter("hnswlib", paths.algorithm_dirs(None))
+    adapter = cls(dataset.distance, M=8, ef_construction=20)
+    adapter.fit(dataset.train)
+    adapter.set_query_params(ef=10)
+    ids = np.asarray(adapter.query(dataset.test[0], len(dataset.train))).ravel()
+    assert len(ids) >= len(dataset.train) // 2 and len(np.unique(ids)) == len(ids)

@@ -88,7 +88,17 @@ class Hnswlib(Adapter):
         self._index.set_ef(ef)
 
     def query(self, q: np.ndarray, k: int) -> np.ndarray:
-        return self._index.knn_query(q, k)[0]  # (1, k) labels; the index runs on self.threads
+        return self._found(q, k)  # the index runs on self.threads
+
+    def _found(self, q: np.ndarray, k: int, **kwargs: object) -> np.ndarray:
+        """``knn_query``'s labels; where the search finds fewer than k points (a filter, or k near the
+        index's size, as the post-filter's last round asks) hnswlib raises, so ask for half as many."""
+        while k > 0:
+            try:
+                return self._index.knn_query(q, k, **kwargs)[0]
+            except RuntimeError:
+                k //= 2
+        return np.empty(0, dtype=np.int64)
 
     def batch_query(self, Q: np.ndarray, k: int) -> np.ndarray:
         return self._index.knn_query(Q, k, num_threads=self.threads)[0]
@@ -103,13 +113,7 @@ class Hnswlib(Adapter):
         mask = np.zeros(self._attrs.n, dtype=np.uint8)
         mask[rows] = 1
         allowed = mask.tobytes().__getitem__
-        k = min(k, len(rows))
-        while k > 0:  # hnswlib raises when the search finds fewer than k: ask for fewer
-            try:
-                return self._index.knn_query(q, k, num_threads=1, filter=allowed)[0]
-            except RuntimeError:
-                k //= 2
-        return rows[:0]
+        return self._found(q, min(k, len(rows)), num_threads=1, filter=allowed)
 
     def index_size_bytes(self) -> int:
         with tempfile.TemporaryDirectory(prefix="annbench-hnswlib-") as d:

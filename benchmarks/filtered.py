@@ -108,8 +108,8 @@ def band_table(dataset: str, data_dir: Path, results: Path) -> None:
     table = qps_at_recall(band_runs(runs, per_query_frame(ds, runs)), 0.9)
     table["strategy"] = np.where(table["algorithm"].str.endswith("+post"), "post", "native")
     table["algorithm"] = table["algorithm"].str.removesuffix("+post")
-    wide = table.pivot_table(index=["algorithm", "band_index", "band"], columns="strategy", values="qps",
-                             dropna=False).reset_index().drop(columns="band_index")
+    wide = table.pivot(index=["algorithm", "band_index", "band"], columns="strategy",
+                       values="qps").reset_index().drop(columns="band_index")
     print(f"{dataset}, first {len(ds.test)} queries: QPS at recall >= 0.9 per selectivity band (empty: never reached)")
     print(wide.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
 

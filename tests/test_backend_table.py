@@ -94,9 +94,27 @@ def test_markdown_escapes_pipes_and_reads_parameter_docs() -> None:
 
     table = markdown_table({"toy": Toy})
     row = _cells(table.splitlines()[2])
-    assert row == ["`toy`", "toylib", "`Toy`: one \\| two", "euclidean (`l2`), ip (`dot`)",
+    assert row == ["`toy`", "toylib", "`Toy`: one \\| two", "euclidean (`l2`), ip (`dot`)", "float32 (euclidean, ip)",
                    "`width` (int or null; default null): how wide, continued on the next line",
                    "`effort` (float; default 0.5): how hard"]
+
+
+def test_point_types_column_says_native_and_converted() -> None:
+    class Bits(Adapter):
+        """``Bits``: packed or not."""
+
+        native_metrics = {"euclidean": "l2", "hamming": "hamming", "jaccard": "jaccard"}
+        point_types = ("float32", "uint8", "set")
+
+        def __init__(self, metric: str, threads: int = 1) -> None:
+            super().__init__(metric, threads)
+
+        def fit(self, X) -> None: ...
+
+        def query(self, q, k): ...
+
+    row = _cells(markdown_table({"bits": Bits}).splitlines()[2])
+    assert row[4] == "float32, uint8 (euclidean); bit as float32 (hamming); set (jaccard)"
 
 
 def test_markdown_is_an_option_of_list_algorithms(capsys) -> None:

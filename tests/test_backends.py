@@ -19,6 +19,7 @@ from annbench.plan.config import all_configs, check_against, load_config
 from annbench.quality.distances import distances_to_ids
 from annbench.quality.groundtruth import exact_knn
 from annbench.quality.metrics import recall
+from annbench.quality.points import SetRows, pack_bits, sets_from_lists
 
 CONFIGS = all_configs([CONFIGS_DIR])
 K = 10
@@ -36,17 +37,31 @@ def clustered() -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     x, _ = make_blobs(n_samples=3200, n_features=16, centers=40, random_state=7)
     x = x.astype(np.float32)
     train, test = x[:3000], x[3000:]
-    return {m: (train, test, exact_knn(train, test, m, K)[1]) for m in ("euclidean", "angular", "ip")}
+    data = {m: (train, test, "float32") for m in ("euclidean", "angular", "ip")}
+    # bits: 64-bit codes of clustered points (ann-benchmarks' random_bitstring: the sign of each coordinate),
+    # clusters overlapping (wide blobs): well-separated ones leave graph indexes disconnected components
+    y, _ = make_blobs(n_samples=3200, n_features=64, centers=40, cluster_std=6.0, random_state=7)
+    bits = pack_bits(y > 0)
+    data["hamming"] = (bits[:3000], bits[3000:], "bit")
+    # sets: ann-benchmarks' random-s-jaccard distribution (20 items of 40 at random): no clusters to
+    # leave a k-NN graph disconnected, many exact ties
+    rng = np.random.default_rng(7)
+    sets = [rng.choice(40, 20, replace=False) for _ in range(3200)]
+    data["jaccard"] = (sets_from_lists(sets[:3000], 40), sets_from_lists(sets[3000:], 40), "set")
+    return {m: (a, b, exact_knn(a, b, m, K)[1], t) for m, (a, b, t) in data.items()}
 
 
 def _read_only(a: np.ndarray) -> np.ndarray:
     a = a.copy()
+    if isinstance(a, SetRows):
+        return a.read_only()
     a.setflags(write=False)
     return a
 
 
 def _digest(a: np.ndarray) -> str:
-    return hashlib.sha256(a.tobytes()).hexdigest()
+    parts = (a.data, a.indices, a.indptr) if isinstance(a, SetRows) else (a,)
+    return hashlib.sha256(b"".join(p.tobytes() for p in parts)).hexdigest()
 
 
 @pytest.mark.parametrize("algorithm", sorted(CONFIGS))
@@ -62,11 +77,12 @@ def test_shipped_config_validates_against_its_adapter(algorithm: str) -> None:
 def test_adapter_contract(algorithm: str, metric: str, clustered) -> None:
     config = load_config(CONFIGS[algorithm])
     adapter_cls = load_adapter(algorithm, [ALGORITHMS_DIR])
-    train, test, true_d = clustered[metric]
+    train, test, true_d, point_type = clustered[metric]
     train_ro, test_ro = _read_only(train), _read_only(test)
     before = (_digest(train_ro), _digest(test_ro))
     group = config.groups["quick"]
     adapter = adapter_cls(metric, threads=1, **group.build_settings()[-1])
+    adapter.accept(point_type, 40 if point_type == "set" else train.shape[1] * (8 if point_type == "bit" else 1))
     adapter.fit(train_ro)
     size = adapter.index_size_bytes()
     assert size is not None and size > 0, f"{algorithm}: index_size_bytes() = {size}"

@@ -12,6 +12,7 @@ import pytest
 from conftest import call
 from test_dataset_integrity import _one_line_error
 
+from annbench.backends.adapter import Adapter
 from annbench.cli.dataset import main as dataset_main
 from annbench.core.errors import UserError
 from annbench.datasets.format import load_dataset, write_dataset
@@ -271,3 +272,154 @@ def test_the_audit_checks_every_type(tmp_path: Path) -> None:
         del f.attrs["checksum"]  # so that only the audit can notice
     with pytest.raises(UserError, match="the stored ground truth is wrong"):
         load_dataset(path)
+
+
+# ---- adapters: native types, conversion inside the timed calls, converted_from ---------------------
+
+class _Seen(Adapter):
+    """Records the dtype each call is given."""
+
+    native_metrics = {"euclidean": "l2", "hamming": "hamming"}
+    point_types = ("float32", "uint8")
+
+    def __init__(self, metric: str, threads: int = 1) -> None:
+        super().__init__(metric, threads)
+        self.seen: list[tuple[str, str, tuple]] = []
+
+    def fit(self, X) -> None:
+        self.seen.append(("fit", X.dtype.name, X.shape))
+
+    def query(self, q, k):
+        self.seen.append(("query", q.dtype.name, q.shape))
+        return np.arange(k)
+
+
+def test_adapters_get_their_native_type_or_a_conversion_inside_the_call() -> None:
+    a = _Seen("euclidean")
+    assert a.accept("uint8", 4) is None  # native: as it is
+    a.fit(np.zeros((3, 4), np.uint8))
+    b = _Seen("euclidean")
+    assert b.accept("int8", 4) == "int8"  # converted: to float32, in the call
+    b.fit(np.zeros((3, 4), np.int8))
+    b.batch_query(np.ones((2, 4), np.int8), 2)  # the base loop over query(): converted once, not twice
+    c = _Seen("hamming")
+    assert c.accept("bit", 12) == "bit"  # bits as 0/1 rows of the first type that holds them
+    c.fit(pack_bits(np.ones((3, 12))))
+    c.query(pack_bits(np.ones((1, 12)))[0], 2)
+    assert a.seen == [("fit", "uint8", (3, 4))]
+    assert b.seen == [("fit", "float32", (3, 4)), ("query", "float32", (4,)), ("query", "float32", (4,))]
+    assert c.seen == [("fit", "float32", (3, 12)), ("query", "float32", (12,))]
+    with pytest.raises(ValueError, match="cannot serve euclidean on set points: it takes float32, uint8"):
+        _Seen("euclidean").accept("set", 40)
+
+
+@pytest.fixture(scope="module")
+def typed_data(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("typed")
+    rng = np.random.default_rng(11)
+    x, q = rng.integers(0, 256, (1500, 16)).astype(np.uint8), rng.integers(0, 256, (30, 16)).astype(np.uint8)
+    _write(d / "u8-16-euclidean.hdf5", x, q, "euclidean")
+    bits, qbits = _bit_data(rng, 1500, 30, 64)
+    _write(d / "bits-64-hamming.hdf5", pack_bits(bits), pack_bits(qbits), "hamming")
+    return d
+
+
+def test_a_sweep_records_converted_from_and_the_summary_shows_it(typed_data: Path, tmp_path: Path) -> None:
+    from annbench.analyse.frames import results_frame
+    from annbench.cli.run import main as run_main
+
+    r = call(run_main, "--data-dir", typed_data, "--results", tmp_path, "--dataset", "u8-16-euclidean",
+             "--algorithm", "bruteforce,kdtree", "--runs", "1", "--warmup", "none", "--min-pass-time", "0")
+    assert r.code == 0, r.err
+    frame = results_frame(tmp_path, "u8-16-euclidean")
+    by = {a: g for a, g in frame.groupby("algorithm")}
+    assert (by["kdtree"]["converted_from"] == "uint8").all()
+    assert by["bruteforce"]["converted_from"].isna().all()  # uint8 is bruteforce's own
+    assert (frame["recall"] == 1.0).all()
+    assert "converted_from" in r.out and "uint8" in r.out
+
+
+def test_a_distance_an_adapter_cannot_serve_on_the_type_is_one_line(typed_data: Path, tmp_path: Path) -> None:
+    from annbench.cli.run import main as run_main
+
+    r = call(run_main, "--data-dir", typed_data, "--results", tmp_path / "res", "--dataset", "bits-64-hamming",
+             "--algorithm", "kdtree")
+    _one_line_error(r, "algorithm 'kdtree' has no grid for distance 'hamming'", "it takes float32 (euclidean, angular)")
+    assert not list(tmp_path.rglob("*.hdf5")), "nothing stored"
+
+
+# ---- big-ann-benchmarks' files, create, export, built-ins ---------------------------------------
+
+def test_bin_files_read_a_row_range_and_refuse_a_wrong_header(tmp_path: Path) -> None:
+    from annbench.datasets.binfiles import read_bin, write_bin
+
+    a = np.arange(5 * 3, dtype=np.uint8).reshape(5, 3)
+    path = write_bin(tmp_path / "x.u8bin", a)
+    raw = path.read_bytes()
+    assert raw[:8] == np.array([5, 3], "<u4").tobytes() and raw[8:] == a.tobytes()  # big-ann-benchmarks' layout
+    part = read_bin(path, 1, 3)
+    assert isinstance(part, np.memmap) and part.dtype == np.uint8 and (part == a[1:3]).all()
+    assert part.offset == 8 + 3  # only those rows are mapped, from their byte
+    (tmp_path / "short.u8bin").write_bytes(raw[:-2])
+    with pytest.raises(UserError, match=r"short.u8bin: the header says 5 rows x 3 columns of uint8 \(23 bytes"):
+        read_bin(tmp_path / "short.u8bin")
+    with pytest.raises(UserError, match="rows 4:9 are outside its 5 rows"):
+        read_bin(path, 4, 9)
+    with pytest.raises(UserError, match="cannot hold this"):
+        write_bin(tmp_path / "y.u8bin", a.astype(np.float32) + 0.5)
+
+
+def test_create_from_u8bin_keeps_uint8_and_export_round_trips(tmp_path: Path) -> None:
+    from annbench.datasets.binfiles import read_bin, write_bin
+
+    rng = np.random.default_rng(12)
+    base, queries = rng.integers(0, 256, (400, 8)).astype(np.uint8), rng.integers(0, 256, (7, 8)).astype(np.uint8)
+    write_bin(tmp_path / "base.u8bin", base)
+    write_bin(tmp_path / "q.u8bin", queries)
+    data = tmp_path / "data"
+    r = call(dataset_main, "--data-dir", data, "create", "--from", f"{tmp_path}/base.u8bin:0:300", "--queries",
+             tmp_path / "q.u8bin", "--name", "mine", "--distance", "euclidean")
+    assert r.code == 0, r.err
+    ds = load_dataset(data / "mine.hdf5")
+    assert ds.point_type == "uint8" and (ds.train == base[:300]).all() and (ds.test == queries).all()
+    out = tmp_path / "out"
+    assert call(dataset_main, "--data-dir", data, "export", "mine", "--format", "u8bin", "--out", out).code == 0
+    assert (read_bin(out / "mine.base.u8bin") == base[:300]).all()
+    assert (read_bin(out / "mine.gt.ibin") == ds.neighbors).all()
+    assert call(dataset_main, "--data-dir", data, "export", "mine", "--format", "ab-hdf5", "--out", out).code == 0
+    with h5py.File(out / "mine.hdf5") as f:  # ann-benchmarks' own layout: float, no annbench attrs
+        assert f.attrs["point_type"] == "float" and f["train"].dtype == np.float32 and "checksum" not in f.attrs
+    assert (load_dataset(out / "mine.hdf5").neighbors == ds.neighbors).all()
+    bad = call(dataset_main, "--data-dir", data, "export", "mine", "--format", "i8bin", "--out", tmp_path / "o2")
+    _one_line_error(bad, "are not all int8 values; valid formats for it: u8bin, fbin, ab-hdf5")
+    assert not (tmp_path / "o2" / "mine.base.i8bin").exists()
+
+
+def test_generated_bit_and_set_builtins_follow_ann_benchmarks(tmp_path: Path) -> None:
+    from annbench.datasets.registry import load
+
+    bits = load("random-xs-16-hamming", tmp_path)
+    assert (len(bits.train), len(bits.test), bits.dimension, bits.point_type) == (9_900, 100, 16, "bit")
+    sets = load("random-s-jaccard", tmp_path)
+    assert (len(sets.train), len(sets.test), sets.dimension, sets.point_type) == (9_900, 100, 40, "set")
+    assert (sets.train.sizes == 20).all() and sets.train.indices.max() < 40
+    exported = tmp_path / "ab"
+    assert call(dataset_main, "--data-dir", tmp_path, "export", "random-xs-16-hamming", "--format", "ab-hdf5",
+                "--out", exported).code == 0
+    with h5py.File(exported / "random-xs-16-hamming.hdf5") as f:  # as ann-benchmarks writes it
+        assert f["train"].dtype == np.bool_ and f["train"].shape == (9_900, 16)
+        assert np.allclose(f["distances"][:] * 16, bits.distances)
+    again = load_dataset(exported / "random-xs-16-hamming.hdf5")
+    assert (again.train == bits.train).all() and (again.distances == bits.distances).all()
+
+
+def test_uint8_builtins_hold_the_raw_integers_of_the_float_ones(tmp_path: Path) -> None:
+    from conftest import SHARED_DATA
+
+    from annbench.datasets.registry import load
+
+    u8 = load("siftsmall-128-uint8-euclidean", tmp_path, SHARED_DATA)
+    f32 = load("siftsmall-128-euclidean", tmp_path, SHARED_DATA)
+    assert u8.point_type == "uint8" and f32.point_type == "float32"
+    assert (u8.train == f32.train).all() and u8.memory_bytes * 4 == f32.memory_bytes
+    assert (u8.neighbors == f32.neighbors).all()

@@ -34,6 +34,13 @@ unit-norm rows, ``normalize_for = ("angular",)``. Under those metrics its ``fit`
 unit-norm copy of the train rows and, if it sets ``normalize_queries = True``, its ``query`` and
 ``batch_query`` unit-norm copies of the queries; under every metric its ``fit`` gets a read-only,
 C-contiguous float32 ``X``. The copies are made inside the call, so inside its timed region.
+
+Point types (:mod:`annbench.quality.points`): ``point_types`` lists the types the library takes
+natively (``float32``, ``float16``, ``uint8``, ``int8``, ``bit`` packed, ``set`` CSR). The harness
+calls :meth:`Adapter.accept` with the dataset's type before ``warm_up``; an adapter that takes it
+gets the rows as they are, else its ``warm_up``/``fit``/``query``/``batch_query`` are given them
+converted (numbers to float32; bits and sets to dense 0/1 rows, sets to packed bits), the
+conversion inside the call, so inside the timed region, and the result records ``converted_from``.
 """
 
 from __future__ import annotations
@@ -52,6 +59,7 @@ import numpy as np
 
 from annbench.quality.distances import METRICS, normalized
 from annbench.quality.predicates import Attributes, Predicate
+from annbench.quality.points import METRICS_OF, conversion_target, convert
 
 #: ``__init__`` parameters that are not build parameters.
 RESERVED = ("self", "metric", "threads")
@@ -166,6 +174,9 @@ class Adapter(metaclass=AdapterType):
     #: does not survive a fork once a parallel region has run (README: Warm parents); ``fork_clients_reason``
     #: says why.
     fork_clients_threads: ClassVar[int | None] = None
+    #: The point types the library takes natively (:data:`annbench.quality.points.POINT_TYPES`);
+    #: any other is converted by the harness, inside the timed calls (see :meth:`accept`).
+    point_types: ClassVar[tuple[str, ...]] = ("float32",)
 
     def __init__(self, metric: str, threads: int = 1) -> None:
         if metric not in self.native_metrics:
@@ -176,15 +187,47 @@ class Adapter(metaclass=AdapterType):
         self._unit_norm = metric in self.normalize_for
         self._unit_norm_queries = self._unit_norm and self.normalize_queries
         self._preparing: set[int] = set()  # threads inside a preparing call
+        self._native: str | None = None  # the point type accept() settled on; None: float32 as ever
+        self._converting: set[int] = set()  # threads inside a converting call
 
     @property
     def metrics(self) -> tuple[str, ...]:
         return type(self).metrics
 
+    @classmethod
+    def takes(cls, metric: str, point_type: str) -> str | None:
+        """The point type ``point_type`` rows are given in under ``metric`` (itself where native), or
+        None where the adapter cannot take them (or ``metric`` is not defined on them). Unit-norm copies
+        (``normalize_for``) are float32."""
+        if metric not in METRICS_OF[point_type]:
+            return None
+        return conversion_target(point_type, ("float32",) if metric in cls.normalize_for else cls.point_types)
+
+    def accept(self, point_type: str, dimension: int) -> str | None:
+        """Be given rows of ``point_type`` (``dimension``: bits or universe) from now on: None when the
+        adapter takes them as they are; else ``point_type`` (the result's ``converted_from``), its
+        ``warm_up``, ``fit``, ``query`` and ``batch_query`` now converting their rows inside the call
+        to the first of :attr:`point_types` they convert to exactly. A ValueError when none does."""
+        target = self.takes(self.metric, point_type)
+        if target is None:
+            raise ValueError(f"{type(self).__name__} cannot serve {self.metric} on {point_type} points: it takes "
+                             f"{served(type(self))}")
+        self._native = target
+        if target == point_type:
+            return None
+        for name in ("warm_up", "fit", "query", "batch_query"):
+            setattr(self, name, _converting(self, getattr(self, name), point_type, target, dimension, name == "query"))
+        return point_type
+
     def _prepared(self, a: np.ndarray) -> np.ndarray:
         """``a`` as the adapter gets it: a read-only C-contiguous float32 array, unit-norm rows under
         ``normalize_for`` (a copy; ``a`` itself is never modified)."""
-        a = np.ascontiguousarray(normalized(a)) if self._unit_norm else np.ascontiguousarray(a, dtype=np.float32).view()
+        if self._unit_norm:
+            a = np.ascontiguousarray(normalized(a))
+        elif self._native not in (None, "float32"):  # a type the adapter takes natively: as it is
+            return a
+        else:
+            a = np.ascontiguousarray(a, dtype=np.float32).view()
         a.flags.writeable = False
         return a
 
@@ -280,6 +323,38 @@ CHANGES = ("insert", "delete", "replace")
 def replace_method(cls: type[Adapter]) -> str:
     """How the adapter replaces: ``native`` (its library's own call) or ``delete+insert`` (the default)."""
     return "delete+insert" if getattr(cls.replace, "__wrapped__", cls.replace) is Adapter.replace else "native"
+
+
+def _converting(adapter: Adapter, method: Callable[..., Any], source: str, target: str, dimension: int,
+                single: bool) -> Callable[..., Any]:
+    """``method`` given its first argument converted from ``source`` to ``target`` rows in the call;
+    calls from within one (the base ``batch_query`` looping over ``query``) pass the rows on as they are."""
+
+    def converted(a: Any, *args: Any, **kwargs: Any) -> Any:
+        thread = threading.get_ident()  # per thread, as _preparing: concurrent clients share the adapter
+        if thread in adapter._converting:
+            return method(a, *args, **kwargs)
+        adapter._converting.add(thread)
+        try:
+            return method(convert(a, source, target, dimension, single=single), *args, **kwargs)
+        finally:
+            adapter._converting.discard(thread)
+
+    return converted
+
+
+def served(cls: type[Adapter]) -> str:
+    """The point types an adapter takes for each distance it serves, in words: natively
+    (``float32, uint8 (euclidean, angular)``) or converted by the harness (``bit as float32 (hamming)``)."""
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for m in cls.native_metrics:
+        types = tuple(t for t in cls.point_types if m in METRICS_OF[t])
+        if not types:
+            source = next(t for t, ms in METRICS_OF.items() if m in ms)
+            target = cls.takes(m, source)
+            types = (f"{source} as {target}",) if target else ("none",)
+        groups.setdefault(types, []).append(m)
+    return "; ".join(f"{', '.join(types)} ({', '.join(ms)})" for types, ms in groups.items())
 
 
 def saveable(cls: type[Adapter]) -> bool:

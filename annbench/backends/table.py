@@ -1,7 +1,8 @@
 """The Markdown table of adapters (``run.py --list-algorithms --markdown``, README's backend table).
 
 Everything in it comes from the adapter classes: the library from ``libraries``, what the index is
-from the first docstring line, the metrics from ``native_metrics`` and ``normalize_for``, the
+from the first docstring line, the metrics from ``native_metrics`` and ``normalize_for``, the point types it takes natively (and the
+distances on each) from ``point_types``, the
 parameters from the ``__init__`` and ``set_query_params`` signatures (type and default) and the
 docstrings' ``Parameters:`` sections. Nothing depends on the machine it is generated on.
 """
@@ -13,9 +14,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from annbench.backends.adapter import Adapter, build_parameters, describe_type, query_parameters, type_hints
+from annbench.backends.adapter import Adapter, build_parameters, describe_type, query_parameters, served, type_hints
 
-COLUMNS = ("algorithm", "library", "index", "metrics", "build parameters", "query parameters")
+COLUMNS = ("algorithm", "library", "index", "metrics", "point types", "build parameters", "query parameters")
 
 _SECTION = re.compile(r"^(\s*)Parameters:\s*$")
 _ENTRY = re.compile(r"^(\s*)(\w+):\s*(.*)$")
@@ -99,7 +100,7 @@ def metrics_text(cls: type[Adapter]) -> str:
 def row(algorithm: str, cls: type[Adapter]) -> tuple[str, ...]:
     docs = parameter_docs(cls)
     return (f"`{algorithm}`", ", ".join(cls.libraries), _markdown(summary(cls)).rstrip("."),
-            metrics_text(cls),
+            metrics_text(cls), served(cls),
             _parameters(build_parameters(cls), type_hints(cls.__init__), docs),
             _parameters(query_parameters(cls), type_hints(cls.set_query_params), docs))
 

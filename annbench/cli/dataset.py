@@ -98,7 +98,8 @@ def parser(prog: str = "dataset.py") -> Parser:
     s.add_argument("names", nargs="+")
     s = add("create", help="a dataset from your own embeddings (any supported format)")
     s.add_argument("--from", dest="source", required=True, help="vectors: idx, fvecs/ivecs/bvecs, GloVe or "
-                   "word2vec text, word2vec .bin, .npy, .npz[:NAME], .csv")
+                   "word2vec text, word2vec .bin, .npy, .npz[:NAME], .csv, .fbin/.u8bin/.i8bin[:START:STOP] "
+                   "(big-ann-benchmarks; .u8bin/.i8bin stay uint8/int8)")
     s.add_argument("--name", required=True)
     s.add_argument("--distance", required=True, help="euclidean, angular or ip")
     g = s.add_mutually_exclusive_group(required=True)
@@ -116,6 +117,12 @@ def parser(prog: str = "dataset.py") -> Parser:
                    "values), e.g. a slice of big-ann-benchmarks' YFCC-10M base.10M.u8bin")
     f.add_argument("--test-rows", metavar="START:STOP", help="only these rows of --queries (and of their tags, ranges)")
     s.add_argument("--force", action="store_true", help="overwrite an existing dataset of that name")
+    s = add("export", shared("source-dir"), help="write a dataset for other tools: big-ann-benchmarks' "
+                                                 ".u8bin/.i8bin/.fbin (+ .gt.ibin ids) or ann-benchmarks' HDF5")
+    s.add_argument("dataset", help="registered name, local dataset name, or .hdf5 path")
+    s.add_argument("--format", required=True, help="u8bin, i8bin, fbin or ab-hdf5")
+    s.add_argument("--out", required=True, type=Path, help="folder to write into")
+    s.add_argument("--force", action="store_true", help="overwrite existing files")
     from annbench.cli.lookup import add_parsers
 
     add_parsers(add)  # index, lookup
@@ -174,6 +181,12 @@ def main(argv: list[str] | None = None, prog: str = "dataset.py") -> int:
                                    "train_values": args.train_values, "test_ranges": args.test_ranges},
                           train_rows=parse_rows(args.train_rows), test_rows=parse_rows(args.test_rows))
         print(describe(prepared.path, prepared.name, prepared.how))
+    elif args.command == "export":
+        from annbench.datasets.export import export
+
+        ds = registry.load(args.dataset, data_dir, args.source_dir)
+        for path in export(ds, args.format, args.out, force=args.force):
+            print(f"wrote {path}")
     elif args.command in ("index", "lookup"):
         from annbench.cli.lookup import run
 

@@ -173,6 +173,7 @@ def client_levels(text: str) -> list[int]:
 
 
 def list_algorithms(config_dirs: list[Path], adapter_dirs: list[Path]) -> int:
+    from annbench.backends.adapter import served
     from annbench.backends.discovery import load_adapter
     from annbench.plan.config import all_configs, load_config
 
@@ -181,7 +182,7 @@ def list_algorithms(config_dirs: list[Path], adapter_dirs: list[Path]) -> int:
             config = load_config(path)
             adapter = load_adapter(name, adapter_dirs)
             status = f"available  metrics: {', '.join(m for m in config.metrics if m in adapter.metrics)}; " \
-                     f"groups: {', '.join(config.groups)}"
+                     f"groups: {', '.join(config.groups)}; point types: {served(adapter)}"
         except UserError as e:
             status = f"UNAVAILABLE  {e}"
         print(f"{name:<20} {status}")
@@ -269,10 +270,14 @@ def summary_text(frame) -> str:  # a pandas DataFrame
     if "clients" in frame and frame["clients"].nunique() > 1:  # client levels: one row per level
         cols.insert(3, "clients")
         frame = frame.sort_values(["algorithm", "build_params", "query_params", "clients"], kind="stable")
+    if "converted_from" in frame and frame["converted_from"].notna().any():  # the harness converted the points
+        cols.insert(1, "converted_from")
     if "host" in frame and frame["host"].nunique() > 1:  # measured on several machines: say which
         cols.insert(0, "host")
         frame = frame.sort_values(["host", "algorithm", "build_params", "query_params"], kind="stable")
     view = frame[cols].copy()
+    if "converted_from" in view:
+        view["converted_from"] = view["converted_from"].fillna("")
     return view.to_string(index=False, float_format=lambda v: f"{v:.4g}", max_colwidth=40)
 
 
@@ -520,7 +525,7 @@ def sweep(args: argparse.Namespace, data_dir: Path, results_dir: Path, adapter_d
                          rebuild_fallback=args.rebuild_fallback, processes=args.processes)
     plan = make_plan(dataset.name, dataset.path, dataset.distance, algorithms, args.preset, options,
                      config_dirs, adapter_dirs, None if dataset.filters is None else dataset.filters.kinds,
-                     include_opt_in=args.include_slow)
+                     include_opt_in=args.include_slow, point_type=dataset.point_type)
     left_alone: list[str] = []
     if runbook is not None:
         plan, left_alone = streaming.capable(plan, runbook, args.rebuild_fallback, algorithms is not None)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from annbench.core.errors import UserError
 from annbench.datasets.readers import read_idx, read_text_vectors, read_vecs
 from annbench.datasets.spec import DatasetSpec, Inputs, RawData, Upstream
 
@@ -26,6 +27,8 @@ PREBUILT = "https://ann-benchmarks.com/{name}.hdf5"
 #: ann-benchmarks' query count for the datasets it splits itself.
 SPLIT_TEST_SIZE = 10_000
 SPLIT_RANDOM_STATE = 1
+FASHION_MIRRORS = ("https://github.com/zalandoresearch/fashion-mnist/raw/master/data/fashion/",
+                   "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/")
 
 
 def split(*arrays, test_size: int = SPLIT_TEST_SIZE):  # noqa: ANN002, ANN201 - as sklearn's
@@ -35,24 +38,34 @@ def split(*arrays, test_size: int = SPLIT_TEST_SIZE):  # noqa: ANN002, ANN201 - 
     return train_test_split(*arrays, test_size=test_size, random_state=SPLIT_RANDOM_STATE)
 
 
-def _images(path) -> np.ndarray:  # noqa: ANN001
+def _images(path, dtype: type = np.float32) -> np.ndarray:  # noqa: ANN001
     a = read_idx(path)
-    return a.reshape(len(a), -1).astype(np.float32)
+    return a.reshape(len(a), -1).astype(dtype)
 
 
-def build_idx(inputs: Inputs, source: str) -> RawData:
+def build_idx(inputs: Inputs, source: str, dtype: type = np.float32) -> RawData:
     return RawData(
-        train=_images(inputs["train-images-idx3-ubyte.gz"]), test=_images(inputs["t10k-images-idx3-ubyte.gz"]),
+        train=_images(inputs["train-images-idx3-ubyte.gz"], dtype),
+        test=_images(inputs["t10k-images-idx3-ubyte.gz"], dtype),
         distance="euclidean",
         train_labels=read_idx(inputs["train-labels-idx1-ubyte.gz"]).astype(np.int64),
         test_labels=read_idx(inputs["t10k-labels-idx1-ubyte.gz"]).astype(np.int64),
         attrs={"source": source})
 
 
-def build_texmex(inputs: Inputs, base: str, query: str, source: str) -> RawData:
-    return RawData(train=np.asarray(read_vecs(inputs[base]), dtype=np.float32),
-                   test=np.asarray(read_vecs(inputs[query]), dtype=np.float32),
+def build_texmex(inputs: Inputs, base: str, query: str, source: str, dtype: type = np.float32) -> RawData:
+    return RawData(train=_exactly(read_vecs(inputs[base]), dtype, inputs[base]),
+                   test=_exactly(read_vecs(inputs[query]), dtype, inputs[query]),
                    distance="euclidean", attrs={"source": source})
+
+
+def _exactly(a: np.ndarray, dtype: type, origin: object) -> np.ndarray:
+    """``a`` as ``dtype``; a UserError where a value would change (SIFT's float descriptors are the
+    integers 0-255, so they are uint8 exactly)."""
+    out = np.asarray(a).astype(dtype)
+    if not np.array_equal(out, a):
+        raise UserError(f"file {origin}: its values are not all {np.dtype(dtype).name} values")
+    return out
 
 
 def build_glove(inputs: Inputs, name: str) -> RawData:
@@ -94,23 +107,27 @@ IDX_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
              "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 
 
-def _idx_spec(name: str, folder: str, mirrors: tuple[str, ...], what: str) -> DatasetSpec:
+def _idx_spec(name: str, folder: str, mirrors: tuple[str, ...], what: str, dtype: type = np.float32) -> DatasetSpec:
+    """The idx images as float32 (ann-benchmarks' name) or, ``dtype=np.uint8``, the raw pixels (``-uint8-``)."""
+    raw = dtype is np.uint8
     return DatasetSpec(
         name=name, distance="euclidean", dimension=784, n_train=60_000, n_test=10_000, labels=True,
-        origin=f"{what} idx files (train-images / t10k-images)", prebuilt_url=PREBUILT.format(name=name),
+        origin=f"{what} idx files (train-images / t10k-images){', raw uint8 pixels' if raw else ''}",
+        prebuilt_url=None if raw else PREBUILT.format(name=name),
         upstream=tuple(Upstream(folder, f, urls=tuple(m + f for m in mirrors)) for f in IDX_FILES),
-        build=lambda inputs: build_idx(inputs, f"{what}: {', '.join(IDX_FILES)}"))
+        build=lambda inputs: build_idx(inputs, f"{what}: {', '.join(IDX_FILES)}", dtype))
 
 
-def _texmex_spec(name: str, folder: str, n_train: int, n_test: int, d: int, prebuilt: bool = True) -> DatasetSpec:
+def _texmex_spec(name: str, folder: str, n_train: int, n_test: int, d: int, prebuilt: bool = True,
+                 dtype: type = np.float32) -> DatasetSpec:
     base, query = f"{folder}_base.fvecs", f"{folder}_query.fvecs"
     return DatasetSpec(
         name=name, distance="euclidean", dimension=d, n_train=n_train, n_test=n_test,
-        origin=f"texmex {folder}.tar.gz ({base}, {query})",
+        origin=f"texmex {folder}.tar.gz ({base}, {query}){', as uint8 (its integers 0-255)' if dtype is np.uint8 else ''}",
         prebuilt_url=PREBUILT.format(name=name) if prebuilt else None,
         upstream=(Upstream(folder, f"{folder}.tar.gz", urls=(f"{TEXMEX}/{folder}.tar.gz",),
                            members=(f"{folder}/{base}", f"{folder}/{query}")),),
-        build=lambda inputs: build_texmex(inputs, base, query, f"texmex {folder}.tar.gz: {base}, {query}"))
+        build=lambda inputs: build_texmex(inputs, base, query, f"texmex {folder}.tar.gz: {base}, {query}", dtype))
 
 
 def _glove_spec(d: int) -> DatasetSpec:
@@ -126,12 +143,12 @@ def _glove_spec(d: int) -> DatasetSpec:
 
 
 UPSTREAM_SPECS: tuple[DatasetSpec, ...] = (
-    _idx_spec("fashion-mnist-784-euclidean", "fashion-mnist",
-              ("https://github.com/zalandoresearch/fashion-mnist/raw/master/data/fashion/",
-               "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"), "Fashion-MNIST"),
+    _idx_spec("fashion-mnist-784-euclidean", "fashion-mnist", FASHION_MIRRORS, "Fashion-MNIST"),
     _idx_spec("mnist-784-euclidean", "mnist",
               ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"), "MNIST"),
     _texmex_spec("siftsmall-128-euclidean", "siftsmall", 10_000, 100, 128, prebuilt=False),
+    _idx_spec("fashion-mnist-784-uint8-euclidean", "fashion-mnist", FASHION_MIRRORS, "Fashion-MNIST", np.uint8),
+    _texmex_spec("siftsmall-128-uint8-euclidean", "siftsmall", 10_000, 100, 128, prebuilt=False, dtype=np.uint8),
     _texmex_spec("sift-128-euclidean", "sift", 1_000_000, 10_000, 128),
     _texmex_spec("gist-960-euclidean", "gist", 1_000_000, 1_000, 960),
     *(_glove_spec(d) for d in (25, 50, 100, 200)),

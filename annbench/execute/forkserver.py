@@ -65,7 +65,9 @@ def _warm_up(spec: WarmUp) -> None:
         log.info("%s imported in %.3f s", spec.key.algorithm, time.perf_counter() - start)
         dataset = load_dataset(spec.dataset_path, name=spec.dataset)
         with limited_threads(spec.key.threads):
-            cls(dataset.distance, threads=spec.key.threads, **spec.build_params).warm_up(dataset.train)
+            adapter = cls(dataset.distance, threads=spec.key.threads, **spec.build_params)
+            adapter.accept(dataset.point_type, dataset.dimension)
+            adapter.warm_up(dataset.train)
         del dataset
         log.info("%s warm in %.3f s", spec.key.algorithm, time.perf_counter() - start)
     except Exception:

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from annbench.backends.adapter import served
 from annbench.backends.discovery import AdapterUnavailable, adapter_file, load_adapter
 from annbench.backends.filtering import STRATEGY_CHOICES, choose
 from annbench.core.errors import UserError
@@ -207,15 +208,25 @@ def group_of(config: AlgorithmConfig, preset: str | None) -> str:
     return next((p for p in DEFAULT_PRESETS if p in config.groups), DEFAULT_PRESETS[0])
 
 
+def _serves(name: str, adapter_dirs: list[Path]) -> str:
+    """``; it takes <point types (distances)>`` of an adapter that imports, else ''."""
+    try:
+        return f"; it takes {served(load_adapter(name, adapter_dirs))}"
+    except AdapterUnavailable:
+        return ""
+
+
 def make_plan(dataset: str, dataset_path: Path, metric: str, algorithms: list[str] | None, preset: str | None,
               options: RunOptions, config_dirs: list[Path], adapter_dirs: list[Path],
-              filter_kinds: tuple[str, ...] | None = None, include_opt_in: bool = False) -> Plan:
+              filter_kinds: tuple[str, ...] | None = None, include_opt_in: bool = False,
+              point_type: str | None = None) -> Plan:
     """Build the plan. With ``algorithms=None`` every algorithm with a grid is considered and
     the ones that cannot run here (metric, preset, import) are left out with a log line, as are
     those whose grid says ``opt_in`` unless ``include_opt_in`` (they are listed in ``Plan.left_out``);
     algorithms named explicitly must run, or the plan fails with the reason. ``preset=None``: see
     :func:`group_of`. ``filter_kinds``: a filtered dataset's filter kinds (its predicates'); each build
-    setting then gets its strategy."""
+    setting then gets its strategy. ``point_type``: the dataset's (an adapter that cannot take it, even
+    converted, cannot run)."""
     explicit = algorithms is not None
     names = algorithms if explicit else sorted(all_configs(config_dirs))
     builds: list[BuildSetting] = []
@@ -231,7 +242,7 @@ def make_plan(dataset: str, dataset_path: Path, metric: str, algorithms: list[st
         preset = group_of(config, wanted)
         if metric not in config.metrics:
             msg = (f"algorithm {name!r} has no grid for distance {metric!r} (config {config.path} lists "
-                   f"{', '.join(config.metrics)})")
+                   f"{', '.join(config.metrics)}){_serves(name, adapter_dirs)}")
             if explicit:
                 raise UserError(msg)
             log.info("skipping: %s", msg)
@@ -249,6 +260,12 @@ def make_plan(dataset: str, dataset_path: Path, metric: str, algorithms: list[st
             (log.error if explicit else log.warning)("%s", e)
             continue
         check_against(config, adapter)
+        if point_type is not None and adapter.takes(metric, point_type) is None:
+            msg = f"algorithm {name!r} cannot serve {metric} on {point_type} points; it takes {served(adapter)}"
+            if explicit:
+                raise UserError(msg)
+            log.info("skipping: %s", msg)
+            continue
         check_clients(name, adapter, options, filter_kinds)
         strategy = ""
         if filter_kinds is not None:

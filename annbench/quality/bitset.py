@@ -22,7 +22,7 @@ from annbench.quality.points import SetRows
 _BLOCK_VALUES = 4_000_000
 
 
-def _words(a: np.ndarray) -> np.ndarray:
+def words(a: np.ndarray) -> np.ndarray:
     """Packed rows as uint64 words (zero-padded to a multiple of 8 bytes): XOR and popcount per word."""
     a = np.ascontiguousarray(a, dtype=np.uint8)
     a = a[None, :] if a.ndim == 1 else a
@@ -35,7 +35,7 @@ def _words(a: np.ndarray) -> np.ndarray:
 def hamming_to_ids(queries: np.ndarray, train: np.ndarray, ids: np.ndarray) -> np.ndarray:
     """Hamming distances (float64) from each packed query to the packed train rows it lists; ``-1``
     ids get ``+inf``."""
-    q, x = _words(queries), _words(train)
+    q, x = words(queries), words(train)
     ids = np.asarray(ids)
     out = np.empty(ids.shape, dtype=np.float64)
     block = max(1, _BLOCK_VALUES // max(1, ids.shape[1] * x.shape[1]))
@@ -85,16 +85,28 @@ def top_k(d: np.ndarray, k: int, ids: np.ndarray | None = None) -> tuple[np.ndar
     return np.take_along_axis(cols, order, axis=1), np.take_along_axis(chosen, order, axis=1)
 
 
+def hamming_matrix(q: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Hamming distances (int64, b × n) between query and train rows given as :func:`words`."""
+    d = np.zeros((len(q), len(x)), dtype=np.int64)
+    for w in range(x.shape[1]):  # one word at a time: no (b, n, words) temporary
+        d += np.bitwise_count(q[:, None, w] ^ x[None, :, w])
+    return d
+
+
+def jaccard_matrix(q: sp.csr_matrix, xt: sp.csc_matrix, size_x: np.ndarray) -> np.ndarray:
+    """Jaccard distances (float64, b × n) of query sets ``q`` to the train sets whose transpose
+    (float64 0/1) is ``xt`` and whose sizes are ``size_x``: intersections by one sparse product."""
+    inter = (q @ xt).toarray()
+    return _jaccard(inter, np.diff(q.indptr)[:, None], size_x[None, :])
+
+
 def _hamming_scan(train: np.ndarray, test: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    x, q = _words(train), _words(test)
+    x, q = words(train), words(test)
     ids = np.empty((len(q), k), dtype=np.int64)
     dist = np.empty((len(q), k), dtype=np.float64)
     block = max(1, _BLOCK_VALUES // max(1, len(x) * x.shape[1]))
     for s in range(0, len(q), block):
-        d = np.zeros((len(q[s:s + block]), len(x)), dtype=np.int64)
-        for w in range(x.shape[1]):  # one word at a time: no (b, n, words) temporary
-            d += np.bitwise_count(q[s:s + block, None, w] ^ x[None, :, w])
-        ids[s:s + block], dist[s:s + block] = top_k(d.astype(np.float64), k)
+        ids[s:s + block], dist[s:s + block] = top_k(hamming_matrix(q[s:s + block], x).astype(np.float64), k)
     return ids, dist
 
 
@@ -141,8 +153,5 @@ def exact_jaccard(train: SetRows, test: SetRows, k: int) -> tuple[np.ndarray, np
     block = max(1, _BLOCK_VALUES // max(1, x.shape[0]))
     xt = x.T.tocsc()
     for s in range(0, q.shape[0], block):
-        qb = q[s:s + block]
-        inter = (qb @ xt).toarray()
-        d = _jaccard(inter, np.diff(qb.indptr)[:, None], size_x[None, :])
-        ids[s:s + block], dist[s:s + block] = top_k(d, k)
+        ids[s:s + block], dist[s:s + block] = top_k(jaccard_matrix(q[s:s + block], xt, size_x), k)
     return ids, dist

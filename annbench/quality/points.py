@@ -102,14 +102,19 @@ def dimension_of(a: Any, point_type: str, bits: int | None = None) -> int:
     return int(a.shape[1]) * (8 if point_type == "bit" else 1)
 
 
-def convert(a: Any, source: str, target: str, dimension: int) -> Any:
+def convert(a: Any, source: str, target: str, dimension: int, single: bool = False) -> Any:
     """Rows ``a`` of point type ``source`` as point type ``target`` (``dimension``: bits or universe).
 
     Numbers widen to float32 exactly (uint8, int8 and float16 values are all float32 values);
     bits and sets become dense 0/1 rows of the target dtype. Narrowing (float32 to uint8) is never
-    done: the harness does not change what is measured. A 1-D ``a`` (one query) stays 1-D."""
+    done: the harness does not change what is measured. Sets become packed bits (their indicator
+    rows) for libraries that serve jaccard as tanimoto over bits. ``single``: ``a`` is one query
+    (a 1-D array, or a one-row CSR matrix): the result is 1-D."""
     if source == target:
         return a
+    if target == "bit" and source == "set":
+        bits = pack_bits(a.toarray())
+        return bits[0] if single else bits
     if target in ("bit", "set") or (source in NUMERIC_TYPES and target != "float32"):
         raise ValueError(f"cannot convert {source} points to {target}")
     dtype = np.dtype(target)
@@ -117,17 +122,18 @@ def convert(a: Any, source: str, target: str, dimension: int) -> Any:
         return unpack_bits(a, dimension, dtype)
     if source == "set":
         dense = np.asarray(a.toarray(), dtype=dtype)
-        return dense
+        return dense[0] if single else dense
     return np.asarray(a, dtype=dtype)
 
 
 def conversion_target(source: str, accepted: tuple[str, ...]) -> str | None:
     """The point type an adapter taking ``accepted`` is given data of type ``source`` in: ``source``
     itself when accepted, else the first of ``accepted`` it converts to exactly (numbers to float32;
-    bits and sets to dense 0/1 ``uint8`` or ``float32``); None when none does."""
+    bits and sets to dense 0/1 ``uint8`` or ``float32``, sets to packed bits); None when none does."""
     if source in accepted:
         return source
-    allowed = ("float32",) if source in NUMERIC_TYPES else ("uint8", "float32")
+    allowed = ("float32",) if source in NUMERIC_TYPES else ("bit", "uint8", "float32") if source == "set" else \
+        ("uint8", "float32")
     return next((t for t in accepted if t in allowed), None)
 
 

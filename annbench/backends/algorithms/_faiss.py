@@ -6,8 +6,9 @@ given: for one query, the ranking by inner product does not depend on the query'
 
 from __future__ import annotations
 
+import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import faiss
 import numpy as np
@@ -17,6 +18,16 @@ from annbench.quality.predicates import AttributeIndex, Attributes, Predicate
 
 #: Seed of faiss's k-means (coarse quantizer); faiss's PQ codebooks use their own fixed default.
 SEED = 1234
+#: How an index stores its vectors (the factory's last component): full floats, or faiss's scalar
+#: quantizers (fp16; 8 and 4 bits a coordinate, trained per dimension): float data, quantized index.
+Storage = Literal["Flat", "SQfp16", "SQ8", "SQ4"]
+STORAGE = typing.get_args(Storage)
+
+
+def check_storage(storage: str) -> str:
+    if storage not in STORAGE:
+        raise ValueError(f"storage={storage!r}; valid: {', '.join(map(repr, STORAGE))}")
+    return storage
 
 
 class FaissAdapter(Adapter):

@@ -21,7 +21,8 @@ class Annoy(Adapter):
         search_k: tree nodes inspected per query, -1 = n_trees·k (recall vs speed)
     """
 
-    native_metrics = {"euclidean": "euclidean", "angular": "angular", "ip": "dot"}
+    #: hamming: Annoy packs 0/1 coordinates into 64-bit words itself (bits arrive unpacked, converted).
+    native_metrics = {"euclidean": "euclidean", "angular": "angular", "ip": "dot", "hamming": "hamming"}
     libraries = ("annoy",)
 
     def __init__(self, metric: str, n_trees: int = 100, seed: int = 1, threads: int = 1) -> None:

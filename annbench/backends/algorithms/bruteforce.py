@@ -1,12 +1,14 @@
-"""Exact search with numpy BLAS: one matrix product per query (or per block of queries)."""
+"""Exact search over every point type: BLAS for numbers, popcounts for bits, sparse products for sets."""
 
 from __future__ import annotations
 
 import io
 
 import numpy as np
+import scipy.sparse as sp
 
 from annbench.backends.adapter import Adapter
+from annbench.quality import bitset
 from annbench.quality.predicates import AttributeIndex, Attributes, Predicate
 
 #: A predicate matching at most this fraction of the points is scanned on its gathered rows; a broader
@@ -15,16 +17,19 @@ GATHER_FRACTION = 0.25
 
 
 class BruteForce(Adapter):
-    """Exact scan: one BLAS matrix product per query or block of queries.
+    """Exact scan: one BLAS matrix product per query or block of queries (numbers, widened to float32
+    once at build); XOR and popcount of 64-bit words (bits); one sparse product (sets).
 
     Filtered (tags, range): the matching rows come from an inverted index of the tags built in
     ``fit_attributes``; a narrow predicate's rows are gathered and scanned, a broad one's masked in a
     scan of every row.
     """
 
-    #: Scores (larger = nearer): ``<q,x> - |x|^2/2`` for l2, ``<q,x>`` for dot (angular: on unit-norm rows).
-    native_metrics = {"euclidean": "l2", "angular": "dot", "ip": "dot"}
+    #: Scores (larger = nearer): ``<q,x> - |x|^2/2`` for l2, ``<q,x>`` for dot (angular: on unit-norm rows);
+    #: hamming and jaccard rank by distance, ties by id.
+    native_metrics = {"euclidean": "l2", "angular": "dot", "ip": "dot", "hamming": "hamming", "jaccard": "jaccard"}
     normalize_for = ("angular",)
+    point_types = ("float32", "float16", "uint8", "int8", "bit", "set")
     exact = True
     libraries = ("numpy",)
     filters = ("tags", "range")
@@ -36,7 +41,14 @@ class BruteForce(Adapter):
 
     def fit(self, X: np.ndarray) -> None:
         self._x = X
-        self._half_sq = 0.5 * np.einsum("ij,ij->i", X, X) if self.metric_name == "l2" else None
+        if self.metric == "hamming":
+            self._words = bitset.words(X)
+        elif self.metric == "jaccard":
+            x = sp.csr_matrix(X, dtype=np.float64)
+            self._xt, self._sizes = x.T.tocsc(), np.diff(x.indptr)
+        else:
+            self._xf = np.ascontiguousarray(X, dtype=np.float32)  # BLAS needs floats: 8-bit values are exact
+            self._half_sq = 0.5 * np.einsum("ij,ij->i", self._xf, self._xf) if self.metric_name == "l2" else None
 
     # Changes: the rows and their ids as arrays, appended to, compacted on delete, overwritten on replace.
     def insert(self, X: np.ndarray, ids: np.ndarray) -> None:
@@ -62,8 +74,16 @@ class BruteForce(Adapter):
         return self._ids if self._ids is not None else np.arange(len(self._x))
 
     def _scores(self, Q: np.ndarray) -> np.ndarray:
-        s = Q @ self._x.T
+        s = np.asarray(Q, dtype=np.float32) @ self._xf.T
         return s - self._half_sq if self._half_sq is not None else s
+
+    def _block(self, Q: np.ndarray, k: int) -> np.ndarray:
+        """Row numbers of the ``k`` nearest of each query of ``Q``, nearest first."""
+        if self.metric == "hamming":
+            return bitset.top_k(bitset.hamming_matrix(bitset.words(Q), self._words).astype(np.float64), k)[0]
+        if self.metric == "jaccard":
+            return bitset.top_k(bitset.jaccard_matrix(sp.csr_matrix(Q, dtype=np.float64), self._xt, self._sizes), k)[0]
+        return self._top(self._scores(Q), k)
 
     def _top(self, scores: np.ndarray, k: int) -> np.ndarray:
         k = min(k, scores.shape[-1])
@@ -72,12 +92,15 @@ class BruteForce(Adapter):
         return np.take_along_axis(part, order, axis=-1)
 
     def query(self, q: np.ndarray, k: int) -> np.ndarray:
-        top = self._top(self._scores(q), k)
+        if self.metric in ("hamming", "jaccard"):
+            top = self._block(q, min(k, len(self._x)))[0]
+        else:
+            top = self._top(self._scores(q), k)
         return top if self._ids is None else self._ids[top]
 
     def batch_query(self, Q: np.ndarray, k: int) -> np.ndarray:
         block = max(1, 50_000_000 // max(1, len(self._x)))
-        top = np.concatenate([self._top(self._scores(Q[s:s + block]), k) for s in range(0, len(Q), block)])
+        top = np.concatenate([self._block(Q[s:s + block], min(k, len(self._x))) for s in range(0, len(Q), block)])
         return top if self._ids is None else self._ids[top]
 
     def fit_attributes(self, attrs: Attributes) -> None:
@@ -88,7 +111,7 @@ class BruteForce(Adapter):
         if not len(rows):
             return rows
         if len(rows) <= GATHER_FRACTION * len(self._x):
-            s = self._x[rows] @ q
+            s = self._xf[rows] @ q
             if self._half_sq is not None:
                 s -= self._half_sq[rows]
             return rows[self._top(s, k)]
@@ -98,6 +121,8 @@ class BruteForce(Adapter):
         return self._top(scores, min(k, len(rows)))
 
     def index_size_bytes(self) -> int:
+        if sp.issparse(self._x):
+            return int(self._x.data.nbytes + self._x.indices.nbytes + self._x.indptr.nbytes)
         buf = io.BytesIO()
-        np.save(buf, self._x)
+        np.save(buf, self._x if self.metric == "hamming" else self._xf)
         return buf.tell()

@@ -1,4 +1,4 @@
-"""faiss ``IndexHNSWFlat``: a hierarchical navigable small-world graph over the full vectors."""
+"""faiss ``IndexHNSW*``: a hierarchical navigable small-world graph over full or scalar-quantized vectors."""
 
 from __future__ import annotations
 
@@ -8,14 +8,15 @@ import faiss
 
 from annbench.backends.adapter import at_least
 
-from ._faiss import FaissAdapter
+from ._faiss import FaissAdapter, Storage, check_storage
 
 
 class FaissHNSW(FaissAdapter):
-    """``IndexHNSWFlat``: a hierarchical navigable small-world graph over the full vectors.
+    """``IndexHNSWFlat`` / ``IndexHNSWSQ``: a hierarchical navigable small-world graph over the vectors.
 
     Parameters:
         M: graph degree (memory, build time, recall ceiling)
+        storage: the vectors as stored: Flat (float32) or scalar-quantized (SQfp16, SQ8, SQ4: memory vs precision)
         efConstruction: build beam (build time vs graph quality)
         efSearch: query beam (recall vs speed)
     """
@@ -24,13 +25,14 @@ class FaissHNSW(FaissAdapter):
     #: No delete: faiss's HNSW cannot remove a node from its graph (``remove_ids`` is not implemented for it).
     changes = ("insert",)
 
-    def __init__(self, metric: str, M: int = 16, efConstruction: int = 200, threads: int = 1) -> None:
+    def __init__(self, metric: str, M: int = 16, efConstruction: int = 200, storage: Storage = "Flat",
+                 threads: int = 1) -> None:
         super().__init__(metric, threads)
         at_least(1, M=M, efConstruction=efConstruction)
-        self.M, self.efConstruction = M, efConstruction
+        self.M, self.efConstruction, self.storage = M, efConstruction, check_storage(storage)
 
     def factory(self, d: int) -> str:
-        return f"HNSW{self.M},Flat"
+        return f"HNSW{self.M},{self.storage}"
 
     def configure(self, index: Any) -> None:
         index.hnsw.efConstruction = self.efConstruction

@@ -24,7 +24,10 @@ class Pynndescent(Adapter):
 
     #: PyNNDescent's dense ``cosine`` works on unit-normalised internal copies. Its ``dot``
     #: normalises too (it is cosine, not inner product), so ``ip`` is not offered.
-    native_metrics = {"euclidean": "euclidean", "angular": "cosine"}
+    #: ``hamming`` counts differing coordinates of 0/1 rows (bits arrive unpacked, converted); ``jaccard``
+    #: takes the sets as a sparse matrix natively.
+    native_metrics = {"euclidean": "euclidean", "angular": "cosine", "hamming": "hamming", "jaccard": "jaccard"}
+    point_types = ("float32", "set")
     libraries = ("pynndescent", "numba")
 
     def __init__(self, metric: str, n_neighbors: int = 30, pruning_degree_multiplier: float = 1.5,
@@ -67,7 +70,8 @@ class Pynndescent(Adapter):
         self.epsilon = epsilon
 
     def query(self, q: np.ndarray, k: int) -> np.ndarray:
-        return self._index.query(q[None, :], k=k, epsilon=self.epsilon, return_distances=False)[0]
+        q = q if self.metric == "jaccard" else q[None, :]  # a set query is a one-row CSR matrix already
+        return self._index.query(q, k=k, epsilon=self.epsilon, return_distances=False)[0]
 
     def batch_query(self, Q: np.ndarray, k: int) -> np.ndarray:
         return self._index.query(Q, k=k, epsilon=self.epsilon, return_distances=False)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from typing import Literal
 
 import numpy as np
 import scann
@@ -31,6 +32,8 @@ class Scann(Adapter):
         anisotropic_quantization_threshold: AVQ loss for dot-product scoring (angular, ip; ScaNN ignores it
             for euclidean; null = off)
         training_sample_size: points the partitioner trains on (null = all)
+        scoring: ah = anisotropic 4-bit codes (score_ah), int8 = int8-quantized brute-force scoring of the
+            searched leaves (score_brute_force(quantize=True); dimensions_per_block unused)
         num_leaves_to_search: partitions scored per query (recall vs speed)
         reorder: candidates re-ranked exactly, at least k (recall vs speed)
     """
@@ -43,21 +46,25 @@ class Scann(Adapter):
 
     def __init__(self, metric: str, num_leaves: int = 1000, dimensions_per_block: int = 2,
                  anisotropic_quantization_threshold: float | None = None, training_sample_size: int | None = None,
-                 threads: int = 1) -> None:
+                 scoring: Literal["ah", "int8"] = "ah", threads: int = 1) -> None:
         super().__init__(metric, threads)
         at_least(1, num_leaves=num_leaves, dimensions_per_block=dimensions_per_block,
                  training_sample_size=training_sample_size or 1)  # None (or 0): every point
         self.num_leaves, self.dimensions_per_block = num_leaves, dimensions_per_block
         self.avq = np.nan if anisotropic_quantization_threshold is None else anisotropic_quantization_threshold
         self.training_sample_size = training_sample_size
+        if scoring not in ("ah", "int8"):
+            raise ValueError(f"scoring={scoring!r}; valid: 'ah', 'int8'")
+        self.scoring = scoring
 
     def fit(self, X: np.ndarray) -> None:
         sample = min(len(X), self.training_sample_size or len(X))
-        builder = (scann.scann_ops_pybind.builder(X, 10, self.metric_name)
-                   .tree(self.num_leaves, 1, training_sample_size=sample, spherical=self.metric == "angular",
-                         quantize_centroids=True, random_init=False)
-                   .score_ah(self.dimensions_per_block, anisotropic_quantization_threshold=self.avq)
-                   .reorder(100))
+        tree = (scann.scann_ops_pybind.builder(X, 10, self.metric_name)
+                .tree(self.num_leaves, 1, training_sample_size=sample, spherical=self.metric == "angular",
+                      quantize_centroids=True, random_init=False))
+        scored = (tree.score_brute_force(True) if self.scoring == "int8" else
+                  tree.score_ah(self.dimensions_per_block, anisotropic_quantization_threshold=self.avq))
+        builder = scored.reorder(100)
         self.searcher = builder.set_n_training_threads(self.threads).build()
         self.searcher.set_num_threads(self.threads)
 

@@ -27,6 +27,8 @@ class SqliteVec(Adapter):
     """
 
     native_metrics = {"euclidean": "l2", "angular": "cosine", "hamming": "hamming"}
+    #: int8 rows and packed bits go into int8 / bit columns as they are (issue 24's point types).
+    point_types = ("float32", "int8", "bit")
     libraries = ("sqlite-vec", "apsw")
     exact = True
 

@@ -22,6 +22,8 @@ class Usearch(Adapter):
     """
 
     native_metrics = {"euclidean": "l2sq", "angular": "cos", "ip": "ip"}
+    #: USearch takes float16 and int8 rows as they are (stored as ``dtype``; i8 storage of int8 rows is exact).
+    point_types = ("float32", "float16", "int8")
     libraries = ("usearch",)
     changes = ("insert", "delete", "replace")
 

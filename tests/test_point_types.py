@@ -14,6 +14,7 @@ from test_dataset_integrity import _one_line_error
 
 from annbench.backends.adapter import Adapter
 from annbench.cli.dataset import main as dataset_main
+from annbench.cli.plot import main as plot_main
 from annbench.core.errors import UserError
 from annbench.datasets.format import load_dataset, write_dataset
 from annbench.quality import metrics as M
@@ -336,7 +337,9 @@ def test_a_sweep_records_converted_from_and_the_summary_shows_it(typed_data: Pat
     assert (by["kdtree"]["converted_from"] == "uint8").all()
     assert by["bruteforce"]["converted_from"].isna().all()  # uint8 is bruteforce's own
     assert (frame["recall"] == 1.0).all()
-    assert "converted_from" in r.out and "uint8" in r.out
+    assert "kdtree (from uint8)" in r.out and "bruteforce (from" not in r.out  # the summary's table says so
+    runs = call(plot_main, "--results", tmp_path, "--dataset", "u8-16-euclidean", "--table", "csv")
+    assert "converted_from" in runs.out.splitlines()[0]
 
 
 def test_a_distance_an_adapter_cannot_serve_on_the_type_is_one_line(typed_data: Path, tmp_path: Path) -> None:
@@ -350,42 +353,38 @@ def test_a_distance_an_adapter_cannot_serve_on_the_type_is_one_line(typed_data: 
 
 # ---- big-ann-benchmarks' files, create, export, built-ins ---------------------------------------
 
-def test_bin_files_read_a_row_range_and_refuse_a_wrong_header(tmp_path: Path) -> None:
-    from annbench.datasets.binfiles import read_bin, write_bin
+def test_xbin_files_write_and_refuse_what_they_cannot_hold(tmp_path: Path) -> None:
+    from annbench.datasets.bigann import read_xbin, write_xbin
 
     a = np.arange(5 * 3, dtype=np.uint8).reshape(5, 3)
-    path = write_bin(tmp_path / "x.u8bin", a)
+    path = write_xbin(tmp_path / "x.u8bin", a)
     raw = path.read_bytes()
     assert raw[:8] == np.array([5, 3], "<u4").tobytes() and raw[8:] == a.tobytes()  # big-ann-benchmarks' layout
-    part = read_bin(path, 1, 3)
-    assert isinstance(part, np.memmap) and part.dtype == np.uint8 and (part == a[1:3]).all()
-    assert part.offset == 8 + 3  # only those rows are mapped, from their byte
-    (tmp_path / "short.u8bin").write_bytes(raw[:-2])
-    with pytest.raises(UserError, match=r"short.u8bin: the header says 5 rows x 3 columns of uint8 \(23 bytes"):
-        read_bin(tmp_path / "short.u8bin")
-    with pytest.raises(UserError, match="rows 4:9 are outside its 5 rows"):
-        read_bin(path, 4, 9)
+    assert (read_xbin(path, slice(1, 3)) == a[1:3]).all()
+    ids = write_xbin(tmp_path / "gt.ibin", np.array([[7, 1], [2, 3]]))
+    assert read_xbin(ids).dtype == np.int32 and read_xbin(ids).tolist() == [[7, 1], [2, 3]]
     with pytest.raises(UserError, match="cannot hold this"):
-        write_bin(tmp_path / "y.u8bin", a.astype(np.float32) + 0.5)
+        write_xbin(tmp_path / "y.u8bin", a.astype(np.float32) + 0.5)
+    assert not (tmp_path / "y.u8bin").exists()
 
 
 def test_create_from_u8bin_keeps_uint8_and_export_round_trips(tmp_path: Path) -> None:
-    from annbench.datasets.binfiles import read_bin, write_bin
+    from annbench.datasets.bigann import read_xbin, write_xbin
 
     rng = np.random.default_rng(12)
     base, queries = rng.integers(0, 256, (400, 8)).astype(np.uint8), rng.integers(0, 256, (7, 8)).astype(np.uint8)
-    write_bin(tmp_path / "base.u8bin", base)
-    write_bin(tmp_path / "q.u8bin", queries)
+    write_xbin(tmp_path / "base.u8bin", base)
+    write_xbin(tmp_path / "q.u8bin", queries)
     data = tmp_path / "data"
-    r = call(dataset_main, "--data-dir", data, "create", "--from", f"{tmp_path}/base.u8bin:0:300", "--queries",
-             tmp_path / "q.u8bin", "--name", "mine", "--distance", "euclidean")
+    r = call(dataset_main, "--data-dir", data, "create", "--from", tmp_path / "base.u8bin", "--train-rows", "0:300",
+             "--queries", tmp_path / "q.u8bin", "--name", "mine", "--distance", "euclidean")
     assert r.code == 0, r.err
     ds = load_dataset(data / "mine.hdf5")
     assert ds.point_type == "uint8" and (ds.train == base[:300]).all() and (ds.test == queries).all()
     out = tmp_path / "out"
     assert call(dataset_main, "--data-dir", data, "export", "mine", "--format", "u8bin", "--out", out).code == 0
-    assert (read_bin(out / "mine.base.u8bin") == base[:300]).all()
-    assert (read_bin(out / "mine.gt.ibin") == ds.neighbors).all()
+    assert (read_xbin(out / "mine.base.u8bin") == base[:300]).all()
+    assert (read_xbin(out / "mine.gt.ibin") == ds.neighbors).all()
     assert call(dataset_main, "--data-dir", data, "export", "mine", "--format", "ab-hdf5", "--out", out).code == 0
     with h5py.File(out / "mine.hdf5") as f:  # ann-benchmarks' own layout: float, no annbench attrs
         assert f.attrs["point_type"] == "float" and f["train"].dtype == np.float32 and "checksum" not in f.attrs
@@ -393,6 +392,11 @@ def test_create_from_u8bin_keeps_uint8_and_export_round_trips(tmp_path: Path) ->
     bad = call(dataset_main, "--data-dir", data, "export", "mine", "--format", "i8bin", "--out", tmp_path / "o2")
     _one_line_error(bad, "are not all int8 values; valid formats for it: u8bin, fbin, ab-hdf5")
     assert not (tmp_path / "o2" / "mine.base.i8bin").exists()
+    (tmp_path / "short.u8bin").write_bytes((tmp_path / "q.u8bin").read_bytes()[:-3])
+    short = call(dataset_main, "--data-dir", data, "create", "--from", tmp_path / "short.u8bin", "--test-size", "2",
+                 "--name", "short", "--distance", "euclidean")
+    _one_line_error(short, "short.u8bin: header says 7 x 8 uint8 values (64 bytes with the header) but the file has 61")
+    assert not (data / "short.hdf5").exists()
 
 
 def test_generated_bit_and_set_builtins_follow_ann_benchmarks(tmp_path: Path) -> None:

@@ -58,8 +58,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from annbench.quality.distances import METRICS, normalized
-from annbench.quality.predicates import Attributes, Predicate
 from annbench.quality.points import METRICS_OF, conversion_target, convert
+from annbench.quality.predicates import Attributes, Predicate
 
 #: ``__init__`` parameters that are not build parameters.
 RESERVED = ("self", "metric", "threads")

@@ -1,10 +1,10 @@
 """The Markdown table of adapters (``run.py --list-algorithms --markdown``, README's backend table).
 
 Everything in it comes from the adapter classes: the library from ``libraries``, what the index is
-from the first docstring line, the metrics from ``native_metrics`` and ``normalize_for``, the point types it takes natively (and the
-distances on each) from ``point_types``, the
-parameters from the ``__init__`` and ``set_query_params`` signatures (type and default) and the
-docstrings' ``Parameters:`` sections. Nothing depends on the machine it is generated on.
+from the first docstring line, the metrics from ``native_metrics`` and ``normalize_for``, the point
+types it takes natively (and the distances on each) from ``point_types``, the parameters from the
+``__init__`` and ``set_query_params`` signatures (type and default) and the docstrings' ``Parameters:``
+sections. Nothing depends on the machine it is generated on.
 """
 
 from __future__ import annotations

@@ -13,15 +13,17 @@ costs the slice. A header that disagrees with the file's size is a one-line erro
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
 from annbench.core.errors import UserError
+from annbench.core.processes import temporary_name
 
-#: Element type of each vector suffix.
-XBIN_DTYPES = {".u8bin": np.uint8, ".i8bin": np.int8, ".fbin": np.float32}
+#: Element type of each vector suffix (``.ibin``: int32 ids, e.g. ground truth).
+XBIN_DTYPES = {".u8bin": np.uint8, ".i8bin": np.int8, ".fbin": np.float32, ".ibin": np.int32}
 
 
 def is_xbin(path: str | Path) -> bool:
@@ -65,6 +67,26 @@ def read_xbin(path: str | Path, rows: slice | None = None) -> np.ndarray:
                         f"the header) but the file has {size} bytes; valid: a complete {path.suffix} file")
     r = _rows(path, rows, n)
     return np.memmap(path, dtype=dtype, mode="r", offset=8, shape=(n, d))[r.start:r.stop]
+
+
+def write_xbin(path: str | Path, a: np.ndarray) -> Path:
+    """Write the 2-D ``a`` as a ``.u8bin`` / ``.i8bin`` / ``.fbin`` / ``.ibin`` file (the header, then the
+    rows), atomically; values the suffix's type cannot hold exactly are a one-line error."""
+    path = Path(path)
+    dtype = np.dtype(XBIN_DTYPES[path.suffix.lower()])
+    a = np.asarray(a)
+    out = a.astype(dtype)
+    if a.ndim != 2 or not np.array_equal(out, a):
+        raise UserError(f"file {path}: cannot hold this {a.dtype} {a.shape} array exactly; valid: 2-D {dtype} values")
+    tmp = path.with_name(temporary_name(path.name))
+    try:
+        with open(tmp, "wb") as fh:
+            np.array(a.shape, dtype=np.uint32).tofile(fh)
+            np.ascontiguousarray(out).tofile(fh)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
 
 
 def read_spmat(path: str | Path, rows: slice | None = None) -> sp.csr_matrix:

@@ -9,7 +9,8 @@ import h5py
 import numpy as np
 
 from annbench.core.errors import UserError
-from annbench.datasets.bigann import write_xbin as write_bin
+from annbench.core.processes import temporary_name
+from annbench.datasets.bigann import write_xbin
 from annbench.datasets.format import Dataset
 from annbench.quality.points import unpack_bits
 
@@ -38,9 +39,9 @@ def export(ds: Dataset, fmt: str, out_dir: Path, force: bool = False) -> list[Pa
         if not np.array_equal(a.astype(_dtype(fmt)), a):
             raise UserError(f"dataset {ds.name}: its {what} values ({ds.point_type}) are not all {_dtype(fmt).name} "
                             f"values; valid formats for it: {', '.join(_formats_for(ds))}")
-    write_bin(paths[0], ds.train)
-    write_bin(paths[1], ds.test)
-    write_bin(paths[2], ds.neighbors.astype(np.int32))
+    write_xbin(paths[0], ds.train)
+    write_xbin(paths[1], ds.test)
+    write_xbin(paths[2], ds.neighbors.astype(np.int32))
     return paths
 
 
@@ -68,7 +69,7 @@ def _ab_hdf5(ds: Dataset, path: Path) -> Path:
         distances = distances / ds.dimension
     else:
         fields = {"train": ds.train.astype(np.float32), "test": ds.test.astype(np.float32)}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(temporary_name(path.name))
     try:
         with h5py.File(tmp, "w") as f:
             f.attrs.update(attrs)

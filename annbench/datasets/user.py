@@ -11,6 +11,7 @@ from annbench.core.errors import UserError
 from annbench.datasets import attributes
 from annbench.datasets.checksums import file_digests
 from annbench.datasets.format import GROUND_TRUTH_K
+from annbench.datasets.bigann import is_xbin
 from annbench.datasets.readers import read_keys, read_labels, read_vectors
 from annbench.datasets.registry import Prepared, dataset_path, materialize, registry
 from annbench.datasets.spec import RawData, check_name
@@ -18,7 +19,9 @@ from annbench.quality.distances import METRICS
 from annbench.quality.points import NUMERIC_METRICS
 
 
-def _matrix(path: str | Path, what: str, rows: slice | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+def _matrix(path: str | Path, what: str, rows: slice | None = None,
+            keep_type: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """The vectors of ``path`` as float32; with ``keep_type``, .u8bin / .i8bin rows stay uint8 / int8."""
     vectors = read_vectors(path)
     x = np.asarray(vectors.data)
     if rows is not None:  # a row range of a (memory-mapped) file: only those rows are read
@@ -31,7 +34,8 @@ def _matrix(path: str | Path, what: str, rows: slice | None = None) -> tuple[np.
         raise UserError(f"file {path}: {what} must be a non-empty 2-D matrix, got shape {x.shape}")
     if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
         raise UserError(f"file {path}: {what} have dtype {x.dtype}; valid: numbers")
-    x = np.ascontiguousarray(x, dtype=np.float32)
+    keep = keep_type and is_xbin(path) and x.dtype.name in ("uint8", "int8")
+    x = np.ascontiguousarray(x, dtype=x.dtype if keep else np.float32)
     bad = ~np.isfinite(x).all(axis=1)
     if bad.any():
         raise UserError(f"file {path}: row {int(np.flatnonzero(bad)[0])} contains NaN or inf "
@@ -70,7 +74,9 @@ def create(source: str | Path, name: str, distance: str, data_dir: Path, *, test
     path = dataset_path(name, data_dir)
     if path.exists() and not force:
         raise UserError(f"dataset {name} already exists at {path}; remove it first or pass --force")
-    x, file_keys = _matrix(source, "vectors", train_rows)
+    # big-ann-benchmarks' 8-bit files keep their point type (filtered datasets are float32, as their code expects)
+    keep_type = not filter_files
+    x, file_keys = _matrix(source, "vectors", train_rows, keep_type)
     n = len(x)
     key_values = read_keys(keys) if keys is not None else file_keys
     if key_values is not None:
@@ -100,7 +106,9 @@ def create(source: str | Path, name: str, distance: str, data_dir: Path, *, test
                       keys=pick(key_values, train_idx), test_keys=pick(key_values, test_idx),
                       attrs={**attrs, "split": f"train_test_split(test_size={test_size}, random_state=1)"})
     else:
-        q, _ = _matrix(queries, "queries", test_rows)
+        q, _ = _matrix(queries, "queries", test_rows, keep_type)
+        if q.dtype != x.dtype:
+            raise UserError(f"file {queries}: queries are {q.dtype} but {source} is {x.dtype}; valid: the same type")
         if q.shape[1] != x.shape[1]:
             raise UserError(f"file {queries}: queries have dimension {q.shape[1]} but {source} has {x.shape[1]}")
         if n < GROUND_TRUTH_K:

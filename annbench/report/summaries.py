@@ -44,7 +44,11 @@ def _best_marks(values: pd.DataFrame, columns: list[str], higher: bool) -> pd.Da
 def _best_runs(frame: pd.DataFrame, levels: tuple[float, ...], quality: str, speed: str) -> pd.DataFrame:
     """:func:`operating_points` with a ``label`` column and the parameters as one text."""
     points = operating_points(frame, levels, quality, speed)
-    points["label"] = [curve_label(a, b) for a, b in zip(points["algorithm"], points["batch"])]
+    # runs whose points the harness converted say from what: "hnswlib (from uint8)"
+    converted = frame.dropna(subset=["converted_from"]).groupby("algorithm")["converted_from"].first() \
+        if "converted_from" in frame else pd.Series(dtype=object)
+    points["label"] = [curve_label(a, b) + (f" (from {converted[a]})" if a in converted else "")
+                       for a, b in zip(points["algorithm"], points["batch"])]
     points["params"] = ["" if pd.isna(q) else params_label(b, q)
                         for b, q in zip(points["build_params"], points["query_params"])]
     return points

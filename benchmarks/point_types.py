@@ -1,0 +1,170 @@
+"""Point types beyond float32 (issue 24): exact ground truth per distance, memory of a uint8 dataset,
+recall/QPS fronts of float32 vs uint8 Fashion-MNIST.
+
+1. Exact top-100 ground truth (``annbench.quality.groundtruth.exact_knn``) per distance against a plain
+   numpy reference on the same arrays, and for hamming against faiss ``IndexBinaryFlat`` alone
+   (target: annbench / faiss <= 1.2): euclidean over Fashion-MNIST uint8 and float32, hamming over
+   random-s-128-hamming, jaccard over random-s-jaccard. Alternated, best of ``--repeats``.
+2. Memory: the train and test arrays of the loaded uint8 Fashion-MNIST vs its float32 twin
+   (``Dataset.memory_bytes``; target ratio ~0.25), and each load's resident-memory growth.
+3. Fronts: ``run.py`` on the first ``--max-train`` / ``--max-test`` rows of both, quick grids of
+   faiss-hnsw (uint8 converted), hnswlib (converted) and usearch (uint8 converted, i8 storage):
+   per algorithm and dataset the best QPS at recall >= 0.9 and 0.99.
+
+    python benchmarks/point_types.py [--source-dir ../shared/data] [--queries 1000] [--max-train 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def best_of(repeats: int, *fns: object) -> list[float]:
+    """Each callable's best wall time over ``repeats`` rounds, alternating them within each round."""
+    best = [float("inf")] * len(fns)
+    for _ in range(repeats):
+        for i, fn in enumerate(fns):
+            t = time.perf_counter()
+            fn()
+            best[i] = min(best[i], time.perf_counter() - t)
+    return best
+
+
+def numpy_euclidean(train: np.ndarray, test: np.ndarray, k: int) -> np.ndarray:
+    x, q = train.astype(np.float64), test.astype(np.float64)
+    x_sq = (x * x).sum(1)
+    out = []
+    for s in range(0, len(q), 256):
+        d = x_sq[None, :] - 2 * q[s:s + 256] @ x.T
+        out.append(np.argsort(d, axis=1, kind="stable")[:, :k])
+    return np.concatenate(out)
+
+
+def numpy_hamming(train: np.ndarray, test: np.ndarray, k: int) -> np.ndarray:
+    x = np.unpackbits(train, axis=1).astype(np.float32)
+    q = np.unpackbits(test, axis=1).astype(np.float32)
+    d = x.sum(1)[None, :] + q.sum(1)[:, None] - 2 * q @ x.T  # differing bits of 0/1 rows
+    return np.argsort(d, axis=1, kind="stable")[:, :k]
+
+
+def numpy_jaccard(train: object, test: object, k: int) -> np.ndarray:  # CSR matrices
+    x, q = train.toarray().astype(np.float32), test.toarray().astype(np.float32)
+    inter = q @ x.T
+    union = q.sum(1)[:, None] + x.sum(1)[None, :] - inter
+    d = 1 - np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    return np.argsort(d, axis=1, kind="stable")[:, :k]
+
+
+def faiss_binary(train: np.ndarray, test: np.ndarray, k: int) -> None:
+    import faiss
+
+    index = faiss.IndexBinaryFlat(train.shape[1] * 8)
+    index.add(train)
+    index.search(test, k)
+
+
+def ground_truth(data_dir: Path, source_dir: Path, queries: int, repeats: int) -> None:
+    from annbench.datasets.registry import load
+    from annbench.quality.groundtruth import exact_knn
+
+    print(f"1. exact top-100 ground truth, first {queries} queries, best of {repeats} (alternated)")
+    print(f"{'dataset':<36} {'annbench s':>10} {'numpy s':>9} {'faiss s':>8} {'annb/faiss':>10}  same ids")
+    cases = [("fashion-mnist-784-uint8-euclidean", numpy_euclidean, None),
+             ("fashion-mnist-784-euclidean", numpy_euclidean, None),
+             ("random-s-128-hamming", numpy_hamming, faiss_binary),
+             ("random-s-jaccard", numpy_jaccard, None)]
+    threads = len(os.sched_getaffinity(0))
+    for name, reference, faiss_fn in cases:
+        ds = load(name, data_dir, source_dir)
+        test = ds.test[:queries]
+        fns = [lambda: exact_knn(ds.train, test, ds.distance, 100, threads=threads),
+               lambda: reference(ds.train, test, 100)]
+        if faiss_fn is not None:
+            fns.append(lambda: faiss_fn(ds.train, test, 100))
+        times = best_of(repeats, *fns)
+        ours = exact_knn(ds.train, test, ds.distance, 100, threads=threads)[1]
+        ref_ids = reference(ds.train, test, 100)
+        from annbench.quality.distances import distances_to_ids
+
+        same = np.allclose(distances_to_ids(test, ds.train, ref_ids, ds.distance), ours, rtol=1e-5, atol=1e-5)
+        ratio = f"{times[0] / times[2]:10.2f}" if faiss_fn else f"{'':>10}"
+        fs = f"{times[2]:8.3f}" if faiss_fn else f"{'':>8}"
+        print(f"{name:<36} {times[0]:10.3f} {times[1]:9.3f} {fs} {ratio}  {'same distances' if same else 'DIFFER'}")
+
+
+def _load_rss(data_dir: Path, name: str) -> int:
+    """Resident-memory growth (bytes) of a fresh interpreter loading ``name`` (imports done first)."""
+    code = ("import resource, sys; from annbench.datasets.format import load_dataset; import annbench.quality.bitset;"
+            "import scipy.sparse; before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss;"
+            "ds = load_dataset(sys.argv[1]); print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)")
+    out = subprocess.run([sys.executable, "-c", code, str(data_dir / f"{name}.hdf5")], capture_output=True, text=True,
+                         check=True, env={**os.environ})
+    return int(out.stdout.strip()) * 1024
+
+
+def memory(data_dir: Path, source_dir: Path) -> None:
+    from annbench.datasets.registry import load
+
+    u8 = load("fashion-mnist-784-uint8-euclidean", data_dir, source_dir)
+    f32 = load("fashion-mnist-784-euclidean", data_dir, source_dir)
+    print("\n2. memory of the loaded train and test arrays (Dataset.memory_bytes) and each load's peak RSS growth")
+    growth = {n: _load_rss(data_dir, n) for n in (u8.name, f32.name)}
+    for ds in (u8, f32):
+        print(f"{ds.name:<36} {ds.point_type:<8} arrays {ds.memory_bytes / 2**20:8.1f} MiB   load RSS growth "
+              f"{growth[ds.name] / 2**20:8.1f} MiB")
+    print(f"ratio uint8 / float32: arrays {u8.memory_bytes / f32.memory_bytes:.3f}, "
+          f"RSS growth {growth[u8.name] / growth[f32.name]:.3f}")
+
+
+def fronts(data_dir: Path, source_dir: Path, max_train: int, max_test: int) -> None:
+    from annbench.analyse.frames import results_frame
+    from annbench.cli.run import main as run_main
+
+    print(f"\n3. recall/QPS, quick grids, first {max_train} train / {max_test} test rows, best QPS at recall >= r")
+    print(f"{'dataset':<36} {'algorithm':<12} {'converted':>9} {'qps@0.9':>9} {'qps@0.99':>9}")
+    with tempfile.TemporaryDirectory(prefix="annbench-point-types-") as results:
+        for base in ("fashion-mnist-784-euclidean", "fashion-mnist-784-uint8-euclidean"):
+            code = run_main(["--dataset", base, "--data-dir", str(data_dir), "--source-dir", str(source_dir),
+                             "--results", results, "--algorithm", "faiss-hnsw,hnswlib,usearch", "--runs", "2",
+                             "--max-train", str(max_train), "--max-test", str(max_test)])
+            assert code == 0, f"run.py failed on {base}"
+            name = f"{base}-train{max_train}-test{max_test}"
+            frame = results_frame(results, name)
+            ok = frame[frame["status"] == "ok"]
+            for algorithm, runs in ok.groupby("algorithm"):
+                conv = runs["converted_from"].dropna().iloc[0] if "converted_from" in runs and \
+                    runs["converted_from"].notna().any() else "-"
+                cells = [runs[runs["recall"] >= r]["qps"].max() for r in (0.9, 0.99)]
+                print(f"{base:<36} {algorithm:<12} {conv:>9} " + " ".join(f"{c:9.0f}" for c in cells))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--source-dir", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared" / "data")
+    p.add_argument("--data-dir", type=Path, default=None, help="default: a temporary folder")
+    p.add_argument("--queries", type=int, default=1000)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--max-train", type=int, default=20_000)
+    p.add_argument("--max-test", type=int, default=500)
+    args = p.parse_args()
+    print(f"load average: {' '.join(f'{v:.2f}' for v in os.getloadavg())}; cores: {len(os.sched_getaffinity(0))}; "
+          f"max RSS so far {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MiB")
+    with tempfile.TemporaryDirectory(prefix="annbench-data-") as tmp:
+        data_dir = args.data_dir or Path(tmp)
+        ground_truth(data_dir, args.source_dir, args.queries, args.repeats)
+        memory(data_dir, args.source_dir)
+        fronts(data_dir, args.source_dir, args.max_train, args.max_test)
+    print(f"load average at the end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()

@@ -427,3 +427,26 @@ def test_uint8_builtins_hold_the_raw_integers_of_the_float_ones(tmp_path: Path) 
     assert u8.point_type == "uint8" and f32.point_type == "float32"
     assert (u8.train == f32.train).all() and u8.memory_bytes * 4 == f32.memory_bytes
     assert (u8.neighbors == f32.neighbors).all()
+
+
+def test_encode_binary_thresholds_each_feature_at_its_training_median(tmp_path: Path) -> None:
+    from annbench.analyse.compare import related_datasets
+    from annbench.cli.encode import main as encode_main
+
+    r = call(encode_main, "--data-dir", tmp_path, "--from", "digits-64-euclidean", "--dim", "16", "--epochs", "3",
+             "--binary", "--no-progress")
+    assert r.code == 0, r.err
+    floats = load_dataset(tmp_path / "digits-encoded-mlp-16-euclidean.hdf5")
+    codes = load_dataset(tmp_path / "digits-encoded-mlp-16-hamming.hdf5")
+    assert codes.point_type == "bit" and codes.dimension == 16 and codes.attrs["binary_of"] == floats.name
+    medians = np.median(floats.train, axis=0)
+    assert (codes.train == pack_bits(floats.train > medians)).all()
+    assert (codes.test == pack_bits(floats.test > medians)).all()  # the test rows use the train medians
+    ones = np.unpackbits(codes.train, axis=1).mean(axis=0)  # a median splits its feature in half (ties aside)
+    assert (np.abs(ones - 0.5) <= 1 / len(codes.train)).sum() >= 8
+    ids, _ = exact_knn(codes.train, codes.test, "hamming", 10)
+    assert codes.attrs["knn_accuracy_exact_k10"] == pytest.approx(
+        M.knn_accuracy(ids, codes.train_labels, codes.test_labels, 10))
+    assert f"binary {codes.attrs['knn_accuracy_exact_k10']:.4f}" in r.out
+    names = related_datasets("digits-64-euclidean", [floats.name, codes.name, "other-1-euclidean"])
+    assert codes.name in names and floats.name in names  # compare shows raw, float and binary side by side

@@ -52,6 +52,8 @@ def parser(prog: str = "encode.py") -> Parser:
     p.add_argument("--learning-rate", type=positive_float, default=d.learning_rate, help=f"default {d.learning_rate:g}")
     p.add_argument("--threads", type=positive_int, default=d.threads, help=f"training threads (default {d.threads})")
     p.add_argument("--force", action="store_true", help="replace encoded datasets that exist")
+    p.add_argument("--binary", action="store_true", help="also write each encoding's binary codes: every feature "
+                   "thresholded at its training median, packed bits under hamming (<prefix>-<model>-<dim>-hamming)")
     p.add_argument("--no-progress", action="store_true", help="no per-epoch progress bar (-q draws none either)")
     return p
 
@@ -75,4 +77,13 @@ def main(argv: list[str] | None = None, prog: str = "encode.py") -> int:
             print(f"{'dataset':<44} {'dim':>5} {'net_acc':>8} {'train_s':>8} {'encode_s':>8}  file")
         print(f"{o.name:<44} {dim:>5} {o.test_accuracy:>8.4f} {o.training_s:>8.2f} {o.encoding_s:>8.2f}  "
               f"{o.path}{' (reused)' if o.reused else ''}", flush=True)
+        if args.binary:
+            from annbench.apps.binary import binarize
+            from annbench.datasets.format import load_dataset
+
+            encoded = load_dataset(o.path, o.name)
+            b = binarize(encoded, args.model, data_dir)
+            print(f"{b.name:<44} {b.bits:>5} {'10-NN exact accuracy':>26}: float "
+                  f"{float(encoded.attrs['knn_accuracy_exact_k10']):.4f}, binary {b.knn_accuracy:.4f}  {b.path}",
+                  flush=True)
     return 0

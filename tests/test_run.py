@@ -289,3 +289,38 @@ def test_qps_is_the_mean_of_the_measuring_processes(data_dir: Path, results_dir:
         adapter = load_adapter(run["algorithm"], paths.algorithm_dirs([]))
         assert run["process_index"] == ("loaded" if saveable(adapter) else "forked")
     assert set(frame["process_index"]) == {"loaded", "forked"}  # hnswlib saves its index, kdtree cannot
+
+
+def test_processes_interleave_the_settings_passes_and_early_stop_skips_the_dominated(
+        tmp_path: Path, data_dir: Path, results_dir: Path, monkeypatch) -> None:
+    """Each measuring process warms up every setting, then makes pass 1 of every setting, pass 2 of every
+    setting; a setting after an exact one is never queried (stored as skipped)."""
+    algos, configs = _adapters(tmp_path, {"logged": (
+        "import os\n\nclass Logged(Adapter):\n"
+        "    def fit(self, X):\n        self.X = np.asarray(X)\n"
+        "    def set_query_params(self, p: int = 1):\n        self.p = p\n"
+        "    def query(self, q, k):\n"
+        "        with open(os.environ['LOGGED_QUERIES'], 'a') as f:\n"
+        "            f.write(f'{os.getpid()} {self.p}\\n')\n"
+        "        if self.p == 1:\n            return np.arange(k)\n"
+        "        return np.argsort(((self.X - q) ** 2).sum(axis=1))[:k]\n")})
+    _write_config(configs, "logged", "algorithm: logged\nmetrics: [euclidean]\ngroups:\n  quick:\n"
+                                     "    query: {p: [1, 2, 3]}\n")
+    log = tmp_path / "queries.log"
+    monkeypatch.setenv("LOGGED_QUERIES", str(log))
+    r = call(run_main, "--algorithm", "logged", "--processes", "3", "--runs", "2", "--warmup", "none",
+             "--min-pass-time", "0", "--algorithms-dir", algos, "--configs-dir", configs, "--data-dir", data_dir,
+             "--results", results_dir, "--no-plot")
+    assert r.code == 0, r.err
+    frame = results_frame(results_dir).set_index("query_params")
+    assert frame.loc['{"p":3}', "status"] == "skipped" and frame.loc['{"p":2}', "recall"] == 1.0
+    by_pid: dict[str, list[int]] = {}
+    lines = [line.split() for line in log.read_text().splitlines()]
+    for pid, p in lines:
+        seq = by_pid.setdefault(pid, [])
+        if not seq or seq[-1] != int(p):
+            seq.append(int(p))
+    sequences = list(by_pid.values())
+    assert sequences[0] == [1, 2]  # the build's child: one untimed answer pass each, in grid order
+    assert sequences[1:] == [[1, 2, 1, 2]] * 3  # three measuring processes, the passes round-robin
+    assert all(p != "3" for _, p in lines)  # the dominated setting: no warm-up, no pass, anywhere

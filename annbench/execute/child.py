@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import tempfile
 import time
@@ -28,12 +29,21 @@ from annbench.backends.discovery import load_adapter
 from annbench.backends.filtering import FilteredSearch, Strategy, choose
 from annbench.core import provenance
 from annbench.core.claims import BesideRef, Look
-from annbench.core.results import Reason, RunKey, RunResult, Status, measurement_attrs
+from annbench.core.results import Reason, RunKey, RunResult, Status, canonical, measurement_attrs
 from annbench.core.threads import limited_threads
 from annbench.datasets.format import Dataset, load_dataset
 from annbench.execute.client_levels import by_query_setting, measure_level
 from annbench.execute.evaluate import process_speed, quality, speed
-from annbench.execute.measure import PassMeasurement, batch_passes, peak_memory_growth, single_query_passes
+from annbench.execute.measure import (
+    PassMeasurement,
+    batch_passes,
+    batch_steps,
+    interleaved,
+    peak_memory_growth,
+    single_query_passes,
+    single_query_steps,
+    stack_answers,
+)
 from annbench.execute.process_passes import in_processes
 from annbench.execute.streaming import run_runbook
 from annbench.plan.early_stop import dominated_by, is_exact, skipped, stored_exact
@@ -122,20 +132,53 @@ def saved_index(adapter: Adapter, adapter_cls: type[Adapter], processes: int, pl
         yield Path(folder)
 
 
-def searcher(search: Any, saved: Path | None, adapter_cls: type[Adapter], dataset: Dataset, threads: int,
-             build_params: dict[str, Any], query_params: dict[str, Any]) -> Callable[[], Any]:
-    """What a measuring process searches: a fresh adapter loading the saved index (memory of its own), or the
-    index the process inherited from the build (``saved`` None)."""
+def searcher(search: Any, adapter: Adapter, saved: Path | None, adapter_cls: type[Adapter], dataset: Dataset,
+             threads: int, build_params: dict[str, Any]) -> Callable[[], tuple[Any, Adapter]]:
+    """What a measuring process searches, and the adapter whose query parameters it sets: a fresh adapter
+    loading the saved index (memory of its own), or the index the process inherited from the build
+    (``saved`` None)."""
     if saved is None:
-        return lambda: search
+        return lambda: (search, adapter)
 
-    def load() -> Adapter:
+    def load() -> tuple[Any, Adapter]:
         fresh = adapter_cls(dataset.distance, threads=threads, **build_params)
         fresh.load(saved, dataset.train.shape[1])
-        fresh.set_query_params(**query_params)
-        return fresh
+        return fresh, fresh
 
     return load
+
+
+def measure_in_processes(search: Any, adapter: Adapter, saved: Path | None, adapter_cls: type[Adapter],
+                         dataset: Dataset, queries: Any, o: Any, build_params: dict[str, Any],
+                         settings: list[dict[str, Any]], exact: list[dict[str, Any]],
+                         grid: tuple[dict[str, Any], ...]) -> dict[str, list[PassMeasurement]]:
+    """Every query setting of a build measured in ``o.processes`` processes, each making every setting's
+    passes interleaved (:func:`annbench.execute.measure.interleaved`): canonical query parameters → the
+    processes' measurements. With early stop the settings are first answered once, untimed, in grid
+    order; a setting dominated by an exact one before it (:func:`dominated_by`) gets no warm-up and no
+    pass in any process (it is stored as skipped, as without processes)."""
+    todo = []
+    for params in settings:
+        if o.early_stop:
+            if dominated_by(grid, params, exact) is not None:
+                continue
+            adapter.set_query_params(**params)
+            answers = (search.batch_query(queries, o.k) if o.batch
+                       else stack_answers([search.query(q, o.k) for q in queries], o.k))
+            if is_exact(quality(dataset, np.asarray(answers, dtype=np.int64), o.k)[0]):
+                exact.append(params)
+        todo.append(params)
+    steps = batch_steps if o.batch else single_query_steps
+
+    def measure(target: tuple[Any, Adapter]) -> list[PassMeasurement]:
+        index, tuned = target
+        return interleaved([(functools.partial(tuned.set_query_params, **params),
+                             functools.partial(steps, index, queries, o.k, o.runs, o.warmup, o.min_pass_time))
+                            for params in todo])
+
+    per_process = in_processes(o.processes, measure, searcher(search, adapter, saved, adapter_cls, dataset,
+                                                              o.threads, build_params))
+    return {canonical(params): [ms[i] for ms in per_process] for i, params in enumerate(todo)}
 
 
 def combined(ms: list[PassMeasurement]) -> PassMeasurement:
@@ -204,7 +247,16 @@ def run_build_setting(task: Task, dataset: Dataset, store: ResultStore,
             attrs["process_index"] = "forked" if saved is None else "loaded"
         done = [k for k in run_keys(task.dataset, o, setting) if k not in task.keys]
         exact = stored_exact(store, done, dataset.checksum) if o.early_stop else []
-        for group in by_query_setting(task.keys):
+        groups = by_query_setting(task.keys)
+        measured: dict[str, list[PassMeasurement] | BaseException] = {}
+        if o.processes > 1:  # every setting's passes at once, interleaved, in each process
+            try:
+                measured = measure_in_processes(search, adapter, saved, adapter_cls, dataset, queries, o,
+                                                setting.build_params, [g[0].query_params for g in groups], exact,
+                                                setting.query_settings)
+            except Exception as e:
+                measured = {canonical(g[0].query_params): e for g in groups}
+        for group in groups:
             key = group[0]
             run_attrs = {**attrs, "timestamp": provenance.timestamp()}
             if o.early_stop and (by := dominated_by(setting.query_settings, key.query_params, exact)) is not None:
@@ -215,10 +267,9 @@ def run_build_setting(task: Task, dataset: Dataset, store: ResultStore,
                 adapter.set_query_params(**key.query_params)
                 process_attrs: dict[str, Any] = {}
                 if o.processes > 1:
-                    ms = in_processes(o.processes,
-                                      lambda s: passes(s, queries, o.k, o.runs, o.warmup, o.min_pass_time),
-                                      searcher(search, saved, adapter_cls, dataset, o.threads, setting.build_params,
-                                               key.query_params))
+                    ms = measured[canonical(key.query_params)]
+                    if isinstance(ms, BaseException):
+                        raise ms
                     m = combined(ms)
                     timing, process_attrs = process_speed(ms)
                 else:

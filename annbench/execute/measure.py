@@ -21,7 +21,7 @@ import os
 import resource
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -188,8 +188,51 @@ def _single_pass(query: Callable[[np.ndarray, int], object], rows: list[np.ndarr
     return first, laps, elapsed
 
 
+#: One query setting's measurement in steps (see :func:`interleaved`): the first ``next`` warms up and
+#: calibrates, each later one makes one timed pass; the last pass ends it with the measurement.
+Steps = Generator[None, None, PassMeasurement]
+
+
+def run_steps(steps: Steps) -> PassMeasurement:
+    """Every step of one setting's measurement, one after another."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+
+
+def interleaved(settings: list[tuple[Callable[[], None], Callable[[], Steps]]]) -> list[PassMeasurement]:
+    """Several query settings of one index measured round-robin: each ``(select, steps)`` setting is
+    selected (its query parameters set) and warmed up and calibrated in turn, then pass 1 of every
+    setting, pass 2 of every setting, ... (each selected again before its pass), so that a slow
+    stretch of the machine hits all settings alike. The measurements, in the order given."""
+    running = []
+    for select, steps in settings:
+        select()
+        gen = steps()
+        next(gen)  # the warm-up and calibration: a measurement has at least one pass to go
+        running.append(gen)
+    out: list[PassMeasurement | None] = [None] * len(settings)
+    while any(m is None for m in out):
+        for i, ((select, _), gen) in enumerate(zip(settings, running)):
+            if out[i] is None:
+                select()
+                try:
+                    next(gen)
+                except StopIteration as done:
+                    out[i] = done.value
+    return [m for m in out if m is not None]
+
+
 def single_query_passes(adapter: Adapter, queries: np.ndarray, k: int, runs: int, warmup_s: float = 0.5,
                         min_pass_s: float = 0.2) -> PassMeasurement:
+    """Each query timed alone; every per-query latency kept (see :func:`single_query_steps`)."""
+    return run_steps(single_query_steps(adapter, queries, k, runs, warmup_s, min_pass_s))
+
+
+def single_query_steps(adapter: Adapter, queries: np.ndarray, k: int, runs: int, warmup_s: float = 0.5,
+                       min_pass_s: float = 0.2) -> Steps:
     """Each query timed alone; every per-query latency kept.
 
     The warm-up (see :func:`warm_up_single`) calibrates the repetitions per pass; the first
@@ -204,6 +247,7 @@ def single_query_passes(adapter: Adapter, queries: np.ndarray, k: int, runs: int
     best: tuple[list[object], list[list[int]]] | None = None
     best_pass = -1
     for p in range(runs):
+        yield  # after the warm-up, and between passes
         answers, laps, elapsed = _single_pass(query, rows, k, repeats, min_pass_s * 1e9 if p == 0 else 0.0)
         repeats = len(laps)
         pass_times[p] = elapsed
@@ -216,6 +260,12 @@ def single_query_passes(adapter: Adapter, queries: np.ndarray, k: int, runs: int
 
 def batch_passes(adapter: Adapter, queries: np.ndarray, k: int, runs: int, warmup_s: float = 0.5,
                  min_pass_s: float = 0.2) -> PassMeasurement:
+    """The whole batch timed as one call (see :func:`batch_steps`)."""
+    return run_steps(batch_steps(adapter, queries, k, runs, warmup_s, min_pass_s))
+
+
+def batch_steps(adapter: Adapter, queries: np.ndarray, k: int, runs: int, warmup_s: float = 0.5,
+                min_pass_s: float = 0.2) -> Steps:
     """The whole batch timed as one call; per-query latencies only where the library reports them.
 
     A pass is ``repeats`` whole batch calls (calibrated as in :func:`single_query_passes`); its
@@ -229,6 +279,7 @@ def batch_passes(adapter: Adapter, queries: np.ndarray, k: int, runs: int, warmu
     best: tuple[object, list[np.ndarray | None]] | None = None
     best_pass = -1
     for p in range(runs):
+        yield  # after the warm-up, and between passes
         extend_ns = min_pass_s * 1e9 if p == 0 else 0.0
         first: object = None
         reported: list[np.ndarray | None] = []

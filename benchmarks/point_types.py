@@ -103,9 +103,9 @@ def ground_truth(data_dir: Path, source_dir: Path, queries: int, repeats: int) -
 
 def _load_rss(data_dir: Path, name: str) -> int:
     """Resident-memory growth (bytes) of a fresh interpreter loading ``name`` (imports done first)."""
-    code = ("import resource, sys; from annbench.datasets.format import load_dataset; import annbench.quality.bitset;"
-            "import scipy.sparse; before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss;"
-            "ds = load_dataset(sys.argv[1]); print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)")
+    code = ("import sys; from annbench.datasets.format import load_dataset; import annbench.quality.bitset\n"
+            "def rss(): return int(next(x for x in open('/proc/self/status') if x.startswith('VmRSS')).split()[1])\n"
+            "before = rss(); ds = load_dataset(sys.argv[1], audit=False); print(rss() - before)")
     out = subprocess.run([sys.executable, "-c", code, str(data_dir / f"{name}.hdf5")], capture_output=True, text=True,
                          check=True, env={**os.environ})
     return int(out.stdout.strip()) * 1024

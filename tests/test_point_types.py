@@ -450,3 +450,14 @@ def test_encode_binary_thresholds_each_feature_at_its_training_median(tmp_path: 
     assert f"binary {codes.attrs['knn_accuracy_exact_k10']:.4f}" in r.out
     names = related_datasets("digits-64-euclidean", [floats.name, codes.name, "other-1-euclidean"])
     assert codes.name in names and floats.name in names  # compare shows raw, float and binary side by side
+
+
+@pytest.mark.parametrize("backend", ["faiss", "numpy"])
+def test_hamming_tie_groups_larger_than_the_candidate_list_keep_the_smallest_ids(backend: str) -> None:
+    """3-bit codes over 5,000 points: each of the 8 codes is shared by ~625 points, so the tie group at
+    the 100th distance is longer than faiss's first candidate list (4k + 16) and must be searched again."""
+    rng = np.random.default_rng(13)
+    train, test = _bit_data(rng, 5000, 20, 3)
+    full = (test[:, None, :] != train[None]).sum(-1).astype(np.float64)
+    ids, d = exact_knn(pack_bits(train), pack_bits(test), "hamming", 100, backend=backend)
+    assert (ids == _ref_top(full)).all() and (d == 0).all()  # the first 100 ids holding the query's own code

@@ -7,8 +7,8 @@ exact top-k, in bounded memory, ties broken by the smaller id (as :mod:`annbench
   are exact ties.
 
 Exact hamming search takes its candidates from faiss ``IndexBinaryFlat`` when faiss imports (over-
-fetched; a query whose candidate list ends inside the tie group of its k-th distance is searched
-again in full), else from a blocked numpy scan of 64-bit words.
+fetched; the queries whose candidate lists end inside the tie group of their k-th distance are searched
+again with 8 times as many candidates), else from a blocked numpy scan of 64-bit words.
 """
 
 from __future__ import annotations
@@ -114,20 +114,25 @@ def _faiss_hamming(train: np.ndarray, test: np.ndarray, k: int, threads: int) ->
     import faiss
 
     x, q = np.ascontiguousarray(train, dtype=np.uint8), np.ascontiguousarray(test, dtype=np.uint8)
-    kc = min(len(x), 2 * k + 16)
     index = faiss.IndexBinaryFlat(x.shape[1] * 8)  # padding bits are 0 on both sides: same distances
     index.add(x)
     previous = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(threads)
+    ids = np.empty((len(q), k), dtype=np.int64)
+    dist = np.empty((len(q), k), dtype=np.float64)
+    rows, kc = np.arange(len(q)), 4 * k + 16  # a scan costs about the same for any kc << n
     try:
-        cand_d, cand = index.search(q, kc)
+        while len(rows):
+            kc = min(len(x), kc)
+            cand_d, cand = index.search(q[rows], kc)
+            ids[rows], dist[rows] = top_k(cand_d.astype(np.float64), k, cand.astype(np.int64))
+            if kc == len(x):
+                break
+            # a candidate list whose last distance is the k-th may have cut that distance's tie group short:
+            # those queries are searched again with 8 times as many candidates
+            rows, kc = rows[cand_d[:, -1] <= dist[rows, -1]], kc * 8
     finally:
         faiss.omp_set_num_threads(previous)
-    ids, dist = top_k(cand_d.astype(np.float64), k, cand.astype(np.int64))
-    # a candidate list whose last distance is the k-th may have cut that distance's tie group short
-    cut = np.flatnonzero(cand_d[:, -1] <= dist[:, -1]) if kc < len(x) else np.zeros(0, dtype=np.int64)
-    if len(cut):
-        ids[cut], dist[cut] = _hamming_scan(x, q[cut], k)
     return ids, dist
 
 

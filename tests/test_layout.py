@@ -12,9 +12,10 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "annbench"
 
 #: Lowest first: a module may import from its own stage and the stages before it, never after.
-STAGES = ("core", "quality", "datasets", "backends", "store", "plan", "execute", "apps", "analyse", "report", "gate",
-          "cli")
-#: The top level: the package (its version), the command, and the adapter import path of old.
+STAGES = ("core", "quality", "datasets", "backends", "store", "plan", "execute", "apps", "analyse", "report", "sweep",
+          "gate", "cli")
+#: The top level: the package (its version and the Python entry point run_sweep), the command, and the
+#: adapter import path of old.
 TOP = {"annbench": len(STAGES), "annbench.__main__": len(STAGES), "annbench.adapter": len(STAGES)}
 #: The subcommands: each may use the shared CLI modules, none imports another subcommand.
 SUBCOMMANDS = {"run", "plot", "dataset", "encode", "compare", "gate"}

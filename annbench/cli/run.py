@@ -7,10 +7,9 @@ import contextlib
 import logging
 import os
 import sys
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from annbench.cli.common import Parser, guarded, memory_size, names, non_negative_float, positive_float, positive_int
 from annbench.cli.options import shared
@@ -23,6 +22,9 @@ from annbench.core.results import Status, batch_suffix, canonical, run_name
 from annbench.execute.executors import ExecutorKind
 from annbench.plan.grid import ClientKind, RunOptions, parse_warmup
 from annbench.plan.task import DEFAULT_TIMEOUT_S
+
+if TYPE_CHECKING:
+    from annbench.sweep.steps import SweepOutcome, SweepRequest
 
 log = logging.getLogger("annbench.run")
 
@@ -430,17 +432,10 @@ def main(argv: list[str] | None = None, prog: str = "run.py") -> int:
 
 def check_cores(args: argparse.Namespace) -> None:
     """``--parallelism`` children, each on the cores of ``--threads`` (and of its clients, ``--clients``),
-    fit the cores this process may use."""
-    from annbench.execute.isolation import available_cores, core_slots
-    from annbench.plan.grid import child_cores
+    fit the cores this process may use (:func:`annbench.sweep.steps.check_cores`)."""
+    from annbench.sweep.steps import check_cores as fits
 
-    cores = available_cores()
-    width = child_cores(args.threads, args.clients, len(cores))
-    if width > args.threads and args.parallelism * width > len(cores):
-        raise UserError(f"--parallelism {args.parallelism} with --clients {max(args.clients)}: each child runs its "
-                        f"clients on {width} cores, this machine gives {len(cores)}; valid: --parallelism "
-                        f"{max(1, len(cores) // width)} with these clients")
-    core_slots(args.parallelism, width)
+    fits(args.parallelism, args.threads, args.clients)
 
 
 def sweep_folders(args: argparse.Namespace, data_dir: Path, results_dir: Path) -> list[Folder]:
@@ -491,80 +486,48 @@ def check_executor(args: argparse.Namespace) -> None:
                         f"benchmarks run at once (their 'benchmark' resource); valid: drop --parallelism")
 
 
+def request_of(args: argparse.Namespace, data_dir: Path, results_dir: Path, adapter_dirs: list[Path],
+               config_dirs: list[Path], client: Any) -> SweepRequest:
+    """The sweep the command line asks for (one thread count of ``--threads``)."""
+    from annbench.execute.remote import RemoteOptions
+    from annbench.sweep.steps import SweepRequest
+
+    algorithms = names(args.algorithm) if args.algorithm else None
+    options = RunOptions(k=args.k, runs=args.runs, batch=args.batch, threads=args.threads, force=args.force,
+                         warmup=args.warmup, min_pass_time=args.min_pass_time, early_stop=not args.no_early_stop,
+                         filter_strategy=args.filter_strategy, clients=tuple(args.clients),
+                         client_seconds=args.client_seconds, client_kind=ClientKind(args.client_kind),
+                         rebuild_fallback=args.rebuild_fallback, processes=args.processes)
+    return SweepRequest(
+        args.dataset, None if algorithms is None else tuple(algorithms), args.preset, options, args.runbook,
+        args.include_slow, data_dir, results_dir, args.source_dir, args.max_train, args.max_test, tuple(adapter_dirs),
+        tuple(config_dirs), args.executor, args.parallelism, args.timeout, args.memory_limit, not args.cold_workers,
+        args.share_cores, client, RemoteOptions(ship_results=args.dask_results != "shared",
+                                                data_dir=args.dask_data_dir, source_dir=args.source_dir))
+
+
 def sweep(args: argparse.Namespace, data_dir: Path, results_dir: Path, adapter_dirs: list[Path],
           config_dirs: list[Path], client: Any) -> int:
-    """Plan the sweep, run it (locally, or on the cluster of ``client``), summarise and plot."""
-    from annbench.analyse.concurrency import at_level
-    from annbench.analyse.frames import results_frame, trust_warnings
+    """Prepare the sweep, run it with a progress bar (locally, or on the cluster of ``client``), report it."""
     from annbench.cli import runbook as streaming
-    from annbench.datasets.registry import load
-    from annbench.execute.executors import execute, make_executor
-    from annbench.execute.isolation import available_cores, memory_share
-    from annbench.execute.remote import RemoteOptions
-    from annbench.plan.grid import make_plan
-    from annbench.plan.pending import make_tasks
-    from annbench.plan.task import Limits
-    from annbench.store.folder import ResultStore
+    from annbench.sweep.steps import prepare, run
 
-    dataset = load(args.dataset, data_dir, args.source_dir, max_train=args.max_train, max_test=args.max_test)
-    if args.k > dataset.ground_truth_k:
-        raise UserError(f"-k {args.k} exceeds the {dataset.ground_truth_k} neighbours stored in "
-                        f"{dataset.path}; valid: 1..{dataset.ground_truth_k}")
-    if args.k > len(dataset.train):
-        raise UserError(f"-k {args.k} exceeds the {len(dataset.train)} train points of {dataset.path}")
-    algorithms = names(args.algorithm) if args.algorithm else None
-    if algorithms is not None and not algorithms:
-        raise UserError("--algorithm is empty; give one or more names (see --list-algorithms)")
-    runbook = streaming.read(args, dataset)  # validated before anything is built
-    options = RunOptions(k=args.k, runs=args.runs, batch=args.batch, threads=args.threads, force=args.force,
-                         warmup=args.warmup, min_pass_time=args.min_pass_time,
-                         early_stop=not args.no_early_stop and runbook is None, filter_strategy=args.filter_strategy,
-                         clients=tuple(args.clients), client_seconds=args.client_seconds,
-                         client_kind=ClientKind(args.client_kind),
-                         runbook=runbook.name if runbook else "", runbook_digest=runbook.digest if runbook else "",
-                         rebuild_fallback=args.rebuild_fallback, processes=args.processes)
-    plan = make_plan(dataset.name, dataset.path, dataset.distance, algorithms, args.preset, options,
-                     config_dirs, adapter_dirs, None if dataset.filters is None else dataset.filters.kinds,
-                     include_opt_in=args.include_slow, point_type=dataset.point_type)
-    left_alone: list[str] = []
-    if runbook is not None:
-        plan, left_alone = streaming.capable(plan, runbook, args.rebuild_fallback, algorithms is not None)
-    if not plan.builds and not plan.unavailable:
-        raise UserError(f"nothing to run: no algorithm has a {args.preset or 'demo or quick'!r} grid for distance "
-                        f"{dataset.distance!r}")
-    memory = args.memory_limit
-    if client is None:
-        check_cores(args)  # fails early when they do not fit
-        if memory is None:
-            memory = memory_share(args.parallelism)
-    limits = Limits(timeout_s=args.timeout, memory_bytes=memory)
-    log.debug("each child: timeout %g s, memory limit %s, %s", args.timeout,
-             f"{memory / 2**30:.2f} GiB" if memory else "each worker's share" if client else "none",
-             f"{args.parallelism} at once" if client is None else "on the Dask cluster")
-    store = ResultStore(results_dir)
-    truth = streaming.ground_truth(dataset, runbook) if runbook is not None and plan.builds else None
-    # the driver removes stale temporaries, once, as the sweep starts
-    tasks = make_tasks(plan, dataset, store, runbook, truth)
-    remote = RemoteOptions(ship_results=args.dask_results != "shared", data_dir=args.dask_data_dir,
-                           source_dir=args.source_dir)
-    with progress_bar(sum(len(t.keys) for t in tasks), disable=args.quiet) as (bar, on_wait):
-        claims = None
-        if args.executor == "local":
-            from annbench.core.claims import CoreClaims
+    prepared = prepare(request_of(args, data_dir, results_dir, adapter_dirs, config_dirs, client))
+    with progress_bar(sum(len(t.keys) for t in prepared.tasks), disable=args.quiet) as (bar, on_wait):
+        outcome = run(prepared, stop_on_folder_errors(bar, sweep_folders(args, data_dir, results_dir)), on_wait)
+    if prepared.runbook is not None:
+        return streaming.close(results_dir, prepared.dataset.name, prepared.runbook, args, outcome.results,
+                               prepared.plan, prepared.left_alone)
+    report(outcome, args)
+    return outcome.exit_code
 
-            claims = CoreClaims(results_dir, available_cores(), share=args.share_cores, on_wait=on_wait)
-        cores = options.child_cores(len(available_cores()))  # each child's cores: its clients' too (--clients)
-        executor = make_executor(args.executor, store, limits=limits, parallelism=args.parallelism,
-                                 threads=cores, warm=not args.cold_workers, client=client, remote=remote,
-                                 claims=claims)
-        on_task = stop_on_folder_errors(bar, sweep_folders(args, data_dir, results_dir))
-        results = execute(executor, plan, dataset, on_task, tasks, on_wait)
 
-    if runbook is not None:
-        return streaming.close(results_dir, dataset.name, runbook, args, results, plan, left_alone)
-    frame = results_frame(results_dir, dataset.name)
-    every_level = frame[(frame["k"] == args.k) & (frame["batch"] == args.batch) & (frame["threads"] == args.threads)]
-    frame = at_level(every_level, 1)  # the plot and operating points: single-client runs (README: Concurrent clients)
+def report(outcome: SweepOutcome, args: argparse.Namespace) -> None:
+    """Print what a static sweep did: the plot written, skipped and failed runs, counts, warnings, the table."""
+    from annbench.analyse.frames import trust_warnings
+
+    frame, plan = outcome.frame, outcome.prepared.plan
+    store, dataset = outcome.prepared.store, outcome.prepared.dataset
     if not args.no_plot and len(frame):
         from annbench.report.plotting import VIEWS, plot_metric_pair
 
@@ -575,12 +538,8 @@ def sweep(args: argparse.Namespace, data_dir: Path, results_dir: Path, adapter_d
                                                       f"{f', {args.threads} threads' if several else ''})",
                          x_scale=VIEWS["recall-qps"].x_scale, y_scale=VIEWS["recall-qps"].y_scale)
         print(f"plot: {out}")
-    from annbench.execute.sharing import MEASURED_BY
-
-    mine = [r for r in results if MEASURED_BY not in r.attrs]  # runs another sweep measured are not this one's
-    by_others = Counter(int(r.attrs[MEASURED_BY]) for r in results if MEASURED_BY in r.attrs)
-    failed = [r for r in mine if r.status == Status.ERROR]
-    skipped = [r for r in mine if r.status == Status.SKIPPED]
+    mine, failed, skipped = outcome.mine, outcome.failed, outcome.skipped
+    by_others = outcome.by_others
     for line in skip_lines((level_name(r.key.algorithm, r.key.batch, r.key.clients), canonical(r.key.build_params),
                             canonical(r.key.query_params), r.attrs["dominated_by"], r.attrs["note"]) for r in skipped):
         print(line)
@@ -592,7 +551,7 @@ def sweep(args: argparse.Namespace, data_dir: Path, results_dir: Path, adapter_d
         print(note)
     others = "".join(f", {n} measured by sweep {pid if pid >= 0 else '(unknown pid)'}" for pid, n in by_others.items())
     print(f"{len(mine) - len(failed) - len(skipped)} runs done, {len(failed)} failed{others}, "
-          f"{plan.n_runs - len(results)} already stored"
+          f"{outcome.already_stored} already stored"
           f"{f', {len(skipped)} skipped as dominated (--no-early-stop measures them)' if skipped else ''}; "
           f"results in {store.root}")
     for line in trust_warnings(frame):  # exact methods with recall < 1, runs on other contents of the file
@@ -602,6 +561,4 @@ def sweep(args: argparse.Namespace, data_dir: Path, results_dir: Path, adapter_d
     for name, error in plan.unavailable.items():
         print(f"unavailable: {error}", file=sys.stderr)
     if len(frame):
-        print(summary_text(every_level) if args.table == "runs" else operating_text(frame))
-    explicit_unavailable = algorithms is not None and plan.unavailable
-    return 1 if failed or explicit_unavailable else 0
+        print(summary_text(outcome.every_level) if args.table == "runs" else operating_text(frame))

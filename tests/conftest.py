@@ -247,6 +247,21 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
             os.sched_setaffinity(0, own)
 
 
+def write_backend(folder: Path, name: str, source: str | None = None, groups: str | None = None,
+                  metrics: str = "[euclidean]") -> Path:
+    """The one way the tests write a test adapter and its grid: ``<name>.py`` holding ``source`` and/or
+    ``<name>.yml`` whose ``groups`` mapping is ``groups`` (YAML lines indented two spaces, e.g.
+    ``"  quick:\n    build: {n: [1, 2]}"``), in ``folder`` (made if missing). Returns ``folder``, to give as
+    both ``--algorithms-dir`` and ``--configs-dir``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if source is not None:
+        (folder / f"{name.replace('-', '_')}.py").write_text(source, encoding="utf-8")
+    if groups is not None:
+        grid = f"algorithm: {name}\nmetrics: {metrics}\ngroups:\n{groups}\n"
+        (folder / f"{name}.yml").write_text(grid, encoding="utf-8")
+    return folder
+
+
 @pytest.fixture(scope="session", autouse=True)
 def no_default_folders(tmp_path_factory):
     """The default data and results folders (``./datasets``, ``./results``) point at empty folders of

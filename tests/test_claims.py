@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, write_backend
 
 from annbench.analyse.frames import results_frame
 from annbench.core.claims import ENV_CLAIMS_DIR, BesideRef, CoreClaims, Look, Presence, live_presences
@@ -126,13 +126,8 @@ def test_a_child_counts_every_measuring_process_that_ran_beside_it(tmp_path: Pat
 
 
 def _slow_adapter(tmp_path: Path, delays: str) -> list[str]:
-    algos, configs = tmp_path / "algorithms", tmp_path / "configs"
-    algos.mkdir(exist_ok=True)
-    configs.mkdir(exist_ok=True)
-    (algos / "slow.py").write_text(SLOW)
-    (configs / "slow.yml").write_text(f"algorithm: slow\nmetrics: [euclidean]\ngroups:\n  quick:\n"
-                                      f"    build: {{delay: [{delays}]}}\n")
-    return ["--algorithms-dir", str(algos), "--configs-dir", str(configs)]
+    folder = write_backend(tmp_path / "backends", "slow", SLOW, f"  quick:\n    build: {{delay: [{delays}]}}")
+    return ["--algorithms-dir", str(folder), "--configs-dir", str(folder)]
 
 
 def _start(results: Path, data_dir: Path, claims: Path, core: int, *extra: str,

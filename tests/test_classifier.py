@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import write_backend
 from sklearn.base import clone
 from sklearn.neighbors import KNeighborsClassifier
 
@@ -91,7 +92,7 @@ def test_params_clone_and_set_params(labelled) -> None:
 
 
 def test_build_and_query_params_reach_the_adapter(labelled, tmp_path) -> None:
-    (tmp_path / "probe.py").write_text(PROBE_ADAPTER)
+    write_backend(tmp_path, "probe", PROBE_ADAPTER)
     train, y_train, test, _ = labelled
     clf = ANNClassifier(algorithm="probe", k=5, algorithms_dir=tmp_path, width=7, limit=1).fit(train, y_train)
     assert clf.adapter_.width == 7 and clf.adapter_.limit == 1

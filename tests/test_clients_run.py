@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import call
+from conftest import call, write_backend
 
 from annbench.analyse.concurrency import at_level, client_scaling, levels, serialising
 from annbench.analyse.frames import results_frame
@@ -143,11 +143,7 @@ class NoFork(Adapter):
 @pytest.mark.all_cores
 def test_bad_client_options_are_one_line_errors(args: tuple[str, ...], message: str, tmp_path: Path,
                                                 data_dir: Path, capsys) -> None:
-    algorithms, configs = tmp_path / "algorithms", tmp_path / "configs"
-    algorithms.mkdir()
-    configs.mkdir()
-    (algorithms / "no_fork.py").write_text(NO_FORK)
-    (configs / "no_fork.yml").write_text("algorithm: no_fork\nmetrics: [euclidean]\ngroups:\n  quick: {}\n")
+    algorithms = configs = write_backend(tmp_path / "backends", "no_fork", NO_FORK, "  quick: {}")
     argv = ["--dataset", "random-xs-20-euclidean", "--data-dir", data_dir, "--results", tmp_path / "r",
             "--algorithms-dir", algorithms, "--configs-dir", configs,
             *(("--algorithm", "bruteforce") if "--algorithm" not in args else ()), *args]

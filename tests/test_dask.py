@@ -22,7 +22,7 @@ import distributed
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import REPO, call
+from conftest import REPO, call, write_backend
 
 from annbench.analyse.frames import hosts_per_curve, results_frame
 from annbench.cli.plot import main as plot_main
@@ -115,19 +115,15 @@ def cluster(tmp_path_factory):
 
 @pytest.fixture
 def slow(tmp_path: Path, cluster) -> tuple[Path, Path, Path]:
-    algos, configs = tmp_path / "algorithms", tmp_path / "configs"
-    for d in (algos, configs):
-        d.mkdir()
-    (algos / "slow.py").write_text(SLOW)
-    return algos, configs, cluster[2]
+    folder = write_backend(tmp_path / "backends", "slow", SLOW)
+    return folder, folder, cluster[2]
 
 
 def _background_sweep(cluster, slow, data_dir: Path, results: Path, build: str, *extra: object):
     c, client, _ = cluster
     client.wait_for_workers(2, timeout=30)
     algos, configs, _ = slow
-    (configs / "slow.yml").write_text(f"algorithm: slow\nmetrics: [euclidean]\ngroups:\n  quick:\n"
-                                      f"    build: {build}\n")
+    write_backend(configs, "slow", groups=f"  quick:\n    build: {build}")
     outcome: dict[str, object] = {}
 
     def sweep() -> None:

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import call
+from conftest import call, write_backend
 
 from annbench.analyse.frames import measured, operating_points, pareto_frame, results_frame
 from annbench.cli.plot import main as plot_main
@@ -121,11 +121,11 @@ def ladder(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def write_ladder(algos: Path, full_at: int) -> None:
-    (algos / "ladder.py").write_text(LADDER.format(full_at=full_at))
+    write_backend(algos, "ladder", LADDER.format(full_at=full_at))
 
 
 def write_grid(configs: Path, group: str) -> None:
-    (configs / "ladder.yml").write_text(f"algorithm: ladder\nmetrics: [euclidean]\ngroups:\n  quick:\n    {group}\n")
+    write_backend(configs, "ladder", groups=f"  quick:\n    {group}")
 
 
 def sweep(dirs: tuple[Path, Path], data_dir: Path, results_dir: Path, *extra: object, runs: int = 1):

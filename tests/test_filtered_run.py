@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import call
+from conftest import call, write_backend
 from test_filtered import random_filtered
 
 from annbench.analyse.frames import pareto_frame, results_frame
@@ -98,11 +98,8 @@ def test_post_filter_strategy_answers_exactly_over_an_exact_search(filtered_path
 
 
 def test_violations_are_counted_and_warned(filtered_path: Path, results_dir: Path, tmp_path: Path) -> None:
-    algos, configs = tmp_path / "algorithms", tmp_path / "configs"
-    algos.mkdir()
-    configs.mkdir()
-    (algos / "leaky.py").write_text(ADAPTER.format(cls="Leaky", filters=("tags", "range")))
-    (configs / "leaky.yml").write_text("algorithm: leaky\nmetrics: [euclidean]\ngroups: {quick: {}}\n")
+    leaky = ADAPTER.format(cls="Leaky", filters=("tags", "range"))
+    algos = configs = write_backend(tmp_path / "backends", "leaky", leaky, "  quick: {}")
     r = _run(filtered_path, results_dir, "--algorithm", "leaky", "--algorithms-dir", algos, "--configs-dir", configs)
     assert r.code == 0, r.err
     frame = results_frame(results_dir, "filtered-small")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from conftest import call
+from conftest import call, write_backend
 
 from annbench.cli.run import main as run_main
 from annbench.core.results import Status
@@ -39,10 +39,7 @@ def _stored(results: Path) -> dict[str, tuple[dict, dict]]:
 
 
 def test_in_process_and_local_executors_store_the_same_results(data_dir: Path, tmp_path: Path) -> None:
-    extra = tmp_path / "extra"
-    extra.mkdir()
-    (extra / "broken.py").write_text(BROKEN)
-    (extra / "broken.yml").write_text("algorithm: broken\nmetrics: [euclidean]\ngroups:\n  quick: {}\n")
+    extra = write_backend(tmp_path / "extra", "broken", BROKEN, "  quick: {}")
     stored = {}
     for executor in ("local", "inprocess"):
         results = tmp_path / executor
@@ -105,11 +102,9 @@ class Draws(Adapter):
 def test_each_task_starts_from_a_fresh_global_random_state(data_dir: Path, tmp_path: Path) -> None:
     """As a fresh child would: a task does not continue the sweep's (or the previous task's) numpy
     global random stream."""
-    algos, marks = tmp_path / "algos", tmp_path / "marks.txt"
-    algos.mkdir()
-    (algos / "draws.py").write_text(DRAWS.replace("MARKS", repr(str(marks))))
-    (algos / "draws.yml").write_text("algorithm: draws\nmetrics: [euclidean]\n"
-                                     "groups:\n  quick:\n    build: {n: [1, 2]}\n")
+    marks = tmp_path / "marks.txt"
+    algos = write_backend(tmp_path / "algos", "draws", DRAWS.replace("MARKS", repr(str(marks))),
+                          "  quick:\n    build: {n: [1, 2]}")
     np.random.seed(0)  # noqa: NPY002 - the global state a library may draw from
     stream = np.random.RandomState(0).random_sample(2).tolist()  # what the tasks would draw without a reseed
     r = call(run_main, "--dataset", DATASET, "--algorithm", "draws", "--runs", "1", "--min-pass-time", "0",

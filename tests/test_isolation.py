@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, call
+from conftest import REPO, call, write_backend
 
 from annbench.analyse.frames import results_frame
 from annbench.cli.run import main as run_main
@@ -87,16 +87,12 @@ class Faulty(Adapter):
 @pytest.fixture
 def faulty(tmp_path: Path) -> tuple[Path, Path]:
     """``(algorithms dir, configs dir)`` holding the ``faulty`` adapter; grids written per test."""
-    algos, configs = tmp_path / "algorithms", tmp_path / "configs"
-    algos.mkdir()
-    configs.mkdir()
-    (algos / "faulty.py").write_text(FAULTY)
-    return algos, configs
+    folder = write_backend(tmp_path / "backends", "faulty", FAULTY)
+    return folder, folder
 
 
 def _grid(configs: Path, build: str) -> None:
-    (configs / "faulty.yml").write_text(f"algorithm: faulty\nmetrics: [euclidean]\ngroups:\n"
-                                        f"  quick:\n    build: {build}\n")
+    write_backend(configs, "faulty", groups=f"  quick:\n    build: {build}")
 
 
 def _sweep(dirs: tuple[Path, Path], data_dir: Path, results_dir: Path, *extra: object):

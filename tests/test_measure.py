@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import write_backend
 
 import annbench.execute.measure as measure
 from annbench.backends.adapter import Adapter
@@ -301,7 +302,7 @@ def _recording_build(tmp_path: Path, data_dir: Path, widths: list[int]):
 
     algos = tmp_path / "algorithms"
     algos.mkdir(parents=True, exist_ok=True)
-    (algos / "recording.py").write_text(RECORDING_ADAPTER)
+    write_backend(algos, "recording", RECORDING_ADAPTER)
     dataset = load("random-xs-20-euclidean", data_dir)
     options = RunOptions(k=5, runs=1, warmup=WARMUP_NONE, min_pass_time=0)
     setting = BuildSetting("recording", {}, tuple({"width": w} for w in widths))

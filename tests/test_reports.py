@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from chromium_cdp import Chromium
-from conftest import call
+from conftest import call, write_backend
 
 from annbench.analyse.frames import OPERATING_RECALLS, results_frame
 from annbench.cli.plot import main as plot_main
@@ -62,9 +62,7 @@ def bench(data_dir: Path, tmp_path_factory) -> Path:
     """random-xs-20 with bruteforce/kdtree/balltree (quick), digits-64 with their full sweeps, one
     failing adapter, and one run renamed to a hostile algorithm name."""
     results = tmp_path_factory.mktemp("bench") / "results"
-    extra = tmp_path_factory.mktemp("extra")
-    (extra / "broken.py").write_text(BROKEN_ADAPTER)
-    (extra / "broken.yml").write_text("algorithm: broken\nmetrics: [euclidean]\ngroups:\n  quick: {}\n  full: {}\n")
+    extra = write_backend(tmp_path_factory.mktemp("extra"), "broken", BROKEN_ADAPTER, "  quick: {}\n  full: {}")
     _run(data_dir, results, "random-xs-20-euclidean", ["bruteforce", "kdtree", "balltree", "broken"], "quick", extra)
     _run(data_dir, results, "digits-64-euclidean", ["bruteforce", "kdtree", "balltree"], "full")
     # a stored run copied under a hostile name, with hostile parameters

@@ -8,7 +8,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from conftest import call
+from conftest import call, write_backend
 
 from annbench.analyse.frames import results_frame
 from annbench.cli.run import main as run_main
@@ -111,10 +111,10 @@ def _adapters(tmp_path: Path, sources: dict[str, str]) -> tuple[Path, Path]:
     """A folder of adapters (algorithm name → file body) and one of their one-setting grids."""
     algos, configs = tmp_path / "algorithms", tmp_path / "configs"
     algos.mkdir()
+    header = "import time\nimport numpy as np\nfrom annbench.backends.adapter import Adapter\n\n"
     for name, body in sources.items():
-        (algos / f"{name.replace('-', '_')}.py").write_text(
-            "import time\nimport numpy as np\nfrom annbench.backends.adapter import Adapter\n\n" + body)
-        _write_config(configs, name, f"algorithm: {name}\nmetrics: [euclidean]\ngroups: {{quick: {{}}, full: {{}}}}\n")
+        write_backend(algos, name, header + body)
+        write_backend(configs, name, groups="  quick: {}\n  full: {}")
     return algos, configs
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import call
+from conftest import call, write_backend
 from test_runbook import REPLACE_RUNBOOK, SIMPLE_RUNBOOK
 
 from annbench.analyse.frames import ANY_RUNBOOK, results_frame
@@ -102,12 +102,7 @@ class BruteforceForgetful(BruteForce):
 
 
 def test_an_adapter_ignoring_deletes_is_caught(tmp_path: Path, data_dir: Path, results_dir: Path) -> None:
-    algorithms, configs = tmp_path / "algorithms", tmp_path / "configs"
-    algorithms.mkdir()
-    configs.mkdir()
-    (algorithms / "bruteforce_forgetful.py").write_text(IGNORES_DELETES)
-    (configs / "bruteforce-forgetful.yml").write_text(
-        "algorithm: bruteforce-forgetful\nmetrics: [euclidean]\ngroups:\n  quick: {}\n")
+    algorithms = configs = write_backend(tmp_path / "backends", "bruteforce-forgetful", IGNORES_DELETES, "  quick: {}")
     # the sliding window deletes old batches and never inserts them again (a re-insert would make the forgetful
     # adapter list an id twice: a malformed answer, the run an error)
     r = run("--dataset", "random-xs-20-euclidean", "--runbook", "sliding-window", "--algorithm",

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, call
+from conftest import REPO, call, write_backend
 
 from annbench.analyse.frames import results_frame
 from annbench.cli.run import main as run_main
@@ -75,12 +75,10 @@ def marks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _adapter(tmp_path: Path, grid: str, fork_safe: bool = True, extra: str = "") -> tuple[Path, Path]:
-    algos, configs = tmp_path / "algorithms", tmp_path / "configs"
-    algos.mkdir(exist_ok=True)
-    configs.mkdir(exist_ok=True)
-    (algos / "marked.py").write_text(MARKED.replace("@FORK_SAFE@", str(fork_safe)).replace("@EXTRA@", extra))
-    (configs / "marked.yml").write_text(f"algorithm: marked\nmetrics: [euclidean]\ngroups:\n  quick:\n    {grid}\n")
-    return algos, configs
+    folder = write_backend(tmp_path / "backends", "marked",
+                           MARKED.replace("@FORK_SAFE@", str(fork_safe)).replace("@EXTRA@", extra),
+                           f"  quick:\n    {grid}")
+    return folder, folder
 
 
 def _sweep(dirs: tuple[Path, Path], data_dir: Path, results: Path, *extra: object):
@@ -234,12 +232,8 @@ class Beside(Adapter):
 
 @pytest.mark.parametrize("cold", [False, True])
 def test_each_run_records_the_children_beside_it(cold: bool, marks: Path, data_dir: Path, tmp_path: Path) -> None:
-    algos, configs = tmp_path / "algorithms", tmp_path / "configs"
-    algos.mkdir()
-    configs.mkdir()
-    (algos / "beside.py").write_text(BESIDE)
-    (configs / "beside.yml").write_text("algorithm: beside\nmetrics: [euclidean]\ngroups:\n  quick:\n"
-                                        "    build: {role: [long, short]}\n    query: {q: [0, 1, 2]}\n")
+    algos = configs = write_backend(tmp_path / "backends", "beside", BESIDE,
+                                    "  quick:\n    build: {role: [long, short]}\n    query: {q: [0, 1, 2]}")
     results = tmp_path / "results"
     r = call(run_main, "--dataset", DATASET, "--algorithm", "beside", "--runs", 1, "--algorithms-dir", algos,
              "--configs-dir", configs, "--data-dir", data_dir, "--results", results, "--no-plot",

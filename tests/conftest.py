@@ -108,6 +108,7 @@ USES: dict[str, tuple[str, ...]] = {
     "venv": ("slow",),
     "pynndescent": ("slow",),  # numba compiles (the module, or the algorithm's name anywhere in the test)
     "ngt-qg": ("slow",),  # quantizes at every build
+    "annbench.backends.postgres": ("slow",),  # database servers
     "annbench.report.html": ("slow",),  # the whole HTML report, every figure drawn
     "--report": ("slow",),  # plot.py --report: the same
     "annbench.apps.encode": ("slow",),  # network training
@@ -120,6 +121,9 @@ USES: dict[str, tuple[str, ...]] = {
     "chromium_cdp": ("slow", "needs_chromium"),
     "SHARED_DATA": ("slow", "needs_shared_data"),  # the upstream files (Fashion-MNIST, GloVe, ...)
 }
+#: Algorithms whose builds take seconds (numba, quantization) or start a database: a test naming one of
+#: them (a string constant or parameter value starting with the name) is slow.
+SLOW_ALGORITHMS = ("pynndescent", "ngt-qg", "pgvector", "duckdb", "lancedb", "sqlite-vec")
 #: A string constant in the test's code that makes its sweeps run in this process: not slow for that,
 #: unless the test also runs the local executor (LOCAL).
 INPROCESS, LOCAL = "inprocess", "local"
@@ -151,7 +155,8 @@ def _code_uses(code: types.CodeType, namespace: dict, found: set[str], seen: set
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
             _code_uses(const, namespace, found, seen)
-        elif isinstance(const, str) and (const in (INPROCESS, LOCAL) or const in USES):
+        elif isinstance(const, str) and (const in (INPROCESS, LOCAL) or const in USES
+                                         or const.startswith(SLOW_ALGORITHMS)):
             found.add(const)
     modules = [n for n in code.co_names if "." in n]  # what ``import a.b`` / ``from a.b import c`` name
     for name in code.co_names:
@@ -200,7 +205,7 @@ def uses(item: pytest.Item) -> set[str]:
 
 def tier_markers(used: set[str]) -> set[str]:
     """The markers of a test that uses ``used`` (see :data:`USES`)."""
-    markers: set[str] = set()
+    markers: set[str] = {"slow"} if any(name.startswith(SLOW_ALGORITHMS) for name in used) else set()
     for name in used:
         for prefix, marks in USES.items():
             if name == prefix or name.startswith(prefix + "."):

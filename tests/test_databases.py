@@ -36,8 +36,8 @@ from annbench.store.folder import ResultStore
 DATASET = "random-xs-20-euclidean"
 #: Every database adapter, and the exact ones among them (recall 1.0 at every query setting).
 DATABASES = ["pgvector-hnsw", "pgvector-ivfflat", "duckdb-hnsw", "sqlite-vec", "lancedb-ivf-pq", "lancedb-ivf-flat",
-             "lancedb-ivf-hnsw-sq"]
-EXACT = {"sqlite-vec"}
+             "lancedb-ivf-hnsw-sq", "chroma-hnsw", "milvus-hnsw", "milvus-ivf-flat", "qdrant-local"]
+EXACT = {"sqlite-vec", "qdrant-local"}
 
 
 @pytest.fixture
@@ -248,6 +248,34 @@ def test_lancedb_builds_with_create_index_and_queries_with_the_client(caplog: py
                             r"num_sub_vectors=2.*\)\)", s) for s in sent), sent
     assert ("search(q).distance_type('l2').limit(k).select(['id', '_distance']).nprobes(20).to_arrow() (each query)"
             in sent)
+
+
+def test_chroma_milvus_qdrant_go_through_their_clients(caplog: pytest.LogCaptureFixture) -> None:
+    _, sent = _fit_logged("chroma-hnsw", caplog, M=8, construction_ef=50)
+    assert ("create_collection('items', configuration={'hnsw': {'space': 'l2', 'max_neighbors': 8, "
+            "'ef_construction': 50, 'num_threads': 1}})" in sent)
+    assert "collection.modify(configuration={'hnsw': {'ef_search': 10}})" in sent
+    assert "collection.query(query_embeddings=[q], n_results=k, include=[]) (each query)" in sent
+    caplog.clear()
+    _, sent = _fit_logged("milvus-hnsw", caplog, metric="angular", M=8, efConstruction=50)
+    assert "create_index('items', HNSW {'M': 8, 'efConstruction': 50})" in sent
+    assert ("search('items', data=[q], limit=k, search_params={'metric_type': 'COSINE', 'params': {'ef': 10}}) "
+            "(each query)" in sent)
+    caplog.clear()
+    _, sent = _fit_logged("qdrant-local", caplog, storage="path")
+    assert "query_points('items', query=q, limit=k) (each query)" in sent
+
+
+def test_milvus_lite_leaves_no_folder_at_exit(scratch: Path) -> None:
+    """Milvus Lite's server flushes its files at exit: it is stopped before the folder is removed."""
+    code = ("import sys, tempfile; tempfile.tempdir = sys.argv[1]; import numpy as np; "
+            "from annbench.backends.discovery import load_adapter; from annbench.core.paths import ALGORITHMS_DIR; "
+            "a = load_adapter('milvus-ivf-flat', [ALGORITHMS_DIR])('euclidean', nlist=4); "
+            "a.fit(np.random.default_rng(0).standard_normal((200, 8)).astype(np.float32))")
+    done = subprocess.run([sys.executable, "-c", code, str(scratch)], cwd=REPO, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert _left_behind(scratch) == ([], [])
 
 
 def test_a_server_that_fails_to_start_is_an_error_and_leaves_nothing(monkeypatch: pytest.MonkeyPatch,

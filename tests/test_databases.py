@@ -98,7 +98,8 @@ def test_quick_grids_reach_their_recall_and_leave_nothing_behind(data_dir: Path,
             assert (runs["recall"] == 1.0).all(), f"{algorithm}: {list(runs['recall'])}"
         else:
             assert runs["recall"].max() >= 0.9, f"{algorithm}: {list(runs['recall'])}"
-        assert (runs["index_bytes"] > 0).all()
+        if algorithm != "qdrant-local":  # its quick grid keeps the points in memory: no folder to measure
+            assert (runs["index_bytes"] > 0).all(), algorithm
     pg = ok[ok["algorithm"].str.startswith("pgvector")]
     assert (pg["load_s"] > 0).all() and (pg["index_s"] > 0).all() and (pg["start_s"] > 0).all()
     assert (pg["load_s"] + pg["index_s"] + pg["start_s"] <= pg["build_s"] + 1e-6).all()
@@ -138,8 +139,10 @@ def test_a_killed_child_or_sweep_leaves_no_server_and_no_folder(data_dir: Path, 
     argv = _sweep_argv(data_dir, results, ["pgvector-hnsw"], "--runs", "3", "--cold-workers")
     proc = subprocess.Popen(argv, cwd=REPO, env=_env(scratch), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait_for(lambda: _server_below(proc.pid) is not None)
-        child, server = _server_below(proc.pid) or (0, [])
+        found: list[tuple[int, list[int]]] = []
+        _wait_for(lambda: bool(found.append(s) or True) if (s := _server_below(proc.pid)) else False)
+        child, server = found[0]
+        assert child > 0
         assert list(scratch.glob(f"{PREFIX}*")), "no database folder while its server runs"
         if moment == "mid-build":
             time.sleep(0.5)

@@ -42,7 +42,7 @@ from annbench.core import paths  # noqa: E402
 from annbench.core.threads import limited_threads  # noqa: E402
 from annbench.datasets.registry import load  # noqa: E402
 from annbench.execute.client_processes import process_clients  # noqa: E402
-from annbench.execute.clients import block_size, client_cores, thread_clients  # noqa: E402
+from annbench.execute.clients import block_size, client_cores, pin_here, thread_clients  # noqa: E402
 from annbench.execute.evaluate import client_speed  # noqa: E402
 from annbench.execute.isolation import available_cores  # noqa: E402
 from annbench.execute.measure import collector_off  # noqa: E402
@@ -122,14 +122,17 @@ def library(name: str, preset: str, dataset, rows: list[np.ndarray], args: argpa
 def plain_level(query, rows: list[np.ndarray], k: int, n: int, seconds: float, stamped: bool) -> float:
     """``n`` threads each making the same calls in a plain loop for ``seconds`` (the end looked at per block,
     as the harness does; ``stamped``: the clock read after each call too): total calls per second."""
-    block = block_size(None if stamped else 1.0)
+    block = block_size(1.0)  # the harness's block for a no-op: the end looked at once per 256 calls
     blocks = [rows[s:s + block] for s in range(0, len(rows), block)]
     counts = [0] * n
     barrier = threading.Barrier(n)
     clock = time.perf_counter_ns
     window: list[int] = []
 
+    pins = client_cores(n, 1, available_cores())  # pinned as the harness pins its clients
+
     def client(i: int) -> None:
+        pin_here(pins[i])
         barrier.wait()
         if i == 0:
             window.append(clock() + int(seconds * 1e9))

@@ -23,13 +23,18 @@ from tests.conftest import REPO, call
 CONSTRAINTS = REPO / "constraints.txt"
 
 
+def _canonical(name: str) -> str:
+    """A distribution name as PEP 503 compares them: case, ``-``, ``_`` and ``.`` do not matter."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def _pins() -> dict[str, str]:
     pins = {}
     for line in CONSTRAINTS.read_text().splitlines():
         line = line.split("#", 1)[0].strip()
         if line:
             name, version = line.split("==")
-            pins[metadata.distribution(name).metadata["Name"].lower() if _installed(name) else name.lower()] = version
+            pins[_canonical(metadata.distribution(name).metadata["Name"] if _installed(name) else name)] = version
     return pins
 
 
@@ -122,7 +127,7 @@ def test_constraints_pin_what_is_installed_and_cover_every_requirement() -> None
              if _installed(n) and metadata.version(n).split("+")[0] != v}
     assert not wrong, f"constraints.txt differs from what is installed (pinned, installed): {wrong}"
     requirements = metadata.requires("annbench") or []
-    names = {re.split(r"[\s;<>=!~\[]", r, 1)[0].lower() for r in requirements}
+    names = {_canonical(re.split(r"[\s;<>=!~\[]", r, 1)[0]) for r in requirements}
     names.discard("annbench")
     unpinned = sorted(n for n in names if n not in pins)
     assert not unpinned, f"requirements without a tested version in constraints.txt: {unpinned}"
@@ -135,6 +140,9 @@ def test_every_backend_library_is_an_extra_and_all_installs_them_all() -> None:
     extras = set(metadata.metadata("annbench").get_all("Provides-Extra") or [])
     all_line = next(r for r in requirements if 'extra == "all"' in r)
     in_all = set(re.search(r"\[(.*)\]", all_line).group(1).split(","))
+    # the databases have an extra each too, and one `databases` extra that installs them all
+    databases_line = next(r for r in requirements if 'extra == "databases"' in r)
+    in_all |= set(re.search(r"\[(.*)\]", databases_line).group(1).split(","))
     def extras_of(library: str) -> set[str]:
         return {m.group(1) for r in requirements if re.split(r"[\s;<>=!~\[]", r, 1)[0].lower() == library.lower()
                 for m in [re.search(r'extra == "([^"]+)"', r)] if m}
@@ -157,7 +165,7 @@ def _backend_modules() -> list[str]:
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
                 [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else []
             found |= {n.split(".")[0] for n in names}
-    return sorted(found - set(sys.stdlib_module_names) - {"__future__", "annbench", "numpy", "sklearn"})
+    return sorted(found - set(sys.stdlib_module_names) - {"__future__", "annbench", "numpy", "scipy", "sklearn"})
 
 
 def test_the_shipped_adapters_import_the_expected_libraries() -> None:
@@ -177,7 +185,7 @@ def test_a_missing_backend_library_names_the_install_command(module: str, tmp_pa
     with pytest.raises(AdapterUnavailable) as e:
         load_adapter("probe", [tmp_path])
     assert isinstance(e.value, UserError)
-    extra = re.search(r"pip install 'annbench\[(\w+)\]'", str(e.value))
+    extra = re.search(r"pip install 'annbench\[([\w-]+)\]'", str(e.value))
     assert extra, str(e.value)
     carried = [r for r in metadata.requires("annbench") or [] if f'extra == "{extra.group(1)}"' in r]
     assert carried, (module, extra.group(1))

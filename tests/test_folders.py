@@ -20,6 +20,9 @@ from annbench.store.folder import ResultStore, read_attrs
 
 DATASET = "random-xs-20-euclidean"
 
+# the runbook ground-truth caches other tests of this worker write and replace beside the datasets: not needed
+_DERIVED = shutil.ignore_patterns("*.runbook-*")
+
 
 def _sweep(*args: object) -> tuple[int, str]:
     r = call(run_main, "--dataset", DATASET, "--algorithm", "bruteforce", "--runs", 1, "--no-plot", *args)
@@ -37,7 +40,7 @@ def read_only(tmp_path: Path, data_dir: Path) -> Iterator[tuple[Path, str]]:
     """A read-only folder holding a copy of the session's data folder, and what the check says of it."""
     folder = tmp_path / "ro"
     if _mount(folder, "size=8m"):
-        shutil.copytree(data_dir, folder / "data")
+        shutil.copytree(data_dir, folder / "data", ignore=_DERIVED)
         subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
         try:
             yield folder, "read-only file system"
@@ -46,7 +49,7 @@ def read_only(tmp_path: Path, data_dir: Path) -> Iterator[tuple[Path, str]]:
         return
     if os.geteuid() == 0:
         pytest.fail("running as root but `mount -t tmpfs` failed: this test needs a read-only file system")
-    shutil.copytree(data_dir, folder / "data")
+    shutil.copytree(data_dir, folder / "data", ignore=_DERIVED)
     folder.chmod(0o555)
     (folder / "data").chmod(0o555)
     try:

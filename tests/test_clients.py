@@ -89,7 +89,7 @@ def test_thread_clients_run_at_once_and_pinned() -> None:
     assert all(h is adapter for h in handles)  # the default handle: the adapter itself
     cores = tuple(sorted(os.sched_getaffinity(0)))
     pins = C.client_cores(3, 1, list(cores))
-    level = thread_clients(handles, list(np.zeros((5, 2), dtype=np.float32)), 4, 0.2, pins, None)
+    level = thread_clients(adapter, list(np.zeros((5, 2), dtype=np.float32)), 4, 0.2, pins, None)
     assert level.clients == 3 and level.kind == ClientKind.THREAD
     assert [t.offset for t in level.traces] == [0, 1, 3]
     assert [t.cores for t in level.traces] == pins
@@ -111,8 +111,7 @@ def test_a_failing_thread_client_raises_in_the_caller_and_the_others_end() -> No
     adapter = Failing("euclidean")
     start = time.monotonic()
     with pytest.raises(ValueError, match="client 1 broke"):
-        thread_clients([adapter.client() for _ in range(2)], list(np.zeros((5, 2), dtype=np.float32)), 3, 0.2,
-                       [None, None], None)
+        thread_clients(adapter, list(np.zeros((5, 2), dtype=np.float32)), 3, 0.2, [None, None], None)
     assert time.monotonic() - start < 5
     assert not [t for t in threading.enumerate() if t.name.startswith("annbench-client")]
 
@@ -133,7 +132,7 @@ def test_process_clients_answer_as_threads_do_and_leave_no_process(data_dir: Pat
     cores = C.client_cores(2, 1, sorted(os.sched_getaffinity(0)))
     by_process = process_clients(adapter, rows, 10, 0.3, cores, None)
     assert by_process.kind == ClientKind.PROCESS and _no_children()
-    by_thread = thread_clients([adapter.client() for _ in range(2)], rows, 10, 0.3, cores, None)
+    by_thread = thread_clients(adapter, rows, 10, 0.3, cores, None)
     single = np.stack([adapter.query(q, 10) for q in rows])
     for level in (by_process, by_thread):
         assert [t.cores for t in level.traces] == cores
@@ -188,7 +187,7 @@ def test_answers_that_differ_under_load_lower_recall_and_are_counted(data_dir: P
     rows = list(dataset.test)
     adapter = Wrong(dataset.distance, dataset.neighbors)
     adapter.index = {id(r): i for i, r in enumerate(rows)}
-    level = thread_clients([adapter.client() for _ in range(2)], rows, 10, 0.3, [None, None], None)
+    level = thread_clients(adapter, rows, 10, 0.3, [None, None], None)
     single = dataset.neighbors[:, :10]
     scores, kept, _, differ = client_quality(dataset, level, 10, single)
     _, counts = client_counts(level, len(rows))
@@ -244,7 +243,7 @@ class UnitNorm(Adapter):
 def test_thread_clients_of_one_unit_norm_adapter_all_get_prepared_queries() -> None:
     adapter = UnitNorm("angular")
     rows = list(np.full((20, 4), 3.0, dtype=np.float32))
-    level = thread_clients([adapter.client() for _ in range(4)], rows, 3, 0.2, [None] * 4, None)
+    level = thread_clients(adapter, rows, 3, 0.2, [None] * 4, None)
     assert all(len(t.stamps) > 2 for t in level.traces)
 
 
@@ -267,3 +266,104 @@ def test_a_process_client_that_dies_mid_window_is_named_with_how_it_ended() -> N
     with pytest.raises(RuntimeError, match=r"client process 0 \(pid \d+\) ended without its trace \(exit code 3\)"):
         process_clients(adapter, list(np.zeros((5, 2), dtype=np.float32)), 3, 0.2, [None, None], None)
     assert _no_children()
+
+
+def test_a_client_timing_one_query_in_every_counts_and_answers_every_query(monkeypatch) -> None:
+    rows = list(np.zeros((6, 2), dtype=np.float32))
+    fake = Scripted(rows, step=10)
+    monkeypatch.setattr(C.time, "perf_counter_ns", fake.clock)
+    trace = client_loop(fake.query, rows, 1, offset=3, start=lambda: Window(200, 1000), block=99, size=1, every=4)
+    assert trace.every == 4 and list(trace.timed_ns) == [10] * (len(trace.stamps) - 1)  # the timed query alone
+    assert np.all(np.diff(trace.stamps) == 40)  # a block: its timed query and 3 untimed ones
+    assert trace.stamps[-1] >= 1000 > trace.stamps[-2]  # it stops at the first block ending past the window
+    assert trace.answers == [[i] for i in range(6)]
+    runs = C.untimed_blocks(6, 3, 4)
+    assert [list(r) for r in runs] == [[3, 4, 5], [0, 1, 2]]  # the client's order, cut
+    level = LevelMeasurement(1, ClientKind.THREAD, Window(200, 1000), [trace])
+    latencies, counts = client_counts(level, 6)
+    inside = [c for c in range(len(trace.stamps) - 1) if 200 <= trace.stamps[c + 1] <= 1000]
+    assert list(latencies[0]) == [10] * len(inside) == [10] * 21  # blocks ending at 200, 240, ..., 1000
+    expected = np.zeros(6, dtype=int)
+    for c in inside:  # block c: the timed query at (3 + c) % 6, then untimed run c % 2
+        expected[(3 + c) % 6] += 1
+        np.add.at(expected, runs[c % len(runs)], 1)
+    assert list(counts[0]) == list(expected) and expected.sum() == 84
+    speed, every, _ = client_speed(level, 6)
+    assert speed["qps"] == pytest.approx(84 / 800e-9) and speed["latency_samples"] == 21
+
+
+def test_every_query_is_timed_unless_the_clock_is_a_visible_share_of_it() -> None:
+    assert C.sample_every(None, 30, 1000) == 1 and C.sample_every(30 + 50 * 30, 30, 1000) == 1  # 2 %: all timed
+    assert C.SAMPLE_NS // (40 * 30) == 83 and C.sample_every(30 + 40 * 30, 30, 1000) == 101  # 83 -> 100 | 1000
+    assert C.sample_every(30 + 40 * 30, 30, 997) == 998  # a prime number of queries: one block of them all
+    assert C.sample_every(60, 30, 1000) == 4001 and C.sample_every(60, 30, 5000) == 5001  # a multiple of nq
+    for nq in (7, 100, 1000, 5000):
+        runs = C.untimed_blocks(nq, 2, C.sample_every(60, 30, nq))
+        assert len({len(r) for r in runs}) == 1  # every block alike, every query in them equally often
+        assert len(set(np.bincount(np.concatenate(runs), minlength=nq))) == 1
+    assert 0 < C.clock_cost_ns(calls=100, tries=2) < 10_000
+
+
+class Connecting(Adapter):
+    """An adapter whose ``client()`` opens a "connection": each handle records the process and thread that
+    query through it, when it was opened and closed (in a file, so that forks report it too)."""
+
+    def __init__(self, metric: str, log: Path | None = None) -> None:
+        super().__init__(metric)
+        self.log, self.name = log, "adapter"
+
+    def fit(self, X: np.ndarray) -> None:
+        pass
+
+    def _write(self, event: str) -> None:
+        with open(self.log, "a") as f:
+            f.write(f"{event} {self.name} {os.getpid()} {time.perf_counter_ns()}\n")
+
+    def client(self) -> Adapter:
+        handle = type(self)(self.metric, self.log)
+        handle.name = f"handle-{os.getpid()}-{id(handle)}"
+        handle._write("open")
+        return handle
+
+    def close_client(self) -> None:
+        self._write("close")
+
+    def query(self, q: np.ndarray, k: int) -> np.ndarray:
+        if self.name == "adapter":
+            raise AssertionError("a client queried through the adapter instead of its own handle")
+        if not getattr(self, "seen", None):
+            self.seen = threading.get_ident()
+            self._write(f"query-{self.seen}")
+        return np.arange(k)
+
+
+@pytest.mark.parametrize("kind", ["thread", "process"])
+def test_each_client_queries_through_its_own_handle_opened_before_and_closed_after_the_window(
+        kind: str, tmp_path: Path) -> None:
+    log = tmp_path / "events"
+    adapter = Connecting("euclidean", log)
+    run = process_clients if kind == "process" else thread_clients
+    level = run(adapter, list(np.zeros((5, 2), dtype=np.float32)), 3, 0.2, [None] * 3, None)
+    assert all(t.own_handle for t in level.traces) and _no_children()
+    events = [line.split() for line in log.read_text().splitlines()]
+    opened = {name: int(t) for e, name, _, t in events if e == "open"}
+    closed = {name: int(t) for e, name, _, t in events if e == "close"}
+    queried = {name: e for e, name, _, _ in events if e.startswith("query-")}
+    assert len(opened) == 3 and set(closed) == set(opened) == set(queried)  # one handle per client, each closed
+    assert len(set(queried.values())) == 3 or kind == "process"  # threads: each handle its own thread
+    assert len({pid for e, _, pid, _ in events if e == "open"}) == (3 if kind == "process" else 1)
+    assert max(opened.values()) < level.window.start_ns and min(closed.values()) > level.window.end_ns
+
+
+class FailsToClose(Connecting):
+    def close_client(self) -> None:
+        super().close_client()
+        raise OSError("connection reset")
+
+
+def test_every_handle_is_closed_even_when_one_fails_to_close(tmp_path: Path) -> None:
+    log = tmp_path / "events"
+    with pytest.raises(OSError, match="connection reset"):
+        thread_clients(FailsToClose("euclidean", log), list(np.zeros((5, 2), dtype=np.float32)), 3, 0.1,
+                       [None] * 2, None)
+    assert sum(line.startswith("close") for line in log.read_text().splitlines()) == 2

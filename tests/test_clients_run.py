@@ -55,6 +55,9 @@ def test_one_result_per_run_and_level_each_scored_on_its_window(swept: Path) -> 
         per_client = json.loads(attrs["client_qps"])
         assert len(per_client) == n and attrs["qps"] == pytest.approx(sum(per_client))
         assert attrs["client_fairness"] == pytest.approx(min(per_client) / max(per_client))
+        # scans of microseconds: every query timed; the default handle is the adapter (no connection of its own)
+        assert attrs["client_latency_every"] == 1 and attrs["client_connections"] == 0
+        assert len(arrays["latencies_ns"]) == attrs["client_latency_samples"]
         assert len(arrays["latencies_ns"]) == pytest.approx(attrs["qps"] * attrs["client_window_s"], abs=0.5)
         assert attrs["p50_ms"] <= attrs["p99_ms"] <= attrs["p99.9_ms"]
         # exact libraries answer alike under load: recall 1 equals single-client recall, no answer differs
@@ -200,12 +203,59 @@ def test_scaling_follows_the_single_client_operating_point_beside_the_ideal() ->
             rows.append({"algorithm": algorithm, "batch": False, "threads": 1, "clients": n, "status": "ok",
                          "recall": 0.95, "qps": q, "p50_ms": 1.0, "p99_ms": 2.0 * n, "client_fairness": 1.0,
                          "client_kind": "thread", "client_cores_available": 2, "build_params": "{}",
-                         "query_params": '{"ef":10}'})
+                         "query_params": '{"ef":10}', "client_latency_every": {1: np.nan, 2: np.nan, 4: 256}[n]})
         rows.append({**rows[-1], "clients": 1, "query_params": '{"ef":5}', "recall": 0.5, "qps": 500.0})
     table = client_scaling(pd.DataFrame(rows), 0.9)
     fast = table[table["algorithm"] == "fast"]
     assert list(fast["clients"]) == [1, 2, 4] and list(fast["qps"]) == [100.0, 190.0, 195.0]
     assert list(fast["ideal_qps"]) == [100.0, 200.0, 200.0]  # single-client QPS × min(clients, cores = 2)
     assert np.allclose(fast["efficiency"], [1.0, 0.95, 0.975])
+    assert list(fast["client_latency_every"]) == [1, 1, 256]  # level 1 and levels stored before sampling: every
     assert serialising(table) == ["gil"]
     assert len(at_level(pd.DataFrame(rows), 4)) == 2
+
+
+INSTANT = '''
+import copy
+
+import numpy as np
+from annbench.backends.adapter import Adapter
+
+ANSWER = np.arange(10)
+
+
+class Instant(Adapter):
+    """Answers at once (the same ids for every query), through a handle of its own per client.
+
+    Parameters:
+    """
+
+    native_metrics = {"euclidean": "euclidean"}
+
+    def fit(self, X):
+        pass
+
+    def query(self, q, k):
+        return ANSWER[:k]
+
+    def client(self):
+        return copy.copy(self)
+'''
+
+
+@pytest.mark.all_cores
+def test_queries_faster_than_the_clock_are_timed_one_in_every_and_all_counted(tmp_path: Path, data_dir: Path) -> None:
+    folder = write_backend(tmp_path / "backends", "instant", INSTANT, "  quick: {}")
+    r = call(run_main, *FAST, "--algorithm", "instant", "--algorithms-dir", folder, "--configs-dir", folder,
+             "--data-dir", data_dir, "--results", tmp_path / "r", "--clients", "1,2")
+    assert r.code == 0, r.err
+    frame = results_frame(tmp_path / "r")
+    level = frame[frame["clients"] == 2].iloc[0]
+    attrs, arrays = read_attrs(level["path"]), read_arrays(level["path"])
+    every, samples = attrs["client_latency_every"], attrs["client_latency_samples"]
+    answered = attrs["qps"] * attrs["client_window_s"]
+    assert every > 1 and len(arrays["latencies_ns"]) == samples  # one query in every timed, all counted
+    assert samples == pytest.approx(answered / every, rel=0.1) and answered > 10 * samples
+    assert attrs["client_connections"] == 2 and attrs["recall"] == attrs["single_client_recall"]
+    table = client_scaling(frame, 0.0)
+    assert list(table["client_latency_every"]) == [1, every]

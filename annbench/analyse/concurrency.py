@@ -14,8 +14,8 @@ log = logging.getLogger(__name__)
 
 #: Columns of :func:`client_scaling`.
 SCALING_COLUMNS = ["algorithm", "batch", "clients", "client_kind", "qps", "ideal_qps", "efficiency", "p50_ms",
-                   "p99_ms", "client_fairness", "recall", "single_client_recall", "cores", "build_params",
-                   "query_params"]
+                   "p99_ms", "client_latency_every", "client_fairness", "recall", "single_client_recall", "cores",
+                   "build_params", "query_params"]
 
 
 def levels(frame: pd.DataFrame) -> list[int]:
@@ -36,7 +36,8 @@ def client_scaling(frame: pd.DataFrame, at_recall: float) -> pd.DataFrame:
     """Per algorithm (and mode, thread count): its single-client operating point at ``at_recall`` — the
     fastest level-1 run with recall ≥ ``at_recall`` — followed through every client level of the same
     build and query setting. ``ideal_qps`` = single-client QPS × min(clients, cores), ``cores`` being the
-    cores the level's clients ran on (level 1: 1); ``efficiency`` = qps / ideal_qps."""
+    cores the level's clients ran on (level 1: 1); ``efficiency`` = qps / ideal_qps; ``client_latency_every``:
+    the percentiles are over one query in that many (1: every query; results of before it: 1)."""
     ok = measured(frame)
     rows = []
     for threads, part in ok.groupby(ok["threads"] if "threads" in ok else pd.Series(1, index=ok.index), sort=True):
@@ -54,12 +55,19 @@ def client_scaling(frame: pd.DataFrame, at_recall: float) -> pd.DataFrame:
                 ideal = base * min(clients, cores) if clients > 1 else base
                 rows.append({**{c: run.get(c, np.nan) for c in SCALING_COLUMNS}, "clients": clients,
                              "client_kind": run.get("client_kind", np.nan) if clients > 1 else "-",
+                             "client_latency_every": _every(run) if clients > 1 else 1,
                              "ideal_qps": ideal, "efficiency": float(run["qps"]) / ideal, "cores": cores,
                              "single_client_recall": float(point["recall"])})
     if not rows:
         return pd.DataFrame(columns=SCALING_COLUMNS)
     table = pd.DataFrame(rows)[SCALING_COLUMNS]
     return table.sort_values(["algorithm", "batch", "clients"], ignore_index=True)
+
+
+def _every(run: pd.Series) -> int:
+    """One in how many queries a client level timed (1 for levels stored before it could be more)."""
+    every = run.get("client_latency_every", np.nan)
+    return int(every) if pd.notna(every) else 1
 
 
 def serialising(table: pd.DataFrame, share: float = 0.5) -> list[str]:

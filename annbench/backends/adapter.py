@@ -288,6 +288,12 @@ class Adapter(metaclass=AdapterType):
         connection), returns another."""
         return self
 
+    def close_client(self) -> None:
+        """Release what :meth:`client` opened for this handle (its connection). The harness calls it once on
+        every handle ``client()`` returned that is not the adapter itself, once its client's window has ended,
+        outside any timed region (thread clients: after all of them ended; a client process: in that process).
+        Default: nothing."""
+
     def batch_latencies_ns(self) -> np.ndarray | None:
         """Per-query latencies of the last batch, only where the library itself reports them."""
         return None

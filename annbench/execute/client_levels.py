@@ -8,6 +8,7 @@ the reference: the clients' buffers are sized from its latency, their answers co
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -16,7 +17,7 @@ from annbench.backends.adapter import Adapter
 from annbench.core.results import RunKey, RunResult, Status, canonical, measurement_attrs
 from annbench.datasets.format import Dataset
 from annbench.execute.client_processes import process_clients
-from annbench.execute.clients import client_cores, ramp_seconds, thread_clients
+from annbench.execute.clients import client_cores, clock_cost_ns, ramp_seconds, sample_every, thread_clients
 from annbench.execute.evaluate import client_quality, client_speed
 from annbench.execute.isolation import available_cores
 from annbench.execute.measure import PassMeasurement
@@ -25,11 +26,11 @@ from annbench.plan.grid import ClientKind, RunOptions
 log = logging.getLogger(__name__)
 
 
-def single_latency_ns(single: PassMeasurement) -> float | None:
-    """Mean latency of the single-client run: what a client's buffers are sized from."""
+def single_latency_ns(single: PassMeasurement, statistic: Callable[[np.ndarray], Any] = np.mean) -> float | None:
+    """Mean latency of the single-client run (what a client's buffers are sized from), or another statistic."""
     if single.latencies_ns is None or not len(single.latencies_ns):
         return None
-    return float(np.mean(single.latencies_ns))
+    return float(statistic(single.latencies_ns))
 
 
 def measure_level(adapter: Adapter, dataset: Dataset, options: RunOptions, key: RunKey, single: PassMeasurement,
@@ -42,11 +43,12 @@ def measure_level(adapter: Adapter, dataset: Dataset, options: RunOptions, key: 
     pins = client_cores(n, options.threads, cores)
     rows = list(dataset.test)
     latency = single_latency_ns(single)
-    if options.client_kind == ClientKind.PROCESS:
-        level = process_clients(adapter, rows, k, options.client_seconds, pins, latency)
-    else:
-        level = thread_clients([adapter.client() for _ in range(n)], rows, k, options.client_seconds, pins, latency)
+    latency_median, clock = single_latency_ns(single, np.median), clock_cost_ns()
+    every = sample_every(latency_median, clock, len(rows))
+    run = process_clients if options.client_kind == ClientKind.PROCESS else thread_clients
+    level = run(adapter, rows, k, options.client_seconds, pins, latency, every)
     speed, latencies, per_client = client_speed(level, len(rows))
+    samples = speed.pop("latency_samples")
     scores, kept, kept_d, differ = client_quality(dataset, level, k, single.neighbors)
     parallel = max(1, len(cores) // max(1, options.threads))
     over = n > parallel
@@ -57,6 +59,10 @@ def measure_level(adapter: Adapter, dataset: Dataset, options: RunOptions, key: 
         log.warning("%s: recall %.6f with %d clients, %.6f with one on the same %d queries: the library answered "
                     "differently under load (%d answers differ)", key.label(), scores["recall"], n, single_recall,
                     answered, differ)
+    if every > 1:
+        log.info("%s: queries of %.0f ns, a clock reading %.0f ns: each client timed one query in %d (%d timed in "
+                 "the window, of %d answered)", key.label(), latency_median, clock, every, samples,
+                 round(speed["qps"] * level.window.length_ns * 1e-9))
     if over:
         log.info("%s: %d clients on %d cores (%d threads each): some share a core", key.label(), n, len(cores),
                  options.threads)
@@ -67,6 +73,8 @@ def measure_level(adapter: Adapter, dataset: Dataset, options: RunOptions, key: 
         "client_cores": [list(t.cores) if t.cores is not None else None for t in level.traces],
         "client_cores_available": len(cores), "clients_over_cores": over,
         "client_qps": [float(q) for q in per_client],
+        "client_latency_every": every, "client_latency_samples": samples,
+        "client_connections": sum(t.own_handle for t in level.traces),
         "queries_answered": answered, "answers_differ": differ, "single_client_recall": single_recall,
         "recall_differs": differs,
     }

@@ -15,12 +15,13 @@ import pickle
 import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
 from annbench.backends.adapter import Adapter
-from annbench.execute.client_child import WINDOW, read_exactly, serve
-from annbench.execute.clients import LevelMeasurement, block_size, capacity, offsets, open_window
+from annbench.execute.client_child import WINDOW, Body, client_body, read_exactly, serve
+from annbench.execute.clients import ClientTrace, LevelMeasurement, Window, block_size, capacity, offsets, open_window
 from annbench.plan.grid import ClientKind
 
 
@@ -34,16 +35,28 @@ class _Fork:
 
 
 def process_clients(adapter: Adapter, rows: Sequence[np.ndarray], k: int, window_s: float,
-                    cores: Sequence[tuple[int, ...] | None], latency_ns: float | None) -> LevelMeasurement:
-    """``len(cores)`` clients, each a process forked from this one, client i pinned to ``cores[i]``.
-    A client that fails raises RuntimeError here with its traceback."""
+                    cores: Sequence[tuple[int, ...] | None], latency_ns: float | None,
+                    every: int = 1) -> LevelMeasurement:
+    """``len(cores)`` clients, each a process forked from this one, client i pinned to ``cores[i]``, timing one
+    query in ``every``, through its own handle (made and closed in the fork). A client that fails raises
+    RuntimeError here with its traceback."""
     n = len(cores)
     block = block_size(latency_ns)
     size = capacity(window_s, latency_ns, block)
     starts = offsets(n, len(rows))
+    bodies = [client_body(adapter, rows, k, starts[i], block, size, every, cores[i]) for i in range(n)]
+    window, traces = forked(bodies, window_s)
+    return LevelMeasurement(n, ClientKind.PROCESS, window, cast(list[ClientTrace], traces))
+
+
+def forked(bodies: Sequence[Body], window_s: float) -> tuple[Window, list[object]]:
+    """One process forked from this one per body, each running its body
+    (:func:`annbench.execute.client_child.serve`); once every one is ready, the same window (a ramp from
+    now, then ``window_s``) sent to all. The window and what each body returned, in order. A body that
+    fails raises RuntimeError here with its traceback."""
     forks: list[_Fork] = []
     try:
-        for i in range(n):
+        for body in bodies:
             ready_r, ready_w = os.pipe()
             go_r, go_w = os.pipe()
             out_r, out_w = os.pipe()
@@ -56,7 +69,7 @@ def process_clients(adapter: Adapter, rows: Sequence[np.ndarray], k: int, window
                 os.close(ready_r)
                 os.close(go_w)
                 os.close(out_r)
-                serve(adapter, rows, k, starts[i], block, size, cores[i], parent, ready_w, go_r, out_w)
+                serve(body, parent, ready_w, go_r, out_w)
             for fd in (ready_w, go_r, out_w):
                 os.close(fd)
             forks.append(_Fork(pid, ready_r, go_w, out_r))
@@ -66,7 +79,7 @@ def process_clients(adapter: Adapter, rows: Sequence[np.ndarray], k: int, window
         window = open_window(window_s)
         for f in forks:
             os.write(f.go, WINDOW.pack(window.start_ns, window.end_ns))
-        traces = []
+        results = []
         for i, f in enumerate(forks):
             try:
                 with os.fdopen(os.dup(f.out), "rb") as pipe:
@@ -78,11 +91,11 @@ def process_clients(adapter: Adapter, rows: Sequence[np.ndarray], k: int, window
                                    f"its library may not survive a fork (Adapter.fork_clients)") from None
             if status != "ok":
                 raise RuntimeError(f"client process {i} (pid {f.pid}) failed: {payload}")
-            traces.append(payload)
+            results.append(payload)
         for f in forks:
             os.waitpid(f.pid, 0)
             f.reaped = True
-        return LevelMeasurement(n, ClientKind.PROCESS, window, traces)
+        return window, results
     finally:
         for f in forks:
             for fd in (f.ready, f.go, f.out):

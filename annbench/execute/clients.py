@@ -1,17 +1,25 @@
 """Concurrent clients on one built index: the timed loop and the threads that run it, nothing else.
 
 Each client runs its own stream of single queries: the query set from its own offset, wrapping,
-through its own adapter handle (:meth:`annbench.backends.adapter.Adapter.client`). The clients
-start together (a barrier), run untimed for the ramp, then for the window; the loop records only the
-clock after each answer, into a list allocated before the clock starts (copied into the trace's array
-between blocks of queries), and keeps each query position's latest answer. No lock is shared between
-clients while they run; the window's start and end are fixed before any client starts querying.
-Everything else (which queries fell in the window, latencies, QPS, recall) is derived afterwards
-(:mod:`annbench.execute.evaluate`).
+through its own adapter handle (:meth:`annbench.backends.adapter.Adapter.client`, made before it starts
+and closed once its window has ended). The clients start together (a barrier), run untimed for the
+ramp, then for the window. No lock is shared between clients while they run; the window's start and end
+are fixed before any client starts querying. Everything else (which queries fell in the window, latencies,
+QPS, recall) is derived afterwards (:mod:`annbench.execute.evaluate`).
 
-A query's latency is the time from the clock read after the previous answer (or the start) to the one
-after its own: one clock read per query instead of two, so the loop's own bookkeeping (tens of
-nanoseconds) is inside it.
+Two loops, chosen per level by :func:`sample_every` (from the single-client latency and what one clock
+reading costs here):
+
+- **Every query timed** (``every = 1``, any query slower than 50 clock readings): the loop records only the
+  clock after each answer, into a list allocated before the clock starts (copied into the trace's array
+  between blocks of queries), and keeps each query position's latest answer. A query's latency is the time
+  from the clock read after the previous answer (or the start) to the one after its own: one clock read per
+  query, so the loop's own bookkeeping (tens of nanoseconds) is inside it.
+- **One query in ``every`` timed** (queries so fast that a clock reading would be a visible share of them):
+  each block is one timed query (the clock read on both sides of it) followed by ``every - 1`` queries
+  that are only answered, in a list comprehension that keeps their answers and does nothing else; the
+  clock before a block's timed query is also the previous block's end. The timed query is the next of a
+  second pass over the client's queries, so every query is timed in turn.
 
 Threads here (:func:`thread_clients`); processes forked after the build in
 :mod:`annbench.execute.client_processes`, whose clients run the same :func:`client_loop`.
@@ -19,6 +27,7 @@ Threads here (:func:`thread_clients`); processes forked after the build in
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -39,6 +48,12 @@ BLOCK_NS = 1_000_000
 #: :data:`RAMP_MAX_S` seconds.
 RAMP_SHARE = 0.25
 RAMP_MAX_S = 0.5
+#: A client times every query unless one clock reading costs more than this share of a query.
+CLOCK_SHARE = 0.02
+#: Otherwise it times one query per about this much of its querying (about 10,000 a second per client) ...
+SAMPLE_NS = 100_000
+#: ... one in at most this many.
+MAX_EVERY = 4096
 
 
 @dataclass(frozen=True)
@@ -72,6 +87,45 @@ def block_size(latency_ns: float | None) -> int:
     return max(1, min(MAX_BLOCK, int(BLOCK_NS // latency_ns)))
 
 
+def clock_cost_ns(calls: int = 2000, tries: int = 5) -> float:
+    """What one ``perf_counter_ns`` reading costs in this process: the least over ``tries`` loops of ``calls``."""
+    clock = time.perf_counter_ns
+    best = math.inf
+    for _ in range(tries):
+        t0 = clock()
+        for _ in range(calls):
+            clock()
+        best = min(best, (clock() - t0) / calls)
+    return best
+
+
+def sample_every(latency_ns: float | None, clock_ns: float, nq: int) -> int:
+    """One in how many queries a client times: 1 (every one) unless a clock reading (``clock_ns``) costs more
+    than :data:`CLOCK_SHARE` of a query; then about one per :data:`SAMPLE_NS` (at most one in
+    :data:`MAX_EVERY`), the untimed queries of a block rounded up to the nearest divisor or multiple of the
+    ``nq`` queries, so that every block holds as many. ``latency_ns``: the single-client median latency, which
+    holds one clock reading."""
+    if not latency_ns or latency_ns <= 0 or nq < 1:
+        return 1
+    query_ns = max(latency_ns - clock_ns, 1.0)
+    if clock_ns <= CLOCK_SHARE * query_ns:
+        return 1
+    untimed = int(max(1, min(MAX_EVERY - 1, SAMPLE_NS // query_ns)))
+    if untimed >= nq:
+        return 1 + nq * -(-untimed // nq)
+    return 1 + next(d for d in range(untimed, nq + 1) if nq % d == 0)
+
+
+def untimed_blocks(nq: int, offset: int, every: int) -> list[np.ndarray]:
+    """The query positions of the untimed part of each block of a client timing one query in ``every``: its
+    order (from ``offset``, wrapping), repeated until it holds ``every - 1`` queries, cut into runs of
+    ``every - 1`` (all alike for an ``every`` of :func:`sample_every`; else the last is shorter). Block ``c`` of
+    the loop runs run ``c % len(runs)`` of them after its timed query, the one at position ``(offset + c) % nq``."""
+    size = every - 1
+    stream = (offset + np.arange(nq * max(1, -(-size // nq)))) % nq
+    return [stream[s:s + size] for s in range(0, len(stream), size)]
+
+
 def capacity(window_s: float, latency_ns: float | None, block: int) -> int:
     """Clock readings to allocate before a client starts: twice what the ramp and window take at the
     single-client latency (a client that answers faster grows its buffer between blocks, outside the
@@ -83,22 +137,33 @@ def capacity(window_s: float, latency_ns: float | None, block: int) -> int:
 
 @dataclass
 class ClientTrace:
-    """What one client recorded. ``stamps[0]`` is the clock as it started querying; ``stamps[m]`` the clock
-    after its m-th answer, of the query at position ``(offset + m - 1) % nq`` of the query set.
-    ``answers[i]``: the latest answer to query ``i`` (None where it asked none)."""
+    """What one client recorded, block by block (a block: the queries between two clock readings that
+    count; one query where ``every`` is 1). ``stamps[0]`` is the clock as it started querying; ``stamps[c + 1]``
+    the clock at the end of block ``c``. ``every == 1``: block ``c`` is the query at position
+    ``(offset + c) % nq`` of the query set, its latency ``stamps[c + 1] - stamps[c]``. ``every > 1``: block
+    ``c`` is its timed query, at position ``(offset + c) % nq``, whose latency is ``timed_ns[c]``, then the
+    untimed run ``c % len(runs)`` of :func:`untimed_blocks`. ``answers[i]``: the latest answer to query ``i``
+    (None where it asked none). ``own_handle``: it queried through a handle of its own (``client()`` gave
+    another object than the adapter: a database adapter's own connection)."""
 
     offset: int
     cores: tuple[int, ...] | None
     stamps: np.ndarray
     answers: list[object]
+    every: int = 1
+    timed_ns: np.ndarray | None = None
+    own_handle: bool = False
 
 
 def client_loop(query: Callable[[np.ndarray, int], object], rows: Sequence[np.ndarray], k: int, offset: int,
-                start: Callable[[], Window], block: int, size: int) -> ClientTrace:
-    """One client: its buffers allocated (``size`` clock readings, the query set cut into blocks of
-    ``block`` queries from ``offset`` on), ``start()`` waited for (every client ready; it gives the window),
-    then queries, wrapping, until the first block that ends at or after the window's end. The caller turns
-    the garbage collector off around it and pins it to its cores."""
+                start: Callable[[], Window], block: int, size: int, every: int = 1) -> ClientTrace:
+    """One client: its buffers allocated (``size`` clock readings, the query set cut into blocks from
+    ``offset`` on: ``block`` queries between two looks at the window's end, or the blocks of one query in
+    ``every``), ``start()`` waited for (every client ready; it gives the window), then queries, wrapping,
+    until the first block that ends at or after the window's end. The caller turns the garbage collector
+    off around it and pins it to its cores."""
+    if every > 1:
+        return _sampled_loop(query, rows, k, offset, start, every, size)
     nq = len(rows)
     order = [(offset + j) % nq for j in range(nq)]
     blocks = [([rows[i] for i in order[s:s + block]], [None] * len(order[s:s + block])) for s in range(0, nq, block)]
@@ -123,6 +188,48 @@ def client_loop(query: Callable[[np.ndarray, int], object], rows: Sequence[np.nd
                 for i, r in zip(order, (r for _, out in blocks for r in out)):
                     answers[i] = r
                 return ClientTrace(offset, None, stamps[:c].copy(), answers)
+
+
+def _sampled_loop(query: Callable[[np.ndarray, int], object], rows: Sequence[np.ndarray], k: int, offset: int,
+                  start: Callable[[], Window], every: int, size: int) -> ClientTrace:
+    """:func:`client_loop` timing one query in ``every``. Per block the harness's own work is two clock reads,
+    two list stores and a few integer steps; the untimed queries run in a comprehension (the same calls as a
+    plain ``for`` loop, their answers kept)."""
+    nq = len(rows)
+    runs = untimed_blocks(nq, offset, every)
+    untimed = [[rows[i] for i in run] for run in runs]
+    outs: list[list[object]] = [[] for _ in runs]  # each run's latest answers
+    timed = [rows[(offset + j) % nq] for j in range(nq)]
+    timed_out: list[object] = [None] * nq
+    blocks = max(16, size // every)
+    marks, took = [0] * blocks, [0] * blocks
+    clock = time.perf_counter_ns
+    end = start().end_ns
+    c, t, u, nu = 0, 0, 0, len(untimed)
+    while True:
+        t0 = clock()
+        marks[c] = t0  # the end of block c - 1 and the start of block c
+        if t0 >= end:
+            break
+        a = query(timed[t], k)
+        t1 = clock()
+        outs[u] = [query(q, k) for q in untimed[u]]
+        timed_out[t] = a
+        took[c] = t1 - t0
+        c += 1
+        t = t + 1 if t + 1 < nq else 0
+        u = u + 1 if u + 1 < nu else 0
+        if c == len(marks):  # between blocks, never inside the timed calls
+            marks.extend([0] * c)
+            took.extend([0] * c)
+    answers: list[object] = [None] * nq
+    for j, a in enumerate(timed_out):
+        answers[(offset + j) % nq] = a
+    for run, out in zip(runs, outs):
+        for i, r in zip(run.tolist(), out):
+            answers[i] = r
+    return ClientTrace(offset, None, np.array(marks[:c + 1], dtype=np.int64), answers, every,
+                       np.array(took[:c], dtype=np.int64))
 
 
 def offsets(clients: int, nq: int) -> list[int]:
@@ -157,12 +264,29 @@ class LevelMeasurement:
     traces: list[ClientTrace]
 
 
-def thread_clients(handles: Sequence[Adapter], rows: Sequence[np.ndarray], k: int, window_s: float,
-                   cores: Sequence[tuple[int, ...] | None], latency_ns: float | None) -> LevelMeasurement:
-    """``len(handles)`` clients as threads of this process, client i querying through ``handles[i]``
-    pinned to ``cores[i]``. The garbage collector is off from before the threads start until they end.
-    An exception in a client ends the others at the barrier or the window's end and is raised here."""
-    n = len(handles)
+def close_handles(adapter: Adapter, handles: Sequence[Adapter]) -> None:
+    """Close every handle of ``handles`` that is not ``adapter`` itself (:meth:`Adapter.close_client`), all of
+    them even if one fails; the first failure is raised after."""
+    failed: list[BaseException] = []
+    for handle in handles:
+        if handle is not adapter:
+            try:
+                handle.close_client()
+            except Exception as e:  # the others are still closed
+                failed.append(e)
+    if failed:
+        raise failed[0]
+
+
+def thread_clients(adapter: Adapter, rows: Sequence[np.ndarray], k: int, window_s: float,
+                   cores: Sequence[tuple[int, ...] | None], latency_ns: float | None,
+                   every: int = 1) -> LevelMeasurement:
+    """``len(cores)`` clients as threads of this process, client i querying through its own handle
+    (``adapter.client()``, made here in order before any thread starts, closed after every one has ended)
+    pinned to ``cores[i]``, timing one query in ``every``. The garbage collector is off from before the
+    threads start until they end. An exception in a client ends the others at the barrier or the window's
+    end and is raised here."""
+    n = len(cores)
     block = block_size(latency_ns)
     size = capacity(window_s, latency_ns, block)
     starts = offsets(n, len(rows))
@@ -175,22 +299,29 @@ def thread_clients(handles: Sequence[Adapter], rows: Sequence[np.ndarray], k: in
         barrier.wait()
         return chosen[0]
 
-    def client(i: int) -> None:
+    def client(i: int, handle: Adapter) -> None:
         try:
             pinned = pin_here(cores[i])
-            trace = client_loop(handles[i].query, rows, k, starts[i], start, block, size)
-            trace.cores = pinned
+            trace = client_loop(handle.query, rows, k, starts[i], start, block, size, every)
+            trace.cores, trace.own_handle = pinned, handle is not adapter
             traces[i] = trace
         except BaseException as e:  # raised again in the calling thread
             errors.append(e)
             barrier.abort()
 
-    threads = [threading.Thread(target=client, args=(i,), name=f"annbench-client-{i}", daemon=True) for i in range(n)]
-    with collector_off():
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+    handles: list[Adapter] = []
+    try:
+        for _ in range(n):
+            handles.append(adapter.client())
+        threads = [threading.Thread(target=client, args=(i, h), name=f"annbench-client-{i}", daemon=True)
+                   for i, h in enumerate(handles)]
+        with collector_off():
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+    finally:
+        close_handles(adapter, handles)
     if errors:
         raise next((e for e in errors if not isinstance(e, threading.BrokenBarrierError)), errors[0])
     return LevelMeasurement(n, ClientKind.THREAD, chosen[0], [t for t in traces if t is not None])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from annbench.datasets.format import Dataset
-from annbench.execute.clients import LevelMeasurement
+from annbench.execute.clients import LevelMeasurement, untimed_blocks
 from annbench.execute.measure import PassMeasurement, ResultError, stack_answers
 from annbench.quality import filtered as F
 from annbench.quality import metrics as M
@@ -133,32 +133,43 @@ def process_speed(ms: list[PassMeasurement]) -> tuple[dict[str, float], dict[str
 
 
 def client_counts(level: LevelMeasurement, nq: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Per client, the latencies (ns) of its queries answered inside the window (answer's clock reading in
-    ``[start, end]``) and how many times it answered each query there (length ``nq``)."""
+    """Per client, the latencies (ns) of its timed queries answered inside the window and how many times it
+    answered each query there (length ``nq``; their sum: its queries in the window). A block of queries (one
+    query where every query is timed) is inside when the clock reading that ends it is in ``[start, end]``."""
     latencies, counts = [], []
     w = level.window
     for trace in level.traces:
         s = trace.stamps
-        inside = np.flatnonzero((s[1:] >= w.start_ns) & (s[1:] <= w.end_ns))  # query m = inside + 1
-        latencies.append((s[inside + 1] - s[inside]).astype(np.int64))
-        counts.append(np.bincount((trace.offset + inside) % nq, minlength=nq))
+        inside = np.flatnonzero((s[1:] >= w.start_ns) & (s[1:] <= w.end_ns))  # block c ends at stamps[c + 1]
+        timed = np.bincount((trace.offset + inside) % nq, minlength=nq)  # block c's timed query
+        if trace.every == 1:
+            latencies.append((s[inside + 1] - s[inside]).astype(np.int64))
+            counts.append(timed)
+            continue
+        assert trace.timed_ns is not None
+        latencies.append(trace.timed_ns[inside].astype(np.int64))
+        runs = untimed_blocks(nq, trace.offset, trace.every)
+        times = np.bincount(inside % len(runs), minlength=len(runs))  # how often each untimed run ran inside
+        untimed = np.bincount(np.concatenate(runs), np.repeat(times, [len(r) for r in runs]), minlength=nq)
+        counts.append(timed + untimed.astype(np.int64))
     return latencies, counts
 
 
 def client_speed(level: LevelMeasurement, nq: int) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
-    """Metrics of one client level's window, every latency in it (clients concatenated) and each client's QPS:
-    ``qps`` = queries answered inside the window / its length; latency percentiles over every one of
-    them; per-client QPS ``client_qps_min`` / ``client_qps_max`` and ``client_fairness`` = min / max
-    (1: every client served alike)."""
-    latencies, _ = client_counts(level, nq)
+    """Metrics of one client level's window, every timed latency in it (clients concatenated) and each client's
+    QPS: ``qps`` = queries answered inside the window / its length; latency percentiles over the timed ones
+    (every one, or one in ``every``: ``latency_samples`` says how many); per-client QPS ``client_qps_min`` /
+    ``client_qps_max`` and ``client_fairness`` = min / max (1: every client served alike)."""
+    latencies, counts = client_counts(level, nq)
     seconds = level.window.length_ns * 1e-9
-    per_client = np.array([len(a) for a in latencies], dtype=np.float64) / seconds
+    per_client = np.array([c.sum() for c in counts], dtype=np.float64) / seconds
     every = np.concatenate(latencies) if latencies else np.empty(0, dtype=np.int64)
     return {
         "qps": float(per_client.sum()),
         "client_qps_min": float(per_client.min()),
         "client_qps_max": float(per_client.max()),
         "client_fairness": float(per_client.min() / per_client.max()) if per_client.max() > 0 else float("nan"),
+        "latency_samples": int(len(every)),
         **M.latency_percentiles_ms(every),
     }, every, per_client
 

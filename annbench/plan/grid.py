@@ -36,6 +36,10 @@ class ClientKind(enum.StrEnum):
 
 #: ``RunOptions.client_seconds`` by default: the timed window of each client level.
 CLIENT_SECONDS = 2.0
+#: How client levels above 1 are timed, part of their measurement identity (levels stored under another are
+#: measured again; level 1 is the single-query run, unaffected). 2: queries faster than 50 clock readings
+#: time one query in ``client_latency_every`` (README: Concurrent clients).
+CLIENT_TIMING = 2
 
 
 @dataclass(frozen=True)
@@ -110,8 +114,10 @@ class RunOptions:
 
     def level_identity(self, clients: int) -> dict[str, object]:
         """What a run of ``clients`` clients depends on beyond the measured options (see
-        :func:`annbench.core.results.measurement`): nothing at level 1, the window and the kind above."""
-        return {} if clients == 1 else {"client_seconds": self.client_seconds, "client_kind": str(self.client_kind)}
+        :func:`annbench.core.results.measurement`): nothing at level 1, the window, the kind and the version
+        of the clients' timing (:data:`CLIENT_TIMING`) above."""
+        return {} if clients == 1 else {"client_seconds": self.client_seconds, "client_kind": str(self.client_kind),
+                                        "client_timing": CLIENT_TIMING}
 
     def warmup_label(self) -> str:
         """The warm-up as ``--warmup`` spells it: ``full``, ``none`` or the seconds."""

@@ -26,7 +26,9 @@ def concurrency_section(writer: Any, part: Any) -> str:
            f"<p>Each algorithm's fastest single-client setting with recall ≥ {REPORT_RECALL:g}, measured again with "
            f"N clients sharing its index, each sending its own stream of single queries for the window: total QPS "
            f"(dashed: the ideal, single-client QPS × min(clients, cores)) and p99 latency. Level 1 is the "
-           f"single-query run (fastest pass); the levels above 1 are windows.</p>", '<div class="plots">']
+           f"single-query run (fastest pass); the levels above 1 are windows. Where a client timed only one query "
+           f"in m (client_latency_every = m: queries so fast that reading the clock would be a visible share of "
+           f"them), its QPS counts every query and its percentiles are over the timed ones.</p>", '<div class="plots">']
     for y in ("qps", "p99_ms"):
         rel = f"{part.tag}-clients-{y.removesuffix('_ms')}.svg"
         plot_client_scaling(table, y, writer.out / part.folder / rel,

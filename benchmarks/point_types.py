@@ -4,14 +4,21 @@ recall/QPS fronts of float32 vs uint8 Fashion-MNIST.
 1. Exact top-100 ground truth (``annbench.quality.groundtruth.exact_knn``) per distance against a plain
    numpy reference on the same arrays, and for hamming against faiss ``IndexBinaryFlat`` alone
    (target: annbench / faiss <= 1.2): euclidean over Fashion-MNIST uint8 and float32, hamming over
-   random-s-128-hamming, jaccard over random-s-jaccard. Alternated, best of ``--repeats``.
+   random-s-128-hamming, jaccard over random-s-jaccard. Alternated, best of ``--repeats``; the time per
+   distance (ns per query-train pair) compares the distances' paths (target: hamming, jaccard and uint8
+   no slower per distance than float32 euclidean).
 2. Memory: the train and test arrays of the loaded uint8 Fashion-MNIST vs its float32 twin
    (``Dataset.memory_bytes``; target ratio ~0.25), and each load's resident-memory growth.
 3. Fronts: ``run.py`` on the first ``--max-train`` / ``--max-test`` rows of both, quick grids of
-   faiss-hnsw (uint8 converted), hnswlib (converted) and usearch (uint8 converted, i8 storage):
+   faiss-hnsw and hnswlib (uint8 converted to float32 by the harness) and usearch (float32 rows in f32
+   storage; uint8 rows given as int8, ``x - 128``, into i8 storage: native, exact for euclidean):
    per algorithm and dataset the best QPS at recall >= 0.9 and 0.99.
 
     python benchmarks/point_types.py [--source-dir ../shared/data] [--queries 1000] [--max-train 20000]
+        [--parts ground-truth,memory,fronts] [--distances euclidean,hamming,jaccard]
+
+The hamming ground-truth figure alone (about a minute on a quiet 2-core machine):
+``python benchmarks/point_types.py --parts ground-truth --distances hamming --repeats 5``.
 """
 
 from __future__ import annotations
@@ -72,18 +79,21 @@ def faiss_binary(train: np.ndarray, test: np.ndarray, k: int) -> None:
     index.search(test, k)
 
 
-def ground_truth(data_dir: Path, source_dir: Path, queries: int, repeats: int) -> None:
+def ground_truth(data_dir: Path, source_dir: Path, queries: int, repeats: int, distances: list[str]) -> None:
     from annbench.datasets.registry import load
     from annbench.quality.groundtruth import exact_knn
 
     print(f"1. exact top-100 ground truth, first {queries} queries, best of {repeats} (alternated)")
-    print(f"{'dataset':<36} {'annbench s':>10} {'numpy s':>9} {'faiss s':>8} {'annb/faiss':>10}  same ids")
+    print(f"{'dataset':<36} {'annbench s':>10} {'ns/dist':>8} {'numpy s':>9} {'faiss s':>8} {'annb/faiss':>10}  "
+          f"same ids")
     cases = [("fashion-mnist-784-uint8-euclidean", numpy_euclidean, None),
              ("fashion-mnist-784-euclidean", numpy_euclidean, None),
              ("random-s-128-hamming", numpy_hamming, faiss_binary),
              ("random-s-jaccard", numpy_jaccard, None)]
     threads = len(os.sched_getaffinity(0))
     for name, reference, faiss_fn in cases:
+        if name.rsplit("-", 1)[1] not in distances:
+            continue
         ds = load(name, data_dir, source_dir)
         test = ds.test[:queries]
         fns = [lambda: exact_knn(ds.train, test, ds.distance, 100, threads=threads),
@@ -98,7 +108,9 @@ def ground_truth(data_dir: Path, source_dir: Path, queries: int, repeats: int) -
         same = np.allclose(distances_to_ids(test, ds.train, ref_ids, ds.distance), ours, rtol=1e-5, atol=1e-5)
         ratio = f"{times[0] / times[2]:10.2f}" if faiss_fn else f"{'':>10}"
         fs = f"{times[2]:8.3f}" if faiss_fn else f"{'':>8}"
-        print(f"{name:<36} {times[0]:10.3f} {times[1]:9.3f} {fs} {ratio}  {'same distances' if same else 'DIFFER'}")
+        per = times[0] / (len(ds.train) * len(test)) * 1e9
+        print(f"{name:<36} {times[0]:10.3f} {per:8.3f} {times[1]:9.3f} {fs} {ratio}  "
+              f"{'same distances' if same else 'DIFFER'}", flush=True)
 
 
 def _load_rss(data_dir: Path, name: str) -> int:
@@ -130,21 +142,36 @@ def fronts(data_dir: Path, source_dir: Path, max_train: int, max_test: int) -> N
     from annbench.cli.run import main as run_main
 
     print(f"\n3. recall/QPS, quick grids, first {max_train} train / {max_test} test rows, best QPS at recall >= r")
-    print(f"{'dataset':<36} {'algorithm':<12} {'converted':>9} {'qps@0.9':>9} {'qps@0.99':>9}")
+    print(f"{'dataset':<36} {'algorithm':<12} {'given as':>15} {'qps@0.9':>9} {'qps@0.99':>9} {'index MiB':>9}")
     with tempfile.TemporaryDirectory(prefix="annbench-point-types-") as results:
         for base in ("fashion-mnist-784-euclidean", "fashion-mnist-784-uint8-euclidean"):
+            # usearch's storage follows the rows: f32 for float32 rows, i8 for the uint8 rows it is given as
+            # int8 (a float32 row in i8 storage would be scaled into [-1, 1] by usearch: not this comparison)
+            configs = Path(results) / f"configs-{base}"
+            configs.mkdir()
+            grid = (Path(__file__).resolve().parents[1] / "annbench" / "backends" / "configs" / "usearch.yml")
+            text = grid.read_text().replace("build: {connectivity: [8, 16], expansion_add: [128]}",
+                                            "build: {connectivity: [8, 16], expansion_add: [128], dtype: "
+                                            f"[{'i8' if 'uint8' in base else 'f32'}]}}")
+            assert "dtype" in text, "usearch's quick grid changed: update this benchmark"
+            (configs / "usearch.yml").write_text(text)
             code = run_main(["--dataset", base, "--data-dir", str(data_dir), "--source-dir", str(source_dir),
                              "--results", results, "--algorithm", "faiss-hnsw,hnswlib,usearch", "--runs", "2",
+                             "--preset", "quick", "--configs-dir", str(configs), "--no-plot",
                              "--max-train", str(max_train), "--max-test", str(max_test)])
             assert code == 0, f"run.py failed on {base}"
             name = f"{base}-train{max_train}-test{max_test}"
             frame = results_frame(results, name)
             ok = frame[frame["status"] == "ok"]
             for algorithm, runs in ok.groupby("algorithm"):
-                conv = runs["converted_from"].dropna().iloc[0] if "converted_from" in runs and \
-                    runs["converted_from"].notna().any() else "-"
+                given = "as stored"
+                if "converted_from" in runs and runs["converted_from"].notna().any():
+                    to = runs["converted_to"].dropna() if "converted_to" in runs else runs["converted_from"][:0]
+                    given = f"{runs['converted_from'].dropna().iloc[0]}->{to.iloc[0] if len(to) else 'float32'}"
                 cells = [runs[runs["recall"] >= r]["qps"].max() for r in (0.9, 0.99)]
-                print(f"{base:<36} {algorithm:<12} {conv:>9} " + " ".join(f"{c:9.0f}" for c in cells))
+                size = runs["index_bytes"].max() / 2**20
+                print(f"{base:<36} {algorithm:<12} {given:>15} " + " ".join(f"{c:9.0f}" for c in cells) +
+                      f" {size:9.1f}", flush=True)
 
 
 def main() -> None:
@@ -155,15 +182,23 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--max-train", type=int, default=20_000)
     p.add_argument("--max-test", type=int, default=500)
+    p.add_argument("--parts", default="ground-truth,memory,fronts", help="which parts (default all three)")
+    p.add_argument("--distances", default="euclidean,hamming,jaccard", help="ground-truth cases (default all)")
     args = p.parse_args()
+    parts = args.parts.split(",")
+    start = time.perf_counter()
     print(f"load average: {' '.join(f'{v:.2f}' for v in os.getloadavg())}; cores: {len(os.sched_getaffinity(0))}; "
           f"max RSS so far {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MiB")
     with tempfile.TemporaryDirectory(prefix="annbench-data-") as tmp:
         data_dir = args.data_dir or Path(tmp)
-        ground_truth(data_dir, args.source_dir, args.queries, args.repeats)
-        memory(data_dir, args.source_dir)
-        fronts(data_dir, args.source_dir, args.max_train, args.max_test)
-    print(f"load average at the end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+        if "ground-truth" in parts:
+            ground_truth(data_dir, args.source_dir, args.queries, args.repeats, args.distances.split(","))
+        if "memory" in parts:
+            memory(data_dir, args.source_dir)
+        if "fronts" in parts:
+            fronts(data_dir, args.source_dir, args.max_train, args.max_test)
+    print(f"load average at the end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}; "
+          f"{time.perf_counter() - start:.0f} s in all")
 
 
 if __name__ == "__main__":

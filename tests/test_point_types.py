@@ -9,7 +9,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from conftest import call
+from conftest import call, write_backend
 from test_dataset_integrity import _one_line_error
 
 from annbench.backends.adapter import Adapter
@@ -89,14 +89,17 @@ def _bit_data(rng, n: int, q: int, bits: int) -> tuple[np.ndarray, np.ndarray]:
     return rng.integers(0, 2, size=(n, bits)).astype(bool), rng.integers(0, 2, size=(q, bits)).astype(bool)
 
 
+@pytest.mark.parametrize(("bits", "n", "k"), [(16, 3000, 100), (21, 3000, 100), (128, 3000, 100), (300, 3000, 100),
+                                              (64, 150, 100), (16, 1000, 1), (8, 120, 120)])
 @pytest.mark.parametrize("backend", ["faiss", "numpy"])
-@pytest.mark.parametrize("bits", [16, 21, 128])
-def test_hamming_ground_truth_is_exact_with_ties_by_smaller_id(backend: str, bits: int) -> None:
+def test_hamming_ground_truth_is_exact_with_ties_by_smaller_id(bits: int, n: int, k: int, backend: str) -> None:
+    """Against a plain numpy reference, over 1 to 5 words (the numpy scan's uint8 and uint16 distances),
+    one group of columns (n < 32k), k = 1 and k = n; faiss's own top-k and the numpy scan alike."""
     rng = np.random.default_rng(bits)
-    train, test = _bit_data(rng, 3000, 40, bits)
+    train, test = _bit_data(rng, n, 40, bits)
     full = (test[:, None, :] != train[None]).sum(-1).astype(np.float64)  # massive ties: few distinct values
-    ids, d = exact_knn(pack_bits(train), pack_bits(test), "hamming", 100, backend=backend)
-    expected = _ref_top(full)
+    ids, d = exact_knn(pack_bits(train), pack_bits(test), "hamming", k, backend=backend)
+    expected = _ref_top(full, k)
     assert (ids == expected).all()  # exactly, ties included: by (distance, id)
     assert (d == np.take_along_axis(full, expected, 1)).all()
 
@@ -153,20 +156,37 @@ def test_ann_benchmarks_bit_files_load_unchanged(tmp_path: Path, stored: str) ->
     assert (ds.distances == np.take_along_axis(full, ids, 1)).all()  # bit counts
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    (lambda f: f.attrs.__setitem__("dimension", 30), "attr 'dimension' is 30 bits but 'train' holds 3 bytes a row"),
-    (lambda f: f["train"].__setitem__((0, 2), 0b00000111), "field 'train' has 1s past bit 21"),
+@pytest.mark.parametrize(("change", "message", "in_content"), [
+    (lambda f: f.attrs.__setitem__("dimension", 30), "attr 'dimension' is 30 bits but 'train' holds 3 bytes a row",
+     False),  # attrs are not content: the checksum still matches
+    (lambda f: f["train"].__setitem__((0, 2), 0b00000111), "field 'train' has 1s past bit 21", True),
 ])
-def test_bit_dimension_not_what_the_rows_hold_is_one_line(tmp_path: Path, change, message: str) -> None:
+@pytest.mark.parametrize("checksum", [True, False])
+def test_bit_dimension_not_what_the_rows_hold_is_one_line(tmp_path: Path, change, message: str, in_content: bool,
+                                                          checksum: bool) -> None:
     rng = np.random.default_rng(5)
     train, test = _bit_data(rng, 400, 10, 21)
     path = _write(tmp_path / "b.hdf5", pack_bits(train), pack_bits(test), "hamming", bits=21)
     with h5py.File(path, "a") as f:
         change(f)
-        del f.attrs["checksum"]  # the checksum would notice first; this is about the layout's own check
+        if not checksum:
+            del f.attrs["checksum"]
     before = path.read_bytes()
-    _one_line_error(call(dataset_main, "describe", path), str(path), message)
+    # with its checksum (which no longer matches) the message names the layout's defect too
+    _one_line_error(call(dataset_main, "describe", path), str(path), message,
+                    *(["content does not match its checksum"] if checksum and in_content else []))
     assert path.read_bytes() == before
+
+
+def test_bit_rows_the_load_would_refuse_are_never_written(tmp_path: Path) -> None:
+    rows = pack_bits(np.ones((150, 21)))
+    bad = rows.copy()
+    bad[0, 2] |= 1  # a 1 in the padding of the last byte
+    with pytest.raises(ValueError, match="has 1s past bit 21"):
+        _write(tmp_path / "p.hdf5", bad, rows[:5], "hamming", bits=21)
+    with pytest.raises(ValueError, match="30 bits are 4 bytes a row"):
+        _write(tmp_path / "w.hdf5", rows, rows[:5], "hamming", bits=30)
+    assert not list(tmp_path.iterdir())
 
 
 def test_unpacked_bit_values_other_than_0_1_are_refused(tmp_path: Path) -> None:
@@ -453,11 +473,162 @@ def test_encode_binary_thresholds_each_feature_at_its_training_median(tmp_path: 
 
 
 @pytest.mark.parametrize("backend", ["faiss", "numpy"])
-def test_hamming_tie_groups_larger_than_the_candidate_list_keep_the_smallest_ids(backend: str) -> None:
+def test_hamming_tie_groups_larger_than_k_keep_the_smallest_ids(monkeypatch: pytest.MonkeyPatch,
+                                                                 backend: str) -> None:
     """3-bit codes over 5,000 points: each of the 8 codes is shared by ~625 points, so the tie group at
-    the 100th distance is longer than faiss's first candidate list (4k + 16) and must be searched again."""
+    the 100th distance (0: the query's own code) is six times k; its first 100 ids by id are the answer,
+    in 2 threads (numpy: blocks of 2 queries, tiles of 256 columns)."""
+    from annbench.quality import bitset
+
+    monkeypatch.setattr(bitset, "_BLOCK_VALUES", 2 * 5000 + 32)
+    monkeypatch.setattr(bitset, "_TILE_VALUES", 512)
     rng = np.random.default_rng(13)
     train, test = _bit_data(rng, 5000, 20, 3)
     full = (test[:, None, :] != train[None]).sum(-1).astype(np.float64)
-    ids, d = exact_knn(pack_bits(train), pack_bits(test), "hamming", 100, backend=backend)
+    ids, d = exact_knn(pack_bits(train), pack_bits(test), "hamming", 100, threads=2, backend=backend)
     assert (ids == _ref_top(full)).all() and (d == 0).all()  # the first 100 ids holding the query's own code
+
+
+# ---- uint8 as int8 under euclidean, conversion on every path (changes, filtered queries) ---------------
+
+class _Int8(_Seen):
+    native_metrics = {"euclidean": "l2", "angular": "cos"}
+    point_types = ("float32", "int8")
+    changes = ("insert", "delete")
+
+    def insert(self, X, ids) -> None:
+        self.seen.append(("insert", X.tolist()))
+
+    def delete(self, ids) -> None:
+        pass
+
+    def query(self, q, k):
+        self.seen.append(("query", q.tolist()))
+        return np.arange(k)
+
+    def filtered_query(self, q, k, predicate):
+        self.seen.append(("filtered_query", q.tolist()))
+        return np.arange(k)
+
+
+def test_uint8_reaches_an_int8_adapter_shifted_under_euclidean_only() -> None:
+    """x - 128 keeps every difference x_i - y_i, so every euclidean distance: uint8 rows go to an adapter
+    taking int8 as int8 (recorded as a conversion), on every call given rows; under angular the shift would
+    change the answer, so there they are float32."""
+    x = np.array([[0, 127, 128, 255]], np.uint8)
+    shifted = [-128, -1, 0, 127]
+    a = _Int8("euclidean")
+    assert a.accept("uint8", 4) == "uint8"
+    assert a.conversion() == {"converted_from": "uint8", "converted_to": "int8"}
+    a.fit(x)
+    a.insert(x, np.array([0]))
+    a.replace(x, np.array([0]))  # the default replace: delete, then the (converted once) insert
+    a.query(x[0], 1)
+    a.filtered_query(x[0], 1, None)
+    a.batch_query(x, 1)  # the base loop over query(): converted once, not twice
+    assert a.seen == [("fit", "int8", (1, 4)), ("insert", [shifted]), ("insert", [shifted]), ("query", shifted),
+                      ("filtered_query", shifted), ("query", shifted)]
+    b = _Int8("angular")
+    b.accept("uint8", 4)
+    b.query(x[0], 1)
+    assert b.conversion() == {"converted_from": "uint8", "converted_to": "float32"}
+    assert b.seen == [("query", [0.0, 127.0, 128.0, 255.0])]
+    assert _Int8("euclidean").accept("int8", 4) is None and _Int8("euclidean").conversion() == {}
+
+
+FLOAT_ONLY = '''
+import numpy as np
+
+from annbench.backends.algorithms.bruteforce import BruteForce
+
+
+class BruteforceFloat(BruteForce):
+    """bruteforce taking float32 alone: every call given rows checks it got float32 (the harness converts)."""
+
+    point_types = ("float32",)
+
+    def fit(self, X):
+        assert X.dtype == np.float32, X.dtype
+        super().fit(X)
+
+    def insert(self, X, ids):
+        assert X.dtype == np.float32, X.dtype
+        super().insert(X, ids)
+
+    def replace(self, X, ids):
+        assert X.dtype == np.float32, X.dtype
+        super().replace(X, ids)
+
+    def query(self, q, k):
+        assert q.dtype == np.float32, q.dtype
+        return super().query(q, k)
+
+    def filtered_query(self, q, k, predicate):
+        assert q.dtype == np.float32, q.dtype
+        return super().filtered_query(q, k, predicate)
+'''
+
+U8_RUNBOOK = """\
+u8:
+  max_pts: 1500
+  1: {operation: insert, start: 0, end: 1000}
+  2: {operation: search}
+  3: {operation: replace, tags_start: 0, tags_end: 200, ids_start: 1000, ids_end: 1200}
+  4: {operation: search}
+  5: {operation: delete, start: 500, end: 700}
+  6: {operation: search}
+"""
+
+
+def _quick_run(*args: object):
+    from annbench.cli.run import main as run_main
+
+    return call(run_main, "--runs", 1, "--min-pass-time", 0, "--warmup", "none", "--executor", "inprocess",
+                "--no-plot", *args)
+
+
+def test_a_runbook_converts_the_points_of_its_changes_and_searches(typed_data: Path, tmp_path: Path) -> None:
+    from annbench.analyse.frames import ANY_RUNBOOK, results_frame
+    from annbench.analyse.streaming import step_frame
+
+    backends = write_backend(tmp_path / "b", "bruteforce-float", FLOAT_ONLY, "  demo: {}")
+    (tmp_path / "rb.yaml").write_text(U8_RUNBOOK)
+    r = _quick_run("--dataset", "u8-16-euclidean", "--runbook", f"{tmp_path / 'rb.yaml'}:u8", "--algorithm",
+                   "bruteforce-float,usearch", "--algorithms-dir", backends, "--configs-dir", backends,
+                   "--data-dir", typed_data, "--results", tmp_path / "res")
+    assert r.code == 0, r.err
+    steps = step_frame(tmp_path / "res", "u8-16-euclidean")
+    exact = steps[(steps["algorithm"] == "bruteforce-float") & (steps["operation"] == "search")]
+    assert len(exact) == 3 and (exact["recall"] == 1.0).all()  # its asserts passed at every insert/replace/query
+    frame = results_frame(tmp_path / "res", "u8-16-euclidean", runbook=ANY_RUNBOOK)
+    by = {a: g for a, g in frame.groupby("algorithm")}
+    assert (by["bruteforce-float"]["converted_to"] == "float32").all()
+    assert (by["usearch"]["converted_from"] == "uint8").all() and (by["usearch"]["converted_to"] == "int8").all()
+    assert by["usearch"]["recall"].max() >= 0.9
+
+
+def test_a_filtered_u8bin_dataset_stays_uint8_and_its_filtered_queries_are_converted(tmp_path: Path) -> None:
+    from annbench.analyse.frames import results_frame
+    from annbench.datasets.bigann import write_xbin
+
+    rng = np.random.default_rng(14)
+    write_xbin(tmp_path / "base.u8bin", rng.integers(0, 256, (600, 8)).astype(np.uint8))
+    write_xbin(tmp_path / "q.u8bin", rng.integers(0, 256, (20, 8)).astype(np.uint8))
+    np.save(tmp_path / "tags.npy", rng.integers(0, 4, 600))
+    np.save(tmp_path / "qtags.npy", rng.integers(0, 4, 20))
+    data = tmp_path / "data"
+    r = call(dataset_main, "--data-dir", data, "create", "--from", tmp_path / "base.u8bin", "--queries",
+             tmp_path / "q.u8bin", "--name", "u8f", "--distance", "euclidean", "--train-tags", tmp_path / "tags.npy",
+             "--test-tags", tmp_path / "qtags.npy")
+    assert r.code == 0, r.err
+    ds = load_dataset(data / "u8f.hdf5")
+    assert ds.point_type == "uint8" and ds.filters is not None and ds.train.dtype == np.uint8
+    backends = write_backend(tmp_path / "b", "bruteforce-float", FLOAT_ONLY, "  quick: {}")
+    for strategy in ("native", "post"):
+        r = _quick_run("--dataset", "u8f", "--algorithm", "bruteforce-float", "--preset", "quick",
+                       "--filter-strategy", strategy, "--algorithms-dir", backends, "--configs-dir", backends,
+                       "--data-dir", data, "--results", tmp_path / "res")
+        assert r.code == 0, r.err
+    frame = results_frame(tmp_path / "res", "u8f")
+    assert sorted(frame["strategy"]) == ["native", "post"] and (frame["recall"] == 1.0).all()
+    assert (frame["converted_from"] == "uint8").all() and (frame["filter_violations"] == 0).all()

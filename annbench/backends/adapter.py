@@ -38,8 +38,9 @@ C-contiguous float32 ``X``. The copies are made inside the call, so inside its t
 Point types (:mod:`annbench.quality.points`): ``point_types`` lists the types the library takes
 natively (``float32``, ``float16``, ``uint8``, ``int8``, ``bit`` packed, ``set`` CSR). The harness
 calls :meth:`Adapter.accept` with the dataset's type before ``warm_up``; an adapter that takes it
-gets the rows as they are, else its ``warm_up``/``fit``/``query``/``batch_query`` are given them
-converted (numbers to float32; bits and sets to dense 0/1 rows, sets to packed bits), the
+gets the rows as they are, else the rows its ``warm_up``/``fit``/``query``/``batch_query``, its
+changes (``insert``/``replace``) and its ``filtered_query`` are given are converted (numbers to float32,
+uint8 to shifted int8 under euclidean; bits and sets to dense 0/1 rows, sets to packed bits), the
 conversion inside the call, so inside the timed region, and the result records ``converted_from``.
 """
 
@@ -72,6 +73,9 @@ def at_least(minimum: int, **params: int) -> None:
             raise ValueError(f"{name}={value}; valid: an int >= {minimum}")
 
 
+#: The methods whose first argument (rows, or one query) :meth:`Adapter.accept` converts; those given one query.
+_CONVERTED = ("warm_up", "fit", "insert", "replace", "query", "batch_query", "filtered_query")
+_SINGLE_QUERIES = ("query", "filtered_query")
 #: The methods given prepared arrays under ``normalize_for`` (train rows; queries).
 _PREPARED_DATA = ("fit", "insert", "replace")
 _PREPARED_QUERIES = ("query", "batch_query", "filtered_query")
@@ -188,6 +192,7 @@ class Adapter(metaclass=AdapterType):
         self._unit_norm_queries = self._unit_norm and self.normalize_queries
         self._preparing: set[int] = set()  # threads inside a preparing call
         self._native: str | None = None  # the point type accept() settled on; None: float32 as ever
+        self._converted_from: str | None = None  # the dataset's point type where accept() converts it
         self._converting: set[int] = set()  # threads inside a converting call
 
     @property
@@ -201,13 +206,14 @@ class Adapter(metaclass=AdapterType):
         (``normalize_for``) are float32."""
         if metric not in METRICS_OF[point_type]:
             return None
-        return conversion_target(point_type, ("float32",) if metric in cls.normalize_for else cls.point_types)
+        return conversion_target(point_type, ("float32",) if metric in cls.normalize_for else cls.point_types,
+                                 metric)
 
     def accept(self, point_type: str, dimension: int) -> str | None:
         """Be given rows of ``point_type`` (``dimension``: bits or universe) from now on: None when the
         adapter takes them as they are; else ``point_type`` (the result's ``converted_from``), its
-        ``warm_up``, ``fit``, ``query`` and ``batch_query`` now converting their rows inside the call
-        to the first of :attr:`point_types` they convert to exactly. A ValueError when none does."""
+        ``warm_up``, ``fit``, ``query``, ``batch_query``, ``insert``, ``replace`` and ``filtered_query`` now
+        converting their rows inside the call to :meth:`takes`'s type. A ValueError when there is none."""
         target = self.takes(self.metric, point_type)
         if target is None:
             raise ValueError(f"{type(self).__name__} cannot serve {self.metric} on {point_type} points: it takes "
@@ -215,9 +221,18 @@ class Adapter(metaclass=AdapterType):
         self._native = target
         if target == point_type:
             return None
-        for name in ("warm_up", "fit", "query", "batch_query"):
-            setattr(self, name, _converting(self, getattr(self, name), point_type, target, dimension, name == "query"))
+        self._converted_from = point_type
+        for name in _CONVERTED:
+            setattr(self, name, _converting(self, getattr(self, name), point_type, target, dimension,
+                                            name in _SINGLE_QUERIES))
         return point_type
+
+    def conversion(self) -> dict[str, str]:
+        """What :meth:`accept` settled on, for the results: ``converted_from`` (the dataset's point type) and
+        ``converted_to`` (the type the adapter is given) where the harness converts; empty where it does not."""
+        if self._converted_from is None or self._native is None:
+            return {}
+        return {"converted_from": self._converted_from, "converted_to": self._native}
 
     def _prepared(self, a: np.ndarray) -> np.ndarray:
         """``a`` as the adapter gets it: a read-only C-contiguous float32 array, unit-norm rows under

@@ -273,13 +273,14 @@ def summary_text(frame) -> str:  # a pandas DataFrame
         cols.insert(3, "clients")
         frame = frame.sort_values(["algorithm", "build_params", "query_params", "clients"], kind="stable")
     if "converted_from" in frame and frame["converted_from"].notna().any():  # the harness converted the points
-        cols.insert(1, "converted_from")
+        cols[1:1] = ["converted_from", *(["converted_to"] if "converted_to" in frame else [])]
     if "host" in frame and frame["host"].nunique() > 1:  # measured on several machines: say which
         cols.insert(0, "host")
         frame = frame.sort_values(["host", "algorithm", "build_params", "query_params"], kind="stable")
     view = frame[cols].copy()
-    if "converted_from" in view:
-        view["converted_from"] = view["converted_from"].fillna("")
+    for c in ("converted_from", "converted_to"):
+        if c in view:
+            view[c] = view[c].fillna("")
     return view.to_string(index=False, float_format=lambda v: f"{v:.4g}", max_colwidth=40)
 
 

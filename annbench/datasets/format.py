@@ -184,8 +184,9 @@ def file_checksum(path: str | Path) -> str:
 
 
 def _verify_checksum(path: Path, attrs: dict[str, Any], fields: dict[str, np.ndarray | None], computed: str,
-                     distance: str) -> None:
-    """Compare the stored checksum with the content; a mismatch is the one-line error, naming the rebuild."""
+                     distance: str, defect: str | None = None) -> None:
+    """Compare the stored checksum with the content; a mismatch is the one-line error, naming the rebuild
+    and the ``defect`` the layout's own check found in the arrays (bits in a packed row's padding, ...)."""
     stored = str(attrs.get("checksum") or "")
     algorithm = stored.split(":", 1)[0]
     if not stored:
@@ -203,8 +204,9 @@ def _verify_checksum(path: Path, attrs: dict[str, Any], fields: dict[str, np.nda
         log.warning("dataset file %s has a checksum of unknown kind %r: not verified", path, stored[:40])
         return
     if not matches:
-        raise _fail(path, f"content does not match its checksum (stored {stored}, content {computed}): the file was "
-                          f"damaged or changed after it was written; {rebuild_hint(path, attrs)}")
+        raise _fail(path, f"{defect + ', and its ' if defect else ''}content does not match its checksum (stored "
+                          f"{stored}, content {computed}): the file was damaged or changed after it was written; "
+                          f"{rebuild_hint(path, attrs)}")
 
 
 def load_dataset(path: str | Path, name: str | None = None, *, audit: bool = True) -> Dataset:
@@ -226,8 +228,14 @@ def load_dataset(path: str | Path, name: str | None = None, *, audit: bool = Tru
         fields, checksum = _read_fields(f, path, distance)
         tag_widths = attributes.tag_widths(f)
     assert checksum is not None
-    _verify_checksum(path, attrs, fields, checksum, distance)
-    train, test, point_type, dimension, scale = layout.decode(attrs, fields, distance, lambda what: _fail(path, what))
+    try:  # the layout's check first, so that a damaged file's message names what the damage broke
+        train, test, point_type, dimension, scale = layout.decode(attrs, fields, distance, UserError)
+        defect = None
+    except UserError as e:
+        defect = str(e)
+    _verify_checksum(path, attrs, fields, checksum, distance, defect)
+    if defect is not None:  # written so (no checksum, or one computed over the defect): the defect alone
+        raise _fail(path, defect)
     neighbors, distances, train_labels, test_labels, keys, test_keys = (
         fields[k] for k in ("neighbors", "distances", "train_labels", "test_labels", "keys", "test_keys"))
 

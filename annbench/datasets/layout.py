@@ -150,6 +150,11 @@ def encode(train: Any, test: Any, distance: str, dimension: int | None = None
     if distance == "hamming":
         train, test = np.ascontiguousarray(train, dtype=np.uint8), np.ascontiguousarray(test, dtype=np.uint8)
         bits = int(dimension or train.shape[1] * 8)
+        for key, a in (("train", train), ("test", test)):  # never write what the load would refuse
+            if a.ndim != 2 or packed_width(bits) != a.shape[1]:
+                raise ValueError(f"{key} has shape {a.shape}; {bits} bits are {packed_width(bits)} bytes a row")
+            if padding_set(a, bits):
+                raise ValueError(f"{key} has 1s past bit {bits} (the padding of its last byte must be 0)")
         return ({"train": train, "test": test},
                 {"type": "dense", "point_type": "bit", "bit_packing": PACKBITS, "dimension": bits})
     train, test = np.asarray(train), np.asarray(test)

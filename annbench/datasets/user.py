@@ -74,9 +74,7 @@ def create(source: str | Path, name: str, distance: str, data_dir: Path, *, test
     path = dataset_path(name, data_dir)
     if path.exists() and not force:
         raise UserError(f"dataset {name} already exists at {path}; remove it first or pass --force")
-    # big-ann-benchmarks' 8-bit files keep their point type (filtered datasets are float32, as their code expects)
-    keep_type = not filter_files
-    x, file_keys = _matrix(source, "vectors", train_rows, keep_type)
+    x, file_keys = _matrix(source, "vectors", train_rows, keep_type=True)  # .u8bin / .i8bin stay 8-bit
     n = len(x)
     key_values = read_keys(keys) if keys is not None else file_keys
     if key_values is not None:
@@ -106,7 +104,7 @@ def create(source: str | Path, name: str, distance: str, data_dir: Path, *, test
                       keys=pick(key_values, train_idx), test_keys=pick(key_values, test_idx),
                       attrs={**attrs, "split": f"train_test_split(test_size={test_size}, random_state=1)"})
     else:
-        q, _ = _matrix(queries, "queries", test_rows, keep_type)
+        q, _ = _matrix(queries, "queries", test_rows, keep_type=True)
         if q.dtype != x.dtype:
             raise UserError(f"file {queries}: queries are {q.dtype} but {source} is {x.dtype}; valid: the same type")
         if q.shape[1] != x.shape[1]:

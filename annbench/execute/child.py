@@ -224,9 +224,8 @@ def run_build_setting(task: Task, dataset: Dataset, store: ResultStore,
     with limited_threads(o.threads), contextlib.ExitStack() as stack:
         try:
             adapter = adapter_cls(dataset.distance, threads=o.threads, **setting.build_params)
-            converted_from = adapter.accept(dataset.point_type, dataset.dimension)
-            if converted_from is not None:  # the harness converts inside the timed calls: the tables say so
-                attrs["converted_from"] = converted_from
+            adapter.accept(dataset.point_type, dataset.dimension)
+            attrs.update(adapter.conversion())  # the harness converts inside the timed calls: the tables say so
             search = adapter if strategy is None else FilteredSearch(adapter, strategy)
             adapter.warm_up(dataset.train)
             with peak_memory_growth() as memory:

@@ -155,10 +155,15 @@ def run_runbook(task: Task, dataset: Dataset, record: Callable[[RunResult], None
         for run in range(len(task.keys)):
             fail(run, stage, e)
 
+    def make() -> Adapter:  # an index of the build setting, given the dataset's points as a static run's is
+        made = adapter_cls(dataset.distance, threads=o.threads, **setting.build_params)
+        made.accept(dataset.point_type, dataset.dimension)
+        return made
+
     with limited_threads(o.threads):
-        make = lambda: adapter_cls(dataset.distance, threads=o.threads, **setting.build_params)  # noqa: E731
         try:
             adapter = make()
+            attrs.update(adapter.conversion())  # its inserts, replaces and queries convert inside the timed calls
             adapter.warm_up(dataset.train)
         except Exception as e:
             fail_all("build", e)

@@ -107,11 +107,14 @@ def convert(a: Any, source: str, target: str, dimension: int, single: bool = Fal
 
     Numbers widen to float32 exactly (uint8, int8 and float16 values are all float32 values);
     bits and sets become dense 0/1 rows of the target dtype. Narrowing (float32 to uint8) is never
-    done: the harness does not change what is measured. Sets become packed bits (their indicator
+    done: the harness does not change what is measured. uint8 becomes int8 shifted by -128 (only
+    under euclidean, see :func:`conversion_target`). Sets become packed bits (their indicator
     rows) for libraries that serve jaccard as tanimoto over bits. ``single``: ``a`` is one query
     (a 1-D array, or a one-row CSR matrix): the result is 1-D."""
     if source == target:
         return a
+    if (source, target) == ("uint8", "int8"):  # v XOR 0x80 read as int8 is v - 128: one pass, no widening
+        return np.bitwise_xor(np.asarray(a, dtype=np.uint8), np.uint8(0x80)).view(np.int8)
     if target == "bit" and source == "set":
         bits = pack_bits(a.toarray())
         return bits[0] if single else bits
@@ -126,12 +129,18 @@ def convert(a: Any, source: str, target: str, dimension: int, single: bool = Fal
     return np.asarray(a, dtype=dtype)
 
 
-def conversion_target(source: str, accepted: tuple[str, ...]) -> str | None:
+def conversion_target(source: str, accepted: tuple[str, ...], metric: str = "") -> str | None:
     """The point type an adapter taking ``accepted`` is given data of type ``source`` in: ``source``
     itself when accepted, else the first of ``accepted`` it converts to exactly (numbers to float32;
-    bits and sets to dense 0/1 ``uint8`` or ``float32``, sets to packed bits); None when none does."""
+    bits and sets to dense 0/1 ``uint8`` or ``float32``, sets to packed bits); None when none does.
+
+    One exception keeps 8-bit data 8-bit: under ``euclidean``, uint8 rows go to an adapter taking int8
+    as int8 rows shifted by -128 (``x - 128``): every difference ``x_i - y_i``, so every euclidean
+    distance, is unchanged (under angular and ip the shift changes the answer, so there: float32)."""
     if source in accepted:
         return source
+    if source == "uint8" and metric == "euclidean" and "int8" in accepted:
+        return "int8"
     allowed = ("float32",) if source in NUMERIC_TYPES else ("bit", "uint8", "float32") if source == "set" else \
         ("uint8", "float32")
     return next((t for t in accepted if t in allowed), None)

@@ -41,14 +41,22 @@ def _best_marks(values: pd.DataFrame, columns: list[str], higher: bool) -> pd.Da
     return marks
 
 
+def conversion_labels(frame: pd.DataFrame) -> dict[str, str]:
+    """Per algorithm whose points the harness converted, what its label adds: `` (from uint8)`` where it was
+    given float32, `` (uint8 as int8)`` where another type (``converted_to``)."""
+    if "converted_from" not in frame:
+        return {}
+    first = frame.dropna(subset=["converted_from"]).groupby("algorithm").first()
+    to = first["converted_to"] if "converted_to" in first else pd.Series(dtype=object)
+    return {a: f" (from {source})" if pd.isna(to.get(a)) or to.get(a) == "float32" else f" ({source} as {to[a]})"
+            for a, source in first["converted_from"].items()}
+
+
 def _best_runs(frame: pd.DataFrame, levels: tuple[float, ...], quality: str, speed: str) -> pd.DataFrame:
     """:func:`operating_points` with a ``label`` column and the parameters as one text."""
     points = operating_points(frame, levels, quality, speed)
-    # runs whose points the harness converted say from what: "hnswlib (from uint8)"
-    converted = frame.dropna(subset=["converted_from"]).groupby("algorithm")["converted_from"].first() \
-        if "converted_from" in frame else pd.Series(dtype=object)
-    points["label"] = [curve_label(a, b) + (f" (from {converted[a]})" if a in converted else "")
-                       for a, b in zip(points["algorithm"], points["batch"])]
+    converted = conversion_labels(frame)
+    points["label"] = [curve_label(a, b) + converted.get(a, "") for a, b in zip(points["algorithm"], points["batch"])]
     points["params"] = ["" if pd.isna(q) else params_label(b, q)
                         for b, q in zip(points["build_params"], points["query_params"])]
     return points

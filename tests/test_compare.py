@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from annbench.analyse.compare import related_datasets, side_by_side
 from tests.conftest import call
@@ -36,6 +38,23 @@ def test_operating_point_is_the_fastest_run_reaching_the_recall() -> None:
     assert np.isnan(raw_b["qps_at_recall"]) and np.isnan(raw_b["knn_accuracy"]) and raw_b["best_recall"] == 0.80
     assert t.iloc[0]["qps_at_recall"] == 700.0
     assert side_by_side(frame, ["raw"], 0.96).iloc[0]["qps_at_recall"] == 300.0
+
+
+def test_points_measured_in_processes_carry_their_interval_and_the_process_test_against_raw() -> None:
+    def run(dataset: str, algorithm: str, per: list[float]) -> dict:
+        mean = float(np.mean(per))
+        return {**_run(dataset, algorithm, 0.95, mean, 1.0, 0.8), "qps_processes": json.dumps(per),
+                "qps_ci95_low": mean - 1, "qps_ci95_high": mean + 1}
+
+    frame = pd.DataFrame([run("raw", "a", [100.0, 101.0, 99.0]), run("enc", "a", [200.0, 202.0, 198.0]),
+                          run("raw", "b", [100.0, 130.0, 80.0]), run("enc", "b", [105.0, 80.0, 125.0]),
+                          _run("enc", "c", 0.95, 50.0, 1.0, 0.8)])  # c: one process, nothing to test
+    t = side_by_side(frame, ["raw", "enc"], 0.9).set_index(["dataset", "algorithm"])
+    assert t.loc[("enc", "a"), "qps_vs_raw"] == pytest.approx(2.0, abs=0.001)
+    assert t.loc[("enc", "a"), "qps_vs_raw_p"] < 0.001
+    assert t.loc[("enc", "b"), "qps_vs_raw_p"] > 0.5  # the same within the processes' noise
+    assert np.isnan(t.loc[("raw", "a"), "qps_vs_raw"]) and np.isnan(t.loc[("enc", "c"), "qps_vs_raw"])
+    assert (t.loc[("enc", "a"), "qps_low"], t.loc[("enc", "a"), "qps_high"]) == (199.0, 201.0)
 
 
 def test_related_datasets_are_the_raw_one_and_its_encodings_in_natural_order() -> None:

@@ -162,12 +162,14 @@ def test_describe_prints_quartiles(data_dir):
 
 @pytest.fixture(scope="module")
 def swept(tmp_path_factory, data_dir):
-    """annoy's and kdtree's quick grids on random-xs-20-euclidean, single-query mode, and annoy in batch mode."""
+    """annoy's and kdtree's quick grids on random-xs-20-euclidean, single-query mode in 2 processes (the
+    significance rankings test QPS over processes), and annoy in batch mode in one."""
     from annbench.cli.run import main as run_main
 
     results = tmp_path_factory.mktemp("results")
-    for extra in ([], ["--batch"]):
-        r = call(run_main, "--dataset", "random-xs-20-euclidean", "--algorithm", "annoy" if extra else "annoy,kdtree",
+    for extra in (["--processes", "2"], ["--batch", "--processes", "1"]):
+        algorithms = "annoy" if "--batch" in extra else "annoy,kdtree"
+        r = call(run_main, "--dataset", "random-xs-20-euclidean", "--algorithm", algorithms,
                  "--runs", "1", "--data-dir", data_dir, "--results", results, "--no-plot", "-q", *extra)
         assert r.code == 0, r.err
     return results
@@ -357,7 +359,7 @@ def test_report_has_a_difficulty_section(swept, data_dir, tmp_path):
     assert " ≈ " in page or " &gt; " in page  # the rankings
     for figure in ("difficulty.svg", "k10-single-recall-by-difficulty.svg", "k10-batch-recall-by-difficulty.svg"):
         assert (tmp_path / "site" / "random-xs-20-euclidean" / figure).stat().st_size > 5000
-    assert "n/a" in page  # batch-mode rows have no significance
+    assert "n/a" in page  # the batch-mode runs, measured in one process, have no process noise to test against
 
 
 def test_remove_takes_the_sidecar_along(tmp_path):

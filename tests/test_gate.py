@@ -26,7 +26,7 @@ from tests.conftest import call
 #: The end-to-end tests compare timings measured minutes apart; one runs a CPU hog.
 pytestmark = pytest.mark.exclusive
 DATASET = "random-xs-20-euclidean"
-SUITE = ("--dataset", DATASET, "--algorithm", "kdtree", "--rounds", "4", "--runs", "3", "-q")
+SUITE = ("--dataset", DATASET, "--algorithm", "kdtree", "--rounds", "3", "--processes", "2", "--runs", "2", "-q")
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +54,9 @@ def test_baseline_has_provenance_and_every_pass(baseline: Path):
     assert doc["provenance"]["dataset_checksum"] and doc["provenance"]["cpu_model"]
     (s,) = doc["settings"]
     assert s["algorithm"] == "kdtree" and "scikit-learn" in s["provenance"]["library_versions"]
-    assert len(s["rounds"]) == 4 and all(len(r["pass_times_ns"]) == 3 for r in s["rounds"])
-    assert all(len(r["reference_pass_times_ns"]) == 6 for r in s["rounds"])  # two bracketing runs of 3 passes
+    assert len(s["rounds"]) == 3 and all(len(r["pass_times_ns"]) == 4 for r in s["rounds"])  # 2 processes x 2
+    assert all(len(r["process_qps"]) == 2 and len(r["reference_qps"]) == 4 for r in s["rounds"])
+    assert all(len(r["reference_pass_times_ns"]) == 8 for r in s["rounds"])  # two bracketing runs of 2 x 2 passes
     assert read_baseline(baseline).settings[0].recall() == 1.0
 
 
@@ -89,10 +90,13 @@ _spec.loader.exec_module(_slow)
 class FirstSessionSlow(_slow.Injected):
     """kdtree twice as slow in the first {rounds} builds (the first session's rounds), itself after."""
 
+    _slow = False
+
     def fit(self, X):
         with open({count!r}, "a") as f:
             f.write("x")
-        self._slow = os.path.getsize({count!r}) <= {rounds}
+        # on the class: the measuring processes load the saved index into an adapter of their own
+        FirstSessionSlow._slow = os.path.getsize({count!r}) <= {rounds}
         super().fit(X)
 
     def query(self, q, k):
@@ -154,7 +158,8 @@ def test_one_warm_parent_per_algorithm_for_the_whole_session(data_dir: Path, tmp
     """Every round's build settings and reference runs are children forked from one warm parent per
     algorithm, started once for the session (its log is rewritten whenever a parent starts)."""
     work = tmp_path / "work"
-    r = call(main, "--dataset", DATASET, "--algorithm", "kdtree", "--rounds", "3", "--runs", "1", "-q",
+    r = call(main, "--dataset", DATASET, "--algorithm", "kdtree", "--rounds", "3", "--processes", "2", "--runs", "1",
+             "-q",
              "--data-dir", data_dir, "--work-dir", work, "--save-baseline", tmp_path / "b.json")
     assert r.code == 0, r.err
     forked = {part: (work / part / DATASET / "10" / "logs" / algorithm / "warm-parent.threads=1.log").read_text()

@@ -18,17 +18,23 @@ from tests.conftest import call
 
 # ---------------------------------------------------------------- synthetic sessions (pure)
 
+def _round(recall: float, setting_ns: np.ndarray, reference_ns: np.ndarray) -> Round:
+    """A round whose processes each made one pass of 1000 queries taking these times."""
+    return Round(recall, setting_ns.astype(np.int64), reference_ns.astype(np.int64), 1000 / (setting_ns * 1e-9),
+                 1000 / (reference_ns * 1e-9))
+
+
 def _setting(algorithm: str, factor: float, recall: float = 1.0, machine: float = 1.0, seed: int = 0,
-             rounds: int = 4, runs: int = 5, params: dict | None = None) -> SettingRecord:
-    """Pass times: reference ~1 ms, setting ~2 ms × factor, all × machine, with 3 % noise."""
+             rounds: int = 4, processes: int = 3, params: dict | None = None, noise: float = 0.03) -> SettingRecord:
+    """Per process one pass: reference ~1 ms, setting ~2 ms × factor, all × machine, with 3 % process noise."""
     rng = np.random.default_rng(seed)
-    rs = [Round(recall, (2e6 * factor * machine * rng.lognormal(0, 0.03, runs)).astype(np.int64),
-                (1e6 * machine * rng.lognormal(0, 0.03, 2 * runs)).astype(np.int64)) for _ in range(rounds)]
+    rs = [_round(recall, 2e6 * factor * machine * rng.lognormal(0, noise, processes),
+                 1e6 * machine * rng.lognormal(0, noise, 2 * processes)) for _ in range(rounds)]
     return SettingRecord(algorithm, params or {"n": 1}, {}, 1000, rs)
 
 
 def _session(*settings: SettingRecord, unavailable: dict | None = None) -> Session:
-    return Session({"rounds": 4, "runs": 5}, {}, list(settings), unavailable or {})
+    return Session({"rounds": 4, "runs": 1, "processes": 3}, {}, list(settings), unavailable or {})
 
 
 def _verdicts(comparisons: list[gate.Comparison]) -> dict[str, str]:
@@ -66,17 +72,36 @@ def test_uniformly_slower_machine_is_not_a_regression():
 
 def test_small_drop_within_tolerance_and_noise_are_ok():
     base = _session(_setting("a", 1.0, seed=1))
-    assert gate.compare(base, _session(_setting("a", 1.05, seed=2)))[0].verdict == gate.OK  # 5 % < 10 %
+    c = gate.compare(base, _session(_setting("a", 1.02, seed=2)))[0]
+    assert c.verdict == gate.OK and c.ratio > 1 - Tolerances().qps  # a 2 % drop is below the 5 % tolerance
     assert gate.compare(base, _session(_setting("a", 1.0, recall=0.995, seed=2)))[0].verdict == gate.OK
 
 
+def test_the_gate_target_a_ten_percent_slowdown_is_flagged_and_its_figures_are_the_process_ratio():
+    """The slowdown benchmarks/gate.py injects (+10 % time, QPS / 1.1) with this project's process noise."""
+    from annbench.analyse.processes import process_ratio
+
+    base = _session(_setting("a", 1.0, seed=1))
+    now = _session(_setting("a", 1.1, seed=2))
+    (c,) = gate.compare(base, now)
+    assert c.verdict == gate.REGRESSION and c.timing_only and c.ratio == pytest.approx(1 / 1.1, abs=0.03)
+    r = process_ratio(base.settings[0].normalised(), now.settings[0].normalised())
+    assert (c.ratio, c.ratio_low, c.ratio_high) == (r.ratio, r.low, r.high)
+    assert len(now.settings[0].normalised()) == 4 * 3  # every process of every round is a value
+
+
+def test_normalised_values_by_hand():
+    # processes at 100 and 121 QPS, reference processes at 10 and 40 QPS (geometric mean 20): 5 and 6.05
+    r = Round(1.0, np.array([1, 1]), np.array([1, 1]), np.array([100.0, 121.0]), np.array([10.0, 40.0]))
+    np.testing.assert_allclose(r.normalised(), [5.0, 6.05])
+
+
 def test_drop_beyond_tolerance_but_within_noise_is_not_flagged():
-    """Huge round-to-round noise: a 20 % point drop whose interval includes 1 is not a regression."""
+    """Huge process-to-process noise: a 20 % point drop whose interval includes 1 is not a regression."""
     rng = np.random.default_rng(0)
 
     def noisy(factor: float) -> SettingRecord:
-        rs = [Round(1.0, np.full(3, int(2e6 * factor * m)), np.full(6, int(1e6)))
-              for m in rng.lognormal(0, 0.4, 2)]
+        rs = [_round(1.0, 2e6 * factor * rng.lognormal(0, 0.4, 3), np.full(6, 1e6)) for _ in range(2)]
         return SettingRecord("a", {}, {}, 1000, rs)
 
     then, now = noisy(1.0), noisy(1.25)
@@ -125,6 +150,7 @@ def test_session_json_round_trip():
     back = session_from_json(json.loads(json.dumps(session_to_json(s))), "mem")
     assert back.unavailable == {"x": "why"} and back.settings[0].key == s.settings[0].key
     np.testing.assert_array_equal(back.settings[0].rounds[2].pass_times_ns, s.settings[0].rounds[2].pass_times_ns)
+    np.testing.assert_array_equal(back.settings[0].normalised(), s.settings[0].normalised())
 
 
 # ---------------------------------------------------------------- end to end through gate.py
@@ -133,7 +159,13 @@ def test_session_json_round_trip():
 @pytest.mark.parametrize("content, expected", [
     ("not json", "is not readable JSON"),
     ('{"format": "other"}', "'format' must be 'annbench-gate-baseline'"),
-    ('{"format": "annbench-gate-baseline", "version": 1, "suite": {"dataset": "x"}}', "'suite' lacks algorithms"),
+    ('{"format": "annbench-gate-baseline", "version": 2, "suite": {"dataset": "x"}}', "'suite' lacks algorithms"),
+    ('{"format": "annbench-gate-baseline", "version": 1}', "version 1 is not supported; valid: 2"),
+    ('{"format": "annbench-gate-baseline", "version": 2, "suite": {"dataset": "x", "algorithms": null, "preset": "q", '
+     '"k": 1, "batch": false, "threads": 1, "runs": 1, "rounds": 2, "reference": "b", "processes": 2}, "settings": '
+     '[{"algorithm": "a", "build_params": {}, "query_params": {}, "n_queries": 5, "rounds": [{"recall": 1, '
+     '"pass_times_ns": [5], "reference_pass_times_ns": [5], "process_qps": [1, -2], "reference_qps": [3]}]}]}',
+     "settings[0].rounds[0].process_qps must be a non-empty list of positive numbers"),
 ])
 def test_bad_baseline_is_a_one_line_error(tmp_path: Path, content: str, expected: str):
     bad = tmp_path / "b.json"
@@ -154,3 +186,16 @@ def test_readme_workflow_is_the_shipped_workflow_and_runs_the_gate():
     script = "\n".join(s.get("run", "") for s in steps)
     assert "gate.py --save-baseline" in script and "gate.py --baseline" in script
     assert "--markdown" in script and "GITHUB_STEP_SUMMARY" in script and "gh pr comment" in script
+
+
+@pytest.mark.parametrize("value, expected", [("0", "0 is out of range; valid: an integer >= 1"),
+                                             ("two", "'two' is not an integer; valid: an integer >= 1")])
+def test_bad_process_count_is_a_one_line_error_and_nothing_is_written(tmp_path: Path, value: str, expected: str):
+    import contextlib
+    import io
+
+    err = io.StringIO()
+    with pytest.raises(SystemExit) as exit_info, contextlib.redirect_stderr(err):
+        main(["--save-baseline", str(tmp_path / "b.json"), "--processes", value])
+    assert exit_info.value.code == 2 and "--processes" in err.getvalue() and expected in err.getvalue()
+    assert len(err.getvalue().strip().splitlines()) == 1 and not (tmp_path / "b.json").exists()

@@ -61,3 +61,13 @@ def test_user_strings_cannot_leave_their_place() -> None:
     page = chart_html("c-1", "d", "recall", "qps", title=EVIL, static_href="x.svg")
     assert "<script" not in page and "</script" not in page
     assert np.isfinite([v for v in spec["runs"]["recall"] if v is not None]).all()
+
+
+def test_a_run_measured_in_processes_shows_its_process_interval() -> None:
+    runs = _runs().assign(qps_ci95_low=[950.0, np.nan, np.nan, np.nan, np.nan],
+                          qps_ci95_high=[1100.0, np.nan, np.nan, np.nan, np.nan], processes=[3, 1, 1, 1, 1])
+    hover = hover_text(runs.iloc[0])
+    assert "QPS: 1000 (95 % interval 950 – 1100 over 3 processes)" in hover and "slowest" not in hover
+    assert "(slowest pass 450)" in hover_text(runs.iloc[1])  # one process: the spread of its passes
+    spec = chart_spec(runs)
+    assert (spec["runs"]["qps_minus"][0], spec["runs"]["qps_plus"][0]) == (50.0, 100.0)

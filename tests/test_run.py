@@ -289,6 +289,12 @@ def test_qps_is_the_mean_of_the_measuring_processes(data_dir: Path, results_dir:
         adapter = load_adapter(run["algorithm"], paths.algorithm_dirs([]))
         assert run["process_index"] == ("loaded" if saveable(adapter) else "forked")
     assert set(frame["process_index"]) == {"loaded", "forked"}  # hnswlib saves its index, kdtree cannot
+    from annbench.cli.plot import main as plot_main
+
+    table = call(plot_main, "--results", results_dir, "--table", "text")
+    assert table.code == 0, table.err
+    header = table.out.splitlines()[0].split()
+    assert header[header.index("qps") + 1:header.index("qps") + 3] == ["qps_ci95_low", "qps_ci95_high"]
 
 
 def test_processes_interleave_the_settings_passes_and_early_stop_skips_the_dominated(

@@ -4,7 +4,11 @@ The operating point of an algorithm on a dataset is its fastest stored run that 
 ``recall >= min_recall`` (:func:`annbench.analyse.frames.operating_points`); the table reports that
 run's QPS, build time, index size and kNN accuracy, next to the best recall the algorithm
 reached at all (so a missing point says how far it fell short), the dataset's dimension,
-its exact kNN accuracy and, for an encoding, the network's own test accuracy.
+its exact kNN accuracy and, for an encoding, the network's own test accuracy. Where the runs were measured in
+several processes (``run --processes``), each point has its process interval (``qps_low`` .. ``qps_high``) and,
+beside the raw dataset's point of the same algorithm (the first dataset of the same subset), ``qps_vs_raw`` and
+its p-value ``qps_vs_raw_p`` by :func:`annbench.analyse.processes.process_ratio` (the ratio of the processes'
+geometric means; a difference counts only where it exceeds the process noise).
 """
 
 from __future__ import annotations
@@ -17,13 +21,17 @@ import numpy as np
 import pandas as pd
 
 from annbench.analyse.frames import OPERATING_COLUMNS, operating_points
+from annbench.analyse.processes import process_ratio, process_values
 from annbench.apps.encode import encoded_prefix
 from annbench.core.results import Status
 from annbench.datasets.registry import SUBSET
 
 #: Columns of the comparison table, in order.
-COLUMNS = ["dataset", "dimension", "net_accuracy", "algorithm", "qps_at_recall", "recall", "build_s", "index_bytes",
-           "knn_accuracy", "knn_accuracy_exact", "best_recall", "build_params", "query_params"]
+COLUMNS = ["dataset", "dimension", "net_accuracy", "algorithm", "qps_at_recall", "qps_low", "qps_high", "qps_vs_raw",
+           "qps_vs_raw_p", "recall", "build_s", "index_bytes", "knn_accuracy", "knn_accuracy_exact", "best_recall",
+           "build_params", "query_params"]
+#: Columns of the operating points' runs the process comparison needs (absent where no run has processes).
+PROCESS_COLUMNS = ["qps_processes", "qps_ci95_low", "qps_ci95_high"]
 
 
 def _natural(name: str) -> list[object]:
@@ -80,12 +88,13 @@ def side_by_side(frame: pd.DataFrame, datasets: list[str], min_recall: float = 0
     of one k and one mode), datasets in the given order, at the operating point ``min_recall``
     (NaN columns where no run reaches it)."""
     ok = frame[frame["status"] == Status.OK]
+    extra = [c for c in PROCESS_COLUMNS if c in ok]
     parts = []
     for name in datasets:
         runs = ok[ok["dataset"] == name]
         if runs.empty:
             continue
-        points = operating_points(runs, (min_recall,), columns=[*OPERATING_COLUMNS, "knn_accuracy"])
+        points = operating_points(runs, (min_recall,), columns=[*OPERATING_COLUMNS, "knn_accuracy", *extra])
         by_algorithm = runs.groupby("algorithm")
         points["best_recall"] = points["algorithm"].map(by_algorithm["recall"].max())
         exact = by_algorithm["knn_accuracy_exact"].first() if "knn_accuracy_exact" in runs else None
@@ -93,4 +102,28 @@ def side_by_side(frame: pd.DataFrame, datasets: list[str], min_recall: float = 0
         recorded = list(runs["dataset_path"].dropna().astype(str).unique()) if "dataset_path" in runs else []
         facts = dataset_facts(name, data_dir, recorded)
         parts.append(points.rename(columns={"qps": "qps_at_recall"}).assign(dataset=name, **facts))
-    return pd.concat(parts, ignore_index=True)[COLUMNS] if parts else pd.DataFrame(columns=COLUMNS)
+    if not parts:
+        return pd.DataFrame(columns=COLUMNS)
+    table = pd.concat(parts, ignore_index=True)
+    return versus_raw(table, datasets)[COLUMNS]
+
+
+def versus_raw(table: pd.DataFrame, datasets: list[str]) -> pd.DataFrame:
+    """``table`` with ``qps_low`` / ``qps_high`` (each point's process interval) and ``qps_vs_raw`` /
+    ``qps_vs_raw_p``: each point against the same algorithm's point on the raw dataset of its subset (the first
+    of ``datasets`` with the same subset suffix), NaN where either was measured in fewer than two processes."""
+    table = table.assign(qps_low=table.get("qps_ci95_low", np.nan), qps_high=table.get("qps_ci95_high", np.nan),
+                         qps_vs_raw=np.nan, qps_vs_raw_p=np.nan)
+    if "qps_processes" not in table:
+        return table
+    raw_of = {}
+    for name in datasets:
+        raw_of.setdefault(split_subset(name)[1], name)
+    per = {(r["dataset"], r["algorithm"]): process_values(r["qps_processes"]) for _, r in table.iterrows()}
+    for i, row in table.iterrows():
+        raw = raw_of.get(split_subset(str(row["dataset"]))[1])
+        then, now = per.get((raw, row["algorithm"]), np.empty(0)), per[(row["dataset"], row["algorithm"])]
+        if raw != row["dataset"] and len(then) >= 2 and len(now) >= 2:
+            change = process_ratio(then, now)
+            table.loc[i, ["qps_vs_raw", "qps_vs_raw_p"]] = [change.ratio, change.p_value]
+    return table

@@ -215,8 +215,8 @@ def operating_extras(points: pd.DataFrame, runs: pd.DataFrame, per_query: pd.Dat
     """Operating points (rows with their run's ``path``) with ``recall_hard<Q>%_<measure>``, the recall
     of each point's run on the hardest ``quantile`` of the queries (``runs``: those runs on all
     queries), and with ``significance`` the columns of
-    :func:`annbench.analyse.significance.significance_columns` over the queries of the mask ``queries``
-    (default all)."""
+    :func:`annbench.analyse.significance.significance_columns` (recall over the queries of the mask ``queries``,
+    default all; QPS over the processes of each point's run in ``runs``)."""
     points = points.copy()
     if measure.name in per_query:
         hard = subset_runs(runs, per_query, query_mask(per_query, measure, "hard", quantile))
@@ -228,5 +228,5 @@ def operating_extras(points: pd.DataFrame, runs: pd.DataFrame, per_query: pd.Dat
         chosen = per_query[per_query["path"].isin(set(points["path"].dropna()))]
         if queries is not None:
             chosen = chosen[np.asarray(queries, dtype=bool)[chosen["query"].to_numpy()]]
-        points = significance_columns(points, chosen)
+        points = significance_columns(points, chosen, runs)
     return points

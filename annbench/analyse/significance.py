@@ -1,11 +1,12 @@
-"""Is A really faster than B at recall r? Paired tests on per-query latencies and bootstrap intervals.
+"""Is A really faster than B at recall r? Intervals and rankings of the operating points.
 
-For each recall level of the operating-point table, every pair of algorithms whose operating
-points (fastest run with recall ≥ r) were measured in single-query mode is compared with the
-Wilcoxon signed-rank test on their per-query latencies, queries as pairs (``scipy.stats.wilcoxon``,
-two-sided), the p-values of one level Holm–Bonferroni corrected over its pairs. Each operating
-point's QPS and recall get a 95 % bootstrap interval (``scipy.stats.bootstrap``, queries resampled,
-1,000 resamples, percentile method, seeded). Batch-mode rows have no per-query latencies: "n/a".
+For each recall level of the operating-point table, every pair of operating points (fastest run with
+recall ≥ r) measured in at least two processes is compared by
+:func:`annbench.analyse.processes.process_ratio` (the one rule annbench compares QPS by), the p-values
+of one level Holm–Bonferroni corrected over its pairs; each point's QPS interval is the process interval
+stored with the run (``qps_ci95_low`` .. ``qps_ci95_high``). A run measured in one process has no
+process noise to test against: "n/a". Recall gets a 95 % bootstrap interval (``scipy.stats.bootstrap``,
+queries resampled, 1,000 resamples, percentile method, seeded): the answers do not vary by process.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import logging
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+from annbench.analyse.processes import process_ratio, process_values
 
 log = logging.getLogger(__name__)
 
@@ -38,15 +41,6 @@ def holm(pvalues: np.ndarray) -> np.ndarray:
     return out
 
 
-def paired_p_value(a: np.ndarray, b: np.ndarray) -> float:
-    """Two-sided Wilcoxon signed-rank p-value of the paired samples ``a``, ``b`` (one pair per query);
-    1.0 when every difference is zero (nothing tells them apart)."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if not np.any(a != b):
-        return 1.0
-    return float(stats.wilcoxon(a, b, alternative="two-sided").pvalue)
-
-
 def bootstrap_interval(values: np.ndarray, statistic, seed: int = SEED) -> tuple[float, float]:
     """95 % percentile-bootstrap interval of ``statistic(sample)`` over resamples of ``values``
     (``scipy.stats.bootstrap``, 1,000 resamples, ``rng`` seeded); a constant sample gives
@@ -60,14 +54,6 @@ def bootstrap_interval(values: np.ndarray, statistic, seed: int = SEED) -> tuple
     res = stats.bootstrap((values,), statistic, n_resamples=RESAMPLES, confidence_level=CONFIDENCE,
                           method="percentile", vectorized=True, rng=np.random.default_rng(seed))
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
-
-
-def qps_interval(qps: float, latency_ns: np.ndarray, seed: int = SEED) -> tuple[float, float]:
-    """Interval of an operating point's QPS: resampling queries, ``qps* = qps · mean(latency) /
-    mean(latency*)`` (the pass-time QPS scaled as the resampled latencies scale)."""
-    latency = np.asarray(latency_ns, dtype=np.float64)
-    mean = latency.mean()
-    return bootstrap_interval(latency, lambda s, axis=-1: qps * mean / np.mean(s, axis=axis), seed)
 
 
 def recall_interval(recall: np.ndarray, seed: int = SEED) -> tuple[float, float]:
@@ -86,35 +72,42 @@ def ranking(names: list[str], qps: list[float], p_adjusted: dict[frozenset, floa
     return text
 
 
-def significance_columns(points: pd.DataFrame, per_query: pd.DataFrame, level_col: str = "min_recall",
-                         alpha: float = ALPHA, seed: int = SEED) -> pd.DataFrame:
-    """``points`` (an operating-point table with each row's run ``path``) with ``qps_low`` /
-    ``qps_high``, ``recall_low`` / ``recall_high`` (bootstrap intervals) and ``ranking`` (per level,
-    the same on each of its rows; "n/a" for batch rows). ``per_query`` holds the rows of those runs
-    (``path``, ``query``, ``recall``, ``latency_ns``), already restricted to the queries compared."""
+def significance_columns(points: pd.DataFrame, per_query: pd.DataFrame, runs: pd.DataFrame | None = None,
+                         level_col: str = "min_recall", alpha: float = ALPHA, seed: int = SEED) -> pd.DataFrame:
+    """``points`` (an operating-point table with each row's run ``path``) with ``qps_low`` / ``qps_high`` (the
+    run's process interval), ``recall_low`` / ``recall_high`` (bootstrap interval) and ``ranking`` (per level
+    and mode, the same on each of its rows; "n/a" for a run measured in one process). ``runs`` holds the runs
+    by ``path`` with ``qps_processes``, ``qps_ci95_low``, ``qps_ci95_high`` (default: ``points``); where a
+    point's ``qps`` differs from its run's process mean (a difficulty subset's QPS, apportioned by latency),
+    the process values and interval are scaled by the same factor. ``per_query`` holds the rows of those
+    runs (``path``, ``query``, ``recall``), already restricted to the queries compared."""
     out = points.copy()
     for c in ("qps_low", "qps_high", "recall_low", "recall_high"):
         out[c] = np.nan
     out["ranking"] = NOT_APPLICABLE
     by_path = {p: g.sort_values("query") for p, g in per_query.groupby("path", sort=False)}
+    source = (runs if runs is not None else points).drop_duplicates("path").set_index("path")
+    per_point: dict[object, np.ndarray] = {}
     for i, row in out.iterrows():
         part = by_path.get(row.get("path"))
-        if part is None:
+        if part is not None:
+            out.loc[i, ["recall_low", "recall_high"]] = recall_interval(part["recall"].to_numpy(), seed)
+        run = source.loc[row["path"]] if row.get("path") in source.index else None
+        per = process_values(run.get("qps_processes")) if run is not None else np.empty(0)
+        if len(per) < 2 or not np.isfinite(row["qps"]):
             continue
-        out.loc[i, ["recall_low", "recall_high"]] = recall_interval(part["recall"].to_numpy(), seed)
-        latency = part["latency_ns"].to_numpy()
-        if not bool(row["batch"]) and len(latency) and not np.isnan(latency).any():
-            out.loc[i, ["qps_low", "qps_high"]] = qps_interval(float(row["qps"]), latency, seed)
-    group_cols = [c for c in ("dataset", "k", "host", level_col) if c in out]
+        scale = float(row["qps"]) / float(per.mean())
+        per_point[i] = per * scale
+        out.loc[i, ["qps_low", "qps_high"]] = [float(run["qps_ci95_low"]) * scale, float(run["qps_ci95_high"]) * scale]
+    group_cols = [c for c in ("dataset", "k", "host", "batch", level_col) if c in out]
     for _, level in out.groupby(group_cols, sort=False):
-        timed = level[(~level["batch"].astype(bool)) & level["qps_low"].notna()]
-        if timed.empty:
+        tested = level[level.index.isin(list(per_point))]
+        if tested.empty:
             continue
-        names = [str(a) for a in timed["algorithm"]]
-        latencies = {n: by_path[p]["latency_ns"].to_numpy() for n, p in zip(names, timed["path"])}
+        names = [str(a) for a in tested["algorithm"]]
+        values = dict(zip(names, (per_point[i] for i in tested.index)))
         pairs = list(itertools.combinations(names, 2))
-        raw = np.array([paired_p_value(latencies[a], latencies[b]) for a, b in pairs])
+        raw = np.array([process_ratio(values[a], values[b]).p_value for a, b in pairs])
         adjusted = dict(zip((frozenset(p) for p in pairs), holm(raw))) if pairs else {}
-        text = ranking(names, [float(q) for q in timed["qps"]], adjusted, alpha)
-        out.loc[timed.index, "ranking"] = text
+        out.loc[tested.index, "ranking"] = ranking(names, [float(q) for q in tested["qps"]], adjusted, alpha)
     return out

@@ -22,6 +22,8 @@ log = logging.getLogger("annbench.gate.verdicts")
 
 #: Suite options that must equal the baseline's when comparing (name → attribute of the parsed args).
 FIXED_BY_BASELINE = ("dataset", "preset", "k", "batch", "threads", "reference")
+#: Suite options a comparison may measure differently from the baseline (how much, not what).
+MAY_CHANGE = ("runs", "rounds", "processes")
 
 
 def _fraction(text: str) -> float:
@@ -43,6 +45,7 @@ def at_least_two(text: str) -> int:
 
 
 def parser(prog: str = "gate.py") -> Parser:
+    from annbench.gate.verdicts import Tolerances  # numpy: after main's thread pinning
     p = Parser(
         parents=[shared("data-dir", "algorithms-dir", "configs-dir", "verbose", "quiet")],
         prog=prog, description="Regression gate: measure a suite with a reference run for machine "
@@ -62,15 +65,19 @@ def parser(prog: str = "gate.py") -> Parser:
     s.add_argument("-k", "--count", dest="k", type=positive_int, help="neighbours per query (default 10)")
     s.add_argument("--batch", action="store_true", default=None, help="time all queries as one batch call")
     s.add_argument("--threads", type=positive_int, help="library threads (default 1)")
-    s.add_argument("--runs", type=positive_int, help="timed passes per run after one warm-up (default 3)")
-    s.add_argument("--rounds", type=at_least_two, help="times the whole suite is built and measured (default 5)")
+    s.add_argument("--runs", type=positive_int, help="timed passes per process after its warm-up (default 1)")
+    s.add_argument("--rounds", type=at_least_two, help="times the whole suite is built and measured (default 3)")
+    s.add_argument("--processes", type=positive_int, metavar="P", help="processes that measure each run, as "
+                   "run --processes; their QPS are what the verdicts compare (default 3)")
     s.add_argument("--reference", help="algorithm whose first setting normalises throughput (default bruteforce)")
     t = p.add_argument_group("verdicts")
-    t.add_argument("--recall-tolerance", type=_fraction, default=0.01, help="absolute recall drop (default 0.01)")
-    t.add_argument("--qps-tolerance", type=_fraction, default=0.10,
-                   help="relative normalised-QPS drop (default 0.10)")
-    t.add_argument("--confidence", type=_fraction, default=0.95,
-                   help="level of the Welch t-interval of the normalised QPS change (default 0.95)")
+    t.add_argument("--recall-tolerance", type=_fraction, default=Tolerances.recall,
+                   help=f"absolute recall drop (default {Tolerances.recall:g})")
+    t.add_argument("--qps-tolerance", type=_fraction, default=Tolerances.qps,
+                   help=f"relative normalised-QPS drop below which no change fails (default {Tolerances.qps:g})")
+    t.add_argument("--confidence", type=_fraction, default=Tolerances.confidence,
+                   help=f"level of the Welch t-interval of the normalised QPS change over the processes "
+                        f"(default {Tolerances.confidence:g})")
     t.add_argument("--confirm", type=non_negative_int, default=1, metavar="N",
                    help="a regression on QPS alone must reappear in N further sessions of its algorithms "
                         "(default 1; 0: the first session decides; none with --current)")
@@ -113,7 +120,7 @@ def suite_from(args: argparse.Namespace, baseline_suite: dict | None):  # Suite,
             raise UserError("--algorithm is empty; give one or more names (see run.py --list-algorithms)")
     if baseline_suite is None:
         defaults = Suite(dataset="random-xs-20-euclidean", algorithms=None)
-        given = {n: getattr(args, n) for n in (*FIXED_BY_BASELINE, "runs", "rounds") if getattr(args, n) is not None}
+        given = {n: getattr(args, n) for n in (*FIXED_BY_BASELINE, *MAY_CHANGE) if getattr(args, n) is not None}
         return Suite(**{**defaults.as_dict(), **given, "algorithms": algorithms})
     for name in FIXED_BY_BASELINE:
         value = getattr(args, name)
@@ -123,7 +130,7 @@ def suite_from(args: argparse.Namespace, baseline_suite: dict | None):  # Suite,
     fields = dict(baseline_suite)
     fields["algorithms"] = algorithms if algorithms is not None else (
         None if fields["algorithms"] is None else tuple(fields["algorithms"]))
-    for name in ("runs", "rounds"):
+    for name in MAY_CHANGE:
         if getattr(args, name) is not None:
             fields[name] = getattr(args, name)
     return Suite(**fields)
@@ -151,7 +158,8 @@ def main(argv: list[str] | None = None, prog: str = "gate.py") -> int:
         write_baseline(current, args.save_baseline)
         failed = [s for s in current.settings if not s.ok]
         print(f"baseline saved: {args.save_baseline} ({len(current.settings)} settings, {len(failed)} failed, "
-              f"{current.suite['rounds']} rounds x {current.suite['runs']} passes)")
+              f"{current.suite['rounds']} rounds x {current.suite['processes']} processes x "
+              f"{current.suite['runs']} passes)")
         for s in failed:
             print(f"failed: {s.algorithm} {s.key[1]} {s.key[2]}: {s.error}", file=sys.stderr)
         for name, reason in current.unavailable.items():

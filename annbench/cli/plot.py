@@ -206,6 +206,8 @@ def all_runs_table(frame: pd.DataFrame, args: argparse.Namespace) -> pd.DataFram
         cols = ["dataset", *SUMMARY_COLUMNS, *(["knn_accuracy"] if "knn_accuracy" in frame else []),
                 *(c for c in ("strategy", "filter_violations") if c in frame and frame[c].notna().any()),
                 *(["note"] if has_notes(frame) else [])]
+        if "qps_ci95_low" in frame and frame["qps_ci95_low"].notna().any():  # the process interval beside QPS
+            cols[cols.index("qps") + 1:cols.index("qps") + 1] = ["qps_ci95_low", "qps_ci95_high"]
         if "clients" in frame and frame["clients"].nunique() > 1:  # several client levels: say which row is which
             cols.insert(cols.index("query_params") + 1, "clients")
     if args.by_host:

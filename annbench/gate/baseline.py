@@ -1,16 +1,17 @@
 """The gate's baseline file: a measured :class:`~annbench.gate.verdicts.Session` as JSON, with full provenance.
 
-Layout (``format: annbench-gate-baseline``, ``version: 1``)::
+Layout (``format: annbench-gate-baseline``, ``version: 2``; version 1 kept no process values)::
 
-    {"format": ..., "version": 1,
-     "suite": {"dataset", "algorithms", "preset", "k", "batch", "threads", "runs", "rounds", "reference"},
+    {"format": ..., "version": 2,
+     "suite": {"dataset", "algorithms", "preset", "k", "batch", "threads", "runs", "rounds", "reference",
+               "processes"},
      "provenance": {cpu_model, host, platform, python, annbench_version, annbench_commit, dataset_name,
                     dataset_checksum, distance, n_queries, n_train, started, finished, command, ...},
      "unavailable": {algorithm: reason},
      "settings": [{"algorithm", "build_params", "query_params", "n_queries", "error",
                    "provenance": {library_versions, ...},
                    "rounds": [{"recall", "pass_times_ns": [...], "reference_pass_times_ns": [...],
-                               "timestamp"}]}]}
+                               "process_qps": [...], "reference_qps": [...], "timestamp"}]}]}
 
 Written atomically (temporary file, then rename); read with validation that names the file
 and the key at fault.
@@ -29,8 +30,8 @@ from annbench.core.errors import UserError
 from annbench.gate.verdicts import Round, Session, SettingRecord
 
 FORMAT = "annbench-gate-baseline"
-VERSION = 1
-SUITE_KEYS = ("dataset", "algorithms", "preset", "k", "batch", "threads", "runs", "rounds", "reference")
+VERSION = 2
+SUITE_KEYS = ("dataset", "algorithms", "preset", "k", "batch", "threads", "runs", "rounds", "reference", "processes")
 
 
 def session_to_json(session: Session) -> dict[str, Any]:
@@ -42,6 +43,8 @@ def session_to_json(session: Session) -> dict[str, Any]:
             "n_queries": s.n_queries, "error": s.error, "provenance": s.attrs,
             "rounds": [{"recall": r.recall, "pass_times_ns": [int(t) for t in r.pass_times_ns],
                         "reference_pass_times_ns": [int(t) for t in r.reference_pass_times_ns],
+                        "process_qps": [float(q) for q in r.process_qps],
+                        "reference_qps": [float(q) for q in r.reference_qps],
                         "timestamp": r.timestamp} for r in s.rounds],
         } for s in session.settings],
     }
@@ -71,7 +74,8 @@ def read_json(path: str | Path) -> dict[str, Any]:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise UserError(f"baseline {path}: 'format' must be {FORMAT!r}; this is not a gate baseline file")
     if doc.get("version") != VERSION:
-        raise UserError(f"baseline {path}: version {doc.get('version')!r} is not supported; valid: {VERSION}")
+        raise UserError(f"baseline {path}: version {doc.get('version')!r} is not supported; valid: {VERSION} "
+                        f"(save a new baseline with --save-baseline)")
     suite = doc.get("suite")
     if not isinstance(suite, dict) or any(k not in suite for k in SUITE_KEYS):
         missing = [k for k in SUITE_KEYS if not isinstance(suite, dict) or k not in suite]
@@ -86,6 +90,13 @@ def _times(path: Path, where: str, value: Any) -> np.ndarray:
     return a.astype(np.int64)
 
 
+def _qps(path: Path, where: str, value: Any) -> np.ndarray:
+    a = np.asarray(value)
+    if a.ndim != 1 or len(a) == 0 or a.dtype.kind not in "iuf" or not (np.isfinite(a) & (a > 0)).all():
+        raise UserError(f"baseline {path}: {where} must be a non-empty list of positive numbers (queries per second)")
+    return a.astype(np.float64)
+
+
 def session_from_json(doc: dict[str, Any], path: str | Path) -> Session:
     path = Path(path)
     settings = []
@@ -94,14 +105,18 @@ def session_from_json(doc: dict[str, Any], path: str | Path) -> Session:
         try:
             rounds = [Round(float(r["recall"]), _times(path, f"{where}.rounds[{j}].pass_times_ns", r["pass_times_ns"]),
                             _times(path, f"{where}.rounds[{j}].reference_pass_times_ns",
-                                   r["reference_pass_times_ns"]), str(r.get("timestamp", "")))
+                                   r["reference_pass_times_ns"]),
+                            _qps(path, f"{where}.rounds[{j}].process_qps", r["process_qps"]),
+                            _qps(path, f"{where}.rounds[{j}].reference_qps", r["reference_qps"]),
+                            str(r.get("timestamp", "")))
                       for j, r in enumerate(s.get("rounds") or [])]
             settings.append(SettingRecord(str(s["algorithm"]), dict(s["build_params"]), dict(s["query_params"]),
                                           int(s["n_queries"]), rounds, str(s.get("error") or ""),
                                           dict(s.get("provenance") or {})))
         except (KeyError, TypeError, ValueError) as e:
             raise UserError(f"baseline {path}: {where} is malformed ({type(e).__name__}: {e}); each setting needs "
-                            f"algorithm, build_params, query_params, n_queries and rounds") from None
+                            f"algorithm, build_params, query_params, n_queries and rounds (each with recall, "
+                            f"pass_times_ns, reference_pass_times_ns, process_qps, reference_qps)") from None
     return Session(dict(doc["suite"]), dict(doc.get("provenance") or {}), settings,
                    dict(doc.get("unavailable") or {}))
 

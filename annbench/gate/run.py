@@ -4,9 +4,10 @@ A session has ``rounds`` rounds; in each, the build settings of the suite run on
 (in reverse order in odd rounds) with a run of the reference setting (the first build and query
 setting of the reference algorithm's grid group) before the first and after each one, so every
 build setting is bracketed by two reference runs that see the machine as it was moments before
-and after. Everything is freshly measured (``force``; no early stop: every setting) into a private
-results folder and read back from it; rounds repeat the builds, so build-to-build variation is
-measured too.
+and after. Every run measures in ``processes`` processes (``run --processes``), whose QPS are the
+values the verdicts compare (:mod:`annbench.gate.verdicts`). Everything is freshly measured
+(``force``; no early stop: every setting) into a private results folder and read back from it; rounds
+repeat the builds, so build-to-build variation is measured too.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from annbench.analyse.processes import process_values
 from annbench.core import provenance
 from annbench.core.errors import UserError
 from annbench.core.results import RunKey, Status
@@ -49,9 +51,10 @@ class Suite:
     k: int = 10
     batch: bool = False
     threads: int = 1
-    runs: int = 3
-    rounds: int = 5
+    runs: int = 1
+    rounds: int = 3
     reference: str = "bruteforce"
+    processes: int = 3
 
     def as_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -99,12 +102,25 @@ def _reference_plan(suite: Suite, dataset: Dataset, options: RunOptions, config_
                                                          first.query_settings[:1]),))
 
 
-def _run(plan: Plan, dataset: Dataset, executor: Executor) -> list[tuple[RunKey, dict[str, Any], Any]]:
-    """Execute a one-build plan; its runs as (key, attrs, pass times or None), read from the store.
+@dataclass(frozen=True)
+class Timing:
+    """What a gate session keeps of one successful run's speed."""
 
-    Pass times are per repetition of the query set (a calibrated pass repeats it ``repeats``
-    times, and the count can differ from round to round), so they compare across rounds and
-    ``n_queries / time`` stays the QPS."""
+    pass_times_ns: np.ndarray  # every timed pass of every process, per repetition of the query set
+    process_qps: np.ndarray    # each measuring process's QPS (one value: the run's own QPS with one process)
+
+
+def _timing(path: Path, attrs: dict[str, Any]) -> Timing:
+    """Pass times are per repetition of the query set (a calibrated pass repeats it ``repeats`` times, and
+    the count can differ from round to round), so they compare across rounds and ``n_queries / time`` stays
+    the QPS."""
+    times = read_arrays(path)["pass_times_ns"] / int(attrs.get("repeats", 1))
+    per = process_values(attrs.get("qps_processes"))
+    return Timing(times, per if len(per) else np.array([float(attrs["qps"])]))
+
+
+def _run(plan: Plan, dataset: Dataset, executor: Executor) -> list[tuple[RunKey, dict[str, Any], Timing | None]]:
+    """Execute a one-build plan; its runs as (key, attrs, timing or None where it failed), read from the store."""
     store = executor.store
     execute(executor, plan, dataset)
     out = []
@@ -115,10 +131,7 @@ def _run(plan: Plan, dataset: Dataset, executor: Executor) -> list[tuple[RunKey,
         except (OSError, KeyError) as e:
             out.append((key, {"status": Status.ERROR, "error": f"no readable result ({e})"}, None))
             continue
-        times = read_arrays(path).get("pass_times_ns") if attrs.get("status") == Status.OK else None
-        if times is not None:
-            times = times / int(attrs.get("repeats", 1))
-        out.append((key, attrs, times))
+        out.append((key, attrs, _timing(path, attrs) if attrs.get("status") == Status.OK else None))
     return out
 
 
@@ -136,13 +149,13 @@ def _decoded(value: Any) -> Any:
     return value
 
 
-def _reference(suite: Suite, reference: Plan, dataset: Dataset, executor: Executor) -> np.ndarray:
-    """The pass times of one fresh run of the reference setting."""
-    (_, attrs, times), = _run(reference, dataset, executor)
-    if times is None:
+def _reference(suite: Suite, reference: Plan, dataset: Dataset, executor: Executor) -> Timing:
+    """The timing of one fresh run of the reference setting."""
+    (_, attrs, timing), = _run(reference, dataset, executor)
+    if timing is None:
         raise UserError(f"reference run {suite.reference!r} failed: {attrs.get('error')}; the gate cannot "
                         f"normalise without it (choose another with --reference)")
-    return times
+    return timing
 
 
 def _provenance(suite: Suite, dataset: Dataset, started: str, load_start: list[float]) -> dict[str, Any]:
@@ -159,7 +172,7 @@ def measure_suite(suite: Suite, dataset: Dataset, config_dirs: list[Path], adapt
     started, load_start = provenance.timestamp(), list(os.getloadavg())
     # Every setting measured: a baseline never lacks a setting because it was skipped as dominated.
     options = RunOptions(k=suite.k, runs=suite.runs, batch=suite.batch, threads=suite.threads, force=True,
-                         early_stop=False)
+                         early_stop=False, processes=suite.processes)
     reference = _reference_plan(suite, dataset, options, config_dirs, adapter_dirs)
     plan, unavailable = _plans(suite, dataset, options, config_dirs, adapter_dirs)
     builds = plan.builds if plan is not None else ()
@@ -203,13 +216,16 @@ def _rounds(suite: Suite, dataset: Dataset, plan: Plan | None, reference: Plan, 
             assert plan is not None
             runs = _run(dataclasses.replace(plan, builds=(setting,)), dataset, suite_exec)
             after = _reference(suite, reference, dataset, ref_exec)
-            for key, attrs, times in runs:
+            for key, attrs, timing in runs:
                 rec = SettingRecord(key.algorithm, key.build_params, key.query_params, len(dataset.test))
                 rec = records.setdefault(rec.key, rec)
-                if times is None:
+                if timing is None:
                     rec.error = rec.error or str(attrs.get("error") or "failed")
                     continue
                 rec.attrs = {n: _decoded(attrs[n]) for n in PROVENANCE_ATTRS if n in attrs}
-                rec.rounds.append(Round(float(attrs["recall"]), times, np.concatenate([before, after]),
-                                        str(attrs.get("timestamp"))))
+                assert before is not None
+                rec.rounds.append(Round(
+                    float(attrs["recall"]), timing.pass_times_ns,
+                    np.concatenate([before.pass_times_ns, after.pass_times_ns]), timing.process_qps,
+                    np.concatenate([before.process_qps, after.process_qps]), str(attrs.get("timestamp"))))
             before = after

@@ -56,7 +56,8 @@ def counts_text(comparisons: list[Comparison]) -> str:
 def _session_line(label: str, s: Session) -> str:
     p = s.provenance
     return (f"{label}: {p.get('started', '?')} on {p.get('host', '?')} ({p.get('cpu_model', '?')}), annbench "
-            f"{p.get('annbench_commit', '?')}, {s.suite.get('rounds')} rounds x {s.suite.get('runs')} passes")
+            f"{p.get('annbench_commit', '?')}, {s.suite.get('rounds')} rounds x "
+            f"{s.suite.get('processes', 1)} processes x {s.suite.get('runs')} passes")
 
 
 def header_lines(baseline: Session, current: Session, tol: Tolerances, factor: float) -> list[str]:
@@ -70,7 +71,7 @@ def header_lines(baseline: Session, current: Session, tol: Tolerances, factor: f
         f"machine factor (reference QPS now / then): {factor_text}; QPS below are raw, verdicts use "
         f"reference-normalised QPS",
         f"tolerances: recall -{tol.recall:g} absolute, normalised QPS -{100 * tol.qps:g}% with its "
-        f"{100 * tol.confidence:g}% confidence interval (Welch t over rounds) below no change",
+        f"{100 * tol.confidence:g}% confidence interval (Welch t over the processes) below no change",
     ]
 
 

@@ -2,21 +2,24 @@
 
 A *session* measures every (algorithm, build params, query params) setting of a suite in
 ``rounds`` rounds; in each round every build setting is bracketed by runs of a fixed *reference*
-setting (by default ``bruteforce``) on the same data, one just before and one just after it.
-A round's *normalised time* of a setting is::
+setting (by default ``bruteforce``) on the same data, one just before and one just after it. Each run
+measures its settings in ``processes`` processes (``run --processes``), each process's QPS being that of
+its fastest pass. The setting's values are its processes' QPS, each *normalised* by its round's
+reference::
 
-    x_r = log( median(pass times of the setting) / median(pass times of the two bracketing reference runs) )
+    v_rj = qps_rj / geomean(QPS of every process of the two bracketing reference runs)
 
-(the median makes one disturbed pass harmless; the reference cancels the machine's speed and load).
-The normalised throughput ratio, current against baseline, is ``rho = exp(mean(x_then) - mean(x_now))``
-(< 1: slower now), and its confidence interval is Welch's t-interval for the difference of the two
-means of ``x``: rounds are the replicates (each has its own build and its own reference runs), so
-the interval holds the round-to-round variation and, with few rounds, is properly wide.
+(the reference cancels the machine's speed and load at that moment). The change of normalised
+throughput, current against baseline, is :func:`annbench.analyse.processes.process_ratio` of the
+two sessions' values, the one rule annbench compares QPS by: ``rho`` = ratio of the geometric means
+(< 1: slower now) with Welch's t-interval on the logs. Processes are the replicates, so a change must
+exceed the process-to-process noise (and the reference's, folded into each round's values) to count.
 
 Verdicts: ``regression`` when mean recall fell by more than ``recall_tolerance`` (absolute), or
-when ``rho < 1 - qps_tolerance`` *and* the interval's upper end is below 1 (the drop exceeds the
-tolerance and is not noise), or when the setting's run failed; ``improved`` symmetrically
-(``rho > 1 + qps_tolerance`` and the lower end above 1, or recall up by more than the tolerance);
+when ``rho < 1 - qps_tolerance`` *and* the interval's upper end is below 1 (the drop is not noise and
+not below the smallest change worth a failure), or when the setting's run failed; ``improved``
+symmetrically (``rho > 1 + qps_tolerance`` and the lower end above 1, or recall up by more than the
+tolerance);
 ``missing`` (in the baseline, not measured now, with the reason); ``new`` (measured now, not in
 the baseline); otherwise ``ok``.
 
@@ -35,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from annbench.analyse.processes import process_ratio
 from annbench.core.results import Params, canonical
 
 OK, REGRESSION, IMPROVED, MISSING, NEW = "ok", "regression", "improved", "missing", "new"
@@ -45,12 +49,18 @@ SettingKey = tuple[str, str, str]
 
 @dataclass(frozen=True)
 class Round:
-    """One round's measurement of a setting and of the reference run just before it."""
+    """One round's measurement of a setting and of the two reference runs bracketing it."""
 
     recall: float
-    pass_times_ns: np.ndarray            # (runs,) every timed pass of the setting
+    pass_times_ns: np.ndarray            # every timed pass of the setting (of every process), per query set
     reference_pass_times_ns: np.ndarray  # every timed pass of the reference runs bracketing it
+    process_qps: np.ndarray              # (processes,) each measuring process's QPS (its fastest pass)
+    reference_qps: np.ndarray            # each process's QPS of the two bracketing reference runs
     timestamp: str = ""
+
+    def normalised(self) -> np.ndarray:
+        """Each process's QPS over the geometric mean of the reference processes' QPS."""
+        return self.process_qps / float(np.exp(np.mean(np.log(self.reference_qps))))
 
 
 @dataclass
@@ -80,6 +90,10 @@ class SettingRecord:
         """Raw QPS of every pass of every round."""
         return self.n_queries / (np.concatenate([r.pass_times_ns for r in self.rounds]) * 1e-9)
 
+    def normalised(self) -> np.ndarray:
+        """Normalised QPS of every process of every round (:meth:`Round.normalised`)."""
+        return np.concatenate([r.normalised() for r in self.rounds]) if self.rounds else np.empty(0)
+
 
 @dataclass
 class Session:
@@ -104,7 +118,7 @@ class Session:
 @dataclass(frozen=True)
 class Tolerances:
     recall: float = 0.01      # absolute drop of mean recall
-    qps: float = 0.10         # relative drop of normalised throughput
+    qps: float = 0.05         # relative drop of normalised throughput (a +10 % slowdown is a 9.1 % drop)
     confidence: float = 0.95  # two-sided level of the interval of the throughput ratio
 
 
@@ -132,29 +146,6 @@ class Comparison:
         return self.algorithm, self.build_params, self.query_params
 
 
-def round_log_times(rounds: list[Round]) -> np.ndarray:
-    """Per round, ``x_r = log(median(setting pass times) / median(reference pass times))``."""
-    return np.array([np.log(np.median(r.pass_times_ns) / np.median(r.reference_pass_times_ns)) for r in rounds])
-
-
-def throughput_ratio(then: list[Round], now: list[Round], confidence: float = 0.95) -> tuple[float, float, float]:
-    """Normalised throughput now/then, ``rho = exp(mean(x_then) - mean(x_now))``, and its Welch
-    t-interval at ``confidence``. Each side needs at least two rounds."""
-    from scipy.stats import t as student_t
-
-    x0, x1 = round_log_times(then), round_log_times(now)
-    if len(x0) < 2 or len(x1) < 2:
-        raise ValueError(f"the interval needs at least 2 rounds on each side, got {len(x0)} and {len(x1)}")
-    d = float(x0.mean() - x1.mean())
-    v0, v1 = x0.var(ddof=1) / len(x0), x1.var(ddof=1) / len(x1)
-    se = float(np.sqrt(v0 + v1))
-    if se == 0.0:
-        return float(np.exp(d)), float(np.exp(d)), float(np.exp(d))
-    df = (v0 + v1) ** 2 / (v0 ** 2 / (len(x0) - 1) + v1 ** 2 / (len(x1) - 1))
-    half = float(student_t.ppf(0.5 + confidence / 2, df)) * se
-    return float(np.exp(d)), float(np.exp(d - half)), float(np.exp(d + half))
-
-
 def compare_setting(then: SettingRecord, now: SettingRecord, tol: Tolerances) -> Comparison:
     """Verdict for a setting measured in both sessions (see the module docstring for the rules)."""
     base = dict(algorithm=then.algorithm, build_params=then.key[1], query_params=then.key[2])
@@ -171,11 +162,13 @@ def compare_setting(then: SettingRecord, now: SettingRecord, tol: Tolerances) ->
     worse: list[str] = []
     better: list[str] = []
     notes: list[str] = []
-    if len(then.rounds) < 2 or len(now.rounds) < 2:
-        notes.append("throughput not judged: an interval needs at least 2 rounds on each side")
+    x0, x1 = then.normalised(), now.normalised()
+    if len(x0) < 2 or len(x1) < 2:
+        notes.append("throughput not judged: an interval needs at least 2 processes on each side")
         rho = low = high = float("nan")
     else:
-        rho, low, high = throughput_ratio(then.rounds, now.rounds, tol.confidence)
+        change = process_ratio(x0, x1, tol.confidence)
+        rho, low, high = change.ratio, change.low, change.high
         figures.update(ratio=rho, ratio_low=low, ratio_high=high)
     d_recall = figures["recall_now"] - figures["recall_then"]
     recall_worse = d_recall < -tol.recall - 1e-12
@@ -191,7 +184,7 @@ def compare_setting(then: SettingRecord, now: SettingRecord, tol: Tolerances) ->
         better.append(f"normalised QPS {span}")
     if (high - low) / 2 > tol.qps:
         notes.append(f"noisy: interval half-width {50 * (high - low):.0f}% exceeds the tolerance; "
-                     f"more --rounds/--runs narrow it")
+                     f"more --processes/--rounds narrow it")
     verdict = REGRESSION if worse else IMPROVED if better else OK
     return Comparison(**base, verdict=verdict, reasons=tuple(worse + better + notes), **figures)
 

@@ -1,6 +1,6 @@
 """The HTML report's difficulty section of one dataset: the quartiles and histograms of its queries'
 difficulty, per k and mode the recall by difficulty decile at recall ≥ 0.9, and the operating
-points with their hard-query recall, bootstrap intervals and significance ranking."""
+points with their hard-query recall, process intervals and significance ranking."""
 
 from __future__ import annotations
 
@@ -67,8 +67,9 @@ def difficulty_section(out: Path, d: str, name: str, frame: pd.DataFrame, data_d
         table = operating_extras(points, part, pq, m, DEFAULT_QUANTILE, significance=True)
         body += [f"<h3>k = {int(k)}, {mode}-query mode</h3>",
                  image(rel, "recall by difficulty decile"),
-                 "<p>Operating points with their recall on the hardest queries, 95 % bootstrap intervals and, per "
-                 "level, a ranking where A &gt; B only when a Holm-corrected Wilcoxon test on the per-query "
-                 "latencies says so (A ≈ B otherwise; batch mode: n/a).</p>",
+                 "<p>Operating points with their recall on the hardest queries, the 95 % interval of QPS across "
+                 "the processes that measured it (recall: bootstrap over queries) and, per level, a ranking "
+                 "where A &gt; B only when a Holm-corrected Welch test on the processes' QPS says so (A ≈ B "
+                 "otherwise; n/a for a run measured in one process).</p>",
                  to_html(table.drop(columns=["path"]))]
     return "\n".join(body)

@@ -57,8 +57,8 @@ caption{text-align:left;font-size:.9em;color:#555;padding:.2em 0}
 """
 
 SWEEP_COLUMNS = ["build_params", "query_params", "status", "recall", "id_recall", "knn_accuracy", "qps",
-                 "qps_median", "qps_slowest", "p50_ms", "p99_ms", "build_s", "index_bytes", "build_peak_rss_bytes",
-                 "note"]
+                 "qps_ci95_low", "qps_ci95_high", "process_cv", "qps_median", "qps_slowest", "p50_ms", "p99_ms",
+                 "build_s", "index_bytes", "build_peak_rss_bytes", "note"]
 PROVENANCE_FIELDS = ["dataset_checksum", "cpu_model", "host", "platform", "python", "annbench_version",
                      "annbench_commit", "threads", "runs", "n_queries", "n_train"]
 

@@ -107,7 +107,12 @@ def hover_text(run: pd.Series) -> str:
     if get("knn_accuracy") is not None and not pd.isna(get("knn_accuracy")):
         lines.append(f"kNN accuracy: {_number(get('knn_accuracy'))}")
     qps = f"QPS: {_number(get('qps'))}"
-    if get("qps_slowest") is not None and not pd.isna(get("qps_slowest")):
+    low, high = get("qps_ci95_low"), get("qps_ci95_high")
+    if low is not None and high is not None and not (pd.isna(low) or pd.isna(high)):  # the process interval
+        p = get("processes")
+        over = f" over {int(p)} processes" if p is not None and not pd.isna(p) else " over processes"
+        qps += f" (95 % interval {_number(low)} – {_number(high)}{over})"
+    elif get("qps_slowest") is not None and not pd.isna(get("qps_slowest")):
         qps += f" (slowest pass {_number(get('qps_slowest'))})"
     lines += [qps, f"latency p50 {_number(get('p50_ms'), ' ms')}, p99 {_number(get('p99_ms'), ' ms')}",
               f"build time {_number(get('build_s'), ' s')}, index {_bytes(get('index_bytes'))}"]
@@ -143,7 +148,7 @@ def chart_spec(frame: pd.DataFrame) -> dict[str, Any]:
         runs[f"{m}@nines"] = _plain(np.where(np.isfinite(values), nines(values, floor), np.nan))
         tv = nines_ticks(floor)
         ticks[m] = {"vals": [float(v) for v in nines(np.array(tv), floor)], "text": [tick_text(v) for v in tv]}
-    if "qps" in ok and "qps_slowest" in ok:  # error bars as the static figures draw them
+    if "qps" in ok:  # error bars as the static figures draw them: the process interval, else the passes
         bars = error_bars(ok.assign(qps=_column(ok, "qps")), "qps")
         zeros = np.zeros(len(ok))
         runs["qps_minus"] = _plain(zeros if bars is None else bars[0])

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_database_workloads import SETTINGS as DATABASES  # their filtered queries are tested there
 from test_filtered import random_filtered
 
 from annbench.backends.discovery import load_adapter
@@ -21,7 +22,8 @@ from annbench.quality.filtered import filtered_knn
 from annbench.quality.predicates import AttributeIndex, Attributes, predicates
 
 #: The adapters that filter natively (README: "Filtered search"); usearch and ScaNN expose no filter in Python.
-NATIVE = ["bruteforce", "faiss-flat", "faiss-hnsw", "faiss-ivf", "hnswlib"]
+NATIVE = ["bruteforce", "chroma-hnsw", "faiss-flat", "faiss-hnsw", "faiss-ivf", "hnswlib", "lancedb-ivf-flat",
+          "lancedb-ivf-hnsw-sq", "lancedb-ivf-pq", "milvus-hnsw", "milvus-ivf-flat", "qdrant-local"]
 K = 10
 
 
@@ -54,14 +56,13 @@ def test_the_native_adapters_are_the_documented_ones() -> None:
         assert f"`{name}`" in readme.split("## Filtered search", 1)[1].split("\n## ", 1)[0]
 
 
-@pytest.mark.parametrize("algorithm", NATIVE)
+@pytest.mark.parametrize("algorithm", [a for a in NATIVE if a not in DATABASES])  # databases: their own module
 def test_native_filtering(algorithm: str, dataset) -> None:
     cls = load_adapter(algorithm, paths.algorithm_dirs(None))
     build, query = _highest_effort(algorithm, "filtered")
     adapter = cls(dataset.distance, **build)
-    adapter.fit(dataset.train)
     search = FilteredSearch(adapter, Strategy.NATIVE)
-    search.fit_attributes(dataset.filters.attributes)
+    search.fit(dataset.train, dataset.filters.attributes)  # the attributes before or after fit, as declared
     adapter.set_query_params(**query)
     ids = _answers(search, dataset)
     scores, _ = quality(dataset, ids, K)

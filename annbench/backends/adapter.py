@@ -166,6 +166,10 @@ class Adapter(metaclass=AdapterType):
     #: an adapter that does not declare every kind its predicates use is measured through the harness's
     #: post-filter strategy (:mod:`annbench.backends.filtering`).
     filters: ClassVar[tuple[str, ...]] = ()
+    #: Whether ``fit_attributes`` comes right before ``fit`` instead of after it (both inside the timed
+    #: build): for a database, whose table or collection takes each row with its attributes (a schema
+    #: fixed at creation, as Milvus's) rather than a second pass over rows already loaded.
+    attributes_first: ClassVar[bool] = False
     #: What the adapter can change in a built index (runbooks, see README "Indexes that change"): a subset
     #: of :data:`CHANGES`. ``insert`` means an adapter with no index yet builds one by inserting.
     changes: ClassVar[tuple[str, ...]] = ()
@@ -256,8 +260,8 @@ class Adapter(metaclass=AdapterType):
 
     def fit_attributes(self, attrs: Attributes) -> None:
         """Take the train points' attributes (tags CSR, optional values), inside the timed build, after
-        ``fit``: whatever the adapter builds from them (an inverted index, a bitmap per tag) is build time.
-        Adapters that declare ``filters`` override it."""
+        ``fit`` (before it where ``attributes_first``): whatever the adapter builds from them (an inverted
+        index, a bitmap per tag, the rows' columns) is build time. Adapters that declare ``filters`` override it."""
         raise NotImplementedError(f"{type(self).__name__} does not filter natively")
 
     def filtered_query(self, q: np.ndarray, k: int, predicate: Predicate) -> np.ndarray:

@@ -71,6 +71,16 @@ class FilteredSearch:
         self.strategy = strategy
         self._index: AttributeIndex | None = None
 
+    def fit(self, X: np.ndarray, attrs: Attributes) -> None:
+        """The timed build: the adapter's ``fit`` and the attributes (:meth:`fit_attributes`), natively before
+        ``fit`` where the adapter declares ``attributes_first`` (a database loading each row with its attributes)."""
+        first = self.strategy == Strategy.NATIVE and self.adapter.attributes_first
+        if first:
+            self.adapter.fit_attributes(attrs)
+        self.adapter.fit(X)
+        if not first:
+            self.fit_attributes(attrs)
+
     def fit_attributes(self, attrs: Attributes) -> None:
         """Inside the timed build, after ``fit``: the adapter's own (native) or the post-filter's index."""
         if self.strategy == Strategy.NATIVE:

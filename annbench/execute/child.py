@@ -230,9 +230,10 @@ def run_build_setting(task: Task, dataset: Dataset, store: ResultStore,
             adapter.warm_up(dataset.train)
             with peak_memory_growth() as memory:
                 start = time.perf_counter_ns()
-                adapter.fit(dataset.train)
                 if isinstance(search, FilteredSearch):  # the attributes' index is part of the build
-                    search.fit_attributes(filters.attributes)  # type: ignore[union-attr]
+                    search.fit(dataset.train, filters.attributes)  # type: ignore[union-attr]
+                else:
+                    adapter.fit(dataset.train)
                 build_ns = time.perf_counter_ns() - start
             parts = adapter.build_stats()
         except Exception as e:

@@ -52,6 +52,11 @@ class Predicate:
     def has_range(self) -> bool:
         return self.low is not None
 
+    def bounds(self) -> tuple[float | None, float | None]:
+        """``(low, high)`` as a database's filter states them: an absent or infinite bound is None (no clause)."""
+        low, high = (None if v is None or not np.isfinite(v) else float(v) for v in (self.low, self.high))
+        return low, high
+
     def kinds(self) -> tuple[str, ...]:
         """The filter kinds this predicate uses (see :data:`FILTER_KINDS`)."""
         return tuple(k for k, used in zip(FILTER_KINDS, (bool(self.tags), self.has_range)) if used)

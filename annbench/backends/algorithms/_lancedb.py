@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 
@@ -12,37 +13,85 @@ import pyarrow as pa
 
 from annbench.backends.adapter import Adapter
 from annbench.backends.workspace import Workspace
+from annbench.quality.predicates import Attributes, Predicate
 
 log = logging.getLogger("annbench.backends.lancedb")
 
 
+def id_runs(ids: np.ndarray) -> list[tuple[int, int]]:
+    """``ids`` as half-open runs ``[start, end)`` of consecutive values (a runbook's batches are one run each)."""
+    ids = np.sort(np.asarray(ids, dtype=np.int64))
+    if not len(ids):
+        return []
+    cut = np.flatnonzero(np.diff(ids) != 1) + 1
+    return [(int(part[0]), int(part[-1]) + 1) for part in np.split(ids, cut)]
+
+
 class LanceDBAdapter(Adapter):
-    """Base of the LanceDB adapters: subclasses give ``create_index``'s arguments and the query's settings."""
+    """Base of the LanceDB adapters: subclasses give ``create_index``'s arguments and the query's settings.
+
+    Filters: each row's tags are a ``list<int32>`` column with a ``LABEL_LIST`` scalar index and its value a
+    ``float64`` column with a ``BTREE`` one, loaded with the vectors; a predicate is the SQL filter
+    ``array_has_all(tags, [..]) AND value >= .. AND value < ..`` of ``search(q).where(.., prefilter=True)``.
+    Changes: ``table.add`` (then ``optimize()``, which adds the new rows to the index), ``table.delete``
+    of id ranges, and ``merge_insert('id')`` (an upsert) to replace.
+    """
 
     native_metrics = {"euclidean": "l2", "angular": "cosine", "ip": "dot"}
     libraries = ("lancedb",)
+    filters = ("tags", "range")
+    attributes_first = True
+    changes = ("insert", "delete", "replace")
+    fork_clients = False
+    fork_clients_reason = ("lancedb's fork support is experimental: its async runtime is reset in a forked "
+                           "process, with a chance of deadlock it warns about")
+    _attrs: Attributes | None = None
+    table = None
 
     def index_config(self) -> object:
         """The ``lancedb.index`` configuration of ``create_index`` (``IvfPq(...)``, ...)."""
         raise NotImplementedError
 
+    def fit_attributes(self, attrs: Attributes) -> None:
+        self._attrs = attrs  # loaded as columns of the table, with the vectors (attributes_first)
+
+    def _rows(self, X: np.ndarray, ids: np.ndarray, attrs: Attributes | None) -> pa.Table:
+        columns = {"id": pa.array(ids.astype(np.int64)),
+                   "vector": pa.FixedSizeListArray.from_arrays(pa.array(X.ravel()), X.shape[1])}
+        if attrs is not None:
+            tags = attrs.tags
+            columns["tags"] = pa.ListArray.from_arrays(pa.array(tags.indptr.astype(np.int32)),
+                                                       pa.array(tags.indices.astype(np.int32)))
+            if attrs.values is not None:
+                columns["value"] = pa.array(np.asarray(attrs.values, dtype=np.float64))
+        return pa.table(columns)
+
     def fit(self, X: np.ndarray) -> None:
+        self._create(X, np.arange(len(X), dtype=np.int64))
+
+    def _create(self, X: np.ndarray, ids: np.ndarray) -> None:
         self.workspace = Workspace("lancedb")
         start = time.perf_counter()
-        db = lancedb.connect(str(self.workspace.path))
-        data = pa.table({"id": pa.array(np.arange(len(X), dtype=np.int32)),
-                         "vector": pa.FixedSizeListArray.from_arrays(pa.array(X.ravel()), X.shape[1])})
+        self.db = lancedb.connect(str(self.workspace.path))
+        data = self._rows(X, ids, self._attrs)
         log.debug("create_table('items', %d rows)", len(X))
-        self.table = db.create_table("items", data=data)
+        log.debug("columns %s", data.column_names)
+        self.table = self.db.create_table("items", data=data)
         self.load_s = time.perf_counter() - start
         start = time.perf_counter()
         config = self.index_config()
         log.debug("create_index('vector', config=%r)", config)
         self.table.create_index("vector", config=config)
+        if self._attrs is not None:
+            log.debug("create_scalar_index('tags', index_type='LABEL_LIST')")
+            self.table.create_scalar_index("tags", index_type="LABEL_LIST")
+            if self._attrs.values is not None:
+                log.debug("create_scalar_index('value', index_type='BTREE')")
+                self.table.create_scalar_index("value", index_type="BTREE")
         self.index_s = time.perf_counter() - start
 
     def build_stats(self) -> dict[str, float]:
-        """``load_s`` (connect, create_table) and ``index_s`` (create_index)."""
+        """``load_s`` (connect, create_table) and ``index_s`` (create_index, the scalar indexes)."""
         return {"load_s": self.load_s, "index_s": self.index_s}
 
     def search(self, q: np.ndarray, k: int):
@@ -52,9 +101,53 @@ class LanceDBAdapter(Adapter):
     def log_query(self, settings: str) -> None:
         log.debug("search(q).distance_type(%r).limit(k).select(['id', '_distance'])%s.to_arrow() (each query)",
                   self.metric_name, settings)
+        if self._attrs is not None:
+            log.debug("search(q).distance_type(%r).limit(k).select(['id', '_distance'])%s.where('array_has_all(tags, "
+                      "[..]) AND value >= .. AND value < ..', prefilter=True).to_arrow() (each filtered query)",
+                      self.metric_name, settings)
 
     def query(self, q: np.ndarray, k: int) -> np.ndarray:
         return self.search(q, k).to_arrow()["id"].to_numpy().astype(np.int64)
+
+    @staticmethod
+    def where(predicate: Predicate) -> str:
+        """The predicate as a Lance SQL filter: ``array_has_all(tags, [3, 7]) AND value >= 0.1 AND value < 0.2``."""
+        clauses = [f"array_has_all(tags, [{', '.join(map(str, predicate.tags))}])"] if predicate.tags else []
+        low, high = predicate.bounds()
+        clauses += [f"value >= {low!r}"] if low is not None else []
+        return " AND ".join(clauses + ([f"value < {high!r}"] if high is not None else []))
+
+    def filtered_query(self, q: np.ndarray, k: int, predicate: Predicate) -> np.ndarray:
+        where = self.where(predicate)
+        search = self.search(q, k)
+        if where:
+            search = search.where(where, prefilter=True)
+        return search.to_arrow()["id"].to_numpy().astype(np.int64)
+
+    def insert(self, X: np.ndarray, ids: np.ndarray) -> None:
+        if self.table is None:  # a runbook's first insert: the table and its index, trained on these rows
+            self._create(X, ids)
+            return
+        log.debug("add(%d rows); optimize()", len(X))
+        self.table.add(self._rows(X, ids, None))
+        self.table.optimize()  # the new rows join the index (until then each query scans them in full)
+
+    def delete(self, ids: np.ndarray) -> None:
+        where = " OR ".join(f"(id >= {a} AND id < {b})" for a, b in id_runs(ids))
+        log.debug("delete(%r)", where)
+        self.table.delete(where)
+
+    def replace(self, X: np.ndarray, ids: np.ndarray) -> None:
+        log.debug("merge_insert('id').when_matched_update_all().execute(%d rows); optimize()", len(X))
+        self.table.merge_insert("id").when_matched_update_all().execute(self._rows(X, ids, None))
+        self.table.optimize()
+
+    def client(self) -> LanceDBAdapter:
+        """A second connection to the table's folder, as another user of the database would open it."""
+        handle = copy.copy(self)
+        handle.db = lancedb.connect(str(self.workspace.path))
+        handle.table = handle.db.open_table("items")
+        return handle
 
     def index_size_bytes(self) -> int:
         return self.workspace.size_bytes()

@@ -42,6 +42,9 @@ class LanceDBAdapter(Adapter):
     filters = ("tags", "range")
     attributes_first = True
     changes = ("insert", "delete", "replace")
+    # lancedb starts its async runtime's thread at import and calls its own fork support experimental (a
+    # forked process resets the runtime, with a chance of deadlock it warns about): no warm parent, no forks
+    fork_safe = False
     fork_clients = False
     fork_clients_reason = ("lancedb's fork support is experimental: its async runtime is reset in a forked "
                            "process, with a chance of deadlock it warns about")

@@ -116,6 +116,13 @@ def test_point_types_column_says_native_and_converted() -> None:
     row = _cells(markdown_table({"bits": Bits}).splitlines()[2])
     assert row[4] == "float32, uint8 (euclidean); bit as float32 (hamming); set (jaccard)"
 
+    class Int8(Bits):
+        native_metrics = {"euclidean": "l2", "angular": "cos"}
+        point_types = ("float32", "int8")
+
+    row = _cells(markdown_table({"int8": Int8}).splitlines()[2])
+    assert row[4] == "float32, int8, uint8 as int8 (euclidean); float32, int8 (angular)"  # x - 128: euclidean only
+
 
 def test_markdown_is_an_option_of_list_algorithms(capsys) -> None:
     assert main(["--markdown"]) == 2

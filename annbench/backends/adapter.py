@@ -59,7 +59,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from annbench.quality.distances import METRICS, normalized
-from annbench.quality.points import METRICS_OF, conversion_target, convert
+from annbench.quality.points import METRICS_OF, NUMERIC_TYPES, conversion_target, convert
 from annbench.quality.predicates import Attributes, Predicate
 
 #: ``__init__`` parameters that are not build parameters.
@@ -370,10 +370,13 @@ def _converting(adapter: Adapter, method: Callable[..., Any], source: str, targe
 
 def served(cls: type[Adapter]) -> str:
     """The point types an adapter takes for each distance it serves, in words: natively
-    (``float32, uint8 (euclidean, angular)``) or converted by the harness (``bit as float32 (hamming)``)."""
+    (``float32, uint8 (euclidean, angular)``) or converted by the harness (``bit as float32 (hamming)``;
+    beside native types, the numbers given as another type than float32: ``uint8 as int8``)."""
     groups: dict[tuple[str, ...], list[str]] = {}
     for m in cls.native_metrics:
         types = tuple(t for t in cls.point_types if m in METRICS_OF[t])
+        types += tuple(f"{t} as {cls.takes(m, t)}" for t in NUMERIC_TYPES
+                       if types and t not in cls.point_types and cls.takes(m, t) not in (None, "float32"))
         if not types:
             source = next(t for t, ms in METRICS_OF.items() if m in ms)
             target = cls.takes(m, source)

@@ -61,6 +61,7 @@ from annbench.execute.client_levels import single_latency_ns  # noqa: E402
 from annbench.execute.client_processes import forked, process_clients  # noqa: E402
 from annbench.execute.clients import (  # noqa: E402
     Window,
+    block_size,
     client_cores,
     clock_cost_ns,
     open_window,
@@ -234,8 +235,8 @@ def library(name: str, config_path: Path, args: argparse.Namespace) -> list[str]
                 cells.append(f"{n}: {m['qps']:8.0f} ({ratios[n]:4.2f}x) p99 {m['p99_ms']:7.3f} ms "
                              f"fair {m['client_fairness']:.2f}")
                 if n == 1 and kind == "thread":
-                    loop = plain(adapter.query, rows, args.k, 1, kind, args.seconds, 64)
-                    cells[-1] += f" plain {m['qps'] / loop:.3f}"
+                    loop = plain(adapter.query, rows, args.k, 1, kind, args.seconds, block_size(latency))
+                    cells[-1] += f" plain {_ratio(m['qps'], loop)}"
         except Exception as e:
             cells.append(f"fails: {type(e).__name__}: {' '.join(str(e).split())[:160]}")
         two = ratios.get(2)

@@ -18,6 +18,13 @@ CHANGING = {
     "faiss-ivf": ({"nlist": 16}, {"nprobe": 16}, ("insert", "delete", "replace"), "delete+insert", 1.0),
     "usearch": ({}, {"expansion_search": 100}, ("insert", "delete", "replace"), "delete+insert", 0.95),
     "faiss-hnsw": ({"M": 16}, {"efSearch": 100}, ("insert",), "delete+insert", 0.95),
+    # the databases: INSERT / COPY, DELETE, an upsert (pgvector) in SQL
+    "pgvector-hnsw": ({"m": 16, "ef_construction": 64}, {"ef_search": 100}, ("insert", "delete", "replace"), "native",
+                      0.95),
+    "pgvector-ivfflat": ({"lists": 8}, {"probes": 8}, ("insert", "delete", "replace"), "native", 1.0),
+    "duckdb-hnsw": ({"M": 16, "ef_construction": 64}, {"ef_search": 100}, ("insert", "delete", "replace"),
+                    "delete+insert", 0.95),
+    "sqlite-vec": ({}, {}, ("insert", "delete", "replace"), "delete+insert", 1.0),
 }
 
 

@@ -8,6 +8,7 @@ leftovers in that folder and in the process table (any process whose command lin
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -230,18 +231,31 @@ def test_sqlite_vec_matches_on_a_vec0_table(caplog: pytest.LogCaptureFixture) ->
 
 def test_sqlite_vec_scans_int8_and_bit_columns_exactly() -> None:
     from annbench.quality.distances import distances_to_ids
+    from annbench.quality.predicates import AttributeIndex, Attributes, Predicate, as_csr
 
     rng = np.random.default_rng(1)
     cls = load_adapter("sqlite-vec", [ALGORITHMS_DIR])
     X8 = rng.integers(-100, 100, (300, 16), dtype=np.int8)
     bits = rng.integers(0, 256, (300, 4), dtype=np.uint8)
+    classes = AttributeIndex(Attributes(as_csr(np.arange(300) % 3)))
     for metric, X in (("euclidean", X8), ("hamming", bits)):
         adapter = cls(metric)
+        assert adapter.accept("int8" if metric == "euclidean" else "bit", 16 if metric == "euclidean" else 32) is None
         adapter.fit(X)
+        adapter.fit_attributes(Attributes(as_csr(np.arange(300) % 3)))
         adapter.set_query_params()
         got = adapter.query(X[7], 10)
         want = np.sort(distances_to_ids(X[7:8], X, np.arange(len(X))[None], metric)[0])[:10]
         assert np.allclose(np.sort(distances_to_ids(X[7:8], X, got[None], metric)[0]), want), metric
+        # the filtered and changing paths take the same column type
+        rows = classes.rows(Predicate((1,)))
+        got = adapter.filtered_query(X[7], 10, Predicate((1,)))
+        want = np.sort(distances_to_ids(X[7:8], X, rows[None], metric)[0])[:10]
+        assert np.allclose(np.sort(distances_to_ids(X[7:8], X, got[None], metric)[0]), want), metric
+        adapter.delete(np.array([7]))
+        adapter.insert(X[7:8], np.array([300]))
+        adapter.replace(X[8:9], np.array([300]))
+        assert adapter.query(X[8], 2).tolist() in ([8, 300], [300, 8]), metric
 
 
 def test_lancedb_builds_with_create_index_and_queries_with_the_client(caplog: pytest.LogCaptureFixture) -> None:
@@ -354,3 +368,111 @@ def test_a_workspace_closes_cleanly_and_its_watchdog_cleans_up_after_a_crash(scr
                           timeout=60)
     assert done.returncode == -9 and re.search(r"annbench-db-\d+-t-", done.stdout)
     assert _left_behind(scratch) == ([], [])
+
+
+#: The statements each SQL database sends for a filter on tags and a range, a delete, and a replace.
+CHANGE_AND_FILTER_SQL = {
+    "pgvector-hnsw": [
+        "SQL: CREATE INDEX ON attrs USING gin (tags)",
+        "SQL (each filtered query): SELECT i.id FROM items i JOIN attrs a ON a.id = i.id WHERE a.tags @> %s::int4[] "
+        "AND a.value >= %s AND a.value < %s ORDER BY i.embedding <-> %s LIMIT %s",
+        "SQL (fewer than k rows): SET enable_indexscan = off; the same query; SET enable_indexscan = on",
+        "SQL: DELETE FROM items WHERE id = ANY(%s::int4[])",
+        "SQL: INSERT INTO items SELECT * FROM staging ON CONFLICT (id) DO UPDATE SET embedding = EXCLUDED.embedding"],
+    "duckdb-hnsw": [
+        "SQL: ALTER TABLE items ADD COLUMN tags INTEGER[]",
+        "SQL (each filtered query): SELECT id FROM items WHERE list_has_all(tags, ?::INTEGER[]) AND value >= ? AND "
+        "value < ? ORDER BY array_distance(embedding, ?::FLOAT[8]) LIMIT ?",
+        "SQL (fewer than k rows): WITH m AS MATERIALIZED (SELECT id, embedding FROM items WHERE list_has_all(tags, "
+        "?::INTEGER[]) AND value >= ? AND value < ?) SELECT id FROM m ORDER BY array_distance(embedding, "
+        "?::FLOAT[8]) LIMIT ?",
+        "SQL: DELETE FROM items WHERE id IN (SELECT unnest(?::INTEGER[]))"],
+    "sqlite-vec": [
+        "SQL (each filtered query): SELECT rowid FROM items WHERE embedding MATCH ? AND k = ? AND rowid IN (SELECT id "
+        "FROM item_tags WHERE tag = ? INTERSECT SELECT id FROM item_values WHERE value >= ? AND value < ?) ORDER BY "
+        "distance",
+        "SQL: DELETE FROM items WHERE rowid = ?"],
+}
+CHANGE_AND_FILTER_SQL["pgvector-ivfflat"] = CHANGE_AND_FILTER_SQL["pgvector-hnsw"]
+SMALL_BUILDS = {"pgvector-hnsw": {"m": 8, "ef_construction": 32}, "pgvector-ivfflat": {"lists": 4},
+                "duckdb-hnsw": {"M": 8, "ef_construction": 32}, "sqlite-vec": {}}
+
+
+@pytest.mark.parametrize("algorithm", sorted(CHANGE_AND_FILTER_SQL))
+def test_sql_databases_filter_change_and_give_each_client_a_connection(algorithm: str,
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
+    """In SQL: a filter on tags and a range answers only matching rows, all of them where fewer than k
+    match (the exact path after a short index scan); deleted rows never come back, replaced ones move;
+    each client handle has a connection of its own and answers as the adapter does."""
+    from annbench.execute.clients import thread_clients
+    from annbench.quality.predicates import AttributeIndex, Attributes, Predicate, as_csr
+
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((400, 8)).astype(np.float32)
+    attrs = Attributes(as_csr(np.arange(400) % 4), rng.random(400))
+    index = AttributeIndex(attrs)
+    adapter = load_adapter(algorithm, [ALGORITHMS_DIR])("euclidean", **SMALL_BUILDS[algorithm])
+    with caplog.at_level(logging.DEBUG, logger="annbench.backends"), _closed(adapter):
+        adapter.fit(X)
+        adapter.fit_attributes(attrs)
+        adapter.set_query_params()
+        for predicate in (Predicate((1,), 0.2, 0.7), Predicate((2,), 0.0, 0.03)):  # ~37 and ~3 matching rows
+            rows = index.rows(predicate)
+            truth = rows[np.argsort(((X[rows] - X[5]) ** 2).sum(1))[:10]]
+            got = adapter.filtered_query(X[5], 10, predicate)
+            assert len(got) == min(10, len(rows)) and index.matches(predicate, got).all(), (predicate, got)
+            assert len(set(got) & set(truth)) >= 0.8 * len(truth), (predicate, got, truth)
+            assert len(rows) >= 10 or set(got) == set(truth)
+        gone = adapter.query(X[7], 5)
+        adapter.delete(gone)
+        assert not set(adapter.query(X[7], 10)) & set(gone.tolist())
+        moved = int(adapter.query(X[9], 1)[0])
+        adapter.replace(X[9:10] + 100, np.array([moved]))
+        assert moved not in adapter.query(X[9], 5) and adapter.query(X[9] + 100, 1)[0] == moved
+        adapter.insert(X[7:8], np.array([1000]))
+        assert adapter.query(X[7], 1)[0] == 1000
+        sent = [r.getMessage() for r in caplog.records if r.name.startswith("annbench.backends")]
+        for statement in CHANGE_AND_FILTER_SQL[algorithm]:
+            assert statement in sent, (statement, sent)
+        handles = [adapter.client() for _ in range(2)]
+        connection = "conn" if algorithm.startswith("pgvector") else "con"
+        assert len({id(getattr(h, connection)) for h in [adapter, *handles]}) == 3
+        for h in handles:
+            assert np.array_equal(h.query(X[11], 10), adapter.query(X[11], 10))
+        level = thread_clients(handles, list(X[:50]), 10, 0.2, [None, None], None)
+        assert all(len(t.stamps) > 1 for t in level.traces)
+
+
+@contextlib.contextmanager
+def _closed(adapter: Adapter) -> Iterator[None]:
+    """A pgvector adapter's server stopped on the way out, whatever happened (not left to the collector)."""
+    try:
+        yield
+    finally:
+        if hasattr(adapter, "db"):
+            adapter.db.close()
+
+
+@pytest.mark.parametrize("algorithm", ["pgvector-ivfflat", "sqlite-vec"])
+def test_process_clients_each_connect_after_the_fork(algorithm: str) -> None:
+    """Forked clients open their own connection and answer as the adapter does; the adapter's own
+    connection (and a private server) still works after they exit."""
+    from annbench.execute.client_processes import process_clients
+
+    X = np.random.default_rng(4).standard_normal((300, 8)).astype(np.float32)
+    adapter = load_adapter(algorithm, [ALGORITHMS_DIR])("euclidean", **SMALL_BUILDS[algorithm])
+    with _closed(adapter):
+        adapter.fit(X)
+        adapter.set_query_params()
+        level = process_clients(adapter, list(X[:40]), 10, 0.3, [None, None], None)
+        for trace in level.traces:
+            answered = [(i, a) for i, a in enumerate(trace.answers) if a is not None]
+            assert answered
+            for i, answer in answered[:5]:
+                assert np.array_equal(np.asarray(answer), adapter.query(X[i], 10))
+        assert len(adapter.query(X[0], 10)) == 10
+
+
+def test_duckdb_refuses_process_clients() -> None:
+    cls = load_adapter("duckdb-hnsw", [ALGORITHMS_DIR])
+    assert not cls.fork_clients and "one process at a time" in cls.fork_clients_reason

@@ -47,6 +47,7 @@ conversion inside the call, so inside the timed region, and the result records `
 from __future__ import annotations
 
 import abc
+import copy
 import functools
 import inspect
 import threading
@@ -197,6 +198,7 @@ class Adapter(metaclass=AdapterType):
         self._preparing: set[int] = set()  # threads inside a preparing call
         self._native: str | None = None  # the point type accept() settled on; None: float32 as ever
         self._converted_from: str | None = None  # the dataset's point type where accept() converts it
+        self._accepted: tuple[str, int] | None = None  # accept()'s arguments, for handle_copy
         self._converting: set[int] = set()  # threads inside a converting call
 
     @property
@@ -223,6 +225,7 @@ class Adapter(metaclass=AdapterType):
             raise ValueError(f"{type(self).__name__} cannot serve {self.metric} on {point_type} points: it takes "
                              f"{served(type(self))}")
         self._native = target
+        self._accepted = (point_type, dimension)
         if target == point_type:
             return None
         self._converted_from = point_type
@@ -339,6 +342,21 @@ class Adapter(metaclass=AdapterType):
         """Instead of ``fit``: open the index :meth:`save` wrote into ``folder`` (memory-mapped where the
         library can), on an adapter made with the same build parameters; then ``set_query_params``."""
         raise NotImplementedError(f"{type(self).__name__} cannot load a saved index")
+
+
+A = typing.TypeVar("A", bound=Adapter)
+
+
+def handle_copy(adapter: A) -> A:
+    """A shallow copy of ``adapter`` for :meth:`Adapter.client` (a database adapter then gives it its own
+    connection): the conversion wrappers of :meth:`Adapter.accept` are bound to ``adapter``, so the copy
+    gets its own, calling its own methods."""
+    handle = copy.copy(adapter)
+    for name in _CONVERTED:
+        handle.__dict__.pop(name, None)
+    if adapter._accepted is not None:
+        handle.accept(*adapter._accepted)
+    return handle
 
 
 #: The changes an adapter may declare (``Adapter.changes``).

@@ -104,6 +104,7 @@ class Database:
 
         self.workspace: Workspace | None = None
         self.schema: str | None = None
+        self._pid = os.getpid()  # a forked client process never closes its parent's database
         dsn = os.environ.get(ENV_DSN)
         start = time.perf_counter()
         if dsn:
@@ -118,10 +119,11 @@ class Database:
         self.start_s = time.perf_counter() - start
         # the build's own session settings: parallel index builds get the build's threads; the
         # graph of an HNSW build fits in memory (pgvector's build slows down past maintenance_work_mem)
-        self.execute(f"SET max_parallel_maintenance_workers = {max(0, threads - 1)}")
-        self.execute(f"SET max_parallel_workers_per_gather = {max(0, threads - 1)}")
-        self.execute("SET maintenance_work_mem = '2GB'")
-        self.execute("SET jit = off")
+        self.session = [f"SET max_parallel_maintenance_workers = {max(0, threads - 1)}",
+                        f"SET max_parallel_workers_per_gather = {max(0, threads - 1)}",
+                        "SET maintenance_work_mem = '2GB'", "SET jit = off"]
+        for setting in self.session:
+            self.execute(setting)
 
     def _private_server(self) -> Any:
         import psycopg
@@ -151,6 +153,20 @@ class Database:
                     raise RuntimeError(f"PostgreSQL did not accept connections within {START_TIMEOUT_S:g} s: "
                                        f"{' '.join(str(e).split())}; {_log_tail(server_log)}") from None
 
+    def connect(self) -> Any:
+        """Another connection to this build's database, in its schema, with the build's session settings:
+        a concurrent client's own."""
+        import psycopg
+
+        if self.workspace is not None:
+            conn = psycopg.connect(host=str(self.workspace.path), user=SUPERUSER, dbname="postgres", autocommit=True)
+        else:
+            conn = psycopg.connect(os.environ[ENV_DSN], autocommit=True)
+            conn.execute(f"SET search_path = {self.schema}, public")
+        for setting in self.session:
+            conn.execute(setting)
+        return conn
+
     def _drop_stale_schemas(self) -> None:
         """Drop the schemas of builds on this machine whose process is gone (a killed child's)."""
         prefix = f"annbench_{_host_tag()}_"
@@ -172,6 +188,8 @@ class Database:
         return int(self.conn.execute("SELECT pg_total_relation_size(%s)", (table,)).fetchone()[0])
 
     def close(self) -> None:
+        if os.getpid() != self._pid:
+            return
         with contextlib.suppress(Exception):
             if self.schema is not None:
                 self.execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import duckdb_extension_vss
 import numpy as np
 import pyarrow as pa
 
-from annbench.backends.adapter import Adapter, at_least
+from annbench.backends.adapter import Adapter, at_least, handle_copy
 from annbench.backends.workspace import Workspace
+from annbench.quality.predicates import Attributes, Predicate
 
 log = logging.getLogger("annbench.backends.duckdb")
 
@@ -31,6 +34,11 @@ if EXTENSION is None:
 class DuckDBHNSW(Adapter):
     """DuckDB + VSS ``USING HNSW``: SQL ``ORDER BY array_distance(embedding, ?) LIMIT k`` over a graph index.
 
+    Filtered search: ``tags INTEGER[]`` and ``value DOUBLE`` columns added to ``items``, queried with
+    ``WHERE list_has_all(tags, ?) AND value >= ? AND value < ?``. VSS 1.5.5 filters the index scan's
+    top k afterwards (no pre-filtering), so a query answered with fewer than k rows is asked again
+    filter-first (a ``MATERIALIZED`` CTE of the matching rows, ranked exactly).
+
     Parameters:
         M: links per node (memory, build time, recall ceiling)
         ef_construction: build beam (build time vs graph quality)
@@ -39,6 +47,11 @@ class DuckDBHNSW(Adapter):
 
     native_metrics = {"euclidean": "l2sq", "angular": "cosine", "ip": "ip"}
     libraries = ("duckdb", "duckdb-extension-vss")
+    filters = ("tags", "range")
+    changes = ("insert", "delete", "replace")
+    fork_clients = False
+    fork_clients_reason = ("a DuckDB database file is open in one process at a time; its connections are threads' "
+                           "(thread clients each get their own)")
 
     def __init__(self, metric: str, M: int = 16, ef_construction: int = 128, threads: int = 1) -> None:
         super().__init__(metric, threads)
@@ -46,11 +59,14 @@ class DuckDBHNSW(Adapter):
         at_least(1, ef_construction=ef_construction)
         self.M, self.ef_construction = M, ef_construction
 
-    def _sql(self, sql: str) -> None:
+    def _sql(self, sql: str, params: Any = None) -> None:
         log.debug("SQL: %s", sql)
-        self.con.execute(sql)
+        self.con.execute(sql, params)
 
     def fit(self, X: np.ndarray) -> None:
+        self._create(X, np.arange(len(X)))
+
+    def _create(self, X: np.ndarray, ids: np.ndarray) -> None:
         self.workspace = Workspace("duckdb")
         start = time.perf_counter()
         self.con = duckdb.connect(str(self.workspace.path / "items.duckdb"))
@@ -61,31 +77,103 @@ class DuckDBHNSW(Adapter):
         self._sql("SET late_materialization_max_rows = 0")
         d = X.shape[1]
         self._sql(f"CREATE TABLE items (id INTEGER, embedding FLOAT[{d}])")
-        rows = pa.table({"id": pa.array(np.arange(len(X), dtype=np.int32)),
-                         "embedding": pa.FixedSizeListArray.from_arrays(pa.array(X.ravel()), d)})
-        self.con.register("rows", rows)
-        self._sql("INSERT INTO items SELECT id, embedding FROM rows")
-        self.con.unregister("rows")
+        self._insert(X, ids)
         self.load_s = time.perf_counter() - start
         start = time.perf_counter()
         self._sql(f"CREATE INDEX items_hnsw ON items USING HNSW (embedding) WITH (metric = '{self.metric_name}', "
                   f"M = {self.M}, ef_construction = {self.ef_construction})")
         self._sql("CHECKPOINT")
         self.index_s = time.perf_counter() - start
-        self.sql = f"SELECT id FROM items ORDER BY {DISTANCES[self.metric_name]}(embedding, ?::FLOAT[{d}]) LIMIT ?"
+        distance = f"{DISTANCES[self.metric_name]}(embedding, ?::FLOAT[{d}])"
+        self.sql = f"SELECT id FROM items ORDER BY {distance} LIMIT ?"
+        self.filtered_sql = f"SELECT id FROM items WHERE {{}} ORDER BY {distance} LIMIT ?"
+        self.exact_sql = (f"WITH m AS MATERIALIZED (SELECT id, embedding FROM items WHERE {{}}) SELECT id FROM m "
+                          f"ORDER BY {distance} LIMIT ?")
+        self.settings: list[str] = []
+
+    def _insert(self, X: np.ndarray, ids: np.ndarray) -> None:
+        rows = pa.table({"id": pa.array(np.asarray(ids, dtype=np.int32)),
+                         "embedding": pa.FixedSizeListArray.from_arrays(pa.array(np.asarray(X, np.float32).ravel()),
+                                                                        X.shape[1])})
+        self.con.register("rows", rows)
+        self._sql("INSERT INTO items (id, embedding) SELECT id, embedding FROM rows")
+        self.con.unregister("rows")
 
     def build_stats(self) -> dict[str, float]:
-        """``load_s`` (connect, CREATE TABLE, INSERT from Arrow) and ``index_s`` (CREATE INDEX, CHECKPOINT)."""
-        return {"load_s": self.load_s, "index_s": self.index_s}
+        """``load_s`` (connect, CREATE TABLE, INSERT from Arrow), ``index_s`` (CREATE INDEX, CHECKPOINT), and
+        on a filtered dataset ``attrs_s`` (the attribute columns)."""
+        stats = {"load_s": self.load_s, "index_s": self.index_s}
+        return {**stats, "attrs_s": self.attrs_s} if hasattr(self, "attrs_s") else stats
 
     def set_query_params(self, ef_search: int = 64) -> None:
         at_least(1, ef_search=ef_search)
-        self._sql(f"SET hnsw_ef_search = {ef_search}")
+        setting = f"SET hnsw_ef_search = {ef_search}"
+        self.settings.append(setting)
+        self._sql(setting)
         log.debug("SQL (each query): %s", self.sql)
 
     def query(self, q: np.ndarray, k: int) -> np.ndarray:
         rows = self.con.execute(self.sql, [q.tolist(), k]).fetchall()
         return np.array([r[0] for r in rows], dtype=np.int64)
+
+    # Filtered search (see the class docstring).
+    def fit_attributes(self, attrs: Attributes) -> None:
+        start = time.perf_counter()
+        self._sql("ALTER TABLE items ADD COLUMN tags INTEGER[]")
+        self._sql("ALTER TABLE items ADD COLUMN value DOUBLE")
+        tags = attrs.tags
+        lists = pa.ListArray.from_arrays(pa.array(tags.indptr.astype(np.int32)),
+                                         pa.array(tags.indices.astype(np.int32)))
+        values = pa.nulls(attrs.n, pa.float64()) if attrs.values is None else pa.array(attrs.values, pa.float64())
+        self.con.register("attrs", pa.table({"id": pa.array(np.arange(attrs.n, dtype=np.int32)), "tags": lists,
+                                             "value": values}))
+        self._sql("UPDATE items SET tags = attrs.tags, value = attrs.value FROM attrs WHERE items.id = attrs.id")
+        self.con.unregister("attrs")
+        self.attrs_s = time.perf_counter() - start
+
+    def filtered_query(self, q: np.ndarray, k: int, predicate: Predicate) -> np.ndarray:
+        conditions, params = [], []
+        if predicate.tags:
+            conditions.append("list_has_all(tags, ?::INTEGER[])")
+            params.append(list(predicate.tags))
+        if predicate.has_range:
+            conditions.append("value >= ? AND value < ?")
+            params += [predicate.low, predicate.high]
+        condition = " AND ".join(conditions) or "true"
+        params += [q.tolist(), k]
+        sql = self.filtered_sql.format(condition)
+        if sql not in self._logged:
+            self._logged.add(sql)
+            log.debug("SQL (each filtered query): %s", sql)
+            log.debug("SQL (fewer than k rows): %s", self.exact_sql.format(condition))
+        rows = self.con.execute(sql, params).fetchall()
+        if len(rows) < k:  # the index scan's top k, filtered: short; filter first, rank exactly
+            rows = self.con.execute(self.exact_sql.format(condition), params).fetchall()
+        return np.array([r[0] for r in rows], dtype=np.int64)
+
+    @functools.cached_property
+    def _logged(self) -> set[str]:
+        return set()
+
+    # Changes: INSERT from Arrow, DELETE (VSS removes the rows from the graph), replace = delete + insert.
+    def insert(self, X: np.ndarray, ids: np.ndarray) -> None:
+        if not hasattr(self, "con"):  # the first insert builds the table and its index
+            self._create(X, ids)
+        else:
+            self._insert(X, ids)
+
+    def delete(self, ids: np.ndarray) -> None:
+        self._sql("DELETE FROM items WHERE id IN (SELECT unnest(?::INTEGER[]))", [ids.tolist()])
+
+    # Concurrent clients: thread clients each get a connection of their own (a cursor: DuckDB's duplicate
+    # connection to the same database), with the query settings applied to it.
+    def client(self) -> DuckDBHNSW:
+        handle = handle_copy(self)
+        handle.con = self.con.cursor()
+        for setting in self.settings:
+            handle.con.execute(setting)
+        handle.con.execute("SET late_materialization_max_rows = 0")
+        return handle
 
     def index_size_bytes(self) -> int:
         return self.workspace.size_bytes()

@@ -76,7 +76,7 @@ def folder_bytes(folder: Path) -> int:
     return total
 
 
-def _close(conn: socket.socket, stream: Any, sig: int, grace_s: float) -> None:
+def _close(conn: socket.socket, stream: Any, sig: int, grace_s: float, watchdog: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(OSError, ValueError):
         stream.write(json.dumps({"op": "stop", "signal": int(sig), "grace_s": grace_s}).encode() + b"\n")
         stream.flush()
@@ -84,6 +84,8 @@ def _close(conn: socket.socket, stream: Any, sig: int, grace_s: float) -> None:
     with contextlib.suppress(OSError):
         stream.close()
         conn.close()
+    with contextlib.suppress(subprocess.TimeoutExpired):  # reaped, also when the workspace is collected unclosed
+        watchdog.wait(5)
 
 
 class Workspace:
@@ -111,7 +113,7 @@ class Workspace:
         theirs.close()
         self._conn = mine
         self._stream = mine.makefile("rwb")
-        self._closer = weakref.finalize(self, _close, mine, self._stream, stop_signal, grace_s)
+        self._closer = weakref.finalize(self, _close, mine, self._stream, stop_signal, grace_s, self.watchdog)
         log.debug("workspace %s, watchdog pid %d", self.path, self.watchdog.pid)
 
     def _ask(self, op: str, **fields: Any) -> dict[str, Any]:
@@ -144,5 +146,3 @@ class Workspace:
     def close(self) -> None:
         """Stop the servers (the stop signal, then SIGKILL after the grace time) and remove the folder."""
         self._closer()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.watchdog.wait(5)

@@ -90,8 +90,8 @@ class PgVector(Adapter):
     would insert every row into the vector index again), joined on ``id``; PostgreSQL's planner picks the
     plan. pgvector 0.6.2 has no iterative index scans (0.8's ``hnsw.iterative_scan``): an index scan
     returns at most ``ef_search`` rows (HNSW) or those of the probed lists (IVFFlat) before the filter,
-    so a query answered with fewer than k rows is asked again with ``enable_indexscan = off``, answered
-    exactly from the attribute indexes, as an application on this version has to.
+    so a query answered with fewer than k rows is asked again filter-first (a ``MATERIALIZED`` CTE of the
+    matching rows, which no vector index can serve, ranked exactly), as an application on this version has to.
     """
 
     native_metrics = {"euclidean": "vector_l2_ops", "angular": "vector_cosine_ops", "ip": "vector_ip_ops"}
@@ -123,6 +123,8 @@ class PgVector(Adapter):
         self.sql = f"SELECT id FROM {TABLE} ORDER BY embedding {operator} %s LIMIT %s"
         self.filtered_sql = (f"SELECT i.id FROM {TABLE} i JOIN attrs a ON a.id = i.id WHERE {{}} "
                              f"ORDER BY i.embedding {operator} %s LIMIT %s")
+        self.exact_sql = (f"WITH m AS MATERIALIZED (SELECT i.id, i.embedding FROM {TABLE} i JOIN attrs a ON a.id = "
+                          f"i.id WHERE {{}}) SELECT id FROM m ORDER BY embedding {operator} %s LIMIT %s")
         self.settings: dict[str, int] = {}
 
     def _use(self, conn: Any) -> None:
@@ -173,18 +175,14 @@ class PgVector(Adapter):
 
     def filtered_query(self, q: np.ndarray, k: int, predicate: Predicate) -> np.ndarray:
         condition, params = where(predicate)
-        sql = self.filtered_sql.format(condition)
+        sql, exact = self.filtered_sql.format(condition), self.exact_sql.format(condition)
         if sql not in self._logged:
             self._logged.add(sql)
             log.debug("SQL (each filtered query): %s", sql)
-            log.debug("SQL (fewer than k rows): SET enable_indexscan = off; the same query; SET enable_indexscan = on")
+            log.debug("SQL (fewer than k rows): %s", exact)
         rows = self.cursor.execute(sql, (*params, q, k), prepare=True, binary=True).fetchall()
-        if len(rows) < k:  # the index scan ran out before k rows passed the filter: exactly, without it
-            self.cursor.execute("SET enable_indexscan = off")
-            try:  # unprepared: a prepared statement's cached plan would keep the index scan
-                rows = self.cursor.execute(sql, (*params, q, k), prepare=False, binary=True).fetchall()
-            finally:
-                self.cursor.execute("SET enable_indexscan = on")
+        if len(rows) < k:  # the index scan ran out before k rows passed the filter: filter first, rank exactly
+            rows = self.cursor.execute(exact, (*params, q, k), prepare=True, binary=True).fetchall()
         return np.array([r[0] for r in rows], dtype=np.int64)
 
     @functools.cached_property

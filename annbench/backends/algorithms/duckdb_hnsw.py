@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -50,8 +51,9 @@ class DuckDBHNSW(Adapter):
     filters = ("tags", "range")
     changes = ("insert", "delete", "replace")
     fork_clients = False
-    fork_clients_reason = ("a DuckDB database file is open in one process at a time; its connections are threads' "
-                           "(thread clients each get their own)")
+    fork_clients_reason = ("a DuckDB database file is open in one process at a time; thread clients each get a "
+                           "connection of their own (their index scans serialised: VSS 1.5.5 crashes on concurrent "
+                           "ones)")
 
     def __init__(self, metric: str, M: int = 16, ef_construction: int = 128, threads: int = 1) -> None:
         super().__init__(metric, threads)
@@ -90,6 +92,9 @@ class DuckDBHNSW(Adapter):
         self.exact_sql = (f"WITH m AS MATERIALIZED (SELECT id, embedding FROM items WHERE {{}}) SELECT id FROM m "
                           f"ORDER BY {distance} LIMIT ?")
         self.settings: list[str] = []
+        # VSS 1.5.5's index scan crashes the process (SIGSEGV) when two connections run it at once (4 threads,
+        # a cursor each, reproduced here; a plain scan does not): every handle's queries take this one lock
+        self.scan_lock = threading.Lock()
 
     def _insert(self, X: np.ndarray, ids: np.ndarray) -> None:
         rows = pa.table({"id": pa.array(np.asarray(ids, dtype=np.int32)),
@@ -113,7 +118,8 @@ class DuckDBHNSW(Adapter):
         log.debug("SQL (each query): %s", self.sql)
 
     def query(self, q: np.ndarray, k: int) -> np.ndarray:
-        rows = self.con.execute(self.sql, [q.tolist(), k]).fetchall()
+        with self.scan_lock:
+            rows = self.con.execute(self.sql, [q.tolist(), k]).fetchall()
         return np.array([r[0] for r in rows], dtype=np.int64)
 
     # Filtered search (see the class docstring).
@@ -146,9 +152,10 @@ class DuckDBHNSW(Adapter):
             self._logged.add(sql)
             log.debug("SQL (each filtered query): %s", sql)
             log.debug("SQL (fewer than k rows): %s", self.exact_sql.format(condition))
-        rows = self.con.execute(sql, params).fetchall()
-        if len(rows) < k:  # the index scan's top k, filtered: short; filter first, rank exactly
-            rows = self.con.execute(self.exact_sql.format(condition), params).fetchall()
+        with self.scan_lock:
+            rows = self.con.execute(sql, params).fetchall()
+            if len(rows) < k:  # the index scan's top k, filtered: short; filter first, rank exactly
+                rows = self.con.execute(self.exact_sql.format(condition), params).fetchall()
         return np.array([r[0] for r in rows], dtype=np.int64)
 
     @functools.cached_property
@@ -166,7 +173,7 @@ class DuckDBHNSW(Adapter):
         self._sql("DELETE FROM items WHERE id IN (SELECT unnest(?::INTEGER[]))", [ids.tolist()])
 
     # Concurrent clients: thread clients each get a connection of their own (a cursor: DuckDB's duplicate
-    # connection to the same database), with the query settings applied to it.
+    # connection to the same database), with the query settings applied to it; their queries share scan_lock.
     def client(self) -> DuckDBHNSW:
         handle = handle_copy(self)
         handle.con = self.con.cursor()

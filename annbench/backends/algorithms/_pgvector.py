@@ -217,6 +217,9 @@ class PgVector(Adapter):
             handle.cursor.execute(f"SET {name} = {value}")
         return handle
 
+    def close_client(self) -> None:
+        self.conn.close()
+
     def index_size_bytes(self) -> int:
         return self.db.size_bytes(TABLE)
 

@@ -182,5 +182,8 @@ class DuckDBHNSW(Adapter):
         handle.con.execute("SET late_materialization_max_rows = 0")
         return handle
 
+    def close_client(self) -> None:
+        self.con.close()
+
     def index_size_bytes(self) -> int:
         return self.workspace.size_bytes()

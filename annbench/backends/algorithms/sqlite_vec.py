@@ -147,5 +147,8 @@ class SqliteVec(Adapter):
         handle.con = self._connect()
         return handle
 
+    def close_client(self) -> None:
+        self.con.close()
+
     def index_size_bytes(self) -> int:
         return self.workspace.size_bytes()

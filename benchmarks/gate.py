@@ -13,12 +13,16 @@ flagged in at least 8 of 10 sessions, unchanged code in at most 1 of 10.
 3. Slowdowns (``--slowdowns``, default 0.1): for each, ``--repeats`` sessions with the algorithm wrapped by
    :mod:`annbench.backends.inject` (its CPU work × (1 + slowdown)), each compared with the same baseline.
 
+Where the noise is: for the baseline session, the CV of the normalised process values within a round
+(process-to-process, what the verdicts' interval assumes) and the CV of the round means (what rounds add:
+builds, reference runs). ``--keep DIR`` saves every session as a baseline file for a closer look.
+
 Every session of the run is measured the same way, so the run's length is about ``(1 + repeats · (1 +
 number of slowdowns) + confirmations) × session``: the script prints the baseline session's seconds and
 that bound (at most one confirmation per session) before the trials start, and the total at the end.
 
     python benchmarks/gate.py [--algorithm kdtree] [--repeats 10] [--slowdowns 0.1] \
-        [--rounds R --processes P --runs N --confirm C]
+        [--rounds R --processes P --runs N --confirm C] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -38,10 +42,13 @@ from annbench.core.threads import pin_environment
 
 pin_environment(1)
 
+import numpy as np  # noqa: E402  (after the pinning)
+
 from annbench.backends.inject import write_wrapper  # noqa: E402
 from annbench.core import paths  # noqa: E402
 from annbench.datasets.registry import load  # noqa: E402
 from annbench.gate import verdicts as gate  # noqa: E402
+from annbench.gate.baseline import write_baseline  # noqa: E402
 from annbench.gate.run import Suite, confirm_regressions, measure_suite  # noqa: E402
 
 DEFAULT = Suite("", None)
@@ -72,6 +79,7 @@ def main() -> None:
     p.add_argument("--slowdowns", default=str(TARGET_SLOWDOWN), help="comma-separated injected slowdowns")
     p.add_argument("--qps-tolerance", type=float, default=gate.Tolerances.qps)
     p.add_argument("--confirm", type=int, default=1, help="further sessions a timing-only regression needs")
+    p.add_argument("--keep", type=Path, help="save every session here as a baseline file (JSON)")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname).1s %(message)s")
     dataset = load(args.dataset, args.data_dir)
@@ -86,14 +94,32 @@ def main() -> None:
     start = time.perf_counter()
     baseline = measure_suite(suite, dataset, configs, algos)
     session_s = time.perf_counter() - start
+    saved = iter(range(10**6))
+
+    def keep(session: gate.Session, label: str) -> None:
+        if args.keep is not None:
+            write_baseline(session, args.keep / f"{next(saved):03d}-{label}.json")
+
+    keep(baseline, "baseline")
+    for s in baseline.settings:
+        if s.ok:
+            within = [float(np.std(r.normalised(), ddof=1) / np.mean(r.normalised())) for r in s.rounds
+                      if len(r.process_qps) > 1]
+            means = [float(np.mean(r.normalised())) for r in s.rounds]
+            print(f"baseline {s.algorithm} {s.key[1]} {s.key[2]}: normalised QPS CV within a round (median) "
+                  f"{100 * np.median(within) if within else float('nan'):.1f}%, of the round means "
+                  f"{100 * np.std(means, ddof=1) / np.mean(means) if len(means) > 1 else float('nan'):.1f}% "
+                  f"({len(means)} rounds)")
     trials = args.repeats * (1 + len(slowdowns))
     print(f"baseline session: {session_s:.1f} s; the {trials} trials take about {trials * session_s / 60:.0f} min, "
           f"at most {trials * (1 + args.confirm) * session_s / 60:.0f} min with every confirmation", flush=True)
 
-    def trial(dirs: list[Path]) -> tuple[gate.Comparison, gate.Comparison]:
+    def trial(dirs: list[Path], label: str) -> tuple[gate.Comparison, gate.Comparison]:
         """The first session's verdict, and the verdict after confirmation (as gate.py gives it)."""
         def measure(algorithms: tuple[str, ...]) -> gate.Session:
-            return measure_suite(dataclasses.replace(suite, algorithms=algorithms), dataset, configs, dirs)
+            session = measure_suite(dataclasses.replace(suite, algorithms=algorithms), dataset, configs, dirs)
+            keep(session, label)
+            return session
 
         first = gate.compare(baseline, measure(suite.algorithms), tol)
         (final,) = confirm_regressions(baseline, first, tol, args.confirm, measure)
@@ -103,7 +129,7 @@ def main() -> None:
         flagged = first_flagged = 0
         ratios = []
         for i in range(args.repeats):
-            first, c = trial(dirs)
+            first, c = trial(dirs, label.strip("+%").replace(".", "_"))
             flagged += c.verdict == gate.REGRESSION
             first_flagged += first.verdict == gate.REGRESSION
             ratios.append(first.ratio if first.ratio is not None else float("nan"))

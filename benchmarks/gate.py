@@ -14,8 +14,9 @@ flagged in at least 8 of 10 sessions, unchanged code in at most 1 of 10.
    :mod:`annbench.backends.inject` (its CPU work × (1 + slowdown)), each compared with the same baseline.
 
 Where the noise is: for the baseline session, the CV of the normalised process values within a round
-(process-to-process, what the verdicts' interval assumes) and the CV of the round means (what rounds add:
-builds, reference runs). ``--keep DIR`` saves every session as a baseline file for a closer look.
+(process-to-process, which the processes of a round average) and the CV of the round values (the
+replicates of the verdicts' interval: process noise / sqrt(P) plus what rounds add: builds, reference
+runs). ``--keep DIR`` saves every session as a baseline file for a closer look.
 
 Every session of the run is measured the same way, so the run's length is about ``(1 + repeats · (1 +
 number of slowdowns) + confirmations) × session``: the script prints the baseline session's seconds and
@@ -105,9 +106,9 @@ def main() -> None:
         if s.ok:
             within = [float(np.std(r.normalised(), ddof=1) / np.mean(r.normalised())) for r in s.rounds
                       if len(r.process_qps) > 1]
-            means = [float(np.mean(r.normalised())) for r in s.rounds]
+            means = list(s.round_values())
             print(f"baseline {s.algorithm} {s.key[1]} {s.key[2]}: normalised QPS CV within a round (median) "
-                  f"{100 * np.median(within) if within else float('nan'):.1f}%, of the round means "
+                  f"{100 * np.median(within) if within else float('nan'):.1f}%, of the round values "
                   f"{100 * np.std(means, ddof=1) / np.mean(means) if len(means) > 1 else float('nan'):.1f}% "
                   f"({len(means)} rounds)")
     trials = args.repeats * (1 + len(slowdowns))

@@ -66,9 +66,10 @@ def parser(prog: str = "gate.py") -> Parser:
     s.add_argument("--batch", action="store_true", default=None, help="time all queries as one batch call")
     s.add_argument("--threads", type=positive_int, help="library threads (default 1)")
     s.add_argument("--runs", type=positive_int, help="timed passes per process after its warm-up (default 1)")
-    s.add_argument("--rounds", type=at_least_two, help="times the whole suite is built and measured (default 3)")
+    s.add_argument("--rounds", type=at_least_two, help="times the whole suite is built and measured: the "
+                   "replicates the verdicts compare (default 5)")
     s.add_argument("--processes", type=positive_int, metavar="P", help="processes that measure each run, as "
-                   "run --processes; their QPS are what the verdicts compare (default 3)")
+                   "run --processes; a round's value is their mean (default 2)")
     s.add_argument("--reference", help="algorithm whose first setting normalises throughput (default bruteforce)")
     t = p.add_argument_group("verdicts")
     t.add_argument("--recall-tolerance", type=_fraction, default=Tolerances.recall,

@@ -259,3 +259,16 @@ def test_queries_faster_than_the_clock_are_timed_one_in_every_and_all_counted(tm
     assert attrs["client_connections"] == 2 and attrs["recall"] == attrs["single_client_recall"]
     table = client_scaling(frame, 0.0)
     assert list(table["client_latency_every"]) == [1, every]
+
+
+@pytest.mark.all_cores
+@pytest.mark.parametrize("kind", ["thread", "process"])
+def test_database_clients_each_query_through_a_connection_of_their_own(kind: str, data_dir: Path,
+                                                                         results_dir: Path) -> None:
+    r = call(run_main, *FAST, "--algorithm", "sqlite-vec", "--data-dir", data_dir, "--results", results_dir,
+             "--clients", "1,2", "--client-kind", kind)
+    assert r.code == 0, r.err
+    frame = results_frame(results_dir)
+    level = frame[frame["clients"] == 2].iloc[0]
+    assert level["client_kind"] == kind and level["client_connections"] == 2  # one apsw connection each
+    assert level["recall"] == level["single_client_recall"] == 1.0 and level["answers_differ"] == 0

@@ -607,6 +607,29 @@ def test_a_runbook_converts_the_points_of_its_changes_and_searches(typed_data: P
     assert by["usearch"]["recall"].max() >= 0.9
 
 
+SAVEABLE = FLOAT_ONLY + '''
+
+    def save(self, folder):
+        np.save(f"{folder}/x.npy", self._x)
+
+    def load(self, folder, dimension):
+        assert dimension == 16, dimension
+        self.fit(np.load(f"{folder}/x.npy"))
+'''
+
+
+def test_processes_loading_a_saved_index_convert_their_queries(typed_data: Path, tmp_path: Path) -> None:
+    from annbench.analyse.frames import results_frame
+
+    backends = write_backend(tmp_path / "b", "bruteforce-float", SAVEABLE, "  demo: {}")
+    r = _quick_run("--dataset", "u8-16-euclidean", "--algorithm", "bruteforce-float", "--processes", 2,
+                   "--algorithms-dir", backends, "--configs-dir", backends, "--data-dir", typed_data,
+                   "--results", tmp_path / "res")
+    assert r.code == 0, r.err
+    [row] = results_frame(tmp_path / "res", "u8-16-euclidean").to_dict("records")
+    assert row["status"] == "ok" and row["recall"] == 1.0 and row["process_index"] == "loaded", row
+
+
 def test_a_filtered_u8bin_dataset_stays_uint8_and_its_filtered_queries_are_converted(tmp_path: Path) -> None:
     from annbench.analyse.frames import results_frame
     from annbench.datasets.bigann import write_xbin

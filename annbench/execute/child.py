@@ -142,7 +142,8 @@ def searcher(search: Any, adapter: Adapter, saved: Path | None, adapter_cls: typ
 
     def load() -> tuple[Any, Adapter]:
         fresh = adapter_cls(dataset.distance, threads=threads, **build_params)
-        fresh.load(saved, dataset.train.shape[1])
+        fresh.accept(dataset.point_type, dataset.dimension)  # its queries converted as the build's were
+        fresh.load(saved, dataset.dimension)  # bits: the number of bits, not of packed bytes
         return fresh, fresh
 
     return load

@@ -256,7 +256,8 @@ def test_queries_faster_than_the_clock_are_timed_one_in_every_and_all_counted(tm
     answered = attrs["qps"] * attrs["client_window_s"]
     assert every > 1 and len(arrays["latencies_ns"]) == samples  # one query in every timed, all counted
     assert samples == pytest.approx(answered / every, rel=0.1) and answered > 10 * samples
-    assert attrs["client_connections"] == 2 and attrs["recall"] == attrs["single_client_recall"]
+    assert attrs["client_connections"] == 2 and not attrs["recall_differs"]
+    assert attrs["recall"] == pytest.approx(attrs["single_client_recall"], rel=1e-12)  # means taken in another order
     table = client_scaling(frame, 0.0)
     assert list(table["client_latency_every"]) == [1, every]
 

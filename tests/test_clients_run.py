@@ -244,15 +244,18 @@ class Instant(Adapter):
 
 
 @pytest.mark.all_cores
-def test_queries_faster_than_the_clock_are_timed_one_in_every_and_all_counted(tmp_path: Path, data_dir: Path) -> None:
+@pytest.mark.parametrize("kind", ["thread", "process"])
+def test_queries_faster_than_the_clock_are_timed_one_in_every_and_all_counted(kind: str, tmp_path: Path,
+                                                                               data_dir: Path) -> None:
     folder = write_backend(tmp_path / "backends", "instant", INSTANT, "  quick: {}")
     r = call(run_main, *FAST, "--algorithm", "instant", "--algorithms-dir", folder, "--configs-dir", folder,
-             "--data-dir", data_dir, "--results", tmp_path / "r", "--clients", "1,2")
+             "--data-dir", data_dir, "--results", tmp_path / "r", "--clients", "1,2", "--client-kind", kind)
     assert r.code == 0, r.err
     frame = results_frame(tmp_path / "r")
     level = frame[frame["clients"] == 2].iloc[0]
     attrs, arrays = read_attrs(level["path"]), read_arrays(level["path"])
     every, samples = attrs["client_latency_every"], attrs["client_latency_samples"]
+    assert attrs["client_kind"] == kind
     answered = attrs["qps"] * attrs["client_window_s"]
     assert every > 1 and len(arrays["latencies_ns"]) == samples  # one query in every timed, all counted
     assert samples == pytest.approx(answered / every, rel=0.1) and answered > 10 * samples

@@ -263,6 +263,8 @@ def test_queries_faster_than_the_clock_are_timed_one_in_every_and_all_counted(ki
     assert attrs["recall"] == pytest.approx(attrs["single_client_recall"], rel=1e-12)  # means taken in another order
     table = client_scaling(frame, 0.0)
     assert list(table["client_latency_every"]) == [1, every]
+    r = call(plot_main, "--results", tmp_path / "r", "--table", "text", "--clients", "2")
+    assert r.code == 0 and "client_latency_every" in r.out and f" {every} " in r.out
 
 
 @pytest.mark.all_cores

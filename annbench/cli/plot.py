@@ -210,6 +210,8 @@ def all_runs_table(frame: pd.DataFrame, args: argparse.Namespace) -> pd.DataFram
             cols[cols.index("qps") + 1:cols.index("qps") + 1] = ["qps_ci95_low", "qps_ci95_high"]
         if "clients" in frame and frame["clients"].nunique() > 1:  # several client levels: say which row is which
             cols.insert(cols.index("query_params") + 1, "clients")
+        if "client_latency_every" in frame and (frame["client_latency_every"].fillna(1) > 1).any():
+            cols.insert(cols.index("qps") + 1, "client_latency_every")  # its percentiles: one query in that many
     if args.by_host:
         _need_host(frame)
         cols = ["host", *(c for c in cols if c != "host")]

@@ -47,10 +47,10 @@ def test_client_loop_wraps_from_its_offset_until_the_window_ends(monkeypatch) ->
     assert len(stamps) - 1 == 28  # blocks of 4, 4, 2 cut from the rotated query set: 10 + 10 + 4 + 4
     assert trace.answers == [[i] for i in range(10)]  # each position's latest answer, by query
     level = LevelMeasurement(1, ClientKind.THREAD, Window(1000, 2450), [trace])
-    latencies, counts = client_counts(level, 10)
+    latencies, counts, timed = client_counts(level, 10)
     assert list(latencies[0]) == [100] * 15  # answers at 1000, 1100, ..., 2400
     answered = (7 + np.arange(9, 24)) % 10  # answers 10..24 of the stream: positions 9..23 from offset 7
-    assert list(counts[0]) == list(np.bincount(answered, minlength=10))
+    assert list(counts[0]) == list(np.bincount(answered, minlength=10)) and list(timed[0]) == list(counts[0])
     speed, every, per_client = client_speed(level, 10)
     assert speed["qps"] == pytest.approx(15 / 1450e-9) and len(every) == 15 and list(per_client) == [speed["qps"]]
 
@@ -190,7 +190,7 @@ def test_answers_that_differ_under_load_lower_recall_and_are_counted(data_dir: P
     level = thread_clients(adapter, rows, 10, 0.3, [None, None], None)
     single = dataset.neighbors[:, :10]
     scores, kept, _, differ = client_quality(dataset, level, 10, single)
-    _, counts = client_counts(level, len(rows))
+    _, counts, _ = client_counts(level, len(rows))
     assert differ == int((counts[1] > 0).sum()) > 0
     total = counts[0] + counts[1]
     answered = total > 0
@@ -218,7 +218,7 @@ def test_a_client_whose_answers_overflow_its_buffer_grows_it_between_blocks(monk
 def test_trace_is_what_the_derivations_expect() -> None:
     trace = ClientTrace(0, None, np.array([0, 5, 10], dtype=np.int64), [None])
     level = LevelMeasurement(1, ClientKind.THREAD, Window(6, 10), [trace])
-    latencies, counts = client_counts(level, 1)
+    latencies, counts, _ = client_counts(level, 1)
     assert list(latencies[0]) == [5] and list(counts[0]) == [1]  # only the answer at 10 falls in [6, 10]
 
 
@@ -280,7 +280,7 @@ def test_a_client_timing_one_query_in_every_counts_and_answers_every_query(monke
     runs = C.untimed_blocks(6, 3, 4)
     assert [list(r) for r in runs] == [[3, 4, 5], [0, 1, 2]]  # the client's order, cut
     level = LevelMeasurement(1, ClientKind.THREAD, Window(200, 1000), [trace])
-    latencies, counts = client_counts(level, 6)
+    latencies, counts, timed = client_counts(level, 6)
     inside = [c for c in range(len(trace.stamps) - 1) if 200 <= trace.stamps[c + 1] <= 1000]
     assert list(latencies[0]) == [10] * len(inside) == [10] * 21  # blocks ending at 200, 240, ..., 1000
     expected = np.zeros(6, dtype=int)
@@ -288,6 +288,7 @@ def test_a_client_timing_one_query_in_every_counts_and_answers_every_query(monke
         expected[(3 + c) % 6] += 1
         np.add.at(expected, runs[c % len(runs)], 1)
     assert list(counts[0]) == list(expected) and expected.sum() == 84
+    assert list(timed[0]) == list(np.bincount([(3 + c) % 6 for c in inside], minlength=6))  # the answers kept
     speed, every, _ = client_speed(level, 6)
     assert speed["qps"] == pytest.approx(84 / 800e-9) and speed["latency_samples"] == 21
 

@@ -16,10 +16,11 @@ reading costs here):
   from the clock read after the previous answer (or the start) to the one after its own: one clock read per
   query, so the loop's own bookkeeping (tens of nanoseconds) is inside it.
 - **One query in ``every`` timed** (queries so fast that a clock reading would be a visible share of them):
-  each block is one timed query (the clock read on both sides of it) followed by ``every - 1`` queries
-  that are only answered, in a list comprehension that keeps their answers and does nothing else; the
-  clock before a block's timed query is also the previous block's end. The timed query is the next of a
-  second pass over the client's queries, so every query is timed in turn.
+  each block is one timed query (the clock read on both sides of it, its answer kept) followed by
+  ``every - 1`` queries that are only asked, in a plain ``for`` loop that drops their answers (keeping
+  them, even in a list comprehension, costs a no-op call a third more on Python 3.11); the clock before a
+  block's timed query is also the previous block's end. The timed query is the next of a second pass over
+  the client's queries, so every query is timed in turn, and the answers judged are the timed ones.
 
 Threads here (:func:`thread_clients`); processes forked after the build in
 :mod:`annbench.execute.client_processes`, whose clients run the same :func:`client_loop`.
@@ -143,8 +144,9 @@ class ClientTrace:
     ``(offset + c) % nq`` of the query set, its latency ``stamps[c + 1] - stamps[c]``. ``every > 1``: block
     ``c`` is its timed query, at position ``(offset + c) % nq``, whose latency is ``timed_ns[c]``, then the
     untimed run ``c % len(runs)`` of :func:`untimed_blocks`. ``answers[i]``: the latest answer to query ``i``
-    (None where it asked none). ``own_handle``: it queried through a handle of its own (``client()`` gave
-    another object than the adapter: a database adapter's own connection)."""
+    (None where it asked none; ``every > 1``: the latest timed answer, None where it timed none).
+    ``own_handle``: it queried through a handle of its own (``client()`` gave another object than the
+    adapter: a database adapter's own connection)."""
 
     offset: int
     cores: tuple[int, ...] | None
@@ -193,12 +195,10 @@ def client_loop(query: Callable[[np.ndarray, int], object], rows: Sequence[np.nd
 def _sampled_loop(query: Callable[[np.ndarray, int], object], rows: Sequence[np.ndarray], k: int, offset: int,
                   start: Callable[[], Window], every: int, size: int) -> ClientTrace:
     """:func:`client_loop` timing one query in ``every``. Per block the harness's own work is two clock reads,
-    two list stores and a few integer steps; the untimed queries run in a comprehension (the same calls as a
-    plain ``for`` loop, their answers kept)."""
+    three list stores and a few integer steps; the untimed queries run in a plain ``for`` loop, the same
+    bytecode as a loop of bare calls, their answers dropped."""
     nq = len(rows)
-    runs = untimed_blocks(nq, offset, every)
-    untimed = [[rows[i] for i in run] for run in runs]
-    outs: list[list[object]] = [[] for _ in runs]  # each run's latest answers
+    untimed = [[rows[i] for i in run] for run in untimed_blocks(nq, offset, every)]
     timed = [rows[(offset + j) % nq] for j in range(nq)]
     timed_out: list[object] = [None] * nq
     blocks = max(16, size // every)
@@ -213,7 +213,8 @@ def _sampled_loop(query: Callable[[np.ndarray, int], object], rows: Sequence[np.
             break
         a = query(timed[t], k)
         t1 = clock()
-        outs[u] = [query(q, k) for q in untimed[u]]
+        for q in untimed[u]:
+            query(q, k)
         timed_out[t] = a
         took[c] = t1 - t0
         c += 1
@@ -225,9 +226,6 @@ def _sampled_loop(query: Callable[[np.ndarray, int], object], rows: Sequence[np.
     answers: list[object] = [None] * nq
     for j, a in enumerate(timed_out):
         answers[(offset + j) % nq] = a
-    for run, out in zip(runs, outs):
-        for i, r in zip(run.tolist(), out):
-            answers[i] = r
     return ClientTrace(offset, None, np.array(marks[:c + 1], dtype=np.int64), answers, every,
                        np.array(took[:c], dtype=np.int64))
 

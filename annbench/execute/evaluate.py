@@ -132,16 +132,18 @@ def process_speed(ms: list[PassMeasurement]) -> tuple[dict[str, float], dict[str
     return metrics, {"qps_processes": [float(q) for q in per], "processes": p}
 
 
-def client_counts(level: LevelMeasurement, nq: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Per client, the latencies (ns) of its timed queries answered inside the window and how many times it
-    answered each query there (length ``nq``; their sum: its queries in the window). A block of queries (one
+def client_counts(level: LevelMeasurement, nq: int) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+    """Per client, the latencies (ns) of its timed queries answered inside the window, how many times it
+    answered each query there (length ``nq``; their sum: its queries in the window) and how many times it
+    timed each there (the answers it kept: all of them where it timed every query). A block of queries (one
     query where every query is timed) is inside when the clock reading that ends it is in ``[start, end]``."""
-    latencies, counts = [], []
+    latencies, counts, timed_counts = [], [], []
     w = level.window
     for trace in level.traces:
         s = trace.stamps
         inside = np.flatnonzero((s[1:] >= w.start_ns) & (s[1:] <= w.end_ns))  # block c ends at stamps[c + 1]
         timed = np.bincount((trace.offset + inside) % nq, minlength=nq)  # block c's timed query
+        timed_counts.append(timed)
         if trace.every == 1:
             latencies.append((s[inside + 1] - s[inside]).astype(np.int64))
             counts.append(timed)
@@ -152,7 +154,7 @@ def client_counts(level: LevelMeasurement, nq: int) -> tuple[list[np.ndarray], l
         times = np.bincount(inside % len(runs), minlength=len(runs))  # how often each untimed run ran inside
         untimed = np.bincount(np.concatenate(runs), np.repeat(times, [len(r) for r in runs]), minlength=nq)
         counts.append(timed + untimed.astype(np.int64))
-    return latencies, counts
+    return latencies, counts, timed_counts
 
 
 def client_speed(level: LevelMeasurement, nq: int) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
@@ -160,7 +162,7 @@ def client_speed(level: LevelMeasurement, nq: int) -> tuple[dict[str, float], np
     QPS: ``qps`` = queries answered inside the window / its length; latency percentiles over the timed ones
     (every one, or one in ``every``: ``latency_samples`` says how many); per-client QPS ``client_qps_min`` /
     ``client_qps_max`` and ``client_fairness`` = min / max (1: every client served alike)."""
-    latencies, counts = client_counts(level, nq)
+    latencies, counts, _ = client_counts(level, nq)
     seconds = level.window.length_ns * 1e-9
     per_client = np.array([c.sum() for c in counts], dtype=np.float64) / seconds
     every = np.concatenate(latencies) if latencies else np.empty(0, dtype=np.int64)
@@ -176,14 +178,15 @@ def client_speed(level: LevelMeasurement, nq: int) -> tuple[dict[str, float], np
 
 def client_quality(dataset: Dataset, level: LevelMeasurement, k: int,
                    single: np.ndarray) -> tuple[dict[str, float], np.ndarray, np.ndarray, int]:
-    """Quality of the answers the clients gave inside the window: per query answered there, the mean over
-    the answers given to it (a client's latest answer to a query stands for its every answer to it), then
-    the mean over those queries; ``single_client_recall``: the recall of ``single`` (the single-client
+    """Quality of the answers the clients gave inside the window (where a client timed one query in ``every``,
+    of its timed queries' answers, the ones it kept): per query answered there, the mean over the answers
+    given to it (a client's latest answer to a query stands for its every answer to it), then the mean over
+    those queries; ``single_client_recall``: the recall of ``single`` (the single-client
     answers of the same setting) over the same queries, equal for a library that answers alike under load.
     Also the answers kept (per query, the first client's that answered it inside the window; -1 rows
     where none did) with their distances, and how many (client, query) answers differ from ``single``."""
     nq = len(dataset.test)
-    _, counts = client_counts(level, nq)
+    _, _, counts = client_counts(level, nq)
     weights = np.stack(counts).astype(np.float64)
     per_query = weights.sum(axis=0)
     answered = per_query > 0

@@ -46,7 +46,9 @@ from annbench.backends.discovery import AdapterUnavailable, load_adapter  # noqa
 from annbench.core import paths  # noqa: E402
 from annbench.datasets.format import Dataset  # noqa: E402
 from annbench.datasets.registry import load  # noqa: E402
+from annbench.core.claims import CoreClaims  # noqa: E402
 from annbench.execute.executors import ExecutorKind, execute, make_executor  # noqa: E402
+from annbench.execute.isolation import available_cores  # noqa: E402
 from annbench.plan.grid import RunOptions, make_plan  # noqa: E402
 from annbench.quality.metrics import knn_accuracy  # noqa: E402
 from annbench.store.folder import ResultStore  # noqa: E402
@@ -119,6 +121,8 @@ def main() -> None:
     p.add_argument("--binary-algorithms", default="faiss-binary-flat,faiss-binary-hnsw,usearch-binary",
                    help="algorithms of the binary codes (default faiss-binary-flat,faiss-binary-hnsw,usearch-binary)")
     p.add_argument("--results", type=Path, default=None, help="keep the runs here (default: a temporary folder)")
+    p.add_argument("--share-cores", action="store_true", help="measure on cores other sweeps claimed (run.py's "
+                   "--share-cores: the runs say cores_shared) rather than wait for free ones")
     args = p.parse_args()
     data_dir = args.data_dir or paths.default_data_dir()
     widths = [int(w) for w in args.widths.split(",")]
@@ -169,6 +173,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         results = args.results or Path(tmp)
         store = ResultStore(results)
+        claims = CoreClaims(store.root, available_cores(), share=True) if args.share_cores else None
         names = []
         for ds in datasets:
             # the registry's query subset (first --queries test points, ground truth recomputed), as a file:
@@ -178,7 +183,7 @@ def main() -> None:
                              else algorithms, "quick", RunOptions(k=K, runs=args.runs), paths.config_dirs(),
                              paths.algorithm_dirs())
             start = time.perf_counter()
-            execute(make_executor(ExecutorKind.LOCAL, store), plan, sub)
+            execute(make_executor(ExecutorKind.LOCAL, store, claims=claims), plan, sub)
             print(f"  {sub.name}: {plan.n_runs} runs in {time.perf_counter() - start:.0f} s", flush=True)
             names.append(sub.name)
         frame = results_frame(results)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
 
@@ -11,7 +10,7 @@ import lancedb
 import numpy as np
 import pyarrow as pa
 
-from annbench.backends.adapter import Adapter
+from annbench.backends.adapter import Adapter, handle_copy
 from annbench.backends.workspace import Workspace
 from annbench.quality.predicates import Attributes, Predicate
 
@@ -147,7 +146,7 @@ class LanceDBAdapter(Adapter):
 
     def client(self) -> LanceDBAdapter:
         """A second connection to the table's folder, as another user of the database would open it."""
-        handle = copy.copy(self)
+        handle = handle_copy(self)
         handle.db = lancedb.connect(str(self.workspace.path))
         handle.table = handle.db.open_table("items")
         return handle

@@ -5,7 +5,6 @@ with ``client.search``."""
 from __future__ import annotations
 
 import atexit
-import copy
 import logging
 import time
 
@@ -13,7 +12,7 @@ import numpy as np
 from milvus_lite.server_manager import server_manager_instance
 from pymilvus import DataType, MilvusClient
 
-from annbench.backends.adapter import Adapter
+from annbench.backends.adapter import Adapter, handle_copy
 from annbench.backends.workspace import Workspace
 from annbench.quality.predicates import Attributes, Predicate
 
@@ -47,7 +46,7 @@ class MilvusAdapter(Adapter):
     changes = ("insert", "delete", "replace")
     fork_clients = False
     fork_clients_reason = ("Milvus Lite's server runs in threads of the process that built the index, and gRPC "
-                           "does not survive a fork")
+                           "skips its fork handlers while those threads use it (fork is unsupported there)")
     _attrs: Attributes | None = None
     client_ = None
 
@@ -164,7 +163,7 @@ class MilvusAdapter(Adapter):
     def client(self) -> MilvusAdapter:
         """A ``MilvusClient`` of its own on the same file: its own gRPC connection (``dedicated=True``) to the
         Milvus Lite server of that file."""
-        handle = copy.copy(self)
+        handle = handle_copy(self)
         handle.client_ = MilvusClient(self.path, dedicated=True)
         return handle
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import logging
 from typing import Any
 
@@ -10,7 +9,7 @@ import chromadb
 import numpy as np
 from chromadb.config import Settings
 
-from annbench.backends.adapter import Adapter, at_least
+from annbench.backends.adapter import Adapter, at_least, handle_copy
 from annbench.backends.workspace import Workspace
 from annbench.quality.predicates import Attributes, Predicate
 
@@ -125,7 +124,7 @@ class ChromaHNSW(Adapter):
     def client(self) -> ChromaHNSW:
         """Its own ``PersistentClient`` on the folder and the collection fetched through it (Chroma shares
         one system per path within a process, as a second user in the process would)."""
-        handle = copy.copy(self)
+        handle = handle_copy(self)
         handle.db = self._client()
         handle.collection = handle.db.get_collection("items", embedding_function=None)
         return handle

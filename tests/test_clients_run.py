@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 from pathlib import Path
 
 import numpy as np
@@ -49,10 +48,10 @@ def test_one_result_per_run_and_level_each_scored_on_its_window(swept: Path) -> 
         attrs, arrays = read_attrs(row["path"]), read_arrays(row["path"])
         assert attrs["client_kind"] == "thread" and attrs["client_seconds"] == 0.2
         assert 0.2 <= attrs["client_window_s"] <= 0.2 + 1e-6
-        pinned = json.loads(attrs["client_cores"])
+        pinned = attrs["client_cores"]  # read_attrs decodes lists
         assert len(pinned) == n and all(set(c) <= set(cores) for c in pinned)
         assert attrs["clients_over_cores"] == (n > len(cores))
-        per_client = json.loads(attrs["client_qps"])
+        per_client = attrs["client_qps"]
         assert len(per_client) == n and attrs["qps"] == pytest.approx(sum(per_client))
         assert attrs["client_fairness"] == pytest.approx(min(per_client) / max(per_client))
         # scans of microseconds: every query timed; the default handle is the adapter (no connection of its own)

@@ -116,6 +116,7 @@ def test_too_few_train_points_is_a_clear_error(tmp_path: Path) -> None:
 def test_top_level_folders_are_not_import_packages() -> None:
     """``pip install -e .`` must not shadow Hugging Face's ``datasets`` (or anything else)."""
     import tomllib
+
     from setuptools import find_packages
 
     config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]

@@ -30,7 +30,7 @@ from annbench.core.results import (
 )
 from annbench.plan.grid import RunOptions
 from annbench.plan.task import Ended
-from annbench.store.folder import ResultStore, read_attrs
+from annbench.store.folder import ResultStore, read_attrs, read_result
 
 
 def _snapshot(results: Path) -> dict[str, str]:
@@ -156,7 +156,30 @@ def test_statuses_and_reasons_are_stored_as_the_plain_strings_of_before(tmp_path
     enums, strings = ResultStore(tmp_path / "enums"), ResultStore(tmp_path / "strings")
     assert _stored_attrs(enums.write(as_enums)) == _stored_attrs(strings.write(as_strings))
     stored = read_attrs(enums.path_for(key))
-    assert type(stored["status"]) is str and type(stored["reason"]) is str and stored["then"] == '["exception"]'
+    assert type(stored["status"]) is str and type(stored["reason"]) is str and stored["then"] == ["exception"]
+
+
+def test_mappings_and_lists_come_back_decoded_and_the_parameters_as_canonical_text(tmp_path: Path) -> None:
+    key = RunKey("mine", 10, "kdtree", False, {"leaf_size": 40}, {"q": 1})
+    versions, cores, note = {"numpy": "2.1", "scikit-learn": "1.5"}, [[0], [1]], '{"not": "decoded"}'
+    result = RunResult(key, Status.OK, attrs={"library_versions": versions, "client_cores": cores, "note": note,
+                                              "pair": (1, 2), "measurement": '{"runs":1}'}, metrics={"recall": 1.0})
+    store = ResultStore(tmp_path)
+    path = store.write(result)
+    stored = read_attrs(path)
+    assert stored["library_versions"] == versions and stored["client_cores"] == cores and stored["pair"] == [1, 2]
+    assert stored["note"] == note  # text that looks like JSON but was text stays text
+    assert stored["build_params"] == '{"leaf_size":40}' and stored["query_params"] == '{"q":1}'
+    assert stored["measurement"] == '{"runs":1}' and "json_attrs" not in stored
+    # read back and written again: the same file content
+    again = ResultStore(tmp_path / "again").write(read_result(path, key))
+    assert _stored_attrs(again) == _stored_attrs(path)
+    # a result written before json_attrs existed: its mappings and lists are decoded too
+    with h5py.File(path, "a") as f:
+        del f.attrs["json_attrs"]
+    legacy = read_attrs(path)
+    assert legacy["library_versions"] == versions and legacy["client_cores"] == cores
+    assert legacy["build_params"] == '{"leaf_size":40}' and legacy["measurement"] == '{"runs":1}'
 
 
 def test_batch_runs_keep_their_folder_and_label_names(tmp_path: Path) -> None:

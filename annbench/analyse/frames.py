@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from annbench.core.results import Status
+from annbench.core.results import Status, from_canonical
 from annbench.quality.metrics import ONE_RECALL_RS, one_recall_column
 from annbench.store.folder import ResultStore, read_arrays, read_attrs
 
@@ -25,7 +25,8 @@ OPERATING_RECALLS = (0.5, 0.8, 0.9, 0.95, 0.99)
 #: Columns of the operating-point table after ``algorithm, batch, min_<quality>``.
 OPERATING_COLUMNS = ["build_params", "query_params", "build_s", "index_bytes"]
 
-#: JSON attrs spread into one column per entry: ``library_versions`` → ``version.<lib>``, ``stats`` → ``stats.<name>``.
+#: Mapping attrs spread into one column per entry: ``library_versions`` → ``version.<lib>``, ``stats`` →
+#: ``stats.<name>``, the key's parameters → ``build.<name>`` / ``query.<name>``.
 _SPREAD = {"library_versions": "version", "stats": "stats", "build_params": "build", "query_params": "query"}
 
 #: The summary columns, in order (more columns follow them in the DataFrame).
@@ -68,12 +69,17 @@ def results_frame(results_dir: str | Path, dataset: str | None = None, runbook: 
             continue  # the runs of a runbook are not among a static index's, nor those of another runbook
         attrs["path"] = str(path)
         for attr, prefix in _SPREAD.items():
-            try:
-                spread = json.loads(attrs.get(attr) or "{}")
-            except (TypeError, ValueError):
-                spread = {}
+            spread = attrs.get(attr)
+            if isinstance(spread, str):  # the key's parameters: canonical text
+                try:
+                    spread = from_canonical(spread)
+                except ValueError:
+                    spread = {}
             for name, value in (spread.items() if isinstance(spread, dict) else ()):
                 attrs[f"{prefix}.{name}"] = value
+        # a table's cells hold text: mappings and lists as the JSON they were stored as (pandas can neither
+        # group nor de-duplicate dicts)
+        attrs.update({n: json.dumps(v, sort_keys=True) for n, v in attrs.items() if isinstance(v, (dict, list))})
         if attrs.get("pass_time_max_s") and attrs.get("n_queries"):
             answered = attrs["n_queries"] * int(attrs.get("repeats", 1))  # per pass (see measure.py)
             attrs["qps_slowest"] = answered / attrs["pass_time_max_s"]

@@ -131,7 +131,7 @@ def save_index(dataset: Dataset, algorithm: str, build: dict[str, Any], query: d
     meta = IndexMeta(algorithm=algorithm, build=dict(build), query=dict(query), dataset=dataset.name,
                      dataset_checksum=dataset.checksum, distance=dataset.distance, n_train=len(dataset.train),
                      dimension=dataset.dimension, build_s=build_s,
-                     created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                     created=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
                      versions=library_versions(cls.libraries))
     try:
         index.save(tmp)

@@ -18,7 +18,7 @@ from annbench.core import paths
 from annbench.core.errors import UserError
 from annbench.core.folders import Folder, check_folders, failure_folder_error, folder_errors, temporary_folder
 from annbench.core.logs import setup_logging
-from annbench.core.results import Status, batch_suffix, canonical, run_name
+from annbench.core.results import Status, batch_suffix, canonical, from_canonical, run_name
 from annbench.execute.executors import ExecutorKind
 from annbench.plan.grid import ClientKind, RunOptions, parse_warmup
 from annbench.plan.task import DEFAULT_TIMEOUT_S
@@ -246,14 +246,12 @@ def skip_lines(rows: Iterable[tuple[str, str, str, str, str]]) -> list[str]:
     """``(algorithm, build params, query params, dominated_by, note)`` of skipped runs (parameters as
     stored: JSON) → one line per build setting and exact setting, listing the skipped values of the
     innermost parameter: ``skipped: annoy {"n_trees":10} search_k=4000, 10000: dominated: ...``."""
-    import json
-
     groups: dict[tuple[str, str, str, str], list[dict[str, Any]]] = {}
     for algorithm, build, query, by, note in rows:
-        groups.setdefault((algorithm, build, by, note), []).append(json.loads(query))
+        groups.setdefault((algorithm, build, by, note), []).append(from_canonical(query))
     lines = []
     for (algorithm, build, by, note), queries in groups.items():
-        exact = json.loads(by) if isinstance(by, str) else {}  # differs from each skipped one in the innermost only
+        exact = from_canonical(by) if isinstance(by, str) else {}  # differs from each skipped one in the innermost only
         inner = next((n for n in queries[0] if exact.get(n) != queries[0][n]), list(queries[0])[-1])
         fixed = "".join(f"{n}={v} " for n, v in queries[0].items() if n != inner)
         lines.append(f"skipped: {algorithm} {build} {fixed}{inner}={', '.join(str(q[inner]) for q in queries)}: {note}")

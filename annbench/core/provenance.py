@@ -62,4 +62,4 @@ def machine() -> dict[str, str]:
 
 
 def timestamp() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")

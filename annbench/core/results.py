@@ -82,6 +82,12 @@ def canonical(params: Params) -> str:
     return json.dumps(params, sort_keys=True, separators=(",", ":"), default=_plain)
 
 
+def from_canonical(text: str | None) -> dict[str, Any]:
+    """The mapping :func:`canonical` wrote as ``text`` (a stored key's parameters, a ``dominated_by``);
+    ``{}`` for none. Raises ValueError on text that is not JSON."""
+    return json.loads(text or "{}")
+
+
 def _plain(value: Any) -> Any:
     """JSON form of option values json does not know: enums by value, paths and others as text."""
     if isinstance(value, enum.Enum):

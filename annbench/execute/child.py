@@ -18,7 +18,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +72,7 @@ def _error(key: RunKey, stage: str, exc: BaseException, attrs: dict[str, Any]) -
                      attrs={**attrs, "reason": Reason.EXCEPTION, "traceback": traceback.format_exc()})
 
 
-class IndexSize(str, Enum):
+class IndexSize(StrEnum):
     """``index_bytes_status`` of a result: whether its ``index_bytes`` was measured."""
 
     MEASURED = "measured"        # the library's serialized size

@@ -13,7 +13,6 @@ repeat the builds, so build-to-build variation is measured too.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import sys
@@ -141,16 +140,6 @@ def _run(plan: Plan, dataset: Dataset, executor: Executor) -> list[tuple[RunKey,
 PROVENANCE_ATTRS = ("library_versions", "annbench_commit", "mode", "threads", "build_s", "index_bytes")
 
 
-def _decoded(value: Any) -> Any:
-    """Store attrs hold mappings as JSON strings; give them back as mappings."""
-    if isinstance(value, str) and value.startswith("{"):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
-
-
 def _reference(suite: Suite, reference: Plan, dataset: Dataset, executor: Executor) -> Timing:
     """The timing of one fresh run of the reference setting."""
     (_, attrs, timing), = _run(reference, dataset, executor)
@@ -224,7 +213,7 @@ def _rounds(suite: Suite, dataset: Dataset, plan: Plan | None, reference: Plan, 
                 if timing is None:
                     rec.error = rec.error or str(attrs.get("error") or "failed")
                     continue
-                rec.attrs = {n: _decoded(attrs[n]) for n in PROVENANCE_ATTRS if n in attrs}
+                rec.attrs = {n: attrs[n] for n in PROVENANCE_ATTRS if n in attrs}
                 assert before is not None
                 rec.rounds.append(Round(
                     float(attrs["recall"]), timing.pass_times_ns,

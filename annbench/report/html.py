@@ -391,7 +391,7 @@ def write_report(frame: pd.DataFrame, out_dir: str | Path, data_dir: Path | None
         rows.append({"dataset": name, "k": ", ".join(str(k) for k in sorted(part["k"].unique())),
                      "algorithms": part["algorithm"].nunique(), "runs": len(part),
                      "failed": int((part["status"] == Status.ERROR).sum())})
-    generated = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    generated = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     body = ["<h2>Datasets</h2>", to_html(pd.DataFrame(rows), links={"dataset": links}), ranks_section(frame),
             "<h2>Provenance of the measurements</h2>", to_html(provenance_table(frame)),
             f"<p>Report written {html.escape(generated)} "

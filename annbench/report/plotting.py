@@ -15,7 +15,6 @@ default to the ``nines`` scale (:func:`nines`): 0.9, 0.99 and 0.999 equally far 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 import warnings
@@ -27,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from annbench.analyse.frames import hosts_per_curve, measured, pareto_frame
+from annbench.core.results import from_canonical
 from annbench.quality.metrics import ONE_RECALL_RS, one_recall_column
 
 log = logging.getLogger(__name__)
@@ -209,7 +209,7 @@ def params_label(build_params: str, query_params: str) -> str:
     parts = []
     for text in (build_params, query_params):
         try:
-            params = json.loads(text or "{}")
+            params = from_canonical(text)
         except ValueError:
             params = {"?": text}
         parts.append(" ".join(f"{k}={v}" for k, v in params.items()))

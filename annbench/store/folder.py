@@ -2,7 +2,10 @@
 
 Layout: ``<root>/<dataset>/<k>/<algorithm>[-batch]/<params>.<hash>.hdf5`` holding the
 datasets ``neighbors``, ``distances``, ``latencies_ns`` and ``pass_times_ns`` and every
-metric and provenance field as attrs (mappings as JSON strings).
+metric and provenance field as attrs. Mappings and lists are stored as JSON text and listed in the
+attr ``json_attrs``; :func:`read_attrs` gives them back decoded. The key's parameters
+(``build_params``, ``query_params``) and the ``measurement`` identity are canonical JSON text by design
+(compared as text; :func:`annbench.core.results.from_canonical` reads one).
 """
 
 from __future__ import annotations
@@ -25,6 +28,10 @@ from annbench.core.results import RunKey, RunResult, Status, canonical, measurem
 log = logging.getLogger(__name__)
 
 ARRAYS = ("neighbors", "distances", "latencies_ns", "pass_times_ns", "steps")
+#: The attr naming (as a JSON list) the attrs :func:`result_attrs` wrote as JSON, which :func:`read_attrs` decodes.
+JSON_ATTRS = "json_attrs"
+#: Attrs holding canonical JSON text by design (identities compared as text): never decoded by :func:`read_attrs`.
+CANONICAL_TEXT_ATTRS = frozenset({"build_params", "query_params", "measurement", "dominated_by"})
 
 
 class StoredState(enum.Enum):
@@ -146,14 +153,20 @@ def result_attrs(result: RunResult) -> dict[str, Any]:
         "status": str(result.status), "error": result.error,
         **({"runbook": k.runbook} if k.runbook else {}),
     }
+    encoded = []
     for name, value in {**result.attrs, **result.metrics}.items():
         if isinstance(value, enum.Enum):  # Status, Reason, Ended ...: stored as their plain values
             value = value.value
-        attrs[name] = json.dumps(value, sort_keys=True) if isinstance(value, (dict, list, tuple)) else value
+        if isinstance(value, (dict, list, tuple)):
+            value = json.dumps(value, sort_keys=True)
+            encoded.append(name)
+        attrs[name] = value
+    attrs[JSON_ATTRS] = json.dumps(sorted(encoded))
     return attrs
 
 
 def read_attrs(path: str | Path) -> dict[str, Any]:
+    """A result's attrs: numbers as Python numbers, mappings and lists decoded (see the module)."""
     with h5py.File(path, "r") as f:
         out = {n: (v.decode() if isinstance(v, bytes) else v) for n, v in f.attrs.items()}
     for n, v in out.items():
@@ -161,7 +174,24 @@ def read_attrs(path: str | Path) -> dict[str, Any]:
             out[n] = v.item()
     if "status" not in out:
         raise KeyError("no 'status' attr: not an annbench result")
+    listed = out.pop(JSON_ATTRS, None)
+    for name in json.loads(listed) if listed is not None else _legacy_json_attrs(out):
+        out[name] = json.loads(out[name])
     return out
+
+
+def _legacy_json_attrs(attrs: dict[str, Any]) -> list[str]:
+    """The attrs a result written before ``json_attrs`` existed holds as JSON: text of a mapping or a list
+    (no other attr's text starts with ``{`` or ``[``), the canonical text attrs apart."""
+    found = []
+    for name, value in attrs.items():
+        if name not in CANONICAL_TEXT_ATTRS and isinstance(value, str) and value[:1] in ("{", "["):
+            try:
+                json.loads(value)
+            except ValueError:
+                continue
+            found.append(name)
+    return found
 
 
 def read_arrays(path: str | Path) -> dict[str, np.ndarray]:
@@ -176,7 +206,7 @@ _KEY_ATTRS = ("dataset", "k", "algorithm", "batch", "threads", "clients", "build
 
 def read_result(path: str | Path, key: RunKey) -> RunResult:
     """The stored result of ``key`` at ``path`` as a :class:`RunResult` that :meth:`ResultStore.write`
-    writes back unchanged (metrics stay among the attrs; mappings stay JSON strings)."""
+    writes back unchanged (metrics stay among the attrs; mappings and lists are encoded again as they were)."""
     attrs = read_attrs(path)
     status, error = attrs["status"], attrs.get("error", "")
     rest = {n: v for n, v in attrs.items() if n not in _KEY_ATTRS}

@@ -18,7 +18,7 @@ from annbench.__main__ import SUBCOMMANDS, main
 from annbench.backends.discovery import load_adapter
 from annbench.core.errors import UserError
 from annbench.core.paths import ALGORITHMS_DIR, CONFIGS_DIR
-from tests.conftest import REPO, call
+from tests.conftest import REPO, call, write_backend
 
 CONSTRAINTS = REPO / "constraints.txt"
 
@@ -178,9 +178,9 @@ def test_a_missing_backend_library_names_the_install_command(module: str, tmp_pa
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     from annbench.backends.discovery import AdapterUnavailable
 
-    (tmp_path / "probe.py").write_text(f"import {module}\nfrom annbench.backends.adapter import Adapter\n\n\n"
-                                       f"class Probe(Adapter):\n    def fit(self, X): ...\n\n"
-                                       f"    def query(self, q, k): ...\n")
+    write_backend(tmp_path, "probe", f"import {module}\nfrom annbench.backends.adapter import Adapter\n\n\n"
+                                     f"class Probe(Adapter):\n    def fit(self, X): ...\n\n"
+                                     f"    def query(self, q, k): ...\n")
     monkeypatch.setitem(sys.modules, module, None)  # "import faiss" now fails as if faiss were not installed
     with pytest.raises(AdapterUnavailable) as e:
         load_adapter("probe", [tmp_path])

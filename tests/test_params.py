@@ -8,6 +8,7 @@ from typing import Literal
 
 import numpy as np
 import pytest
+from conftest import write_backend
 
 from annbench.apps.classifier import ANNClassifier
 from annbench.apps.lookup import make_adapter
@@ -62,8 +63,7 @@ def test_lists_check_every_value_and_name_its_position() -> None:
 def test_grids_the_classifier_and_lookups_say_the_same(tmp_path: Path) -> None:
     """The same unknown build parameter of kdtree, given to a grid, the classifier and a lookup index."""
     message = "kdtree takes no build parameter 'leaf_sise'; valid: leaf_size"
-    grid = tmp_path / "kdtree.yml"
-    grid.write_text("algorithm: kdtree\nmetrics: [euclidean]\ngroups:\n  quick:\n    build: {leaf_sise: [10]}\n")
+    grid = write_backend(tmp_path, "kdtree", groups="  quick:\n    build: {leaf_sise: [10]}") / "kdtree.yml"
     kdtree = load_adapter("kdtree", algorithm_dirs())
     with pytest.raises(UserError) as from_grid:
         check_against(load_config(grid), kdtree)

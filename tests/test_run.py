@@ -310,8 +310,7 @@ def test_processes_interleave_the_settings_passes_and_early_stop_skips_the_domin
         "            f.write(f'{os.getpid()} {self.p}\\n')\n"
         "        if self.p == 1:\n            return np.arange(k)\n"
         "        return np.argsort(((self.X - q) ** 2).sum(axis=1))[:k]\n")})
-    _write_config(configs, "logged", "algorithm: logged\nmetrics: [euclidean]\ngroups:\n  quick:\n"
-                                     "    query: {p: [1, 2, 3]}\n")
+    write_backend(configs, "logged", groups="  quick:\n    query: {p: [1, 2, 3]}")
     log = tmp_path / "queries.log"
     monkeypatch.setenv("LOGGED_QUERIES", str(log))
     r = call(run_main, "--algorithm", "logged", "--processes", "3", "--runs", "2", "--warmup", "none",

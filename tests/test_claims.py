@@ -258,7 +258,11 @@ def test_a_killed_sweeps_claims_are_gone_at_once(tmp_path: Path, data_dir: Path)
     a = _start(tmp_path / "a", data_dir, tmp_path / "claims", core, "--algorithm", "slow", *slow)
     try:
         _wait_claimed(tmp_path / "claims", a)
-        assert live_presences(tmp_path / "claims")
+        # the sweep registers its child's presence just after taking the core's lock: wait for that too
+        deadline = time.monotonic() + 60
+        while not live_presences(tmp_path / "claims"):
+            assert a.poll() is None and time.monotonic() < deadline, "the sweep never registered its child"
+            time.sleep(0.02)
     finally:
         a.send_signal(signal.SIGKILL)
         a.wait()

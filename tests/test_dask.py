@@ -38,13 +38,14 @@ DATASET = "random-xs-20-euclidean"
 QUICK = "bruteforce,kdtree,balltree"
 
 SLOW = '''
-import os, signal, time
+import contextlib, os, signal, time
 import numpy as np
 from annbench.backends.adapter import Adapter
 
 
 class Slow(Adapter):
-    """Exact search whose build sleeps ``delay`` s; ``die: true`` kills the worker running its child."""
+    """Exact search whose build sleeps ``delay`` s; ``die: true`` kills the worker running its child; the
+    one build that finds the file ``hold-<delay>`` among the marks (and removes it) waits until it is killed."""
 
     metrics = ("euclidean",)
 
@@ -59,6 +60,9 @@ class Slow(Adapter):
         if self.die:
             os.kill(os.getppid(), signal.SIGKILL)
             time.sleep(60)
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(os.path.join(marks, f"hold-{self.delay}"))
+            time.sleep(600)                            # ends with its worker, which the test kills
         time.sleep(self.delay)
         self._x, self._sq = X, (X.astype(np.float64) ** 2).sum(axis=1)
 
@@ -142,23 +146,24 @@ def _marks(marks: Path, prefix: str) -> list[Path]:
 
 def test_killed_worker_task_is_rerun_and_nothing_is_lost(cluster, slow, data_dir: Path, tmp_path: Path) -> None:
     marks = slow[2]
+    (marks / "hold-0.4").touch()  # the first build of delay 0.4 waits until its worker is killed: mid-build
     thread, outcome = _background_sweep(cluster, slow, data_dir, tmp_path / "results",
-                                        "{delay: [0.0, 0.2, 4.0]}")
-    deadline = time.monotonic() + 40
-    while not _marks(marks, "4.0-False") and time.monotonic() < deadline:
+                                        "{delay: [0.0, 0.2, 0.4]}")
+    deadline = time.monotonic() + 300  # waits on conditions: bounds for a machine at load 15
+    while not (_marks(marks, "0.4-False") and not (marks / "hold-0.4").exists()):
+        assert time.monotonic() < deadline and thread.is_alive(), "the held build never started"
         time.sleep(0.05)
-    first = _marks(marks, "4.0-False")
-    assert first, "the slow build never started"
+    first = _marks(marks, "0.4-False")
     worker_pid = int(first[0].read_text())
     os.kill(worker_pid, signal.SIGKILL)                       # the worker dies mid-build
-    thread.join(90)
+    thread.join(300)
     assert not thread.is_alive()
     r = outcome["result"]
     assert r.code == 0, r.err + r.out
-    attempts = _marks(marks, "4.0-False")
+    attempts = _marks(marks, "0.4-False")
     assert len(attempts) == 2 and int(attempts[1].read_text()) != worker_pid  # rerun by another worker process
     frame = _ok_frame(tmp_path / "results")                     # nothing lost: every run stored and ok
-    assert sorted(frame["build.delay"]) == [0.0, 0.2, 4.0] and (frame["recall"] == 1.0).all()
+    assert sorted(frame["build.delay"]) == [0.0, 0.2, 0.4] and (frame["recall"] == 1.0).all()
     assert not list(Path(tempfile.gettempdir()).glob(f"annbench-task-{worker_pid}-*"))  # its scratch folder removed
 
 
@@ -167,7 +172,7 @@ def test_task_whose_worker_always_dies_is_retried_once_then_failed(cluster, slow
     results = tmp_path / "results"
     thread, outcome = _background_sweep(cluster, slow, data_dir, results, "{delay: [0.0], die: [false, true]}",
                                         "--dask-results", "shared")
-    thread.join(90)
+    thread.join(300)
     assert not thread.is_alive()
     r = outcome["result"]
     assert r.code == 1 and "worker lost" in r.out, r.err + r.out

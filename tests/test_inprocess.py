@@ -28,9 +28,11 @@ class Broken(Adapter):
     def query(self, q, k):
         raise RuntimeError("no answer on purpose")
 '''
-#: Attrs that differ between any two sweeps (when, where the log is, which attempt, how long).
+#: Attrs that differ between any two sweeps (when, where the log is, which attempt, how long; the checkout's
+#: commit as ``git`` says at each run: a commit landing or a file edited between the two sweeps moves it, and
+#: under heavy load ``git`` may outlast its 10 s and say "unknown").
 VARYING = {"timestamp", "task_id", "log_path", "elapsed_s", "warmup_s", "warmup_queries", "repeats", "best_pass",
-           "traceback", "peak_rss_bytes", "build_peak_rss_bytes", "stats"}
+           "traceback", "peak_rss_bytes", "build_peak_rss_bytes", "stats", "annbench_commit"}
 
 
 def _stored(results: Path) -> dict[str, tuple[dict, dict]]:

@@ -12,9 +12,12 @@ With ``--processes N`` it measures instead the machine's process-to-process nois
 interpreters one after another, each loading the same saved index and reporting its median window QPS
 over ``--seconds``; ``c`` = the CV of those N medians (what ``benchmarks/qps_stability.py`` sets its
 target by: a setting's QPS CV across sweeps at most ``1.2 · c / sqrt(P)`` with ``--processes P``).
+``--forked`` adds, alternating with them, N processes forked one after another from one interpreter that
+built the index, each searching the inherited copy-on-write pages (what ``run.py --processes`` would measure
+if it did not load or rebuild the index in each process), and their CV ``c_forked``.
 
     python benchmarks/machine_stability.py [--seconds 30] [--window 0.2] [--block 15] [--core 0]
-    python benchmarks/machine_stability.py --processes 6 [--seconds 3]
+    python benchmarks/machine_stability.py --processes 6 [--seconds 3] [--forked]
 """
 
 from __future__ import annotations
@@ -69,31 +72,62 @@ def build_index() -> tuple[hnswlib.Index, np.ndarray]:
     return index, _queries()
 
 
-def process_cv(processes: int, seconds: float, window: float, core: int) -> tuple[float, list[float]]:
+def fresh_process(path: str, seconds: float, window: float, core: int) -> float:
+    """Median window QPS of one fresh interpreter loading the index saved at ``path``."""
+    done = subprocess.run([sys.executable, __file__, "--load", path, "--seconds", str(seconds), "--window",
+                           str(window), "--core", str(core)], capture_output=True, text=True, check=True)
+    return float(done.stdout.split()[-1])
+
+
+def forked_process(index: hnswlib.Index, seconds: float, window: float) -> float:
+    """Median window QPS of one process forked from this one, searching the inherited ``index``."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the fork: never returns
+        try:
+            os.write(write, f"{median_qps(index, seconds, window):.1f}".encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        text = pipe.read()
+    os.waitpid(pid, 0)
+    return float(text)
+
+
+def process_cv(processes: int, seconds: float, window: float, core: int,
+               forked: bool = False) -> tuple[float, list[float], float, list[float]]:
     """The plain loop's process-to-process CV ``c``: ``processes`` fresh interpreters, one after another,
-    each loading one saved index and printing its median window QPS over ``seconds``; (c, the medians)."""
+    each loading one saved index and printing its median window QPS over ``seconds``; with ``forked`` as many
+    forks of this process searching the index it built, alternating with them. (c, the medians, c_forked and
+    the forks' medians; NaN and [] without ``forked``)."""
     index, _ = build_index()
+    fresh, forks = [], []
     with tempfile.TemporaryDirectory(prefix="annbench-machine-") as tmp:
         path = os.path.join(tmp, "index.bin")
         index.save_index(path)
-        medians = []
         for _ in range(processes):
-            done = subprocess.run([sys.executable, __file__, "--load", path, "--seconds", str(seconds), "--window",
-                                   str(window), "--core", str(core)], capture_output=True, text=True, check=True)
-            medians.append(float(done.stdout.split()[-1]))
-    return cv(np.asarray(medians)), medians
+            fresh.append(fresh_process(path, seconds, window, core))
+            if forked:
+                forks.append(forked_process(index, seconds, window))
+    return cv(np.asarray(fresh)), fresh, cv(np.asarray(forks)) if forks else float("nan"), forks
 
 
-def one_process(path: str, seconds: float, window: float) -> float:
-    """Median window QPS of this process over ``seconds``, on the index saved at ``path``."""
+def median_qps(index: hnswlib.Index, seconds: float, window: float) -> float:
+    """Median window QPS of ``index`` over ``seconds`` in this process."""
     queries = _queries()
-    index = hnswlib.Index("l2", 20)
-    index.load_index(path)
-    index.set_ef(10)
     end, qps = time.perf_counter() + seconds, []
     while time.perf_counter() < end:
         qps.append(window_qps(index, queries, window))
     return float(np.median(qps))
+
+
+def one_process(path: str, seconds: float, window: float) -> float:
+    """Median window QPS of this process over ``seconds``, on the index saved at ``path``."""
+    index = hnswlib.Index("l2", 20)
+    index.load_index(path)
+    index.set_ef(10)
+    return median_qps(index, seconds, window)
 
 
 def main() -> None:
@@ -103,6 +137,7 @@ def main() -> None:
     p.add_argument("--block", type=int, default=15, help="windows per block; a block reports its best window")
     p.add_argument("--core", type=int, default=0)
     p.add_argument("--processes", type=int, default=0, help="measure the process-to-process CV over N processes")
+    p.add_argument("--forked", action="store_true", help="with --processes: also N forks searching one index")
     p.add_argument("--load", help=argparse.SUPPRESS)  # one process of --processes: the saved index
     args = p.parse_args()
     os.sched_setaffinity(0, {args.core})
@@ -111,10 +146,13 @@ def main() -> None:
         return
     if args.processes > 1:
         load0 = os.getloadavg()[0]
-        c, medians = process_cv(args.processes, args.seconds, args.window, args.core)
+        c, medians, c_forked, forks = process_cv(args.processes, args.seconds, args.window, args.core, args.forked)
         print(f"core {args.core}, load average {load0:.2f} at the start, {os.getloadavg()[0]:.2f} at the end")
         print(f"{args.processes} processes, one saved index, median window QPS each: "
               f"[{' '.join(f'{m:.0f}' for m in medians)}]; process-to-process CV c = {c * 100:.1f} %")
+        if args.forked:
+            print(f"{args.processes} forks of one process, its index inherited, median window QPS each: "
+                  f"[{' '.join(f'{m:.0f}' for m in forks)}]; CV c_forked = {c_forked * 100:.1f} %")
         return
     index, queries = build_index()
     steal0, load0, qps = steal_jiffies(), os.getloadavg()[0], []

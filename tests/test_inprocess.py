@@ -63,7 +63,8 @@ def test_in_process_and_local_executors_store_the_same_results(data_dir: Path, t
         for name in ("neighbors", "distances"):
             if name in arrays:
                 np.testing.assert_array_equal(arrays[name], other_arrays[name], err_msg=f"{path} {name}")
-        assert {k for k in attrs if k not in VARYING and attrs[k] != other_attrs[k]} <= {"qps", "qps_median"} | {
+        timings = {"qps", "qps_median", "qps_sd", "qps_ci95_low", "qps_ci95_high", "process_cv", "qps_processes"}
+        assert {k for k in attrs if k not in VARYING and attrs[k] != other_attrs[k]} <= timings | {
             k for k in attrs if k.endswith(("_ms", "_s"))}, path
     statuses = sorted(a["status"] for a, _ in inprocess.values())
     assert statuses == sorted([Status.OK] * 3 + [Status.ERROR])
@@ -109,7 +110,8 @@ def test_each_task_starts_from_a_fresh_global_random_state(data_dir: Path, tmp_p
                           "  quick:\n    build: {n: [1, 2]}")
     np.random.seed(0)  # noqa: NPY002 - the global state a library may draw from
     stream = np.random.RandomState(0).random_sample(2).tolist()  # what the tasks would draw without a reseed
-    r = call(run_main, "--dataset", DATASET, "--algorithm", "draws", "--runs", "1", "--min-pass-time", "0",
+    r = call(run_main, "--dataset", DATASET, "--algorithm", "draws", "--runs", "1", "--processes", "1",
+             "--min-pass-time", "0",
              "--data-dir", data_dir, "--results", tmp_path / "results", "--algorithms-dir", algos,
              "--configs-dir", algos, "--executor", "inprocess", "--no-plot", "-q")
     assert r.code == 0, r.err

@@ -32,7 +32,7 @@ def test_exact_methods_have_recall_one(k: int, data_dir: Path, results_dir: Path
 
 
 def test_result_file_holds_one_pass_and_provenance(data_dir: Path, results_dir: Path) -> None:
-    r = call(run_main, "--dataset", "random-xs-20-euclidean", "--algorithm", "kdtree", "--runs", 3,
+    r = call(run_main, "--dataset", "random-xs-20-euclidean", "--algorithm", "kdtree", "--runs", 3, "--processes", 1,
              "--data-dir", data_dir, "--results", results_dir, "--no-plot")
     assert r.code == 0, r.err
     [path] = ResultStore(results_dir).paths()
@@ -227,6 +227,10 @@ def test_default_selection_leaves_out_opt_in_grids_and_the_summary_names_them(da
     assert set(plan.left_out) >= {"pynndescent", "ngt-qg", "lancedb-ivf-pq"} and all(plan.left_out.values())
     assert not {"pynndescent", "ngt-qg"} & {b.algorithm for b in plan.builds}
     assert {b.algorithm for b in plan.builds} >= {"annoy", "hnswlib", "faiss-ivf", "scann", "kdtree"}
+    from annbench.backends.discovery import load_adapter
+    families = {load_adapter(b.algorithm, dirs[1]).libraries[0] for b in plan.builds}
+    assert families >= {"annoy", "numpy", "scikit-learn", "faiss-cpu", "hnswlib", "ngt", "nmslib-metabrainz", "scann",
+                        "usearch"}  # every library family but those left out for their start (the main job's plot)
     assert all(len(b.query_settings) <= 3 for b in plan.builds)  # the demo groups: a few settings each
     line = left_out_line(plan.left_out)
     assert "pynndescent (numba compiles" in line and "--include-slow" in line
@@ -287,8 +291,8 @@ def test_qps_is_the_mean_of_the_measuring_processes(data_dir: Path, results_dir:
         assert run["qps_ci95_low"] < run["qps"] < run["qps_ci95_high"]
         assert len(read_arrays(run["path"])["pass_times_ns"]) == 3 * 2  # every pass of every process
         adapter = load_adapter(run["algorithm"], paths.algorithm_dirs([]))
-        assert run["process_index"] == ("loaded" if saveable(adapter) else "forked")
-    assert set(frame["process_index"]) == {"loaded", "forked"}  # hnswlib saves its index, kdtree cannot
+        assert run["process_index"] == ("loaded" if saveable(adapter) else "rebuilt")
+    assert set(frame["process_index"]) == {"loaded", "rebuilt"}  # hnswlib saves its index, kdtree cannot
     from annbench.cli.plot import main as plot_main
 
     table = call(plot_main, "--results", results_dir, "--table", "text")
@@ -297,10 +301,33 @@ def test_qps_is_the_mean_of_the_measuring_processes(data_dir: Path, results_dir:
     assert header[header.index("qps") + 1:header.index("qps") + 3] == ["qps_ci95_low", "qps_ci95_high"]
 
 
+def test_a_process_rebuilds_an_index_that_cannot_be_saved_and_says_when_its_answers_differ(
+        tmp_path: Path, data_dir: Path, results_dir: Path) -> None:
+    """An adapter that cannot save is built again in each measuring process (never the build's copy-on-write
+    pages); a build that is not deterministic answers otherwise in each process, which the result counts."""
+    algos, configs = _adapters(tmp_path, {
+        "own-index": "import os\n\nclass OwnIndex(Adapter):\n"
+                     "    def fit(self, X):\n        self.pid = os.getpid()\n"
+                     "    def query(self, q, k):\n"
+                     "        assert self.pid == os.getpid(), 'searched an index built in another process'\n"
+                     "        return np.arange(k)\n",
+        "unseeded": "import os\n\nclass Unseeded(Adapter):\n"
+                    "    def fit(self, X):\n        self.offset = os.getpid() % (len(X) - 10)\n"
+                    "    def query(self, q, k):\n        return np.arange(k) + self.offset\n"})
+    r = call(run_main, "--algorithm", "own-index,unseeded", "--processes", "3", "--min-pass-time", "0",
+             "--warmup", "none", "--algorithms-dir", algos, "--configs-dir", configs, "--data-dir", data_dir,
+             "--results", results_dir, "--no-plot")
+    assert r.code == 0, r.err
+    frame = results_frame(results_dir).set_index("algorithm")
+    assert (frame["status"] == "ok").all() and (frame["process_index"] == "rebuilt").all()
+    assert frame.loc["unseeded", "process_answers_differ"] == 2  # each of the 2 later processes built its own
+    assert np.isnan(frame.loc["own-index", "process_answers_differ"])
+
+
 def test_processes_interleave_the_settings_passes_and_early_stop_skips_the_dominated(
         tmp_path: Path, data_dir: Path, results_dir: Path, monkeypatch) -> None:
     """Each measuring process warms up every setting, then makes pass 1 of every setting, pass 2 of every
-    setting; a setting after an exact one is never queried (stored as skipped)."""
+    setting; a setting after an exact one is never queried (stored as skipped), in any process."""
     algos, configs = _adapters(tmp_path, {"logged": (
         "import os\n\nclass Logged(Adapter):\n"
         "    def fit(self, X):\n        self.X = np.asarray(X)\n"
@@ -326,6 +353,8 @@ def test_processes_interleave_the_settings_passes_and_early_stop_skips_the_domin
         if not seq or seq[-1] != int(p):
             seq.append(int(p))
     sequences = list(by_pid.values())
-    assert sequences[0] == [1, 2]  # the build's child: one untimed answer pass each, in grid order
-    assert sequences[1:] == [[1, 2, 1, 2]] * 3  # three measuring processes, the passes round-robin
+    # the adapter cannot save: the processes are forked before the child builds, each builds its own index;
+    # the first makes the untimed answer pass of each setting, in grid order, then every process its passes
+    # round-robin; the child itself never queries
+    assert sequences == [[1, 2, 1, 2, 1, 2], [1, 2, 1, 2], [1, 2, 1, 2]]
     assert all(p != "3" for _, p in lines)  # the dominated setting: no warm-up, no pass, anywhere

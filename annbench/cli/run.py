@@ -52,12 +52,13 @@ def parser(prog: str = "run.py") -> Parser:
                    help=f"registered name or path of a dataset .hdf5 file (default: {DEFAULT_DATASET})")
     p.add_argument("--algorithm", help="comma-separated algorithms (default: every installed one)")
     p.add_argument("-k", "--count", dest="k", type=positive_int, default=10, help="neighbours per query (default 10)")
-    p.add_argument("--runs", type=positive_int, default=3,
-                   help="timed passes after the warm-up, in each measuring process (default 3)")
-    p.add_argument("--processes", type=positive_int, default=1, metavar="P",
+    p.add_argument("--runs", type=positive_int, default=DEFAULT_OPTIONS.runs,
+                   help=f"timed passes after the warm-up, in each measuring process (default {DEFAULT_OPTIONS.runs})")
+    p.add_argument("--processes", type=positive_int, default=DEFAULT_OPTIONS.processes, metavar="P",
                    help="processes that measure each query setting one after another, forked after the build "
-                        "(loading the saved index where the adapter can save): QPS = their mean, stored with each "
-                        "process's, their SD and 95%% interval (default 1: the build's own process)")
+                        "(loading the saved index where the adapter can save, else building it again): QPS = their "
+                        f"mean, stored with each process's, their SD and 95%% interval (default "
+                        f"{DEFAULT_OPTIONS.processes}; 1: the build's own process)")
     p.add_argument("--warmup", type=warmup_arg, default=DEFAULT_OPTIONS.warmup, metavar="full|none|SECONDS",
                    help="untimed queries before each query setting's passes: the first queries until SECONDS "
                         f"have passed or all have run (default {DEFAULT_OPTIONS.warmup_label()}); full = every "

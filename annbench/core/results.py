@@ -72,9 +72,10 @@ MEASUREMENT_CONTRACT = 2
 #: ``runbook`` (its name) is in the run's key too; ``rebuild_fallback`` only lets adapters that cannot delete run.
 UNMEASURED_OPTIONS = frozenset({"force", "early_stop", "filter_strategy", "clients", "client_seconds",
                                 "client_kind", "runbook", "rebuild_fallback"})
-#: Fields of the run options left out of a measurement while at their default, so that results stored
-#: before the option existed still count: a runbook's digest (a static run has none), the measuring processes.
-DEFAULT_OMITTED_OPTIONS = frozenset({"runbook_digest", "processes"})
+#: Fields of the run options left out of a measurement while at the value they had before the option existed,
+#: so that results stored before it still count: a runbook's digest (a static run has none), the measuring
+#: processes (one: the build's own).
+LEGACY_OPTIONS = {"runbook_digest": "", "processes": 1}
 
 
 def canonical(params: Params) -> str:
@@ -107,7 +108,7 @@ def measurement(options: Any, dataset_checksum: str, extra: dict[str, Any] | Non
     window). A stored result counts only for the same measurement."""
     fields = {f.name: getattr(options, f.name) for f in dataclasses.fields(options)
               if f.name not in UNMEASURED_OPTIONS
-              and not (f.name in DEFAULT_OMITTED_OPTIONS and getattr(options, f.name) == f.default)}
+              and not (f.name in LEGACY_OPTIONS and getattr(options, f.name) == LEGACY_OPTIONS[f.name])}
     return json.loads(canonical({"contract": MEASUREMENT_CONTRACT, "dataset_checksum": dataset_checksum, **fields,
                                  **(extra or {})}))
 

@@ -119,67 +119,126 @@ class Recorder:
             self.store.write(r)
 
 
+class ProcessIndex(str, Enum):
+    """``process_index`` of a run measured in several processes: what each measuring process searched."""
+
+    LOADED = "loaded"    # the index the build's child saved (untimed), loaded into memory of the process's own
+    REBUILT = "rebuilt"  # built again in the process (untimed), from the same build parameters and seeds
+    CHILD = "child"      # none: the adapter is not fork-safe (Adapter.fork_safe), so the build's child measured alone
+
+
+def made(adapter_cls: type[Adapter], dataset: Dataset, threads: int, build_params: dict[str, Any],
+         strategy: Strategy | None) -> tuple[Adapter, Any]:
+    """An adapter made for the dataset, not built yet (given its rows converted where it does not take them
+    as they are): the adapter and what is searched (itself, or its filtered search under ``strategy``)."""
+    adapter = adapter_cls(dataset.distance, threads=threads, **build_params)
+    adapter.accept(dataset.point_type, dataset.dimension)
+    return adapter, adapter if strategy is None else FilteredSearch(adapter, strategy)
+
+
+def fitted(adapter: Adapter, search: Any, dataset: Dataset) -> None:
+    """Build the index (and a filtered search's attributes index, part of the build)."""
+    if isinstance(search, FilteredSearch):
+        search.fit(dataset.train, dataset.filters.attributes)  # type: ignore[union-attr]
+    else:
+        adapter.fit(dataset.train)
+
+
 @contextlib.contextmanager
-def saved_index(adapter: Adapter, adapter_cls: type[Adapter], processes: int, plain: bool) -> Iterator[Path | None]:
-    """With several measuring processes, the built index saved (untimed) into a temporary folder that each
-    process loads, removed afterwards; None where one process measures, the adapter cannot save, or the
-    search is more than the adapter's index (filtered search keeps its attributes' index in memory)."""
-    if processes <= 1 or not plain or not saveable(adapter_cls):
-        yield None
-        return
+def saved_index(adapter: Adapter, adapter_cls: type[Adapter]) -> Iterator[Path]:
+    """The built index saved (untimed) into a temporary folder that each measuring process loads, removed
+    afterwards."""
     with tempfile.TemporaryDirectory(prefix="annbench-index-") as folder:
         adapter.save(Path(folder))
         yield Path(folder)
 
 
-def searcher(search: Any, adapter: Adapter, saved: Path | None, adapter_cls: type[Adapter], dataset: Dataset,
-             threads: int, build_params: dict[str, Any]) -> Callable[[], tuple[Any, Adapter]]:
-    """What a measuring process searches, and the adapter whose query parameters it sets: a fresh adapter
-    loading the saved index (memory of its own), or the index the process inherited from the build
-    (``saved`` None)."""
-    if saved is None:
-        return lambda: (search, adapter)
+def build_failed(task: Task, recorder: Recorder, e: BaseException, attrs: dict[str, Any]) -> list[RunResult]:
+    """Every run of the task recorded as failed at the build."""
+    for key in task.keys:
+        recorder.record(_error(key, "build", e, {**attrs, "timestamp": provenance.timestamp()}))
+    return recorder.results
+
+
+def in_processes_or_error(measure: Callable[[], dict[str, list[PassMeasurement]]], settings: list[dict[str, Any]]
+                          ) -> dict[str, list[PassMeasurement] | BaseException]:
+    """``measure()``, or its exception for every setting (each is then stored as failed with it)."""
+    try:
+        return dict(measure())
+    except Exception as e:
+        return {canonical(params): e for params in settings}
+
+
+def searcher(saved: Path | None, adapter_cls: type[Adapter], dataset: Dataset, threads: int,
+             build_params: dict[str, Any], strategy: Strategy | None) -> Callable[[], tuple[Any, Adapter]]:
+    """What a measuring process searches, and the adapter whose query parameters it sets, in memory of the
+    process's own: a fresh adapter loading the saved index, or (``saved`` None) building it again, untimed.
+    A rebuild answers as the child's index only where the build is deterministic (every shipped library's is
+    seeded or has no randomness, databases' HNSW graphs aside): :func:`answers_differ` checks it."""
 
     def load() -> tuple[Any, Adapter]:
-        fresh = adapter_cls(dataset.distance, threads=threads, **build_params)
-        fresh.accept(dataset.point_type, dataset.dimension)  # its queries converted as the build's were
-        fresh.load(saved, dataset.dimension)  # bits: the number of bits, not of packed bytes
-        return fresh, fresh
+        fresh, search = made(adapter_cls, dataset, threads, build_params, strategy)
+        if saved is None:  # built as the child builds: warm_up (a fresh adapter's one-off work), then fit
+            fresh.warm_up(dataset.train)
+            fitted(fresh, search, dataset)
+        else:
+            fresh.load(saved, dataset.dimension)  # bits: the number of bits, not of packed bytes
+        return search, fresh
 
     return load
 
 
-def measure_in_processes(search: Any, adapter: Adapter, saved: Path | None, adapter_cls: type[Adapter],
-                         dataset: Dataset, queries: Any, o: Any, build_params: dict[str, Any],
-                         settings: list[dict[str, Any]], exact: list[dict[str, Any]],
+def answers_differ(ms: list[PassMeasurement]) -> int:
+    """How many measuring processes answered otherwise than the first (a rebuilt index that is not the same)."""
+    return sum(not np.array_equal(m.neighbors, ms[0].neighbors) for m in ms[1:])
+
+
+def measure_in_processes(search: Any, adapter: Adapter, load: Callable[[], tuple[Any, Adapter]], dataset: Dataset,
+                         queries: Any, o: Any, settings: list[dict[str, Any]], exact: list[dict[str, Any]],
                          grid: tuple[dict[str, Any], ...]) -> dict[str, list[PassMeasurement]]:
     """Every query setting of a build measured in ``o.processes`` processes, each making every setting's
     passes interleaved (:func:`annbench.execute.measure.interleaved`): canonical query parameters → the
     processes' measurements. With early stop the settings are first answered once, untimed, in grid
     order; a setting dominated by an exact one before it (:func:`dominated_by`) gets no warm-up and no
-    pass in any process (it is stored as skipped, as without processes)."""
-    todo = []
-    for params in settings:
-        if o.early_stop:
-            if dominated_by(grid, params, exact) is not None:
-                continue
-            adapter.set_query_params(**params)
-            answers = (search.batch_query(queries, o.k) if o.batch
-                       else stack_answers([search.query(q, o.k) for q in queries], o.k))
-            if is_exact(quality(dataset, np.asarray(answers, dtype=np.int64), o.k)[0]):
-                exact.append(params)
-        todo.append(params)
+    pass in any process (it is stored as skipped, as without processes). That answer pass runs on the
+    child's built ``search``, or, where the processes are forked before the child builds (``search`` None),
+    in the first process, whose decision (and the exact settings it found, added to ``exact``) the later
+    processes inherit."""
+    decided: list[list[dict[str, Any]]] = []  # the settings to measure, once decided
+
+    def decide(index: Any, tuned: Adapter) -> list[dict[str, Any]]:
+        todo = []
+        for params in settings:
+            if o.early_stop:
+                if dominated_by(grid, params, exact) is not None:
+                    continue
+                tuned.set_query_params(**params)
+                answers = (index.batch_query(queries, o.k) if o.batch
+                           else stack_answers([index.query(q, o.k) for q in queries], o.k))
+                if is_exact(quality(dataset, np.asarray(answers, dtype=np.int64), o.k)[0]):
+                    exact.append(params)
+            todo.append(params)
+        return todo
+
+    if search is not None:
+        decided.append(decide(search, adapter))
     steps = batch_steps if o.batch else single_query_steps
 
-    def measure(target: tuple[Any, Adapter]) -> list[PassMeasurement]:
+    def measure(target: tuple[Any, Adapter]) -> tuple[list[dict[str, Any]], list[dict[str, Any]],
+                                                      list[PassMeasurement]]:
         index, tuned = target
-        return interleaved([(functools.partial(tuned.set_query_params, **params),
-                             functools.partial(steps, index, queries, o.k, o.runs, o.warmup, o.min_pass_time))
-                            for params in todo])
+        todo = decided[0] if decided else decide(index, tuned)
+        return todo, exact, interleaved([(functools.partial(tuned.set_query_params, **params),
+                                          functools.partial(steps, index, queries, o.k, o.runs, o.warmup,
+                                                            o.min_pass_time)) for params in todo])
 
-    per_process = in_processes(o.processes, measure, searcher(search, adapter, saved, adapter_cls, dataset,
-                                                              o.threads, build_params))
-    return {canonical(params): [ms[i] for ms in per_process] for i, params in enumerate(todo)}
+    def learnt(result: tuple[list[dict[str, Any]], list[dict[str, Any]], list[PassMeasurement]]) -> None:
+        if not decided:  # the first process decided: the child and the later processes take its decision
+            decided.append(result[0])
+            exact[:] = result[1]
+
+    per_process = [ms for _, _, ms in in_processes(o.processes, measure, load, learnt)]
+    return {canonical(params): [ms[i] for ms in per_process] for i, params in enumerate(decided[0])}
 
 
 def combined(ms: list[PassMeasurement]) -> PassMeasurement:
@@ -224,39 +283,43 @@ def run_build_setting(task: Task, dataset: Dataset, store: ResultStore,
     passes: Callable[..., PassMeasurement] = batch_passes if o.batch else single_query_passes
     with limited_threads(o.threads), contextlib.ExitStack() as stack:
         try:
-            adapter = adapter_cls(dataset.distance, threads=o.threads, **setting.build_params)
-            adapter.accept(dataset.point_type, dataset.dimension)
+            adapter, search = made(adapter_cls, dataset, o.threads, setting.build_params, strategy)
             attrs.update(adapter.conversion())  # the harness converts inside the timed calls: the tables say so
-            search = adapter if strategy is None else FilteredSearch(adapter, strategy)
             adapter.warm_up(dataset.train)
-            with peak_memory_growth() as memory:
-                start = time.perf_counter_ns()
-                if isinstance(search, FilteredSearch):  # the attributes' index is part of the build
-                    search.fit(dataset.train, filters.attributes)  # type: ignore[union-attr]
-                else:
-                    adapter.fit(dataset.train)
-                build_ns = time.perf_counter_ns() - start
-            parts = adapter.build_stats()
         except Exception as e:
-            for key in task.keys:
-                recorder.record(_error(key, "build", e, {**attrs, "timestamp": provenance.timestamp()}))
-            return recorder.results
-        build = {"build_s": build_ns * 1e-9, "index_bytes": -1, "build_peak_rss_bytes": memory["bytes"], **parts}
-        attrs["index_bytes_status"] = IndexSize.PENDING.value
-        saved = stack.enter_context(saved_index(adapter, adapter_cls, o.processes, strategy is None))
-        if o.processes > 1:
-            attrs["process_index"] = "forked" if saved is None else "loaded"
+            return build_failed(task, recorder, e, attrs)
         done = [k for k in run_keys(task.dataset, o, setting) if k not in task.keys]
         exact = stored_exact(store, done, dataset.checksum) if o.early_stop else []
         groups = by_query_setting(task.keys)
+        settings = [g[0].query_params for g in groups]
         measured: dict[str, list[PassMeasurement] | BaseException] = {}
-        if o.processes > 1:  # every setting's passes at once, interleaved, in each process
-            try:
-                measured = measure_in_processes(search, adapter, saved, adapter_cls, dataset, queries, o,
-                                                setting.build_params, [g[0].query_params for g in groups], exact,
-                                                setting.query_settings)
-            except Exception as e:
-                measured = {canonical(g[0].query_params): e for g in groups}
+        # a library that is not fork-safe (its runtime's threads start at import) is measured in the child alone
+        processes = o.processes if adapter_cls.fork_safe else 1
+        if processes < o.processes:
+            attrs["process_index"] = ProcessIndex.CHILD.value
+        rebuilt = processes > 1 and (strategy is not None or not saveable(adapter_cls))
+        if rebuilt:  # forked before the child builds: a library that does not survive a fork once used (a
+            # database's runtime threads) is still fresh in them; each builds its own index, untimed
+            attrs["process_index"] = ProcessIndex.REBUILT.value
+            load = searcher(None, adapter_cls, dataset, o.threads, setting.build_params, strategy)
+            measured = in_processes_or_error(lambda: measure_in_processes(
+                None, adapter, load, dataset, queries, o, settings, exact, setting.query_settings), settings)
+        try:
+            with peak_memory_growth() as memory:
+                start = time.perf_counter_ns()
+                fitted(adapter, search, dataset)  # the attributes' index is part of the build
+                build_ns = time.perf_counter_ns() - start
+            parts = adapter.build_stats()
+        except Exception as e:
+            return build_failed(task, recorder, e, attrs)
+        build = {"build_s": build_ns * 1e-9, "index_bytes": -1, "build_peak_rss_bytes": memory["bytes"], **parts}
+        attrs["index_bytes_status"] = IndexSize.PENDING.value
+        if processes > 1 and not rebuilt:  # every setting's passes at once, interleaved, in each process
+            saved = stack.enter_context(saved_index(adapter, adapter_cls))
+            attrs["process_index"] = ProcessIndex.LOADED.value
+            load = searcher(saved, adapter_cls, dataset, o.threads, setting.build_params, strategy)
+            measured = in_processes_or_error(lambda: measure_in_processes(
+                search, adapter, load, dataset, queries, o, settings, exact, setting.query_settings), settings)
         for group in groups:
             key = group[0]
             run_attrs = {**attrs, "timestamp": provenance.timestamp()}
@@ -267,12 +330,17 @@ def run_build_setting(task: Task, dataset: Dataset, store: ResultStore,
             try:
                 adapter.set_query_params(**key.query_params)
                 process_attrs: dict[str, Any] = {}
-                if o.processes > 1:
+                if processes > 1:
                     ms = measured[canonical(key.query_params)]
                     if isinstance(ms, BaseException):
                         raise ms
                     m = combined(ms)
                     timing, process_attrs = process_speed(ms)
+                    if differ := answers_differ(ms):  # the scores are the first process's answers'
+                        process_attrs["process_answers_differ"] = differ
+                        log.warning("%s: %d of %d measuring processes answered otherwise than the first (a %s "
+                                    "index that is not the same)", key.label(), differ, len(ms),
+                                    attrs["process_index"])
                 else:
                     m = passes(search, queries, o.k, o.runs, o.warmup, o.min_pass_time)
                     timing = speed(m)

@@ -2,11 +2,14 @@
 build's child, one after another, each measuring as the child would (warm-up, calibration, ``runs`` passes).
 
 Which process measures moves QPS on this kind of machine by more than the passes of one process vary
-(README: QPS across processes), so a setting's QPS is the mean of P processes' (see
-:func:`annbench.execute.evaluate.process_speed`). Where the adapter can save its index, the child saves it
-once after the build and each process loads it into memory of its own (``process_index = loaded``);
-otherwise each process searches the index it inherited copy-on-write from the child (``forked``: the
-same physical pages). The processes run one at a time, so none shares the core with another. A process
+(README: What is measured), so a setting's QPS is the mean of P processes' (see
+:func:`annbench.execute.evaluate.process_speed`). Each process searches an index in memory of its own:
+loaded from the one the child saved where the adapter can save (``process_index = loaded``), else built
+again in the process (``rebuilt``; those processes are forked before the child builds, so a library that
+does not survive a fork once used, as Chroma's runtime, is fresh in them), never the child's copy-on-write
+pages, which every fork would share
+(``benchmarks/machine_stability.py --processes N --forked`` measures what that hides). The processes run
+one at a time, so none shares the core with another. A process
 that fails raises RuntimeError here with its traceback; each dies with the child (``PR_SET_PDEATHSIG``)
 and is killed and reaped if this returns or raises first.
 """
@@ -18,15 +21,17 @@ import pickle
 import signal
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from annbench.core.processes import die_with_parent
-from annbench.execute.measure import PassMeasurement
+
+T = TypeVar("T")
 
 
-def in_processes(n: int, measure: Callable[[Any], PassMeasurement],
-                 searcher: Callable[[], Any]) -> list[PassMeasurement]:
-    """``measure(searcher())`` in each of ``n`` processes forked from this one, one after another."""
+def in_processes(n: int, measure: Callable[[Any], T], searcher: Callable[[], Any],
+                 after: Callable[[T], None] = lambda _: None) -> list[T]:
+    """``measure(searcher())`` in each of ``n`` processes forked from this one, one after another; ``after``
+    is given each process's result before the next is forked (so the next one inherits what it learnt)."""
     out = []
     for i in range(n):
         read, write = os.pipe()
@@ -60,6 +65,7 @@ def in_processes(n: int, measure: Callable[[Any], PassMeasurement],
                     pass
                 os.waitpid(pid, 0)
         if status != "ok":
-            raise RuntimeError(f"measuring process {i + 1} of {n} (pid {pid}) failed: {payload}")
+            raise RuntimeError(f"measuring process {i + 1} of {n} failed: {payload}")
+        after(payload)
         out.append(payload)
     return out

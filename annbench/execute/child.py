@@ -119,7 +119,7 @@ class Recorder:
             self.store.write(r)
 
 
-class ProcessIndex(str, Enum):
+class ProcessIndex(StrEnum):
     """``process_index`` of a run measured in several processes: what each measuring process searched."""
 
     LOADED = "loaded"    # the index the build's child saved (untimed), loaded into memory of the process's own

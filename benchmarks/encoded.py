@@ -38,15 +38,15 @@ pin_environment(1)
 
 
 from annbench.analyse.compare import side_by_side  # noqa: E402
-from annbench.apps.binary import binarize  # noqa: E402
 from annbench.analyse.frames import results_frame  # noqa: E402
+from annbench.apps.binary import binarize  # noqa: E402
 from annbench.apps.encode import encode  # noqa: E402
 from annbench.apps.encoders.base import EncoderSettings  # noqa: E402
 from annbench.backends.discovery import AdapterUnavailable, load_adapter  # noqa: E402
 from annbench.core import paths  # noqa: E402
+from annbench.core.claims import CoreClaims  # noqa: E402
 from annbench.datasets.format import Dataset  # noqa: E402
 from annbench.datasets.registry import load  # noqa: E402
-from annbench.core.claims import CoreClaims  # noqa: E402
 from annbench.execute.executors import ExecutorKind, execute, make_executor  # noqa: E402
 from annbench.execute.isolation import available_cores  # noqa: E402
 from annbench.plan.grid import RunOptions, make_plan  # noqa: E402
@@ -168,8 +168,9 @@ def main() -> None:
 
     algorithms = args.algorithms.split(",") if args.algorithms else available_algorithms(raw.distance)
     binary_algorithms = args.binary_algorithms.split(",")
+    binary_note = "; binary codes: " + ", ".join(binary_algorithms) if args.binary else ""
     print(f"\nalgorithms (quick grids, single-query mode, k={K}, {args.runs} timed passes, first {args.queries} "
-          f"queries): {', '.join(algorithms)}{'; binary codes: ' + ', '.join(binary_algorithms) if args.binary else ''}")
+          f"queries): {', '.join(algorithms)}{binary_note}")
     with tempfile.TemporaryDirectory() as tmp:
         results = args.results or Path(tmp)
         store = ResultStore(results)

@@ -40,7 +40,8 @@ FILTERED = {
     "milvus": "search('items', data=[q], limit=k, filter='array_contains_all(tags, [..]) and value >= .. and value < "
               "..', search_params={'metric_type': 'L2', 'params': {settings}}) (each filtered query)",
     "qdrant": "query_points('items', query=q, query_filter=Filter(must=[FieldCondition(key='tags', match=MatchValue("
-              "value=..)), .., FieldCondition(key='value', range=Range(gte=.., lt=..))]), limit=k) (each filtered query)",
+              "value=..)), .., FieldCondition(key='value', range=Range(gte=.., lt=..))]), limit=k) "
+              "(each filtered query)",
 }
 CHANGES = {
     "lancedb": ["add(300 rows); optimize()", "delete('(id >= 100 AND id < 400)')",

@@ -7,8 +7,7 @@ from typing import Literal
 
 import numpy as np
 from qdrant_client import QdrantClient
-from qdrant_client.models import (Batch, Distance, FieldCondition, Filter, MatchValue, PointIdsList, Range,
-                                  VectorParams)
+from qdrant_client.models import Batch, Distance, FieldCondition, Filter, MatchValue, PointIdsList, Range, VectorParams
 
 from annbench.backends.adapter import Adapter
 from annbench.backends.workspace import Workspace

@@ -118,12 +118,12 @@ def test_every_run_option_but_force_is_part_of_the_measurement() -> None:
         budget: float = 0.2
 
     defaults = RunOptions()
-    m = measurement(Later(k=5, runs=2, batch=True, threads=2, force=True), "xxh3:abc")
+    m = measurement(Later(k=5, runs=2, batch=True, threads=2, force=True, processes=3), "xxh3:abc")
     assert m == {"contract": MEASUREMENT_CONTRACT, "dataset_checksum": "xxh3:abc", "k": 5, "runs": 2, "batch": True,
                  "threads": 2, "warmup": defaults.warmup, "min_pass_time": defaults.min_pass_time,
-                 "processes": defaults.processes, "policy": "one-pass", "budget": 0.2}
+                 "processes": 3, "policy": "one-pass", "budget": 0.2}
     # one measuring process is what a result stored before --processes existed measured
-    assert "processes" not in measurement(Later(processes=1), "x") and defaults.processes != 1
+    assert "processes" not in measurement(Later(processes=1), "x")
     assert measurement(Later(force=True), "x") == measurement(Later(force=False), "x")
     changed = measurement(Later(runs=3, budget=0.5), "y")
     assert measurement_changes(measurement(Later(runs=1), "x"), changed) == [

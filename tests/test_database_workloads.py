@@ -147,7 +147,9 @@ def test_inserts_deletes_and_replaces_go_through_the_client(algorithm: str,
         assert not np.isin(ids, np.arange(100, 400)).any(), (algorithm, ids)
         found += len(np.intersect1d(ids, _exact(rows[live], live, q, K)))
     assert found / (K * len(queries)) >= (1.0 if adapter.exact else 0.9), (algorithm, found)
-    assert [int(adapter.query(m, 1)[0]) for m in moved[:10]] == list(range(500, 510))
+    # at its new vector a replaced point is among the k nearest (an approximate index may rank a near
+    # neighbour first: Chroma's HNSW did in CI); at its old place it would be a random point's neighbour
+    assert [i for i, m in zip(range(500, 510), moved[:10]) if i not in np.asarray(adapter.query(m, K))] == []
 
 
 @pytest.mark.parametrize("algorithm, build", [("milvus-hnsw", {"M": 8, "efConstruction": 50}),

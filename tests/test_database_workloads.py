@@ -147,9 +147,12 @@ def test_inserts_deletes_and_replaces_go_through_the_client(algorithm: str,
         assert not np.isin(ids, np.arange(100, 400)).any(), (algorithm, ids)
         found += len(np.intersect1d(ids, _exact(rows[live], live, q, K)))
     assert found / (K * len(queries)) >= (1.0 if adapter.exact else 0.9), (algorithm, found)
-    # at its new vector a replaced point is among the k nearest (an approximate index may rank a near
-    # neighbour first: Chroma's HNSW did in CI); at its old place it would be a random point's neighbour
-    assert [i for i, m in zip(range(500, 510), moved[:10]) if i not in np.asarray(adapter.query(m, K))] == []
+    # at its new vector a replaced point is among the k nearest; at its old place it would be a random point's
+    # neighbour, so a replace that did nothing misses all ten. An approximate graph may leave one updated point
+    # unreachable (Chroma's multithreaded HNSW build does so now and then: hnswlib's in-place update of a
+    # label's vector keeps the old in-links), so one miss in ten is allowed there and none for an exact scan.
+    missed = [i for i, m in zip(range(500, 510), moved[:10]) if i not in np.asarray(adapter.query(m, K))]
+    assert len(missed) <= (0 if adapter.exact else 1), (algorithm, missed)
 
 
 @pytest.mark.parametrize("algorithm, build", [("milvus-hnsw", {"M": 8, "efConstruction": 50}),

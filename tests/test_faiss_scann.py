@@ -108,3 +108,38 @@ def test_scann_reorder_below_k_still_returns_k(data) -> None:
     a.fit(train)
     a.set_query_params(num_leaves_to_search=20, reorder=1)
     assert len(a.query(test[0], 10)) == 10
+
+
+@pytest.mark.parametrize(("name", "build", "query"), [
+    ("faiss-flat", {}, {}),
+    ("faiss-hnsw", {"M": 8, "efConstruction": 40}, {"efSearch": 10}),
+    ("faiss-ivf", {"nlist": 8}, {"nprobe": 2}),
+    ("faiss-ivfpq", {"nlist": 8, "M": 6}, {"nprobe": 2, "k_factor": 0}),
+    ("faiss-ivfpq", {"nlist": 8, "M": 6}, {"nprobe": 2, "k_factor": 4}),
+])
+def test_one_query_answers_as_the_batch_through_either_path(name, build, query, data) -> None:
+    # a contiguous float32 row goes to the C++ search by its pointer; a strided or float64 row through
+    # faiss's Python wrapper, which copies it: the answers are the batch's either way
+    train, test = data
+    a = _adapter(name, **build)
+    a.fit(train)
+    a.set_query_params(**query)
+    batch = np.asarray(a.batch_query(test[:20], 10))
+    wide = np.repeat(test[:20], 2, axis=1)[:, ::2]  # the same rows, strided
+    wrapper, wrapped = a._search, []
+    a._search = lambda x, k: wrapped.append(x) or wrapper(x, k)
+    for i, q in enumerate(test[:20]):
+        assert q.flags.c_contiguous and not wide[i].flags.c_contiguous
+        for row in (q, wide[i], q.astype(np.float64)):
+            np.testing.assert_array_equal(a.query(row, 10), batch[i])
+    assert len(wrapped) == 40  # the strided and float64 rows only
+
+
+def test_one_query_after_inserts_answers_with_the_inserted_ids(data) -> None:
+    train, test = data
+    a = _adapter("faiss-hnsw", M=8, efConstruction=40)
+    ids = np.arange(len(train)) * 3 + 7
+    a.insert(train, ids)
+    a.set_query_params(efSearch=50)
+    np.testing.assert_array_equal(a.query(train[5], 1), [ids[5]])
+    np.testing.assert_array_equal(a.query(test[0], 10), a.batch_query(test[:1], 10)[0])

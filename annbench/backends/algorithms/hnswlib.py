@@ -88,7 +88,12 @@ class Hnswlib(Adapter):
         self._index.set_ef(ef)
 
     def query(self, q: np.ndarray, k: int) -> np.ndarray:
-        return self._found(q, k)  # the index runs on self.threads
+        # knn_query called with positional arguments only, no frame between: the binding's argument handling
+        # holds the GIL, in which no other concurrent thread client can enter a search (README: Concurrent clients)
+        try:
+            return self._index.knn_query(q, k)[0]  # the index runs on self.threads
+        except RuntimeError:  # fewer than k found
+            return self._found(q, k // 2)
 
     def _found(self, q: np.ndarray, k: int, **kwargs: object) -> np.ndarray:
         """``knn_query``'s labels; where the search finds fewer than k points (a filter, or k near the

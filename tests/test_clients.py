@@ -136,6 +136,9 @@ def test_process_clients_answer_as_threads_do_and_leave_no_process(data_dir: Pat
     single = np.stack([adapter.query(q, 10) for q in rows])
     for level in (by_process, by_thread):
         assert [t.cores for t in level.traces] == cores
+        assert level.window.length_ns == 0.3e9
+        # the untimed ramp: every client answered queries before the window opened
+        assert all((t.stamps[1:] < level.window.start_ns).sum() > 3 for t in level.traces)
         scores, kept, _, differ = client_quality(dataset, level, 10, single)
         assert scores["recall"] == scores["single_client_recall"] == 1.0 and differ == 0
         answered = sum(client_counts(level, len(rows))[1]) > 0

@@ -5,6 +5,7 @@ processes are the watchdog's, tested in test_databases.py)."""
 
 from __future__ import annotations
 
+import gc
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
@@ -37,8 +38,8 @@ FILTERED = {
                "tags, [..]) AND value >= .. AND value < ..', prefilter=True).to_arrow() (each filtered query)",
     "chroma": "collection.query(query_embeddings=[q], n_results=k, where={'$and': [{'tags': {'$contains': ..}}, "
               "{'value': {'$gte': ..}}, {'value': {'$lt': ..}}]}, include=[]) (each filtered query)",
-    "milvus": "search('items', data=[q], limit=k, filter='array_contains_all(tags, [..]) and value >= .. and value < "
-              "..', search_params={'metric_type': 'L2', 'params': {settings}}) (each filtered query)",
+    "milvus": "search('items', data=[q], limit=k, filter='tags like \"%,..,%\" and .. and value >= .. and value < ..', "
+              "search_params={'metric_type': 'L2', 'params': {settings}}) (each filtered query)",
     "qdrant": "query_points('items', query=q, query_filter=Filter(must=[FieldCondition(key='tags', match=MatchValue("
               "value=..)), .., FieldCondition(key='value', range=Range(gte=.., lt=..))]), limit=k) "
               "(each filtered query)",
@@ -52,6 +53,14 @@ CHANGES = {
                "upsert('items', rows) in batches of 5000; flush('items')"],
     "qdrant": ["upsert('items', points=Batch(ids, vectors)) in batches of 1000",
                "delete('items', points_selector=PointIdsList(300 ids))"],
+}
+
+
+#: Whether a handle's own connection is closed (close_client); Qdrant's clients are the adapter itself.
+CLOSED = {
+    "lancedb": lambda h: not h.table._table.is_open() and not h.db._conn.is_open(),
+    "chroma": lambda h: h.db._closed,
+    "milvus": lambda h: h.client_._handler is None,
 }
 
 
@@ -70,13 +79,14 @@ def _logged(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 def test_filter_expressions_of_each_database() -> None:
     from annbench.backends.algorithms._lancedb import LanceDBAdapter, id_runs
-    from annbench.backends.algorithms._milvus import expression
+    from annbench.backends.algorithms._milvus import expression, tag_text
     from annbench.backends.algorithms.chroma_hnsw import where
     from annbench.backends.algorithms.qdrant_local import payload_filter
 
     p = Predicate((3, 7), 0.25, 0.5)
     assert LanceDBAdapter.where(p) == "array_has_all(tags, [3, 7]) AND value >= 0.25 AND value < 0.5"
-    assert expression(p) == "array_contains_all(tags, [3, 7]) and value >= 0.25 and value < 0.5"
+    assert expression(p) == 'tags like "%,3,%" and tags like "%,7,%" and value >= 0.25 and value < 0.5'
+    assert tag_text([3, 17]) == ",3,17," and tag_text([]) == ","
     assert where(p) == {"$and": [{"tags": {"$contains": 3}}, {"tags": {"$contains": 7}}, {"value": {"$gte": 0.25}},
                                  {"value": {"$lt": 0.5}}]}
     assert where(Predicate((4,))) == {"tags": {"$contains": 4}} and where(Predicate()) is None
@@ -168,7 +178,8 @@ def test_milvus_lite_builds_with_the_parameters_given(algorithm: str, build: dic
 @pytest.mark.parametrize("algorithm", list(SETTINGS))
 def test_each_client_queries_through_a_handle_of_its_own(algorithm: str) -> None:
     """client(): another connection (LanceDB, Chroma, Milvus) answering as the adapter does, from several
-    threads at once; Qdrant's local store admits one client, so its clients share the adapter."""
+    threads at once, closed by close_client (LanceDB's own also when the adapter goes); Qdrant's local store
+    admits one client, so its clients share the adapter."""
     rng = np.random.default_rng(4)
     X = rng.standard_normal((500, 8)).astype(np.float32)
     adapter = _adapter(algorithm)
@@ -189,4 +200,10 @@ def test_each_client_queries_through_a_handle_of_its_own(algorithm: str) -> None
     for h in handles:
         if h is not adapter:
             h.close_client()
+            assert CLOSED[algorithm.split("-")[0]](h), algorithm
     assert adapter.query(X[0], K).tolist() == want[0]  # the adapter's own connection is still open
+    if algorithm.startswith("lancedb"):  # the end of a run: the adapter's own table and connection go with it
+        table, connection = adapter.table._table, adapter.db._conn
+        del adapter, handles
+        gc.collect()
+        assert not table.is_open() and not connection.is_open()

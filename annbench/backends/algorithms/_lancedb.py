@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 
@@ -75,6 +76,7 @@ class LanceDBAdapter(Adapter):
         self.workspace = Workspace("lancedb")
         start = time.perf_counter()
         self.db = lancedb.connect(str(self.workspace.path))
+        self._opened_by = id(self)
         data = self._rows(X, ids, self._attrs)
         log.debug("create_table('items', %d rows)", len(X))
         log.debug("columns %s", data.column_names)
@@ -149,7 +151,27 @@ class LanceDBAdapter(Adapter):
         handle = handle_copy(self)
         handle.db = lancedb.connect(str(self.workspace.path))
         handle.table = handle.db.open_table("items")
+        handle._opened_by = id(handle)
         return handle
+
+    def close(self) -> None:
+        """Close the table and the connection. lancedb 0.40's synchronous ``LanceDBConnection`` and
+        ``LanceTable`` have no ``close()``; the asynchronous ``AsyncConnection`` and ``AsyncTable`` they wrap
+        (``_conn``, ``_table``) do, and calling it twice is safe."""
+        if self.table is not None:
+            self.table._table.close()
+        if getattr(self, "db", None) is not None:
+            self.db._conn.close()
+
+    def close_client(self) -> None:
+        self.close()  # a handle's own table and connection; the adapter's stay open
+
+    def __del__(self) -> None:
+        # the end of a run: the connection this object opened, when it goes (a shallow copy of the adapter not
+        # yet given a connection of its own, as client() makes, must not close the adapter's)
+        if getattr(self, "_opened_by", None) == id(self):
+            with contextlib.suppress(Exception):
+                self.close()
 
     def index_size_bytes(self) -> int:
         return self.workspace.size_bytes()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import atexit
 import logging
 import time
+from collections.abc import Iterable
 
 import numpy as np
 from milvus_lite.server_manager import server_manager_instance
@@ -22,10 +23,18 @@ log = logging.getLogger("annbench.backends.milvus")
 BATCH_ROWS = 5000
 
 
+def tag_text(tags: Iterable[int]) -> str:
+    """A point's tags as its ``tags`` field holds them: ``,3,17,`` (a comma on both sides of every tag, so that
+    ``like "%,3,%"`` matches tag 3 and never 13 or 31; ``,`` for no tag)."""
+    return "," + "".join(f"{t}," for t in tags)
+
+
 def expression(predicate: Predicate) -> str:
-    """The predicate as a Milvus filter expression: ``array_contains_all(tags, [3, 7]) and value >= 0.1 and
-    value < 0.2`` (empty for a predicate every point matches)."""
-    clauses = [f"array_contains_all(tags, [{', '.join(map(str, predicate.tags))}])"] if predicate.tags else []
+    """The predicate as a Milvus filter expression: ``tags like "%,3,%" and tags like "%,7,%" and value >= 0.1
+    and value < 0.2`` (empty for a predicate every point matches). Not ``array_contains_all`` on an ARRAY field:
+    Milvus Lite 3.2 evaluates that in Python row by row after converting the whole segment, vectors included,
+    to Python objects, on every query (see the README); ``like`` and comparisons run in pyarrow."""
+    clauses = [f'tags like "%,{t},%"' for t in predicate.tags]
     for op, value in zip((">=", "<"), predicate.bounds()):
         if value is not None:
             clauses.append(f"value {op} {value!r}")
@@ -38,8 +47,8 @@ class MilvusAdapter(Adapter):
     native_metrics = {"euclidean": "L2", "angular": "COSINE", "ip": "IP"}
     libraries = ("pymilvus", "milvus-lite")
     index_type = ""
-    # Filters: an ARRAY<INT64> field of tags and a DOUBLE field of values (INVERTED index) in the
-    # collection's schema, loaded with the vectors; a predicate is the search's filter expression.
+    # Filters: a VARCHAR field of each point's tags as text (``,3,17,``) and a DOUBLE field of values (INVERTED
+    # index) in the collection's schema, loaded with the vectors; a predicate is the search's filter expression.
     filters = ("tags", "range")
     attributes_first = True
     # Changes: insert and flush, delete(ids), upsert (replace).
@@ -64,8 +73,8 @@ class MilvusAdapter(Adapter):
         schema.add_field("id", DataType.INT64, is_primary=True)
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
         if self._attrs is not None:
-            widest = int(np.diff(self._attrs.tags.indptr).max(initial=0))
-            schema.add_field("tags", DataType.ARRAY, element_type=DataType.INT64, max_capacity=max(1, widest))
+            widest = max(map(len, self._tag_texts))
+            schema.add_field("tags", DataType.VARCHAR, max_length=widest)
             if self._attrs.values is not None:
                 schema.add_field("value", DataType.DOUBLE)
         return schema
@@ -75,9 +84,8 @@ class MilvusAdapter(Adapter):
         if with_attrs:
             attrs = self._attrs
             assert attrs is not None
-            indptr, indices = attrs.tags.indptr, attrs.tags.indices
             for row, i in zip(rows, ids.tolist()):
-                row["tags"] = indices[indptr[i]:indptr[i + 1]].tolist()
+                row["tags"] = self._tag_texts[i]
                 if attrs.values is not None:
                     row["value"] = float(attrs.values[i])
         return rows
@@ -99,6 +107,9 @@ class MilvusAdapter(Adapter):
         self.client_ = MilvusClient(self.path)
         # at exit the server flushes its files: stop it before the workspace's folder is removed (LIFO)
         atexit.register(server_manager_instance.release_server, self.path)
+        if self._attrs is not None:
+            indptr, indices = self._attrs.tags.indptr, self._attrs.tags.indices.tolist()
+            self._tag_texts = [tag_text(indices[a:b]) for a, b in zip(indptr[:-1], indptr[1:])]
         schema = self._schema(X.shape[1])
         log.debug("create_collection('items', schema=%s)", [f"{f.name} {f.dtype.name}" for f in schema.fields])
         self.client_.create_collection("items", schema=schema)
@@ -127,7 +138,7 @@ class MilvusAdapter(Adapter):
         self.search = {"metric_type": self.metric_name, "params": params}
         log.debug("search('items', data=[q], limit=k, search_params=%r) (each query)", self.search)
         if self._attrs is not None:
-            log.debug("search('items', data=[q], limit=k, filter='array_contains_all(tags, [..]) and value >= .. and "
+            log.debug("search('items', data=[q], limit=k, filter='tags like \"%%,..,%%\" and .. and value >= .. and "
                       "value < ..', search_params=%r) (each filtered query)", self.search)
 
     def query(self, q: np.ndarray, k: int) -> np.ndarray:

@@ -129,5 +129,8 @@ class ChromaHNSW(Adapter):
         handle.collection = handle.db.get_collection("items", embedding_function=None)
         return handle
 
+    def close_client(self) -> None:
+        self.db.close()  # the handle's client: Chroma counts the clients of a path's system and stops it with the last
+
     def index_size_bytes(self) -> int:
         return self.workspace.size_bytes()

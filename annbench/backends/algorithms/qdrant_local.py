@@ -36,8 +36,8 @@ class QdrantLocal(Adapter):
     HNSW, none of Qdrant's server engine, whatever the collection's index settings say.
 
     Parameters:
-        storage: ``memory`` (``QdrantClient(':memory:')``) or ``path`` (``QdrantClient(path=...)``: every point
-            is also committed to SQLite one by one, an fsync each; the same search)
+        storage: ``memory`` (``QdrantClient(':memory:')``) or ``path`` (``QdrantClient(path=...)``: the client
+            also commits every point of a batch to SQLite in a transaction of its own; the same search)
     """
 
     native_metrics = {"euclidean": "EUCLID", "angular": "COSINE", "ip": "DOT"}

@@ -4,8 +4,8 @@
 The gate's target (README, "Regression gate"): with the default session, an injected +10 % slowdown
 flagged in at least 8 of 10 sessions, unchanged code in at most 1 of 10.
 
-1. One baseline session is measured (default: kdtree on random-xs-20-euclidean, reference bruteforce,
-   the gate's default session: ``Suite``'s rounds, processes and passes).
+1. One baseline session is measured (default: kdtree on random-xs-20-euclidean, reference bruteforce measured
+   beside it in each process, the gate's default session: ``Suite``'s rounds, processes and passes).
 2. Unchanged: ``--repeats`` fresh sessions of the same code, each compared with the baseline; a session
    counts as flagged when its verdict is ``regression``, judged as ``gate.py`` judges (a timing-only
    regression stands only if ``--confirm`` further sessions find it too; the first session's verdict is
@@ -13,10 +13,11 @@ flagged in at least 8 of 10 sessions, unchanged code in at most 1 of 10.
 3. Slowdowns (``--slowdowns``, default 0.1): for each, ``--repeats`` sessions with the algorithm wrapped by
    :mod:`annbench.backends.inject` (its CPU work × (1 + slowdown)), each compared with the same baseline.
 
-Where the noise is: for the baseline session, the CV of the normalised process values within a round
-(process-to-process, which the processes of a round average) and the CV of the round values (the
-replicates of the verdicts' interval: process noise / sqrt(P) plus what rounds add: builds, reference
-runs). ``--keep DIR`` saves every session as a baseline file for a closer look.
+Where the noise is: for the baseline session, the CV across its processes of the raw QPS, of the
+reference's, of the normalised value (each process's QPS over the reference measured beside it: what the
+gate uses) and of the QPS over the session's mean reference (what a reference measured elsewhere could at
+best do), and the CV of the round values (the replicates of the verdicts' interval). ``--keep DIR`` saves
+every session as a baseline file for a closer look.
 
 Every session of the run is measured the same way, so the run's length is about ``(1 + repeats · (1 +
 number of slowdowns) + confirmations) × session``: the script prints the baseline session's seconds and
@@ -24,6 +25,9 @@ that bound (at most one confirmation per session) before the trials start, and t
 
     python benchmarks/gate.py [--algorithm kdtree] [--repeats 10] [--slowdowns 0.1] \
         [--rounds R --processes P --runs N --confirm C] [--keep DIR]
+
+Run it alone on the machine: every session waits for cores other sweeps have claimed (``run.py`` claims), and
+a CPU-bound neighbour moves the process noise it measures.
 """
 
 from __future__ import annotations
@@ -68,6 +72,21 @@ def _span(c: gate.Comparison) -> str:
             f"{100 * (c.ratio_high - 1):+6.1f}]")
 
 
+def _cv(values: np.ndarray) -> str:
+    return f"{100 * np.std(values, ddof=1) / np.mean(values):.1f}%" if len(values) > 1 else "n/a"
+
+
+def _noise(s: gate.SettingRecord) -> str:
+    """CVs across the session's processes: raw, reference, normalised by the reference measured beside it
+    (the gate's value) and by the session's mean reference (a reference measured elsewhere at best); and of
+    the round values (the verdicts' replicates)."""
+    qps = np.concatenate([r.process_qps for r in s.rounds])
+    reference = np.concatenate([r.reference_qps for r in s.rounds])
+    return (f"CV across {len(qps)} processes: QPS {_cv(qps)}, reference {_cv(reference)}, QPS / reference beside "
+            f"it {_cv(qps / reference)}, QPS / the session's mean reference {_cv(qps / reference.mean())}; "
+            f"CV of the {len(s.rounds)} round values {_cv(s.round_values())}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dataset", default="random-xs-20-euclidean")
@@ -104,13 +123,7 @@ def main() -> None:
     keep(baseline, "baseline")
     for s in baseline.settings:
         if s.ok:
-            within = [float(np.std(r.normalised(), ddof=1) / np.mean(r.normalised())) for r in s.rounds
-                      if len(r.process_qps) > 1]
-            means = list(s.round_values())
-            print(f"baseline {s.algorithm} {s.key[1]} {s.key[2]}: normalised QPS CV within a round (median) "
-                  f"{100 * np.median(within) if within else float('nan'):.1f}%, of the round values "
-                  f"{100 * np.std(means, ddof=1) / np.mean(means) if len(means) > 1 else float('nan'):.1f}% "
-                  f"({len(means)} rounds)")
+            print(f"baseline {s.algorithm} {s.key[1]} {s.key[2]}: {_noise(s)}")
     trials = args.repeats * (1 + len(slowdowns))
     print(f"baseline session: {session_s:.1f} s; the {trials} trials take about {trials * session_s / 60:.0f} min, "
           f"at most {trials * (1 + args.confirm) * session_s / 60:.0f} min with every confirmation", flush=True)

@@ -55,8 +55,8 @@ def test_baseline_has_provenance_and_every_pass(baseline: Path):
     (s,) = doc["settings"]
     assert s["algorithm"] == "kdtree" and "scikit-learn" in s["provenance"]["library_versions"]
     assert len(s["rounds"]) == 4 and all(len(r["pass_times_ns"]) == 2 for r in s["rounds"])  # 2 processes x 1
-    assert all(len(r["process_qps"]) == 2 and len(r["reference_qps"]) == 4 for r in s["rounds"])
-    assert all(len(r["reference_pass_times_ns"]) == 4 for r in s["rounds"])  # two bracketing runs of 2 x 1 passes
+    # each process measured the reference beside kdtree: one reference QPS per process
+    assert all(len(r["process_qps"]) == 2 and len(r["reference_qps"]) == 2 for r in s["rounds"])
     assert read_baseline(baseline).settings[0].recall() == 1.0
 
 
@@ -95,8 +95,8 @@ class FirstSessionSlow(_slow.Injected):
     def fit(self, X):
         with open({count!r}, "a") as f:
             f.write("x")
-        # on the class: the measuring processes load the saved index into an adapter of their own
-        FirstSessionSlow._slow = os.path.getsize({count!r}) <= {rounds}
+        # kdtree cannot save: each round's measuring process builds it (first), then the round's child
+        FirstSessionSlow._slow = os.path.getsize({count!r}) <= 2 * {rounds}
         super().fit(X)
 
     def query(self, q, k):
@@ -112,18 +112,18 @@ def test_a_slowdown_of_one_session_only_is_not_confirmed(baseline: Path, data_di
     (tmp_path / "algos").mkdir()
     (tmp_path / "algos" / "kdtree.py").write_text(FIRST_SESSION_SLOW.format(
         slow=str(slow), count=str(tmp_path / "fits"), rounds=3))
-    # one measuring process per round: kdtree cannot save, so more would build it again in each of them
+    # one measuring process per round, beside the reference
     code, out, root, md = _compare(baseline, data_dir, tmp_path, "--algorithms-dir", tmp_path / "algos",
                                    "--rounds", "3", "--qps-tolerance", "0.3", "--processes", "1")
     assert code == 0, out
-    assert (tmp_path / "fits").read_text() == "x" * 6  # two sessions of 3 rounds
+    assert (tmp_path / "fits").read_text() == "x" * 12  # two sessions of 3 rounds, 2 builds each
     assert re.search(r"^ok\s+kdtree.*not confirmed: normalised QPS -[3-9]\d\.\d%", out, re.M), out
     assert _case(root, "kdtree").find("failure") is None and "regression gate: PASSED" in md
     # --confirm 0: the first session decides, and no second one runs
     (tmp_path / "fits").unlink()
     code, out, _, _ = _compare(baseline, data_dir, tmp_path, "--algorithms-dir", tmp_path / "algos", "--rounds", "2",
                                "--confirm", "0", "--processes", "1")
-    assert (tmp_path / "fits").read_text() == "x" * 2 and "confirmed" not in out, out
+    assert (tmp_path / "fits").read_text() == "x" * 4 and "confirmed" not in out, out
 
 
 def test_lowered_recall_fails(baseline: Path, data_dir: Path, tmp_path: Path):
@@ -156,16 +156,17 @@ def test_uniformly_2x_slower_machine_passes(baseline: Path, data_dir: Path, tmp_
 
 
 def test_one_warm_parent_per_algorithm_for_the_whole_session(data_dir: Path, tmp_path: Path):
-    """Every round's build settings and reference runs are children forked from one warm parent per
-    algorithm, started once for the session (its log is rewritten whenever a parent starts)."""
+    """Every round's build settings are children forked from one warm parent per algorithm, started once for
+    the session (its log is rewritten whenever a parent starts); the reference has no runs of its own: each
+    measuring process builds it beside kdtree."""
     work = tmp_path / "work"
     r = call(main, "--dataset", DATASET, "--algorithm", "kdtree", "--rounds", "3", "--processes", "2", "--runs", "1",
              "-q",
              "--data-dir", data_dir, "--work-dir", work, "--save-baseline", tmp_path / "b.json")
     assert r.code == 0, r.err
-    forked = {part: (work / part / DATASET / "10" / "logs" / algorithm / "warm-parent.threads=1.log").read_text()
-              .count("forked child") for part, algorithm in (("suite", "kdtree"), ("reference", "bruteforce"))}
-    assert forked == {"suite": 3, "reference": 6}, forked  # per round: one build, a reference run before and after
+    logs = work / "suite" / DATASET / "10" / "logs"
+    assert (logs / "kdtree" / "warm-parent.threads=1.log").read_text().count("forked child") == 3  # one a round
+    assert not (logs / "bruteforce").exists() and [p.name for p in work.iterdir()] == ["suite"]
 
 
 def test_missing_algorithm_is_reported(baseline: Path, data_dir: Path, tmp_path: Path):
@@ -195,3 +196,45 @@ def test_new_setting_is_reported(baseline: Path, tmp_path: Path):
 def test_suite_option_differing_from_baseline_is_an_error(baseline: Path, data_dir: Path):
     r = call(main, "--baseline", baseline, "--data-dir", data_dir, "-k", "5")
     assert r.code == 2 and "differs from the baseline's k=10" in r.err
+
+
+LOGGED = '''
+import importlib.util, os, sys, types
+_spec = importlib.util.spec_from_file_location("annbench_algorithms._logged_{name}", {source!r})
+_inner = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = _inner
+_spec.loader.exec_module(_inner)
+_state = sys.modules.setdefault("annbench_test_query_log", types.SimpleNamespace(last=None))
+
+
+class Logged(_inner.{cls}):
+    """Appends "{name} <pid>" to the log whenever the process's queries switch to {name}."""
+
+    def query(self, q, k):
+        if _state.last != "{name}":
+            _state.last = "{name}"
+            with open({log!r}, "a") as f:
+                f.write(f"{name} {{os.getpid()}}\\n")
+        return super().query(q, k)
+'''
+
+
+def test_the_reference_is_measured_in_each_process_its_passes_interleaved(data_dir: Path, tmp_path: Path):
+    """Each measuring process answers the reference's queries and kdtree's, switching pass by pass: warm-up of
+    each, then reference, kdtree, reference, kdtree (--runs 2); no other process queries either."""
+    log, algos = tmp_path / "queries.log", tmp_path / "algos"
+    algos.mkdir()
+    for name, cls in (("kdtree", "KDTree"), ("bruteforce", "BruteForce")):
+        (algos / f"{name}.py").write_text(LOGGED.format(name=name, cls=cls, log=str(log),
+                                                        source=str(ALGORITHMS_DIR / f"{name}.py")))
+    r = call(main, "--dataset", DATASET, "--algorithm", "kdtree", "--rounds", "2", "--processes", "2", "--runs", "2",
+             "-q", "--data-dir", data_dir, "--algorithms-dir", algos, "--save-baseline", tmp_path / "b.json")
+    assert r.code == 0, r.err
+    lines = [line.split() for line in log.read_text().splitlines()]
+    by_pid: dict[str, list[str]] = {}
+    for name, pid in lines:
+        by_pid.setdefault(pid, []).append(name)
+    assert len(by_pid) == 4, lines  # 2 rounds x 2 processes, each a process of its own
+    assert all(names == ["bruteforce", "kdtree"] * 3 for names in by_pid.values()), by_pid
+    doc = json.loads((tmp_path / "b.json").read_text())
+    assert all(len(r["reference_qps"]) == 2 for r in doc["settings"][0]["rounds"])

@@ -19,9 +19,9 @@ from tests.conftest import call
 # ---------------------------------------------------------------- synthetic sessions (pure)
 
 def _round(recall: float, setting_ns: np.ndarray, reference_ns: np.ndarray) -> Round:
-    """A round whose processes each made one pass of 1000 queries taking these times."""
-    return Round(recall, setting_ns.astype(np.int64), reference_ns.astype(np.int64), 1000 / (setting_ns * 1e-9),
-                 1000 / (reference_ns * 1e-9))
+    """A round whose processes each made one pass of 1000 queries taking these times, and one of the reference
+    (process j's: ``reference_ns[j]``)."""
+    return Round(recall, setting_ns.astype(np.int64), 1000 / (setting_ns * 1e-9), 1000 / (reference_ns * 1e-9))
 
 
 def _setting(algorithm: str, factor: float, recall: float = 1.0, machine: float = 1.0, seed: int = 0,
@@ -29,7 +29,7 @@ def _setting(algorithm: str, factor: float, recall: float = 1.0, machine: float 
     """Per process one pass: reference ~1 ms, setting ~2 ms × factor, all × machine, with 3 % process noise."""
     rng = np.random.default_rng(seed)
     rs = [_round(recall, 2e6 * factor * machine * rng.lognormal(0, noise, processes),
-                 1e6 * machine * rng.lognormal(0, noise, 2 * processes)) for _ in range(rounds)]
+                 1e6 * machine * rng.lognormal(0, noise, processes)) for _ in range(rounds)]
     return SettingRecord(algorithm, params or {"n": 1}, {}, 1000, rs)
 
 
@@ -91,16 +91,17 @@ def test_the_gate_target_a_ten_percent_slowdown_is_flagged_and_its_figures_are_t
 
 
 def test_normalised_values_by_hand():
-    # processes at 100 and 121 QPS, reference processes at 10 and 40 QPS (geometric mean 20): 5 and 6.05,
-    # the round's value their geometric mean sqrt(5 · 6.05) = 5.5; a second round at 30 and 120 (mean 60): 2, 2
-    r = Round(1.0, np.array([1, 1]), np.array([1, 1]), np.array([100.0, 121.0]), np.array([10.0, 40.0]))
+    # processes at 100 and 60.5 QPS, each beside its own reference at 20 and 10 QPS (the second process ran at
+    # half speed throughout): 5 and 6.05, the round's value their geometric mean sqrt(5 · 6.05) = 5.5; a second
+    # round at 120 and 120 beside 30 and 120: 4 and 1, geometric mean 2
+    r = Round(1.0, np.array([1, 1]), np.array([100.0, 60.5]), np.array([20.0, 10.0]))
     np.testing.assert_allclose(r.normalised(), [5.0, 6.05])
-    r2 = Round(1.0, np.array([1, 1]), np.array([1, 1]), np.array([120.0, 120.0]), np.array([30.0, 120.0]))
+    r2 = Round(1.0, np.array([1, 1]), np.array([120.0, 120.0]), np.array([30.0, 120.0]))
     np.testing.assert_allclose(SettingRecord("a", {}, {}, 1, [r, r2]).round_values(), [5.5, 2.0])
 
 
 def test_processes_of_one_round_are_not_independent_replicates():
-    """Two rounds a side that disagree by ±5-7 % (their builds, their reference runs) while each round's four
+    """Two rounds a side that disagree by ±5-7 % (their builds) while each round's four
     processes agree to 1 %: a 7.7 % drop is within the round-to-round noise, though the 8 processes a side,
     taken as independent, would call it a significant regression."""
     from annbench.analyse.processes import process_ratio
@@ -108,7 +109,7 @@ def test_processes_of_one_round_are_not_independent_replicates():
     processes = np.array([0.99, 1.0, 1.0, 1.01])
 
     def session(factor: float, rounds: tuple[float, float]) -> SettingRecord:
-        return SettingRecord("a", {}, {}, 1000, [_round(1.0, 2e6 * factor * m * processes, np.full(8, 1e6))
+        return SettingRecord("a", {}, {}, 1000, [_round(1.0, 2e6 * factor * m * processes, np.full(4, 1e6))
                                                  for m in rounds])
 
     then, now = session(1.0, (0.95, 1.05)), session(1.08, (0.93, 1.07))
@@ -123,7 +124,7 @@ def test_drop_beyond_tolerance_but_within_noise_is_not_flagged():
     rng = np.random.default_rng(0)
 
     def noisy(factor: float) -> SettingRecord:
-        rs = [_round(1.0, 2e6 * factor * rng.lognormal(0, 0.4, 3), np.full(6, 1e6)) for _ in range(2)]
+        rs = [_round(1.0, 2e6 * factor * rng.lognormal(0, 0.4, 3), np.full(3, 1e6)) for _ in range(2)]
         return SettingRecord("a", {}, {}, 1000, rs)
 
     then, now = noisy(1.0), noisy(1.25)
@@ -177,17 +178,22 @@ def test_session_json_round_trip():
 
 # ---------------------------------------------------------------- end to end through gate.py
 
+BAD_ROUND = ('{{"format": "annbench-gate-baseline", "version": 3, "suite": {{"dataset": "x", "algorithms": null, '
+             '"preset": "q", "k": 1, "batch": false, "threads": 1, "runs": 1, "rounds": 2, "reference": "b", '
+             '"processes": 2}}, "settings": [{{"algorithm": "a", "build_params": {{}}, "query_params": {{}}, '
+             '"n_queries": 5, "rounds": [{{"recall": 1, "pass_times_ns": [5, 5], "process_qps": {process}, '
+             '"reference_qps": {reference}}}]}}]}}')
+
 
 @pytest.mark.parametrize("content, expected", [
     ("not json", "is not readable JSON"),
     ('{"format": "other"}', "'format' must be 'annbench-gate-baseline'"),
-    ('{"format": "annbench-gate-baseline", "version": 2, "suite": {"dataset": "x"}}', "'suite' lacks algorithms"),
-    ('{"format": "annbench-gate-baseline", "version": 1}', "version 1 is not supported; valid: 2"),
-    ('{"format": "annbench-gate-baseline", "version": 2, "suite": {"dataset": "x", "algorithms": null, "preset": "q", '
-     '"k": 1, "batch": false, "threads": 1, "runs": 1, "rounds": 2, "reference": "b", "processes": 2}, "settings": '
-     '[{"algorithm": "a", "build_params": {}, "query_params": {}, "n_queries": 5, "rounds": [{"recall": 1, '
-     '"pass_times_ns": [5], "reference_pass_times_ns": [5], "process_qps": [1, -2], "reference_qps": [3]}]}]}',
+    ('{"format": "annbench-gate-baseline", "version": 3, "suite": {"dataset": "x"}}', "'suite' lacks algorithms"),
+    ('{"format": "annbench-gate-baseline", "version": 2}', "version 2 is not supported; valid: 3"),
+    (BAD_ROUND.format(process='[1, -2]', reference='[3, 3]'),
      "settings[0].rounds[0].process_qps must be a non-empty list of positive numbers"),
+    (BAD_ROUND.format(process='[1, 2]', reference='[3]'),
+     "settings[0].rounds[0].reference_qps has 1 values, process_qps 2; valid: one reference QPS per measuring process"),
 ])
 def test_bad_baseline_is_a_one_line_error(tmp_path: Path, content: str, expected: str):
     bad = tmp_path / "b.json"

@@ -14,13 +14,15 @@ from annbench.report.summaries import dataset_ranks, operating_pivot, seed_summa
 from annbench.report.tables import render_tables, to_html
 
 
-def _runs(rows: list[tuple[str, str, float, float]]) -> pd.DataFrame:
-    """(dataset, algorithm, recall, qps) per run; parameters n=<row number>."""
+def _runs(rows: list[tuple[str, str, float, float]], spread: float = 0.01) -> pd.DataFrame:
+    """(dataset, algorithm, recall, qps) per run, each measured in 3 processes ``qps·(1 ∓ spread)``, ``qps``
+    (so QPS that differ by more than a few ``spread`` differ significantly); parameters n=<row number>."""
     return pd.DataFrame({
         "dataset": [r[0] for r in rows], "algorithm": [r[1] for r in rows], "batch": False, "status": "ok",
         "recall": [r[2] for r in rows], "qps": [r[3] for r in rows],
         "build_params": [f'{{"n":{i}}}' for i in range(len(rows))], "query_params": '{"ef":5}',
         "build_s": 1.0, "index_bytes": 100,
+        "qps_processes": [json.dumps([r[3] * (1 - spread), r[3], r[3] * (1 + spread)]) for r in rows],
     })
 
 
@@ -122,3 +124,28 @@ def test_ranks_per_level_and_lower_is_better_speed() -> None:
     t = dataset_ranks(f, levels=(0.5,), speed="p99_ms")
     v = t.values.set_index("algorithm")
     assert v.loc["a", "d1 rank"] == 1 and v.loc["b", "d2 rank"] == 1 and v.loc["a", "d2 rel"] == pytest.approx(0.5)
+
+
+def test_pivot_best_not_significantly_faster_than_runner_up_is_a_tie() -> None:
+    # a's 1000 and b's 980 are within their processes' noise (±5 %); c's 500 is far below both
+    f = _runs([("d", "a", 0.95, 1000), ("d", "b", 0.95, 980), ("d", "c", 0.95, 500)], spread=0.05)
+    t = operating_pivot(f, levels=(0.9,))
+    assert t.bold.set_index(t.values["algorithm"])["recall>=0.9"].tolist() == [True, True, False]
+    assert "tie" in t.caption
+    # the same QPS measured with 0.2 % spread: a is significantly faster than b, alone in bold
+    t = operating_pivot(_runs([("d", "a", 0.95, 1000), ("d", "b", 0.95, 980), ("d", "c", 0.95, 500)], spread=0.002),
+                        levels=(0.9,))
+    assert t.bold.set_index(t.values["algorithm"])["recall>=0.9"].tolist() == [True, False, False]
+    # a run measured in one process cannot be told apart from the best: it ties, however slow it looks
+    f = _runs([("d", "a", 0.95, 1000), ("d", "b", 0.95, 980), ("d", "c", 0.95, 500)], spread=0.002)
+    f.loc[f["algorithm"] == "c", "qps_processes"] = json.dumps([500.0])
+    t = operating_pivot(f, levels=(0.9,))
+    assert t.bold.set_index(t.values["algorithm"])["recall>=0.9"].tolist() == [True, False, True]
+
+
+def test_ranks_share_a_rank_unless_significantly_faster() -> None:
+    f = _runs([("d1", "a", 0.95, 1000), ("d1", "b", 0.95, 980), ("d1", "c", 0.95, 500),
+               ("d2", "a", 0.95, 1000), ("d2", "b", 0.95, 500), ("d2", "c", 0.95, 490)], spread=0.05)
+    v = dataset_ranks(f, levels=(0.9,)).values.set_index("algorithm")
+    # d1: a ≈ b, both faster than c; d2: a faster than b ≈ c (rank = 1 + how many are significantly faster)
+    assert v[["d1 rank", "d2 rank"]].loc[["a", "b", "c"]].to_numpy().tolist() == [[1, 1], [1, 2], [3, 2]]

@@ -4,9 +4,11 @@ Which process measures moves QPS on a VM by more than the passes of one process 
 measured, ``--processes``), so a QPS difference counts only where it exceeds the process-to-process
 noise. :func:`process_ratio` is that rule, written once: Welch's t on the logarithms of per-process
 values. ``plot --operating-points --significance`` and the report's rankings apply it to the operating
-points' ``qps_processes`` (:mod:`annbench.analyse.significance`), the regression gate to its rounds, each the
-mean of its processes' QPS normalised by the round's reference runs (:mod:`annbench.gate.verdicts`: the
-processes of a round share its build and reference, so the rounds are the independent values there).
+points' ``qps_processes`` (:mod:`annbench.analyse.significance`), as do the operating-point table's bold and
+the ``--ranks`` table (:mod:`annbench.report.summaries`: a best not significantly faster is a tie), and the
+regression gate to its rounds, each the mean of its processes' QPS over the reference measured beside them in
+the same process (:mod:`annbench.gate.verdicts`: the processes of a round share its build, so the rounds are
+the independent values there).
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections.abc import Hashable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -61,6 +62,38 @@ def recall_interval(recall: np.ndarray, seed: int = SEED) -> tuple[float, float]
     return bootstrap_interval(recall, np.mean, seed)
 
 
+def process_points(qps: float, per: np.ndarray) -> np.ndarray:
+    """A point's per-process QPS at its ``qps``: a run's stored ``qps_processes`` scaled by ``qps / their mean``
+    (the same where the point is the run; a difficulty subset's or a filter band's QPS is apportioned from the
+    run's by latency, and its process values with it). Empty where fewer than 2 values or ``qps`` is not finite:
+    such a point cannot be tested against any other."""
+    per = np.asarray(per, dtype=np.float64)
+    if len(per) < 2 or not np.isfinite(qps) or not (np.isfinite(per) & (per > 0)).all():
+        return np.empty(0)
+    return per * (float(qps) / float(per.mean()))
+
+
+def pair_tests(values: Mapping[Hashable, np.ndarray]) -> dict[tuple[Hashable, Hashable], tuple[float, float]]:
+    """Every pair ``(a, b)`` of points with at least 2 process values each (in ``values``' order) compared by
+    :func:`annbench.analyse.processes.process_ratio`: its ratio (b's QPS over a's) and its p-value
+    Holm-adjusted over all the pairs tested."""
+    names = [n for n, v in values.items() if len(v) >= 2]
+    pairs = list(itertools.combinations(names, 2))
+    if not pairs:
+        return {}
+    tests = [process_ratio(values[a], values[b]) for a, b in pairs]
+    adjusted = holm(np.array([t.p_value for t in tests]))
+    return {pair: (t.ratio, float(p)) for pair, t, p in zip(pairs, tests, adjusted)}
+
+
+def faster(values: Mapping[Hashable, np.ndarray], alpha: float = ALPHA) -> set[tuple[Hashable, Hashable]]:
+    """``(a, b)`` for every pair where a's QPS is significantly higher than b's by the one rule
+    (:func:`pair_tests`: ``process_ratio`` on their per-process QPS, Holm-adjusted ``p ≤ alpha``). A point
+    with fewer than 2 process values is in no pair: measured in one process, it cannot be told apart from
+    any other."""
+    return {(b, a) if ratio > 1 else (a, b) for (a, b), (ratio, p) in pair_tests(values).items() if p <= alpha}
+
+
 def ranking(names: list[str], qps: list[float], p_adjusted: dict[frozenset, float], alpha: float = ALPHA) -> str:
     """``A > B ≈ C``: the algorithms by QPS, fastest first; ``>`` between neighbours only where their
     Holm-adjusted p-value is at most ``alpha``, otherwise ``≈``."""
@@ -94,10 +127,10 @@ def significance_columns(points: pd.DataFrame, per_query: pd.DataFrame, runs: pd
             out.loc[i, ["recall_low", "recall_high"]] = recall_interval(part["recall"].to_numpy(), seed)
         run = source.loc[row["path"]] if row.get("path") in source.index else None
         per = process_values(run.get("qps_processes")) if run is not None else np.empty(0)
-        if len(per) < 2 or not np.isfinite(row["qps"]):
+        if not len(at := process_points(float(row["qps"]), per)):
             continue
+        per_point[i] = at
         scale = float(row["qps"]) / float(per.mean())
-        per_point[i] = per * scale
         out.loc[i, ["qps_low", "qps_high"]] = [float(run["qps_ci95_low"]) * scale, float(run["qps_ci95_high"]) * scale]
     group_cols = [c for c in ("dataset", "k", "host", "batch", level_col) if c in out]
     for _, level in out.groupby(group_cols, sort=False):
@@ -106,8 +139,6 @@ def significance_columns(points: pd.DataFrame, per_query: pd.DataFrame, runs: pd
             continue
         names = [str(a) for a in tested["algorithm"]]
         values = dict(zip(names, (per_point[i] for i in tested.index)))
-        pairs = list(itertools.combinations(names, 2))
-        raw = np.array([process_ratio(values[a], values[b]).p_value for a, b in pairs])
-        adjusted = dict(zip((frozenset(p) for p in pairs), holm(raw))) if pairs else {}
+        adjusted = {frozenset(pair): p for pair, (_, p) in pair_tests(values).items()}
         out.loc[tested.index, "ranking"] = ranking(names, [float(q) for q in tested["qps"]], adjusted, alpha)
     return out

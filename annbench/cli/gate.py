@@ -45,7 +45,8 @@ def at_least_two(text: str) -> int:
 
 
 def parser(prog: str = "gate.py") -> Parser:
-    from annbench.gate.verdicts import Tolerances  # numpy: after main's thread pinning
+    from annbench.gate.run import Suite  # numpy: after main's thread pinning
+    from annbench.gate.verdicts import Tolerances
     p = Parser(
         parents=[shared("data-dir", "algorithms-dir", "configs-dir", "verbose", "quiet")],
         prog=prog, description="Regression gate: measure a suite with a reference run for machine "
@@ -65,12 +66,14 @@ def parser(prog: str = "gate.py") -> Parser:
     s.add_argument("-k", "--count", dest="k", type=positive_int, help="neighbours per query (default 10)")
     s.add_argument("--batch", action="store_true", default=None, help="time all queries as one batch call")
     s.add_argument("--threads", type=positive_int, help="library threads (default 1)")
-    s.add_argument("--runs", type=positive_int, help="timed passes per process after its warm-up (default 1)")
+    s.add_argument("--runs", type=positive_int, help=f"timed passes per process after its warm-up, of each setting "
+                   f"and of the reference, interleaved (default {Suite.runs})")
     s.add_argument("--rounds", type=at_least_two, help="times the whole suite is built and measured: the "
-                   "replicates the verdicts compare (default 5)")
+                   f"replicates the verdicts compare (default {Suite.rounds})")
     s.add_argument("--processes", type=positive_int, metavar="P", help="processes that measure each run, as "
-                   "run --processes; a round's value is their mean (default 2)")
-    s.add_argument("--reference", help="algorithm whose first setting normalises throughput (default bruteforce)")
+                   f"run --processes; a round's value is their mean (default {Suite.processes})")
+    s.add_argument("--reference", help="algorithm whose first setting, measured beside every setting in each of "
+                   "its processes, normalises throughput (default bruteforce)")
     t = p.add_argument_group("verdicts")
     t.add_argument("--recall-tolerance", type=_fraction, default=Tolerances.recall,
                    help=f"absolute recall drop (default {Tolerances.recall:g})")

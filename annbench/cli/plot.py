@@ -65,15 +65,17 @@ def parser(prog: str = "plot.py") -> Parser:
                                      "else the summary columns)")
     t.add_argument("--operating-points", choices=FORMATS, metavar="FORMAT",
                    help="best QPS at recall >= 0.5/0.8/0.9/0.95/0.99: one row per algorithm, one column per "
-                        "recall level, the best of each column bold, then the parameters of each cell; "
+                        "recall level, the best of each column bold with every cell not significantly slower "
+                        "(process-level test: a tie), then the parameters of each cell; "
                         f"one of {', '.join(FORMATS)}")
     t.add_argument("--layout", choices=("wide", "long"), default=None,
                    help="--operating-points: wide = one row per algorithm, one QPS column per level (then the "
                         "parameters); long = one row per algorithm and level with parameters, build time and "
                         "index size (default: wide for text/md/latex, long for csv/json)")
     t.add_argument("--ranks", choices=FORMATS, metavar="FORMAT",
-                   help="across datasets: per recall level each algorithm's rank by best QPS on every dataset, "
-                        "its QPS relative to the fastest there and its mean rank")
+                   help="across datasets: per recall level each algorithm's rank by best QPS on every dataset "
+                        "(1 + the algorithms significantly faster there, process-level test), its QPS relative to "
+                        "the fastest there and its mean rank")
     t.add_argument("--by-host", action="store_true",
                    help="group tables by the host that measured the runs (operating points: per host)")
     r = p.add_argument_group("report and neighbours")

@@ -74,8 +74,8 @@ UNMEASURED_OPTIONS = frozenset({"force", "early_stop", "filter_strategy", "clien
                                 "client_kind", "runbook", "rebuild_fallback"})
 #: Fields of the run options left out of a measurement while at the value they had before the option existed,
 #: so that results stored before it still count: a runbook's digest (a static run has none), the measuring
-#: processes (one: the build's own).
-LEGACY_OPTIONS = {"runbook_digest": "", "processes": 1}
+#: processes (one: the build's own), no reference measured beside the settings.
+LEGACY_OPTIONS: dict[str, Any] = {"runbook_digest": "", "processes": 1, "reference": ()}
 
 
 def canonical(params: Params) -> str:

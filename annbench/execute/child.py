@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import json
 import logging
 import tempfile
 import time
@@ -188,6 +189,29 @@ def searcher(saved: Path | None, adapter_cls: type[Adapter], dataset: Dataset, t
     return load
 
 
+#: The key of :func:`measure_in_processes`' answer under which the reference's measurements are (query settings'
+#: keys are canonical JSON objects, never this).
+REFERENCE = "reference"
+
+
+def reference_index(o: Any, adapter_dirs: list[Path], dataset: Dataset,
+                    strategy: Strategy | None) -> Callable[[], Any] | None:
+    """What builds ``o.reference`` (:class:`annbench.plan.grid.RunOptions`) in a measuring process, untimed, its
+    query parameters set: what is searched; None without a reference."""
+    if not o.reference:
+        return None
+    algorithm, build, query = o.reference
+
+    def build_it() -> Any:
+        adapter, search = made(load_adapter(algorithm, adapter_dirs), dataset, o.threads, json.loads(build), strategy)
+        adapter.warm_up(dataset.train)
+        fitted(adapter, search, dataset)
+        adapter.set_query_params(**json.loads(query))
+        return search
+
+    return build_it
+
+
 def answers_differ(ms: list[PassMeasurement]) -> int:
     """How many measuring processes answered otherwise than the first (a rebuilt index that is not the same)."""
     return sum(not np.array_equal(m.neighbors, ms[0].neighbors) for m in ms[1:])
@@ -195,14 +219,18 @@ def answers_differ(ms: list[PassMeasurement]) -> int:
 
 def measure_in_processes(search: Any, adapter: Adapter, load: Callable[[], tuple[Any, Adapter]], dataset: Dataset,
                          queries: Any, o: Any, settings: list[dict[str, Any]], exact: list[dict[str, Any]],
-                         grid: tuple[dict[str, Any], ...]) -> dict[str, list[PassMeasurement]]:
+                         grid: tuple[dict[str, Any], ...], reference: Callable[[], Any] | None = None
+                         ) -> dict[str, list[PassMeasurement]]:
     """Every query setting of a build measured in ``o.processes`` processes, each making every setting's
     passes interleaved (:func:`annbench.execute.measure.interleaved`): canonical query parameters → the
-    processes' measurements. With early stop the settings are first answered once, untimed, in grid
-    order; a setting dominated by an exact one before it (:func:`dominated_by`) gets no warm-up and no
-    pass in any process (it is stored as skipped, as without processes). That answer pass runs on the
-    child's built ``search``, or, where the processes are forked before the child builds (``search`` None),
-    in the first process, whose decision (and the exact settings it found, added to ``exact``) the later
+    processes' measurements. With a ``reference`` (:func:`reference_index`), each process builds it too and its
+    passes lead each cycle of the interleaving (a pass of the reference, then one of every setting, ...), its
+    measurements under :data:`REFERENCE`: the machine as each setting's passes saw it, moments apart. With
+    early stop the settings are first answered once, untimed, in grid order; a setting dominated by an exact
+    one before it (:func:`dominated_by`) gets no warm-up and no pass in any process (it is stored as skipped,
+    as without processes). That answer pass runs on the child's built ``search``, or, where the processes are
+    forked before the child builds (``search`` None), in the first process, whose decision (and the exact
+    settings it found, added to ``exact``) the later
     processes inherit."""
     decided: list[list[dict[str, Any]]] = []  # the settings to measure, once decided
 
@@ -228,9 +256,11 @@ def measure_in_processes(search: Any, adapter: Adapter, load: Callable[[], tuple
                                                       list[PassMeasurement]]:
         index, tuned = target
         todo = decided[0] if decided else decide(index, tuned)
-        return todo, exact, interleaved([(functools.partial(tuned.set_query_params, **params),
-                                          functools.partial(steps, index, queries, o.k, o.runs, o.warmup,
-                                                            o.min_pass_time)) for params in todo])
+        timed = functools.partial(steps, queries=queries, k=o.k, runs=o.runs, warmup_s=o.warmup,
+                                  min_pass_s=o.min_pass_time)
+        beside = [] if reference is None else [(lambda: None, functools.partial(timed, reference()))]
+        return todo, exact, interleaved([*beside, *((functools.partial(tuned.set_query_params, **params),
+                                                     functools.partial(timed, index)) for params in todo)])
 
     def learnt(result: tuple[list[dict[str, Any]], list[dict[str, Any]], list[PassMeasurement]]) -> None:
         if not decided:  # the first process decided: the child and the later processes take its decision
@@ -238,7 +268,9 @@ def measure_in_processes(search: Any, adapter: Adapter, load: Callable[[], tuple
             exact[:] = result[1]
 
     per_process = [ms for _, _, ms in in_processes(o.processes, measure, load, learnt)]
-    return {canonical(params): [ms[i] for ms in per_process] for i, params in enumerate(decided[0])}
+    lead = 0 if reference is None else 1
+    out = {canonical(params): [ms[lead + i] for ms in per_process] for i, params in enumerate(decided[0])}
+    return out if reference is None else {**out, REFERENCE: [ms[0] for ms in per_process]}
 
 
 def combined(ms: list[PassMeasurement]) -> PassMeasurement:
@@ -297,13 +329,20 @@ def run_build_setting(task: Task, dataset: Dataset, store: ResultStore,
         processes = o.processes if adapter_cls.fork_safe else 1
         if processes < o.processes:
             attrs["process_index"] = ProcessIndex.CHILD.value
-        rebuilt = processes > 1 and (strategy is not None or not saveable(adapter_cls))
+        reference = reference_index(o, list(task.adapter_dirs), dataset, strategy)
+        if reference is not None and not adapter_cls.fork_safe:
+            return build_failed(task, recorder, RuntimeError(
+                f"a reference measured beside {setting.algorithm} needs measuring processes forked from its child, "
+                f"and {setting.algorithm} is not fork-safe"), attrs)
+        # measured in processes forked from this one: several, or one beside which the reference is measured
+        forked = processes > 1 or reference is not None
+        rebuilt = forked and (strategy is not None or not saveable(adapter_cls))
         if rebuilt:  # forked before the child builds: a library that does not survive a fork once used (a
             # database's runtime threads) is still fresh in them; each builds its own index, untimed
             attrs["process_index"] = ProcessIndex.REBUILT.value
             load = searcher(None, adapter_cls, dataset, o.threads, setting.build_params, strategy)
             measured = in_processes_or_error(lambda: measure_in_processes(
-                None, adapter, load, dataset, queries, o, settings, exact, setting.query_settings), settings)
+                None, adapter, load, dataset, queries, o, settings, exact, setting.query_settings, reference), settings)
         try:
             with peak_memory_growth() as memory:
                 start = time.perf_counter_ns()
@@ -314,12 +353,13 @@ def run_build_setting(task: Task, dataset: Dataset, store: ResultStore,
             return build_failed(task, recorder, e, attrs)
         build = {"build_s": build_ns * 1e-9, "index_bytes": -1, "build_peak_rss_bytes": memory["bytes"], **parts}
         attrs["index_bytes_status"] = IndexSize.PENDING.value
-        if processes > 1 and not rebuilt:  # every setting's passes at once, interleaved, in each process
+        if forked and not rebuilt:  # every setting's passes at once, interleaved, in each process
             saved = stack.enter_context(saved_index(adapter, adapter_cls))
             attrs["process_index"] = ProcessIndex.LOADED.value
             load = searcher(saved, adapter_cls, dataset, o.threads, setting.build_params, strategy)
             measured = in_processes_or_error(lambda: measure_in_processes(
-                search, adapter, load, dataset, queries, o, settings, exact, setting.query_settings), settings)
+                search, adapter, load, dataset, queries, o, settings, exact, setting.query_settings, reference),
+                settings)
         for group in groups:
             key = group[0]
             run_attrs = {**attrs, "timestamp": provenance.timestamp()}
@@ -330,12 +370,14 @@ def run_build_setting(task: Task, dataset: Dataset, store: ResultStore,
             try:
                 adapter.set_query_params(**key.query_params)
                 process_attrs: dict[str, Any] = {}
-                if processes > 1:
+                if forked:
                     ms = measured[canonical(key.query_params)]
                     if isinstance(ms, BaseException):
                         raise ms
                     m = combined(ms)
                     timing, process_attrs = process_speed(ms)
+                    if isinstance(beside := measured.get(REFERENCE), list):
+                        process_attrs["reference_qps_processes"] = [speed(r)["qps"] for r in beside]
                     if differ := answers_differ(ms):  # the scores are the first process's answers'
                         process_attrs["process_answers_differ"] = differ
                         log.warning("%s: %d of %d measuring processes answered otherwise than the first (a %s "

@@ -1,8 +1,9 @@
 """The gate's baseline file: a measured :class:`~annbench.gate.verdicts.Session` as JSON, with full provenance.
 
-Layout (``format: annbench-gate-baseline``, ``version: 2``; version 1 kept no process values)::
+Layout (``format: annbench-gate-baseline``, ``version: 3``; version 1 kept no process values, version 2 a
+reference measured in runs of its own, bracketing each setting's)::
 
-    {"format": ..., "version": 2,
+    {"format": ..., "version": 3,
      "suite": {"dataset", "algorithms", "preset", "k", "batch", "threads", "runs", "rounds", "reference",
                "processes"},
      "provenance": {cpu_model, host, platform, python, annbench_version, annbench_commit, dataset_name,
@@ -10,8 +11,10 @@ Layout (``format: annbench-gate-baseline``, ``version: 2``; version 1 kept no pr
      "unavailable": {algorithm: reason},
      "settings": [{"algorithm", "build_params", "query_params", "n_queries", "error",
                    "provenance": {library_versions, ...},
-                   "rounds": [{"recall", "pass_times_ns": [...], "reference_pass_times_ns": [...],
-                               "process_qps": [...], "reference_qps": [...], "timestamp"}]}]}
+                   "rounds": [{"recall", "pass_times_ns": [...], "process_qps": [...],
+                               "reference_qps": [...], "timestamp"}]}]}
+
+``reference_qps[j]`` is the reference's QPS measured in the same process as ``process_qps[j]``.
 
 Written atomically (temporary file, then rename); read with validation that names the file
 and the key at fault.
@@ -30,7 +33,7 @@ from annbench.core.errors import UserError
 from annbench.gate.verdicts import Round, Session, SettingRecord
 
 FORMAT = "annbench-gate-baseline"
-VERSION = 2
+VERSION = 3
 SUITE_KEYS = ("dataset", "algorithms", "preset", "k", "batch", "threads", "runs", "rounds", "reference", "processes")
 
 
@@ -42,7 +45,6 @@ def session_to_json(session: Session) -> dict[str, Any]:
             "algorithm": s.algorithm, "build_params": s.build_params, "query_params": s.query_params,
             "n_queries": s.n_queries, "error": s.error, "provenance": s.attrs,
             "rounds": [{"recall": r.recall, "pass_times_ns": [int(t) for t in r.pass_times_ns],
-                        "reference_pass_times_ns": [int(t) for t in r.reference_pass_times_ns],
                         "process_qps": [float(q) for q in r.process_qps],
                         "reference_qps": [float(q) for q in r.reference_qps],
                         "timestamp": r.timestamp} for r in s.rounds],
@@ -97,26 +99,30 @@ def _qps(path: Path, where: str, value: Any) -> np.ndarray:
     return a.astype(np.float64)
 
 
+def _round(path: Path, where: str, r: dict[str, Any]) -> Round:
+    per, reference = _qps(path, f"{where}.process_qps", r["process_qps"]), _qps(path, f"{where}.reference_qps",
+                                                                                   r["reference_qps"])
+    if len(per) != len(reference):
+        raise UserError(f"baseline {path}: {where}.reference_qps has {len(reference)} values, process_qps "
+                        f"{len(per)}; valid: one reference QPS per measuring process")
+    return Round(float(r["recall"]), _times(path, f"{where}.pass_times_ns", r["pass_times_ns"]), per, reference,
+                 str(r.get("timestamp", "")))
+
+
 def session_from_json(doc: dict[str, Any], path: str | Path) -> Session:
     path = Path(path)
     settings = []
     for i, s in enumerate(doc.get("settings") or []):
         where = f"settings[{i}]"
         try:
-            rounds = [Round(float(r["recall"]), _times(path, f"{where}.rounds[{j}].pass_times_ns", r["pass_times_ns"]),
-                            _times(path, f"{where}.rounds[{j}].reference_pass_times_ns",
-                                   r["reference_pass_times_ns"]),
-                            _qps(path, f"{where}.rounds[{j}].process_qps", r["process_qps"]),
-                            _qps(path, f"{where}.rounds[{j}].reference_qps", r["reference_qps"]),
-                            str(r.get("timestamp", "")))
-                      for j, r in enumerate(s.get("rounds") or [])]
+            rounds = [_round(path, f"{where}.rounds[{j}]", r) for j, r in enumerate(s.get("rounds") or [])]
             settings.append(SettingRecord(str(s["algorithm"]), dict(s["build_params"]), dict(s["query_params"]),
                                           int(s["n_queries"]), rounds, str(s.get("error") or ""),
                                           dict(s.get("provenance") or {})))
         except (KeyError, TypeError, ValueError) as e:
             raise UserError(f"baseline {path}: {where} is malformed ({type(e).__name__}: {e}); each setting needs "
                             f"algorithm, build_params, query_params, n_queries and rounds (each with recall, "
-                            f"pass_times_ns, reference_pass_times_ns, process_qps, reference_qps)") from None
+                            f"pass_times_ns, process_qps and reference_qps of as many processes)") from None
     return Session(dict(doc["suite"]), dict(doc.get("provenance") or {}), settings,
                    dict(doc.get("unavailable") or {}))
 

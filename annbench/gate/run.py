@@ -1,13 +1,14 @@
 """Measuring a suite for the regression gate, through plan → execute → store.
 
 A session has ``rounds`` rounds; in each, the build settings of the suite run one after another
-(in reverse order in odd rounds) with a run of the reference setting (the first build and query
-setting of the reference algorithm's grid group) before the first and after each one, so every
-build setting is bracketed by two reference runs that see the machine as it was moments before
-and after. Every run measures in ``processes`` processes (``run --processes``), whose QPS are the
-values the verdicts compare (:mod:`annbench.gate.verdicts`). Everything is freshly measured
-(``force``; no early stop: every setting) into a private results folder and read back from it; rounds
-repeat the builds, so build-to-build variation is measured too.
+(in reverse order in odd rounds). Every run measures in ``processes`` processes (``run --processes``), and
+each of them also builds the *reference* setting (the first build and query setting of the reference
+algorithm's grid group: ``RunOptions.reference``) and measures it beside the suite's settings, its passes
+interleaved with theirs (reference, every setting, reference, every setting, ...): each process's QPS over
+its own reference QPS, measured moments apart in the same process, is the value the verdicts compare
+(:mod:`annbench.gate.verdicts`). Everything is freshly measured (``force``; no early stop: every setting)
+into a private results folder and read back from it; rounds repeat the builds, so build-to-build variation
+is measured too.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import numpy as np
 from annbench.analyse.processes import process_values
 from annbench.core import provenance
 from annbench.core.errors import UserError
-from annbench.core.results import RunKey, Status
+from annbench.core.results import RunKey, Status, canonical
 from annbench.datasets.format import Dataset
 from annbench.execute.driver import Executor
 from annbench.execute.executors import ExecutorKind, execute, make_executor
@@ -50,12 +51,13 @@ class Suite:
     k: int = 10
     batch: bool = False
     threads: int = 1
-    runs: int = 1
+    #: Passes of the setting and of the reference in each process, interleaved; each side's fastest counts.
+    runs: int = 3
     #: Rounds are the replicates of the verdicts' interval (see annbench.gate.verdicts); the processes of a
-    #: round average its process noise. 5 x 2 costs what 3 x 3 does (a round runs the setting and a reference).
-    rounds: int = 5
+    #: round average its process noise.
+    rounds: int = 10
     reference: str = "bruteforce"
-    processes: int = 2
+    processes: int = 1
 
     def as_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -87,8 +89,9 @@ def _plans(suite: Suite, dataset: Dataset, options: RunOptions, config_dirs: lis
     return dataclasses.replace(plan, builds=tuple(builds), unavailable=unavailable), unavailable
 
 
-def _reference_plan(suite: Suite, dataset: Dataset, options: RunOptions, config_dirs: list[Path],
-                    adapter_dirs: list[Path]) -> Plan:
+def _reference(suite: Suite, dataset: Dataset, options: RunOptions, config_dirs: list[Path],
+               adapter_dirs: list[Path]) -> tuple[str, str, str]:
+    """The reference setting (``RunOptions.reference``): the first build and query setting of its grid group."""
     try:
         plan = make_plan(dataset.name, dataset.path, dataset.distance, [suite.reference], suite.preset, options,
                          config_dirs, adapter_dirs)
@@ -99,8 +102,7 @@ def _reference_plan(suite: Suite, dataset: Dataset, options: RunOptions, config_
                         f"{plan.unavailable.get(suite.reference, 'its grid has no setting')}; "
                         f"choose another with --reference")
     first = plan.builds[0]
-    return dataclasses.replace(plan, builds=(BuildSetting(first.algorithm, first.build_params,
-                                                         first.query_settings[:1]),))
+    return first.algorithm, canonical(first.build_params), canonical(first.query_settings[0])
 
 
 @dataclass(frozen=True)
@@ -108,7 +110,8 @@ class Timing:
     """What a gate session keeps of one successful run's speed."""
 
     pass_times_ns: np.ndarray  # every timed pass of every process, per repetition of the query set
-    process_qps: np.ndarray    # each measuring process's QPS (one value: the run's own QPS with one process)
+    process_qps: np.ndarray    # each measuring process's QPS
+    reference_qps: np.ndarray  # each measuring process's QPS of the reference, measured beside it
 
 
 def _timing(path: Path, attrs: dict[str, Any]) -> Timing:
@@ -116,8 +119,12 @@ def _timing(path: Path, attrs: dict[str, Any]) -> Timing:
     the count can differ from round to round), so they compare across rounds and ``n_queries / time`` stays
     the QPS."""
     times = read_arrays(path)["pass_times_ns"] / int(attrs.get("repeats", 1))
-    per = process_values(attrs.get("qps_processes"))
-    return Timing(times, per if len(per) else np.array([float(attrs["qps"])]))
+    per, reference = process_values(attrs.get("qps_processes")), process_values(attrs.get("reference_qps_processes"))
+    if len(reference) != len(per) or not len(per):
+        raise UserError(f"run {path} has no reference measured beside it in each process (qps_processes "
+                        f"{attrs.get('qps_processes')}, reference_qps_processes "
+                        f"{attrs.get('reference_qps_processes')})")
+    return Timing(times, per, reference)
 
 
 def _run(plan: Plan, dataset: Dataset, executor: Executor) -> list[tuple[RunKey, dict[str, Any], Timing | None]]:
@@ -140,15 +147,6 @@ def _run(plan: Plan, dataset: Dataset, executor: Executor) -> list[tuple[RunKey,
 PROVENANCE_ATTRS = ("library_versions", "annbench_commit", "mode", "threads", "build_s", "index_bytes")
 
 
-def _reference(suite: Suite, reference: Plan, dataset: Dataset, executor: Executor) -> Timing:
-    """The timing of one fresh run of the reference setting."""
-    (_, attrs, timing), = _run(reference, dataset, executor)
-    if timing is None:
-        raise UserError(f"reference run {suite.reference!r} failed: {attrs.get('error')}; the gate cannot "
-                        f"normalise without it (choose another with --reference)")
-    return timing
-
-
 def _provenance(suite: Suite, dataset: Dataset, started: str, load_start: list[float]) -> dict[str, Any]:
     return {**provenance.machine(), "dataset_name": dataset.name, "dataset_checksum": dataset.checksum,
             "distance": dataset.distance, "n_queries": len(dataset.test), "n_train": len(dataset.train),
@@ -159,23 +157,21 @@ def _provenance(suite: Suite, dataset: Dataset, started: str, load_start: list[f
 
 def measure_suite(suite: Suite, dataset: Dataset, config_dirs: list[Path], adapter_dirs: list[Path],
                   work_dir: Path | None = None) -> Session:
-    """Run the suite ``suite.rounds`` times, each build setting bracketed by reference runs."""
+    """Run the suite ``suite.rounds`` times, the reference measured beside every setting in each process."""
     started, load_start = provenance.timestamp(), list(os.getloadavg())
     # Every setting measured: a baseline never lacks a setting because it was skipped as dominated.
     options = RunOptions(k=suite.k, runs=suite.runs, batch=suite.batch, threads=suite.threads, force=True,
                          early_stop=False, processes=suite.processes)
-    reference = _reference_plan(suite, dataset, options, config_dirs, adapter_dirs)
+    options = dataclasses.replace(options, reference=_reference(suite, dataset, options, config_dirs, adapter_dirs))
     plan, unavailable = _plans(suite, dataset, options, config_dirs, adapter_dirs)
     builds = plan.builds if plan is not None else ()
     records: dict[tuple[str, str, str], SettingRecord] = {}
     with tempfile.TemporaryDirectory(prefix="annbench-gate-") as tmp:
         root = Path(work_dir) if work_dir is not None else Path(tmp)
-        # One executor per results folder for the whole session: each algorithm's warm parent imports
-        # and warms up once, and every round's build settings are children forked from it.
-        ref_exec = make_executor(ExecutorKind.LOCAL, ResultStore(root / "reference"), threads=suite.threads)
-        suite_exec = make_executor(ExecutorKind.LOCAL, ResultStore(root / "suite"), threads=suite.threads)
-        with ref_exec, suite_exec:
-            _rounds(suite, dataset, plan, reference, builds, records, ref_exec, suite_exec)
+        # One executor for the whole session: each algorithm's warm parent imports and warms up once, and every
+        # round's build settings are children forked from it.
+        with make_executor(ExecutorKind.LOCAL, ResultStore(root / "suite"), threads=suite.threads) as executor:
+            _rounds(suite, dataset, plan, builds, records, executor)
     return Session(suite.as_dict(), _provenance(suite, dataset, started, load_start), list(records.values()),
                    unavailable)
 
@@ -194,29 +190,21 @@ def confirm_regressions(baseline: Session, comparisons: list[Comparison], tol: T
     return comparisons
 
 
-def _rounds(suite: Suite, dataset: Dataset, plan: Plan | None, reference: Plan, builds: tuple[BuildSetting, ...],
-            records: dict[tuple[str, str, str], SettingRecord], ref_exec: Executor,
-            suite_exec: Executor) -> None:
-    """Every round of the session into ``records``: each build setting bracketed by reference runs."""
+def _rounds(suite: Suite, dataset: Dataset, plan: Plan | None, builds: tuple[BuildSetting, ...],
+            records: dict[tuple[str, str, str], SettingRecord], executor: Executor) -> None:
+    """Every round of the session into ``records``."""
     for r in range(suite.rounds):
         order = builds if r % 2 == 0 else builds[::-1]  # alternate so no setting always runs first
-        before = _reference(suite, reference, dataset, ref_exec) if order else None
         for i, setting in enumerate(order, 1):
             log.info("gate round %d/%d, build %d/%d: %s %s", r + 1, suite.rounds, i, len(order),
                      setting.algorithm, setting.build_params)
             assert plan is not None
-            runs = _run(dataclasses.replace(plan, builds=(setting,)), dataset, suite_exec)
-            after = _reference(suite, reference, dataset, ref_exec)
-            for key, attrs, timing in runs:
+            for key, attrs, timing in _run(dataclasses.replace(plan, builds=(setting,)), dataset, executor):
                 rec = SettingRecord(key.algorithm, key.build_params, key.query_params, len(dataset.test))
                 rec = records.setdefault(rec.key, rec)
                 if timing is None:
                     rec.error = rec.error or str(attrs.get("error") or "failed")
                     continue
                 rec.attrs = {n: attrs[n] for n in PROVENANCE_ATTRS if n in attrs}
-                assert before is not None
-                rec.rounds.append(Round(
-                    float(attrs["recall"]), timing.pass_times_ns,
-                    np.concatenate([before.pass_times_ns, after.pass_times_ns]), timing.process_qps,
-                    np.concatenate([before.process_qps, after.process_qps]), str(attrs.get("timestamp"))))
-            before = after
+                rec.rounds.append(Round(float(attrs["recall"]), timing.pass_times_ns, timing.process_qps,
+                                        timing.reference_qps, str(attrs.get("timestamp"))))

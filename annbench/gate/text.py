@@ -71,7 +71,7 @@ def header_lines(baseline: Session, current: Session, tol: Tolerances, factor: f
         f"machine factor (reference QPS now / then): {factor_text}; QPS below are raw, verdicts use "
         f"reference-normalised QPS",
         f"tolerances: recall -{tol.recall:g} absolute, normalised QPS -{100 * tol.qps:g}% with its "
-        f"{100 * tol.confidence:g}% confidence interval (Welch t over the processes) below no change",
+        f"{100 * tol.confidence:g}% confidence interval (Welch t over the rounds) below no change",
     ]
 
 

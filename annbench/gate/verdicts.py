@@ -1,23 +1,24 @@
 """The regression gate's comparison: a gate session against a baseline session. Pure: no I/O, no runs.
 
 A *session* measures every (algorithm, build params, query params) setting of a suite in
-``rounds`` rounds; in each round every build setting is bracketed by runs of a fixed *reference*
-setting (by default ``bruteforce``) on the same data, one just before and one just after it. Each run
-measures its settings in ``processes`` processes (``run --processes``), each process's QPS being that of
-its fastest pass. Each process's QPS is *normalised* by its round's reference, and a round's value is
-their geometric mean::
+``rounds`` rounds. Each run measures its settings in ``processes`` processes; each process also builds a
+fixed *reference* setting (by default ``bruteforce``) on the same data and measures it beside them, its
+passes interleaved with theirs (reference, every setting, reference, ...: ``RunOptions.reference``), each
+side's QPS being that of its fastest pass. Each process's QPS is *normalised* by its own reference QPS, and
+a round's value is the geometric mean over its processes::
 
-    v_rj = qps_rj / geomean(QPS of every process of the two bracketing reference runs)
+    v_rj = qps_rj / ref_rj   (both measured in process j of round r, their passes a fraction of a second apart)
     v_r  = geomean_j(v_rj)
 
-(the reference cancels the machine's speed and load at that moment; the processes average the
-process-to-process noise). The change of normalised throughput, current against baseline, is
+The reference cancels the machine's speed and load at that moment: on this project's VM the speed of a
+process moves in steps (a whole process, or tens of seconds, at about half speed: a neighbour on the host),
+which a reference measured in other processes, seconds away, does not see alike; the interleaved passes of
+one process do. The change of normalised throughput, current against baseline, is
 :func:`annbench.analyse.processes.process_ratio` of the two sessions' round values, the one rule annbench
 compares QPS by: ``rho`` = ratio of the geometric means (< 1: slower now) with Welch's t-interval on the
-logs. The rounds are the replicates, not the processes: the processes of a round share its build (and,
-where the adapter cannot save its index, the index's memory: they fork with it) and its reference runs,
-so their values are not independent (measured on this VM: the CV of the round means 29 %, the processes'
-CV within a round 11 %, under load 15); a round's mean carries all of that, so the interval does too.
+logs. The rounds are the replicates, not the processes: the processes of a round share its build (for an
+adapter that can save, the very index they load), so they need not be independent; a round's mean carries
+what they share, so the interval does too.
 
 Verdicts: ``regression`` when mean recall fell by more than ``recall_tolerance`` (absolute), or
 when ``rho < 1 - qps_tolerance`` *and* the interval's upper end is below 1 (the drop is not noise and
@@ -53,18 +54,17 @@ SettingKey = tuple[str, str, str]
 
 @dataclass(frozen=True)
 class Round:
-    """One round's measurement of a setting and of the two reference runs bracketing it."""
+    """One round's measurement of a setting, and of the reference measured beside it in each of its processes."""
 
     recall: float
-    pass_times_ns: np.ndarray            # every timed pass of the setting (of every process), per query set
-    reference_pass_times_ns: np.ndarray  # every timed pass of the reference runs bracketing it
-    process_qps: np.ndarray              # (processes,) each measuring process's QPS (its fastest pass)
-    reference_qps: np.ndarray            # each process's QPS of the two bracketing reference runs
+    pass_times_ns: np.ndarray  # every timed pass of the setting (of every process), per query set
+    process_qps: np.ndarray    # (processes,) each measuring process's QPS (its fastest pass)
+    reference_qps: np.ndarray  # (processes,) each process's QPS of the reference measured beside it
     timestamp: str = ""
 
     def normalised(self) -> np.ndarray:
-        """Each process's QPS over the geometric mean of the reference processes' QPS."""
-        return self.process_qps / float(np.exp(np.mean(np.log(self.reference_qps))))
+        """Each process's QPS over its own reference QPS."""
+        return self.process_qps / self.reference_qps
 
 
 @dataclass
@@ -114,10 +114,9 @@ class Session:
         return {s.key: s for s in self.settings}
 
     def reference_qps(self) -> np.ndarray:
-        """Raw QPS of every reference pass of the session."""
-        times = [r.reference_pass_times_ns for s in self.settings if s.ok for r in s.rounds]
-        n = self.settings[0].n_queries if self.settings else 0
-        return n / (np.concatenate(times) * 1e-9) if times else np.empty(0)
+        """Raw QPS of the reference in every process of the session."""
+        values = [r.reference_qps for s in self.settings if s.ok for r in s.rounds]
+        return np.concatenate(values) if values else np.empty(0)
 
 
 @dataclass(frozen=True)

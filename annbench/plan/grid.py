@@ -78,6 +78,10 @@ class RunOptions:
     #: Processes that measure each query setting, one after another, each its ``runs`` passes (README: What is
     #: measured); 1 = the build's own process, as before the option existed.
     processes: int = 1
+    #: A setting measured beside every query setting in each measuring process, its index built there too and its
+    #: passes interleaved with theirs (the regression gate's reference, annbench.gate.run): (algorithm, canonical
+    #: build parameters, canonical query parameters); () none. Its QPS per process: ``reference_qps_processes``.
+    reference: tuple[str, str, str] | tuple[()] = ()
 
     def __post_init__(self) -> None:
         if isinstance(self.processes, bool) or not isinstance(self.processes, int) or self.processes < 1:

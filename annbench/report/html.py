@@ -278,8 +278,10 @@ def operating_section(writer: Writer, part: Part) -> str:
         return ""
     table = operating_pivot(part.ok)
     return ("<h3>Operating points: best QPS at recall ≥ r</h3>\n"
-            "<p>One row per algorithm; the best of each column in bold, empty where no run reaches the "
-            "recall; hover a cell for its run's parameters (build | query).</p>\n" + table_html(table))
+            "<p>One row per algorithm; the best of each column in bold, and with it every cell not "
+            "significantly slower by the processes' QPS (several bold cells: a tie; a run measured in one "
+            "process ties); empty where no run reaches the recall; hover a cell for its run's parameters "
+            "(build | query).</p>\n" + table_html(table))
 
 
 def algorithms_section(writer: Writer, part: Part) -> str:
@@ -346,7 +348,8 @@ def ranks_section(frame: pd.DataFrame) -> str:
     if not out:
         return ""
     return ("<h2>Ranks across datasets</h2>\n<p>For each recall level, each algorithm's rank on each dataset by "
-            "its best QPS at that recall (1 = fastest, bold), its QPS relative to the fastest algorithm there "
+            "its best QPS at that recall (1 + the algorithms significantly faster there by the processes' QPS, so "
+            "1 = fastest or tied with it, bold), its QPS relative to the fastest algorithm there "
             "(rel), and its mean rank over the datasets (a dataset where it never reaches the recall counts as "
             "one place behind the last that does; <em>reached</em> says on how many it got there).</p>\n"
             + "\n".join(out))

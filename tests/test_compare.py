@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from annbench.analyse.compare import related_datasets, side_by_side
+from annbench.datasets.format import load_dataset
 from tests.conftest import call
 
 
@@ -90,7 +91,7 @@ def test_compare_command_puts_raw_and_encoded_side_by_side(data_dir, results_dir
     d.mkdir()
     shutil.copy(data_dir / "digits-64-euclidean.hdf5", d)
     r = call(encode_main, "--from", "digits-64-euclidean", "--dim", "8", "--epochs", "2", "--data-dir", d,
-             "--no-progress", "-q")
+             "--no-progress", "-q", "--binary")
     assert r.code == 0, r.err
     for dataset in ("digits-64-euclidean", "digits-encoded-mlp-8-euclidean"):
         r = call(run_main, "--dataset", dataset, "--algorithm", "bruteforce", "--runs", "1", "--data-dir", d,
@@ -113,16 +114,21 @@ def test_compare_command_puts_raw_and_encoded_side_by_side(data_dir, results_dir
     assert r.code == 2 and "valid: digits-64-euclidean, digits-encoded-mlp-8-euclidean" in r.err
 
     subsets = tmp_path / "subsets"  # only runs of the first 50 queries: they belong to their datasets
-    for dataset in ("digits-64-euclidean", "digits-encoded-mlp-8-euclidean"):
+    encodings = ["digits-encoded-mlp-8-euclidean-test50", "digits-encoded-mlp-8-hamming-test50"]
+    for dataset in ("digits-64-euclidean", "digits-encoded-mlp-8-euclidean", "digits-encoded-mlp-8-hamming"):
         r = call(run_main, "--dataset", dataset, "--algorithm", "bruteforce", "--runs", "1", "--data-dir", d,
-                 "--results", subsets, "--no-plot", "-q", "--max-test", "50", "--min-pass-time", "0")
+                 "--results", subsets, "--no-plot", "-q", "--max-test", "50", "--min-pass-time", "0", "--executor", "inprocess")
         assert r.code == 0, r.err
     for name in ("digits-64-euclidean", "digits-64-euclidean-test50"):
         r = call(compare_main, "--dataset", name, "--results", subsets, "--table", "csv")  # no --data-dir
         assert r.code == 0, r.err
         table = pd.read_csv(io.StringIO(r.out))
-        assert list(table["dataset"]) == ["digits-64-euclidean-test50", "digits-encoded-mlp-8-euclidean-test50"]
-        assert list(table["dimension"]) == [64, 8]  # from the files the runs recorded
+        assert list(table["dataset"]) == ["digits-64-euclidean-test50", *encodings]  # raw, float and binary
+        assert list(table["dimension"]) == [64, 8, 8]  # from the files the runs recorded
+        # a subset's network is its parent's: the float and binary encodings' (one network) beside the raw NaN
+        net = float(load_dataset(d / "digits-encoded-mlp-8-euclidean.hdf5").attrs["encoder_test_accuracy"])
+        assert np.isnan(table["net_accuracy"][0]) and (table["net_accuracy"][1:] == net).all()
+        assert table["knn_accuracy"].between(0.5, 1).all()
     from annbench.cli.plot import main as plot_main
 
     r = call(plot_main, "--dataset", "digits-64-euclidean", "--results", subsets, "--table", "csv")

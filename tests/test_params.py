@@ -4,6 +4,7 @@ with which message and path, and that grids, the classifier and lookups say the 
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Literal
 
 import numpy as np
@@ -73,5 +74,6 @@ def test_grids_the_classifier_and_lookups_say_the_same(tmp_path: Path) -> None:
         ANNClassifier(algorithm="kdtree", leaf_sise=10).fit(x, y)
     assert str(from_classifier.value) == message
     with pytest.raises(UserError) as from_lookup:
-        make_adapter("kdtree", "euclidean", {"leaf_sise": 10}, {})
+        make_adapter("kdtree", SimpleNamespace(distance="euclidean", point_type="float32", dimension=4, path="x"),
+                     {"leaf_sise": 10}, {})
     assert str(from_lookup.value) == message

@@ -472,12 +472,14 @@ def test_encode_binary_thresholds_each_feature_at_its_training_median(tmp_path: 
     assert codes.name in names and floats.name in names  # compare shows raw, float and binary side by side
 
 
-@pytest.mark.parametrize("backend", ["faiss", "numpy"])
+@pytest.mark.parametrize("backend", ["faiss", "numpy", "bruteforce"])
 def test_hamming_tie_groups_larger_than_k_keep_the_smallest_ids(monkeypatch: pytest.MonkeyPatch,
                                                                  backend: str) -> None:
     """3-bit codes over 5,000 points: each of the 8 codes is shared by ~625 points, so the tie group at
     the 100th distance (0: the query's own code) is six times k; its first 100 ids by id are the answer,
-    in 2 threads (numpy: blocks of 2 queries, tiles of 256 columns)."""
+    in 2 threads (numpy: blocks of 2 queries, tiles of 256 columns). The bruteforce adapter's own queries
+    (one, and a batch) search the same way, never more than a block of distances at once."""
+    from annbench.backends.algorithms.bruteforce import BruteForce
     from annbench.quality import bitset
 
     monkeypatch.setattr(bitset, "_BLOCK_VALUES", 2 * 5000 + 32)
@@ -485,8 +487,23 @@ def test_hamming_tie_groups_larger_than_k_keep_the_smallest_ids(monkeypatch: pyt
     rng = np.random.default_rng(13)
     train, test = _bit_data(rng, 5000, 20, 3)
     full = (test[:, None, :] != train[None]).sum(-1).astype(np.float64)
-    ids, d = exact_knn(pack_bits(train), pack_bits(test), "hamming", 100, threads=2, backend=backend)
-    assert (ids == _ref_top(full)).all() and (d == 0).all()  # the first 100 ids holding the query's own code
+    if backend != "bruteforce":
+        ids, d = exact_knn(pack_bits(train), pack_bits(test), "hamming", 100, threads=2, backend=backend)
+        assert (ids == _ref_top(full)).all() and (d == 0).all()  # the first 100 ids holding the query's own code
+        return
+    blocks = []
+    block = bitset._hamming_block
+
+    def bounded(q, xt, k, groups):
+        blocks.append(len(q) * xt.shape[1])
+        return block(q, xt, k, groups)
+
+    monkeypatch.setattr(bitset, "_hamming_block", bounded)
+    index = BruteForce("hamming", threads=2)
+    index.fit(pack_bits(train))
+    assert (index.batch_query(pack_bits(test), 100) == _ref_top(full)).all()
+    assert (np.stack([index.query(q, 100) for q in pack_bits(test)]) == _ref_top(full)).all()
+    assert len(blocks) == 10 + 20 and max(blocks) <= bitset._BLOCK_VALUES
 
 
 # ---- uint8 as int8 under euclidean, conversion on every path (changes, filtered queries) ---------------
@@ -655,3 +672,48 @@ def test_a_filtered_u8bin_dataset_stays_uint8_and_its_filtered_queries_are_conve
     frame = results_frame(tmp_path / "res", "u8f")
     assert sorted(frame["strategy"]) == ["native", "post"] and (frame["recall"] == 1.0).all()
     assert (frame["converted_from"] == "uint8").all() and (frame["filter_violations"] == 0).all()
+
+
+def test_lookups_and_saved_indexes_get_points_converted_as_runs_do(typed_data: Path, tmp_path: Path) -> None:
+    """``dataset index`` and lookups make their adapter as runs do: a float-only index is fitted and queried on
+    float32 rows (its calls assert it), usearch is given uint8 as int8, annoy bits as 0/1 floats and
+    usearch-binary sets as bits; each answers as exact search does. A query an index cannot be given as a uint8
+    point is one line (exit 2); exact search takes it."""
+    import shutil
+
+    from annbench.apps.lookup import Lookup
+
+    backends = write_backend(tmp_path / "b", "bruteforce-float", SAVEABLE, "  demo: {}")
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("u8-16-euclidean", "bits-64-hamming"):
+        shutil.copy(typed_data / f"{name}.hdf5", data)  # a saved index goes beside its dataset
+    r = call(dataset_main, "--data-dir", data, "index", "u8-16-euclidean", "--algorithm", "bruteforce-float",
+             "--algorithms-dir", backends)
+    assert r.code == 0, r.err
+    query = load_dataset(data / "u8-16-euclidean.hdf5").test[3].astype(np.float64)  # as read from a .npy
+    exact = Lookup("u8-16-euclidean", data, exact=True).nearest(query, 5)
+    saved = Lookup("u8-16-euclidean", data, adapter_dirs=[backends]).nearest(query, 5)
+    usearch = Lookup("u8-16-euclidean", data, algorithm="usearch").nearest(query, 5)
+    assert "saved index; uint8 points given as float32" in saved.how and saved.keys == exact.keys
+    assert "uint8 points given as int8" in usearch.how and usearch.keys == exact.keys
+    np.save(tmp_path / "half.npy", query + 0.5)
+    r = call(dataset_main, "--data-dir", data, "lookup", "u8-16-euclidean", "--vector", tmp_path / "half.npy",
+             "--algorithms-dir", backends)
+    assert _one_line_error(r, "--vector ", "half.npy: ", "u8-16-euclidean.hdf5").endswith(
+        "valid: 16 integers 0..255, or --exact")
+    r = call(dataset_main, "--data-dir", data, "lookup", "u8-16-euclidean", "--vector", tmp_path / "half.npy",
+             "--exact")
+    assert r.code == 0, r.err
+
+    bits = np.unpackbits(load_dataset(data / "bits-64-hamming.hdf5").test[0]).astype(np.float32)
+    exact = Lookup("bits-64-hamming", data, exact=True).nearest(bits, 5)
+    annoy = Lookup("bits-64-hamming", data, algorithm="annoy", query={"search_k": 100_000}).nearest(bits, 5)
+    assert "bit points given as float32" in annoy.how and (annoy.distances == exact.distances).all()
+    rng = np.random.default_rng(24)
+    train, test = [rng.choice(40, 6, replace=False) for _ in range(300)], [rng.choice(40, 6, replace=False)]
+    _write(data / "sets-40-jaccard.hdf5", sets_from_lists(train, 40), sets_from_lists(test, 40), "jaccard")
+    items = np.isin(np.arange(40), test[0]).astype(np.float32)  # the indicator of the query's items
+    exact = Lookup("sets-40-jaccard", data, exact=True).nearest(items, 5)
+    binary = Lookup("sets-40-jaccard", data, algorithm="usearch-binary").nearest(items, 5)
+    assert "set points given as bit" in binary.how and np.allclose(binary.distances, exact.distances)

@@ -71,15 +71,32 @@ def related_datasets(raw: str, available: list[str]) -> list[str]:
 
 
 def dataset_facts(name: str, data_dir: Path | None, recorded: list[str] | None = None) -> dict[str, float]:
-    """Dimension and (for encodings) the network's test accuracy, read from the dataset file's attrs: the
-    file where the runs recorded it (``recorded``), else ``<data_dir>/<name>.hdf5``; NaN where neither exists."""
+    """Dimension and (for encodings, binary ones too) the network's test accuracy, read from the dataset file's
+    attrs: the file where the runs recorded it (``recorded``), else ``<data_dir>/<name>.hdf5``; NaN where neither
+    exists. A subset (``run --max-test``) has its parent's network: its accuracy is read from the parent's file
+    (:func:`parent_file`)."""
     candidates = [Path(p) for p in recorded or []] + ([Path(data_dir) / f"{name}.hdf5"] if data_dir else [])
     path = next((p for p in candidates if p.is_file()), None)
     if path is None:
         return {"dimension": np.nan, "net_accuracy": np.nan}
     with h5py.File(path, "r") as f:
-        return {"dimension": float(f.attrs.get("dimension", f["train"].shape[1])),
-                "net_accuracy": float(f.attrs.get("encoder_test_accuracy", np.nan))}
+        dimension = float(f.attrs.get("dimension", f["train"].shape[1]))
+        accuracy = float(f.attrs.get("encoder_test_accuracy", np.nan))
+        parent = parent_file(path, dict(f.attrs))
+    if np.isnan(accuracy) and parent is not None:
+        with h5py.File(parent, "r") as f:
+            accuracy = float(f.attrs.get("encoder_test_accuracy", np.nan))
+    return {"dimension": dimension, "net_accuracy": accuracy}
+
+
+def parent_file(path: Path, attrs: dict[str, object]) -> Path | None:
+    """The file a subset (``attrs["parent"]``) was cut from: ``attrs["parent_path"]``, else the parent's name
+    beside the subset (subsets are written to the parent's data folder); None where neither is a file."""
+    if "parent" not in attrs:
+        return None
+    candidates = [Path(str(attrs["parent_path"]))] if "parent_path" in attrs else []
+    candidates.append(path.with_name(f"{attrs['parent']}.hdf5"))
+    return next((p for p in candidates if p.is_file()), None)
 
 
 def side_by_side(frame: pd.DataFrame, datasets: list[str], min_recall: float = 0.9,

@@ -18,7 +18,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from annbench.backends.adapter import Adapter, query_parameters
+from annbench.backends.adapter import Adapter, adapter_for, query_parameters
 from annbench.backends.params import validate_params
 from annbench.core.errors import UserError
 from annbench.quality.distances import distances_to_ids
@@ -94,7 +94,7 @@ class ANNClassifier(ClassifierMixin, BaseEstimator):
         from annbench.core.threads import limited_threads
 
         with limited_threads(self.threads):
-            adapter = cls(self.metric, threads=self.threads, **build)
+            adapter = adapter_for(cls, self.metric, "float32", X.shape[1], self.threads, **build)  # rows as float32
             adapter.fit(self._X)
             adapter.set_query_params(**query)
         self.adapter_ = adapter

@@ -11,7 +11,12 @@ memory-mapped where the library can, or one built on the spot. Queries:
   datasets (as gensim's ``most_similar``); the rows of every term are excluded;
 * a new string (``text=True``): encoded with the network saved beside an encoded sequence dataset
   (``encode.py --model gru``); nothing is excluded;
-* a vector (``numpy`` array of the dataset's dimension); nothing is excluded.
+* a vector (``numpy`` array of the dataset's dimension; on a bit or set dataset its 0/1 values: the bits, or
+  the indicator of the set's items); nothing is excluded.
+
+An index is given the dataset's rows and queries in the dataset's point type, converted where its library does
+not take that type as every run's are (:func:`annbench.backends.adapter.adapter_for`): so a query an index
+searches must be a point of that type (a uint8 dataset's: integers 0..255); exact search takes any vector.
 
 Every distance reported is recomputed here from the vectors (:func:`annbench.quality.distances.distances_to_ids`).
 """
@@ -34,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from annbench.apps.encoders.base import encoder_path
-from annbench.backends.adapter import Adapter, saveable
+from annbench.backends.adapter import Adapter, adapter_for, saveable
 from annbench.backends.params import validate_params
 from annbench.core import paths
 from annbench.core.errors import UserError
@@ -42,6 +47,7 @@ from annbench.core.processes import temporary_name
 from annbench.datasets.format import Dataset
 from annbench.quality.distances import distances_to_ids, normalized
 from annbench.quality.groundtruth import exact_knn
+from annbench.quality.points import NUMERIC_TYPES, exactly, pack_bits, set_rows
 
 log = logging.getLogger(__name__)
 
@@ -89,17 +95,25 @@ def params_text(params: dict[str, Any]) -> str:
     return ",".join(f"{k}={v}" for k, v in params.items())
 
 
-def make_adapter(algorithm: str, distance: str, build: dict[str, Any], query: dict[str, Any],
+def make_adapter(algorithm: str, dataset: Dataset, build: dict[str, Any], query: dict[str, Any],
                  adapter_dirs: list[Path] | None = None) -> tuple[type[Adapter], Adapter]:
-    """The adapter class of ``algorithm`` and an instance with ``build`` parameters, every parameter checked."""
+    """The adapter class of ``algorithm`` and an instance with ``build`` parameters for ``dataset``'s distance,
+    given its rows in its point type as a run's adapter is (converted inside its calls where it does not take
+    them), every parameter checked."""
     from annbench.backends.discovery import load_adapter
 
     cls = load_adapter(algorithm, adapter_dirs or paths.algorithm_dirs())
-    validate_params(cls, build, query, distance, algorithm=algorithm)
+    validate_params(cls, build, query, dataset.distance, algorithm=algorithm)
     try:
-        return cls, cls(distance, **build)
+        return cls, adapter_for(cls, dataset.distance, dataset.point_type, dataset.dimension, **build)
     except (ValueError, TypeError) as e:
-        raise UserError(f"{algorithm} build parameters {params_text(build)}: {e}") from None
+        raise UserError(f"{algorithm} build parameters {params_text(build)} on dataset {dataset.path}: {e}") from None
+
+
+def conversion_text(index: Adapter) -> str:
+    """``; uint8 points given as int8`` where the harness converts the index's points, else empty."""
+    c = index.conversion()
+    return f"; {c['converted_from']} points given as {c['converted_to']}" if c else ""
 
 
 def _set_query(index: Adapter, algorithm: str, query: dict[str, Any]) -> None:
@@ -116,7 +130,7 @@ def save_index(dataset: Dataset, algorithm: str, build: dict[str, Any], query: d
     from annbench.core.provenance import library_versions
 
     query = query or {}
-    cls, index = make_adapter(algorithm, dataset.distance, build, query, adapter_dirs)
+    cls, index = make_adapter(algorithm, dataset, build, query, adapter_dirs)
     if not saveable(cls):
         raise UserError(f"{algorithm} cannot save its index; valid: an algorithm with a save/load hook "
                         f"({', '.join(SAVEABLE)})")
@@ -161,7 +175,7 @@ def open_index(dataset: Dataset, query: dict[str, Any] | None = None,
                         f"{dataset.path} has {dataset.checksum}; rebuild it with dataset.py index {dataset.name} "
                         f"--algorithm {meta.algorithm}, or pass --exact")
     query = meta.query if query is None else query
-    _, index = make_adapter(meta.algorithm, dataset.distance, meta.build, query, adapter_dirs)
+    _, index = make_adapter(meta.algorithm, dataset, meta.build, query, adapter_dirs)
     index.load(folder, dataset.dimension)
     _set_query(index, meta.algorithm, query)
     return index, IndexMeta(**{**asdict(meta), "query": dict(query)})
@@ -241,19 +255,20 @@ class Lookup:
         self.index: Adapter | None = None
         self.how = "exact"
         if algorithm is not None:
-            _, self.index = make_adapter(algorithm, ds.distance, build or {}, query or {}, adapter_dirs)
+            _, self.index = make_adapter(algorithm, ds, build or {}, query or {}, adapter_dirs)
             start = time.perf_counter()
             self.index.fit(ds.train)
             _set_query(self.index, algorithm, query or {})
             self.how = f"{algorithm} {params_text({**(build or {}), **(query or {})})} (built now in " \
-                       f"{time.perf_counter() - start:.2f} s)"
+                       f"{time.perf_counter() - start:.2f} s{conversion_text(self.index)})"
         elif build:
             raise UserError("build parameters need an algorithm (--algorithm)")
         elif not exact:
             opened = open_index(ds, query, adapter_dirs)
             if opened is not None:
                 self.index, meta = opened
-                self.how = f"{meta.algorithm} {params_text({**meta.build, **meta.query})} (saved index)"
+                self.how = f"{meta.algorithm} {params_text({**meta.build, **meta.query})} (saved index" \
+                           f"{conversion_text(self.index)})"
 
     # ----- queries -----
 
@@ -278,8 +293,8 @@ class Lookup:
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         return UserError(f"{what} {key!r} is not in dataset {self.dataset.name}{hint}")
 
-    def key_vector(self, key: str, what: str = "key") -> np.ndarray:
-        """The vector of ``key``: its first train row, else its test row."""
+    def key_vector(self, key: str, what: str = "key") -> Any:
+        """The row of ``key`` (in the dataset's point type): its first train row, else its test row."""
         if self.dataset.keys is None:
             raise UserError(f"dataset {self.dataset.name} has no keys; valid: a dataset with keys (glove-*, surnames*, "
                             f"or one made with 'create --keys'), or query by --vector/--text")
@@ -307,10 +322,17 @@ class Lookup:
         signs = [first] + [1 if op == "+" else -1 for op in parts[1::2]]
         return list(zip(signs, names))
 
-    def expression_vector(self, expression: str) -> tuple[np.ndarray, list[str]]:
-        """``Σ sign · v_term`` (unit-normalised terms on angular datasets) and the terms."""
+    def expression_vector(self, expression: str) -> tuple[Any, list[str]]:
+        """The query of ``expression`` and its terms: one key's own row (in the dataset's point type), else
+        ``Σ sign · v_term`` (float32; unit-normalised terms on angular datasets; numeric datasets only)."""
         terms = self.terms(expression)
         what = "key" if len(terms) == 1 else f"term of expression {expression!r}:"
+        if terms[0][0] == 1 and len(terms) == 1:
+            return self.key_vector(terms[0][1], what), [terms[0][1]]
+        ds = self.dataset
+        if ds.point_type not in NUMERIC_TYPES:
+            raise UserError(f"expression {expression!r} adds and subtracts vectors, but dataset {ds.name} ({ds.path}) "
+                            f"holds {ds.point_type} points; valid: one key, or --vector")
         vectors = np.array([self.key_vector(t, what) for _, t in terms], dtype=np.float32)
         if self.dataset.distance == "angular":
             vectors = normalized(vectors)
@@ -335,14 +357,38 @@ class Lookup:
             self._encoder = encoder
         return self._encoder.encode([text])[0]
 
-    def _vector(self, vector: np.ndarray) -> np.ndarray:
+    def _vector(self, vector: np.ndarray) -> Any:
+        """A vector given by the user as a query: finite numbers (float32), or on a bit or set dataset 0/1 values
+        made its packed bits or its set."""
+        ds = self.dataset
         v = np.asarray(vector, dtype=np.float32).reshape(-1)
-        if v.shape != (self.dataset.dimension,) or not np.isfinite(v).all():
-            raise UserError(f"query vector of shape {np.shape(vector)} does not fit dataset {self.dataset.name}; "
-                            f"valid: {self.dataset.dimension} finite numbers")
-        return v
+        numeric = ds.point_type in NUMERIC_TYPES
+        if v.shape != (ds.dimension,) or not (np.isfinite(v).all() if numeric else np.isin(v, (0, 1)).all()):
+            valid = "finite numbers" if numeric else \
+                "values 0 or 1 (" + ("its bits)" if ds.point_type == "bit" else "1 for each item of the set)")
+            raise UserError(f"query vector of shape {np.shape(vector)} does not fit dataset {ds.name} ({ds.point_type}"
+                            f" points); valid: {ds.dimension} {valid}")
+        if numeric:
+            return v
+        return pack_bits(v[None])[0] if ds.point_type == "bit" else \
+            set_rows(np.flatnonzero(v), np.array([np.count_nonzero(v)]), ds.dimension)
 
-    def search(self, vector: np.ndarray, k: int,
+    def _point(self, vector: Any) -> Any:
+        """``vector`` as a point of the dataset's type, as the index is given its queries; a UserError where it is
+        not one (numbers an integer or float16 dataset cannot hold exactly)."""
+        ds = self.dataset
+        if ds.point_type not in NUMERIC_TYPES:
+            return vector
+        point = exactly(vector, ds.point_type)
+        if point is None:
+            dtype = np.dtype(ds.point_type)
+            valid = f"integers {np.iinfo(dtype).min}..{np.iinfo(dtype).max}" if dtype.kind in "iu" else \
+                f"numbers {ds.point_type} holds exactly"
+            raise UserError(f"query vector is not a {ds.point_type} point, which the index ({self.how}) searches on "
+                            f"dataset {ds.name} ({ds.path}); valid: {ds.dimension} {valid}, or --exact")
+        return point
+
+    def search(self, vector: Any, k: int,
                exclude: list[int] | tuple[int, ...] = ()) -> tuple[np.ndarray, np.ndarray]:
         """Ids and recomputed distances of the ``k`` nearest train rows of ``vector`` outside ``exclude``."""
         n = len(self.dataset.train)
@@ -350,14 +396,14 @@ class Lookup:
             raise UserError(f"k={k} is out of range for the {n} train points of dataset {self.dataset.name}; "
                             f"valid: 1..{n}")
         want = min(n, k + len(exclude))
-        q = np.ascontiguousarray(vector, dtype=np.float32)
+        queries = vector if self.dataset.point_type == "set" else np.ascontiguousarray(vector)[None]  # one row
         if self.index is None:
-            ids = exact_knn(self.dataset.train, q[None], self.dataset.distance, want, threads=1)[0][0]
+            ids = exact_knn(self.dataset.train, queries, self.dataset.distance, want, threads=1)[0][0]
         else:
-            ids = np.asarray(self.index.query(q, want), dtype=np.int64).ravel()
+            ids = np.asarray(self.index.query(self._point(vector), want), dtype=np.int64).ravel()
         skip = set(exclude)
         ids = np.array([i for i in ids.tolist() if i >= 0 and i not in skip][:k], dtype=np.int64)
-        dists = distances_to_ids(q[None], self.dataset.train, ids[None], self.dataset.distance)[0]
+        dists = distances_to_ids(queries, self.dataset.train, ids[None], self.dataset.distance)[0]
         order = np.argsort(dists, kind="stable")
         return ids[order], dists[order]
 

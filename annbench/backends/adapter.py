@@ -359,6 +359,18 @@ def handle_copy(adapter: A) -> A:
     return handle
 
 
+def adapter_for(cls: type[A], metric: str, point_type: str, dimension: int, threads: int = 1,
+                **build: Any) -> A:
+    """An adapter of ``cls`` with ``build`` parameters, not built yet, given rows of ``point_type``
+    (``dimension``: bits or universe): converting them inside its calls where it does not take them as they are
+    (:meth:`Adapter.accept`). How every path makes one (runs, runbooks, filtered runs, measuring processes, the
+    warm parents, lookups and saved indexes), so each gets the same rows. A ValueError when ``cls`` cannot
+    take the parameters or serve ``metric`` on ``point_type``."""
+    adapter = cls(metric, threads=threads, **build)
+    adapter.accept(point_type, dimension)
+    return adapter
+
+
 #: The changes an adapter may declare (``Adapter.changes``).
 CHANGES = ("insert", "delete", "replace")
 

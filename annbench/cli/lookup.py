@@ -79,7 +79,10 @@ def run(args: argparse.Namespace, data_dir: Path) -> None:
                     query=parse_params(args.query_params, "--query") if args.query_params else None,
                     adapter_dirs=dirs)
     if args.vector:
-        answer = lookup.nearest(_vector(args.vector), args.k)
+        try:
+            answer = lookup.nearest(_vector(args.vector), args.k)
+        except UserError as e:  # the vector does not fit the dataset, or its index
+            raise UserError(f"--vector {args.vector}: {e}") from None
     else:
         answer = lookup.nearest(args.text if args.text else args.query, args.k, text=bool(args.text))
     if args.json:

@@ -202,6 +202,7 @@ def _subset(parent: Prepared, name: str, path: Path, max_train: int | None, max_
                   **({} if ds.filters is None else ds.filters.first(n, q)),
                   attrs={"source": f"first {n} train and {q} test rows of {parent.name} ({ds.checksum}); "
                                    f"ground truth recomputed", "parent": parent.name, "parent_checksum": ds.checksum,
+                         "parent_path": str(Path(parent.path).resolve()),
                          "obtained": f"subset of {parent.path}",
                          **{k: ds.attrs[k] for k in ("label_names",) if k in ds.attrs}})
     materialize(raw, path, name)

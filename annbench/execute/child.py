@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from annbench.backends.adapter import Adapter, saveable
+from annbench.backends.adapter import Adapter, adapter_for, saveable
 from annbench.backends.discovery import load_adapter
 from annbench.backends.filtering import FilteredSearch, Strategy, choose
 from annbench.core import provenance
@@ -132,8 +132,7 @@ def made(adapter_cls: type[Adapter], dataset: Dataset, threads: int, build_param
          strategy: Strategy | None) -> tuple[Adapter, Any]:
     """An adapter made for the dataset, not built yet (given its rows converted where it does not take them
     as they are): the adapter and what is searched (itself, or its filtered search under ``strategy``)."""
-    adapter = adapter_cls(dataset.distance, threads=threads, **build_params)
-    adapter.accept(dataset.point_type, dataset.dimension)
+    adapter = adapter_for(adapter_cls, dataset.distance, dataset.point_type, dataset.dimension, threads, **build_params)
     return adapter, adapter if strategy is None else FilteredSearch(adapter, strategy)
 
 

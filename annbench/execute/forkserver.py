@@ -48,6 +48,7 @@ LOOP_S = 0.5
 def _warm_up(spec: WarmUp) -> None:
     """Import the adapter's library and run its ``warm_up`` once; a failure is logged, not fatal
     (the children import and warm up again and record what goes wrong)."""
+    from annbench.backends.adapter import adapter_for
     from annbench.backends.discovery import load_adapter
     from annbench.core.logs import quiet_library_loggers
     from annbench.core.threads import limited_threads
@@ -65,8 +66,8 @@ def _warm_up(spec: WarmUp) -> None:
         log.info("%s imported in %.3f s", spec.key.algorithm, time.perf_counter() - start)
         dataset = load_dataset(spec.dataset_path, name=spec.dataset)
         with limited_threads(spec.key.threads):
-            adapter = cls(dataset.distance, threads=spec.key.threads, **spec.build_params)
-            adapter.accept(dataset.point_type, dataset.dimension)
+            adapter = adapter_for(cls, dataset.distance, dataset.point_type, dataset.dimension, spec.key.threads,
+                                  **spec.build_params)
             adapter.warm_up(dataset.train)
         del dataset
         log.info("%s warm in %.3f s", spec.key.algorithm, time.perf_counter() - start)

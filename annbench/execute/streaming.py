@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from annbench.backends.adapter import Adapter, replace_method
+from annbench.backends.adapter import Adapter, adapter_for, replace_method
 from annbench.backends.discovery import load_adapter
 from annbench.core import provenance
 from annbench.core.results import Reason, RunResult, Status, measurement_attrs
@@ -156,9 +156,8 @@ def run_runbook(task: Task, dataset: Dataset, record: Callable[[RunResult], None
             fail(run, stage, e)
 
     def make() -> Adapter:  # an index of the build setting, given the dataset's points as a static run's is
-        made = adapter_cls(dataset.distance, threads=o.threads, **setting.build_params)
-        made.accept(dataset.point_type, dataset.dimension)
-        return made
+        return adapter_for(adapter_cls, dataset.distance, dataset.point_type, dataset.dimension, o.threads,
+                           **setting.build_params)
 
     with limited_threads(o.threads):
         try:

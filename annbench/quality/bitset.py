@@ -92,14 +92,6 @@ def top_k(d: np.ndarray, k: int, ids: np.ndarray | None = None) -> tuple[np.ndar
     return np.take_along_axis(cols, order, axis=1), np.take_along_axis(chosen, order, axis=1)
 
 
-def hamming_matrix(q: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Hamming distances (int64, b × n) between query and train rows given as :func:`words`."""
-    d = np.zeros((len(q), len(x)), dtype=np.int64)
-    for w in range(x.shape[1]):  # one word at a time: no (b, n, words) temporary
-        d += np.bitwise_count(q[:, None, w] ^ x[None, :, w])
-    return d
-
-
 def jaccard_matrix(q: sp.csr_matrix, xt: sp.csc_matrix, size_x: np.ndarray) -> np.ndarray:
     """Jaccard distances (float64, b × n) of query sets ``q`` to the train sets whose transpose
     (float64 0/1) is ``xt`` and whose sizes are ``size_x``: intersections by one sparse product."""
@@ -152,10 +144,16 @@ def _hamming_block(q: np.ndarray, xt: np.ndarray, k: int, groups: int) -> tuple[
     return cols[pick].astype(np.int64), dist[pick].astype(np.float64)
 
 
-def _hamming_scan(train: np.ndarray, test: np.ndarray, k: int, threads: int) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_hamming_block` over blocks of queries, ``threads`` at a time (numpy releases the GIL)."""
-    xt = np.ascontiguousarray(words(train).T)
-    q = words(test)
+def transposed_words(train: np.ndarray) -> np.ndarray:
+    """Packed train rows as :func:`hamming_search` scans them: their words transposed (words × rows)."""
+    return np.ascontiguousarray(words(train).T)
+
+
+def hamming_search(xt: np.ndarray, q: np.ndarray, k: int, threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-``k`` by ``(distance, id)`` of query words ``q`` (:func:`words`) among the train rows whose
+    :func:`transposed_words` are ``xt``: ``(ids int64, distances float64)``, nearest first. Blocks of queries
+    (:func:`_hamming_block`, each bounded to ~``_BLOCK_VALUES`` small-int distances), ``threads`` at a time
+    (numpy releases the GIL)."""
     n = xt.shape[1]
     groups = max(1, min(_GROUPS, n // (2 * k)))  # at least 2k columns of minima: the k-th is a good bound
     block = max(1, min(len(q), _BLOCK_VALUES // (n + groups)))
@@ -205,18 +203,29 @@ def exact_hamming(train: np.ndarray, test: np.ndarray, k: int, threads: int = 1,
         except ImportError:
             if backend == "faiss":
                 raise
-    return _hamming_scan(train, test, k, threads)
+    return hamming_search(transposed_words(train), words(test), k, threads)
 
 
-def exact_jaccard(train: SetRows, test: SetRows, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-``k`` by jaccard distance: ``(ids (nq, k) int64, distances float64)``. Blocks of
-    queries against every train set, intersections by one sparse product per block."""
-    x, q = sp.csr_matrix(train, dtype=np.float64), sp.csr_matrix(test, dtype=np.float64)
-    size_x = np.diff(x.indptr)
+def transposed_sets(train: SetRows) -> tuple[sp.csc_matrix, np.ndarray]:
+    """Train sets as :func:`jaccard_search` scans them: their transpose (float64 0/1) and their sizes."""
+    x = sp.csr_matrix(train, dtype=np.float64)
+    return x.T.tocsc(), np.diff(x.indptr)
+
+
+def jaccard_search(xt: sp.csc_matrix, size_x: np.ndarray, test: SetRows,
+                   k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-``k`` by ``(distance, id)`` of the query sets ``test`` among the train sets whose
+    :func:`transposed_sets` are ``(xt, size_x)``: ``(ids int64, distances float64)``, nearest first. Blocks of
+    queries against every train set (~``_BLOCK_VALUES`` distances each), intersections by one sparse product."""
+    q = sp.csr_matrix(test, dtype=np.float64)
     ids = np.empty((q.shape[0], k), dtype=np.int64)
     dist = np.empty((q.shape[0], k), dtype=np.float64)
-    block = max(1, _BLOCK_VALUES // max(1, x.shape[0]))
-    xt = x.T.tocsc()
+    block = max(1, _BLOCK_VALUES // max(1, xt.shape[1]))
     for s in range(0, q.shape[0], block):
         ids[s:s + block], dist[s:s + block] = top_k(jaccard_matrix(q[s:s + block], xt, size_x), k)
     return ids, dist
+
+
+def exact_jaccard(train: SetRows, test: SetRows, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-``k`` by jaccard distance: ``(ids (nq, k) int64, distances float64)`` (:func:`jaccard_search`)."""
+    return jaccard_search(*transposed_sets(train), test, k)

@@ -129,6 +129,20 @@ def convert(a: Any, source: str, target: str, dimension: int, single: bool = Fal
     return np.asarray(a, dtype=dtype)
 
 
+def exactly(v: np.ndarray, point_type: str) -> np.ndarray | None:
+    """Numbers ``v`` as values of the numeric ``point_type``, where each of them is one exactly; None where
+    one is not (a fraction, or a value out of range, for an integer type; a value float16 would round)."""
+    v = np.asarray(v, dtype=np.float64)
+    dtype = np.dtype(point_type)
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        fits = bool(np.all(v == np.round(v))) and (not v.size or info.min <= v.min() and v.max() <= info.max)
+        return v.astype(dtype) if fits else None
+    with np.errstate(over="ignore"):
+        cast = v.astype(dtype)
+    return cast if np.array_equal(cast.astype(np.float64), v) else None
+
+
 def conversion_target(source: str, accepted: tuple[str, ...], metric: str = "") -> str | None:
     """The point type an adapter taking ``accepted`` is given data of type ``source`` in: ``source``
     itself when accepted, else the first of ``accepted`` it converts to exactly (numbers to float32;

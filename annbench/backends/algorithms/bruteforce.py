@@ -18,7 +18,10 @@ GATHER_FRACTION = 0.25
 
 class BruteForce(Adapter):
     """Exact scan: one BLAS matrix product per query or block of queries (numbers, widened to float32
-    once at build); XOR and popcount of 64-bit words (bits); one sparse product (sets).
+    once at build); XOR and popcount of 64-bit words into small-int distances and a bounded select (bits);
+    one sparse product per block of queries (sets): bits and sets by the ground truth's own exact search
+    (:func:`annbench.quality.bitset.hamming_search`, :func:`~annbench.quality.bitset.jaccard_search`), so in
+    bounded memory and with its tie rule (the smaller row first).
 
     Filtered (tags, range): the matching rows come from an inverted index of the tags built in
     ``fit_attributes``; a narrow predicate's rows are gathered and scanned, a broad one's masked in a
@@ -42,10 +45,9 @@ class BruteForce(Adapter):
     def fit(self, X: np.ndarray) -> None:
         self._x = X
         if self.metric == "hamming":
-            self._words = bitset.words(X)
+            self._xt = bitset.transposed_words(X)
         elif self.metric == "jaccard":
-            x = sp.csr_matrix(X, dtype=np.float64)
-            self._xt, self._sizes = x.T.tocsc(), np.diff(x.indptr)
+            self._xt, self._sizes = bitset.transposed_sets(X)
         else:
             self._xf = np.ascontiguousarray(X, dtype=np.float32)  # BLAS needs floats: 8-bit values are exact
             self._half_sq = 0.5 * np.einsum("ij,ij->i", self._xf, self._xf) if self.metric_name == "l2" else None
@@ -80,9 +82,9 @@ class BruteForce(Adapter):
     def _block(self, Q: np.ndarray, k: int) -> np.ndarray:
         """Row numbers of the ``k`` nearest of each query of ``Q``, nearest first."""
         if self.metric == "hamming":
-            return bitset.top_k(bitset.hamming_matrix(bitset.words(Q), self._words).astype(np.float64), k)[0]
+            return bitset.hamming_search(self._xt, bitset.words(Q), k, self.threads)[0]
         if self.metric == "jaccard":
-            return bitset.top_k(bitset.jaccard_matrix(sp.csr_matrix(Q, dtype=np.float64), self._xt, self._sizes), k)[0]
+            return bitset.jaccard_search(self._xt, self._sizes, Q, k)[0]
         return self._top(self._scores(Q), k)
 
     def _top(self, scores: np.ndarray, k: int) -> np.ndarray:
@@ -99,7 +101,9 @@ class BruteForce(Adapter):
         return top if self._ids is None else self._ids[top]
 
     def batch_query(self, Q: np.ndarray, k: int) -> np.ndarray:
-        block = max(1, 50_000_000 // max(1, len(self._x)))
+        # bits and sets: their searches block the queries themselves, in bounded memory
+        bounded = self.metric in ("hamming", "jaccard")
+        block = max(1, len(Q)) if bounded else max(1, 50_000_000 // max(1, len(self._x)))
         top = np.concatenate([self._block(Q[s:s + block], min(k, len(self._x))) for s in range(0, len(Q), block)])
         return top if self._ids is None else self._ids[top]
 

@@ -24,9 +24,12 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
+import gc
 import inspect
 import io
 import os
+import sys
 import types
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext, redirect_stderr, redirect_stdout
@@ -35,17 +38,30 @@ from pathlib import Path
 
 import pytest
 
-from annbench.execute.isolation import available_cores
-
 #: Workers of ``-n auto``: one per core the session may use, at most this many.
 MAX_WORKERS = 4
 #: The cores the session may use (before a worker pins itself to one of them).
 _CORES = pytest.StashKey[list[int]]()
 _LOCK = pytest.StashKey["MachineLock | None"]()
+#: The test module at whose first test the heap was last frozen (see ``pytest_runtest_setup``).
+_FROZEN_AT = pytest.StashKey[object]()
 
 REPO = Path(__file__).resolve().parent.parent
 #: The shared upstream files beside the checkout; $ANNBENCH_SHARED_DATA for a checkout elsewhere (a git worktree).
 SHARED_DATA = Path(os.environ.get("ANNBENCH_SHARED_DATA") or REPO.parent / "shared" / "data")
+
+
+def _cache_bytecode() -> None:
+    """Under ``PYTHONDONTWRITEBYTECODE`` (set in some containers, this machine's included) nothing is cached:
+    every run, in every worker, compiles the package again and rewrites every test module's asserts (a third
+    of the collection time here). The suite then keeps its bytecode in ``.pytest_cache/pycache`` instead,
+    outside the source tree the setting keeps clean; processes the tests start still write none."""
+    if sys.dont_write_bytecode and sys.pycache_prefix is None:
+        sys.pycache_prefix = str(REPO / ".pytest_cache" / "pycache")
+        sys.dont_write_bytecode = False
+
+
+_cache_bytecode()  # before the package's first import (no module of it is imported above)
 
 
 @dataclass
@@ -65,6 +81,8 @@ def call(main, *args: str) -> CliResult:
 
 @pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: without xdist (-p no:xdist) it is not called
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    from annbench.execute.isolation import available_cores
+
     return max(1, min(MAX_WORKERS, len(available_cores())))
 
 
@@ -143,6 +161,8 @@ def _qualified(name: str, value: object) -> str:
     module, qualname = getattr(value, "__module__", None), getattr(value, "__qualname__", None)
     if isinstance(module, str) and isinstance(qualname, str) and not isinstance(value, (str, bytes, Path)):
         return f"{module}.{qualname}"
+    if isinstance(value, Path) and value.is_relative_to(SHARED_DATA):  # a module's constant made from it
+        return "SHARED_DATA"
     return name
 
 
@@ -177,41 +197,60 @@ def _code_uses(code: types.CodeType, namespace: dict, found: set[str], seen: set
 
 
 def _in_tests(value: object) -> bool:
+    """Whether ``value`` (a function or class) is a helper of the tests: defined in a file of this folder
+    other than this one (whose marker rules name what they look for, and are not what a test uses)."""
     try:
-        return Path(inspect.getfile(value)).resolve().parent == Path(__file__).resolve().parent  # type: ignore[arg-type]
+        return _in_tests_folder(inspect.getfile(value))  # type: ignore[arg-type]
     except (TypeError, OSError):
         return False
+
+
+@functools.cache
+def _in_tests_folder(filename: str) -> bool:  # cached: resolving a path costs a system call per part
+    path, here = Path(filename).resolve(), Path(__file__).resolve()
+    return path.parent == here.parent and path != here
+
+
+@functools.cache
+def _function_uses(function: types.FunctionType) -> frozenset[str]:
+    """What a test or fixture function uses (see :func:`_code_uses`), once per function: the cases of a
+    parametrized test share it."""
+    found: set[str] = set()
+    _code_uses(function.__code__, function.__globals__, found, set())
+    return frozenset(found)
 
 
 def uses(item: pytest.Item) -> set[str]:
     """What ``item`` uses: names from its code, its module's helpers it calls and its fixtures' code."""
     found: set[str] = set()
-    seen: set[int] = set()
     callspec = getattr(item, "callspec", None)  # parametrized: the algorithm names among its values too
     for value in (callspec.params.values() if callspec is not None else ()):
         if isinstance(value, str):
             found.add(value)
     function = getattr(item, "function", None)
     if isinstance(function, types.FunctionType):
-        _code_uses(function.__code__, function.__globals__, found, seen)
+        found |= _function_uses(function)
     info = getattr(item, "_fixtureinfo", None)
     for name in getattr(item, "fixturenames", ()):
         for fixture in (info.name2fixturedefs.get(name, ()) if info is not None else ()):
             func = inspect.unwrap(fixture.func)
             if isinstance(func, types.FunctionType) and _in_tests(func):
-                _code_uses(func.__code__, func.__globals__, found, seen)
+                found |= _function_uses(func)
     return found
 
 
 def tier_markers(used: set[str]) -> set[str]:
-    """The markers of a test that uses ``used`` (see :data:`USES`)."""
+    """The markers of a test that uses ``used`` (see :data:`USES`): a name matches a key of ``USES`` that is
+    the name itself or one of its dotted prefixes (``annbench.apps.encode.train`` matches ``annbench.apps.encode``,
+    ``annbench.apps.encoders`` does not match ``annbench.apps.encode``)."""
     markers: set[str] = {"slow"} if any(name.startswith(SLOW_ALGORITHMS) for name in used) else set()
     for name in used:
-        for prefix, marks in USES.items():
-            if name == prefix or name.startswith(prefix + "."):
-                if prefix == "annbench.cli.run.main" and INPROCESS in used and LOCAL not in used:
-                    continue
-                markers.update(marks)
+        parts = name.split(".")
+        for prefix in (".".join(parts[:i]) for i in range(1, len(parts) + 1)):
+            marks = USES.get(prefix)
+            if marks is None or (prefix == "annbench.cli.run.main" and INPROCESS in used and LOCAL not in used):
+                continue
+            markers.update(marks)
     return markers
 
 
@@ -221,11 +260,26 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(marker)
 
 
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """At a module's first test, the objects every earlier test left alive (imported modules: numpy, pandas,
+    the adapters' libraries; caches; session fixtures: ~400k objects in a worker) are moved out of the garbage
+    collector's reach (``gc.freeze``), after a collection of the garbage they left. Each measured pass begins
+    with ``gc.collect()`` (``execute/measure.py``), which otherwise scans them all, 0.3 to 0.9 s a time; this
+    collection scans only what the previous module made. A test's own garbage is collected as before."""
+    module = getattr(item, "module", None)
+    if module is not item.config.stash.get(_FROZEN_AT, None):
+        item.config.stash[_FROZEN_AT] = module
+        gc.collect()
+        gc.freeze()
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "all_cores: uses more than one core: runs on every core of the session")
     config.addinivalue_line("markers", "exclusive: compares timings: no other test runs meanwhile, on any worker")
     for name, text in TIER_MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
+    from annbench.execute.isolation import available_cores
+
     cores = available_cores() if hasattr(os, "sched_setaffinity") else []  # [] where cores cannot be pinned
     config.stash[_CORES] = cores
     config.stash[_LOCK] = None

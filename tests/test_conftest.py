@@ -4,6 +4,7 @@ each worker on a core of its own, every core for an ``all_cores`` test."""
 from __future__ import annotations
 
 import fcntl
+import gc
 import os
 import threading
 import time
@@ -92,6 +93,17 @@ def _probe_reads_shared_data():
     return SHARED_DATA / "surnames"
 
 
+SURNAMES_CSV = SHARED_DATA / "surnames" / "surnames.csv"
+
+
+def _probe_reads_a_constant_made_from_shared_data():
+    return SURNAMES_CSV.read_text()
+
+
+def _probe_calls_the_marker_rules():  # conftest's own code names what it looks for: not followed into
+    return tier_markers({"pure"})
+
+
 def _probe_numba():
     return load_adapter("pynndescent", [ALGORITHMS_DIR])
 
@@ -107,7 +119,9 @@ PROBES = {name[len("_probe_"):]: f for name, f in dict(globals()).items() if nam
 @pytest.mark.parametrize(("probe", "expected"), [
     ("sweep_in_children", {"slow"}), ("sweep_in_process", set()), ("both_executors", {"slow"}),
     ("helper_sweeps", {"slow"}), ("trains_a_gru", {"slow", "needs_torch"}),
-    ("reads_shared_data", {"slow", "needs_shared_data"}), ("numba", {"slow"}), ("pure", set()),
+    ("reads_shared_data", {"slow", "needs_shared_data"}),
+    ("reads_a_constant_made_from_shared_data", {"slow", "needs_shared_data"}), ("calls_the_marker_rules", set()),
+    ("numba", {"slow"}), ("pure", set()),
 ])
 def test_tier_markers_follow_what_a_test_uses(probe: str, expected: set[str]) -> None:
     function = PROBES[probe]
@@ -120,3 +134,9 @@ def test_the_suite_marks_its_own_tests(request: pytest.FixtureRequest) -> None:
     """This very test uses nothing slow; a test of the Chromium report is marked as such when collected."""
     assert request.node.get_closest_marker("slow") is None
     assert {"slow", "needs_chromium"} <= TIER_MARKERS.keys()
+
+
+def test_the_heap_earlier_tests_left_is_frozen() -> None:
+    """At a module's first test the objects alive (imported modules, caches) are out of the collector's reach,
+    so the ``gc.collect()`` of each measured pass in a test scans only what its module made."""
+    assert gc.get_freeze_count() > 10_000

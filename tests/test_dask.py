@@ -1,11 +1,13 @@
 """The Dask executor: same results as the local one, worker deaths, an unreachable scheduler, hosts.
 
-Dask is imported at the top: without the ``dask`` extra this module fails, it is never skipped.
+Without the ``dask`` extra this module fails at its top, it is never skipped; Dask itself is imported by the
+tests that start a cluster (an import of seconds that the fast tier's workers, which collect this module, skip).
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import os
 import signal
@@ -17,8 +19,6 @@ import threading
 import time
 from pathlib import Path
 
-import dask  # noqa: F401 - a missing extra must fail here
-import distributed
 import numpy as np
 import pandas as pd
 import pytest
@@ -31,6 +31,9 @@ from annbench.core.results import RunKey, RunResult
 from annbench.execute.remote import RemoteOptions, host_cores, locate_dataset
 from annbench.plan.task import Task
 from annbench.store.folder import ResultStore, read_arrays, read_attrs
+
+# a missing extra must fail here, without importing it
+assert importlib.util.find_spec("dask") and importlib.util.find_spec("distributed"), "install the dask extra"
 
 #: Local Dask clusters and sweeps with --parallelism 2.
 pytestmark = pytest.mark.all_cores
@@ -108,6 +111,8 @@ def test_local_cluster_gives_the_local_executors_results(data_dir: Path, tmp_pat
 def cluster(tmp_path_factory):
     """Two single-threaded worker processes offering one benchmark slot each (as the README's workers),
     and the folder where the ``slow`` adapter leaves a mark per build (workers inherit its variable)."""
+    import distributed
+
     marks = tmp_path_factory.mktemp("marks")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("ANNBENCH_TEST_MARKS", str(marks))

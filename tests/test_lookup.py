@@ -8,12 +8,12 @@ import shutil
 import numpy as np
 import pytest
 from conftest import SHARED_DATA, call
-from gensim.models import KeyedVectors
 
 from annbench.apps.lookup import SAVEABLE, Lookup, index_folder, open_index
 from annbench.backends.adapter import saveable
 from annbench.backends.discovery import load_adapter
 from annbench.cli.dataset import main as dataset_main
+from annbench.core.errors import UserError
 from annbench.core.paths import algorithm_dirs
 from annbench.datasets.format import load_dataset
 from annbench.datasets.registry import prepare
@@ -40,6 +40,8 @@ def glove(glove_dir):
                                                (["good"], []), (["president"], ["war"]),
                                                (["city", "state", "country"], ["government", "world"])])
 def test_expressions_equal_gensim_most_similar(glove, positive, negative) -> None:
+    from gensim.models import KeyedVectors
+
     ds = glove.dataset
     kv = KeyedVectors(vector_size=ds.dimension)
     kv.add_vectors(list(ds.keys), np.asarray(ds.train))
@@ -71,6 +73,53 @@ def test_key_lookup_excludes_itself_and_equals_brute_force(glove) -> None:
     sims[own] = -np.inf
     assert answer.keys == [str(ds.keys[i]) for i in np.argsort(-sims)[:5]]
     assert answer.majority_label is None and answer.labels == [None] * 5
+
+
+#: Words of a small made-up vocabulary (GloVe's text format) for the tests that need no upstream file.
+WORDS = ["king", "queen", "man", "woman", "prince", "princess", "boy", "girl", "father", "mother", "son", "daughter",
+         *(f"word{i:03d}" for i in range(140))]
+
+
+@pytest.fixture(scope="module")
+def words(tmp_path_factory) -> Lookup:
+    """A keyed angular dataset made from a word-vector text file (as the GloVe subset is), exact search."""
+    d = tmp_path_factory.mktemp("words")
+    rng = np.random.default_rng(3)
+    lines = [f"{w} " + " ".join(f"{v:.5f}" for v in rng.standard_normal(6)) for w in WORDS]
+    (d / "words.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    r = call(dataset_main, "--data-dir", d, "create", "--from", d / "words.txt", "--distance", "angular",
+             "--test-size", "4", "--name", "words")
+    assert r.code == 0, r.err
+    return Lookup("words", d, exact=True)
+
+
+def test_expressions_of_keys_without_upstream_files(words: Lookup) -> None:
+    """The expression rules on a made-up vocabulary: parsing, the sum of signed unit vectors, its terms excluded
+    from the answer, unknown keys named with the closest ones (the GloVe tests check the same against gensim)."""
+    assert words.terms("king - man + woman") == [(1, "king"), (-1, "man"), (1, "woman")]
+    assert words.terms("king+woman") == [(1, "king"), (1, "woman")]
+    assert words.terms("- man + king") == [(-1, "man"), (1, "king")]
+    for bad in ("king +", "- + man", "  "):
+        with pytest.raises(UserError):
+            words.terms(bad)
+    ds = words.dataset
+    keys = [str(k) for k in ds.keys]
+    terms = [t for t in ("king", "man", "woman") if t in keys]  # the held-out queries may have taken one
+    expression = " - ".join(terms[:2]) + "".join(f" + {t}" for t in terms[2:])
+    unit = ds.train / np.linalg.norm(ds.train, axis=1, keepdims=True)
+    signs = [1.0, -1.0, 1.0][:len(terms)]
+    v = sum(s * unit[keys.index(t)] for s, t in zip(signs, terms))
+    cosine = unit @ (v / np.linalg.norm(v))
+    cosine[[keys.index(t) for t in terms]] = -np.inf
+    answer = words.nearest(expression, 5)
+    assert answer.keys == [keys[i] for i in np.argsort(-cosine, kind="stable")[:5]]
+    np.testing.assert_allclose(answer.distances, 1 - np.sort(cosine)[::-1][:5], rtol=0, atol=1e-5)
+    with pytest.raises(UserError, match=r"^key 'kingg' is not in dataset words; did you mean king\?"):
+        words.nearest("kingg", 3)
+    r = call(dataset_main, "--data-dir", ds.path.parent, "lookup", "words", f"{terms[0]} +")
+    assert r.code == 2 and r.out == "" and r.err.strip() == (
+        f"error: expression '{terms[0]} +' has an operator without a key beside it; valid: e.g. 'king - man + woman' "
+        "(spaces around '-')")
 
 
 @pytest.fixture(scope="module")

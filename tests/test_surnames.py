@@ -1,21 +1,21 @@
 """Surnames: the source dataset from ../shared/data, its n-gram baseline, the character GRU encoder.
 
-These tests FAIL (never skip) without the shared surnames.csv or without torch.
+These tests FAIL (never skip) without the shared surnames.csv or without torch (checked at the top; torch itself
+is imported by the tests of the encoder, through the ``gru`` fixture: the fast tier's workers collect this module).
 """
 
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import shutil
 from collections import Counter
 
 import numpy as np
 import pytest
-import torch  # noqa: F401 - fails (never skips) without the torch extra
 from conftest import SHARED_DATA, call
 
-from annbench.apps.encoders import gru
 from annbench.apps.encoders.base import EncoderSettings, TrainingData, encoder_path
 from annbench.core.errors import UserError
 from annbench.datasets.format import load_dataset
@@ -25,6 +25,16 @@ from annbench.quality.metrics import knn_accuracy
 CSV = SHARED_DATA / "surnames" / "surnames.csv"
 #: Rows of the small training subset used by the fast tests.
 SUBSET = "surnames-train600-test150"
+
+assert importlib.util.find_spec("torch"), "install the torch extra"  # fails (never skips) without it
+
+
+@pytest.fixture(scope="module")
+def gru():
+    """The GRU encoder's module (it imports torch)."""
+    from annbench.apps.encoders import gru
+
+    return gru
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +126,7 @@ def _settings(seed: int = 0, **kw: int) -> EncoderSettings:
     return EncoderSettings("gru", kw.pop("dim", 16), epochs=kw.pop("epochs", 2), seed=seed, hidden=16, **kw)
 
 
-def test_padding_does_not_change_a_sequence_vector(small) -> None:
+def test_padding_does_not_change_a_sequence_vector(small, gru) -> None:
     trained = gru.train(small, _settings(), progress=False)
     texts = list(small.texts_train[:40])
     longest = max(texts, key=len)
@@ -127,14 +137,14 @@ def test_padding_does_not_change_a_sequence_vector(small) -> None:
     assert not np.allclose(together[0], together[1])  # and the vectors do differ between surnames
 
 
-def test_padding_invariance_also_without_the_convolution(small) -> None:
+def test_padding_invariance_also_without_the_convolution(small, gru) -> None:
     trained = gru.train(small, _settings(conv_width=0), progress=False)
     assert trained.model.model.conv is None
     texts = ["Li", "Abramovich-Kovalenko", "Li"]
     np.testing.assert_allclose(trained.features(texts)[0], trained.features(["Li"])[0], rtol=0, atol=1e-6)
 
 
-def test_same_seed_gives_identical_weights(small) -> None:
+def test_same_seed_gives_identical_weights(small, gru) -> None:
     def weights(seed: int) -> dict[str, np.ndarray]:
         encoder = gru.train(small, _settings(seed), progress=False).model
         return {k: v.numpy().copy() for k, v in encoder.model.state_dict().items()}
@@ -145,13 +155,13 @@ def test_same_seed_gives_identical_weights(small) -> None:
     assert not all(np.array_equal(first[k], other[k]) for k in first)
 
 
-def test_class_weights_balance_the_classes() -> None:
+def test_class_weights_balance_the_classes(gru) -> None:
     y = np.array([0, 0, 0, 0, 1, 2, 2, 0])
     w = gru.class_weights(y, 4)
     np.testing.assert_allclose(w, [8 / (4 * 5), 8 / 4, 8 / (4 * 2), 0.0])
 
 
-def test_unknown_characters_map_to_the_reserved_index() -> None:
+def test_unknown_characters_map_to_the_reserved_index(gru) -> None:
     x, lengths = gru.codes(["ab", "a€"], "ab")
     assert x.tolist() == [[2, 3], [2, gru.UNKNOWN]] and lengths.tolist() == [2, 2]
     x, _ = gru.codes(["abb", "a"], "ab")
@@ -170,7 +180,7 @@ def encoded(surnames_dir):
     return surnames_dir / "surnames-train600-test150-encoded-gru-12-euclidean.hdf5"
 
 
-def test_encoded_surnames_carry_keys_labels_and_a_saved_encoder(encoded, surnames_dir) -> None:
+def test_encoded_surnames_carry_keys_labels_and_a_saved_encoder(encoded, surnames_dir, gru) -> None:
     ds = load_dataset(encoded)
     source = load_dataset(surnames_dir / f"{SUBSET}.hdf5")
     assert ds.train.shape == (600, 12) and list(ds.keys) == list(source.keys)
@@ -203,7 +213,7 @@ def test_gru_needs_keys(tmp_path, data_dir) -> None:
     assert r.code == 2 and "reads strings" in r.err and len(r.err.strip().splitlines()) == 1
 
 
-def test_the_real_encoding_beats_the_majority_class_clearly(surnames) -> None:
+def test_the_real_encoding_beats_the_majority_class_clearly(surnames, gru) -> None:
     """On the real split (16,059 train / 4,015 test), a 32-d GRU trained for 4 epochs: the majority class
     (russian) is 9,408 / 20,074 ≈ 0.47 of all rows. Bar: exact 10-NN accuracy ≥ 0.65 and the network's own
     accuracy ≥ 0.50 (the class-weighted loss trades plain accuracy for the small classes, so its accuracy

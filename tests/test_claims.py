@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -34,7 +35,10 @@ claims.claim(1)
 print("ready", flush=True)
 time.sleep(600)
 """
-#: An exact adapter whose build sleeps ``delay`` seconds: a child that holds its core for a known while.
+#: An exact adapter whose build sleeps ``delay`` seconds: a child that holds its core for a known while;
+#: with ``$SLOW_GO`` (a file's path) it first says it is building (``$SLOW_GO.<pid>``), then waits for that
+#: file, so it holds its core until a test has seen what it waits for (a second sweep waiting for the core,
+#: or building beside it).
 SLOW = '''
 import os
 import time
@@ -50,6 +54,11 @@ class Slow(Adapter):
         self.delay = delay
 
     def fit(self, X):
+        go, deadline = os.environ.get("SLOW_GO"), time.monotonic() + 300
+        if go:
+            open(f"{go}.{os.getpid()}", "w").close()
+        while go and not os.path.exists(go) and time.monotonic() < deadline:
+            time.sleep(0.02)
         time.sleep(float(os.environ.get("SLOW_DELAY", self.delay)))  # a sweep's own delay, the grid alike
         self._x, self._sq = X, (X.astype(np.float64) ** 2).sum(axis=1)
 
@@ -148,19 +157,34 @@ def _wait_claimed(claims: Path, proc: subprocess.Popen) -> None:
 
 
 def _second_beside_first(tmp_path: Path, data_dir: Path, core: int, first: list[str], second: list[str],
-                         results: tuple[str, str] = ("a", "b")) -> tuple[subprocess.Popen, subprocess.Popen,
-                                                                         tuple[str, str, str]]:
+                         results: tuple[str, str] = ("a", "b"), go: Callable[[str], bool] = lambda err: True,
+                         ) -> tuple[subprocess.Popen, subprocess.Popen, tuple[str, str, str]]:
     """Sweep ``first`` started, then (once it has claimed the core) sweep ``second``, both pinned to
-    ``core`` with one registry; both must exit 0. The two processes, the first's output, the second's
-    output and error output."""
-    a = _start(tmp_path / results[0], data_dir, tmp_path / "claims", core, *first)
+    ``core`` with one registry; both must exit 0. The slow adapter's builds (:data:`SLOW`) wait until
+    ``go(second's error output so far)`` holds, or the second has ended. The two processes, the first's
+    output, the second's output and error output."""
+    started = tmp_path / "go"
+    env = {"SLOW_GO": str(started)}
+    a = _start(tmp_path / results[0], data_dir, tmp_path / "claims", core, *first, env=env)
     try:
         _wait_claimed(tmp_path / "claims", a)
-        b = _start(tmp_path / results[1], data_dir, tmp_path / "claims", core, *second)
-        out_b, err_b = b.communicate(timeout=300)
+        b = _start(tmp_path / results[1], data_dir, tmp_path / "claims", core, *second, env=env)
+        err: list[str] = []
+        reader = threading.Thread(target=lambda: err.extend(iter(lambda: b.stderr.read(1), "")), daemon=True)
+        reader.start()
+        deadline = time.monotonic() + 300
+        while not started.exists():
+            if b.poll() is not None or go("".join(err)):
+                started.touch()
+            assert time.monotonic() < deadline, "the second sweep never got to the point the test waits for"
+            time.sleep(0.02)
+        out_b = b.stdout.read()
+        b.wait(timeout=300)
+        reader.join(60)
         out_a, err_a = a.communicate(timeout=300)
     finally:
         a.kill()
+    err_b = "".join(err)
     assert a.returncode == 0 and b.returncode == 0, (err_a, err_b)
     return a, b, (out_a, out_b, err_b)
 
@@ -189,9 +213,11 @@ def test_two_sweeps_never_measure_on_one_core_at_once_nor_one_run_twice(folders:
     child at a time on the core; on one results folder each run measured by one of them, the other
     counting it as that sweep's; no failure, exit codes 0."""
     core = available_cores()[0]
-    slow = _slow_adapter(tmp_path, "3.0, 3.5, 4.0")
+    slow = _slow_adapter(tmp_path, "0.2, 0.3, 0.4")
     grid = ["--algorithm", "slow,kdtree", *slow]
-    a, b, (out_a, out_b, err_b) = _second_beside_first(tmp_path, data_dir, core, grid, grid, folders)
+    # the first sweep's first build holds the core until the second says it waits for it
+    a, b, (out_a, out_b, err_b) = _second_beside_first(tmp_path, data_dir, core, grid, grid, folders,
+                                                       go=lambda err: "waiting for cores: sweep" in err)
     spans = sorted({s for f in set(folders) for s in _child_intervals(tmp_path / f)}, key=lambda s: s[1])
     assert {s[0] for s in spans} == {core}
     for (_, _, end), (_, start, _) in zip(spans, spans[1:]):
@@ -241,9 +267,11 @@ def test_a_run_left_to_a_sweep_that_dies_is_measured_by_the_other(tmp_path: Path
 
 def test_share_cores_measures_beside_the_holder_and_says_so(tmp_path: Path, data_dir: Path) -> None:
     core = available_cores()[0]
-    slow = _slow_adapter(tmp_path, "6.0")
+    slow = _slow_adapter(tmp_path, "0.5")
+    # the first sweep's build holds the core until the second's child builds beside it
     _, _, (_, out_b, err_b) = _second_beside_first(tmp_path, data_dir, core, ["--algorithm", "slow", *slow],
-                                                ["--algorithm", "slow", "--share-cores", *slow])
+                                                ["--algorithm", "slow", "--share-cores", *slow],
+                                                go=lambda err: len(list(tmp_path.glob("go.*"))) >= 2)
     assert "waiting for cores" not in err_b and "measuring on them anyway (--share-cores)" in err_b
     shared, holder = results_frame(tmp_path / "b"), results_frame(tmp_path / "a")
     assert shared["cores_shared"].all() and (shared["concurrent_children"] >= 1).all()

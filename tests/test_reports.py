@@ -9,6 +9,7 @@ import json
 import re
 import shutil
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +77,25 @@ def bench(data_dir: Path, tmp_path_factory) -> Path:
     ResultStore(results).write(RunResult(RunKey(attrs["dataset"], 10, EVIL, False, {"name": "x"}, {}), "error",
                                          error='query: <img src=x onerror="alert(1)">', attrs={"traceback": "<tb>"}))
     return results
+
+
+@pytest.fixture(scope="module")
+def site(bench: Path, data_dir: Path, tmp_path_factory) -> Path:
+    """The HTML report of ``bench`` (with the neighbour pictures of ``data_dir``), written once for the tests
+    that read it and load it in Chromium."""
+    folder = tmp_path_factory.mktemp("report") / "site"
+    r = call(plot_main, "--results", bench, "--report", folder, "--data-dir", data_dir)
+    assert r.code == 0, r.err
+    return folder
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory) -> Iterator[Chromium]:
+    """One headless Chromium for the module's pages (each test opens tabs of its own)."""
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert binary, "chromium is not installed: apt-get install chromium (.ci/run installs it)"
+    with Chromium(tmp_path_factory.mktemp("chromium") / "profile") as chromium:
+        yield chromium
 
 
 def _valid_image(path: Path) -> None:
@@ -354,10 +374,7 @@ ALLOWED_TAGS = {"html", "head", "meta", "title", "link", "body", "nav", "a", "h1
                 "pre", "strong", "em", "script", "style"}
 
 
-def test_report_escapes_and_loads_in_chromium(bench: Path, data_dir: Path, tmp_path: Path) -> None:
-    site = tmp_path / "site"
-    r = call(plot_main, "--results", bench, "--report", site, "--data-dir", data_dir)
-    assert r.code == 0, r.err
+def test_report_escapes_and_loads_in_chromium(site: Path, browser: Chromium, tmp_path: Path) -> None:
     pages = sorted(site.rglob("*.html"))
     ds_pages = {p.parent.name: p for p in pages if p.name == "index.html" and p.parent != site}
     assert set(ds_pages) == {"random-xs-20-euclidean", "digits-64-euclidean"}
@@ -386,24 +403,21 @@ def test_report_escapes_and_loads_in_chromium(bench: Path, data_dir: Path, tmp_p
     digits = ds_pages["digits-64-euclidean"].read_text()
     assert "neighbours.png" in digits and "annbench_commit" in digits and "version.scikit-learn" in digits
 
-    binary = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert binary, "chromium is not installed: apt-get install chromium (.ci/run installs it)"
     bad = tmp_path / "control.html"
     bad.write_text('<!DOCTYPE html><title>c</title><img src="missing.png"><script>console.error("x")</script>'
                    '<link rel="stylesheet" href="https://example.invalid/x.css">')
-    with Chromium(tmp_path / "profile") as browser:
-        control = browser.visit(bad.as_uri())
-        assert len(control["errors"]) >= 2 and not control["images"][0]["ok"]  # the checks can see failures
-        assert "https://example.invalid/x.css" in control["requests"]           # and a network request
-        shot = tmp_path / "report-screenshot.png"
-        for page in (site / "index.html", ds_pages["digits-64-euclidean"], ds_pages["random-xs-20-euclidean"],
-                     evil_page[0]):
-            seen = browser.visit(page.as_uri(), screenshot=shot if page == ds_pages["digits-64-euclidean"] else None)
-            assert seen["errors"] == [], (page, seen["errors"])
-            assert all(u.startswith("file://") for u in seen["requests"]), (page, seen["requests"])  # no network
-            assert seen["tables"] >= 2 and seen["rows"] >= 3, page
-            assert all(i["ok"] for i in seen["images"]), (page, seen["images"])
-        assert EVIL in seen["text"] and seen["title"].startswith(EVIL)  # shown as text, never run
+    control = browser.visit(bad.as_uri())
+    assert len(control["errors"]) >= 2 and not control["images"][0]["ok"]  # the checks can see failures
+    assert "https://example.invalid/x.css" in control["requests"]           # and a network request
+    shot = tmp_path / "report-screenshot.png"
+    for page in (site / "index.html", ds_pages["digits-64-euclidean"], ds_pages["random-xs-20-euclidean"],
+                 evil_page[0]):
+        seen = browser.visit(page.as_uri(), screenshot=shot if page == ds_pages["digits-64-euclidean"] else None)
+        assert seen["errors"] == [], (page, seen["errors"])
+        assert all(u.startswith("file://") for u in seen["requests"]), (page, seen["requests"])  # no network
+        assert seen["tables"] >= 2 and seen["rows"] >= 3, page
+        assert all(i["ok"] for i in seen["images"]), (page, seen["images"])
+    assert EVIL in seen["text"] and seen["title"].startswith(EVIL)  # shown as text, never run
     _valid_image(shot)
     assert shot.stat().st_size > 20_000  # a rendered page, not a blank one
 
@@ -436,86 +450,83 @@ def _wait(tab, ms: int = 400) -> None:
     tab.evaluate(f"new Promise(r => setTimeout(r, {ms}))", await_promise=True)
 
 
-def test_interactive_charts_in_chromium(bench: Path, tmp_path: Path) -> None:
+def test_interactive_charts_in_chromium(bench: Path, site: Path, browser: Chromium, tmp_path: Path) -> None:
     from chromium_cdp import open_tab
 
     from annbench.analyse.frames import pareto_frame
     from annbench.report.interactive import plotly_text
     from annbench.report.plotting import params_label
 
-    site = tmp_path / "site"
-    assert call(plot_main, "--results", bench, "--report", site).code == 0
     frame = results_frame(bench)
-    with Chromium(tmp_path / "profile") as browser:
-        for dataset in ("digits-64-euclidean", "random-xs-20-euclidean"):
-            tab = open_tab(browser, (site / dataset / "index.html").as_uri())
-            _wait(tab)
-            assert tab.errors() == [] and all(u.startswith("file://") for u in tab.requests()), tab.requests()
-            ok = frame[(frame["dataset"] == dataset) & (frame["status"] == "ok")]
-            names = sorted(plotly_text(a) for a in ok["algorithm"].unique())
-            charts = json.loads(tab.evaluate(CHARTS))
-            views = ["recall-qps", "recall-build", "recall-size", "recall-p99"] + \
-                (["knn-qps"] if dataset == "digits-64-euclidean" else [])  # kNN accuracy: labelled data only
-            assert [c["id"] for c in charts] == [f"k10-single-{v}" for v in views]
-            for c in charts:  # one Pareto trace per algorithm, all runs hidden until asked
-                assert sorted(c["pareto"]) == names and c["all"] == [False] * len(names), c
-            assert charts[0]["y"] == "queries per second" and charts[0]["ytype"] == "log"
-            assert "log scale of 1 − recall" in charts[0]["x"]
-            if dataset == "random-xs-20-euclidean":
-                assert EVIL in charts[0]["legend"]  # the hostile name shown as text in the legend
-                hover_on = EVIL
-            else:
-                hover_on = "kdtree"
-            # the hover label of the first Pareto point shows that run's parameters and metrics: reached
-            # by a real mouse on digits; through Plotly.Fx.hover for the hostile copy, which sits exactly
-            # on the kdtree run it was copied from
-            runs = ok[ok["algorithm"] == hover_on]
-            first = pareto_frame(runs, "recall", "qps").iloc[0]
-            if hover_on == "kdtree":
-                tab.mouse("mouseMoved", *_point(tab, charts[0]["id"], plotly_text(hover_on)))
-            else:
-                tab.evaluate(f"""(() => {{ const gd = document.querySelector('#{charts[0]["id"]} .plot');
-                    const i = gd.data.findIndex(t => t.meta.role === 'pareto'
-                                                     && t.name === {json.dumps(plotly_text(EVIL))});
-                    Plotly.Fx.hover(gd, [{{curveNumber: i, pointNumber: 0}}]); }})()""")
-            _wait(tab, 200)
-            text = _hover_text(tab, charts[0]["id"])
-            assert hover_on in text and f"build: {params_label(first['build_params'], '{}')}" in text, text
-            assert f"query: {params_label('{}', first['query_params'])}" in text, text
-            assert f"recall: {cell(first['recall'])}" in text and f"QPS: {cell(first['qps'])}" in text, text
-            assert "p99" in text and "build time" in text and "index" in text, text
-            if dataset == "random-xs-20-euclidean":
-                assert 'name="a" & <b>' in text and "q=it's" in text  # parameters shown literally
-                _wait(tab, 100)
-                assert tab.evaluate("typeof window.alert === 'function' && !document.querySelector('b b')")
-                tab.screenshot(tmp_path / "interactive.png")
-                _valid_image(tmp_path / "interactive.png")
-                tab.close()
-                continue
-            # the selectors: y metric, then all runs; a legend click hides an algorithm
-            tab.evaluate("""(() => { const s = document.querySelectorAll('#k10-single-recall-qps select')[2];
-                s.value = 'build_s'; s.dispatchEvent(new Event('change')); })()""")
-            after = json.loads(tab.evaluate(CHARTS))[0]
-            assert after["y"] == "build time (s)" and sorted(after["pareto"]) == names
-            tab.evaluate("document.querySelector('#k10-single-recall-qps input[type=checkbox]').click()")
-            assert json.loads(tab.evaluate(CHARTS))[0]["all"] == [True] * len(names)
-            box = tab.evaluate("""(() => { const gd = document.querySelector('#k10-single-recall-qps .plot');
-                const item = Array.from(gd.querySelectorAll('.legend .traces'))
-                    .find(e => e.textContent === 'kdtree');
-                const r = item.getBoundingClientRect(); return [r.left + 10, r.top + r.height / 2]; })()""")
-            tab.mouse("mousePressed", *box)
-            tab.mouse("mouseReleased", *box)
-            _wait(tab, 700)  # Plotly waits out a possible double click
-            states = tab.evaluate("""(() => { const gd = document.querySelector('#k10-single-recall-qps .plot');
-                return gd.data.map(t => [t.name, t.meta.role, t.visible]); })()""")
-            assert {tuple(s) for s in states if s[0] == "kdtree"} == {("kdtree", "pareto", "legendonly"),
-                                                                    ("kdtree", "all", "legendonly")}
-            assert all(s[2] is True for s in states if s[0] != "kdtree")
-            assert tab.errors() == []
+    for dataset in ("digits-64-euclidean", "random-xs-20-euclidean"):
+        tab = open_tab(browser, (site / dataset / "index.html").as_uri())
+        _wait(tab)
+        assert tab.errors() == [] and all(u.startswith("file://") for u in tab.requests()), tab.requests()
+        ok = frame[(frame["dataset"] == dataset) & (frame["status"] == "ok")]
+        names = sorted(plotly_text(a) for a in ok["algorithm"].unique())
+        charts = json.loads(tab.evaluate(CHARTS))
+        views = ["recall-qps", "recall-build", "recall-size", "recall-p99"] + \
+            (["knn-qps"] if dataset == "digits-64-euclidean" else [])  # kNN accuracy: labelled data only
+        assert [c["id"] for c in charts] == [f"k10-single-{v}" for v in views]
+        for c in charts:  # one Pareto trace per algorithm, all runs hidden until asked
+            assert sorted(c["pareto"]) == names and c["all"] == [False] * len(names), c
+        assert charts[0]["y"] == "queries per second" and charts[0]["ytype"] == "log"
+        assert "log scale of 1 − recall" in charts[0]["x"]
+        if dataset == "random-xs-20-euclidean":
+            assert EVIL in charts[0]["legend"]  # the hostile name shown as text in the legend
+            hover_on = EVIL
+        else:
+            hover_on = "kdtree"
+        # the hover label of the first Pareto point shows that run's parameters and metrics: reached
+        # by a real mouse on digits; through Plotly.Fx.hover for the hostile copy, which sits exactly
+        # on the kdtree run it was copied from
+        runs = ok[ok["algorithm"] == hover_on]
+        first = pareto_frame(runs, "recall", "qps").iloc[0]
+        if hover_on == "kdtree":
+            tab.mouse("mouseMoved", *_point(tab, charts[0]["id"], plotly_text(hover_on)))
+        else:
+            tab.evaluate(f"""(() => {{ const gd = document.querySelector('#{charts[0]["id"]} .plot');
+                const i = gd.data.findIndex(t => t.meta.role === 'pareto'
+                                                 && t.name === {json.dumps(plotly_text(EVIL))});
+                Plotly.Fx.hover(gd, [{{curveNumber: i, pointNumber: 0}}]); }})()""")
+        _wait(tab, 200)
+        text = _hover_text(tab, charts[0]["id"])
+        assert hover_on in text and f"build: {params_label(first['build_params'], '{}')}" in text, text
+        assert f"query: {params_label('{}', first['query_params'])}" in text, text
+        assert f"recall: {cell(first['recall'])}" in text and f"QPS: {cell(first['qps'])}" in text, text
+        assert "p99" in text and "build time" in text and "index" in text, text
+        if dataset == "random-xs-20-euclidean":
+            assert 'name="a" & <b>' in text and "q=it's" in text  # parameters shown literally
+            _wait(tab, 100)
+            assert tab.evaluate("typeof window.alert === 'function' && !document.querySelector('b b')")
+            tab.screenshot(tmp_path / "interactive.png")
+            _valid_image(tmp_path / "interactive.png")
             tab.close()
+            continue
+        # the selectors: y metric, then all runs; a legend click hides an algorithm
+        tab.evaluate("""(() => { const s = document.querySelectorAll('#k10-single-recall-qps select')[2];
+            s.value = 'build_s'; s.dispatchEvent(new Event('change')); })()""")
+        after = json.loads(tab.evaluate(CHARTS))[0]
+        assert after["y"] == "build time (s)" and sorted(after["pareto"]) == names
+        tab.evaluate("document.querySelector('#k10-single-recall-qps input[type=checkbox]').click()")
+        assert json.loads(tab.evaluate(CHARTS))[0]["all"] == [True] * len(names)
+        box = tab.evaluate("""(() => { const gd = document.querySelector('#k10-single-recall-qps .plot');
+            const item = Array.from(gd.querySelectorAll('.legend .traces'))
+                .find(e => e.textContent === 'kdtree');
+            const r = item.getBoundingClientRect(); return [r.left + 10, r.top + r.height / 2]; })()""")
+        tab.mouse("mousePressed", *box)
+        tab.mouse("mouseReleased", *box)
+        _wait(tab, 700)  # Plotly waits out a possible double click
+        states = tab.evaluate("""(() => { const gd = document.querySelector('#k10-single-recall-qps .plot');
+            return gd.data.map(t => [t.name, t.meta.role, t.visible]); })()""")
+        assert {tuple(s) for s in states if s[0] == "kdtree"} == {("kdtree", "pareto", "legendonly"),
+                                                                ("kdtree", "all", "legendonly")}
+        assert all(s[2] is True for s in states if s[0] != "kdtree")
+        assert tab.errors() == []
+        tab.close()
 
 
-def test_self_contained_page_works_alone(bench: Path, tmp_path: Path) -> None:
+def test_self_contained_page_works_alone(bench: Path, browser: Chromium, tmp_path: Path) -> None:
     from chromium_cdp import open_tab
 
     site = tmp_path / "site"
@@ -525,15 +536,14 @@ def test_self_contained_page_works_alone(bench: Path, tmp_path: Path) -> None:
     alone = tmp_path / "mailed" / "digits.html"
     alone.parent.mkdir()
     shutil.copy(site / "digits-64-euclidean" / "index.html", alone)  # nothing beside it
-    with Chromium(tmp_path / "profile") as browser:
-        tab = open_tab(browser, alone.as_uri())
-        _wait(tab)
-        assert tab.errors() == []
-        assert [u for u in tab.requests() if not u.startswith("data:")] == [alone.as_uri()]  # only itself
-        charts = json.loads(tab.evaluate(CHARTS))
-        assert len(charts) == 5 and all(len(c["pareto"]) == 3 for c in charts)
-        assert tab.evaluate("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
-        tab.close()
+    tab = open_tab(browser, alone.as_uri())
+    _wait(tab)
+    assert tab.errors() == []
+    assert [u for u in tab.requests() if not u.startswith("data:")] == [alone.as_uri()]  # only itself
+    charts = json.loads(tab.evaluate(CHARTS))
+    assert len(charts) == 5 and all(len(c["pareto"]) == 3 for c in charts)
+    assert tab.evaluate("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
+    tab.close()
 
 
 # -- bad input ------------------------------------------------------------------------------------------------

@@ -37,14 +37,15 @@ def test_bruteforce_is_exact_at_every_step_of_every_shipped_runbook(kind: str, d
                                                                     results_dir: Path) -> None:
     dataset = "random-xs-20-euclidean-clustered" if kind == "clustered" else "random-xs-20-euclidean"
     resolve(dataset, data_dir)
-    r = run("--dataset", dataset, "--runbook", kind, "--algorithm", "bruteforce", "--data-dir", data_dir,
+    # batch mode: each search step is one call (single queries through runbooks: the tests below)
+    r = run("--dataset", dataset, "--runbook", kind, "--algorithm", "bruteforce", "--batch", "--data-dir", data_dir,
             "--results", results_dir)
     assert r.code == 0, r.err
     rb = yaml.safe_load((runbook_gen.RUNBOOK_DIR / f"{kind}.yaml").read_text())[dataset]
     searches = sum(1 for n, s in rb.items() if isinstance(n, int) and s["operation"] == "search")
     assert_exact_at_every_step(results_dir, dataset, f"{kind}:{dataset}", searches)
     [row] = results_frame(results_dir, dataset, runbook=ANY_RUNBOOK).to_dict("records")
-    assert row["recall"] == row["recall_min"] == 1.0 and row["runbook"] == f"{kind}:{dataset}"
+    assert row["recall"] == row["recall_min"] == 1.0 and row["runbook"] == f"{kind}:{dataset}" and row["batch"]
     assert row["total_s"] > 0 and row["insert_per_s"] > 0 and row["index_bytes"] > 0 and row["peak_rss_bytes"] >= 0
     assert results_frame(results_dir, dataset).empty  # not among the static runs
 

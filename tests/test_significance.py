@@ -137,6 +137,26 @@ def test_operating_points_with_significance(timed_runs, data_dir):
     assert r.code == 2 and "--significance applies to --operating-points" in r.err
 
 
+def test_operating_point_table_and_ranks_use_the_process_rule(timed_runs):
+    """The pivot's bold and --ranks read the stored runs' process values: fast and twin (the same cost, other
+    processes) tie, both bold and both first; slow is neither; in batch mode the lone run (one process) cannot
+    be told apart from fast, so it ties too."""
+    from annbench.cli.plot import main as plot
+
+    def bold(*extra: str) -> dict[str, bool]:
+        r = call(plot, "--results", timed_runs, "--operating-points", "md", *extra)
+        assert r.code == 0, r.err
+        rows = [line.split("|") for line in r.out.split("\n\n")[1].splitlines()[2:]]
+        return {cells[1].strip(): "**" in cells[2] for cells in rows}  # recall>=0.5, reached by every run
+
+    assert bold() == {"fast": True, "slow": False, "twin": True}
+    assert bold("--batch") == {"fast (batch)": True, "lone (batch)": True}
+    r = call(plot, "--results", timed_runs, "--ranks", "csv")
+    ranks = pd.read_csv(StringIO(r.out))
+    at = ranks[ranks["min_recall"] == 0.5].set_index("algorithm")["random-xs-20-euclidean rank"]
+    assert at.to_dict() == {"fast": 1, "twin": 1, "slow": 3}
+
+
 def test_significance_on_the_hard_subset(timed_runs, data_dir):
     from annbench.cli.plot import main as plot
 

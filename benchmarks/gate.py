@@ -12,11 +12,13 @@ flagged in at least 8 of 10 sessions, unchanged code in at most 1 of 10.
    printed as well).
 3. Slowdowns (``--slowdowns``, default 0.1): for each, ``--repeats`` sessions with the algorithm wrapped by
    :mod:`annbench.backends.inject` (its CPU work × (1 + slowdown)), each compared with the same baseline.
+   The cases take turns (unchanged, each slowdown, unchanged, ...), so a slow stretch of the machine falls on
+   all of them alike.
 
 Where the noise is: for the baseline session, the CV across its processes of the raw QPS, of the
-reference's, of the normalised value (each process's QPS over the reference measured beside it: what the
-gate uses) and of the QPS over the session's mean reference (what a reference measured elsewhere could at
-best do), and the CV of the round values (the replicates of the verdicts' interval). ``--keep DIR`` saves
+reference's, of the normalised value (the median of each pass's QPS over the reference's pass just before it:
+what the gate uses) and of the QPS over the session's mean reference (what a reference measured elsewhere
+could at best do), and the CV of the round values (the replicates of the verdicts' interval). ``--keep DIR`` saves
 every session as a baseline file for a closer look.
 
 Every session of the run is measured the same way, so the run's length is about ``(1 + repeats · (1 +
@@ -33,6 +35,7 @@ a CPU-bound neighbour moves the process noise it measures.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import logging
 import os
@@ -77,13 +80,14 @@ def _cv(values: np.ndarray) -> str:
 
 
 def _noise(s: gate.SettingRecord) -> str:
-    """CVs across the session's processes: raw, reference, normalised by the reference measured beside it
-    (the gate's value) and by the session's mean reference (a reference measured elsewhere at best); and of
-    the round values (the verdicts' replicates)."""
+    """CVs across the session's processes: raw QPS, the reference's, the gate's normalised value (the median of
+    each pass over the reference's pass just before it) and QPS over the session's mean reference (a
+    reference measured elsewhere, at best); and of the round values (the verdicts' replicates)."""
     qps = np.concatenate([r.process_qps for r in s.rounds])
     reference = np.concatenate([r.reference_qps for r in s.rounds])
-    return (f"CV across {len(qps)} processes: QPS {_cv(qps)}, reference {_cv(reference)}, QPS / reference beside "
-            f"it {_cv(qps / reference)}, QPS / the session's mean reference {_cv(qps / reference.mean())}; "
+    normalised = np.concatenate([r.normalised() for r in s.rounds])
+    return (f"CV across {len(qps)} processes: QPS {_cv(qps)}, reference {_cv(reference)}, normalised pass by pass "
+            f"(the gate's) {_cv(normalised)}, QPS / the session's mean reference {_cv(qps / reference.mean())}; "
             f"CV of the {len(s.rounds)} round values {_cv(s.round_values())}")
 
 
@@ -139,30 +143,41 @@ def main() -> None:
         (final,) = confirm_regressions(baseline, first, tol, args.confirm, measure)
         return first[0], final
 
-    def case(label: str, dirs: list[Path]) -> tuple[int, int, list[float]]:
-        flagged = first_flagged = 0
-        ratios = []
-        for i in range(args.repeats):
-            first, c = trial(dirs, label.strip("+%").replace(".", "_"))
-            flagged += c.verdict == gate.REGRESSION
-            first_flagged += first.verdict == gate.REGRESSION
-            ratios.append(first.ratio if first.ratio is not None else float("nan"))
-            after = "" if c.verdict == first.verdict else f" -> {c.verdict} after confirmation"
-            print(f"  {label} {i + 1:2d}: {first.verdict:<10} {_span(first)}{after}  load {_loads()}", flush=True)
-        return flagged, first_flagged, ratios
+    @dataclasses.dataclass
+    class Case:
+        label: str
+        dirs: list[Path]
+        slowdown: float = 0.0
+        flagged: int = 0
+        first_flagged: int = 0
+        ratios: list[float] = dataclasses.field(default_factory=list)
 
-    flagged, first_flagged, ratios = case("unchanged", algos)
-    print(f"unchanged: flagged {flagged} of {args.repeats} (target at most {FALSE_ALARMS_MAX} of 10) with --confirm "
-          f"{args.confirm}, {first_flagged} by the first session alone; its normalised QPS change ranged "
-          f"{100 * (min(ratios) - 1):+.1f}% .. {100 * (max(ratios) - 1):+.1f}%", flush=True)
-    for slowdown in slowdowns:
-        with tempfile.TemporaryDirectory() as tmp:
+    with contextlib.ExitStack() as stack:
+        cases = [Case("unchanged", algos)]
+        for slowdown in slowdowns:
+            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
             write_wrapper(tmp, args.algorithm, algos, factor=1.0 + slowdown)
-            hits, first_hits, ratios = case(f"+{100 * slowdown:g}%", [Path(tmp), *algos])
-        target = f" (target at least {DETECTED_MIN} of 10)" if slowdown == TARGET_SLOWDOWN else ""
-        print(f"slowdown +{100 * slowdown:g}% (CPU work x{1 + slowdown:g}): flagged {hits} of {args.repeats}{target}, "
-              f"{first_hits} by the first session alone; its normalised QPS change ranged "
-              f"{100 * (min(ratios) - 1):+.1f}% .. {100 * (max(ratios) - 1):+.1f}%", flush=True)
+            cases.append(Case(f"+{100 * slowdown:g}%", [tmp, *algos], slowdown))
+        # the cases take turns, so a slow stretch of the machine falls on all of them alike
+        for i in range(args.repeats):
+            for c in cases:
+                first, final = trial(c.dirs, c.label.strip("+%").replace(".", "_"))
+                c.flagged += final.verdict == gate.REGRESSION
+                c.first_flagged += first.verdict == gate.REGRESSION
+                c.ratios.append(first.ratio if first.ratio is not None else float("nan"))
+                after = "" if final.verdict == first.verdict else f" -> {final.verdict} after confirmation"
+                print(f"  {c.label:>9} {i + 1:2d}: {first.verdict:<10} {_span(first)}{after}  load {_loads()}",
+                      flush=True)
+    for c in cases:
+        if not c.slowdown:
+            head = f"unchanged: flagged {c.flagged} of {args.repeats} (target at most {FALSE_ALARMS_MAX} of 10)"
+        else:
+            target = f" (target at least {DETECTED_MIN} of 10)" if c.slowdown == TARGET_SLOWDOWN else ""
+            head = (f"slowdown {c.label} (CPU work x{1 + c.slowdown:g}): flagged {c.flagged} of "
+                    f"{args.repeats}{target}")
+        print(f"{head} with --confirm {args.confirm}, {c.first_flagged} by the first session alone; its normalised "
+              f"QPS change ranged {100 * (np.nanmin(c.ratios) - 1):+.1f}% .. {100 * (np.nanmax(c.ratios) - 1):+.1f}%",
+              flush=True)
     print(f"load average at end {_loads()}; total {time.perf_counter() - start:.0f} s")
 
 

@@ -21,7 +21,8 @@ from tests.conftest import call
 def _round(recall: float, setting_ns: np.ndarray, reference_ns: np.ndarray) -> Round:
     """A round whose processes each made one pass of 1000 queries taking these times, and one of the reference
     (process j's: ``reference_ns[j]``)."""
-    return Round(recall, setting_ns.astype(np.int64), 1000 / (setting_ns * 1e-9), 1000 / (reference_ns * 1e-9))
+    qps, reference = 1000 / (setting_ns * 1e-9), 1000 / (reference_ns * 1e-9)
+    return Round(recall, setting_ns.astype(np.int64), qps, reference, qps[:, None], reference[:, None])
 
 
 def _setting(algorithm: str, factor: float, recall: float = 1.0, machine: float = 1.0, seed: int = 0,
@@ -91,12 +92,15 @@ def test_the_gate_target_a_ten_percent_slowdown_is_flagged_and_its_figures_are_t
 
 
 def test_normalised_values_by_hand():
-    # processes at 100 and 60.5 QPS, each beside its own reference at 20 and 10 QPS (the second process ran at
-    # half speed throughout): 5 and 6.05, the round's value their geometric mean sqrt(5 · 6.05) = 5.5; a second
-    # round at 120 and 120 beside 30 and 120: 4 and 1, geometric mean 2
-    r = Round(1.0, np.array([1, 1]), np.array([100.0, 60.5]), np.array([20.0, 10.0]))
+    # Three passes in each of two processes, each pass over the reference's just before it: process 1 at
+    # 100/20, 50/10 (a slow step that took both), 100/25 (it fell between them): 5, 5, 4, median 5; process 2
+    # at 60.5/10 twice and 121/10: 6.05; the round's value their geometric mean sqrt(5 · 6.05) = 5.5. A second
+    # round of one pass a process, 120/30 and 120/120: 4 and 1, geometric mean 2.
+    r = Round(1.0, np.ones(6, np.int64), np.array([100.0, 121.0]), np.array([25.0, 10.0]),
+              np.array([[100.0, 50.0, 100.0], [60.5, 60.5, 121.0]]), np.array([[20.0, 10.0, 25.0], [10.0] * 3]))
     np.testing.assert_allclose(r.normalised(), [5.0, 6.05])
-    r2 = Round(1.0, np.array([1, 1]), np.array([120.0, 120.0]), np.array([30.0, 120.0]))
+    r2 = Round(1.0, np.ones(2, np.int64), np.array([120.0, 120.0]), np.array([30.0, 120.0]),
+               np.array([[120.0], [120.0]]), np.array([[30.0], [120.0]]))
     np.testing.assert_allclose(SettingRecord("a", {}, {}, 1, [r, r2]).round_values(), [5.5, 2.0])
 
 
@@ -182,7 +186,7 @@ BAD_ROUND = ('{{"format": "annbench-gate-baseline", "version": 3, "suite": {{"da
              '"preset": "q", "k": 1, "batch": false, "threads": 1, "runs": 1, "rounds": 2, "reference": "b", '
              '"processes": 2}}, "settings": [{{"algorithm": "a", "build_params": {{}}, "query_params": {{}}, '
              '"n_queries": 5, "rounds": [{{"recall": 1, "pass_times_ns": [5, 5], "process_qps": {process}, '
-             '"reference_qps": {reference}}}]}}]}}')
+             '"reference_qps": {reference}, "pass_qps": {passes}, "reference_pass_qps": [[3], [3]]}}]}}]}}')
 
 
 @pytest.mark.parametrize("content, expected", [
@@ -190,10 +194,14 @@ BAD_ROUND = ('{{"format": "annbench-gate-baseline", "version": 3, "suite": {{"da
     ('{"format": "other"}', "'format' must be 'annbench-gate-baseline'"),
     ('{"format": "annbench-gate-baseline", "version": 3, "suite": {"dataset": "x"}}', "'suite' lacks algorithms"),
     ('{"format": "annbench-gate-baseline", "version": 2}', "version 2 is not supported; valid: 3"),
-    (BAD_ROUND.format(process='[1, -2]', reference='[3, 3]'),
+    (BAD_ROUND.format(process='[1, -2]', reference='[3, 3]', passes='[[1], [2]]'),
      "settings[0].rounds[0].process_qps must be a non-empty list of positive numbers"),
-    (BAD_ROUND.format(process='[1, 2]', reference='[3]'),
+    (BAD_ROUND.format(process='[1, 2]', reference='[3]', passes='[[1], [2]]'),
      "settings[0].rounds[0].reference_qps has 1 values, process_qps 2; valid: one reference QPS per measuring process"),
+    (BAD_ROUND.format(process='[1, 2]', reference='[3, 3]', passes='[[1], [2, 2]]'),
+     "settings[0].rounds[0].pass_qps must be 2 equally long non-empty lists (one per measuring process)"),
+    (BAD_ROUND.format(process='[1, 2]', reference='[3, 3]', passes='[[1, 1], [2, 2]]'),
+     "settings[0].rounds[0].reference_pass_qps has 1 passes a process, pass_qps 2; valid: as many"),
 ])
 def test_bad_baseline_is_a_one_line_error(tmp_path: Path, content: str, expected: str):
     bad = tmp_path / "b.json"

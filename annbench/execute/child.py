@@ -34,7 +34,7 @@ from annbench.core.results import Reason, RunKey, RunResult, Status, canonical, 
 from annbench.core.threads import limited_threads
 from annbench.datasets.format import Dataset, load_dataset
 from annbench.execute.client_levels import by_query_setting, measure_level
-from annbench.execute.evaluate import process_speed, quality, speed
+from annbench.execute.evaluate import pass_qps, process_speed, quality, speed
 from annbench.execute.measure import (
     PassMeasurement,
     batch_passes,
@@ -375,8 +375,10 @@ def run_build_setting(task: Task, dataset: Dataset, store: ResultStore,
                         raise ms
                     m = combined(ms)
                     timing, process_attrs = process_speed(ms)
-                    if isinstance(beside := measured.get(REFERENCE), list):
-                        process_attrs["reference_qps_processes"] = [speed(r)["qps"] for r in beside]
+                    if isinstance(beside := measured.get(REFERENCE), list):  # pass i of each: moments apart
+                        process_attrs.update(reference_qps_processes=[speed(r)["qps"] for r in beside],
+                                             reference_pass_qps=[pass_qps(r) for r in beside],
+                                             pass_qps_processes=[pass_qps(m) for m in ms])
                     if differ := answers_differ(ms):  # the scores are the first process's answers'
                         process_attrs["process_answers_differ"] = differ
                         log.warning("%s: %d of %d measuring processes answered otherwise than the first (a %s "

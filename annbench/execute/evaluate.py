@@ -88,6 +88,11 @@ def classification(dataset: Dataset, neighbors: np.ndarray, k: int) -> dict[str,
             "knn_accuracy_exact": M.knn_accuracy(dataset.neighbors, dataset.train_labels, dataset.test_labels, k)}
 
 
+def pass_qps(m: PassMeasurement) -> list[float]:
+    """QPS of every timed pass, in order (queries answered per pass, ``repeats · nq``, over its time)."""
+    return [M.qps(m.answered_per_pass(), float(t)) for t in m.pass_times_ns]
+
+
 def speed(m: PassMeasurement) -> dict[str, float]:
     """QPS of the fastest and of the median pass (queries answered per pass, ``repeats · nq``,
     over its time), pass-time spread, latency percentiles of every timed query of the fastest pass."""

@@ -12,9 +12,12 @@ reference measured in runs of its own, bracketing each setting's)::
      "settings": [{"algorithm", "build_params", "query_params", "n_queries", "error",
                    "provenance": {library_versions, ...},
                    "rounds": [{"recall", "pass_times_ns": [...], "process_qps": [...],
-                               "reference_qps": [...], "timestamp"}]}]}
+                               "reference_qps": [...], "pass_qps": [[...], ...],
+                               "reference_pass_qps": [[...], ...], "timestamp"}]}]}
 
-``reference_qps[j]`` is the reference's QPS measured in the same process as ``process_qps[j]``.
+``reference_qps[j]`` is the reference's QPS measured in the same process as ``process_qps[j]``;
+``pass_qps[j][i]`` and ``reference_pass_qps[j][i]`` the QPS of pass i of the setting and of the reference
+just before it in process j.
 
 Written atomically (temporary file, then rename); read with validation that names the file
 and the key at fault.
@@ -47,6 +50,7 @@ def session_to_json(session: Session) -> dict[str, Any]:
             "rounds": [{"recall": r.recall, "pass_times_ns": [int(t) for t in r.pass_times_ns],
                         "process_qps": [float(q) for q in r.process_qps],
                         "reference_qps": [float(q) for q in r.reference_qps],
+                        "pass_qps": r.pass_qps.tolist(), "reference_pass_qps": r.reference_pass_qps.tolist(),
                         "timestamp": r.timestamp} for r in s.rounds],
         } for s in session.settings],
     }
@@ -99,14 +103,31 @@ def _qps(path: Path, where: str, value: Any) -> np.ndarray:
     return a.astype(np.float64)
 
 
+def _passes(path: Path, where: str, value: Any, processes: int) -> np.ndarray:
+    try:
+        a = np.asarray(value)
+    except ValueError:  # ragged
+        a = np.empty(0)
+    if a.ndim != 2 or a.shape[0] != processes or a.shape[1] == 0 or a.dtype.kind not in "iuf" \
+            or not (np.isfinite(a) & (a > 0)).all():
+        raise UserError(f"baseline {path}: {where} must be {processes} equally long non-empty lists (one per "
+                        f"measuring process) of positive numbers (queries per second)")
+    return a.astype(np.float64)
+
+
 def _round(path: Path, where: str, r: dict[str, Any]) -> Round:
     per, reference = _qps(path, f"{where}.process_qps", r["process_qps"]), _qps(path, f"{where}.reference_qps",
                                                                                    r["reference_qps"])
     if len(per) != len(reference):
         raise UserError(f"baseline {path}: {where}.reference_qps has {len(reference)} values, process_qps "
                         f"{len(per)}; valid: one reference QPS per measuring process")
+    passes = _passes(path, f"{where}.pass_qps", r["pass_qps"], len(per))
+    reference_passes = _passes(path, f"{where}.reference_pass_qps", r["reference_pass_qps"], len(per))
+    if passes.shape != reference_passes.shape:
+        raise UserError(f"baseline {path}: {where}.reference_pass_qps has {reference_passes.shape[1]} passes a "
+                        f"process, pass_qps {passes.shape[1]}; valid: as many")
     return Round(float(r["recall"]), _times(path, f"{where}.pass_times_ns", r["pass_times_ns"]), per, reference,
-                 str(r.get("timestamp", "")))
+                 passes, reference_passes, str(r.get("timestamp", "")))
 
 
 def session_from_json(doc: dict[str, Any], path: str | Path) -> Session:
@@ -122,7 +143,7 @@ def session_from_json(doc: dict[str, Any], path: str | Path) -> Session:
         except (KeyError, TypeError, ValueError) as e:
             raise UserError(f"baseline {path}: {where} is malformed ({type(e).__name__}: {e}); each setting needs "
                             f"algorithm, build_params, query_params, n_queries and rounds (each with recall, "
-                            f"pass_times_ns, process_qps and reference_qps of as many processes)") from None
+                            f"pass_times_ns, process_qps, reference_qps, pass_qps and reference_pass_qps)") from None
     return Session(dict(doc["suite"]), dict(doc.get("provenance") or {}), settings,
                    dict(doc.get("unavailable") or {}))
 

@@ -4,8 +4,8 @@ A session has ``rounds`` rounds; in each, the build settings of the suite run on
 (in reverse order in odd rounds). Every run measures in ``processes`` processes (``run --processes``), and
 each of them also builds the *reference* setting (the first build and query setting of the reference
 algorithm's grid group: ``RunOptions.reference``) and measures it beside the suite's settings, its passes
-interleaved with theirs (reference, every setting, reference, every setting, ...): each process's QPS over
-its own reference QPS, measured moments apart in the same process, is the value the verdicts compare
+interleaved with theirs (reference, every setting, reference, every setting, ...): each pass's QPS over the
+reference's pass just before it in the same process is what the verdicts compare
 (:mod:`annbench.gate.verdicts`). Everything is freshly measured (``force``; no early stop: every setting)
 into a private results folder and read back from it; rounds repeat the builds, so build-to-build variation
 is measured too.
@@ -109,9 +109,11 @@ def _reference(suite: Suite, dataset: Dataset, options: RunOptions, config_dirs:
 class Timing:
     """What a gate session keeps of one successful run's speed."""
 
-    pass_times_ns: np.ndarray  # every timed pass of every process, per repetition of the query set
-    process_qps: np.ndarray    # each measuring process's QPS
-    reference_qps: np.ndarray  # each measuring process's QPS of the reference, measured beside it
+    pass_times_ns: np.ndarray       # every timed pass of every process, per repetition of the query set
+    process_qps: np.ndarray         # each measuring process's QPS
+    reference_qps: np.ndarray       # each measuring process's QPS of the reference, measured beside it
+    pass_qps: np.ndarray            # (processes, passes) every pass's QPS
+    reference_pass_qps: np.ndarray  # (processes, passes) the reference's, pass i just before the setting's pass i
 
 
 def _timing(path: Path, attrs: dict[str, Any]) -> Timing:
@@ -120,11 +122,14 @@ def _timing(path: Path, attrs: dict[str, Any]) -> Timing:
     the QPS."""
     times = read_arrays(path)["pass_times_ns"] / int(attrs.get("repeats", 1))
     per, reference = process_values(attrs.get("qps_processes")), process_values(attrs.get("reference_qps_processes"))
-    if len(reference) != len(per) or not len(per):
-        raise UserError(f"run {path} has no reference measured beside it in each process (qps_processes "
-                        f"{attrs.get('qps_processes')}, reference_qps_processes "
+    passes, reference_passes = (np.asarray(attrs.get(n, []), dtype=np.float64)
+                                for n in ("pass_qps_processes", "reference_pass_qps"))
+    if not len(per) or len(reference) != len(per) or passes.ndim != 2 or passes.shape != reference_passes.shape \
+            or len(passes) != len(per):
+        raise UserError(f"run {path} has no reference measured beside it in each process, pass by pass "
+                        f"(qps_processes {attrs.get('qps_processes')}, reference_qps_processes "
                         f"{attrs.get('reference_qps_processes')})")
-    return Timing(times, per, reference)
+    return Timing(times, per, reference, passes, reference_passes)
 
 
 def _run(plan: Plan, dataset: Dataset, executor: Executor) -> list[tuple[RunKey, dict[str, Any], Timing | None]]:
@@ -207,4 +212,5 @@ def _rounds(suite: Suite, dataset: Dataset, plan: Plan | None, builds: tuple[Bui
                     continue
                 rec.attrs = {n: attrs[n] for n in PROVENANCE_ATTRS if n in attrs}
                 rec.rounds.append(Round(float(attrs["recall"]), timing.pass_times_ns, timing.process_qps,
-                                        timing.reference_qps, str(attrs.get("timestamp"))))
+                                        timing.reference_qps, timing.pass_qps, timing.reference_pass_qps,
+                                        str(attrs.get("timestamp"))))

@@ -3,22 +3,23 @@
 A *session* measures every (algorithm, build params, query params) setting of a suite in
 ``rounds`` rounds. Each run measures its settings in ``processes`` processes; each process also builds a
 fixed *reference* setting (by default ``bruteforce``) on the same data and measures it beside them, its
-passes interleaved with theirs (reference, every setting, reference, ...: ``RunOptions.reference``), each
-side's QPS being that of its fastest pass. Each process's QPS is *normalised* by its own reference QPS, and
-a round's value is the geometric mean over its processes::
+passes interleaved with theirs (reference, every setting, reference, ...: ``RunOptions.reference``). Each
+pass of a setting is *normalised* by the reference's pass just before it in the same process (a fraction of
+a second apart), a process's value is the median over its passes, and a round's value is the geometric
+mean over its processes::
 
-    v_rj = qps_rj / ref_rj   (both measured in process j of round r, their passes a fraction of a second apart)
+    v_rj = median_i(qps_rji / ref_rji)   (pass i of the setting and of the reference in process j of round r)
     v_r  = geomean_j(v_rj)
 
 The reference cancels the machine's speed and load at that moment: on this project's VM the speed of a
 process moves in steps (a whole process, or tens of seconds, at about half speed: a neighbour on the host),
 which a reference measured in other processes, seconds away, does not see alike; the interleaved passes of
-one process do. The change of normalised throughput, current against baseline, is
-:func:`annbench.analyse.processes.process_ratio` of the two sessions' round values, the one rule annbench
-compares QPS by: ``rho`` = ratio of the geometric means (< 1: slower now) with Welch's t-interval on the
-logs. The rounds are the replicates, not the processes: the processes of a round share its build (for an
-adapter that can save, the very index they load), so they need not be independent; a round's mean carries
-what they share, so the interval does too.
+one process do, and the median leaves out a pass pair that a step fell between. The change of normalised
+throughput, current against baseline, is :func:`annbench.analyse.processes.process_ratio` of the two
+sessions' round values, the one rule annbench compares QPS by: ``rho`` = ratio of the geometric means
+(< 1: slower now) with Welch's t-interval on the logs. The rounds are the replicates, not the processes:
+the processes of a round share its build (for an adapter that can save, the very index they load), so they
+need not be independent; a round's mean carries what they share, so the interval does too.
 
 Verdicts: ``regression`` when mean recall fell by more than ``recall_tolerance`` (absolute), or
 when ``rho < 1 - qps_tolerance`` *and* the interval's upper end is below 1 (the drop is not noise and
@@ -57,14 +58,16 @@ class Round:
     """One round's measurement of a setting, and of the reference measured beside it in each of its processes."""
 
     recall: float
-    pass_times_ns: np.ndarray  # every timed pass of the setting (of every process), per query set
-    process_qps: np.ndarray    # (processes,) each measuring process's QPS (its fastest pass)
-    reference_qps: np.ndarray  # (processes,) each process's QPS of the reference measured beside it
+    pass_times_ns: np.ndarray       # every timed pass of the setting (of every process), per query set
+    process_qps: np.ndarray         # (processes,) each measuring process's QPS (its fastest pass)
+    reference_qps: np.ndarray       # (processes,) each process's QPS of the reference (its fastest pass)
+    pass_qps: np.ndarray            # (processes, passes) the QPS of every pass of the setting
+    reference_pass_qps: np.ndarray  # (processes, passes) of the reference: pass i just before the setting's pass i
     timestamp: str = ""
 
     def normalised(self) -> np.ndarray:
-        """Each process's QPS over its own reference QPS."""
-        return self.process_qps / self.reference_qps
+        """Per process, the median over its passes of the setting's QPS over the reference's just before it."""
+        return np.median(self.pass_qps / self.reference_pass_qps, axis=1)
 
 
 @dataclass

@@ -80,7 +80,8 @@ class RunOptions:
     processes: int = 1
     #: A setting measured beside every query setting in each measuring process, its index built there too and its
     #: passes interleaved with theirs (the regression gate's reference, annbench.gate.run): (algorithm, canonical
-    #: build parameters, canonical query parameters); () none. Its QPS per process: ``reference_qps_processes``.
+    #: build parameters, canonical query parameters); () none. Its QPS per process: ``reference_qps_processes``;
+    #: per process and pass, its and the setting's: ``reference_pass_qps``, ``pass_qps_processes``.
     reference: tuple[str, str, str] | tuple[()] = ()
 
     def __post_init__(self) -> None:

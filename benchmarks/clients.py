@@ -38,7 +38,7 @@ its build plus rounds x 10 x (seconds + ramp + 0.1 s); part 3 at most ``--librar
     python benchmarks/clients.py [--parts noop,scaling,libraries] [--dataset random-s-100-euclidean]
         [--max-train 20000] [--max-test 1000] [--levels 1,2,4] [--kinds thread,process] [--seconds 0.5]
         [--rounds 11] [--scaling faiss-hnsw,hnswlib] [--algorithm A,B] [--library-rounds 2]
-        [--library-timeout 120]
+        [--library-timeout 180]
 """
 
 from __future__ import annotations
@@ -332,7 +332,7 @@ def library(name: str, args: argparse.Namespace) -> list[str]:
         cells += [failed] if failed else []
         two = qps.get(2, 0.0) / qps[1] if 1 in qps and 2 in qps else None
         verdict = "" if two is None else "serialises" if two < SERIAL else "scales"
-        lines.append(f"{name:<20} {kind:<8} every {every:<4} {' | '.join(cells)}  {verdict}")
+        lines.append(f"{name:<20} {kind:<8} every {every:<4} {' | '.join(cells)}  {verdict} (load {load_average()})")
     return lines
 
 
@@ -389,7 +389,7 @@ def main() -> None:
     p.add_argument("--kinds", default="thread,process")
     p.add_argument("--rounds", type=int, default=11, help="no-op and scaling: interleaved rounds")
     p.add_argument("--library-rounds", type=int, default=2, help="libraries: windows per level (median kept)")
-    p.add_argument("--library-timeout", type=float, default=120.0,
+    p.add_argument("--library-timeout", type=float, default=180.0,
                    help="seconds each library's process may take at most (scaling: plus its rounds)")
     p.add_argument("--one-library", help=argparse.SUPPRESS)
     argv = sys.argv[1:]

@@ -12,7 +12,9 @@ import h5py
 import numpy as np
 import pytest
 
-from annbench.datasets import upstream
+# filtered_sets first: it derives specs from upstream.UPSTREAM_SPECS when imported, which the registry does
+# lazily, possibly inside a test below that replaced them (the module then failed when run on its own)
+from annbench.datasets import filtered_sets, upstream  # noqa: F401
 from annbench.datasets.download import DownloadError, download
 from annbench.datasets.format import load_dataset, write_dataset
 from annbench.datasets.registry import prepare
@@ -66,7 +68,8 @@ class Server:
                 self.wfile.write(body[start:])
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        # polls for shutdown every 10 ms (the default, 0.5 s, is what close() would wait in every test)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
         self.thread.start()
 
     def url(self, path: str) -> str:

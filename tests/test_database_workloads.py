@@ -166,7 +166,8 @@ def test_inserts_deletes_and_replaces_go_through_the_client(algorithm: str,
 
 
 @pytest.mark.parametrize("algorithm, build", [("milvus-hnsw", {"M": 8, "efConstruction": 50}),
-                                              ("milvus-ivf-flat", {"nlist": 4})])
+                                              ("milvus-ivf-flat", {"nlist": 4}), ("milvus-ivf-sq8", {"nlist": 4}),
+                                              ("milvus-hnsw-sq", {"M": 8, "efConstruction": 50})])
 def test_milvus_lite_builds_with_the_parameters_given(algorithm: str, build: dict) -> None:
     """pymilvus 3 sends build parameters as pairs of their own, which Milvus Lite 3.2 ignores (building
     with its defaults) unless they also come as its 'params' pair."""

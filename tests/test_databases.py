@@ -37,8 +37,9 @@ from annbench.store.folder import ResultStore
 DATASET = "random-xs-20-euclidean"
 #: Every database adapter, and the exact ones among them (recall 1.0 at every query setting).
 DATABASES = ["pgvector-hnsw", "pgvector-ivfflat", "duckdb-hnsw", "sqlite-vec", "lancedb-ivf-pq", "lancedb-ivf-flat",
-             "lancedb-ivf-hnsw-sq", "chroma-hnsw", "milvus-hnsw", "milvus-ivf-flat", "qdrant-local"]
-EXACT = {"sqlite-vec", "qdrant-local"}
+             "lancedb-ivf-hnsw-sq", "chroma-hnsw", "milvus-hnsw", "milvus-ivf-flat", "milvus-ivf-sq8", "milvus-hnsw-sq",
+             "milvus-flat", "qdrant-local"]
+EXACT = {"sqlite-vec", "qdrant-local", "milvus-flat"}
 #: Queries of the quick-grid sweep.
 QUICK_QUERIES = 100
 

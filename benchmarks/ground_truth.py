@@ -3,15 +3,15 @@
 
 Random data of Fashion-MNIST's shape by default (60,000 × 784 train, 10,000 queries,
 top-100, euclidean), or a registered dataset's arrays with ``--dataset NAME``. Both sides
-use every core; annbench's time includes its exact float64 re-ranking.
+use the cores this process may run on (or ``--threads N``; with 1, annbench searches with numpy BLAS:
+``--threads 1 --numpy`` shows why); annbench's time includes its exact float64 re-ranking.
 
-    python benchmarks/ground_truth.py [--train 60000] [--queries 10000] [--dim 784]
+    python benchmarks/ground_truth.py [--train 60000] [--queries 10000] [--dim 784] [--threads N] [--numpy]
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -20,6 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from annbench.core.threads import available_cores
 from annbench.quality.groundtruth import exact_knn
 
 
@@ -31,6 +32,7 @@ def main() -> None:
     p.add_argument("--dataset", help="use a registered dataset's train/test instead of random data")
     p.add_argument("--data-dir", type=Path, default=Path("datasets"))
     p.add_argument("--numpy", action="store_true", help="also time the numpy-only path")
+    p.add_argument("--threads", type=int, help="threads of both sides (default: the cores this process may use)")
     args = p.parse_args()
     import faiss
 
@@ -43,7 +45,7 @@ def main() -> None:
         rng = np.random.default_rng(0)
         train = rng.random((args.train, args.dim), dtype=np.float32)
         test = rng.random((args.queries, args.dim), dtype=np.float32)
-    threads = os.cpu_count() or 1
+    threads = args.threads or len(available_cores())
     faiss.omp_set_num_threads(threads)
     print(f"train {train.shape}, queries {test.shape}, top-100 euclidean, {threads} threads")
 
@@ -61,7 +63,7 @@ def main() -> None:
     print(f"ids agreeing with faiss  {np.mean(ids == faiss_ids):.6f} (differences are float ties/rounding)")
     if args.numpy:
         t0 = time.perf_counter()
-        exact_knn(train, test, "euclidean", 100, backend="numpy")
+        exact_knn(train, test, "euclidean", 100, threads=threads, backend="numpy")
         t_np = time.perf_counter() - t0
         print(f"annbench numpy path      {t_np:8.2f} s   ratio {t_np / t_faiss:.3f}")
 

@@ -11,6 +11,13 @@ THREAD_ENV_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                    "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS", "NUMBA_NUM_THREADS")
 
 
+def available_cores() -> list[int]:
+    """The cores this process may run on (its affinity: a process pinned to one core of many gets one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return sorted(os.sched_getaffinity(0))
+    return list(range(os.cpu_count() or 1))
+
+
 def pin_environment(threads: int) -> None:
     """Set every thread variable to ``threads``; call before the libraries are imported."""
     for var in THREAD_ENV_VARS:

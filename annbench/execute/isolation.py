@@ -36,7 +36,7 @@ from annbench.core.claims import BesideRef
 from annbench.core.errors import UserError
 from annbench.core.paths import PROJECT_ROOT
 from annbench.core.processes import kill_group, tree_resident_bytes
-from annbench.core.threads import THREAD_ENV_VARS
+from annbench.core.threads import THREAD_ENV_VARS, available_cores
 from annbench.plan.task import Ended, Limits, Task, TaskOutcome
 
 #: Seconds between two checks of a child's clock and resident memory.
@@ -45,13 +45,6 @@ POLL_S = 0.02
 DUMP_GRACE_S = 0.3
 #: Characters of the log's end kept with a failure recorded by the parent.
 LOG_TAIL_CHARS = 4000
-
-
-def available_cores() -> list[int]:
-    """The cores this process may run on."""
-    if hasattr(os, "sched_getaffinity"):
-        return sorted(os.sched_getaffinity(0))
-    return list(range(os.cpu_count() or 1))
 
 
 def core_slots(parallelism: int, threads: int, cores: list[int] | None = None) -> list[tuple[int, ...]]:

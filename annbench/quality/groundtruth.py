@@ -1,18 +1,18 @@
 """Exact k-nearest neighbours, in bounded memory.
 
-Candidates come from a blocked brute-force search (faiss ``IndexFlat*`` when faiss is
-importable, otherwise numpy BLAS + ``argpartition``), over-fetched by a margin; their
-distances are then recomputed exactly (from differences, summed in float64) and re-ranked by
+Candidates come from a blocked brute-force search (faiss ``IndexFlat*`` when faiss is importable and
+more than one thread may search, otherwise numpy BLAS + ``argpartition``), over-fetched by a margin;
+their distances are then recomputed exactly (from differences, summed in float64) and re-ranked by
 ``(distance, id)``, so stored distances are exact and ties are broken by the smaller id.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 
 import numpy as np
 
+from annbench.core.threads import available_cores
 from annbench.quality.distances import check_metric, distances_to_ids, normalized
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,9 @@ def exact_knn(train: np.ndarray, test: np.ndarray, metric: str, k: int = 100,
     """Exact top-``k`` neighbours of each test row among the train rows.
 
     Returns ``(ids int32 (nq, k), distances float32 (nq, k))``, nearest first.
-    ``backend`` is ``"faiss"``, ``"numpy"`` or ``"auto"`` (faiss when importable). With ``mask``
+    ``threads`` defaults to the cores this process may run on. ``backend`` is ``"faiss"``, ``"numpy"`` or
+    ``"auto"``: faiss when importable and ``threads`` > 1; numpy BLAS on one thread, where faiss's
+    ``IndexFlatL2`` took twice the CPU time (``benchmarks/ground_truth.py --threads 1 --numpy``). With ``mask``
     (a boolean per train row, at least ``k`` of them True) only those rows are searched: a masked
     blocked scan on the numpy path, whatever ``backend`` says.
     """
@@ -93,18 +95,20 @@ def exact_neighbours(train: np.ndarray, test: np.ndarray, metric: str, k: int = 
     if metric in ("hamming", "jaccard"):  # integer / rational distances: exact ties, see bitset
         from annbench.quality import bitset
 
-        threads = threads or os.cpu_count() or 1
+        threads = threads or len(available_cores())
         ids, dist = (bitset.exact_hamming(train, test, k, threads, backend) if metric == "hamming"
                      else bitset.exact_jaccard(train, test, k))
         return ids.astype(np.int64), dist.astype(np.float64)
     kc = min(len(train), _margin(k))
-    threads = threads or os.cpu_count() or 1
+    threads = threads or len(available_cores())
     if backend == "auto":
-        try:
-            import faiss  # noqa: F401
-            backend = "faiss"
-        except ImportError:
-            backend = "numpy"
+        backend = "numpy"
+        if threads > 1:
+            try:
+                import faiss  # noqa: F401
+                backend = "faiss"
+            except ImportError:
+                pass
     if mask is not None:
         candidates = _numpy_candidates(train, test, metric, kc, mask)
         candidates[~mask[candidates]] = -1  # fewer than kc rows masked in: the rest are no candidates

@@ -140,7 +140,7 @@ def test_operating_points_with_significance(timed_runs, data_dir):
 def test_operating_point_table_and_ranks_use_the_process_rule(timed_runs):
     """The pivot's bold and --ranks read the stored runs' process values: fast and twin (the same cost, other
     processes) tie, both bold and both first; slow is neither; in batch mode the lone run (one process) cannot
-    be told apart from fast, so it ties too."""
+    be told apart from fast, so it ties too. The long layout carries the process interval."""
     from annbench.cli.plot import main as plot
 
     def bold(*extra: str) -> dict[str, bool]:
@@ -151,6 +151,11 @@ def test_operating_point_table_and_ranks_use_the_process_rule(timed_runs):
 
     assert bold() == {"fast": True, "slow": False, "twin": True}
     assert bold("--batch") == {"fast (batch)": True, "lone (batch)": True}
+    # the long layout shows each point's process interval (a run of one process has none)
+    long = pd.read_csv(StringIO(call(plot, "--results", timed_runs, "--operating-points", "csv").out))
+    assert ((long["qps_ci95_low"] < long["qps"]) & (long["qps"] < long["qps_ci95_high"])).all()
+    lone = pd.read_csv(StringIO(call(plot, "--results", timed_runs, "--operating-points", "csv", "--batch").out))
+    assert lone.set_index("algorithm").loc["lone", "qps_ci95_low"].isna().all()
     r = call(plot, "--results", timed_runs, "--ranks", "csv")
     ranks = pd.read_csv(StringIO(r.out))
     at = ranks[ranks["min_recall"] == 0.5].set_index("algorithm")["random-xs-20-euclidean rank"]

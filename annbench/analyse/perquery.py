@@ -143,10 +143,11 @@ def subset_runs(runs: pd.DataFrame, per_query: pd.DataFrame, queries: np.ndarray
     """``runs`` with every per-query metric recomputed on the queries where ``queries`` (a boolean
     mask over the test set) is true: quality = the mean over those queries (``rel`` = their
     ``Σ found / Σ true``); in single-query mode the run's pass-time QPS (``qps``, ``qps_median``,
-    ``qps_slowest``) are apportioned by latency, ``qps_S = qps · (|S| / n) · Σ_all latency / Σ_S latency``
-    (the subset's share of the pass time taken as its share of the summed latencies; ``S`` = all
-    gives the stored QPS), and the latency percentiles come from the subset's latencies. Batch mode
-    has no per-query latencies: its QPS stays the whole batch's. Runs missing from ``per_query``
+    ``qps_slowest``, and the process interval ``qps_ci95_low`` / ``qps_ci95_high``) are apportioned by
+    latency, ``qps_S = qps · (|S| / n) · Σ_all latency / Σ_S latency`` (the subset's share of the pass time
+    taken as its share of the summed latencies; ``S`` = all gives the stored QPS), and the latency
+    percentiles come from the subset's latencies. Batch mode has no per-query latencies: its QPS stays the
+    whole batch's. Runs missing from ``per_query``
     are dropped. Adds ``n_subset`` (|S|)."""
     queries = np.asarray(queries, dtype=bool)
     ok = runs[runs["status"] == Status.OK] if "status" in runs else runs
@@ -168,7 +169,7 @@ def subset_runs(runs: pd.DataFrame, per_query: pd.DataFrame, queries: np.ndarray
         latency = chosen["latency_ns"].to_numpy()
         if not bool(run["batch"]) and len(chosen) and not np.isnan(latency).any():
             factor = len(chosen) / len(part) * part["latency_ns"].to_numpy().sum() / latency.sum()
-            for c in ("qps", "qps_median", "qps_slowest"):
+            for c in ("qps", "qps_median", "qps_slowest", "qps_ci95_low", "qps_ci95_high"):  # the interval with it
                 if c in row:
                     row[c] = row[c] * factor
             row.update(pd.Series(M.latency_percentiles_ms(latency)))

@@ -239,12 +239,14 @@ def _operating_groups(frame: pd.DataFrame, args: argparse.Namespace) -> list[tup
 
 
 def operating_table(frame: pd.DataFrame, args: argparse.Namespace) -> pd.DataFrame:
-    """--layout long: one row per dataset, k, (host,) algorithm and recall level."""
-    from annbench.analyse.frames import note_algorithms, operating_points
+    """--layout long: one row per dataset, k, (host,) algorithm and recall level, with the run's process interval
+    of QPS (``qps_ci95_low`` .. ``qps_ci95_high``) where runs have one."""
+    from annbench.analyse.frames import OPERATING_COLUMNS, note_algorithms, operating_points
 
+    interval = [c for c in ("qps_ci95_low", "qps_ci95_high") if c in frame]
     parts = []
     for keys, runs in _operating_groups(frame, args):
-        points = note_algorithms(operating_points(runs), runs)
+        points = note_algorithms(operating_points(runs, columns=[*interval, *OPERATING_COLUMNS]), runs)
         for i, (name, value) in enumerate(keys.items()):
             points.insert(i, name, value)
         parts.append(points)

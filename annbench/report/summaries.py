@@ -136,8 +136,8 @@ def operating_pivot(frame: pd.DataFrame, levels: tuple[float, ...] = OPERATING_R
     if "note" in values:
         bold, notes = bold.assign(note=False), notes.assign(note="")
     return Table(values, bold=bold, notes=notes, keys=("algorithm",),
-                 caption=caption or f"best {speed} at {quality} >= r (bold: the best of each column"
-                                    f"{TIE_RULE if speed == 'qps' else ''}; empty: never reached)",
+                 caption=f"{caption or f'best {speed} at {quality} >= r'} (bold: the best of each column"
+                         f"{TIE_RULE if speed == 'qps' else ''}; empty: never reached)",
                  notes_caption="parameters (build | query) of each cell above", notes_suffix="params")
 
 

@@ -358,3 +358,14 @@ def test_processes_interleave_the_settings_passes_and_early_stop_skips_the_domin
     # round-robin; the child itself never queries
     assert sequences == [[1, 2, 1, 2, 1, 2], [1, 2, 1, 2], [1, 2, 1, 2]]
     assert all(p != "3" for _, p in lines)  # the dominated setting: no warm-up, no pass, anywhere
+
+
+def test_closing_summary_states_the_median_process_cv() -> None:
+    import pandas as pd
+
+    from annbench.cli.run import noise_note
+
+    frame = pd.DataFrame({"process_cv": [0.02, 0.04, float("nan"), 0.10]})  # nan: a run of one process
+    assert noise_note(frame) == ("noise: QPS varied between measuring processes by a median CV of 4.0% over 3 runs "
+                                 "(--processes): QPS differences below ~8% are within this machine's noise")
+    assert noise_note(pd.DataFrame({"process_cv": [float("nan")]})) == "" == noise_note(pd.DataFrame({"qps": [1.0]}))

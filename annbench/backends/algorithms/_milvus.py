@@ -21,6 +21,11 @@ log = logging.getLogger("annbench.backends.milvus")
 
 #: Rows per insert call.
 BATCH_ROWS = 5000
+#: The client's gRPC options: no keepalive pings. pymilvus pings every 10 s during a call, Milvus Lite's server keeps
+#: gRPC's default policy (a ping every 5 minutes at most without data), so a call that outlasts a few pings (an index
+#: build of 133 s on Fashion-MNIST under load) is cut by "GOAWAY too_many_pings" and pymilvus sends it again: the
+#: second create_index failed with "index already exists". The server is in this process, on 127.0.0.1.
+GRPC_OPTIONS = {"grpc.keepalive_time_ms": 2**31 - 1}
 
 
 def tag_text(tags: Iterable[int]) -> str:
@@ -104,7 +109,7 @@ class MilvusAdapter(Adapter):
         self.workspace = Workspace("milvus")
         start = time.perf_counter()
         self.path = str(self.workspace.path / "items.db")
-        self.client_ = MilvusClient(self.path)
+        self.client_ = MilvusClient(self.path, grpc_options=GRPC_OPTIONS)
         # at exit the server flushes its files: stop it before the workspace's folder is removed (LIFO)
         atexit.register(server_manager_instance.release_server, self.path)
         if self._attrs is not None:
@@ -175,7 +180,7 @@ class MilvusAdapter(Adapter):
         """A ``MilvusClient`` of its own on the same file: its own gRPC connection (``dedicated=True``) to the
         Milvus Lite server of that file."""
         handle = handle_copy(self)
-        handle.client_ = MilvusClient(self.path, dedicated=True)
+        handle.client_ = MilvusClient(self.path, dedicated=True, grpc_options=GRPC_OPTIONS)
         return handle
 
     def close_client(self) -> None:

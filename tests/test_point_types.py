@@ -80,7 +80,8 @@ def test_point_type_disagreeing_with_the_arrays_is_one_line(tmp_path: Path) -> N
     with h5py.File(path, "a") as f:
         f.attrs["point_type"] = "uint8"
     r = call(dataset_main, "describe", path)
-    _one_line_error(r, str(path), "field 'train' has dtype float32 but attr 'point_type' is 'uint8'")
+    _one_line_error(r, str(path), "field 'train' has dtype float32 but attr 'point_type' is 'uint8'; they must "
+                    "agree (valid for these rows: point_type 'float32')")
 
 
 # ---- bits under hamming -------------------------------------------------------------------------

@@ -64,7 +64,9 @@ def _numbers(key: str, a: np.ndarray, point_type: str, fail: Fail) -> np.ndarray
         raise fail(f"field '{key}' has dtype {a.dtype}, expected numbers")
     want = point_type if point_type != "float32" else None
     if want is not None and a.dtype != np.dtype(want):
-        raise fail(f"field '{key}' has dtype {a.dtype} but attr 'point_type' is {want!r}; they must agree")
+        valid = repr(a.dtype.name) if a.dtype.name in ATTR_TYPES else "'float' (read as float32)"
+        raise fail(f"field '{key}' has dtype {a.dtype} but attr 'point_type' is {want!r}; they must agree (valid "
+                   f"for these rows: point_type {valid})")
     # point_type float: float32 whatever the stored numbers (ann-benchmarks' integer files, as always)
     a = np.ascontiguousarray(a if want is not None else a.astype(np.float32, copy=False))
     if a.dtype.kind == "f" and not np.isfinite(a).all():

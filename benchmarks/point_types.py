@@ -16,7 +16,7 @@ recall/QPS fronts of float32 vs uint8 Fashion-MNIST.
    per algorithm and dataset the best QPS at recall >= 0.9 and 0.99.
 
     python benchmarks/point_types.py [--source-dir ../shared/data] [--queries 1000] [--max-train 20000]
-        [--parts ground-truth,memory,fronts] [--distances euclidean,hamming,jaccard]
+        [--parts ground-truth,memory,fronts] [--distances euclidean,hamming,jaccard] [--threads N] [--share-cores]
 
 The hamming ground-truth figure alone (about a minute on a quiet 2-core machine):
 ``python benchmarks/point_types.py --parts ground-truth --distances hamming --repeats 5``.
@@ -72,26 +72,28 @@ def numpy_jaccard(train: object, test: object, k: int) -> np.ndarray:  # CSR mat
     return np.argsort(d, axis=1, kind="stable")[:, :k]
 
 
-def faiss_binary(train: np.ndarray, test: np.ndarray, k: int) -> None:
+def faiss_binary(train: np.ndarray, test: np.ndarray, k: int, threads: int) -> None:
     import faiss
 
     index = faiss.IndexBinaryFlat(train.shape[1] * 8)
     index.add(train)
+    faiss.omp_set_num_threads(threads)
     index.search(test, k)
 
 
-def ground_truth(data_dir: Path, source_dir: Path, queries: int, repeats: int, distances: list[str]) -> None:
+def ground_truth(data_dir: Path, source_dir: Path, queries: int, repeats: int, distances: list[str],
+                 threads: int) -> None:
     from annbench.datasets.registry import load
     from annbench.quality.groundtruth import exact_knn
 
-    print(f"1. exact top-100 ground truth, first {queries} queries, best of {repeats} (alternated)")
+    print(f"1. exact top-100 ground truth, first {queries} queries, best of {repeats} (alternated), {threads} "
+          f"threads")
     print(f"{'dataset':<36} {'annbench s':>10} {'ns/dist':>8} {'numpy s':>9} {'faiss s':>8} {'annb/faiss':>10}  "
           f"same ids")
     cases = [("fashion-mnist-784-uint8-euclidean", numpy_euclidean, None),
              ("fashion-mnist-784-euclidean", numpy_euclidean, None),
              ("random-s-128-hamming", numpy_hamming, faiss_binary),
              ("random-s-jaccard", numpy_jaccard, None)]
-    threads = len(os.sched_getaffinity(0))
     for name, reference, faiss_fn in cases:
         if name.rsplit("-", 1)[1] not in distances:
             continue
@@ -100,7 +102,7 @@ def ground_truth(data_dir: Path, source_dir: Path, queries: int, repeats: int, d
         fns = [lambda: exact_knn(ds.train, test, ds.distance, 100, threads=threads),
                lambda: reference(ds.train, test, 100)]
         if faiss_fn is not None:
-            fns.append(lambda: faiss_fn(ds.train, test, 100))
+            fns.append(lambda: faiss_fn(ds.train, test, 100, threads))
             # the numpy scan ground truth falls back to where faiss does not import
             fns.append(lambda: exact_knn(ds.train, test, ds.distance, 100, threads=threads, backend="numpy"))
         times = best_of(repeats, *fns)
@@ -145,7 +147,7 @@ def memory(data_dir: Path, source_dir: Path) -> None:
           f"RSS growth {growth[u8.name] / growth[f32.name]:.3f}")
 
 
-def fronts(data_dir: Path, source_dir: Path, max_train: int, max_test: int) -> None:
+def fronts(data_dir: Path, source_dir: Path, max_train: int, max_test: int, share_cores: bool = False) -> None:
     from annbench.analyse.frames import results_frame
     from annbench.cli.run import main as run_main
 
@@ -166,7 +168,8 @@ def fronts(data_dir: Path, source_dir: Path, max_train: int, max_test: int) -> N
             code = run_main(["--dataset", base, "--data-dir", str(data_dir), "--source-dir", str(source_dir),
                              "--results", results, "--algorithm", "faiss-hnsw,hnswlib,usearch", "--runs", "2",
                              "--preset", "quick", "--configs-dir", str(configs), "--no-plot",
-                             "--max-train", str(max_train), "--max-test", str(max_test)])
+                             "--max-train", str(max_train), "--max-test", str(max_test),
+                             *(["--share-cores"] if share_cores else [])])
             assert code == 0, f"run.py failed on {base}"
             name = f"{base}-train{max_train}-test{max_test}"
             frame = results_frame(results, name)
@@ -188,10 +191,14 @@ def main() -> None:
     p.add_argument("--data-dir", type=Path, default=None, help="default: a temporary folder")
     p.add_argument("--queries", type=int, default=1000)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, default=None, help="ground truth threads, faiss's too (default: every "
+                   "core this process may use)")
     p.add_argument("--max-train", type=int, default=20_000)
     p.add_argument("--max-test", type=int, default=500)
     p.add_argument("--parts", default="ground-truth,memory,fronts", help="which parts (default all three)")
     p.add_argument("--distances", default="euclidean,hamming,jaccard", help="ground-truth cases (default all)")
+    p.add_argument("--share-cores", action="store_true", help="fronts: measure on cores other sweeps claimed "
+                   "(run.py --share-cores) rather than wait for free ones")
     args = p.parse_args()
     parts = args.parts.split(",")
     start = time.perf_counter()
@@ -200,11 +207,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="annbench-data-") as tmp:
         data_dir = args.data_dir or Path(tmp)
         if "ground-truth" in parts:
-            ground_truth(data_dir, args.source_dir, args.queries, args.repeats, args.distances.split(","))
+            ground_truth(data_dir, args.source_dir, args.queries, args.repeats, args.distances.split(","),
+                         args.threads or len(os.sched_getaffinity(0)))
         if "memory" in parts:
             memory(data_dir, args.source_dir)
         if "fronts" in parts:
-            fronts(data_dir, args.source_dir, args.max_train, args.max_test)
+            fronts(data_dir, args.source_dir, args.max_train, args.max_test, args.share_cores)
     print(f"load average at the end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}; "
           f"{time.perf_counter() - start:.0f} s in all")
 

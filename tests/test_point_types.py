@@ -48,6 +48,8 @@ def test_numeric_types_round_trip_and_keep_their_type(tmp_path: Path, dtype: str
     ds = load_dataset(path)
     assert ds.point_type == dtype and ds.train.dtype == np.dtype(dtype) and ds.dimension == 16
     assert ds.memory_bytes == train.nbytes + test.nbytes
+    described = call(dataset_main, "describe", path).out  # the type and the memory it takes, as loaded
+    assert f"point type    {dtype}\n" in described and f"{ds.memory_bytes / 1024:.1f} KB (train and test" in described
     twin = load_dataset(_write(tmp_path / "f32.hdf5", train.astype(np.float32), test.astype(np.float32), "euclidean"))
     assert twin.point_type == "float32" and twin.checksum != ds.checksum  # the checksum covers the type
     assert ds.memory_bytes / twin.memory_bytes == np.dtype(dtype).itemsize / 4

@@ -117,7 +117,8 @@ def test_compare_command_puts_raw_and_encoded_side_by_side(data_dir, results_dir
     encodings = ["digits-encoded-mlp-8-euclidean-test50", "digits-encoded-mlp-8-hamming-test50"]
     for dataset in ("digits-64-euclidean", "digits-encoded-mlp-8-euclidean", "digits-encoded-mlp-8-hamming"):
         r = call(run_main, "--dataset", dataset, "--algorithm", "bruteforce", "--runs", "1", "--data-dir", d,
-                 "--results", subsets, "--no-plot", "-q", "--max-test", "50", "--min-pass-time", "0", "--executor", "inprocess")
+                 "--results", subsets, "--no-plot", "-q", "--max-test", "50", "--min-pass-time", "0",
+                 "--executor", "inprocess")
         assert r.code == 0, r.err
     for name in ("digits-64-euclidean", "digits-64-euclidean-test50"):
         r = call(compare_main, "--dataset", name, "--results", subsets, "--table", "csv")  # no --data-dir

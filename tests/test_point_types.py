@@ -287,12 +287,17 @@ def test_hamming_on_float_points_is_refused(tmp_path: Path) -> None:
     _one_line_error(call(dataset_main, "describe", path), "'hamming', which is not defined on float32 points")
 
 
-def test_the_audit_checks_every_type(tmp_path: Path) -> None:
+@pytest.mark.parametrize("point_type", ["bit", "set"])
+def test_the_audit_checks_every_type(tmp_path: Path, point_type: str) -> None:
     rng = np.random.default_rng(9)
-    train, test = _bit_data(rng, 400, 10, 32)
-    path = _write(tmp_path / "b.hdf5", pack_bits(train), pack_bits(test), "hamming")
+    if point_type == "bit":
+        train, test = _bit_data(rng, 400, 10, 32)
+        path = _write(tmp_path / "b.hdf5", pack_bits(train), pack_bits(test), "hamming")
+    else:
+        sets = _sets(rng, 410, 5, 40)
+        path = _write(tmp_path / "s.hdf5", sets_from_lists(sets[:400], 40), sets_from_lists(sets[400:], 40), "jaccard")
     with h5py.File(path, "a") as f:
-        f["distances"][:, 0] += 3
+        f["distances"][:, 0] += 3 if point_type == "bit" else 0.3
         del f.attrs["checksum"]  # so that only the audit can notice
     with pytest.raises(UserError, match="the stored ground truth is wrong"):
         load_dataset(path)

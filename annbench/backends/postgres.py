@@ -164,6 +164,7 @@ class Database:
             conn = psycopg.connect(os.environ[ENV_DSN], autocommit=True)
             conn.execute(f"SET search_path = {self.schema}, public")
         for setting in self.session:
+            log.debug("SQL: %s", setting)
             conn.execute(setting)
         return conn
 

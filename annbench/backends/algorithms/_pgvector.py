@@ -126,6 +126,7 @@ class PgVector(Adapter):
         self.exact_sql = (f"WITH m AS MATERIALIZED (SELECT i.id, i.embedding FROM {TABLE} i JOIN attrs a ON a.id = "
                           f"i.id WHERE {{}}) SELECT id FROM m ORDER BY embedding {operator} %s LIMIT %s")
         self.settings: dict[str, int] = {}
+        self._filtered = self._reasked = self._filtered_ns = self._reask_ns = 0  # stats(): filtered queries
 
     def _use(self, conn: Any) -> None:
         """Send vectors over ``conn`` in pgvector's binary format, through a cursor of this adapter's own."""
@@ -153,6 +154,18 @@ class PgVector(Adapter):
         self.settings[name] = int(value)
         self.db.execute(f"SET {name} = {int(value)}")
         log.debug("SQL (each query): %s", self.sql)
+        self._filtered = self._reasked = self._filtered_ns = self._reask_ns = 0
+
+    def stats(self) -> dict[str, float]:
+        """On a filtered dataset, since the query setting was applied: ``reasked_share``, the share of filtered
+        queries whose index scan gave fewer than k rows, so they were asked again filter-first;
+        ``reask_ms``, the mean time of such a second query; ``reask_time_share``, the share of all filtered
+        query time spent on them (the re-ask's cost)."""
+        if not self._filtered:
+            return {}
+        return {"reasked_share": self._reasked / self._filtered,
+                "reask_ms": self._reask_ns / self._reasked * 1e-6 if self._reasked else 0.0,
+                "reask_time_share": self._reask_ns / self._filtered_ns if self._filtered_ns else 0.0}
 
     def query(self, q: np.ndarray, k: int) -> np.ndarray:
         rows = self.cursor.execute(self.sql, (q, k), prepare=True, binary=True).fetchall()
@@ -180,9 +193,15 @@ class PgVector(Adapter):
             self._logged.add(sql)
             log.debug("SQL (each filtered query): %s", sql)
             log.debug("SQL (fewer than k rows): %s", exact)
+        start = time.perf_counter_ns()
         rows = self.cursor.execute(sql, (*params, q, k), prepare=True, binary=True).fetchall()
         if len(rows) < k:  # the index scan ran out before k rows passed the filter: filter first, rank exactly
+            asked = time.perf_counter_ns()
             rows = self.cursor.execute(exact, (*params, q, k), prepare=True, binary=True).fetchall()
+            self._reasked += 1
+            self._reask_ns += time.perf_counter_ns() - asked
+        self._filtered += 1
+        self._filtered_ns += time.perf_counter_ns() - start
         return np.array([r[0] for r in rows], dtype=np.int64)
 
     @functools.cached_property
@@ -214,6 +233,7 @@ class PgVector(Adapter):
         handle._handle = True
         handle._use(self.db.connect())
         for name, value in self.settings.items():
+            log.debug("SQL: SET %s = %d", name, value)
             handle.cursor.execute(f"SET {name} = {value}")
         return handle
 

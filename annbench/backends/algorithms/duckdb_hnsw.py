@@ -172,9 +172,8 @@ class DuckDBHNSW(Adapter):
     def client(self) -> DuckDBHNSW:
         handle = handle_copy(self)
         handle.con = self.con.cursor()
-        for setting in self.settings:
-            handle.con.execute(setting)
-        handle.con.execute("SET late_materialization_max_rows = 0")
+        for setting in [*self.settings, "SET late_materialization_max_rows = 0"]:
+            handle._sql(setting)
         return handle
 
     def close_client(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import apsw
@@ -43,6 +44,12 @@ class SqliteVec(Adapter):
         log.debug("SQL: %s", sql)
         self.con.execute(sql, params)
 
+    def _many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        """One statement over many rows, in one transaction."""
+        log.debug("SQL: %s", sql)
+        with self.con:
+            self.con.executemany(sql, rows)
+
     def _connect(self) -> apsw.Connection:
         con = apsw.Connection(str(self.workspace.path / "items.sqlite"))
         con.enable_load_extension(True)
@@ -71,13 +78,10 @@ class SqliteVec(Adapter):
 
     def _insert(self, X: np.ndarray, ids: np.ndarray) -> None:
         insert = f"INSERT INTO items(rowid, embedding) VALUES (?, {self.wrap})"
-        log.debug("SQL: %s", insert)
         rows = np.ascontiguousarray(X, dtype=self.dtype)
         ids = ids.tolist()  # Python ints: apsw binds no numpy integer
-        for i in range(0, len(rows), BATCH_ROWS):
-            with self.con:  # one transaction per batch
-                self.con.executemany(insert, ((ids[j], rows[j].tobytes())
-                                              for j in range(i, min(i + BATCH_ROWS, len(rows)))))
+        for i in range(0, len(rows), BATCH_ROWS):  # one transaction per batch
+            self._many(insert, ((ids[j], rows[j].tobytes()) for j in range(i, min(i + BATCH_ROWS, len(rows)))))
 
     def build_stats(self) -> dict[str, float]:
         """``load_s``: open, load the extension, CREATE VIRTUAL TABLE, INSERT (vec0 has no index to build); on a
@@ -97,14 +101,11 @@ class SqliteVec(Adapter):
         self._sql("CREATE TABLE item_tags (tag INTEGER NOT NULL, id INTEGER NOT NULL, PRIMARY KEY (tag, id)) "
                   "WITHOUT ROWID")
         coo = attrs.tags.tocoo()
-        with self.con:
-            self.con.executemany("INSERT INTO item_tags (tag, id) VALUES (?, ?)",
-                                 zip(coo.col.tolist(), coo.row.tolist()))
+        self._many("INSERT INTO item_tags (tag, id) VALUES (?, ?)", zip(coo.col.tolist(), coo.row.tolist()))
         if attrs.values is not None:
             self._sql("CREATE TABLE item_values (id INTEGER PRIMARY KEY, value REAL NOT NULL)")
-            with self.con:
-                self.con.executemany("INSERT INTO item_values (id, value) VALUES (?, ?)",
-                                     enumerate(np.asarray(attrs.values, dtype=np.float64).tolist()))
+            self._many("INSERT INTO item_values (id, value) VALUES (?, ?)",
+                       enumerate(np.asarray(attrs.values, dtype=np.float64).tolist()))
             self._sql("CREATE INDEX item_values_value ON item_values (value)")
         self._sql("ANALYZE")
         self.attrs_s = time.perf_counter() - start
@@ -136,10 +137,7 @@ class SqliteVec(Adapter):
             self._insert(X, ids)
 
     def delete(self, ids: np.ndarray) -> None:
-        sql = "DELETE FROM items WHERE rowid = ?"
-        log.debug("SQL: %s", sql)
-        with self.con:
-            self.con.executemany(sql, ((i,) for i in ids.tolist()))
+        self._many("DELETE FROM items WHERE rowid = ?", ((i,) for i in ids.tolist()))
 
     # Concurrent clients: each its own connection to the database file (in a client process, after the fork).
     def client(self) -> SqliteVec:

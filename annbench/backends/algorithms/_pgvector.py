@@ -88,11 +88,16 @@ class PgVector(Adapter):
     Filtered search: the attributes live in a table of their own, ``attrs (id, tags int4[], value)`` with a
     GIN index on the tags and a B-tree on the value (loaded after the vectors: an ``UPDATE`` of ``items``
     would insert every row into the vector index again), joined on ``id``; PostgreSQL's planner picks the
-    plan. pgvector 0.6.2 has no iterative index scans (0.8's ``hnsw.iterative_scan``): an index scan
-    returns at most ``ef_search`` rows (HNSW) or those of the probed lists (IVFFlat) before the filter,
-    so a query answered with fewer than k rows is asked again filter-first (a ``MATERIALIZED`` CTE of the
-    matching rows, which no vector index can serve, ranked exactly), as an application on this version has to.
+    plan. On a server with pgvector >= 0.8 the session turns on iterative index scans (:attr:`iterative_scan`):
+    the index scan goes on past ``ef_search`` rows / the probed lists until k rows pass the filter (or its
+    ``max_scan_tuples``). pgvector 0.6.2 (pgserver's) has none: an index scan returns at most ``ef_search``
+    rows (HNSW) or those of the probed lists (IVFFlat) before the filter. On either, a query answered with
+    fewer than k rows is asked again filter-first (a ``MATERIALIZED`` CTE of the matching rows, which no
+    vector index can serve, ranked exactly), as an application has to; :meth:`stats` says how often.
     """
+
+    #: The session setting that turns on pgvector 0.8's iterative index scans for this index type.
+    iterative_scan: str = ""
 
     native_metrics = {"euclidean": "vector_l2_ops", "angular": "vector_cosine_ops", "ip": "vector_ip_ops"}
     libraries = ("pgserver", "psycopg")
@@ -125,7 +130,7 @@ class PgVector(Adapter):
                              f"ORDER BY i.embedding {operator} %s LIMIT %s")
         self.exact_sql = (f"WITH m AS MATERIALIZED (SELECT i.id, i.embedding FROM {TABLE} i JOIN attrs a ON a.id = "
                           f"i.id WHERE {{}}) SELECT id FROM m ORDER BY embedding {operator} %s LIMIT %s")
-        self.settings: dict[str, int] = {}
+        self.settings: dict[str, int | str] = {}
         self._filtered = self._reasked = self._filtered_ns = self._reask_ns = 0  # stats(): filtered queries
 
     def _use(self, conn: Any) -> None:
@@ -184,6 +189,10 @@ class PgVector(Adapter):
         if attrs.values is not None:
             self.db.execute("CREATE INDEX ON attrs (value)")
         self.db.execute("ANALYZE attrs")
+        if self.db.vector_version >= (0, 8):  # an index scan goes on until k rows pass the filter
+            name, mode = self.iterative_scan.split(" = ")
+            self.settings[name] = mode
+            self.db.execute(f"SET {name} = {mode}")
         self.attrs_s = time.perf_counter() - start
 
     def filtered_query(self, q: np.ndarray, k: int, predicate: Predicate) -> np.ndarray:
@@ -233,7 +242,7 @@ class PgVector(Adapter):
         handle._handle = True
         handle._use(self.db.connect())
         for name, value in self.settings.items():
-            log.debug("SQL: SET %s = %d", name, value)
+            log.debug("SQL: SET %s = %s", name, value)
             handle.cursor.execute(f"SET {name} = {value}")
         return handle
 

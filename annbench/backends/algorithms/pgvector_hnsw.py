@@ -14,6 +14,9 @@ class PgVectorHNSW(PgVector):
         ef_search: ``hnsw.ef_search``, the query beam (recall vs speed; at most 1000, and k at most it)
     """
 
+    #: pgvector >= 0.8 on a filtered dataset: results in exact distance order (HNSW's own option)
+    iterative_scan = "hnsw.iterative_scan = strict_order"
+
     def __init__(self, metric: str, m: int = 16, ef_construction: int = 64, threads: int = 1) -> None:
         super().__init__(metric, threads)
         at_least(2, m=m)

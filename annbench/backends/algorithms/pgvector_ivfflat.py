@@ -13,6 +13,10 @@ class PgVectorIVFFlat(PgVector):
         probes: ``ivfflat.probes``, lists scanned per query (recall vs speed)
     """
 
+    #: pgvector >= 0.8 on a filtered dataset: IVFFlat offers only relaxed order (the first k rows that pass,
+    #: a later list's closer rows may be left out), as pgvector's README says for IVFFlat
+    iterative_scan = "ivfflat.iterative_scan = relaxed_order"
+
     def __init__(self, metric: str, lists: int = 100, threads: int = 1) -> None:
         super().__init__(metric, threads)
         at_least(1, lists=lists)

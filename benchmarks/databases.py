@@ -23,7 +23,8 @@ stay in ``--results`` (default ``results/databases``), so ``--table-only`` print
 second run measures only what is missing.
 
     python benchmarks/databases.py [--data-dir DIR] [--source-dir ../shared/data] [--results DIR]
-                                   [--parts plain,filtered] [--max-test 1000] [--filtered-queries 200]
+                                   [--parts plain,filtered] [--datasets D1,D2] [--max-test 1000]
+                                   [--filtered-queries 200]
                                    [--timeout 1800] [--share-cores] [--table-only]
 """
 
@@ -155,6 +156,8 @@ def main() -> int:
     p.add_argument("--source-dir", type=Path, default=None, help="upstream files for offline builds")
     p.add_argument("--results", type=Path, default=Path("results") / "databases")
     p.add_argument("--parts", default="plain,filtered", help="comma-separated: plain, filtered")
+    p.add_argument("--datasets", default=",".join(PLAIN + FILTERED),
+                   help="comma-separated: the datasets of the parts to run (default: all four)")
     p.add_argument("--max-test", type=int, default=1000)
     p.add_argument("--filtered-queries", type=int, default=200)
     p.add_argument("--timeout", type=int, default=1800, help="seconds allowed to each build setting's child")
@@ -166,7 +169,7 @@ def main() -> int:
     code = 0
     with pd.option_context("display.width", 250, "display.max_columns", 30, "display.max_colwidth", 60):
         if "plain" in parts:
-            for dataset in PLAIN:
+            for dataset in [d for d in PLAIN if d in args.datasets.split(",")]:
                 if not args.table_only:
                     code |= sweep(dataset, (*LIBRARIES, *SQL_DATABASES), args, args.max_test, "--preset", "quick")
                 name = f"{dataset}-test{args.max_test}"
@@ -175,7 +178,7 @@ def main() -> int:
                       f"build peak memory")
                 print(plain_table(name, args.results).to_string(index=False))
         if "filtered" in parts:
-            for dataset in FILTERED:
+            for dataset in [d for d in FILTERED if d in args.datasets.split(",")]:
                 if not args.table_only:
                     code |= sweep(dataset, SQL_DATABASES, args, args.filtered_queries, "--preset", "filtered",
                                   "--filter-strategy", "native", "--no-early-stop")

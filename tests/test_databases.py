@@ -558,9 +558,9 @@ def test_pgvector_08_scans_on_until_k_rows_pass_the_filter(algorithm: str, serve
         truth = rows[np.argsort(((X[rows] - X[5]) ** 2).sum(1))[:10]]
         got = adapter.filtered_query(X[5], 10, predicate)
         assert len(got) == 10 and index.matches(predicate, got).all(), got
-        # HNSW in strict order; IVFFlat's relaxed order at probes 1 gives the first list's matches, then the next
-        # list's closest (6 of the 10 here)
-        assert len(set(got) & set(truth)) >= (0.8 if algorithm == "pgvector-hnsw" else 0.5) * len(truth), (got, truth)
+        if algorithm == "pgvector-hnsw":  # strict order: the closest matches. (IVFFlat's relaxed order at probes 1
+            # gives the first list's matches, then the next list's: 3 to 6 of the true 10 here, by the k-means draw)
+            assert len(set(got) & set(truth)) >= 0.8 * len(truth), (got, truth)
         assert adapter.stats()["reasked_share"] == 0, "the index scan stopped short: no iterative scan"
         sent = [r.getMessage() for r in caplog.records]
         assert f"SQL: SET {adapter.iterative_scan}" in sent

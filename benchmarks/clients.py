@@ -17,7 +17,8 @@ Three parts (``--parts``, default all three), the load average printed before an
    falls on; the median of paired ratios is what a noisy machine can give).
 2. ``scaling`` -- **2 clients against 1** for each of ``--scaling`` (default faiss-hnsw and hnswlib: target
    >= 1.7x with threads on 2 cores), each in a process of its own: its index built as in part 3, then
-   ``--rounds`` rounds, each measuring, back to back, 1 and 2 clients (which goes first alternates) for:
+   ``--rounds`` rounds, each measuring, back to back, 1 and 2 clients (which goes first alternates; which
+   variant goes first rotates) for:
    the harness's threads, a plain loop's threads (as in part 1, every query asked and none timed), the
    plain loop's threads unpinned (the scheduler places them), the harness's processes and the plain
    loop's processes. Per variant: the ratio 2 / 1 of each round as median [lowest, highest] and the
@@ -288,7 +289,9 @@ def scaling(name: str, args: argparse.Namespace) -> list[str]:
     single: dict[str, list[float]] = {v: [] for v in variants}
     load_before = load_average()
     for r in range(args.rounds):
-        for variant, measure in variants.items():
+        order = list(variants)
+        for variant in order[r % len(order):] + order[:r % len(order)]:  # each variant first in turn
+            measure = variants[variant]
             qps = {n: measure(n) for n in ((1, 2) if r % 2 == 0 else (2, 1))}
             ratios[variant].append(qps[2] / qps[1] if qps[1] > 0 else 0.0)
             single[variant].append(qps[1])

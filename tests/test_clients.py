@@ -137,8 +137,6 @@ def test_process_clients_answer_as_threads_do_and_leave_no_process(data_dir: Pat
     for level in (by_process, by_thread):
         assert [t.cores for t in level.traces] == cores
         assert level.window.length_ns == 0.3e9
-        # the untimed ramp: every client answered queries before the window opened
-        assert all((t.stamps[1:] < level.window.start_ns).sum() > 3 for t in level.traces)
         scores, kept, _, differ = client_quality(dataset, level, 10, single)
         assert scores["recall"] == scores["single_client_recall"] == 1.0 and differ == 0
         answered = sum(client_counts(level, len(rows))[1]) > 0
@@ -208,6 +206,9 @@ def test_capacity_and_block_size_bounds() -> None:
     assert C.block_size(100_000) == 10
     assert C.capacity(2.0, 100_000, 10) >= 2 * 2.5e9 / 100_000
     assert C.ramp_seconds(2.0) == C.RAMP_MAX_S and C.ramp_seconds(0.4) == pytest.approx(0.1)
+    before = time.perf_counter_ns()
+    window = C.open_window(0.4)  # the clients' window: an untimed ramp from now, then 0.4 s
+    assert before + 0.1e9 <= window.start_ns <= time.perf_counter_ns() + 0.1e9 and window.length_ns == 0.4e9
 
 
 def test_a_client_whose_answers_overflow_its_buffer_grows_it_between_blocks(monkeypatch) -> None:
@@ -371,3 +372,30 @@ def test_every_handle_is_closed_even_when_one_fails_to_close(tmp_path: Path) -> 
         thread_clients(FailsToClose("euclidean", log), list(np.zeros((5, 2), dtype=np.float32)), 3, 0.1,
                        [None] * 2, None)
     assert sum(line.startswith("close") for line in log.read_text().splitlines()) == 2
+
+
+class Stamped(Scripted):
+    """Answers ``[query index, the fake clock as it answered]``."""
+
+    def query(self, q: np.ndarray, k: int) -> list[int]:
+        return [*super().query(q, k), self.now]
+
+
+@pytest.mark.parametrize(("every", "step", "offset", "window", "answered_at"), [
+    (1, 100, 7, Window(1000, 2450), lambda j: (j + 1) * 100),  # query j of the stream, answered at its end
+    (4, 10, 3, Window(200, 1000), lambda c: 40 * c + 10),  # block c's timed query (the block ends at 40c + 40)
+])
+def test_each_position_keeps_its_first_answer_inside_the_window(monkeypatch, every, step, offset, window,
+                                                                answered_at) -> None:
+    nq = 10 if every == 1 else 6
+    rows = list(np.zeros((nq, 2), dtype=np.float32))
+    fake = Stamped(rows, step)
+    monkeypatch.setattr(C.time, "perf_counter_ns", fake.clock)
+    trace = client_loop(fake.query, rows, 1, offset, lambda: window, block=4, size=1, every=every)
+    level = LevelMeasurement(1, ClientKind.THREAD, window, [trace])
+    _, _, timed = client_counts(level, nq)
+    assert timed[0].min() > 0  # every position answered (timed) inside the window: each keeps one answer
+    ends = trace.stamps[1:]
+    for p in range(nq):
+        first = next(c for c in range(len(ends)) if (offset + c) % nq == p and window.start_ns <= ends[c])
+        assert trace.answers[p] == [p, answered_at(first)], p  # not a later one, nor one of the ramp

@@ -12,15 +12,19 @@ reading costs here):
 
 - **Every query timed** (``every = 1``, any query slower than 50 clock readings): the loop records only the
   clock after each answer, into a list allocated before the clock starts (copied into the trace's array
-  between blocks of queries), and keeps each query position's latest answer. A query's latency is the time
-  from the clock read after the previous answer (or the start) to the one after its own: one clock read per
-  query, so the loop's own bookkeeping (tens of nanoseconds) is inside it.
+  between blocks of queries). Its answers go into a list of one block, each dropped when the next block's
+  answer takes its place, while it is still in the cache; each query position's first answer inside the
+  window is kept (during the window's first pass), since holding every latest answer until the next pass
+  made each query free a cold one (1-2 us a query here with faiss and hnswlib). A query's latency is the
+  time from the clock read after the previous answer (or the start) to the one after its own: one clock
+  read per query, so the loop's own bookkeeping (tens of nanoseconds) is inside it.
 - **One query in ``every`` timed** (queries so fast that a clock reading would be a visible share of them):
   each block is one timed query (the clock read on both sides of it, its answer kept) followed by
   ``every - 1`` queries that are only asked, in a plain ``for`` loop that drops their answers (keeping
   them, even in a list comprehension, costs a no-op call a third more on Python 3.11); the clock before a
   block's timed query is also the previous block's end. The timed query is the next of a second pass over
-  the client's queries, so every query is timed in turn, and the answers judged are the timed ones.
+  the client's queries, so every query is timed in turn, and the answers judged are the timed ones (each
+  position's first timed answer in a block ending inside the window).
 
 Threads here (:func:`thread_clients`); processes forked after the build in
 :mod:`annbench.execute.client_processes`, whose clients run the same :func:`client_loop`.
@@ -143,8 +147,8 @@ class ClientTrace:
     the clock at the end of block ``c``. ``every == 1``: block ``c`` is the query at position
     ``(offset + c) % nq`` of the query set, its latency ``stamps[c + 1] - stamps[c]``. ``every > 1``: block
     ``c`` is its timed query, at position ``(offset + c) % nq``, whose latency is ``timed_ns[c]``, then the
-    untimed run ``c % len(runs)`` of :func:`untimed_blocks`. ``answers[i]``: the latest answer to query ``i``
-    (None where it asked none; ``every > 1``: the latest timed answer, None where it timed none).
+    untimed run ``c % len(runs)`` of :func:`untimed_blocks`. ``answers[i]``: its first answer to query ``i``
+    inside the window (None where it gave none there; ``every > 1``: its first timed answer there).
     ``own_handle``: it queried through a handle of its own (``client()`` gave another object than the
     adapter: a database adapter's own connection)."""
 
@@ -168,27 +172,34 @@ def client_loop(query: Callable[[np.ndarray, int], object], rows: Sequence[np.nd
         return _sampled_loop(query, rows, k, offset, start, every, size)
     nq = len(rows)
     order = [(offset + j) % nq for j in range(nq)]
-    blocks = [([rows[i] for i in order[s:s + block]], [None] * len(order[s:s + block])) for s in range(0, nq, block)]
+    blocks = [([rows[i] for i in order[s:s + block]], order[s:s + block]) for s in range(0, nq, block)]
     stamps = np.zeros(max(size, block + 1), dtype=np.int64)
     lap = [0] * block  # a block's clock readings, copied into stamps after the block (8 bytes each there)
+    got: list[object] = [None] * block  # a block's answers, each dropped by the next block's (still in cache)
+    answers: list[object] = [None] * nq
+    missing = nq  # positions with no answer kept yet
     clock = time.perf_counter_ns
-    end = start().end_ns
+    window = start()
+    opened, end = window.start_ns, window.end_ns
     stamps[0] = clock()
     c = 1
     while True:
-        for qs, out in blocks:
+        for qs, positions in blocks:
             n = len(qs)
             if c + n > len(stamps):  # between blocks, never inside the timed calls
                 stamps = np.concatenate([stamps, np.zeros(len(stamps), dtype=np.int64)])
             for j, q in enumerate(qs):
-                out[j] = query(q, k)
+                got[j] = query(q, k)
                 lap[j] = clock()
             stamps[c:c + n] = lap[:n]
             c += n
-            if lap[n - 1] >= end:
-                answers: list[object] = [None] * nq
-                for i, r in zip(order, (r for _, out in blocks for r in out)):
-                    answers[i] = r
+            last = lap[n - 1]
+            if missing and last >= opened:  # answers in the window kept where none are yet (its first pass)
+                for j, i in enumerate(positions):
+                    if answers[i] is None and opened <= lap[j] <= end:
+                        answers[i] = got[j]
+                        missing -= 1
+            if last >= end:
                 return ClientTrace(offset, None, stamps[:c].copy(), answers)
 
 
@@ -200,32 +211,38 @@ def _sampled_loop(query: Callable[[np.ndarray, int], object], rows: Sequence[np.
     nq = len(rows)
     untimed = [[rows[i] for i in run] for run in untimed_blocks(nq, offset, every)]
     timed = [rows[(offset + j) % nq] for j in range(nq)]
-    timed_out: list[object] = [None] * nq
+    kept: list[object] = [None] * nq  # by timed position: its first timed answer in a block ending in the window
+    missing = nq
     blocks = max(16, size // every)
     marks, took = [0] * blocks, [0] * blocks
     clock = time.perf_counter_ns
-    end = start().end_ns
+    window = start()
+    opened, end = window.start_ns, window.end_ns
     c, t, u, nu = 0, 0, 0, len(untimed)
+    a, last = None, -1  # the previous block's timed answer and its timed position
     while True:
         t0 = clock()
         marks[c] = t0  # the end of block c - 1 and the start of block c
+        if missing and opened <= t0 <= end and last >= 0 and kept[last] is None:  # block c - 1 ended in the window
+            kept[last] = a
+            missing -= 1
         if t0 >= end:
             break
         a = query(timed[t], k)
         t1 = clock()
         for q in untimed[u]:
             query(q, k)
-        timed_out[t] = a
         took[c] = t1 - t0
         c += 1
+        last = t
         t = t + 1 if t + 1 < nq else 0
         u = u + 1 if u + 1 < nu else 0
         if c == len(marks):  # between blocks, never inside the timed calls
             marks.extend([0] * c)
             took.extend([0] * c)
     answers: list[object] = [None] * nq
-    for j, a in enumerate(timed_out):
-        answers[(offset + j) % nq] = a
+    for j, answer in enumerate(kept):
+        answers[(offset + j) % nq] = answer
     return ClientTrace(offset, None, np.array(marks[:c + 1], dtype=np.int64), answers, every,
                        np.array(took[:c], dtype=np.int64))
 

@@ -185,7 +185,7 @@ def client_quality(dataset: Dataset, level: LevelMeasurement, k: int,
                    single: np.ndarray) -> tuple[dict[str, float], np.ndarray, np.ndarray, int]:
     """Quality of the answers the clients gave inside the window (where a client timed one query in ``every``,
     of its timed queries' answers, the ones it kept): per query answered there, the mean over the answers
-    given to it (a client's latest answer to a query stands for its every answer to it), then the mean over
+    given to it (a client's first answer to a query in the window stands for its every answer to it), then the mean over
     those queries; ``single_client_recall``: the recall of ``single`` (the single-client
     answers of the same setting) over the same queries, equal for a library that answers alike under load.
     Also the answers kept (per query, the first client's that answered it inside the window; -1 rows

@@ -1,5 +1,8 @@
 #!/usr/bin/env python3
-"""The SQL databases beside the libraries (issue 27): one sweep per dataset, then their figures.
+"""The databases beside the libraries (issue 27): one sweep per dataset, then their figures.
+
+``--databases sql`` (default: pgvector, DuckDB, sqlite-vec), ``embedded`` (LanceDB, Chroma, Milvus Lite, Qdrant's
+local mode) or ``all`` chooses the databases of both parts; the tables show the chosen ones.
 
 1. ``plain``: on Fashion-MNIST (raw, ``fashion-mnist-784-euclidean``) and ``random-s-100-euclidean``, one
    sweep per dataset of hnswlib, faiss-hnsw and the SQL databases (``--preset quick``, the first
@@ -23,7 +26,8 @@ stay in ``--results`` (default ``results/databases``), so ``--table-only`` print
 second run measures only what is missing.
 
     python benchmarks/databases.py [--data-dir DIR] [--source-dir ../shared/data] [--results DIR]
-                                   [--parts plain,filtered] [--datasets D1,D2] [--max-test 1000]
+                                   [--parts plain,filtered] [--datasets D1,D2] [--databases sql|embedded|all]
+                                   [--max-test 1000]
                                    [--filtered-queries 200]
                                    [--timeout 1800] [--share-cores] [--table-only]
 """
@@ -42,6 +46,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 LIBRARIES = ("hnswlib", "faiss-hnsw")
 SQL_DATABASES = ("pgvector-hnsw", "pgvector-ivfflat", "duckdb-hnsw", "sqlite-vec")
+EMBEDDED_DATABASES = ("lancedb-ivf-pq", "lancedb-ivf-flat", "lancedb-ivf-hnsw-sq", "chroma-hnsw", "milvus-hnsw",
+                      "milvus-hnsw-sq", "milvus-ivf-flat", "milvus-ivf-sq8", "milvus-flat", "qdrant-local")
+DATABASES = {"sql": SQL_DATABASES, "embedded": EMBEDDED_DATABASES, "all": SQL_DATABASES + EMBEDDED_DATABASES}
 PLAIN = ("fashion-mnist-784-euclidean", "random-s-100-euclidean")
 FILTERED = ("random-filtered-s-32-euclidean", "fashion-mnist-by-class-784-euclidean")
 LEVELS = (0.9, 0.99)
@@ -85,21 +92,22 @@ def _runs(dataset: str, results: Path) -> pd.DataFrame:
 
 
 def _mib(value: float) -> str:
-    return "" if pd.isna(value) else f"{value / 2**20:.1f}"
+    # index_bytes -1: the adapter has nothing to measure (qdrant-local in memory)
+    return "" if pd.isna(value) else "—" if value < 0 else f"{value / 2**20:.1f}"
 
 
 def _num(value: float, digits: int = 4) -> str:
     return "" if pd.isna(value) else f"{value:.{digits}g}"
 
 
-def plain_table(dataset: str, results: Path) -> pd.DataFrame:
+def plain_table(dataset: str, results: Path, databases: tuple[str, ...] = SQL_DATABASES) -> pd.DataFrame:
     """One row per algorithm and build setting behind an operating point at recall >= 0.9 or >= 0.99."""
     from annbench.analyse.frames import measured
     from annbench.report.plotting import params_label
 
     frame = _runs(dataset, results)
     rows = []
-    for algorithm in [*LIBRARIES, *SQL_DATABASES]:
+    for algorithm in [*LIBRARIES, *databases]:
         runs = frame[frame["algorithm"] == algorithm] if len(frame) else frame
         ok = measured(runs)
         failed = runs[runs["status"] == "failed"] if len(runs) else runs
@@ -132,14 +140,14 @@ def plain_table(dataset: str, results: Path) -> pd.DataFrame:
     return pd.DataFrame(rows).fillna("")
 
 
-def filtered_table(dataset: str, results: Path) -> pd.DataFrame:
+def filtered_table(dataset: str, results: Path, databases: tuple[str, ...] = SQL_DATABASES) -> pd.DataFrame:
     """Every run of the databases on a filtered dataset: recall, QPS, filter violations, status."""
     from annbench.report.plotting import params_label
 
     frame = _runs(dataset, results)
     if frame.empty:
         return frame
-    frame = frame[frame["algorithm"].isin(SQL_DATABASES)].sort_values(["algorithm", "build_params", "qps"])
+    frame = frame[frame["algorithm"].isin(databases)].sort_values(["algorithm", "build_params", "qps"])
     return pd.DataFrame({
         "algorithm": frame["algorithm"],
         "setting": [params_label(b, q) for b, q in zip(frame["build_params"], frame["query_params"])],
@@ -158,6 +166,8 @@ def main() -> int:
     p.add_argument("--parts", default="plain,filtered", help="comma-separated: plain, filtered")
     p.add_argument("--datasets", default=",".join(PLAIN + FILTERED),
                    help="comma-separated: the datasets of the parts to run (default: all four)")
+    p.add_argument("--databases", choices=sorted(DATABASES), default="sql",
+                   help="the databases swept and shown: sql (default), embedded or all")
     p.add_argument("--max-test", type=int, default=1000)
     p.add_argument("--filtered-queries", type=int, default=200)
     p.add_argument("--timeout", type=int, default=1800, help="seconds allowed to each build setting's child")
@@ -166,25 +176,26 @@ def main() -> int:
     p.add_argument("--table-only", action="store_true", help="print the tables of the stored results, run nothing")
     args = p.parse_args()
     parts = set(args.parts.split(","))
+    databases = DATABASES[args.databases]
     code = 0
     with pd.option_context("display.width", 250, "display.max_columns", 30, "display.max_colwidth", 60):
         if "plain" in parts:
             for dataset in [d for d in PLAIN if d in args.datasets.split(",")]:
                 if not args.table_only:
-                    code |= sweep(dataset, (*LIBRARIES, *SQL_DATABASES), args, args.max_test, "--preset", "quick")
+                    code |= sweep(dataset, (*LIBRARIES, *databases), args, args.max_test, "--preset", "quick")
                 name = f"{dataset}-test{args.max_test}"
                 print(f"\n{name} (k 10, 1 thread, --preset quick, one timed pass): best QPS at recall >= 0.9 / "
                       f">= 0.99 per build setting, build time (start + load + index where timed apart), index size, "
                       f"build peak memory")
-                print(plain_table(name, args.results).to_string(index=False))
+                print(plain_table(name, args.results, databases).to_string(index=False))
         if "filtered" in parts:
             for dataset in [d for d in FILTERED if d in args.datasets.split(",")]:
                 if not args.table_only:
-                    code |= sweep(dataset, SQL_DATABASES, args, args.filtered_queries, "--preset", "filtered",
+                    code |= sweep(dataset, databases, args, args.filtered_queries, "--preset", "filtered",
                                   "--filter-strategy", "native", "--no-early-stop")
                 name = f"{dataset}-test{args.filtered_queries}"
                 print(f"\n{name} (native filters, --preset filtered, --no-early-stop): every run")
-                print(filtered_table(name, args.results).to_string(index=False))
+                print(filtered_table(name, args.results, databases).to_string(index=False))
     print(f"\nload average at the end: {load()}")
     return code
 

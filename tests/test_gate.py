@@ -19,6 +19,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from conftest import call, write_backend
 
 from annbench.backends.inject import write_wrapper
 from annbench.cli.gate import main
@@ -26,7 +27,6 @@ from annbench.core.paths import ALGORITHMS_DIR
 from annbench.datasets.registry import prepare
 from annbench.execute.isolation import available_cores
 from annbench.gate.baseline import read_baseline
-from tests.conftest import call
 
 #: The tests that compare timings measured minutes apart (one runs a CPU hog); the first one builds the
 #: module's baseline, so that its timings too are measured alone.
@@ -134,8 +134,7 @@ def test_a_slowdown_of_one_session_only_is_not_confirmed(baseline: Path, data_di
     # confirmation session is within it even on this noisy VM (where one session in ten of unchanged
     # code strays beyond 10 %: the reason confirmation exists).
     slow = write_wrapper(tmp_path / "slow", "kdtree", [ALGORITHMS_DIR], factor=2.0)
-    (tmp_path / "algos").mkdir()
-    (tmp_path / "algos" / "kdtree.py").write_text(FIRST_SESSION_SLOW.format(
+    write_backend(tmp_path / "algos", "kdtree", FIRST_SESSION_SLOW.format(
         slow=str(slow), count=str(tmp_path / "fits"), rounds=3))
     # one measuring process per round, beside the reference
     code, out, root, md = _compare(baseline, data_dir, tmp_path, "--algorithms-dir", tmp_path / "algos",
@@ -195,9 +194,7 @@ def test_one_warm_parent_per_algorithm_for_the_whole_session(data_dir: Path, tmp
 
 
 def test_missing_algorithm_is_reported(baseline: Path, data_dir: Path, tmp_path: Path):
-    algos = tmp_path / "algos"
-    algos.mkdir()
-    (algos / "kdtree.py").write_text('raise ImportError("simulated: library not installed")\n')
+    algos = write_backend(tmp_path / "algos", "kdtree", 'raise ImportError("simulated: library not installed")\n')
     code, out, root, md = _compare(baseline, data_dir, tmp_path, "--algorithms-dir", algos)
     assert code == 1, out
     failure = _case(root, "kdtree").find("failure")
@@ -248,10 +245,9 @@ def test_the_reference_is_measured_in_each_process_its_passes_interleaved(data_d
     """Each measuring process answers the reference's queries and kdtree's, switching pass by pass: warm-up of
     each, then reference, kdtree, reference, kdtree (--runs 2); no other process queries either."""
     log, algos = tmp_path / "queries.log", tmp_path / "algos"
-    algos.mkdir()
     for name, cls in (("kdtree", "KDTree"), ("bruteforce", "BruteForce")):
-        (algos / f"{name}.py").write_text(LOGGED.format(name=name, cls=cls, log=str(log),
-                                                        source=str(ALGORITHMS_DIR / f"{name}.py")))
+        write_backend(algos, name, LOGGED.format(name=name, cls=cls, log=str(log),
+                                                 source=str(ALGORITHMS_DIR / f"{name}.py")))
     r = call(main, "--dataset", DATASET, "--algorithm", "kdtree", "--rounds", "2", "--processes", "2", "--runs", "2",
              "-q", "--data-dir", data_dir, "--algorithms-dir", algos, "--save-baseline", tmp_path / "b.json")
     assert r.code == 0, r.err

@@ -127,3 +127,25 @@ def test_point_types_column_says_native_and_converted() -> None:
 def test_markdown_is_an_option_of_list_algorithms(capsys) -> None:
     assert main(["--markdown"]) == 2
     assert capsys.readouterr().err.strip() == "error: --markdown is an option of --list-algorithms; give both"
+
+
+def test_a_grid_that_lists_fewer_metrics_shows_only_those() -> None:
+    """The table says what ``run`` accepts: an adapter's library may serve hamming, but a grid that lists
+    euclidean only makes the row say euclidean only (its point types too)."""
+    class Wide(Adapter):
+        """``Wide``: serves more than its grid asks."""
+
+        native_metrics = {"euclidean": "l2", "hamming": "bit_hamming"}
+        point_types = ("float32", "bit")
+
+        def __init__(self, metric: str, threads: int = 1) -> None:
+            super().__init__(metric, threads)
+
+        def fit(self, X) -> None: ...
+
+        def query(self, q, k): ...
+
+    every = _cells(markdown_table({"wide": Wide}).splitlines()[2])
+    assert every[3:5] == ["euclidean (`l2`), hamming (`bit_hamming`)", "float32 (euclidean); bit (hamming)"]
+    row = _cells(markdown_table({"wide": Wide}, {"wide": ["euclidean"]}).splitlines()[2])
+    assert row[3:5] == ["euclidean (`l2`)", "float32 (euclidean)"]

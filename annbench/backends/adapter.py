@@ -52,7 +52,7 @@ import functools
 import inspect
 import threading
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, ClassVar
@@ -398,12 +398,15 @@ def _converting(adapter: Adapter, method: Callable[..., Any], source: str, targe
     return converted
 
 
-def served(cls: type[Adapter]) -> str:
-    """The point types an adapter takes for each distance it serves, in words: natively
-    (``float32, uint8 (euclidean, angular)``) or converted by the harness (``bit as float32 (hamming)``;
-    beside native types, the numbers given as another type than float32: ``uint8 as int8``)."""
+def served(cls: type[Adapter], metrics: Collection[str] | None = None) -> str:
+    """The point types an adapter takes for each distance it serves (of ``metrics`` only, when given: its
+    grid's), in words: natively (``float32, uint8 (euclidean, angular)``) or converted by the harness
+    (``bit as float32 (hamming)``; beside native types, the numbers given as another type than float32:
+    ``uint8 as int8``)."""
     groups: dict[tuple[str, ...], list[str]] = {}
     for m in cls.native_metrics:
+        if metrics is not None and m not in metrics:
+            continue
         types = tuple(t for t in cls.point_types if m in METRICS_OF[t])
         types += tuple(f"{t} as {cls.takes(m, t)}" for t in NUMERIC_TYPES
                        if types and t not in cls.point_types and cls.takes(m, t) not in (None, "float32"))

@@ -1,7 +1,8 @@
 """The Markdown table of adapters (``run.py --list-algorithms --markdown``, README's backend table).
 
-Everything in it comes from the adapter classes: the library from ``libraries``, what the index is
-from the first docstring line, the metrics from ``native_metrics`` and ``normalize_for``, the point
+Everything in it comes from the adapter classes and their grids: the library from ``libraries``, what the
+index is from the first docstring line, the metrics from ``native_metrics`` and ``normalize_for`` (those its
+grid's ``metrics`` list: what ``run`` accepts), the point
 types it takes natively (and the distances on each) from ``point_types``, the parameters from the
 ``__init__`` and ``set_query_params`` signatures (type and default) and the docstrings' ``Parameters:``
 sections. Nothing depends on the machine it is generated on.
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from annbench.backends.adapter import Adapter, build_parameters, describe_type, query_parameters, served, type_hints
@@ -90,24 +91,29 @@ def _parameters(params: Mapping[str, inspect.Parameter], hints: Mapping[str, Any
     return "<br>".join(lines)
 
 
-def metrics_text(cls: type[Adapter]) -> str:
-    """``euclidean (`l2`), angular (`dot` on unit-norm rows)``: each metric and the library's name for it."""
+def metrics_text(cls: type[Adapter], metrics: Collection[str] | None = None) -> str:
+    """``euclidean (`l2`), angular (`dot` on unit-norm rows)``: each metric (of ``metrics`` only, when given)
+    and the library's name for it."""
     unit = "unit-norm rows and queries" if cls.normalize_queries else "unit-norm rows"
     return ", ".join(f"{m} (`{native}`{' on ' + unit if m in cls.normalize_for else ''})"
-                     for m, native in cls.native_metrics.items())
+                     for m, native in cls.native_metrics.items() if metrics is None or m in metrics)
 
 
-def row(algorithm: str, cls: type[Adapter]) -> tuple[str, ...]:
+def row(algorithm: str, cls: type[Adapter], metrics: Collection[str] | None = None) -> tuple[str, ...]:
+    """One algorithm's cells; its distances are those of ``metrics`` (its grid's) when given: what ``run``
+    accepts, not all its library could serve."""
     docs = parameter_docs(cls)
     return (f"`{algorithm}`", ", ".join(cls.libraries), _markdown(summary(cls)).rstrip("."),
-            metrics_text(cls), served(cls),
+            metrics_text(cls, metrics), served(cls, metrics),
             _parameters(build_parameters(cls), type_hints(cls.__init__), docs),
             _parameters(query_parameters(cls), type_hints(cls.set_query_params), docs))
 
 
-def markdown_table(adapters: Mapping[str, type[Adapter]]) -> str:
-    """One row per algorithm, in name order."""
+def markdown_table(adapters: Mapping[str, type[Adapter]],
+                   metrics: Mapping[str, Collection[str]] | None = None) -> str:
+    """One row per algorithm, in name order; ``metrics``: each algorithm's grid's distances."""
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for algorithm in sorted(adapters):
-        lines.append("| " + " | ".join(_cell(c) for c in row(algorithm, adapters[algorithm])) + " |")
+        grid = None if metrics is None else metrics[algorithm]
+        lines.append("| " + " | ".join(_cell(c) for c in row(algorithm, adapters[algorithm], grid)) + " |")
     return "\n".join(lines)

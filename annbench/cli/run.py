@@ -185,7 +185,7 @@ def list_algorithms(config_dirs: list[Path], adapter_dirs: list[Path]) -> int:
             config = load_config(path)
             adapter = load_adapter(name, adapter_dirs)
             status = f"available  metrics: {', '.join(m for m in config.metrics if m in adapter.metrics)}; " \
-                     f"groups: {', '.join(config.groups)}; point types: {served(adapter)}"
+                     f"groups: {', '.join(config.groups)}; point types: {served(adapter, config.metrics)}"
         except UserError as e:
             status = f"UNAVAILABLE  {e}"
         print(f"{name:<20} {status}")
@@ -196,15 +196,16 @@ def algorithms_markdown(config_dirs: list[Path], adapter_dirs: list[Path]) -> st
     """The Markdown table of every algorithm with a grid (see :mod:`annbench.backends.table`)."""
     from annbench.backends.discovery import load_adapter
     from annbench.backends.table import markdown_table
-    from annbench.plan.config import all_configs
+    from annbench.plan.config import all_configs, load_config
 
-    adapters = {}
-    for name in sorted(all_configs(config_dirs)):
+    adapters, metrics = {}, {}
+    for name, path in sorted(all_configs(config_dirs).items()):
         try:
             adapters[name] = load_adapter(name, adapter_dirs)
         except UserError as e:
             raise UserError(f"--markdown documents every algorithm, and {e}") from None
-    return markdown_table(adapters)
+        metrics[name] = load_config(path).metrics
+    return markdown_table(adapters, metrics)
 
 
 def list_datasets(data_dir: Path) -> int:

@@ -23,7 +23,8 @@ from annbench.quality.predicates import AttributeIndex, Attributes, predicates
 
 #: The adapters that filter natively (README: "Filtered search"); usearch and ScaNN expose no filter in Python.
 NATIVE = ["bruteforce", "chroma-hnsw", "duckdb-hnsw", "faiss-flat", "faiss-hnsw", "faiss-ivf", "hnswlib",
-          "lancedb-ivf-flat", "lancedb-ivf-hnsw-sq", "lancedb-ivf-pq", "milvus-hnsw", "milvus-ivf-flat",
+          "lancedb-ivf-flat", "lancedb-ivf-hnsw-sq", "lancedb-ivf-pq", "milvus-flat", "milvus-hnsw", "milvus-hnsw-sq",
+          "milvus-ivf-flat", "milvus-ivf-sq8",
           "pgvector-hnsw", "pgvector-ivfflat", "qdrant-local", "sqlite-vec"]
 K = 10
 

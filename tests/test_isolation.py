@@ -98,7 +98,9 @@ def _grid(configs: Path, build: str) -> None:
 
 def _sweep(dirs: tuple[Path, Path], data_dir: Path, results_dir: Path, *extra: object):
     algos, configs = dirs
-    return call(run_main, "--dataset", DATASET, "--algorithm", "faulty,bruteforce", "--runs", 1,
+    # no timing is checked here: no warm-up, one repetition of the queries per pass
+    return call(run_main, "--dataset", DATASET, "--algorithm", "faulty,bruteforce", "--runs", 1, "--warmup", "none",
+                "--min-pass-time", 0,
                 "--algorithms-dir", algos, "--configs-dir", configs, "--data-dir", data_dir,
                 "--results", results_dir, "--no-plot", *(extra or ("--parallelism", 2)))
 
@@ -213,9 +215,9 @@ def test_more_children_than_cores_is_refused(data_dir: Path, results_dir: Path) 
 def test_failed_run_is_rerun_and_not_plotted(faulty, data_dir: Path, results_dir: Path) -> None:
     _grid(faulty[1], "{fault: [none, fit-error]}")
     assert _sweep(faulty, data_dir, results_dir).code == 1
-    plotted = call(run_main, "--dataset", DATASET, "--algorithm", "faulty", "--runs", 1, "--algorithms-dir",
-                   faulty[0], "--configs-dir", faulty[1], "--data-dir", data_dir, "--results", results_dir,
-                   "--table", "runs")
+    plotted = call(run_main, "--dataset", DATASET, "--algorithm", "faulty", "--runs", 1, "--warmup", "none",
+                   "--min-pass-time", 0, "--algorithms-dir", faulty[0], "--configs-dir", faulty[1], "--data-dir",
+                   data_dir, "--results", results_dir, "--table", "runs")
     # Only the failed run was attempted again; the summary shows both with their status.
     assert "0 runs done, 1 failed, 1 already stored" in plotted.out
     assert any(" status " in line for line in plotted.out.splitlines()) and " error " in plotted.out

@@ -22,7 +22,8 @@ def _snapshot(results: Path) -> dict[str, str]:
 @pytest.mark.parametrize("k", [1, 10, 100])
 def test_exact_methods_have_recall_one(k: int, data_dir: Path, results_dir: Path) -> None:
     r = call(run_main, "--dataset", "random-xs-20-euclidean", "--algorithm", "bruteforce,kdtree", "-k", k,
-             "--runs", 1, "--data-dir", data_dir, "--results", results_dir, "--no-plot")
+             "--runs", 1, "--warmup", "none", "--min-pass-time", 0, "--data-dir", data_dir, "--results", results_dir,
+             "--no-plot")
     assert r.code == 0, r.err
     frame = results_frame(results_dir)
     assert sorted(frame["algorithm"]) == ["bruteforce", "kdtree"]
@@ -67,8 +68,8 @@ def test_batch_mode_has_no_invented_latencies(data_dir: Path, results_dir: Path)
 
 
 def test_resume_skips_finished_runs_and_force_redoes_them(data_dir: Path, results_dir: Path) -> None:
-    args = ("--dataset", "random-xs-20-euclidean", "--algorithm", "kdtree,balltree", "--runs", 1,
-            "--data-dir", data_dir, "--results", results_dir, "--no-plot")
+    args = ("--dataset", "random-xs-20-euclidean", "--algorithm", "kdtree,balltree", "--runs", 1, "--warmup", "none",
+            "--min-pass-time", 0, "--data-dir", data_dir, "--results", results_dir, "--no-plot")
     assert call(run_main, *args).code == 0
     first = _snapshot(results_dir)
     stamps = {p: read_attrs(p)["timestamp"] for p in ResultStore(results_dir).paths()}

@@ -122,7 +122,8 @@ def plain_table(dataset: str, results: Path, databases: tuple[str, ...] = SQL_DA
             builds = [ok.loc[ok["recall"].idxmax(), "build_params"]]
         for build in builds:
             of_build = ok[ok["build_params"] == build]
-            first = of_build.iloc[0]
+            sized = of_build[of_build["index_bytes"] >= 0]  # a child killed before measuring it left -1 (pending)
+            first = (sized if len(sized) else of_build).iloc[0]
             row = {"algorithm": algorithm, "build": params_label(build, "{}"),
                    "max recall": _num(of_build["recall"].max())}
             for r in LEVELS:

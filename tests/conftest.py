@@ -140,13 +140,15 @@ USES: dict[str, tuple[str, ...]] = {
     "SHARED_DATA": ("slow", "needs_shared_data"),  # the upstream files (Fashion-MNIST, GloVe, ...)
 }
 #: Algorithms whose builds take seconds (numba, quantization) or start a database: a test naming one of
-#: them (a string constant or parameter value starting with the name) is slow.
-SLOW_ALGORITHMS = ("pynndescent", "ngt-qg", "pgvector", "duckdb", "lancedb", "sqlite-vec")
+#: them (a string constant or parameter value starting with the name) is slow. Milvus Lite starts a gRPC
+#: server per database file (threads of this process) and builds in Python: ~2 s a contract case.
+SLOW_ALGORITHMS = ("pynndescent", "ngt-qg", "pgvector", "duckdb", "lancedb", "sqlite-vec", "milvus")
 #: A string constant in the test's code that makes its sweeps run in this process: not slow for that,
 #: unless the test also runs the local executor (LOCAL).
 INPROCESS, LOCAL = "inprocess", "local"
 TIER_MARKERS = {
-    "slow": "takes seconds (sweeps in children, gate, numba, torch, Chromium, subprocesses, Dask, shared data); "
+    "slow": "takes seconds (sweeps in children, gate, numba, torch, Chromium, subprocesses, Dask, shared data, "
+            "databases); "
             "pytest -m 'not slow' is the fast tier",
     "needs_chromium": "drives Chromium (apt-get install chromium)",
     "needs_torch": "trains or loads a torch network (the torch extra)",

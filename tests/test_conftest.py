@@ -108,6 +108,10 @@ def _probe_numba():
     return load_adapter("pynndescent", [ALGORITHMS_DIR])
 
 
+def _probe_milvus_lite():  # a gRPC server per database file and ~2 s a build
+    return load_adapter("milvus-hnsw", [ALGORITHMS_DIR])
+
+
 def _probe_pure():
     return sorted([3, 1, 2])
 
@@ -121,7 +125,7 @@ PROBES = {name[len("_probe_"):]: f for name, f in dict(globals()).items() if nam
     ("helper_sweeps", {"slow"}), ("trains_a_gru", {"slow", "needs_torch"}),
     ("reads_shared_data", {"slow", "needs_shared_data"}),
     ("reads_a_constant_made_from_shared_data", {"slow", "needs_shared_data"}), ("calls_the_marker_rules", set()),
-    ("numba", {"slow"}), ("pure", set()),
+    ("numba", {"slow"}), ("milvus_lite", {"slow"}), ("pure", set()),
 ])
 def test_tier_markers_follow_what_a_test_uses(probe: str, expected: set[str]) -> None:
     function = PROBES[probe]

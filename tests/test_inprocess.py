@@ -111,7 +111,7 @@ def test_each_task_starts_from_a_fresh_global_random_state(data_dir: Path, tmp_p
     np.random.seed(0)  # noqa: NPY002 - the global state a library may draw from
     stream = np.random.RandomState(0).random_sample(2).tolist()  # what the tasks would draw without a reseed
     r = call(run_main, "--dataset", DATASET, "--algorithm", "draws", "--runs", "1", "--processes", "1",
-             "--min-pass-time", "0",
+             "--min-pass-time", "0", "--warmup", "none",  # no timing is checked: no 0.5 s warm-up per build
              "--data-dir", data_dir, "--results", tmp_path / "results", "--algorithms-dir", algos,
              "--configs-dir", algos, "--executor", "inprocess", "--no-plot", "-q")
     assert r.code == 0, r.err

@@ -10,10 +10,11 @@ import pytest
 from conftest import write_backend
 
 import annbench.execute.measure as measure
+from annbench.analyse.processes import process_values
 from annbench.backends.adapter import Adapter
 from annbench.execute.evaluate import speed
 from annbench.execute.measure import ResultError, batch_passes, single_query_passes
-from annbench.plan.grid import WARMUP_FULL, WARMUP_NONE
+from annbench.plan.grid import WARMUP_FULL, WARMUP_NONE, RunOptions
 
 
 class FakeClock:
@@ -293,7 +294,7 @@ class Recording(Adapter):
 '''
 
 
-def _recording_build(tmp_path: Path, data_dir: Path, widths: list[int]):
+def _recording_build(tmp_path: Path, data_dir: Path, widths: list[int], processes: int | None = None):
     from annbench.backends.discovery import load_adapter
     from annbench.datasets.registry import load
     from annbench.plan.grid import BuildSetting, RunOptions
@@ -304,7 +305,8 @@ def _recording_build(tmp_path: Path, data_dir: Path, widths: list[int]):
     algos.mkdir(parents=True, exist_ok=True)
     write_backend(algos, "recording", RECORDING_ADAPTER)
     dataset = load("random-xs-20-euclidean", data_dir)
-    options = RunOptions(k=5, runs=1, warmup=WARMUP_NONE, min_pass_time=0)
+    options = RunOptions(k=5, runs=1, warmup=WARMUP_NONE, min_pass_time=0,
+                         processes=RunOptions().processes if processes is None else processes)
     setting = BuildSetting("recording", {}, tuple({"width": w} for w in widths))
     keys = run_keys(dataset.name, options, setting)
     task = Task("t", dataset.name, dataset.path, dataset.checksum, options, setting, tuple(keys), (algos,),
@@ -314,15 +316,17 @@ def _recording_build(tmp_path: Path, data_dir: Path, widths: list[int]):
     return task, dataset, keys, cls
 
 
-def test_index_size_is_measured_after_the_last_query_setting(tmp_path: Path, data_dir: Path) -> None:
+@pytest.mark.parametrize("processes", [1, 3])
+def test_index_size_is_measured_after_the_last_query_setting(processes: int, tmp_path: Path, data_dir: Path) -> None:
     from annbench.execute.child import run_build_setting
     from annbench.store.folder import ResultStore, read_attrs
 
-    task, dataset, keys, cls = _recording_build(tmp_path, data_dir, [1, 2])
+    task, dataset, keys, cls = _recording_build(tmp_path, data_dir, [1, 2], processes)
     store = ResultStore(tmp_path / "results")
     results = run_build_setting(task, dataset, store)
-    assert cls.calls == ["fit", "set_query_params(1)", "query(1)", "set_query_params(2)", "query(2)",
-                         "index_size_bytes"]
+    # the calls in the build's process: with several measuring processes the queries ran in them, and had ended
+    queried = ["query(1)", "set_query_params(2)", "query(2)"] if processes == 1 else ["set_query_params(2)"]
+    assert cls.calls == ["fit", "set_query_params(1)", *queried, "index_size_bytes"]
     assert [r.status for r in results] == ["ok", "ok"]
     for key in keys:  # every stored run of the build carries the size, rewritten after it was known
         attrs = read_attrs(store.path_for(key))
@@ -396,10 +400,15 @@ def test_stored_run_holds_its_calibrated_passes(data_dir: Path, results_dir: Pat
     assert r.code == 0, r.err
     [path] = ResultStore(results_dir).paths()
     attrs, arrays = read_attrs(path), read_arrays(path)
-    repeats = attrs["repeats"]
+    repeats, processes = attrs["repeats"], attrs.get("processes", 1)  # the first measuring process's repeats
     assert attrs["warmup"] == "full" and attrs["warmup_queries"] == 1000 and attrs["min_pass_time"] == 0.3
-    assert repeats >= 1 and arrays["pass_times_ns"][0] >= 0.3e9  # the first pass goes on until 0.3 s
-    assert arrays["neighbors"].shape == (1000, 10) and arrays["latencies_ns"].shape == (repeats * 1000,)
-    best = int(np.argmin(arrays["pass_times_ns"]))
-    assert attrs["qps"] == pytest.approx(repeats * 1000 / (arrays["pass_times_ns"][best] * 1e-9))
+    times = arrays["pass_times_ns"].reshape(processes, 2)  # each process's 2 passes
+    assert repeats >= 1 and (times[:, 0] >= 0.3e9).all()  # each process's first pass goes on until 0.3 s
+    # the latencies of each process's fastest pass (repeats · nq each), the first process's first
+    latencies = arrays["latencies_ns"]
+    assert arrays["neighbors"].shape == (1000, 10) and len(latencies) % 1000 == 0
+    assert len(latencies) >= processes * 1000 and (latencies[:repeats * 1000] > 0).all()
+    per = process_values(attrs["qps_processes"]) if processes > 1 else [attrs["qps"]]
+    assert len(per) == processes == RunOptions().processes and attrs["qps"] == pytest.approx(np.mean(per))
+    assert per[0] == pytest.approx(repeats * 1000 / (times[0].min() * 1e-9))
     assert attrs["recall"] == 1.0 and attrs["index_bytes"] > 0 and attrs["index_bytes_status"] == "measured"

@@ -25,6 +25,7 @@ from annbench.cli.run import main as run_main
 from annbench.core.processes import process_alive
 from annbench.execute.forkclient import WarmParents
 from annbench.execute.forkproto import SOCKET_DIR_PREFIX
+from annbench.plan.grid import RunOptions
 
 #: Sweeps with --parallelism 2, and counts of the processes each sweep starts.
 pytestmark = pytest.mark.all_cores
@@ -103,7 +104,10 @@ def test_one_import_and_warm_up_per_sweep(parallelism: int, marks: Path, data_di
     # The sweep imported the adapter to plan; one warm parent imported it and warmed up once.
     stats = _stats(tmp_path / "results")
     [server] = _pids(marks, "import") - {os.getpid()}
-    assert _pids(marks, "warm") == {server, *(s["pid"] for s in stats)}  # the children warm up too (untimed)
+    # the children warm up too (untimed), and so do their measuring processes, each building the index again (the
+    # adapter cannot save it: process_index rebuilt): 1 + P warm-ups per build setting besides the server's
+    warm, children = _pids(marks, "warm"), {s["pid"] for s in stats}
+    assert {server, *children} <= warm and len(warm) == 1 + len(children) * (1 + RunOptions().processes)
     assert len({s["pid"] for s in stats}) == 4 and {s["ppid"] for s in stats} == {server}
     assert all(len(s["cpus"]) == 1 for s in stats)
     logs = sorted((tmp_path / "results" / DATASET / "10" / "logs" / "marked").glob("n=*.log"))
@@ -238,7 +242,8 @@ def test_each_run_records_the_children_beside_it(cold: bool, marks: Path, data_d
     results = tmp_path / "results"
     r = call(run_main, "--dataset", DATASET, "--algorithm", "beside", "--runs", 1, "--algorithms-dir", algos,
              "--configs-dir", configs, "--data-dir", data_dir, "--results", results, "--no-plot",
-             "--parallelism", 2, "--no-early-stop", *(["--cold-workers"] if cold else []))  # every q runs
+             "--parallelism", 2, "--no-early-stop", *(["--cold-workers"] if cold else []),  # every q runs
+             "--processes", 1)  # q 0, 1 and 2 one after another: several processes would interleave their passes
     frame = results_frame(results)
     assert (frame["status"] == "ok").all(), frame["error"].tolist()
     assert r.code == 0, r.err

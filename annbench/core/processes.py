@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import signal
+import sys
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,17 @@ def die_with_parent(parent_pid: int) -> None:
         return
     if os.getppid() != parent_pid:
         os._exit(70)
+
+
+def probe_fork() -> int:
+    """Fork a child that does nothing and exits 0: its exit code (a library's fork handler may kill it, as
+    numba's GNU OpenMP layer does once its threads started)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
 
 
 def children(pid: int) -> list[int]:

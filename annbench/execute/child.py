@@ -25,11 +25,12 @@ from typing import Any
 
 import numpy as np
 
-from annbench.backends.adapter import Adapter, adapter_for, saveable
+from annbench.backends.adapter import Adapter, saveable
 from annbench.backends.discovery import load_adapter
 from annbench.backends.filtering import FilteredSearch, Strategy, choose
 from annbench.core import provenance
 from annbench.core.claims import BesideRef, Look
+from annbench.core.processes import probe_fork
 from annbench.core.results import Reason, RunKey, RunResult, Status, canonical, measurement_attrs
 from annbench.core.threads import limited_threads
 from annbench.datasets.format import Dataset, load_dataset
@@ -37,6 +38,7 @@ from annbench.execute.client_levels import by_query_setting, measure_level
 from annbench.execute.evaluate import pass_qps, process_speed, quality, speed
 from annbench.execute.measure import (
     PassMeasurement,
+    batch_answers,
     batch_passes,
     batch_steps,
     interleaved,
@@ -45,7 +47,7 @@ from annbench.execute.measure import (
     single_query_steps,
     stack_answers,
 )
-from annbench.execute.process_passes import in_processes
+from annbench.execute.process_passes import At, Fatal, in_processes, portable, restored
 from annbench.execute.streaming import run_runbook
 from annbench.plan.early_stop import dominated_by, is_exact, skipped, stored_exact
 from annbench.plan.pending import run_keys
@@ -125,14 +127,17 @@ class ProcessIndex(StrEnum):
 
     LOADED = "loaded"    # the index the build's child saved (untimed), loaded into memory of the process's own
     REBUILT = "rebuilt"  # built again in the process (untimed), from the same build parameters and seeds
-    CHILD = "child"      # none: the adapter is not fork-safe (Adapter.fork_safe), so the build's child measured alone
+    #: none: the adapter is not fork-safe (Adapter.fork_safe), or a process forked after its warm-up died at once
+    #: (a library's fork handler), so the build's child measured alone
+    CHILD = "child"
 
 
 def made(adapter_cls: type[Adapter], dataset: Dataset, threads: int, build_params: dict[str, Any],
          strategy: Strategy | None) -> tuple[Adapter, Any]:
     """An adapter made for the dataset, not built yet (given its rows converted where it does not take them
     as they are): the adapter and what is searched (itself, or its filtered search under ``strategy``)."""
-    adapter = adapter_for(adapter_cls, dataset.distance, dataset.point_type, dataset.dimension, threads, **build_params)
+    adapter = adapter_cls(dataset.distance, threads=threads, **build_params)
+    adapter.accept(dataset.point_type, dataset.dimension)
     return adapter, adapter if strategy is None else FilteredSearch(adapter, strategy)
 
 
@@ -160,13 +165,29 @@ def build_failed(task: Task, recorder: Recorder, e: BaseException, attrs: dict[s
     return recorder.results
 
 
-def in_processes_or_error(measure: Callable[[], dict[str, list[PassMeasurement]]], settings: list[dict[str, Any]]
-                          ) -> dict[str, list[PassMeasurement] | BaseException]:
-    """``measure()``, or its exception for every setting (each is then stored as failed with it)."""
+#: One query setting's outcome over the measuring processes: every process's measurement, or the exception
+#: that failed it (stored as the setting's error, as one process would store it).
+Outcome = list[PassMeasurement] | BaseException
+
+
+@dataclasses.dataclass
+class ProcessOutcomes:
+    """What the measuring processes of one build gave: canonical query parameters → :data:`Outcome`, and the
+    :class:`Fatal` end of a process (the settings from ``fatal.at`` on have no outcome: one process measuring
+    alone would have died there), None if none ended so."""
+
+    outcomes: dict[str, Outcome]
+    fatal: Fatal | None = None
+
+
+def in_processes_or_error(measure: Callable[[], ProcessOutcomes], settings: list[dict[str, Any]]
+                          ) -> ProcessOutcomes:
+    """``measure()``, or the exception that failed a process outside any query setting (loading the index) for
+    every setting (each is then stored as failed with it)."""
     try:
-        return dict(measure())
+        return measure()
     except Exception as e:
-        return {canonical(params): e for params in settings}
+        return ProcessOutcomes({canonical(params): e for params in settings})
 
 
 def searcher(saved: Path | None, adapter_cls: type[Adapter], dataset: Dataset, threads: int,
@@ -188,7 +209,7 @@ def searcher(saved: Path | None, adapter_cls: type[Adapter], dataset: Dataset, t
     return load
 
 
-#: The key of :func:`measure_in_processes`' answer under which the reference's measurements are (query settings'
+#: The key of :func:`measure_in_processes`' outcomes under which the reference's measurements are (query settings'
 #: keys are canonical JSON objects, never this).
 REFERENCE = "reference"
 
@@ -216,60 +237,122 @@ def answers_differ(ms: list[PassMeasurement]) -> int:
     return sum(not np.array_equal(m.neighbors, ms[0].neighbors) for m in ms[1:])
 
 
-def measure_in_processes(search: Any, adapter: Adapter, load: Callable[[], tuple[Any, Adapter]], dataset: Dataset,
-                         queries: Any, o: Any, settings: list[dict[str, Any]], exact: list[dict[str, Any]],
-                         grid: tuple[dict[str, Any], ...], reference: Callable[[], Any] | None = None
-                         ) -> dict[str, list[PassMeasurement]]:
-    """Every query setting of a build measured in ``o.processes`` processes, each making every setting's
-    passes interleaved (:func:`annbench.execute.measure.interleaved`): canonical query parameters → the
-    processes' measurements. With a ``reference`` (:func:`reference_index`), each process builds it too and its
-    passes lead each cycle of the interleaving (a pass of the reference, then one of every setting, ...), its
-    measurements under :data:`REFERENCE`: the machine as each setting's passes saw it, moments apart. With
-    early stop the settings are first answered once, untimed, in grid order; a setting dominated by an exact
-    one before it (:func:`dominated_by`) gets no warm-up and no pass in any process (it is stored as skipped,
-    as without processes). That answer pass runs on the child's built ``search``, or, where the processes are
-    forked before the child builds (``search`` None), in the first process, whose decision (and the exact
-    settings it found, added to ``exact``) the later
-    processes inherit."""
-    decided: list[list[dict[str, Any]]] = []  # the settings to measure, once decided
+def answered(index: Any, queries: Any, k: int, batch: bool) -> np.ndarray:
+    """Every query answered once, untimed, as the timed passes call the index: ``(nq, k)`` ids, checked alike."""
+    if batch:
+        return batch_answers(index.batch_query(queries, k), len(queries), k)
+    return stack_answers([index.query(q, k) for q in queries], k)
 
-    def decide(index: Any, tuned: Adapter) -> list[dict[str, Any]]:
-        todo = []
-        for params in settings:
+
+def measure_in_processes(load: Callable[[], tuple[Any, Adapter]], dataset: Dataset, queries: Any, o: Any,
+                         settings: list[dict[str, Any]], exact: list[dict[str, Any]],
+                         grid: tuple[dict[str, Any], ...], reference: Callable[[], Any] | None = None
+                         ) -> ProcessOutcomes:
+    """Every query setting of a build measured in ``o.processes`` processes, each making every setting's
+    passes interleaved (:func:`annbench.execute.measure.interleaved`), recorded as one process would record
+    them (:mod:`annbench.execute.process_passes`):
+
+    - with early stop the first process first answers each setting once, untimed, in grid order; a setting
+      dominated by an exact one before it (:func:`dominated_by`) gets no warm-up and no pass in any process
+      (it is stored as skipped, as without processes); the exact settings it found are added to ``exact``
+      and the later processes inherit its decision;
+    - a setting whose queries raise (in that answer pass or in its passes) is that setting's failure only,
+      with the exception as raised; the later processes leave it out;
+    - a process that dies at setting ``j`` (:class:`Fatal`): the settings before ``j`` are measured again in
+      ``o.processes`` fresh processes (one process measuring alone would have measured and stored them before
+      it died at ``j``), and the death is returned with their outcomes;
+    - with a ``reference`` (:func:`reference_index`), each process builds it too and its passes lead each cycle
+      of the interleaving (a pass of the reference, then one of every setting, ...), its measurements under
+      :data:`REFERENCE`: the machine as each setting's passes saw it, moments apart; a reference that fails
+      fails every setting.
+    """
+    start_exact = list(exact)
+    try:
+        return ProcessOutcomes(_outcomes(load, dataset, queries, o, settings, exact, grid, reference))
+    except Fatal as fatal:
+        exact[:] = start_exact
+        before = settings[:max(fatal.at, 0)]
+        if not before:
+            return ProcessOutcomes({}, fatal)
+        again = measure_in_processes(load, dataset, queries, o, before, exact, grid, reference)
+        return ProcessOutcomes(again.outcomes, again.fatal or fatal)  # an earlier death (flaky) wins
+
+
+@dataclasses.dataclass
+class _Measured:
+    """One measuring process's answer: the settings it measured (indices into the build's settings), the
+    exact settings it knew of, the settings that raised (with :func:`portable` exceptions), its measurements."""
+
+    todo: list[int]
+    exact: list[dict[str, Any]]
+    failed: dict[int, tuple[BaseException | None, str, str, str]]
+    measured: dict[int, PassMeasurement]
+    reference: PassMeasurement | None = None
+
+
+def _outcomes(load: Callable[[], tuple[Any, Adapter]], dataset: Dataset, queries: Any, o: Any,
+              settings: list[dict[str, Any]], exact: list[dict[str, Any]], grid: tuple[dict[str, Any], ...],
+              reference: Callable[[], Any] | None) -> dict[str, Outcome | list[PassMeasurement]]:
+    first: list[_Measured] = []  # the first process's answer, once there is one
+
+    def decide(index: Any, tuned: Adapter, at: At) -> tuple[list[int], dict[int, Any]]:
+        todo, failed = [], {}
+        for j, params in enumerate(settings):
             if o.early_stop:
                 if dominated_by(grid, params, exact) is not None:
                     continue
-                tuned.set_query_params(**params)
-                answers = (index.batch_query(queries, o.k) if o.batch
-                           else stack_answers([index.query(q, o.k) for q in queries], o.k))
-                if is_exact(quality(dataset, np.asarray(answers, dtype=np.int64), o.k)[0]):
-                    exact.append(params)
-            todo.append(params)
-        return todo
+                at(j)
+                try:
+                    tuned.set_query_params(**params)
+                    if is_exact(quality(dataset, answered(index, queries, o.k, o.batch), o.k)[0]):
+                        exact.append(params)
+                except Exception as e:
+                    failed[j] = portable(e)
+                    continue
+            todo.append(j)
+        return todo, failed
 
-    if search is not None:
-        decided.append(decide(search, adapter))
     steps = batch_steps if o.batch else single_query_steps
 
-    def measure(target: tuple[Any, Adapter]) -> tuple[list[dict[str, Any]], list[dict[str, Any]],
-                                                      list[PassMeasurement]]:
+    def select(tuned: Adapter, at: At, j: int) -> None:
+        at(j)
+        tuned.set_query_params(**settings[j])
+
+    def measure(target: tuple[Any, Adapter], at: At) -> _Measured:
         index, tuned = target
-        todo = decided[0] if decided else decide(index, tuned)
+        todo, failed = (first[0].todo, {}) if first else decide(index, tuned, at)
+        todo = [j for j in todo if j not in failed]
         timed = functools.partial(steps, queries=queries, k=o.k, runs=o.runs, warmup_s=o.warmup,
                                   min_pass_s=o.min_pass_time)
         beside = [] if reference is None else [(lambda: None, functools.partial(timed, reference()))]
-        return todo, exact, interleaved([*beside, *((functools.partial(tuned.set_query_params, **params),
-                                                     functools.partial(timed, index)) for params in todo)])
+        results = interleaved([*beside, *((functools.partial(select, tuned, at, j), functools.partial(timed, index))
+                                          for j in todo)])
+        lead = results[0] if beside else None
+        if isinstance(lead, Exception):
+            raise lead  # without its reference no setting is measured as asked
+        results = results[len(beside):]
+        failed.update({j: portable(r) for j, r in zip(todo, results) if isinstance(r, Exception)})
+        return _Measured([j for j in todo if j not in failed], exact, failed,
+                         {j: r for j, r in zip(todo, results) if not isinstance(r, Exception)}, lead)
 
-    def learnt(result: tuple[list[dict[str, Any]], list[dict[str, Any]], list[PassMeasurement]]) -> None:
-        if not decided:  # the first process decided: the child and the later processes take its decision
-            decided.append(result[0])
-            exact[:] = result[1]
+    failures: dict[int, BaseException] = {}
 
-    per_process = [ms for _, _, ms in in_processes(o.processes, measure, load, learnt)]
-    lead = 0 if reference is None else 1
-    out = {canonical(params): [ms[lead + i] for ms in per_process] for i, params in enumerate(decided[0])}
-    return out if reference is None else {**out, REFERENCE: [ms[0] for ms in per_process]}
+    def learnt(result: _Measured) -> None:
+        for j, sent in result.failed.items():
+            failures.setdefault(j, restored(sent))
+        if not first:  # the child and the later processes take the first process's decision
+            first.append(result)
+            exact[:] = result.exact
+        else:
+            first[0].todo = [j for j in first[0].todo if j not in result.failed]
+
+    per_process = in_processes(o.processes, measure, load, learnt)
+    out: dict[str, Outcome | list[PassMeasurement]] = {canonical(settings[j]): e for j, e in failures.items()}
+    for j in first[0].todo if first else []:
+        out[canonical(settings[j])] = [p.measured[j] for p in per_process]
+    if reference is not None:
+        out[REFERENCE] = [p.reference for p in per_process if p.reference is not None]
+    return out
 
 
 def combined(ms: list[PassMeasurement]) -> PassMeasurement:
@@ -323,16 +406,22 @@ def run_build_setting(task: Task, dataset: Dataset, store: ResultStore,
         exact = stored_exact(store, done, dataset.checksum) if o.early_stop else []
         groups = by_query_setting(task.keys)
         settings = [g[0].query_params for g in groups]
-        measured: dict[str, list[PassMeasurement] | BaseException] = {}
-        # a library that is not fork-safe (its runtime's threads start at import) is measured in the child alone
-        processes = o.processes if adapter_cls.fork_safe else 1
+        measured = ProcessOutcomes({})
+        # a library that is not fork-safe (its runtime's threads start at import), or whose fork handler kills forked
+        # processes, is measured in the child alone
+        can_fork = adapter_cls.fork_safe
+        if can_fork and (o.processes > 1 or o.reference) and (code := probe_fork()) != 0:
+            log.warning("a process forked after the warm-up ended with %s at once: the build's process measures "
+                        "alone", code)
+            can_fork = False
+        processes = o.processes if can_fork else 1
         if processes < o.processes:
             attrs["process_index"] = ProcessIndex.CHILD.value
         reference = reference_index(o, list(task.adapter_dirs), dataset, strategy)
-        if reference is not None and not adapter_cls.fork_safe:
+        if reference is not None and not can_fork:
             return build_failed(task, recorder, RuntimeError(
                 f"a reference measured beside {setting.algorithm} needs measuring processes forked from its child, "
-                f"and {setting.algorithm} is not fork-safe"), attrs)
+                f"and {setting.algorithm} cannot have them (not fork-safe, or its forks die at once)"), attrs)
         # measured in processes forked from this one: several, or one beside which the reference is measured
         forked = processes > 1 or reference is not None
         rebuilt = forked and (strategy is not None or not saveable(adapter_cls))
@@ -341,7 +430,7 @@ def run_build_setting(task: Task, dataset: Dataset, store: ResultStore,
             attrs["process_index"] = ProcessIndex.REBUILT.value
             load = searcher(None, adapter_cls, dataset, o.threads, setting.build_params, strategy)
             measured = in_processes_or_error(lambda: measure_in_processes(
-                None, adapter, load, dataset, queries, o, settings, exact, setting.query_settings, reference), settings)
+                load, dataset, queries, o, settings, exact, setting.query_settings, reference), settings)
         try:
             with peak_memory_growth() as memory:
                 start = time.perf_counter_ns()
@@ -357,9 +446,12 @@ def run_build_setting(task: Task, dataset: Dataset, store: ResultStore,
             attrs["process_index"] = ProcessIndex.LOADED.value
             load = searcher(saved, adapter_cls, dataset, o.threads, setting.build_params, strategy)
             measured = in_processes_or_error(lambda: measure_in_processes(
-                search, adapter, load, dataset, queries, o, settings, exact, setting.query_settings, reference),
-                settings)
-        for group in groups:
+                load, dataset, queries, o, settings, exact, setting.query_settings, reference), settings)
+        if forked and isinstance(store, BesideStore):
+            store.measured_together()
+        for g, group in enumerate(groups):
+            if measured.fatal is not None and g >= measured.fatal.at:
+                break  # one process measuring alone died here: so does this one, below, once the index is removed
             key = group[0]
             run_attrs = {**attrs, "timestamp": provenance.timestamp()}
             if o.early_stop and (by := dominated_by(setting.query_settings, key.query_params, exact)) is not None:
@@ -370,12 +462,12 @@ def run_build_setting(task: Task, dataset: Dataset, store: ResultStore,
                 adapter.set_query_params(**key.query_params)
                 process_attrs: dict[str, Any] = {}
                 if forked:
-                    ms = measured[canonical(key.query_params)]
+                    ms = measured.outcomes[canonical(key.query_params)]
                     if isinstance(ms, BaseException):
                         raise ms
                     m = combined(ms)
                     timing, process_attrs = process_speed(ms)
-                    if isinstance(beside := measured.get(REFERENCE), list):  # pass i of each: moments apart
+                    if isinstance(beside := measured.outcomes.get(REFERENCE), list):  # pass i of each: moments apart
                         process_attrs.update(reference_qps_processes=[speed(r)["qps"] for r in beside],
                                              reference_pass_qps=[pass_qps(r) for r in beside],
                                              pass_qps_processes=[pass_qps(m) for m in ms])
@@ -411,7 +503,10 @@ def run_build_setting(task: Task, dataset: Dataset, store: ResultStore,
                     continue
                 result.metrics.update(build)
                 recorder.record(result)
-        index_bytes, status, error = measure_index_size(adapter)
+        if measured.fatal is None:
+            index_bytes, status, error = measure_index_size(adapter)
+    if measured.fatal is not None:  # as a child that died in a query: its stored runs stay pending
+        measured.fatal.reproduce()
     if status is IndexSize.FAILED:
         log.error("%s %s: index size not measured: %s", setting.algorithm, setting.build_params, error)
     recorder.index_size(index_bytes, status, error)
@@ -431,11 +526,18 @@ class BesideStore(ResultStore):
         self.ref = beside
         self.beside = Look(beside)
         self.counted: dict[Path, int] = {}
+        self.together: int | None = None
+
+    def measured_together(self) -> None:
+        """The runs written from now on were measured over one stretch of time (their passes interleaved in
+        the same measuring processes): each gets the count of one look covering all of them (and the build
+        before), not the first of them alone."""
+        self.together = self.beside.since_last()
 
     def write(self, result: RunResult) -> Path:
         path = self.path_for(result.key)
         if path not in self.counted:
-            self.counted[path] = self.beside.since_last()
+            self.counted[path] = self.beside.since_last() if self.together is None else self.together
         attrs = {**result.attrs, "concurrent_children": self.counted[path], "parallelism": self.ref.parallelism,
                  "cores_shared": self.ref.shared}
         return super().write(dataclasses.replace(result, attrs=attrs))

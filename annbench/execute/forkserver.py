@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from annbench.core.processes import kill_group
+from annbench.core.processes import kill_group, probe_fork
 from annbench.execute.forkproto import READY, ForkRequest, WarmUp
 
 log = logging.getLogger(__name__)
@@ -96,16 +96,6 @@ def _fork_child(request: ForkRequest, closing: list[int]) -> int:
         forked_child(request.task, Path(request.log_path), os.getppid(), request.cpus, request.address_space,
                      request.beside)  # never returns
     return pid
-
-
-def _probe_fork() -> int:
-    """Fork a child that does nothing and exits 0: its exit code (a library's fork handler may kill it)."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:
-        os._exit(0)
-    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
 
 
 def _exit_code(pid: int) -> int | None:
@@ -211,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     _warm_up(spec)
     threads = len(os.listdir("/proc/self/task")) if os.path.isdir("/proc/self/task") else 1
     log.info("%d thread(s) running in this process after the warm-up", threads)
-    if (code := _probe_fork()) != 0:  # e.g. numba on GNU OpenMP kills every forked child at once
+    if (code := probe_fork()) != 0:  # e.g. numba on GNU OpenMP kills every forked child at once
         log.error("a child forked after the warm-up ended with %s at once: this process cannot fork safely", code)
         return 3
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

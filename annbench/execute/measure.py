@@ -202,26 +202,34 @@ def run_steps(steps: Steps) -> PassMeasurement:
             return done.value
 
 
-def interleaved(settings: list[tuple[Callable[[], None], Callable[[], Steps]]]) -> list[PassMeasurement]:
+def interleaved(settings: list[tuple[Callable[[], None], Callable[[], Steps]]]) -> list[PassMeasurement | Exception]:
     """Several query settings of one index measured round-robin: each ``(select, steps)`` setting is
     selected (its query parameters set) and warmed up and calibrated in turn, then pass 1 of every
     setting, pass 2 of every setting, ... (each selected again before its pass), so that a slow
-    stretch of the machine hits all settings alike. The measurements, in the order given."""
-    running = []
-    for select, steps in settings:
-        select()
-        gen = steps()
-        next(gen)  # the warm-up and calibration: a measurement has at least one pass to go
+    stretch of the machine hits all settings alike. The measurements, in the order given; a setting
+    whose selection or steps raised an exception gets that exception and no further pass (as measured
+    alone, it would have failed there), the others go on."""
+    out: list[PassMeasurement | Exception | None] = [None] * len(settings)
+    running: list[Steps | None] = []
+    for i, (select, steps) in enumerate(settings):
+        gen = None
+        try:
+            select()
+            gen = steps()
+            next(gen)  # the warm-up and calibration: a measurement has at least one pass to go
+        except Exception as e:
+            out[i], gen = e, None
         running.append(gen)
-    out: list[PassMeasurement | None] = [None] * len(settings)
     while any(m is None for m in out):
         for i, ((select, _), gen) in enumerate(zip(settings, running)):
-            if out[i] is None:
-                select()
+            if out[i] is None and gen is not None:
                 try:
+                    select()
                     next(gen)
                 except StopIteration as done:
                     out[i] = done.value
+                except Exception as e:
+                    out[i] = e
     return [m for m in out if m is not None]
 
 
@@ -298,12 +306,17 @@ def batch_steps(adapter: Adapter, queries: np.ndarray, k: int, runs: int, warmup
         if best is None or elapsed < pass_times[best_pass]:
             best, best_pass = (first, reported), p
     assert best is not None
-    ids = np.asarray(best[0])
-    if ids.shape != (len(queries), k):
-        raise ResultError(f"batch_query returned shape {ids.shape}, expected {(len(queries), k)}")
-    ids = np.stack([_as_ids(row, k, "batch_query") for row in ids]) if ids.dtype.kind != "i" else ids
     lat = None if any(r is None for r in best[1]) else np.concatenate([np.asarray(r, dtype=np.int64) for r in best[1]])
-    return PassMeasurement(ids.astype(np.int64), lat, pass_times, best_pass, repeats, warm)
+    return PassMeasurement(batch_answers(best[0], len(queries), k), lat, pass_times, best_pass, repeats, warm)
+
+
+def batch_answers(result: object, nq: int, k: int) -> np.ndarray:
+    """A ``batch_query`` answer as ``(nq, k)`` int64 ids; :class:`ResultError` for a malformed one."""
+    ids = np.asarray(result)
+    if ids.shape != (nq, k):
+        raise ResultError(f"batch_query returned shape {ids.shape}, expected {(nq, k)}")
+    ids = np.stack([_as_ids(row, k, "batch_query") for row in ids]) if ids.dtype.kind != "i" else ids
+    return ids.astype(np.int64)
 
 
 def _reset_high_water_mark(pid: int | str) -> bool:

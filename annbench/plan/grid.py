@@ -52,9 +52,9 @@ class RunOptions:
     """
 
     k: int = 10
-    #: Timed passes in each measuring process (README: What is measured); 3 processes of 1 pass each time as
-    #: long as the default 1 process of 3 passes and sample the process-to-process spread.
-    runs: int = 3
+    #: Timed passes in each measuring process (README: What is measured): the default 3 processes of 1 pass
+    #: each time as long as 1 process of 3 passes did, and sample the process-to-process spread.
+    runs: int = 1
     batch: bool = False
     threads: int = 1
     force: bool = False
@@ -77,7 +77,7 @@ class RunOptions:
     rebuild_fallback: bool = False
     #: Processes that measure each query setting, one after another, each its ``runs`` passes (README: What is
     #: measured); 1 = the build's own process, as before the option existed.
-    processes: int = 1
+    processes: int = 3
     #: A setting measured beside every query setting in each measuring process, its index built there too and its
     #: passes interleaved with theirs (the regression gate's reference, annbench.gate.run): (algorithm, canonical
     #: build parameters, canonical query parameters); () none. Its QPS per process: ``reference_qps_processes``;

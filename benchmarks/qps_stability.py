@@ -9,7 +9,15 @@ sweep, the modes alternating, so all see the same machine load:
 * ``calibrated`` (the default) — run.py's defaults: bounded warm-up (0.5 s), passes of at least 0.2 s,
   ``--processes 3`` measuring processes of ``--runs 1`` pass each;
 * ``single`` — the behaviour before calibration: a full warm-up pass, then one repetition of the
-  query set per timed pass (``--warmup full --min-pass-time 0``), one process of 3 passes.
+  query set per timed pass (``--warmup full --min-pass-time 0``), one process of 3 passes;
+* ``spread`` — the calibrated measurement with each build's P measuring processes spread over the sweep's
+  time: P rounds, each a sweep of one process per build (process 1 of every build, then process 2 of every
+  build, ...), a setting's QPS the mean of its P rounds'. Each round's child builds the index again with
+  the same seeds (the three libraries' builds are seeded: the same index) and measures it alone, as a
+  measuring process of a rebuilt index does; the timed passes and warm-ups are the calibrated mode's.
+  It tests whether decorrelating a build's processes in time brings the CV across sweeps down to
+  ``c / sqrt(P)`` (the machine's noise is correlated over tens of seconds, so P processes run back to back
+  share much of it) before the harness schedules processes that way.
 
 Per setting and mode it prints the QPS CV (sample standard deviation / mean over the sweeps), then
 per mode the median and maximum CV and how many settings are within ``--target`` (3 %).
@@ -27,7 +35,7 @@ sweep-to-sweep variation).
 Bounded: with the defaults about 4 minutes on the project's 2-core machine (5 sweeps of about 25 s,
 12 plain processes of 3 s plus their start); the wall time is printed.
 
-    python benchmarks/qps_stability.py [--sweeps 5] [--runs 1] [--processes 3] [--modes calibrated[,single]]
+    python benchmarks/qps_stability.py [--sweeps 5] [--runs 1] [--processes 3] [--modes calibrated[,single,spread]]
                                        [--algorithm hnswlib,annoy,faiss-ivf] [--min-pass-time 0.2]
                                        [--c-each 2] [--c-seconds 3]
 """
@@ -61,13 +69,13 @@ DEFAULTS = RunOptions()
 
 
 def mode_options(mode: str, runs: int, min_pass_time: float, warmup: float, processes: int) -> RunOptions:
-    if mode == "calibrated":
+    if mode in ("calibrated", "spread"):  # spread: P sweeps of one process each (see the module's text)
         return RunOptions(k=10, runs=runs, force=True, warmup=warmup, min_pass_time=min_pass_time, early_stop=False,
-                          processes=processes)
+                          processes=processes if mode == "calibrated" else 1)
     if mode == "single":
         return RunOptions(k=10, runs=3, force=True, warmup=WARMUP_FULL, min_pass_time=0.0, early_stop=False,
                           processes=1)
-    raise SystemExit(f"unknown mode {mode!r}; valid: calibrated, single")
+    raise SystemExit(f"unknown mode {mode!r}; valid: calibrated, single, spread")
 
 
 def sweep_qps(dataset, algorithms: list[str], options: RunOptions) -> dict[str, tuple[float, int, float]]:
@@ -93,12 +101,13 @@ def main() -> None:
     p.add_argument("--data-dir", type=Path, default=None, help="dataset folder (default as run.py)")
     p.add_argument("--algorithm", default="hnswlib,annoy,faiss-ivf")
     p.add_argument("--sweeps", type=int, default=5)
-    p.add_argument("--runs", type=int, default=1, help="calibrated mode's passes per process")
-    p.add_argument("--modes", default="calibrated", help="comma-separated: calibrated, single")
+    p.add_argument("--runs", type=int, default=DEFAULTS.runs, help="calibrated mode's passes per process")
+    p.add_argument("--modes", default="calibrated", help="comma-separated: calibrated, single, spread")
     p.add_argument("--min-pass-time", type=float, default=DEFAULTS.min_pass_time, help="calibrated mode's")
     p.add_argument("--warmup", type=float, default=DEFAULTS.warmup, help="calibrated mode's warm-up bound (s)")
     p.add_argument("--target", type=float, default=0.03)
-    p.add_argument("--processes", type=int, default=3, help="measuring processes of the calibrated mode")
+    p.add_argument("--processes", type=int, default=DEFAULTS.processes, help="measuring processes of the calibrated "
+                                                                             "and spread modes")
     p.add_argument("--c-each", type=int, default=2, help="plain-loop processes before each sweep and after the last")
     p.add_argument("--c-seconds", type=float, default=3.0, help="seconds each of them measures")
     args = p.parse_args()
@@ -111,7 +120,7 @@ def main() -> None:
     options = {m: mode_options(m, args.runs, args.min_pass_time, args.warmup, args.processes) for m in modes}
     qps: dict[str, dict[str, list[float]]] = {m: {} for m in modes}
     repeats: dict[str, dict[str, list[int]]] = {m: {} for m in modes}
-    harness_cv: list[float] = []
+    harness_cv: dict[str, list[float]] = {m: [] for m in modes}
     load_start = os.getloadavg()
     plain: list[list[float]] = []  # the plain loop's processes before sweep s (and after the last)
     with tempfile.TemporaryDirectory(prefix="annbench-qps-stability-index-") as tmp:
@@ -124,11 +133,16 @@ def main() -> None:
         for s in range(args.sweeps):
             probe()
             for m in (modes if s % 2 == 0 else modes[::-1]):  # alternate which mode goes first
-                for label, (q, r, cv) in sweep_qps(dataset, algorithms, options[m]).items():
+                rounds = [sweep_qps(dataset, algorithms, options[m])
+                          for _ in range(args.processes if m == "spread" else 1)]
+                for label, (q, r, cv) in rounds[0].items():
+                    if m == "spread":  # the P rounds are the build's P processes
+                        per = np.asarray([one[label][0] for one in rounds])
+                        q, cv = float(per.mean()), float(per.std(ddof=1) / per.mean())
                     qps[m].setdefault(label, []).append(q)
                     repeats[m].setdefault(label, []).append(r)
-                    if m == "calibrated" and cv == cv:
-                        harness_cv.append(cv)
+                    if cv == cv:
+                        harness_cv[m].append(cv)
                 print(f"sweep {s + 1}/{args.sweeps} {m} done", file=sys.stderr, flush=True)
         probe()
     print(f"{dataset.name}, {', '.join(algorithms)} quick grids, {args.sweeps} sweeps per mode; calibrated: "
@@ -152,7 +166,8 @@ def main() -> None:
         c = np.asarray(cvs[m])
         print(f"{m:<10} median CV {np.median(c) * 100:5.2f} %   max CV {np.max(c) * 100:5.2f} %   "
               f"within {args.target * 100:g} %: {int(np.sum(c <= args.target))} of {len(c)}")
-    if "calibrated" not in modes:
+    targeted = [m for m in modes if m != "single"]
+    if not targeted:
         return
     everything = np.concatenate(plain)
     c = float(np.std(everything, ddof=1) / np.mean(everything))
@@ -160,19 +175,21 @@ def main() -> None:
     around = np.asarray([np.mean(plain[s] + plain[s + 1]) for s in range(args.sweeps)])
     bound = 1.2 * c / np.sqrt(args.processes)
     print(f"plain loop's process-to-process CV c = {c * 100:.1f} % over {everything.size} processes "
-          f"(QPS {' '.join(f'{v:.0f}' for v in everything)}); the harness's own, median process_cv of the sweeps' "
-          f"runs: {np.median(harness_cv) * 100:.1f} %; P = {args.processes}; target CV <= 1.2 c / sqrt(P) = "
+          f"(QPS {' '.join(f'{v:.0f}' for v in everything)}); P = {args.processes}; target CV <= 1.2 c / sqrt(P) = "
           f"{bound * 100:.2f} %")
-    print(f"{'setting':<{width}}  {'CV':>6}  {'c':>6}  {'P':>2}  {'bound':>6}  met  r(probe)")
-    met = 0
-    for label, value in zip(labels, cvs["calibrated"]):
-        ok = value <= bound
-        met += ok
-        r = float(np.corrcoef(qps["calibrated"][label], around)[0, 1]) if args.sweeps > 2 else float("nan")
-        print(f"{label:<{width}}  {value * 100:5.1f}%  {c * 100:5.1f}%  {args.processes:>2}  {bound * 100:5.2f}%  "
-              f"{'yes' if ok else 'NO ':<3}  {r:+.2f}")
-    print(f"target met by {met} of {len(labels)} settings (load average {os.getloadavg()[0]:.2f} at the end, "
-          f"{time.perf_counter() - started:.0f} s in all)")
+    for m in targeted:
+        print(f"{m}: the harness's own process-to-process CV, median over the sweeps' runs: "
+              f"{np.median(harness_cv[m]) * 100:.1f} %")
+        print(f"{'setting':<{width}}  {'CV':>6}  {'c':>6}  {'P':>2}  {'bound':>6}  met  r(probe)")
+        met = 0
+        for label, value in zip(labels, cvs[m]):
+            ok = value <= bound
+            met += ok
+            r = float(np.corrcoef(qps[m][label], around)[0, 1]) if args.sweeps > 2 else float("nan")
+            print(f"{label:<{width}}  {value * 100:5.1f}%  {c * 100:5.1f}%  {args.processes:>2}  {bound * 100:5.2f}%  "
+                  f"{'yes' if ok else 'NO ':<3}  {r:+.2f}")
+        print(f"{m}: target met by {met} of {len(labels)} settings")
+    print(f"load average {os.getloadavg()[0]:.2f} at the end, {time.perf_counter() - started:.0f} s in all")
 
 
 if __name__ == "__main__":

@@ -69,6 +69,13 @@ class Slow(Adapter):
         time.sleep(self.delay)
         self._x, self._sq = X, (X.astype(np.float64) ** 2).sum(axis=1)
 
+    def save(self, folder):  # the measuring processes load the index: only the child builds, in its worker
+        np.save(os.path.join(folder, "x.npy"), self._x)
+
+    def load(self, folder, dimension):
+        self._x = np.load(os.path.join(folder, "x.npy"))
+        self._sq = (self._x.astype(np.float64) ** 2).sum(axis=1)
+
     def query(self, q, k):
         d = self._sq - 2.0 * (self._x @ q)
         ids = np.argpartition(d, k)[:k]

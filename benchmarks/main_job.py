@@ -14,7 +14,7 @@ logged, in a fresh temporary folder (no ``$ANNBENCH_*`` variables). Then splits 
 Target: at most 60 s on the project's 2-core machine (install excluded). The load average is printed
 beside the figures: on a shared machine they are noisy.
 
-    python benchmarks/main_job.py [--keep DIR]
+    python benchmarks/main_job.py [--keep DIR] [-- RUN OPTIONS]
 """
 
 from __future__ import annotations
@@ -39,12 +39,12 @@ TARGET_S = 60.0
 STARTING = re.compile(r"^D (\S+) (\{.*\}): starting on cores")
 
 
-def run_main_job(folder: Path) -> tuple[float, float, list[tuple[float, str]], str, int]:
-    """Run ``annbench run -v`` in ``folder``; its start (epoch seconds), wall time, (seconds since start,
-    algorithm) of every task start, the stdout and the exit code."""
+def run_main_job(folder: Path, extra: list[str]) -> tuple[float, float, list[tuple[float, str]], str, int]:
+    """Run ``annbench run -v`` (with ``extra`` options) in ``folder``; its start (epoch seconds), wall time,
+    (seconds since start, algorithm) of every task start, the stdout and the exit code."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANNBENCH_")}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    cmd = [sys.executable, "-m", "annbench", "run", "-v"]
+    cmd = [sys.executable, "-m", "annbench", "run", "-v", *extra]
     starts: list[tuple[float, str]] = []
     epoch, start = time.time(), time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -64,6 +64,8 @@ def run_main_job(folder: Path) -> tuple[float, float, list[tuple[float, str]], s
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--keep", type=Path, help="run in this (new) folder and keep it, instead of a temporary one")
+    p.add_argument("run_options", nargs="*", help="options added to annbench run, after --, to compare (e.g. "
+                                                  "-- --processes 1 --runs 3: one process of 3 passes)")
     args = p.parse_args()
     from annbench.analyse.frames import results_frame
     from annbench.store.folder import read_arrays
@@ -72,7 +74,7 @@ def main() -> None:
     folder = args.keep or Path(tempfile.mkdtemp(prefix="annbench-main-job-"))
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        epoch, wall, starts, out, code = run_main_job(folder)
+        epoch, wall, starts, out, code = run_main_job(folder, args.run_options)
         load_after = os.getloadavg()
         if code != 0:
             sys.exit(f"annbench run exited {code}:\n{out[-2000:]}")
@@ -87,7 +89,8 @@ def main() -> None:
     for t, algorithm in starts:
         first.setdefault(algorithm, t)
     order = sorted(first, key=first.get)
-    print(f"annbench run (the README's main job, -v for timestamps): {wall:.1f} s wall, {len(frame)} runs of "
+    print(f"annbench run {' '.join(args.run_options)}".rstrip() + f" (the README's main job, -v for timestamps): "
+          f"{wall:.1f} s wall, {len(frame)} runs of "
           f"{len(order)} algorithms; load average {load_before[0]:.2f} before, {load_after[0]:.2f} after "
           f"(1-minute), {os.cpu_count()} cores")
     print(f"{'part':<16} {'wall s':>7} {'passes':>7} {'warm-up':>7} {'build':>7} {'rest':>7}")

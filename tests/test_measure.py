@@ -265,6 +265,7 @@ def test_pass_collects_garbage_before_it_starts(clock: FakeClock, monkeypatch) -
 
 
 RECORDING_ADAPTER = '''
+import os, signal
 import numpy as np
 from annbench.backends.adapter import Adapter
 
@@ -282,6 +283,10 @@ class Recording(Adapter):
     def query(self, q, k):
         if self.width == 99:
             raise SystemExit("the child dies here")
+        if self.width == 98:
+            os.kill(os.getpid(), signal.SIGSEGV)
+        if self.width == 97:
+            raise ValueError("query exploded on purpose")
         if not Recording.calls[-1].startswith("query"):
             Recording.calls.append(f"query({self.width})")
         return np.arange(k)
@@ -294,7 +299,8 @@ class Recording(Adapter):
 '''
 
 
-def _recording_build(tmp_path: Path, data_dir: Path, widths: list[int], processes: int | None = None):
+def _recording_build(tmp_path: Path, data_dir: Path, widths: list[int], processes: int | None = None,
+                     early_stop: bool = True):
     from annbench.backends.discovery import load_adapter
     from annbench.datasets.registry import load
     from annbench.plan.grid import BuildSetting, RunOptions
@@ -305,7 +311,7 @@ def _recording_build(tmp_path: Path, data_dir: Path, widths: list[int], processe
     algos.mkdir(parents=True, exist_ok=True)
     write_backend(algos, "recording", RECORDING_ADAPTER)
     dataset = load("random-xs-20-euclidean", data_dir)
-    options = RunOptions(k=5, runs=1, warmup=WARMUP_NONE, min_pass_time=0,
+    options = RunOptions(k=5, runs=1, warmup=WARMUP_NONE, min_pass_time=0, early_stop=early_stop,
                          processes=RunOptions().processes if processes is None else processes)
     setting = BuildSetting("recording", {}, tuple({"width": w} for w in widths))
     keys = run_keys(dataset.name, options, setting)
@@ -357,6 +363,47 @@ def test_index_size_failure_keeps_the_runs_and_a_dead_child_leaves_them_pending(
     assert "index_size_bytes" not in cls.calls
 
 
+@pytest.mark.parametrize(("processes", "early_stop"), [(1, True), (3, True), (3, False)])
+def test_a_query_that_raises_fails_its_setting_alone(processes: int, early_stop: bool, tmp_path: Path,
+                                                     data_dir: Path) -> None:
+    """With early stop the first measuring process meets the error in its untimed answer pass, without it in the
+    setting's passes."""
+    from annbench.execute.child import run_build_setting
+    from annbench.store.folder import ResultStore
+
+    task, dataset, keys, cls = _recording_build(tmp_path, data_dir, [3, 97, 4], processes, early_stop)
+    results = run_build_setting(task, dataset, ResultStore(tmp_path / "results"))
+    assert [r.status for r in results] == ["ok", "error", "ok"]
+    assert results[1].error == "query: ValueError: query exploded on purpose"  # as raised, in any process
+    assert "recording.py" in results[1].attrs["traceback"]  # where it was raised
+
+
+def test_a_process_dying_in_a_query_ends_the_build_as_one_process_would(tmp_path: Path, data_dir: Path) -> None:
+    """A measuring process killed by a signal in the second setting's queries: the first setting is stored (its
+    size pending), the second is not, and the build's process dies of the same signal."""
+    import faulthandler
+    import os
+    import signal
+
+    from annbench.execute.child import run_build_setting
+    from annbench.store.folder import ResultStore, read_attrs
+
+    task, dataset, keys, cls = _recording_build(tmp_path, data_dir, [3, 98], processes=3)
+    store = ResultStore(tmp_path / "results")
+    pid = os.fork()
+    if pid == 0:  # the build's process
+        try:
+            faulthandler.disable()
+            run_build_setting(task, dataset, store)
+        finally:
+            os._exit(0)
+    status = os.waitpid(pid, 0)[1]
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGSEGV
+    finished = read_attrs(store.path_for(keys[0]))
+    assert finished["status"] == "ok" and finished["index_bytes_status"] == "pending" and finished["processes"] == 3
+    assert not store.path_for(keys[1]).exists()
+
+
 @pytest.mark.parametrize("option, value, message", [
     ("--warmup", "soon", "'soon' is not a warm-up; valid: full, none, or a number of seconds > 0"),
     ("--warmup", "0", "'0' is out of range; valid: full, none, or a number of seconds > 0"),
@@ -401,7 +448,8 @@ def test_stored_run_holds_its_calibrated_passes(data_dir: Path, results_dir: Pat
     [path] = ResultStore(results_dir).paths()
     attrs, arrays = read_attrs(path), read_arrays(path)
     repeats, processes = attrs["repeats"], attrs.get("processes", 1)  # the first measuring process's repeats
-    assert attrs["warmup"] == "full" and attrs["warmup_queries"] == 1000 and attrs["min_pass_time"] == 0.3
+    assert attrs["warmup"] == "full" and attrs["min_pass_time"] == 0.3
+    assert attrs["warmup_queries"] == processes * 1000  # every query once in each process, summed
     times = arrays["pass_times_ns"].reshape(processes, 2)  # each process's 2 passes
     assert repeats >= 1 and (times[:, 0] >= 0.3e9).all()  # each process's first pass goes on until 0.3 s
     # the latencies of each process's fastest pass (repeats · nq each), the first process's first

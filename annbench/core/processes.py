@@ -54,6 +54,11 @@ def die_with_parent(parent_pid: int) -> None:
         os._exit(70)
 
 
+#: The signal that asks a child for every thread's stack in its log (faulthandler), sent before a child that ran
+#: out of time is killed.
+DUMP_SIGNAL = signal.SIGUSR1
+
+
 def probe_fork() -> int:
     """Fork a child that does nothing and exits 0: its exit code (a library's fork handler may kill it, as
     numba's GNU OpenMP layer does once its threads started)."""

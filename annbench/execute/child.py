@@ -38,6 +38,7 @@ from annbench.execute.client_levels import by_query_setting, measure_level
 from annbench.execute.evaluate import pass_qps, process_speed, quality, speed
 from annbench.execute.measure import (
     PassMeasurement,
+    WarmUp,
     batch_answers,
     batch_passes,
     batch_steps,
@@ -357,11 +358,12 @@ def _outcomes(load: Callable[[], tuple[Any, Adapter]], dataset: Dataset, queries
 
 def combined(ms: list[PassMeasurement]) -> PassMeasurement:
     """One measurement of several processes' (:func:`annbench.execute.process_passes.in_processes`): the first
-    process's answers and warm-up (every process answers a setting alike), every pass time and the latencies
-    of every process's fastest pass, pooled."""
+    process's answers and repeats (every process answers a setting alike), every pass time and the latencies
+    of every process's fastest pass, pooled; the warm-ups' queries and time summed (what was run untimed)."""
     latencies = None if any(m.latencies_ns is None for m in ms) else np.concatenate([m.latencies_ns for m in ms])
-    return dataclasses.replace(ms[0], latencies_ns=latencies, pass_times_ns=np.concatenate([m.pass_times_ns
-                                                                                           for m in ms]))
+    warm = WarmUp(sum(m.warm_up.queries for m in ms), sum(m.warm_up.elapsed_ns for m in ms), ms[0].warm_up.per_query_ns)
+    return dataclasses.replace(ms[0], latencies_ns=latencies, warm_up=warm,
+                               pass_times_ns=np.concatenate([m.pass_times_ns for m in ms]))
 
 
 def run_build_setting(task: Task, dataset: Dataset, store: ResultStore,

@@ -35,7 +35,7 @@ from typing import Protocol
 from annbench.core.claims import BesideRef
 from annbench.core.errors import UserError
 from annbench.core.paths import PROJECT_ROOT
-from annbench.core.processes import kill_group, tree_resident_bytes
+from annbench.core.processes import DUMP_SIGNAL, kill_group, tree_resident_bytes
 from annbench.core.threads import THREAD_ENV_VARS, available_cores
 from annbench.plan.task import Ended, Limits, Task, TaskOutcome
 
@@ -171,7 +171,7 @@ def hold(child: Child, limits: Limits, start: float, cancel: threading.Event | N
                 killed = (Ended.TIMEOUT, f"timeout: still running after {limits.timeout_s:g} s; killed "
                                          f"(stacks at the end of the log)")
                 try:
-                    os.kill(child.pid, signal.SIGUSR1)  # faulthandler: dump the stacks
+                    os.kill(child.pid, DUMP_SIGNAL)  # faulthandler: dump the stacks
                     child.wait(DUMP_GRACE_S)
                 except ProcessLookupError:
                     pass

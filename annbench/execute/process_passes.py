@@ -39,8 +39,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from typing import Any, NoReturn, TypeVar
 
-from annbench.core.processes import die_with_parent
-from annbench.execute.worker import DUMP_SIGNAL
+from annbench.core.processes import DUMP_SIGNAL, die_with_parent
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)

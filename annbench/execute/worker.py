@@ -34,17 +34,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Signal the parent sends before killing a child that ran out of time: dump the stacks to the log.
-DUMP_SIGNAL = signal.SIGUSR1
-
-
 def apply_limits(parent_pid: int | None, cpus: list[int] | None, address_space: int | None) -> None:
     """Pin to ``cpus``, cap the address space (RLIMIT_AS), follow the parent's death, dump stacks on demand."""
+    from annbench.core.processes import DUMP_SIGNAL, die_with_parent
+
     faulthandler.enable(all_threads=True)
     faulthandler.register(DUMP_SIGNAL, all_threads=True)
     if parent_pid is not None:
-        from annbench.core.processes import die_with_parent
-
         die_with_parent(parent_pid)
     if cpus and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, cpus)

@@ -52,8 +52,11 @@ def _run(data_dir: Path, results: Path, dataset: str, algorithms: list[str], pre
          extra: Path | None = None) -> None:
     d = load(dataset, data_dir)
     dirs = [extra] if extra else []
-    # passes of 20 ms: these runs feed tables, plots and reports, whose tests need no stable QPS
-    plan = make_plan(d.name, d.path, d.distance, algorithms, preset, RunOptions(k=10, runs=2, min_pass_time=0.02),
+    # passes of 20 ms: these runs feed tables, plots and reports, whose tests need no stable QPS; one measuring
+    # process, whose 2 passes give the spread the error bars and qps_slowest show (the process interval of runs
+    # measured in several processes: test_figures.py, test_interactive.py)
+    plan = make_plan(d.name, d.path, d.distance, algorithms, preset, RunOptions(k=10, runs=2, min_pass_time=0.02,
+                                                                                 processes=1),
                      paths.config_dirs(dirs), paths.algorithm_dirs(dirs))
     execute(make_executor(ExecutorKind.LOCAL, ResultStore(results)), plan, d)
 

@@ -69,6 +69,7 @@ def _bad_files(tmp_path, emb):
     f = np.hstack([np.full((300, 1), 4, np.int32).view(np.float32), RNG.normal(size=(300, 4)).astype(np.float32)])
     (tmp_path / "trunc.fvecs").write_bytes(f.tobytes()[:-2])
     (tmp_path / "magic-idx3-ubyte").write_bytes(b"\x00\x01\x08\x03" + bytes(64))
+    np.save(tmp_path / "few.npy", emb[:60])
 
 
 BAD = [
@@ -77,6 +78,8 @@ BAD = [
     (["--from", "dup.txt", "--test-size", "10"], "file {d}/dup.txt: duplicate key 'a' (rows 0 and 2)"),
     (["--from", "emb.npy", "--test-size", "400"], "--test-size 400 is out of range for the 400 vectors"),
     (["--from", "emb.npy", "--test-size", "301"], "valid: 1..300"),
+    (["--from", "few.npy", "--test-size", "10"], "file {d}/few.npy: 60 vectors cannot be split by --test-size; "
+                                                "valid: at least 101"),
     (["--from", "emb.npy", "--test-size", "10", "--labels", "labels.txt"],
      "file {d}/labels.txt: 3 labels for 400 vectors"),
     (["--from", "corrupt.txt.gz", "--test-size", "10"], "file {d}/corrupt.txt.gz: corrupt gzip data"),

@@ -91,6 +91,9 @@ def create(source: str | Path, name: str, distance: str, data_dir: Path, *, test
     attrs: dict[str, Any] = {"source": f"{Path(source).name} sha256:{file_digests(source, ('sha256',))['sha256']}",
                              "obtained": f"dataset.py create --from {source}"}
     if test_size is not None:
+        if n <= GROUND_TRUTH_K:
+            raise UserError(f"file {source}: {n} vectors cannot be split by --test-size; valid: at least "
+                            f"{GROUND_TRUTH_K + 1} ({GROUND_TRUTH_K} stay as train points, one query), or --queries")
         if not 1 <= test_size <= n - GROUND_TRUTH_K:
             raise UserError(f"--test-size {test_size} is out of range for the {n} vectors of {source}; valid: "
                             f"1..{n - GROUND_TRUTH_K} (at least {GROUND_TRUTH_K} must stay as train points)")

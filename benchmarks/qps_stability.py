@@ -26,7 +26,10 @@ The plain loop's process-to-process CV ``c`` is measured in the same run (``mach
 interpreters loading one saved hnswlib index, no harness): ``--c-each`` (2) such processes before every
 sweep and after the last, so they see the machine the sweeps see. The target: each setting's calibrated
 CV across sweeps at most ``1.2 · c / sqrt(P)`` (the harness adds nothing to the machine's own noise and
-averages it down). The table (setting, CV across sweeps, c, P, bound, met) is printed last, with the
+averages it down). A CV from 5 sweeps is itself uncertain (4 degrees of freedom: a setting whose true CV
+is exactly ``c / sqrt(P)`` exceeds the bound with probability 0.22), so each mode also prints its pooled CV
+(root mean square over the settings) against the bound and how many settings chance alone puts over it.
+The table (setting, CV across sweeps, c, P, bound, met) is printed last, with the
 harness's own process-to-process CV (the median ``process_cv`` of the sweeps' runs: above ``c`` would mean
 the harness adds noise inside a sweep) and, per setting, the correlation across sweeps of its QPS with the
 plain loop's QPS measured around that sweep (a speed probe: near 1 = the machine's state explains the
@@ -57,6 +60,7 @@ from annbench.core.threads import pin_environment
 pin_environment(1)  # before numpy and the libraries load their thread pools
 
 import numpy as np  # noqa: E402
+from scipy.stats import chi2  # noqa: E402
 
 from annbench.analyse.frames import results_frame  # noqa: E402
 from annbench.core import paths  # noqa: E402
@@ -189,6 +193,14 @@ def main() -> None:
             print(f"{label:<{width}}  {value * 100:5.1f}%  {c * 100:5.1f}%  {args.processes:>2}  {bound * 100:5.2f}%  "
                   f"{'yes' if ok else 'NO ':<3}  {r:+.2f}")
         print(f"{m}: target met by {met} of {len(labels)} settings")
+        # a CV from n sweeps is itself noisy: (n - 1) s^2 / sigma^2 is chi-square with n - 1 degrees of freedom
+        df = args.sweeps - 1
+        chance = float(chi2.sf(df * 1.2 ** 2, df))
+        rms = float(np.sqrt(np.mean(np.square(cvs[m]))))
+        print(f"{m}: pooled CV (root mean square over the settings, {len(labels) * df} degrees of freedom) "
+              f"{rms * 100:.2f} % against the bound {bound * 100:.2f} %; a setting whose true CV is exactly "
+              f"c / sqrt(P) exceeds the bound by chance with probability {chance:.2f} at {args.sweeps} sweeps: "
+              f"{chance * len(labels):.1f} of {len(labels)} settings expected over it")
     print(f"load average {os.getloadavg()[0]:.2f} at the end, {time.perf_counter() - started:.0f} s in all")
 
 

@@ -33,13 +33,15 @@ import sys
 import types
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext, redirect_stderr, redirect_stdout
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 
 #: Workers of ``-n auto``: one per core the session may use, at most this many.
 MAX_WORKERS = 4
+#: What a test's in-process sweeps measure with unless it is marked ``measured`` (see ``brief_measurement``).
+BRIEF = {"min_pass_time": 0.0, "processes": 1}
 #: The cores the session may use (before a worker pins itself to one of them).
 _CORES = pytest.StashKey[list[int]]()
 _LOCK = pytest.StashKey["MachineLock | None"]()
@@ -278,6 +280,8 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "all_cores: uses more than one core: runs on every core of the session")
     config.addinivalue_line("markers", "exclusive: compares timings: no other test runs meanwhile, on any worker")
+    config.addinivalue_line("markers", "measured: about how sweeps measure: its in-process sweeps keep run's "
+                            "default warm-up, pass time and measuring processes (see brief_measurement)")
     for name, text in TIER_MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
     from annbench.execute.isolation import available_cores
@@ -339,6 +343,25 @@ def no_default_folders(tmp_path_factory):
         # other worker's would make concurrent_children depend on what runs there); the machine's own
         # registry would make the suite wait for whatever else measures on the machine.
         mp.setenv(ENV_CLAIMS_DIR, str(tmp_path_factory.mktemp("core-claims")))
+        yield
+
+
+@pytest.fixture(autouse=True)
+def brief_measurement(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The sweeps a test starts in-process (``run``'s ``main``) measure as briefly as ``run`` allows unless the
+    test is marked ``measured``: no warm-up, timed passes of one repetition of the query set, one measuring
+    process (the build's). Everything else of a sweep (planning, children, isolation, storing, resuming) runs as
+    a user's does; only the timed seconds are fewer. A test about how sweeps measure (warm-up, calibrated
+    passes, measuring processes, early stop, the gate) is marked ``measured`` and gets ``run``'s own defaults;
+    an option a test passes is used as given either way. Sweeps in subprocesses keep ``run``'s defaults."""
+    if request.node.get_closest_marker("measured") is not None:
+        yield
+        return
+    from annbench.cli import run
+    from annbench.plan.grid import WARMUP_NONE
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(run, "DEFAULT_OPTIONS", replace(run.DEFAULT_OPTIONS, **BRIEF, warmup=WARMUP_NONE))
         yield
 
 

@@ -90,13 +90,14 @@ def test_quick_grids_reach_their_recall_and_leave_nothing_behind(data_dir: Path,
                                                                  scratch: Path) -> None:
     """Each database's quick grid on the first 100 queries of random-xs-20-euclidean (1,000 neighbours to
     find: a recall of 0.9 still tells a working index from a broken one): best recall >= 0.9 (1.0 where
-    exact), with the build's parts stored; afterwards no folder and no process remains. No timing is
-    checked: no warm-up, one pass (several of these databases answer tens of queries per second)."""
+    exact), with the build's parts stored; afterwards no folder and no process remains, measuring processes
+    (two, each loading or rebuilding the database) included. No timing is checked: no warm-up, one pass (several
+    of these databases answer tens of queries per second)."""
     results, data = tmp_path / "results", tmp_path / "data"
     data.mkdir()
     shutil.copy(data_dir / f"{DATASET}.hdf5", data)  # the subset is cached beside it: not in the session's folder
     argv = _sweep_argv(data, results, DATABASES, "--runs", "1", "--min-pass-time", "0", "--warmup", "none",
-                       "--max-test", str(QUICK_QUERIES))
+                       "--processes", "2", "--max-test", str(QUICK_QUERIES))
     done = subprocess.run(argv, cwd=REPO, env=_env(scratch), capture_output=True, text=True, timeout=1200)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     frame = results_frame(results, f"{DATASET}-test{QUICK_QUERIES}")

@@ -97,6 +97,7 @@ def _stats(results: Path) -> list[dict]:
     return [json.loads(s) for s in frame["stats"]]
 
 
+@pytest.mark.measured  # the default measuring processes, each warming up
 @pytest.mark.parametrize("parallelism", [1, 2])
 def test_one_import_and_warm_up_per_sweep(parallelism: int, marks: Path, data_dir: Path, tmp_path: Path) -> None:
     dirs = _adapter(tmp_path, "build: {n: [1, 2, 3, 4]}")

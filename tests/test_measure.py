@@ -435,6 +435,7 @@ def test_bad_option_message_is_one_line(capsys) -> None:
     assert "--warmup" in err and "'soon' is not a warm-up; valid: full, none, or a number of seconds > 0" in err
 
 
+@pytest.mark.measured  # run's default measuring processes
 def test_stored_run_holds_its_calibrated_passes(data_dir: Path, results_dir: Path) -> None:
     from conftest import call
 

@@ -21,6 +21,7 @@ def _request(data_dir: Path, results: Path, **options) -> annbench.SweepRequest:
                                  results_dir=results, executor="inprocess")
 
 
+@pytest.mark.measured  # the Python entry point and the command, both at run's defaults
 def test_run_sweep_returns_the_outcome_and_the_command_sees_it_stored(data_dir: Path, tmp_path: Path) -> None:
     outcome = annbench.run_sweep(_request(data_dir, tmp_path / "results"))
     assert outcome.exit_code == 0 and not outcome.failed and outcome.already_stored == 0

@@ -96,18 +96,28 @@ class MachineLock:
     def __init__(self, folder: Path) -> None:
         self._turnstile = open(folder / "turnstile.lock", "a")  # held for the session
         self._machine = open(folder / "machine.lock", "a")
+        self._kept = False  # held alone since the block before, which was told to keep it
 
     @contextmanager
-    def hold(self, exclusive: bool) -> Iterator[None]:
-        fcntl.flock(self._turnstile, fcntl.LOCK_EX)
-        try:
-            fcntl.flock(self._machine, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-        finally:
-            fcntl.flock(self._turnstile, fcntl.LOCK_UN)
+    def hold(self, exclusive: bool, keep: bool = False) -> Iterator[None]:
+        """Held shared, or alone if ``exclusive``. An exclusive hold told to ``keep`` it stays held after the
+        block, for the next exclusive one: consecutive exclusive tests run back to back. Handed over between
+        each two, the lock let another worker's test in, and the next exclusive test waited, its core idle,
+        until that test ended."""
+        if not (exclusive and self._kept):
+            fcntl.flock(self._turnstile, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(self._machine, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            finally:
+                fcntl.flock(self._turnstile, fcntl.LOCK_UN)
+        self._kept = False
         try:
             yield
         finally:
-            fcntl.flock(self._machine, fcntl.LOCK_UN)
+            if exclusive and keep:
+                self._kept = True
+            else:
+                fcntl.flock(self._machine, fcntl.LOCK_UN)
 
 
 #: What a test uses (a module, function or class, by qualified-name prefix; or a global's name) → the
@@ -301,7 +311,9 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
     """Setup, call and teardown (fixtures included: a module's Dask cluster, the gate's baseline) under
     the machine lock, and for an ``all_cores`` test on every core of the session."""
     lock, cores = item.config.stash[_LOCK], item.config.stash[_CORES]
-    with lock.hold(item.get_closest_marker("exclusive") is not None) if lock else nullcontext():
+    exclusive = item.get_closest_marker("exclusive") is not None
+    keep = exclusive and nextitem is not None and nextitem.get_closest_marker("exclusive") is not None
+    with lock.hold(exclusive, keep) if lock else nullcontext():
         if not (item.get_closest_marker("all_cores") and cores):
             return (yield)
         own = os.sched_getaffinity(0)

@@ -54,6 +54,19 @@ def test_exclusive_waits_for_shared_holders_and_keeps_new_ones_out(tmp_path: Pat
     assert not _held(probe._machine) and not _held(probe._turnstile)
 
 
+def test_consecutive_exclusive_holds_keep_the_lock_between_them(tmp_path: Path) -> None:
+    writer, probe = MachineLock(tmp_path), MachineLock(tmp_path)
+    with writer.hold(exclusive=True, keep=True):
+        pass
+    assert _held(probe._machine)  # kept for the next exclusive hold: no reader gets in between
+    with writer.hold(exclusive=True):
+        assert _held(probe._machine)
+    assert not _held(probe._machine) and not _held(probe._turnstile)
+    with writer.hold(exclusive=False, keep=True):  # only an exclusive hold is kept
+        pass
+    assert not _held(probe._machine)
+
+
 def test_a_worker_runs_on_one_core_of_the_session(request: pytest.FixtureRequest) -> None:
     session = set(request.config.stash[_CORES])
     now = os.sched_getaffinity(0)

@@ -150,15 +150,6 @@ def test_a_slowdown_of_one_session_only_is_not_confirmed(baseline: Path, data_di
     assert (tmp_path / "fits").read_text() == "x" * 4 and "confirmed" not in out, out
 
 
-def test_lowered_recall_fails(baseline: Path, data_dir: Path, tmp_path: Path):
-    write_wrapper(tmp_path / "algos", "kdtree", [ALGORITHMS_DIR], drop=1)  # k=10: recall 1.0 -> 0.9
-    code, out, root, _ = _compare(baseline, data_dir, tmp_path, "--algorithms-dir", tmp_path / "algos",
-                                  "--rounds", "2")  # recall needs no interval: fewer rounds suffice
-    assert code == 1, out
-    failure = _case(root, "kdtree").find("failure")
-    assert failure is not None and "recall down 0.1000" in failure.get("message")
-
-
 @exclusive
 def test_uniformly_2x_slower_machine_passes(baseline: Path, data_dir: Path, tmp_path: Path):
     # A busier machine, slowing the reference and every algorithm about alike: a CPU hog shares the
@@ -177,6 +168,15 @@ def test_uniformly_2x_slower_machine_passes(baseline: Path, data_dir: Path, tmp_
     assert factor < 0.85, out  # the machine really was slower (~0.5 when nothing else runs)...
     assert code == 0, out      # ...and that is not a regression
     assert root.get("failures") == "0"
+
+
+def test_lowered_recall_fails(baseline: Path, data_dir: Path, tmp_path: Path):
+    write_wrapper(tmp_path / "algos", "kdtree", [ALGORITHMS_DIR], drop=1)  # k=10: recall 1.0 -> 0.9
+    code, out, root, _ = _compare(baseline, data_dir, tmp_path, "--algorithms-dir", tmp_path / "algos",
+                                  "--rounds", "2")  # recall needs no interval: fewer rounds suffice
+    assert code == 1, out
+    failure = _case(root, "kdtree").find("failure")
+    assert failure is not None and "recall down 0.1000" in failure.get("message")
 
 
 def test_one_warm_parent_per_algorithm_for_the_whole_session(data_dir: Path, tmp_path: Path):

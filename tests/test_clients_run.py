@@ -20,8 +20,10 @@ from annbench.core.results import RunKey, canonical
 from annbench.execute.isolation import available_cores
 from annbench.store.folder import ResultStore, read_arrays, read_attrs
 
+#: Client windows of 1 s: in one of 0.2 s, 3 clients on 2 cores of this VM once answered no query at all (a
+#: ResultError, as the harness should say), in a fresh-clone CI run.
 FAST = ("--dataset", "random-xs-20-euclidean", "--runs", 1, "--warmup", "none", "--min-pass-time", 0,
-        "--client-seconds", 0.2, "--no-plot")
+        "--client-seconds", 1.0, "--no-plot")
 
 
 def _sweep(data_dir: Path, results: Path, *extra: object) -> None:
@@ -46,8 +48,8 @@ def test_one_result_per_run_and_level_each_scored_on_its_window(swept: Path) -> 
     for _, row in frame[frame["clients"] > 1].iterrows():
         n = int(row["clients"])
         attrs, arrays = read_attrs(row["path"]), read_arrays(row["path"])
-        assert attrs["client_kind"] == "thread" and attrs["client_seconds"] == 0.2
-        assert 0.2 <= attrs["client_window_s"] <= 0.2 + 1e-6
+        assert attrs["client_kind"] == "thread" and attrs["client_seconds"] == 1.0
+        assert 1.0 <= attrs["client_window_s"] <= 1.0 + 1e-6
         pinned = attrs["client_cores"]  # read_attrs decodes lists
         assert len(pinned) == n and all(set(c) <= set(cores) for c in pinned)
         assert attrs["clients_over_cores"] == (n > len(cores))

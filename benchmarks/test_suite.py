@@ -5,7 +5,11 @@ test command, ``python -m pytest -q``; target at most 8 min), each run from the 
 its wall time, its result line, the load average before and after (the machine's other work moves the
 figure) and the slowest tests.
 
-    python benchmarks/test_suite.py [--tier fast|full|both] [--durations 15] [-- extra pytest arguments]
+    python benchmarks/test_suite.py [--tier fast|full|both] [--durations 15] [--save-durations]
+                                    [-- extra pytest arguments]
+
+``--save-durations`` also writes each module's seconds in the full run to ``tests/durations.json``, the
+record ``tests/conftest.py`` orders modules by when it hands them to the xdist workers (longest first).
 
 The tiers' markers (``slow``, ``needs_chromium``, ``needs_torch``, ``needs_shared_data``) are applied by
 ``tests/conftest.py`` from what each test uses. Measured on this machine (2 cores, shared: load averages in
@@ -16,11 +20,14 @@ in one process (``-- -n 0``) and 7 min 23 s to 8 min 18 s on two pytest-xdist wo
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import subprocess
 import sys
 import time
+import xml.etree.ElementTree as ET
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 #: The pytest arguments of each tier (after ``-q``).
 TIERS = {"fast": ["-m", "not slow"], "full": []}
 TARGET_S = {"fast": 90.0, "full": 480.0}
+DURATIONS = ROOT / "tests" / "durations.json"
 
 
 @dataclass(frozen=True)
@@ -57,6 +65,14 @@ def run_tier(tier: str, durations: int, extra: list[str]) -> TierRun:
                    proc.returncode, proc.stdout[-20000:] + proc.stderr[-5000:])
 
 
+def module_seconds(junit: Path) -> dict[str, float]:
+    """Each test module's seconds (setup, call and teardown of its tests) in a JUnit XML report."""
+    seconds: Counter[str] = Counter()
+    for case in ET.parse(junit).iter("testcase"):
+        seconds[case.get("classname", "").split(".")[-1]] += float(case.get("time", 0))
+    return {module: round(s, 1) for module, s in seconds.items()}
+
+
 def report(run: TierRun) -> str:
     load = " ".join(f"{x:.2f}" for x in run.load_before), " ".join(f"{x:.2f}" for x in run.load_after)
     lines = [f"== {run.tier} tier: {' '.join(run.command[1:])}  (cwd {ROOT})",
@@ -75,8 +91,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tier", choices=("fast", "full", "both"), default="both", help="which to run (default both)")
     p.add_argument("--durations", type=int, default=15, help="slowest tests to list (pytest --durations)")
     p.add_argument("pytest_args", nargs="*", help="after --: extra pytest arguments for every tier")
+    p.add_argument("--save-durations", action="store_true",
+                   help=f"write each module's seconds in the full run to {DURATIONS.relative_to(ROOT)}")
     args = p.parse_args(argv)
-    runs = [run_tier(t, args.durations, args.pytest_args) for t in (TIERS if args.tier == "both" else [args.tier])]
+    runs = []
+    for tier in TIERS if args.tier == "both" else [args.tier]:
+        junit = ROOT / ".pytest_cache" / f"test_suite-{tier}.xml"
+        runs.append(run_tier(tier, args.durations, [*args.pytest_args, f"--junitxml={junit}"]))
+        if tier == "full" and args.save_durations and runs[-1].returncode == 0:
+            DURATIONS.write_text(json.dumps(module_seconds(junit), indent=1, sort_keys=True) + "\n", encoding="utf-8")
+            print(f"module durations written to {DURATIONS}")
     for run in runs:
         print(report(run))
         if run.returncode != 0:

@@ -28,7 +28,9 @@ import functools
 import gc
 import inspect
 import io
+import json
 import os
+import statistics
 import sys
 import types
 from collections.abc import Iterator
@@ -49,6 +51,9 @@ _LOCK = pytest.StashKey["MachineLock | None"]()
 _FROZEN_AT = pytest.StashKey[object]()
 
 REPO = Path(__file__).resolve().parent.parent
+#: Seconds each test module took in a full run, for the order modules are handed to workers in
+#: (:func:`modules_in_schedule_order`); ``python benchmarks/test_suite.py --save-durations`` records them again.
+DURATIONS = REPO / "tests" / "durations.json"
 #: The shared upstream files beside the checkout; $ANNBENCH_SHARED_DATA for a checkout elsewhere (a git worktree).
 SHARED_DATA = Path(os.environ.get("ANNBENCH_SHARED_DATA") or REPO.parent / "shared" / "data")
 
@@ -277,6 +282,27 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         for marker in sorted(tier_markers(uses(item)) - {m.name for m in item.iter_markers()}):
             item.add_marker(marker)
+    items[:] = modules_in_schedule_order(items, json.loads(DURATIONS.read_text(encoding="utf-8")))
+
+
+def modules_in_schedule_order(items: list[pytest.Item], durations: dict[str, float]) -> list[pytest.Item]:
+    """The items, each module's kept together in its own order, modules with an ``exclusive`` test first,
+    then the rest by their recorded duration (``DURATIONS``), longest first; a module the record lacks
+    counts as the median. ``--dist loadscope`` (with ``--no-loadscope-reorder``) hands modules out in this
+    order, each to the first worker free: the longest ones do not start last and leave one worker alone at
+    the end (by test count, xdist's own order, the gate's and the databases' few long tests came late), and
+    the exclusive tests, which leave the other worker idle while they run, do not also wait for whatever
+    long test it is in the middle of."""
+    median = statistics.median(durations.values()) if durations else 0.0
+    modules: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        modules.setdefault(item.nodeid.split("::")[0], []).append(item)
+
+    def key(module: str) -> tuple[bool, float]:
+        exclusive = any(i.get_closest_marker("exclusive") for i in modules[module])
+        return not exclusive, -durations.get(Path(module).stem, median)
+
+    return [item for module in sorted(modules, key=key) for item in modules[module]]
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

@@ -11,7 +11,16 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import _CORES, SHARED_DATA, TIER_MARKERS, MachineLock, _code_uses, call, tier_markers
+from conftest import (
+    _CORES,
+    SHARED_DATA,
+    TIER_MARKERS,
+    MachineLock,
+    _code_uses,
+    call,
+    modules_in_schedule_order,
+    tier_markers,
+)
 
 from annbench.backends.discovery import load_adapter
 from annbench.cli.run import main as run_main
@@ -157,3 +166,25 @@ def test_the_heap_earlier_tests_left_is_frozen() -> None:
     """At a module's first test the objects alive (imported modules, caches) are out of the collector's reach,
     so the ``gc.collect()`` of each measured pass in a test scans only what its module made."""
     assert gc.get_freeze_count() > 10_000
+
+
+class _Item:
+    """What ``modules_in_schedule_order`` reads of a test item: its node id and its markers."""
+
+    def __init__(self, nodeid: str, exclusive: bool = False) -> None:
+        self.nodeid, self._exclusive = nodeid, exclusive
+
+    def get_closest_marker(self, name: str) -> object | None:
+        return object() if name == "exclusive" and self._exclusive else None
+
+
+def test_modules_are_handed_out_exclusive_first_then_longest_first_each_kept_whole() -> None:
+    items = [_Item("tests/test_a.py::x"), _Item("tests/test_b.py::x"), _Item("tests/test_a.py::y"),
+             _Item("tests/test_gate.py::quick"), _Item("tests/test_gate.py::timed", exclusive=True),
+             _Item("tests/test_new.py::x"), _Item("tests/test_c.py::x")]
+    durations = {"test_a": 5.0, "test_b": 50.0, "test_c": 1.0, "test_gate": 0.5}
+    order = [i.nodeid for i in modules_in_schedule_order(items, durations)]
+    # the gate holds an exclusive test; test_new is not recorded: the median (3.0) places it between a and c
+    assert order == ["tests/test_gate.py::quick", "tests/test_gate.py::timed", "tests/test_b.py::x",
+                     "tests/test_a.py::x", "tests/test_a.py::y", "tests/test_new.py::x", "tests/test_c.py::x"]
+

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ import pytest
 from annbench.backends.adapter import Adapter
 from annbench.backends.discovery import load_adapter
 from annbench.core import paths
+from annbench.core.processes import children
 from annbench.datasets.registry import load
 from annbench.execute import clients as C
 from annbench.execute.client_processes import process_clients
@@ -116,22 +118,24 @@ def test_a_failing_thread_client_raises_in_the_caller_and_the_others_end() -> No
     assert not [t for t in threading.enumerate() if t.name.startswith("annbench-client")]
 
 
-def _no_children() -> bool:
-    try:
-        os.waitpid(-1, os.WNOHANG)
-    except ChildProcessError:
-        return True
-    return False
+@pytest.fixture
+def no_new_children() -> Callable[[], bool]:
+    """Whether every process the test started has ended and been reaped: this process has no child it did
+    not have when the test began (a worker keeps some for its whole life, e.g. multiprocessing's resource
+    tracker once an earlier module's Dask cluster started it). An unreaped child is listed until reaped."""
+    before = set(children(os.getpid()))
+    return lambda: not set(children(os.getpid())) - before
 
 
-def test_process_clients_answer_as_threads_do_and_leave_no_process(data_dir: Path) -> None:
+def test_process_clients_answer_as_threads_do_and_leave_no_process(data_dir: Path,
+                                                                   no_new_children: Callable[[], bool]) -> None:
     dataset = load("random-xs-20-euclidean", data_dir)
     adapter = load_adapter("bruteforce", paths.algorithm_dirs([]))(dataset.distance)
     adapter.fit(dataset.train)
     rows = list(dataset.test)
     cores = C.client_cores(2, 1, sorted(os.sched_getaffinity(0)))
     by_process = process_clients(adapter, rows, 10, 0.3, cores, None)
-    assert by_process.kind == ClientKind.PROCESS and _no_children()
+    assert by_process.kind == ClientKind.PROCESS and no_new_children()
     by_thread = thread_clients(adapter, rows, 10, 0.3, cores, None)
     single = np.stack([adapter.query(q, 10) for q in rows])
     for level in (by_process, by_thread):
@@ -155,11 +159,11 @@ class BrokenClient(Adapter):
         raise OSError("no connection")
 
 
-def test_a_failing_process_client_raises_with_its_traceback_and_is_reaped() -> None:
+def test_a_failing_process_client_raises_with_its_traceback_and_is_reaped(no_new_children: Callable[[], bool]) -> None:
     with pytest.raises(RuntimeError, match="no connection"):
         process_clients(BrokenClient("euclidean"), list(np.zeros((5, 2), dtype=np.float32)), 3, 0.2,
                         [None, None], None)
-    assert _no_children()
+    assert no_new_children()
 
 
 class Wrong(Adapter):
@@ -264,12 +268,12 @@ class DiesInFork(Adapter):
         return np.arange(k)
 
 
-def test_a_process_client_that_dies_mid_window_is_named_with_how_it_ended() -> None:
+def test_a_process_client_that_dies_mid_window_is_named_with_how_it_ended(no_new_children: Callable[[], bool]) -> None:
     adapter = DiesInFork("euclidean")
     adapter.fit(np.zeros((1, 2), dtype=np.float32))
     with pytest.raises(RuntimeError, match=r"client process 0 \(pid \d+\) ended without its trace \(exit code 3\)"):
         process_clients(adapter, list(np.zeros((5, 2), dtype=np.float32)), 3, 0.2, [None, None], None)
-    assert _no_children()
+    assert no_new_children()
 
 
 def test_a_client_timing_one_query_in_every_counts_and_answers_every_query(monkeypatch) -> None:
@@ -344,12 +348,12 @@ class Connecting(Adapter):
 
 @pytest.mark.parametrize("kind", ["thread", "process"])
 def test_each_client_queries_through_its_own_handle_opened_before_and_closed_after_the_window(
-        kind: str, tmp_path: Path) -> None:
+        kind: str, tmp_path: Path, no_new_children: Callable[[], bool]) -> None:
     log = tmp_path / "events"
     adapter = Connecting("euclidean", log)
     run = process_clients if kind == "process" else thread_clients
     level = run(adapter, list(np.zeros((5, 2), dtype=np.float32)), 3, 0.2, [None] * 3, None)
-    assert all(t.own_handle for t in level.traces) and _no_children()
+    assert all(t.own_handle for t in level.traces) and no_new_children()
     events = [line.split() for line in log.read_text().splitlines()]
     opened = {name: int(t) for e, name, _, t in events if e == "open"}
     closed = {name: int(t) for e, name, _, t in events if e == "close"}

@@ -58,7 +58,7 @@ def _run(data_dir: Path, results: Path, dataset: str, algorithms: list[str], pre
     plan = make_plan(d.name, d.path, d.distance, algorithms, preset, RunOptions(k=10, runs=2, min_pass_time=0.02,
                                                                                  processes=1),
                      paths.config_dirs(dirs), paths.algorithm_dirs(dirs))
-    execute(make_executor(ExecutorKind.LOCAL, ResultStore(results)), plan, d)
+    execute(make_executor(ExecutorKind.INPROCESS, ResultStore(results)), plan, d)  # not about isolation
 
 
 @pytest.fixture(scope="module")

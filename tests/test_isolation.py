@@ -251,9 +251,10 @@ def _descendants(pid: int) -> list[int]:
 def test_sigkill_mid_sweep_then_resume(faulty, data_dir: Path, tmp_path: Path) -> None:
     results = tmp_path / "results"
     _grid(faulty[1], "{fault: [none], delay: [0.2, 0.21, 0.22, 0.23, 0.24]}")
-    argv = [sys.executable, "run.py", "--dataset", DATASET, "--algorithm", "faulty", "--runs", "1",
-            "--algorithms-dir", str(faulty[0]), "--configs-dir", str(faulty[1]), "--data-dir", str(data_dir),
-            "--results", str(results), "--no-plot", "-q"]
+    # measured as briefly as run allows (no warm-up, passes of one repetition), in its default processes
+    argv = [sys.executable, "run.py", "--dataset", DATASET, "--algorithm", "faulty", "--runs", "1", "--warmup", "none",
+            "--min-pass-time", "0", "--algorithms-dir", str(faulty[0]), "--configs-dir", str(faulty[1]),
+            "--data-dir", str(data_dir), "--results", str(results), "--no-plot", "-q"]
     proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while len(list(ResultStore(results).paths())) < 2 and time.monotonic() < deadline and proc.poll() is None:

@@ -63,9 +63,9 @@ def _cache_bytecode() -> None:
     every run, in every worker, compiles the package again and rewrites every test module's asserts (a third
     of the collection time here). The suite then keeps its bytecode in ``.pytest_cache/pycache`` instead,
     outside the source tree the setting keeps clean, and so do the processes the tests start (sweeps'
-    children, fork servers, CLI runs): in a fresh virtual environment installed with ``--no-compile``,
-    each of them would otherwise compile numpy, scipy and the libraries it imports from source (about 2 s
-    for numpy and scipy alone, hundreds of processes a run)."""
+    children, fork servers, CLI runs): in a fresh virtual environment (the README's commands compile no
+    bytecode at install) each of them would otherwise compile numpy, scipy and the libraries it imports
+    from source (about 2 s for numpy and scipy alone, hundreds of processes a run)."""
     if sys.dont_write_bytecode and sys.pycache_prefix is None:
         sys.pycache_prefix = str(REPO / ".pytest_cache" / "pycache")
         sys.dont_write_bytecode = False

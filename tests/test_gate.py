@@ -152,13 +152,10 @@ def test_a_slowdown_of_one_session_only_is_not_confirmed(baseline: Path, data_di
     assert (tmp_path / "fits").read_text() == "x" * 4 and "confirmed" not in out, out
 
 
-@exclusive
-def test_uniformly_2x_slower_machine_passes(baseline: Path, data_dir: Path, tmp_path: Path):
-    # A busier machine, slowing the reference and every algorithm about alike: a CPU hog shares the
-    # one core the benchmark children are pinned to, so the scheduler gives them about half of it.
-    # Not exactly alike: sharing a core can cost kdtree more than the reference (its tree walk depends
-    # more on the caches and branch predictors the hog disturbs), so the tolerance is widened to 30 %.
-    # The raw drop is ~50 %, so without the reference normalisation this test fails.
+def _under_a_hog(baseline: Path, data_dir: Path, tmp_path: Path) -> tuple[int, str, ET.Element, float]:
+    """The suite compared with ``baseline`` while a CPU hog shares the core the benchmark children are
+    pinned to: the exit code, output, JUnit root and the machine factor the gate saw."""
+    tmp_path.mkdir(exist_ok=True)
     core = available_cores()[0]
     hog = subprocess.Popen([sys.executable, "-c", f"import os\nos.sched_setaffinity(0, {{{core}}})\nwhile True: pass"])
     try:
@@ -166,7 +163,25 @@ def test_uniformly_2x_slower_machine_passes(baseline: Path, data_dir: Path, tmp_
     finally:
         hog.kill()
         hog.wait()
-    factor = float(re.search(r"machine factor \(reference QPS now / then\): ([\d.]+)", out).group(1))
+    return code, out, root, float(re.search(r"machine factor \(reference QPS now / then\): ([\d.]+)", out).group(1))
+
+
+@exclusive
+def test_uniformly_2x_slower_machine_passes(baseline: Path, data_dir: Path, tmp_path: Path):
+    # A busier machine, slowing the reference and every algorithm about alike: a CPU hog shares the
+    # one core the benchmark children are pinned to, so the scheduler gives them about half of it.
+    # Not exactly alike: sharing a core can cost kdtree more than the reference (its tree walk depends
+    # more on the caches and branch predictors the hog disturbs), so the tolerance is widened to 30 %.
+    # The raw drop is ~50 %, so without the reference normalisation this test fails.
+    code, out, root, factor = _under_a_hog(baseline, data_dir, tmp_path / "first")
+    if factor >= 0.85:
+        # The machine did not look slower: the module's baseline, measured at the session's start, was itself
+        # slowed (once in a fresh-clone CI run it measured kdtree at half its usual QPS). Once more, against a
+        # baseline measured now: the verdict below is asserted only of a session the hog really slowed.
+        again = tmp_path / "baseline.json"
+        r = call(main, *SUITE, "--data-dir", data_dir, "--save-baseline", again)
+        assert r.code == 0, r.err
+        code, out, root, factor = _under_a_hog(again, data_dir, tmp_path / "again")
     assert factor < 0.85, out  # the machine really was slower (~0.5 when nothing else runs)...
     assert code == 0, out      # ...and that is not a regression
     assert root.get("failures") == "0"

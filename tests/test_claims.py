@@ -142,9 +142,10 @@ def _slow_adapter(tmp_path: Path, delays: str) -> list[str]:
 def _start(results: Path, data_dir: Path, claims: Path, core: int, *extra: str,
            env: dict[str, str] | None = None) -> subprocess.Popen:
     """A real sweep (``python run.py``) pinned to ``core`` with its own registry ``claims``, measuring as
-    briefly as ``run`` allows (what is tested is who measures when, not what)."""
-    argv = [sys.executable, "run.py", "--dataset", DATASET, "--runs", "1", "--warmup", "none", "--min-pass-time", "0",
-            "--data-dir", str(data_dir), "--results", str(results), "--no-plot", *extra]
+    briefly as ``run`` allows, in the child alone (what is tested is who measures when, not what: a child's
+    measuring processes run inside its claim)."""
+    argv = [sys.executable, "run.py", "--dataset", DATASET, "--runs", "1", "--processes", "1", "--warmup", "none",
+            "--min-pass-time", "0", "--data-dir", str(data_dir), "--results", str(results), "--no-plot", *extra]
     return subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, ENV_CLAIMS_DIR: str(claims), "PYTHONPATH": str(REPO), **(env or {})},
                             preexec_fn=lambda: os.sched_setaffinity(0, {core}))

@@ -98,8 +98,9 @@ def test_the_wheel_runs_the_harness_from_an_empty_folder(installed_wheel: Path, 
     assert len(shipped) >= 18
     for name in shipped:
         assert re.search(rf"^\s*{re.escape(name)}\b", listed, re.M), (name, listed)
-    _run([str(exe), "run", "--dataset", "random-xs-20-euclidean", "--algorithm", "bruteforce,annoy", "--runs", "1"],
-         work, env)
+    # measured briefly (one process, no warm-up, passes of one repetition): what is tested is the package
+    _run([str(exe), "run", "--dataset", "random-xs-20-euclidean", "--algorithm", "bruteforce,annoy", "--runs", "1",
+          "--processes", "1", "--warmup", "none", "--min-pass-time", "0"], work, env)
     assert (work / "datasets" / "random-xs-20-euclidean.hdf5").is_file()
     logs = list((work / "results").rglob("*.log"))
     assert logs and all("Traceback" not in p.read_text() for p in logs)

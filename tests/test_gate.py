@@ -5,7 +5,8 @@ random-xs-20-euclidean: each timed pass still lasts --min-pass-time, repeating t
 sessions with it; changes are injected by wrapper adapters in a temporary algorithms folder
 (annbench.backends.inject), which shadow the real ones under the same name. The tests that compare
 timings (the baseline's, a session's QPS against it) run alone on the machine (``exclusive``); those
-that check recall, a missing or new setting, the suite's options or the warm parents do not wait for that.
+that check recall, a missing or new setting, the suite's options, how many sessions run or the warm
+parents do not wait for that.
 """
 
 from __future__ import annotations
@@ -127,6 +128,7 @@ class FirstSessionSlow(_slow.Injected):
         return super().query(q, k) if self._slow else _slow._Inner.query(self, q, k)
 '''
 
+
 def _first_session_slow(tmp_path: Path) -> None:
     """kdtree wrapped in ``tmp_path / "algos"``: twice as slow in the first 3 rounds' builds, counted in
     ``tmp_path / "fits"``."""
@@ -190,8 +192,8 @@ def test_uniformly_2x_slower_machine_passes(baseline: Path, data_dir: Path, tmp_
 def test_confirm_0_lets_the_first_session_decide(baseline: Path, data_dir: Path, tmp_path: Path):
     # no timing is compared (whatever the verdict, no second session runs): not exclusive
     _first_session_slow(tmp_path)
-    code, out, _, _ = _compare(baseline, data_dir, tmp_path, "--algorithms-dir", tmp_path / "algos", "--rounds", "2",
-                               "--confirm", "0", "--processes", "1")
+    _, out, _, _ = _compare(baseline, data_dir, tmp_path, "--algorithms-dir", tmp_path / "algos", "--rounds", "2",
+                            "--confirm", "0", "--processes", "1")
     assert (tmp_path / "fits").read_text() == "x" * 4 and "confirmed" not in out, out
 
 

@@ -187,4 +187,3 @@ def test_modules_are_handed_out_exclusive_first_then_longest_first_each_kept_who
     # the gate holds an exclusive test; test_new is not recorded: the median (3.0) places it between a and c
     assert order == ["tests/test_gate.py::quick", "tests/test_gate.py::timed", "tests/test_b.py::x",
                      "tests/test_a.py::x", "tests/test_a.py::y", "tests/test_new.py::x", "tests/test_c.py::x"]
-

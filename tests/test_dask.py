@@ -41,20 +41,22 @@ DATASET = "random-xs-20-euclidean"
 QUICK = "bruteforce,kdtree,balltree"
 
 SLOW = '''
-import contextlib, os, signal, time
+import contextlib, os, signal, subprocess, tempfile, time
 import numpy as np
 from annbench.backends.adapter import Adapter
 
 
 class Slow(Adapter):
     """Exact search whose build sleeps ``delay`` s; ``die: true`` kills the worker running its child; the
-    one build that finds the file ``hold-<delay>`` among the marks (and removes it) waits until it is killed."""
+    one build that finds the file ``hold-<delay>`` among the marks (and removes it) waits until it is killed;
+    ``orphan: true`` leaves the scratch folder of a worker that died while it ran (of a process that is gone)."""
 
     metrics = ("euclidean",)
 
-    def __init__(self, metric: str, delay: float = 0.0, die: bool = False, threads: int = 1) -> None:
+    def __init__(self, metric: str, delay: float = 0.0, die: bool = False, orphan: bool = False,
+                 threads: int = 1) -> None:
         super().__init__(metric, threads)
-        self.delay, self.die = delay, die
+        self.delay, self.die, self.orphan = delay, die, orphan
 
     def fit(self, X):
         marks = os.environ["ANNBENCH_TEST_MARKS"]
@@ -63,6 +65,13 @@ class Slow(Adapter):
         if self.die:
             os.kill(os.getppid(), signal.SIGKILL)
             time.sleep(60)
+        if self.orphan:
+            gone = subprocess.Popen(["true"])
+            gone.wait()
+            orphan = os.path.join(tempfile.gettempdir(), f"annbench-task-{gone.pid}-orphan")
+            os.mkdir(orphan)
+            with open(os.path.join(marks, f"orphan.{os.getpid()}"), "w") as f:
+                f.write(orphan)
         with contextlib.suppress(FileNotFoundError):
             os.remove(os.path.join(marks, f"hold-{self.delay}"))
             time.sleep(600)                            # ends with its worker, which the test kills
@@ -177,6 +186,18 @@ def test_killed_worker_task_is_rerun_and_nothing_is_lost(cluster, slow, data_dir
     frame = _ok_frame(tmp_path / "results")                     # nothing lost: every run stored and ok
     assert sorted(frame["build.delay"]) == [0.0, 0.2, 0.4] and (frame["recall"] == 1.0).all()
     assert not list(Path(tempfile.gettempdir()).glob(f"annbench-task-{worker_pid}-*"))  # its scratch folder removed
+
+
+def test_a_task_ending_removes_the_scratch_of_a_worker_that_died_while_it_ran(cluster, slow, data_dir: Path,
+                                                                              tmp_path: Path) -> None:
+    """Not only as a task starts: a killed worker may still be dying when its rerun, perhaps the sweep's last
+    task, starts and looks; nothing after it would."""
+    thread, outcome = _background_sweep(cluster, slow, data_dir, tmp_path / "results", "{orphan: [true]}")
+    thread.join(300)
+    assert not thread.is_alive() and outcome["result"].code == 0, outcome["result"].err
+    (mark,) = _marks(slow[2], "orphan")
+    left = Path(mark.read_text())
+    assert left.parent == Path(tempfile.gettempdir()) and not left.exists(), left
 
 
 def test_task_whose_worker_always_dies_is_retried_once_then_failed(cluster, slow, data_dir: Path,

@@ -231,4 +231,7 @@ def run_remote(task: Task, limits: Limits, options: RemoteOptions, log_relpath: 
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
+            # and again once this task has run: a worker killed mid-task may still have been dying when its
+            # rerun (this task, perhaps the sweep's last) looked at the start, and no later task would look
+            remove_dead_scratch()
 

@@ -8,10 +8,10 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import call
 
 from annbench.analyse.compare import related_datasets, side_by_side
 from annbench.datasets.format import load_dataset
-from tests.conftest import call
 
 
 def _run(dataset: str, algorithm: str, recall: float, qps: float, build_s: float, knn: float) -> dict:

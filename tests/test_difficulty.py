@@ -9,12 +9,12 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import call
 
 from annbench.analyse import difficulty as D
 from annbench.core.errors import UserError
 from annbench.datasets.format import load_dataset, write_dataset
 from annbench.quality.groundtruth import exact_knn
-from tests.conftest import call
 
 
 def _dataset(path, train, test, distance="euclidean"):

@@ -9,10 +9,10 @@ from contextlib import redirect_stderr
 import h5py
 import numpy as np
 import pytest
+from conftest import call
 
 from annbench.apps.encoders.base import EncoderSettings, TrainingData
 from annbench.datasets.format import load_dataset
-from tests.conftest import call
 
 SOURCE = "digits-64-euclidean"
 

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import call
 
 from annbench.cli.gate import main
 from annbench.gate import verdicts as gate
 from annbench.gate.baseline import session_from_json, session_to_json
 from annbench.gate.verdicts import Round, Session, SettingRecord, Tolerances
-from tests.conftest import call
 
 # ---------------------------------------------------------------- synthetic sessions (pure)
 
@@ -212,8 +212,7 @@ def test_bad_baseline_is_a_one_line_error(tmp_path: Path, content: str, expected
 
 def test_readme_workflow_is_the_shipped_workflow_and_runs_the_gate():
     import yaml
-
-    from tests.conftest import REPO
+    from conftest import REPO
 
     readme = (REPO / "README.md").read_text()
     shipped = (REPO / ".github" / "workflows" / "annbench-gate.yml").read_text()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import call
 
 from annbench.quality.metrics import knn_accuracy, knn_votes
-from tests.conftest import call
 
 
 def test_knn_accuracy_hand_made_with_ties_and_padding() -> None:

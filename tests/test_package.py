@@ -13,12 +13,12 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
+from conftest import REPO, call, write_backend
 
 from annbench.__main__ import SUBCOMMANDS, main
 from annbench.backends.discovery import load_adapter
 from annbench.core.errors import UserError
 from annbench.core.paths import ALGORITHMS_DIR, CONFIGS_DIR
-from tests.conftest import REPO, call, write_backend
 
 CONSTRAINTS = REPO / "constraints.txt"
 

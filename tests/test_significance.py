@@ -9,10 +9,10 @@ from io import StringIO
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import call
 
 from annbench.analyse import processes as P
 from annbench.analyse import significance as S
-from tests.conftest import call
 
 
 def test_holm_by_hand():

@@ -184,7 +184,7 @@ def test_a_killed_child_or_sweep_leaves_no_server_and_no_folder(data_dir: Path, 
         os.killpg(proc.pid if killed == "sweep" else os.getpgid(child), signal.SIGKILL)
         assert _left_behind(scratch) == ([], [])
         # waited for as the folder is: a process in its exit has no command line any more (it names no folder)
-        # some milliseconds before it is a zombie (dead): seen once in CI, just after the folder was gone
+        # some milliseconds before it is a zombie (dead)
         _wait_for(lambda: not [p for p in below if process_alive(p)], timeout=30,
                   failure="a process that ran below the sweep outlived it")
     finally:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import call
+from conftest import REPO, call
 
 from annbench.cli.gate import main
 from annbench.gate import verdicts as gate
@@ -212,7 +212,6 @@ def test_bad_baseline_is_a_one_line_error(tmp_path: Path, content: str, expected
 
 def test_readme_workflow_is_the_shipped_workflow_and_runs_the_gate():
     import yaml
-    from conftest import REPO
 
     readme = (REPO / "README.md").read_text()
     shipped = (REPO / ".github" / "workflows" / "annbench-gate.yml").read_text()
